@@ -1,0 +1,273 @@
+/*
+ * config.c - the configuration table and its loader. To add a key: add a
+ * row to `keys` and a row to docs/configuration.md (a test checks that the
+ * two agree).
+ */
+#include <ctype.h>
+
+#include "ft/config.h"
+
+static const struct ft_config_key keys[] = {
+	{ "database_url", FT_CFG_STR, "postgresql://localhost/ftplat", 0, 0,
+	  "PostgreSQL connection string (libpq URI or key=value form)" },
+	{ "redis_url", FT_CFG_STR, "redis://127.0.0.1:6379/0", 0, 0,
+	  "Redis URL: redis://[:password@]host[:port][/db]" },
+	{ "listen_addr", FT_CFG_STR, "127.0.0.1", 0, 0, "address ft-api listens on" },
+	{ "listen_port", FT_CFG_INT, "8080", 1, 65535, "TCP port ft-api listens on" },
+	{ "store_dir", FT_CFG_STR, "./ftplat-store", 0, 0,
+	  "root of the local content-addressed artifact store" },
+	{ "log_level", FT_CFG_STR, "info", 0, 0, "debug | info | warn | error" },
+	{ "pg_pool_size", FT_CFG_INT, "8", 1, 256, "PostgreSQL connections per process" },
+	{ "api_threads", FT_CFG_INT, "8", 1, 1024, "ft-api worker threads" },
+	{ "max_upload_bytes", FT_CFG_INT, "536870912", 1, 1L << 40,
+	  "largest accepted upload, in bytes" },
+	{ "migrations_dir", FT_CFG_STR, NULL, 0, 0,
+	  "folder of NNNN_name.up.sql / .down.sql files for ft-migrate" },
+	{ "worker_id", FT_CFG_STR, NULL, 0, 0, "stable id of this worker (default: generated)" },
+	{ "heartbeat_ms", FT_CFG_INT, "2000", 100, 600000, "worker heartbeat period" },
+	{ "lease_ms", FT_CFG_INT, "15000", 500, 3600000,
+	  "how long a dispatched job stays leased without a heartbeat" },
+	{ "webhook_allow_http", FT_CFG_BOOL, "false", 0, 0,
+	  "allow plain-http webhook URLs (development only)" },
+};
+
+const struct ft_config_key *ft_config_keys(size_t *count)
+{
+	*count = FT_ARRAY_LEN(keys);
+	return keys;
+}
+
+static int key_index(const char *name)
+{
+	for (size_t i = 0; i < FT_ARRAY_LEN(keys); i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "1", "true", "yes", "on" };
+	static const char *const no[] = { "0", "false", "no", "off" };
+	for (size_t i = 0; i < FT_ARRAY_LEN(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool parse_long(const char *s, long *out)
+{
+	char *end;
+	long v;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+static enum ft_rc check_value(const struct ft_config_key *k, const char *value,
+			      const char *origin, struct ft_err *err)
+{
+	long v;
+	bool bv;
+	switch (k->type) {
+	case FT_CFG_STR:
+		return FT_OK;
+	case FT_CFG_INT:
+		if (!parse_long(value, &v))
+			return ft_failf(err, FT_EINVAL, "invalid_config",
+					"config %s: \"%s\" must be an integer (got \"%s\")", origin,
+					k->name, value);
+		if (v < k->min || v > k->max)
+			return ft_failf(err, FT_EINVAL, "invalid_config",
+					"config %s: \"%s\" must be between %ld and %ld (got %ld)",
+					origin, k->name, k->min, k->max, v);
+		return FT_OK;
+	case FT_CFG_BOOL:
+		if (!parse_bool(value, &bv))
+			return ft_failf(err, FT_EINVAL, "invalid_config",
+					"config %s: \"%s\" must be true or false (got \"%s\")",
+					origin, k->name, value);
+		return FT_OK;
+	}
+	return FT_EINTERNAL;
+}
+
+static void store(struct ft_config *cfg, int i, const char *value, const char *origin)
+{
+	free(cfg->values[i]);
+	free(cfg->origin[i]);
+	cfg->values[i] = value ? ft_xstrdup(value) : NULL;
+	cfg->origin[i] = ft_xstrdup(origin);
+}
+
+enum ft_rc ft_config_set(struct ft_config *cfg, const char *key, const char *value,
+			 const char *origin, struct ft_err *err)
+{
+	int i = key_index(key);
+	if (i < 0)
+		return ft_failf(err, FT_EINVAL, "invalid_config", "config %s: unknown key \"%s\"",
+				origin, key);
+	if (check_value(&keys[i], value, origin, err))
+		return FT_EINVAL;
+	store(cfg, i, value, origin);
+	return FT_OK;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static enum ft_rc load_file(struct ft_config *cfg, const char *path, struct ft_err *err)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096], origin[64];
+	long lineno = 0;
+	enum ft_rc rc = FT_OK;
+
+	if (!f)
+		return ft_failf(err, FT_EIO, "invalid_config", "config file \"%s\": %s", path,
+				strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		char *key, *value, *eq;
+		lineno++;
+		snprintf(origin, sizeof(origin), "line %ld", lineno);
+		if (!strchr(line, '\n') && !feof(f)) {
+			rc = ft_failf(err, FT_EINVAL, "invalid_config",
+				      "config line %ld: longer than %zu bytes", lineno,
+				      sizeof(line) - 2);
+			break;
+		}
+		key = trim(line);
+		if (*key == '\0' || *key == '#')
+			continue;
+		eq = strchr(key, '=');
+		if (!eq) {
+			rc = ft_failf(err, FT_EINVAL, "invalid_config",
+				      "config line %ld: expected key = value", lineno);
+			break;
+		}
+		*eq = '\0';
+		key = trim(key);
+		value = trim(eq + 1);
+		size_t vl = strlen(value);
+		if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
+			value[vl - 1] = '\0';
+			value++;
+		}
+		rc = ft_config_set(cfg, key, value, origin, err);
+		if (rc)
+			break;
+	}
+	if (rc == FT_OK && ferror(f))
+		rc = ft_failf(err, FT_EIO, "invalid_config", "config file \"%s\": read error", path);
+	fclose(f);
+	if (rc)
+		ft_err_detailf(err, "in %s", path);
+	return rc;
+}
+
+enum ft_rc ft_config_load(struct ft_config *cfg, const char *path, struct ft_err *err)
+{
+	size_t n = FT_ARRAY_LEN(keys);
+	enum ft_rc rc;
+
+	cfg->values = ft_xcalloc(n, sizeof(char *));
+	cfg->origin = ft_xcalloc(n, sizeof(char *));
+	for (size_t i = 0; i < n; i++)
+		store(cfg, (int)i, keys[i].def, "default");
+
+	if (!path)
+		path = getenv("FT_CONFIG");
+	if (path && *path) {
+		rc = load_file(cfg, path, err);
+		if (rc)
+			goto fail;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char env[96];
+		const char *v;
+		size_t j;
+		snprintf(env, sizeof(env), "FT_%s", keys[i].name);
+		for (j = 3; env[j]; j++)
+			env[j] = (char)toupper((unsigned char)env[j]);
+		v = getenv(env);
+		if (!v)
+			continue;
+		char origin[128];
+		snprintf(origin, sizeof(origin), "env %s", env);
+		rc = ft_config_set(cfg, keys[i].name, v, origin, err);
+		if (rc)
+			goto fail;
+	}
+	return FT_OK;
+fail:
+	ft_config_release(cfg);
+	return rc;
+}
+
+void ft_config_release(struct ft_config *cfg)
+{
+	if (!cfg->values)
+		return;
+	for (size_t i = 0; i < FT_ARRAY_LEN(keys); i++) {
+		free(cfg->values[i]);
+		free(cfg->origin[i]);
+	}
+	free(cfg->values);
+	free(cfg->origin);
+	cfg->values = cfg->origin = NULL;
+}
+
+static int must_index(const char *key)
+{
+	int i = key_index(key);
+	FT_ASSERT(i >= 0 && "unknown config key");
+	return i;
+}
+
+const char *ft_config_str(const struct ft_config *cfg, const char *key)
+{
+	return cfg->values[must_index(key)];
+}
+
+long ft_config_int(const struct ft_config *cfg, const char *key)
+{
+	int i = must_index(key);
+	long v = 0;
+	FT_ASSERT(keys[i].type == FT_CFG_INT);
+	if (cfg->values[i])
+		FT_ASSERT(parse_long(cfg->values[i], &v));
+	return v;
+}
+
+bool ft_config_bool(const struct ft_config *cfg, const char *key)
+{
+	int i = must_index(key);
+	bool v = false;
+	FT_ASSERT(keys[i].type == FT_CFG_BOOL);
+	if (cfg->values[i])
+		FT_ASSERT(parse_bool(cfg->values[i], &v));
+	return v;
+}
+
+const char *ft_config_origin(const struct ft_config *cfg, const char *key)
+{
+	return cfg->origin[must_index(key)];
+}

@@ -1,0 +1,23 @@
+-- Undo 0001_initial: drop everything it created, dependents first.
+DROP TABLE idempotency_keys;
+DROP TABLE audit_log;
+DROP TABLE webhook_deliveries;
+DROP TABLE webhooks;
+DROP TABLE drift_windows;
+DROP TABLE judgments;
+DROP TABLE experiments;
+DROP TABLE deployments;
+DROP TABLE endpoints;
+DROP TABLE model_versions;
+DROP TABLE checkpoints;
+DROP TABLE job_metrics;
+DROP TABLE job_events;
+DROP TABLE job_transitions;
+ALTER TABLE artifacts DROP CONSTRAINT artifacts_job_fk;
+DROP TABLE jobs;
+DROP TABLE base_models;
+DROP TABLE artifacts;
+DROP TABLE datasets;
+DROP TABLE files;
+DROP TABLE api_keys;
+DROP TABLE teams;

@@ -1,0 +1,44 @@
+/*
+ * ft_train.c - the ft-train program: a table of subcommands over the
+ * trainer library (git's commands[] shape).
+ */
+#include "ft/trainer.h"
+
+struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+};
+
+static int cmd_version(int argc, char **argv)
+{
+	FT_UNUSED(argc);
+	FT_UNUSED(argv);
+	printf("%s\n", ft_trainer_version());
+	return 0;
+}
+
+static const struct cmd commands[] = {
+	{ "version", cmd_version, "print the trainer version" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ft-train <command> [options]\n\ncommands:\n");
+	for (size_t i = 0; i < FT_ARRAY_LEN(commands); i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < FT_ARRAY_LEN(commands); i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "ft-train: unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -54,6 +54,11 @@ int main(int argc, char **argv)
 		.name = name,
 		.tick_ms = (int)ft_config_int(&cfg, "sched_tick_ms"),
 		.lease_ms = (int)ft_config_int(&cfg, "lease_ms"),
+		.webhook_allow_http = ft_config_bool(&cfg, "webhook_allow_http"),
+		.webhook_allow_cidrs = ft_config_str(&cfg, "webhook_allow_cidrs"),
+		.webhook_backoff_ms = (int)ft_config_int(&cfg, "webhook_backoff_ms"),
+		.webhook_timeout_ms = (int)ft_config_int(&cfg, "webhook_timeout_ms"),
+		.webhook_max_age_hours = (int)ft_config_int(&cfg, "webhook_max_age_hours"),
 		.stop = &stop,
 	};
 	ft_info("ft-scheduler %s starting", name);

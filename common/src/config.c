@@ -37,6 +37,14 @@ static const struct ft_config_key keys[] = {
 	{ "work_dir", FT_CFG_STR, "./ftplat-work", 0, 0, "a worker's scratch folder for jobs" },
 	{ "webhook_allow_http", FT_CFG_BOOL, "false", 0, 0,
 	  "allow plain-http webhook URLs (development only)" },
+	{ "webhook_allow_cidrs", FT_CFG_STR, "", 0, 0,
+	  "comma-separated CIDRs of special addresses webhooks may reach (admin)" },
+	{ "webhook_backoff_ms", FT_CFG_INT, "5000", 1, 3600000,
+	  "first webhook retry delay; doubles per attempt up to 12 h" },
+	{ "webhook_timeout_ms", FT_CFG_INT, "10000", 100, 120000,
+	  "one webhook attempt's time limit" },
+	{ "webhook_max_age_hours", FT_CFG_INT, "72", 1, 720,
+	  "a webhook delivery still failing after this long is abandoned" },
 };
 
 const struct ft_config_key *ft_config_keys(size_t *count)

@@ -124,6 +124,7 @@ enum ft_rc ft_sched_run(const struct ft_sched_opts *o, struct ft_err *err)
 {
 	struct sched s = { 0 };
 	s.o = o;
+	sched_webhooks_start(o);
 	while (!*o->stop) {
 		struct ft_err e;
 		ft_err_clear(&e);
@@ -149,6 +150,7 @@ enum ft_rc ft_sched_run(const struct ft_sched_opts *o, struct ft_err *err)
 	if (s.leader)
 		ft_info("%s stops leading", o->name);
 	drop_pg(&s);
+	sched_webhooks_stop();
 	ft_redis_free(s.redis);
 	free(s.workers);
 	FT_UNUSED(err);

@@ -36,6 +36,10 @@ enum ft_rc sched_reap(struct sched *s, struct ft_err *err);
 enum ft_rc sched_dispatch(struct sched *s, struct ft_err *err);
 enum ft_rc sched_push_cancels(struct sched *s, struct ft_err *err);
 
+/* webhooks.c: the delivery thread */
+void sched_webhooks_start(const struct ft_sched_opts *o);
+void sched_webhooks_stop(void);
+
 /* persist.c */
 enum ft_rc sched_persist_events(struct sched *s, struct ft_err *err);
 

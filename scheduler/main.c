@@ -59,10 +59,14 @@ int main(int argc, char **argv)
 		.webhook_backoff_ms = (int)ft_config_int(&cfg, "webhook_backoff_ms"),
 		.webhook_timeout_ms = (int)ft_config_int(&cfg, "webhook_timeout_ms"),
 		.webhook_max_age_hours = (int)ft_config_int(&cfg, "webhook_max_age_hours"),
+		.metrics_addr = ft_config_str(&cfg, "metrics_addr"),
+		.metrics_port = (int)ft_config_int(&cfg, "metrics_port"),
 		.stop = &stop,
 	};
 	ft_info("ft-scheduler %s starting", name);
 	enum ft_rc rc = ft_sched_run(&o, &err);
+	if (rc)
+		fprintf(stderr, "ft-scheduler: %s\n", err.msg);
 	ft_config_release(&cfg);
 	return rc ? 1 : 0;
 }

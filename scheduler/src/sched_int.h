@@ -25,9 +25,17 @@ struct sched {
 	bool group_ready;
 	struct sched_worker *workers;
 	size_t n_workers;
-	/* statistics for /metrics and logs */
+	/* statistics for /metrics (read by the metrics thread: atomics) */
 	uint64_t dispatched, requeued, persisted;
+	/* queued -> dispatched latency histogram, seconds */
+	uint64_t lat_buckets[12];
+	double lat_sum;
+	uint64_t lat_count;
 };
+
+/* Upper bounds of the latency histogram buckets, seconds (+Inf last). */
+extern const double sched_lat_bounds[11];
+void sched_observe_latency(struct sched *s, double seconds);
 
 /* dispatch.c */
 enum ft_rc sched_read_workers(struct sched *s, struct ft_err *err);

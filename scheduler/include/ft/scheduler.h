@@ -21,6 +21,8 @@ struct ft_sched_opts {
 	int webhook_backoff_ms; /* first retry delay; doubles per attempt */
 	int webhook_timeout_ms;
 	int webhook_max_age_hours; /* then a delivery is abandoned */
+	const char *metrics_addr;
+	int metrics_port; /* -1: no /metrics; 0: any free port */
 	volatile int *stop; /* set non-zero to stop the loop */
 };
 

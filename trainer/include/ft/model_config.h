@@ -10,7 +10,8 @@
  *   factor, low_freq_factor, high_freq_factor, original_max_position_embeddings;
  *   or "linear" with factor}, tie_word_embeddings, attention_bias (Qwen2:
  *   always true for q/k/v, false for o), mlp_bias, hidden_act ("silu"),
- *   bos_token_id / eos_token_id (int or list), pad_token_id, torch_dtype.
+ *   bos_token_id / eos_token_id (int or list), pad_token_id, torch_dtype,
+ *   sliding_window (Mistral; Qwen2's use_sliding_window must be false).
  * An unknown architecture, a missing required field, or inconsistent sizes
  * (hidden not divisible by heads, heads not divisible by kv heads) are clear
  * FT_EINVAL errors that name the field.
@@ -52,6 +53,7 @@ struct ft_model_config {
 	int n_eos;
 	int pad_token_id;		/* -1 when absent */
 	char torch_dtype[16];
+	int sliding_window;		/* Mistral: attention window, 0 = none */
 };
 
 enum ft_rc ft_model_config_parse(const char *json_text, size_t len, struct ft_model_config *out,

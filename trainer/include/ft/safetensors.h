@@ -61,12 +61,20 @@ const struct ft_st_tensor *ft_st_at(const struct ft_st_file *f, size_t i);
 const struct ft_st_tensor *ft_st_find(const struct ft_st_file *f, const char *name);
 /* __metadata__ value for key, or NULL. */
 const char *ft_st_metadata(const struct ft_st_file *f, const char *key);
+/* Every __metadata__ pair, sorted by key: returns the i-th key and sets
+ * *value; NULL past the end. */
+size_t ft_st_metadata_count(const struct ft_st_file *f);
+const char *ft_st_metadata_at(const struct ft_st_file *f, size_t i, const char **value);
 
 /* Parse and validate a header alone (used by the fuzzer and ft_st_open):
  * buf holds the whole file (or at least 8 + N bytes); file_size is the
  * real size, for offset checks. */
 enum ft_rc ft_st_parse(const uint8_t *buf, size_t len, uint64_t file_size,
 		       struct ft_st_file **out, struct ft_err *err);
+
+/* One half-precision value to fp32, exactly (subnormals, inf, NaN kept). */
+float ft_f16_to_f32(uint16_t h);
+float ft_bf16_to_f32(uint16_t b);
 
 /* Convert one tensor to fp32 (from F32, F16 or BF16) into dst[nelem]. */
 enum ft_rc ft_st_to_f32(const struct ft_st_tensor *t, float *dst, struct ft_err *err);

@@ -889,8 +889,10 @@ enum ft_rc ft_st_writer_write(struct ft_st_writer *w, const char *path, struct f
 	enum ft_rc rc;
 	int fd;
 
-	qsort(w->t, w->n, sizeof(*w->t), cmp_wtensor);
-	qsort(w->meta, w->n_meta, sizeof(*w->meta), cmp_wmeta);
+	if (w->n)
+		qsort(w->t, w->n, sizeof(*w->t), cmp_wtensor);
+	if (w->n_meta)
+		qsort(w->meta, w->n_meta, sizeof(*w->meta), cmp_wmeta);
 	if (build_header(w, &h)) {
 		rc = ft_failf(err, FT_ELIMIT, NULL, "%s: the header would exceed %u bytes", path,
 			      FT_ST_MAX_HEADER);

@@ -18,6 +18,9 @@
  *   ft-train st-copy IN OUT
  *       reads IN and writes every tensor and the metadata to OUT through
  *       ft_st_writer.
+ *   ft-train config-json MODEL_DIR
+ *       parses MODEL_DIR/config.json and prints what ft_model_config_to_json
+ *       writes for it.
  */
 #include <sys/stat.h>
 
@@ -302,5 +305,29 @@ int cmd_st_copy(int argc, char **argv)
 		ret = fail("st-copy", &err);
 	ft_st_writer_free(wr);
 	ft_st_close(in);
+	return ret;
+}
+
+int cmd_config_json(int argc, char **argv)
+{
+	struct ft_model_config cfg;
+	struct ft_buf out = FT_BUF_INIT(1 << 20);
+	struct ft_err err;
+	int ret = 0;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: ft-train config-json MODEL_DIR\n");
+		return 2;
+	}
+	ft_err_clear(&err);
+	if (ft_model_config_load(argv[1], &cfg, &err))
+		return fail("config-json", &err);
+	if (ft_model_config_to_json(&cfg, &out)) {
+		fprintf(stderr, "ft-train config-json: cannot write this config as config.json\n");
+		ret = 1;
+	} else {
+		fputs(ft_buf_str(&out), stdout);
+	}
+	ft_buf_release(&out);
 	return ret;
 }

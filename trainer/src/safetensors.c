@@ -1124,26 +1124,27 @@ enum ft_rc ft_st_set_open(const char *model_dir, struct ft_st_set **out, struct 
 	enum ft_rc rc;
 
 	*out = NULL;
-	if (ft_buf_addf(&p, "%s/" INDEX_NAME, model_dir)) {
-		rc = ft_failf(err, FT_ELIMIT, NULL, "%s: path too long", model_dir);
-		goto fail;
-	}
-	if (stat(p.ptr, &st) == 0) {
-		rc = set_open_sharded(model_dir, p.ptr, s, err);
-		if (rc)
-			goto fail;
-		goto done;
-	}
-	ft_buf_reset(&p);
+	/* model.safetensors first, then the index: transformers' order. */
 	if (ft_buf_addf(&p, "%s/" SINGLE_NAME, model_dir)) {
 		rc = ft_failf(err, FT_ELIMIT, NULL, "%s: path too long", model_dir);
 		goto fail;
 	}
 	if (stat(p.ptr, &st) != 0) {
-		rc = ft_failf(err, FT_ENOTFOUND, "no_weights",
-			      "%s: no " SINGLE_NAME " or " INDEX_NAME " in the model folder",
-			      model_dir);
-		goto fail;
+		ft_buf_reset(&p);
+		if (ft_buf_addf(&p, "%s/" INDEX_NAME, model_dir)) {
+			rc = ft_failf(err, FT_ELIMIT, NULL, "%s: path too long", model_dir);
+			goto fail;
+		}
+		if (stat(p.ptr, &st) != 0) {
+			rc = ft_failf(err, FT_ENOTFOUND, "no_weights",
+				      "%s: no " SINGLE_NAME " or " INDEX_NAME " in the model folder",
+				      model_dir);
+			goto fail;
+		}
+		rc = set_open_sharded(model_dir, p.ptr, s, err);
+		if (rc)
+			goto fail;
+		goto done;
 	}
 	s->files = ft_xcalloc(1, sizeof(*s->files));
 	rc = ft_st_open(p.ptr, &s->files[0], err);

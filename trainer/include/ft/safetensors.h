@@ -92,8 +92,9 @@ enum ft_rc ft_st_writer_meta(struct ft_st_writer *w, const char *key, const char
 enum ft_rc ft_st_writer_write(struct ft_st_writer *w, const char *path, struct ft_err *err);
 
 /* A model folder's weights, one file or sharded: opens model.safetensors,
- * or model.safetensors.index.json and every shard it names. Lookup by
- * tensor name across shards. */
+ * or (when there is none) model.safetensors.index.json and every shard it
+ * names, each once. Lookup by tensor name across shards; ft_st_set_at goes
+ * in name order. ft_st_at (one file) goes in file (offset) order. */
 struct ft_st_set;
 enum ft_rc ft_st_set_open(const char *model_dir, struct ft_st_set **out, struct ft_err *err);
 void ft_st_set_close(struct ft_st_set *s);

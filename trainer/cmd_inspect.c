@@ -68,8 +68,8 @@ static const struct ft_st_tensor *weights_find(const struct weights *w, const ch
 	return w->set ? ft_st_set_find(w->set, name) : ft_st_find(w->file, name);
 }
 
-static const char *const rope_names[] = { "default", "linear", "llama3" };
-static const char *const model_types[] = { "llama", "mistral", "qwen2" };
+static const char *const rope_names[] = {"default", "linear", "llama3"};
+static const char *const model_types[] = {"llama", "mistral", "qwen2"};
 
 static json_t *config_json(const struct ft_model_config *c)
 {
@@ -82,15 +82,15 @@ static json_t *config_json(const struct ft_model_config *c)
 		"architecture", c->architecture, "model_type", model_types[c->arch], "vocab_size",
 		c->vocab_size, "hidden_size", c->hidden_size, "intermediate_size",
 		c->intermediate_size, "num_layers", c->num_layers, "num_heads", c->num_heads,
-		"num_kv_heads", c->num_kv_heads, "head_dim", c->head_dim,
-		"max_position_embeddings", c->max_position_embeddings, "rms_norm_eps",
-		c->rms_norm_eps, "rope_theta", c->rope_theta, "rope_type", rope_names[c->rope_type],
-		"rope_factor", c->rope_factor, "rope_low_freq_factor", c->rope_low_freq_factor,
-		"rope_high_freq_factor", c->rope_high_freq_factor, "rope_original_max_pos",
-		c->rope_original_max_pos, "tie_word_embeddings", c->tie_word_embeddings, "qkv_bias",
-		c->qkv_bias, "o_bias", c->o_bias, "mlp_bias", c->mlp_bias, "bos_token_id",
-		c->bos_token_id, "eos_token_ids", eos, "pad_token_id", c->pad_token_id,
-		"torch_dtype", c->torch_dtype, "sliding_window", c->sliding_window);
+		"num_kv_heads", c->num_kv_heads, "head_dim", c->head_dim, "max_position_embeddings",
+		c->max_position_embeddings, "rms_norm_eps", c->rms_norm_eps, "rope_theta",
+		c->rope_theta, "rope_type", rope_names[c->rope_type], "rope_factor", c->rope_factor,
+		"rope_low_freq_factor", c->rope_low_freq_factor, "rope_high_freq_factor",
+		c->rope_high_freq_factor, "rope_original_max_pos", c->rope_original_max_pos,
+		"tie_word_embeddings", c->tie_word_embeddings, "qkv_bias", c->qkv_bias, "o_bias",
+		c->o_bias, "mlp_bias", c->mlp_bias, "bos_token_id", c->bos_token_id,
+		"eos_token_ids", eos, "pad_token_id", c->pad_token_id, "torch_dtype",
+		c->torch_dtype, "sliding_window", c->sliding_window);
 	return o;
 }
 
@@ -113,10 +113,11 @@ static void print_text(const char *path, const struct ft_model_config *c, bool h
 	printf("model: %s\n", path);
 	if (have_config) {
 		printf("architecture: %s (%s)\n", c->architecture, model_types[c->arch]);
-		printf("sizes: vocab %d, hidden %d, intermediate %d, layers %d, heads %d, kv heads %d, head_dim %d\n",
+		printf("sizes: vocab %d, hidden %d, intermediate %d, layers %d, heads %d, kv heads "
+		       "%d, head_dim %d\n",
 		       c->vocab_size, c->hidden_size, c->intermediate_size, c->num_layers,
 		       c->num_heads, c->num_kv_heads, c->head_dim);
-		printf("positions: %d, rms_norm_eps %g, rope theta %g, scaling %s", 
+		printf("positions: %d, rms_norm_eps %g, rope theta %g, scaling %s",
 		       c->max_position_embeddings, c->rms_norm_eps, c->rope_theta,
 		       rope_names[c->rope_type]);
 		if (c->rope_type != FT_ROPE_DEFAULT)
@@ -216,7 +217,8 @@ int cmd_inspect(int argc, char **argv)
 		}
 	}
 	if (!path) {
-		fprintf(stderr, "usage: ft-train inspect MODEL_DIR|FILE.safetensors [--json] [--hash]\n");
+		fprintf(stderr,
+			"usage: ft-train inspect MODEL_DIR|FILE.safetensors [--json] [--hash]\n");
 		return 2;
 	}
 	ft_err_clear(&err);

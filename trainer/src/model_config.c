@@ -56,14 +56,14 @@ struct arch_info {
 	int kv_default; /* 0: = num_attention_heads */
 	int max_pos_default;
 	int bos_default, eos_default; /* -1: none */
-	bool attention_bias_key;      /* "attention_bias" and "mlp_bias" are read */
+	bool attention_bias_key; /* "attention_bias" and "mlp_bias" are read */
 	bool fixed_qkv_bias;
 };
 
 static const struct arch_info archs[] = {
-	{ FT_ARCH_LLAMA, "LlamaForCausalLM", "llama", 0, 2048, 1, 2, true, false },
-	{ FT_ARCH_MISTRAL, "MistralForCausalLM", "mistral", 8, 131072, 1, 2, false, false },
-	{ FT_ARCH_QWEN2, "Qwen2ForCausalLM", "qwen2", 32, 32768, -1, -1, false, true },
+	{FT_ARCH_LLAMA, "LlamaForCausalLM", "llama", 0, 2048, 1, 2, true, false},
+	{FT_ARCH_MISTRAL, "MistralForCausalLM", "mistral", 8, 131072, 1, 2, false, false},
+	{FT_ARCH_QWEN2, "Qwen2ForCausalLM", "qwen2", 32, 32768, -1, -1, false, true},
 };
 
 #define SUPPORTED_ARCHS "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM"
@@ -76,9 +76,9 @@ struct rope_info {
 };
 
 static const struct rope_info ropes[] = {
-	{ "default", FT_ROPE_DEFAULT },
-	{ "linear", FT_ROPE_LINEAR },
-	{ "llama3", FT_ROPE_LLAMA3 },
+	{"default", FT_ROPE_DEFAULT},
+	{"linear", FT_ROPE_LINEAR},
+	{"llama3", FT_ROPE_LLAMA3},
 };
 
 static const struct arch_info *arch_by_name(const char *name)
@@ -138,19 +138,21 @@ static enum ft_rc pick_arch(const json_t *root, const struct arch_info **out, st
 		name = json_string_value(first);
 		a = arch_by_name(name);
 		if (!a)
-			return ft_failf(err, FT_EINVAL, "unsupported_architecture",
-					"unsupported architecture \"%s\" (supported: " SUPPORTED_ARCHS
-					")",
-					name);
+			return ft_failf(
+				err, FT_EINVAL, "unsupported_architecture",
+				"unsupported architecture \"%s\" (supported: " SUPPORTED_ARCHS ")",
+				name);
 		if (type && strcmp(type, a->model_type) != 0)
-			return ft_failf(err, FT_EINVAL, "inconsistent_config",
-					"\"model_type\" is \"%s\" but architecture \"%s\" needs \"%s\"",
-					type, name, a->model_type);
+			return ft_failf(
+				err, FT_EINVAL, "inconsistent_config",
+				"\"model_type\" is \"%s\" but architecture \"%s\" needs \"%s\"",
+				type, name, a->model_type);
 	} else if (type) {
 		a = arch_by_type(type);
 		if (!a)
 			return ft_failf(err, FT_EINVAL, "unsupported_architecture",
-					"unsupported model_type \"%s\" (supported: " SUPPORTED_TYPES ")",
+					"unsupported model_type \"%s\" (supported: " SUPPORTED_TYPES
+					")",
 					type);
 	} else {
 		return ft_failf(err, FT_EINVAL, "missing_field",
@@ -251,14 +253,16 @@ static enum ft_rc parse_eos(const json_t *root, struct ft_model_config *c, struc
 		return FT_OK;
 	}
 	if (!json_is_array(v))
-		return ft_failf(err, FT_EINVAL, "invalid_type",
-				"\"eos_token_id\" must be an integer or a list of integers (got %s)",
-				ft_json_type_name(v));
+		return ft_failf(
+			err, FT_EINVAL, "invalid_type",
+			"\"eos_token_id\" must be an integer or a list of integers (got %s)",
+			ft_json_type_name(v));
 	if (json_array_size(v) > FT_MAX_EOS_IDS)
 		return ft_failf(err, FT_EINVAL, "out_of_range",
 				"\"eos_token_id\" lists %zu ids (at most %d are supported)",
 				json_array_size(v), FT_MAX_EOS_IDS);
-	json_array_foreach(v, i, x) {
+	json_array_foreach(v, i, x)
+	{
 		if (!json_is_integer(x) || json_integer_value(x) < 0 ||
 		    json_integer_value(x) > INT32_MAX)
 			return ft_failf(err, FT_EINVAL, "invalid_type",
@@ -286,7 +290,8 @@ static enum ft_rc parse_root(const json_t *root, struct ft_model_config *c, stru
 	ft_strlcpy(c->architecture, a->name, sizeof(c->architecture));
 
 	rc = get_int(root, "vocab_size", FT_JSON_REQUIRED, 1, 1 << 24, &c->vocab_size, err);
-	rc = rc ? rc : get_int(root, "hidden_size", FT_JSON_REQUIRED, 1, 1 << 20, &c->hidden_size, err);
+	rc = rc ? rc
+		: get_int(root, "hidden_size", FT_JSON_REQUIRED, 1, 1 << 20, &c->hidden_size, err);
 	rc = rc ? rc
 		: get_int(root, "intermediate_size", FT_JSON_REQUIRED, 1, 1 << 22,
 			  &c->intermediate_size, err);
@@ -313,21 +318,24 @@ static enum ft_rc parse_root(const json_t *root, struct ft_model_config *c, stru
 	if (!head_dim_given) {
 		if (c->hidden_size % c->num_heads != 0)
 			return ft_failf(err, FT_EINVAL, "inconsistent_config",
-					"\"hidden_size\" (%d) is not divisible by \"num_attention_heads\" (%d)",
+					"\"hidden_size\" (%d) is not divisible by "
+					"\"num_attention_heads\" (%d)",
 					c->hidden_size, c->num_heads);
 		c->head_dim = c->hidden_size / c->num_heads;
 	}
 	if (c->num_kv_heads > c->num_heads || c->num_heads % c->num_kv_heads != 0)
 		return ft_failf(err, FT_EINVAL, "inconsistent_config",
-				"\"num_attention_heads\" (%d) is not a multiple of \"num_key_value_heads\" (%d)",
+				"\"num_attention_heads\" (%d) is not a multiple of "
+				"\"num_key_value_heads\" (%d)",
 				c->num_heads, c->num_kv_heads);
 
 	c->max_position_embeddings = a->max_pos_default;
 	rc = get_int(root, "max_position_embeddings", 0, 1, INT32_MAX, &c->max_position_embeddings,
 		     err);
 	c->rms_norm_eps = 1e-6;
-	rc = rc ? rc : ft_json_get_num(root, "rms_norm_eps", FT_JSON_NULL_OK, 1e-30, 1.0,
-				       &c->rms_norm_eps, err);
+	rc = rc ? rc
+		: ft_json_get_num(root, "rms_norm_eps", FT_JSON_NULL_OK, 1e-30, 1.0,
+				  &c->rms_norm_eps, err);
 	rc = rc ? rc : parse_rope(root, c, err);
 	if (rc)
 		return rc;
@@ -336,8 +344,11 @@ static enum ft_rc parse_root(const json_t *root, struct ft_model_config *c, stru
 	rc = ft_json_get_bool(root, "tie_word_embeddings", FT_JSON_NULL_OK, &c->tie_word_embeddings,
 			      err);
 	if (a->attention_bias_key) {
-		rc = rc ? rc : ft_json_get_bool(root, "attention_bias", FT_JSON_NULL_OK, &attn_bias, err);
-		rc = rc ? rc : ft_json_get_bool(root, "mlp_bias", FT_JSON_NULL_OK, &c->mlp_bias, err);
+		rc = rc ? rc
+			: ft_json_get_bool(root, "attention_bias", FT_JSON_NULL_OK, &attn_bias,
+					   err);
+		rc = rc ? rc
+			: ft_json_get_bool(root, "mlp_bias", FT_JSON_NULL_OK, &c->mlp_bias, err);
 	}
 	if (rc)
 		return rc;
@@ -379,8 +390,9 @@ static enum ft_rc parse_root(const json_t *root, struct ft_model_config *c, stru
 		if (rc)
 			return rc;
 		if (sw)
-			return ft_failf(err, FT_EINVAL, "unsupported_config",
-					"\"use_sliding_window\": true is not supported (set it to false)");
+			return ft_failf(
+				err, FT_EINVAL, "unsupported_config",
+				"\"use_sliding_window\": true is not supported (set it to false)");
 	}
 
 	rc = ft_json_get_str(root, "torch_dtype", FT_JSON_NULL_OK, &dtype, err);
@@ -392,7 +404,8 @@ static enum ft_rc parse_root(const json_t *root, struct ft_model_config *c, stru
 		for (const char *p = dtype; *p; p++)
 			if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
 				return ft_failf(err, FT_EINVAL, "invalid_value",
-						"\"torch_dtype\" \"%s\" is not a dtype name", dtype);
+						"\"torch_dtype\" \"%s\" is not a dtype name",
+						dtype);
 		if (ft_strlcpy(c->torch_dtype, dtype, sizeof(c->torch_dtype)) >=
 		    sizeof(c->torch_dtype))
 			return ft_failf(err, FT_EINVAL, "invalid_value",

@@ -52,13 +52,19 @@ struct dtype_info {
 	int rank; /* the package's alignment order; writing sorts descending */
 };
 
+/* clang-format off */
 static const struct dtype_info dtypes[FT_DTYPE_COUNT] = {
-	[FT_DTYPE_F32] = { "F32", 4, 11 },  [FT_DTYPE_F16] = { "F16", 2, 7 },
-	[FT_DTYPE_BF16] = { "BF16", 2, 8 }, [FT_DTYPE_U8] = { "U8", 1, 1 },
-	[FT_DTYPE_I8] = { "I8", 1, 2 },	    [FT_DTYPE_I32] = { "I32", 4, 9 },
-	[FT_DTYPE_I64] = { "I64", 8, 13 },  [FT_DTYPE_F64] = { "F64", 8, 12 },
+	[FT_DTYPE_F32]  = { "F32",  4, 11 },
+	[FT_DTYPE_F16]  = { "F16",  2, 7 },
+	[FT_DTYPE_BF16] = { "BF16", 2, 8 },
+	[FT_DTYPE_U8]   = { "U8",   1, 1 },
+	[FT_DTYPE_I8]   = { "I8",   1, 2 },
+	[FT_DTYPE_I32]  = { "I32",  4, 9 },
+	[FT_DTYPE_I64]  = { "I64",  8, 13 },
+	[FT_DTYPE_F64]  = { "F64",  8, 12 },
 	[FT_DTYPE_BOOL] = { "BOOL", 1, 0 },
 };
+/* clang-format on */
 
 #define SUPPORTED_DTYPES "F32, F16, BF16, U8, I8, I32, I64, F64, BOOL"
 
@@ -161,15 +167,15 @@ struct st_meta {
 };
 
 struct ft_st_file {
-	char *path;	   /* "" when parsed from memory */
-	void *map;	   /* the mapping (NULL for ft_st_parse) */
+	char *path; /* "" when parsed from memory */
+	void *map; /* the mapping (NULL for ft_st_parse) */
 	size_t map_len;
 	size_t n;
 	struct ft_st_tensor *tensors; /* in file order */
 	const struct ft_st_tensor **by_name; /* sorted by name */
-	struct st_meta *meta;	      /* sorted by key */
+	struct st_meta *meta; /* sorted by key */
 	size_t n_meta;
-	char *strings;		      /* every name, key and value above */
+	char *strings; /* every name, key and value above */
 };
 
 size_t ft_st_count(const struct ft_st_file *f)
@@ -298,8 +304,9 @@ static enum ft_rc parse_entry(const char *name, json_t *v, uint64_t data_len, st
 	char sh[256];
 	size_t i;
 	if (!json_is_object(v))
-		return ft_failf(err, FT_EFORMAT, NULL, "tensor \"%s\": entry must be an object (got %s)",
-				name, ft_json_type_name(v));
+		return ft_failf(err, FT_EFORMAT, NULL,
+				"tensor \"%s\": entry must be an object (got %s)", name,
+				ft_json_type_name(v));
 
 	dt = json_object_get(v, "dtype");
 	if (!dt)
@@ -309,10 +316,10 @@ static enum ft_rc parse_entry(const char *name, json_t *v, uint64_t data_len, st
 				"tensor \"%s\": \"dtype\" must be a string (got %s)", name,
 				ft_json_type_name(dt));
 	if (!ft_dtype_parse(json_string_value(dt), &e->t.dtype))
-		return ft_failf(err, FT_EFORMAT, "unsupported_dtype",
-				"tensor \"%s\": unsupported dtype \"%s\" (supported: " SUPPORTED_DTYPES
-				")",
-				name, json_string_value(dt));
+		return ft_failf(
+			err, FT_EFORMAT, "unsupported_dtype",
+			"tensor \"%s\": unsupported dtype \"%s\" (supported: " SUPPORTED_DTYPES ")",
+			name, json_string_value(dt));
 
 	shape = json_object_get(v, "shape");
 	if (!shape)
@@ -322,21 +329,24 @@ static enum ft_rc parse_entry(const char *name, json_t *v, uint64_t data_len, st
 				"tensor \"%s\": \"shape\" must be a list (got %s)", name,
 				ft_json_type_name(shape));
 	if (json_array_size(shape) > FT_ST_MAX_DIMS)
-		return ft_failf(err, FT_EFORMAT, NULL,
-				"tensor \"%s\": shape has %zu dimensions (at most %d are supported)",
-				name, json_array_size(shape), FT_ST_MAX_DIMS);
+		return ft_failf(
+			err, FT_EFORMAT, NULL,
+			"tensor \"%s\": shape has %zu dimensions (at most %d are supported)", name,
+			json_array_size(shape), FT_ST_MAX_DIMS);
 	e->t.ndim = (int)json_array_size(shape);
-	json_array_foreach(shape, i, x) {
+	json_array_foreach(shape, i, x)
+	{
 		uint64_t d;
 		if (!json_u64(x, &d)) {
 			if (json_is_integer(x))
 				return ft_failf(err, FT_EFORMAT, NULL,
-						"tensor \"%s\": shape[%zu] must be a non-negative integer (got %" JSON_INTEGER_FORMAT
-						")",
+						"tensor \"%s\": shape[%zu] must be a non-negative "
+						"integer (got %" JSON_INTEGER_FORMAT ")",
 						name, i, json_integer_value(x));
-			return ft_failf(err, FT_EFORMAT, NULL,
-					"tensor \"%s\": shape[%zu] must be a non-negative integer (got %s)",
-					name, i, ft_json_type_name(x));
+			return ft_failf(
+				err, FT_EFORMAT, NULL,
+				"tensor \"%s\": shape[%zu] must be a non-negative integer (got %s)",
+				name, i, ft_json_type_name(x));
 		}
 		e->t.shape[i] = (int64_t)d;
 	}
@@ -348,9 +358,10 @@ static enum ft_rc parse_entry(const char *name, json_t *v, uint64_t data_len, st
 	if (!json_is_array(offs) || json_array_size(offs) != 2 ||
 	    !json_u64(json_array_get(offs, 0), &e->begin) ||
 	    !json_u64(json_array_get(offs, 1), &e->end))
-		return ft_failf(err, FT_EFORMAT, NULL,
-				"tensor \"%s\": \"data_offsets\" must be a list of 2 non-negative integers",
-				name);
+		return ft_failf(
+			err, FT_EFORMAT, NULL,
+			"tensor \"%s\": \"data_offsets\" must be a list of 2 non-negative integers",
+			name);
 	if (e->begin > e->end)
 		return ft_failf(err, FT_EFORMAT, NULL,
 				"tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64
@@ -362,12 +373,13 @@ static enum ft_rc parse_entry(const char *name, json_t *v, uint64_t data_len, st
 	for (int d = 0; d < e->t.ndim; d++)
 		if (__builtin_mul_overflow(nelem, (uint64_t)e->t.shape[d], &nelem))
 			return ft_failf(err, FT_EFORMAT, NULL,
-					"tensor \"%s\": shape %s is too large (the element count overflows)",
+					"tensor \"%s\": shape %s is too large (the element count "
+					"overflows)",
 					name, sh);
 	if (__builtin_mul_overflow(nelem, (uint64_t)ft_dtype_size(e->t.dtype), &nbytes))
 		return ft_failf(err, FT_EFORMAT, NULL,
-				"tensor \"%s\": shape %s is too large (the byte size overflows)", name,
-				sh);
+				"tensor \"%s\": shape %s is too large (the byte size overflows)",
+				name, sh);
 	if (e->end - e->begin != nbytes)
 		return ft_failf(err, FT_EFORMAT, NULL,
 				"tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64
@@ -393,11 +405,13 @@ static enum ft_rc parse_metadata(json_t *v, size_t *count, size_t *bytes, struct
 		return ft_failf(err, FT_EFORMAT, NULL,
 				"\"__metadata__\" must be an object of strings (got %s)",
 				ft_json_type_name(v));
-	json_object_foreach(v, k, x) {
+	json_object_foreach(v, k, x)
+	{
 		if (!json_is_string(x))
-			return ft_failf(err, FT_EFORMAT, NULL,
-					"\"__metadata__\" value for \"%s\" must be a string (got %s)", k,
-					ft_json_type_name(x));
+			return ft_failf(
+				err, FT_EFORMAT, NULL,
+				"\"__metadata__\" value for \"%s\" must be a string (got %s)", k,
+				ft_json_type_name(x));
 		(*count)++;
 		*bytes += strlen(k) + 1 + json_string_length(x) + 1;
 	}
@@ -424,21 +438,23 @@ static enum ft_rc check_packing(const struct st_entry *e, size_t n, uint64_t dat
 						e[i].t.name, e[i].begin, e[i].end);
 			return ft_failf(err, FT_EFORMAT, NULL,
 					"tensor \"%s\": data_offsets [%" PRIu64 ", %" PRIu64
-					"] leave a gap after tensor \"%s\" (which ends at %" PRIu64 ")",
+					"] leave a gap after tensor \"%s\" (which ends at %" PRIu64
+					")",
 					e[i].t.name, e[i].begin, e[i].end, e[i - 1].t.name, at);
 		}
 		at = e[i].end;
 	}
 	if (at != data_len)
 		return ft_failf(err, FT_EFORMAT, NULL,
-				"the data section is %" PRIu64 " bytes but the tensors cover %" PRIu64
+				"the data section is %" PRIu64
+				" bytes but the tensors cover %" PRIu64
 				" (trailing bytes after the last tensor)",
 				data_len, at);
 	return FT_OK;
 }
 
-enum ft_rc ft_st_parse(const uint8_t *buf, size_t len, uint64_t file_size,
-		       struct ft_st_file **out, struct ft_err *err)
+enum ft_rc ft_st_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct ft_st_file **out,
+		       struct ft_err *err)
 {
 	struct ft_st_file *f = NULL;
 	struct st_entry *ents = NULL;
@@ -478,7 +494,8 @@ enum ft_rc ft_st_parse(const uint8_t *buf, size_t len, uint64_t file_size,
 	}
 
 	/* First pass: count, and size the strings blob. */
-	json_object_foreach(root, k, v) {
+	json_object_foreach(root, k, v)
+	{
 		if (strcmp(k, "__metadata__") == 0) {
 			meta = v;
 			rc = parse_metadata(v, &n_meta, &bytes, err);
@@ -505,7 +522,8 @@ enum ft_rc ft_st_parse(const uint8_t *buf, size_t len, uint64_t file_size,
 
 	/* Second pass: validate each entry. */
 	i = 0;
-	json_object_foreach(root, k, v) {
+	json_object_foreach(root, k, v)
+	{
 		if (v == meta)
 			continue;
 		ents[i].t.name = blob_put(f->strings, &pos, k);
@@ -516,7 +534,8 @@ enum ft_rc ft_st_parse(const uint8_t *buf, size_t len, uint64_t file_size,
 	}
 	if (meta && json_is_object(meta)) {
 		i = 0;
-		json_object_foreach(meta, k, v) {
+		json_object_foreach(meta, k, v)
+		{
 			f->meta[i].key = blob_put(f->strings, &pos, k);
 			f->meta[i].value = blob_put(f->strings, &pos, json_string_value(v));
 			i++;
@@ -578,7 +597,8 @@ enum ft_rc ft_st_open(const char *path, struct ft_st_file **out, struct ft_err *
 	}
 	if (st.st_size < 8) {
 		rc = ft_failf(err, FT_EFORMAT, NULL,
-			      "%s: file is too small to be safetensors (%lld bytes; the 8-byte header length is missing)",
+			      "%s: file is too small to be safetensors (%lld bytes; the 8-byte "
+			      "header length is missing)",
 			      path, (long long)st.st_size);
 		goto close_fd;
 	}
@@ -690,14 +710,15 @@ static bool utf8_valid(const char *s)
 	return true;
 }
 
-enum ft_rc ft_st_writer_add(struct ft_st_writer *w, const char *name, enum ft_dtype dtype,
-			    int ndim, const int64_t *shape, const void *data, struct ft_err *err)
+enum ft_rc ft_st_writer_add(struct ft_st_writer *w, const char *name, enum ft_dtype dtype, int ndim,
+			    const int64_t *shape, const void *data, struct ft_err *err)
 {
 	struct st_wtensor *t;
 	uint64_t nelem = 1, nbytes;
 	if (!name[0] || strcmp(name, "__metadata__") == 0 || !utf8_valid(name))
 		return ft_failf(err, FT_EINVAL, NULL,
-				"tensor name \"%s\" is not allowed (must be non-empty UTF-8, not \"__metadata__\")",
+				"tensor name \"%s\" is not allowed (must be non-empty UTF-8, not "
+				"\"__metadata__\")",
 				name);
 	if ((unsigned)dtype >= FT_DTYPE_COUNT)
 		return ft_failf(err, FT_EINVAL, NULL, "tensor \"%s\": unknown dtype %d", name,
@@ -709,13 +730,14 @@ enum ft_rc ft_st_writer_add(struct ft_st_writer *w, const char *name, enum ft_dt
 	for (int d = 0; d < ndim; d++)
 		if (shape[d] < 0 || __builtin_mul_overflow(nelem, (uint64_t)shape[d], &nelem))
 			return ft_failf(err, FT_EINVAL, NULL,
-					"tensor \"%s\": bad shape (dimension %d is %" PRId64 ")", name,
-					d, shape[d]);
+					"tensor \"%s\": bad shape (dimension %d is %" PRId64 ")",
+					name, d, shape[d]);
 	if (__builtin_mul_overflow(nelem, (uint64_t)ft_dtype_size(dtype), &nbytes))
 		return ft_failf(err, FT_EINVAL, NULL, "tensor \"%s\": shape is too large", name);
 	for (size_t i = 0; i < w->n; i++)
 		if (strcmp(w->t[i].name, name) == 0)
-			return ft_failf(err, FT_EINVAL, NULL, "tensor \"%s\" was added twice", name);
+			return ft_failf(err, FT_EINVAL, NULL, "tensor \"%s\" was added twice",
+					name);
 	if (w->n == w->cap) {
 		size_t cap = w->cap ? 2 * w->cap : 16;
 		struct st_wtensor *nt = realloc(w->t, cap * sizeof(*nt));
@@ -790,7 +812,7 @@ static enum ft_rc json_str(struct ft_buf *b, const char *s)
 		case '\t': rc = ft_buf_addstr(b, "\\t"); break;
 		default:
 			if (c < 0x20) {
-				char u[7] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0 };
+				char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
 				rc = ft_buf_addstr(b, u);
 			} else {
 				rc = ft_buf_addch(b, (char)c);
@@ -835,7 +857,8 @@ static enum ft_rc build_header(const struct ft_st_writer *w, struct ft_buf *h)
 		rc = first ? FT_OK : ft_buf_addch(h, ',');
 		first = false;
 		rc = rc ? rc : json_str(h, t->name);
-		rc = rc ? rc : ft_buf_addf(h, ":{\"dtype\":\"%s\",\"shape\":[", ft_dtype_name(t->dtype));
+		rc = rc ? rc
+			: ft_buf_addf(h, ":{\"dtype\":\"%s\",\"shape\":[", ft_dtype_name(t->dtype));
 		for (int d = 0; d < t->ndim && !rc; d++)
 			rc = ft_buf_addf(h, "%s%" PRId64, d ? "," : "", t->shape[d]);
 		rc = rc ? rc
@@ -849,8 +872,7 @@ static enum ft_rc build_header(const struct ft_st_writer *w, struct ft_buf *h)
 	return rc;
 }
 
-static enum ft_rc write_all(int fd, const void *p, uint64_t n, const char *path,
-			    struct ft_err *err)
+static enum ft_rc write_all(int fd, const void *p, uint64_t n, const char *path, struct ft_err *err)
 {
 	const uint8_t *c = p;
 	while (n) {
@@ -1056,12 +1078,14 @@ static enum ft_rc set_open_sharded(const char *dir, const char *index_path, stru
 	}
 
 	/* Open each distinct shard once, in the order the map first names it. */
-	json_object_foreach(map, k, v) {
+	json_object_foreach(map, k, v)
+	{
 		const char *shard;
 		size_t f;
 		if (!json_is_string(v) || !plain_file_name(json_string_value(v))) {
 			rc = ft_failf(err, FT_EFORMAT, NULL,
-				      "\"weight_map\" entry for \"%s\" must be a file name in the model folder",
+				      "\"weight_map\" entry for \"%s\" must be a file name in the "
+				      "model folder",
 				      k);
 			goto prefix;
 		}
@@ -1081,7 +1105,8 @@ static enum ft_rc set_open_sharded(const char *dir, const char *index_path, stru
 				struct ft_err e2;
 				ft_err_clear(&e2);
 				ft_failf(&e2, FT_ENOTFOUND, "missing_shard",
-					 "%s: shard \"%s\" is missing (the weight_map names it for tensor \"%s\")",
+					 "%s: shard \"%s\" is missing (the weight_map names it for "
+					 "tensor \"%s\")",
 					 index_path, shard, k);
 				if (err)
 					*err = e2;
@@ -1095,7 +1120,8 @@ static enum ft_rc set_open_sharded(const char *dir, const char *index_path, stru
 		s->items[s->n] = ft_st_find(s->files[f], k);
 		if (!s->items[s->n]) {
 			rc = ft_failf(err, FT_EFORMAT, "missing_tensor",
-				      "tensor \"%s\" is mapped to shard \"%s\", which does not contain it",
+				      "tensor \"%s\" is mapped to shard \"%s\", which does not "
+				      "contain it",
 				      k, shard);
 			goto prefix;
 		}
@@ -1137,7 +1163,8 @@ enum ft_rc ft_st_set_open(const char *model_dir, struct ft_st_set **out, struct 
 		}
 		if (stat(p.ptr, &st) != 0) {
 			rc = ft_failf(err, FT_ENOTFOUND, "no_weights",
-				      "%s: no " SINGLE_NAME " or " INDEX_NAME " in the model folder",
+				      "%s: no " SINGLE_NAME " or " INDEX_NAME
+				      " in the model folder",
 				      model_dir);
 			goto fail;
 		}

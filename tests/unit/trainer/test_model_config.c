@@ -34,7 +34,8 @@ static const char llama_v5[] =
 	"\"model_type\":\"llama\",\"num_attention_heads\":4,\"num_hidden_layers\":2,"
 	"\"num_key_value_heads\":2,\"pad_token_id\":null,\"rms_norm_eps\":1e-05,"
 	"\"rope_parameters\":{\"factor\":8.0,\"high_freq_factor\":4.0,\"low_freq_factor\":1.0,"
-	"\"original_max_position_embeddings\":1024,\"rope_theta\":500000.0,\"rope_type\":\"llama3\"},"
+	"\"original_max_position_embeddings\":1024,\"rope_theta\":500000.0,\"rope_type\":"
+	"\"llama3\"},"
 	"\"tie_word_embeddings\":false,\"dtype\":\"bfloat16\",\"vocab_size\":128}";
 
 FT_TEST(llama_v5_fields)
@@ -78,13 +79,14 @@ FT_TEST(llama_v4_rope_scaling_and_defaults)
 	struct ft_err err;
 	/* transformers 4 shape: rope_theta + rope_scaling with the legacy
 	 * "type"; absent keys take LlamaConfig's defaults. */
-	FT_CHECK_INT(parse("{\"model_type\":\"llama\",\"vocab_size\":100,\"hidden_size\":32,"
-			   "\"intermediate_size\":48,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
-			   "\"rope_theta\":1000000,\"rope_scaling\":{\"type\":\"linear\",\"factor\":2},"
-			   "\"attention_bias\":true,\"mlp_bias\":true,\"tie_word_embeddings\":true,"
-			   "\"torch_dtype\":\"float16\",\"eos_token_id\":7}",
-			   &c, &err),
-		     FT_OK);
+	FT_CHECK_INT(
+		parse("{\"model_type\":\"llama\",\"vocab_size\":100,\"hidden_size\":32,"
+		      "\"intermediate_size\":48,\"num_hidden_layers\":1,\"num_attention_heads\":2,"
+		      "\"rope_theta\":1000000,\"rope_scaling\":{\"type\":\"linear\",\"factor\":2},"
+		      "\"attention_bias\":true,\"mlp_bias\":true,\"tie_word_embeddings\":true,"
+		      "\"torch_dtype\":\"float16\",\"eos_token_id\":7}",
+		      &c, &err),
+		FT_OK);
 	FT_CHECK_STR(c.architecture, "LlamaForCausalLM");
 	FT_CHECK_INT(c.num_kv_heads, 2);
 	FT_CHECK_INT(c.head_dim, 16);
@@ -107,11 +109,12 @@ FT_TEST(rope_default_spellings)
 {
 	struct ft_model_config c;
 	struct ft_err err;
-	const char *base = "{\"model_type\":\"llama\",\"vocab_size\":8,\"hidden_size\":8,"
-			   "\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,";
-	const char *tails[] = { "\"rope_scaling\":null}",
-				"\"rope_scaling\":{\"rope_type\":\"default\"}}",
-				"\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":5.0}}" };
+	const char *base =
+		"{\"model_type\":\"llama\",\"vocab_size\":8,\"hidden_size\":8,"
+		"\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,";
+	const char *tails[] = {
+		"\"rope_scaling\":null}", "\"rope_scaling\":{\"rope_type\":\"default\"}}",
+		"\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":5.0}}"};
 	char text[512];
 	for (size_t i = 0; i < FT_ARRAY_LEN(tails); i++) {
 		snprintf(text, sizeof(text), "%s%s", base, tails[i]);
@@ -138,12 +141,13 @@ FT_TEST(mistral_defaults)
 	FT_CHECK_INT(c.n_eos, 1);
 	FT_CHECK_INT(c.eos_token_ids[0], 2);
 	FT_CHECK(!c.qkv_bias && !c.o_bias);
-	FT_CHECK_INT(parse("{\"model_type\":\"mistral\",\"vocab_size\":128,\"hidden_size\":64,"
-			   "\"intermediate_size\":96,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
-			   "\"num_key_value_heads\":null,\"sliding_window\":null,\"head_dim\":null,"
-			   "\"eos_token_id\":null,\"bos_token_id\":null}",
-			   &c, &err),
-		     FT_OK);
+	FT_CHECK_INT(
+		parse("{\"model_type\":\"mistral\",\"vocab_size\":128,\"hidden_size\":64,"
+		      "\"intermediate_size\":96,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+		      "\"num_key_value_heads\":null,\"sliding_window\":null,\"head_dim\":null,"
+		      "\"eos_token_id\":null,\"bos_token_id\":null}",
+		      &c, &err),
+		FT_OK);
 	FT_CHECK_INT(c.num_kv_heads, 4);
 	FT_CHECK_INT(c.head_dim, 16);
 	FT_CHECK_INT(c.sliding_window, 0);
@@ -155,13 +159,14 @@ FT_TEST(qwen2_bias_tied)
 {
 	struct ft_model_config c;
 	struct ft_err err;
-	FT_CHECK_INT(parse("{\"architectures\":[\"Qwen2ForCausalLM\"],\"model_type\":\"qwen2\","
-			   "\"vocab_size\":128,\"hidden_size\":64,\"intermediate_size\":96,"
-			   "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
-			   "\"tie_word_embeddings\":true,\"use_sliding_window\":false,"
-			   "\"sliding_window\":4096,\"rope_theta\":1000000.0}",
-			   &c, &err),
-		     FT_OK);
+	FT_CHECK_INT(
+		parse("{\"architectures\":[\"Qwen2ForCausalLM\"],\"model_type\":\"qwen2\","
+		      "\"vocab_size\":128,\"hidden_size\":64,\"intermediate_size\":96,"
+		      "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,"
+		      "\"tie_word_embeddings\":true,\"use_sliding_window\":false,"
+		      "\"sliding_window\":4096,\"rope_theta\":1000000.0}",
+		      &c, &err),
+		FT_OK);
 	FT_CHECK_INT(c.arch, FT_ARCH_QWEN2);
 	FT_CHECK(c.qkv_bias && !c.o_bias && !c.mlp_bias && c.tie_word_embeddings);
 	FT_CHECK_INT(c.max_position_embeddings, 32768);
@@ -172,20 +177,27 @@ FT_TEST(qwen2_bias_tied)
 	FT_CHECK_INT(ft_model_config_param_count(&c), 78144 - 8192 + 2 * 128);
 	/* Qwen2Config's default of 32 kv heads does not divide 4 heads. */
 	FT_CHECK_STR(msg_of("{\"model_type\":\"qwen2\",\"vocab_size\":128,\"hidden_size\":64,"
-			    "\"intermediate_size\":96,\"num_hidden_layers\":2,\"num_attention_heads\":4}"),
-		     "config.json: \"num_attention_heads\" (4) is not a multiple of \"num_key_value_heads\" (32)");
+			    "\"intermediate_size\":96,\"num_hidden_layers\":2,\"num_attention_"
+			    "heads\":4}"),
+		     "config.json: \"num_attention_heads\" (4) is not a multiple of "
+		     "\"num_key_value_heads\" (32)");
 }
 
-#define OK_PREFIX "\"vocab_size\":8,\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,"
+#define OK_PREFIX \
+	"\"vocab_size\":8,\"hidden_size\":8,\"intermediate_size\":8,\"num_hidden_layers\":1,"
 
 FT_TEST(errors)
 {
 	FT_CHECK_STR(msg_of("{\"architectures\":[\"GPT2LMHeadModel\"]}"),
-		     "config.json: unsupported architecture \"GPT2LMHeadModel\" (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
-	FT_CHECK_STR(msg_of("{\"model_type\":\"gpt2\"}"),
-		     "config.json: unsupported model_type \"gpt2\" (supported: llama, mistral, qwen2)");
-	FT_CHECK_STR(msg_of("{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"mistral\"}"),
-		     "config.json: \"model_type\" is \"mistral\" but architecture \"LlamaForCausalLM\" needs \"llama\"");
+		     "config.json: unsupported architecture \"GPT2LMHeadModel\" (supported: "
+		     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
+	FT_CHECK_STR(
+		msg_of("{\"model_type\":\"gpt2\"}"),
+		"config.json: unsupported model_type \"gpt2\" (supported: llama, mistral, qwen2)");
+	FT_CHECK_STR(
+		msg_of("{\"architectures\":[\"LlamaForCausalLM\"],\"model_type\":\"mistral\"}"),
+		"config.json: \"model_type\" is \"mistral\" but architecture \"LlamaForCausalLM\" "
+		"needs \"llama\"");
 	FT_CHECK_STR(msg_of("{}"), "config.json: \"architectures\" or \"model_type\" is required");
 	FT_CHECK_STR(msg_of("[]"), "config.json: must be a JSON object (got list)");
 	FT_CHECK_STR(msg_of("{\"architectures\":[7]}"),
@@ -196,24 +208,31 @@ FT_TEST(errors)
 		     "config.json: \"vocab_size\" must be an integer (got string)");
 	FT_CHECK_STR(msg_of("{\"model_type\":\"llama\",\"vocab_size\":0}"),
 		     "config.json: \"vocab_size\" must be between 1 and 16777216 (got 0)");
-	FT_CHECK_STR(msg_of("{\"model_type\":\"llama\"," OK_PREFIX "\"num_attention_heads\":3}"),
-		     "config.json: \"hidden_size\" (8) is not divisible by \"num_attention_heads\" (3)");
+	FT_CHECK_STR(
+		msg_of("{\"model_type\":\"llama\"," OK_PREFIX "\"num_attention_heads\":3}"),
+		"config.json: \"hidden_size\" (8) is not divisible by \"num_attention_heads\" (3)");
 	FT_CHECK_STR(msg_of("{\"model_type\":\"llama\"," OK_PREFIX "\"num_attention_heads\":4,"
 			    "\"num_key_value_heads\":3}"),
-		     "config.json: \"num_attention_heads\" (4) is not a multiple of \"num_key_value_heads\" (3)");
+		     "config.json: \"num_attention_heads\" (4) is not a multiple of "
+		     "\"num_key_value_heads\" (3)");
 	FT_CHECK_STR(msg_of("{\"model_type\":\"llama\"," OK_PREFIX "\"num_attention_heads\":2,"
 			    "\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4}}"),
-		     "config.json: unsupported rope_scaling type \"yarn\" (supported: default, linear, llama3)");
+		     "config.json: unsupported rope_scaling type \"yarn\" (supported: default, "
+		     "linear, llama3)");
 	FT_CHECK_STR(msg_of("{\"model_type\":\"llama\"," OK_PREFIX "\"num_attention_heads\":2,"
 			    "\"rope_parameters\":{\"rope_type\":\"dynamic\",\"factor\":4}}"),
-		     "config.json: unsupported rope_parameters type \"dynamic\" (supported: default, linear, llama3)");
+		     "config.json: unsupported rope_parameters type \"dynamic\" (supported: "
+		     "default, linear, llama3)");
 	FT_CHECK_STR(msg_of("{\"model_type\":\"llama\"," OK_PREFIX "\"num_attention_heads\":2,"
-			    "\"rope_scaling\":{\"type\":\"llama3\",\"factor\":8,\"low_freq_factor\":1}}"),
+			    "\"rope_scaling\":{\"type\":\"llama3\",\"factor\":8,\"low_freq_"
+			    "factor\":1}}"),
 		     "config.json: \"rope_scaling\": \"high_freq_factor\" is required");
-	FT_CHECK_STR(msg_of("{\"model_type\":\"llama\"," OK_PREFIX "\"num_attention_heads\":2,"
-			    "\"rope_scaling\":{\"type\":\"llama3\",\"factor\":8,\"low_freq_factor\":4,"
-			    "\"high_freq_factor\":1,\"original_max_position_embeddings\":8192}}"),
-		     "config.json: \"rope_scaling\": high_freq_factor (1) must be greater than low_freq_factor (4)");
+	FT_CHECK_STR(
+		msg_of("{\"model_type\":\"llama\"," OK_PREFIX "\"num_attention_heads\":2,"
+		       "\"rope_scaling\":{\"type\":\"llama3\",\"factor\":8,\"low_freq_factor\":4,"
+		       "\"high_freq_factor\":1,\"original_max_position_embeddings\":8192}}"),
+		"config.json: \"rope_scaling\": high_freq_factor (1) must be greater than "
+		"low_freq_factor (4)");
 	FT_CHECK_STR(msg_of("{\"model_type\":\"llama\"," OK_PREFIX "\"num_attention_heads\":2,"
 			    "\"rope_scaling\":{\"type\":\"linear\"}}"),
 		     "config.json: \"rope_scaling\": \"factor\" is required");
@@ -231,15 +250,18 @@ FT_TEST(errors)
 		     "config.json: \"eos_token_id\"[1] must be a non-negative integer");
 	FT_CHECK_STR(msg_of("{\"model_type\":\"llama\"," OK_PREFIX "\"num_attention_heads\":2,"
 			    "\"eos_token_id\":\"2\"}"),
-		     "config.json: \"eos_token_id\" must be an integer or a list of integers (got string)");
-	FT_CHECK_STR(msg_of("{\"model_type\":\"qwen2\"," OK_PREFIX "\"num_attention_heads\":2,"
-			    "\"num_key_value_heads\":2,\"use_sliding_window\":true}"),
-		     "config.json: \"use_sliding_window\": true is not supported (set it to false)");
+		     "config.json: \"eos_token_id\" must be an integer or a list of integers (got "
+		     "string)");
+	FT_CHECK_STR(
+		msg_of("{\"model_type\":\"qwen2\"," OK_PREFIX "\"num_attention_heads\":2,"
+		       "\"num_key_value_heads\":2,\"use_sliding_window\":true}"),
+		"config.json: \"use_sliding_window\": true is not supported (set it to false)");
 	FT_CHECK_STR(msg_of("{\"model_type\":\"llama\"," OK_PREFIX "\"num_attention_heads\":2,"
 			    "\"torch_dtype\":\"Float 32\"}"),
 		     "config.json: \"torch_dtype\" \"Float 32\" is not a dtype name");
-	FT_CHECK_STR(msg_of("{\"model_type\":\"llama\",}"),
-		     "config.json: invalid JSON at line 1, column 23: string or '}' expected near '}'");
+	FT_CHECK_STR(
+		msg_of("{\"model_type\":\"llama\",}"),
+		"config.json: invalid JSON at line 1, column 23: string or '}' expected near '}'");
 }
 
 static void check_same(int *ftest_failed, const struct ft_model_config *a,
@@ -311,19 +333,20 @@ FT_TEST(to_json_text)
 	struct ft_err err;
 	FT_CHECK_INT(parse(llama_v5, &c, &err), FT_OK);
 	FT_CHECK_INT(ft_model_config_to_json(&c, &out), FT_OK);
-	FT_CHECK_STR(ft_buf_str(&out),
-		     "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
-		     "  \"vocab_size\": 128,\n  \"hidden_size\": 64,\n  \"intermediate_size\": 96,\n"
-		     "  \"num_hidden_layers\": 2,\n  \"num_attention_heads\": 4,\n"
-		     "  \"num_key_value_heads\": 2,\n  \"head_dim\": 16,\n"
-		     "  \"max_position_embeddings\": 2048,\n  \"hidden_act\": \"silu\",\n"
-		     "  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": 500000.0,\n"
-		     "  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, "
-		     "\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
-		     "\"original_max_position_embeddings\": 1024},\n"
-		     "  \"tie_word_embeddings\": false,\n  \"attention_bias\": false,\n"
-		     "  \"mlp_bias\": false,\n  \"bos_token_id\": 1,\n  \"eos_token_id\": [1, 2],\n"
-		     "  \"pad_token_id\": null,\n  \"torch_dtype\": \"bfloat16\"\n}\n");
+	FT_CHECK_STR(
+		ft_buf_str(&out),
+		"{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n"
+		"  \"vocab_size\": 128,\n  \"hidden_size\": 64,\n  \"intermediate_size\": 96,\n"
+		"  \"num_hidden_layers\": 2,\n  \"num_attention_heads\": 4,\n"
+		"  \"num_key_value_heads\": 2,\n  \"head_dim\": 16,\n"
+		"  \"max_position_embeddings\": 2048,\n  \"hidden_act\": \"silu\",\n"
+		"  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": 500000.0,\n"
+		"  \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, "
+		"\"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+		"\"original_max_position_embeddings\": 1024},\n"
+		"  \"tie_word_embeddings\": false,\n  \"attention_bias\": false,\n"
+		"  \"mlp_bias\": false,\n  \"bos_token_id\": 1,\n  \"eos_token_id\": [1, 2],\n"
+		"  \"pad_token_id\": null,\n  \"torch_dtype\": \"bfloat16\"\n}\n");
 	ft_buf_release(&out);
 	/* A Mistral cannot carry biases. */
 	c.arch = FT_ARCH_MISTRAL;
@@ -350,7 +373,8 @@ FT_TEST(load_from_folder)
 	ft_err_clear(&err);
 	FT_CHECK_INT(ft_model_config_load(dir, &c, &err), FT_EINVAL);
 	FT_CHECK_STR(err.msg,
-		     "config.json: unsupported architecture \"GPT2LMHeadModel\" (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
+		     "config.json: unsupported architecture \"GPT2LMHeadModel\" (supported: "
+		     "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)");
 	f = fopen(path, "w");
 	FT_ASSERT(f);
 	fputs(llama_v5, f);

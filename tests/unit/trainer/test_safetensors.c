@@ -41,18 +41,20 @@ static const char *parse_msg(const char *hdr, size_t data_len, struct ft_err *er
 	return err->msg;
 }
 
-#define T1(name, dt, shape, offs) "{\"" name "\":{\"dtype\":\"" dt "\",\"shape\":" shape ",\"data_offsets\":" offs "}}"
+#define T1(name, dt, shape, offs) \
+	"{\"" name "\":{\"dtype\":\"" dt "\",\"shape\":" shape ",\"data_offsets\":" offs "}}"
 
 FT_TEST(parse_valid_file)
 {
 	uint8_t buf[1024];
 	struct ft_st_file *f;
 	struct ft_err err;
-	const char *hdr = "{\"__metadata__\":{\"format\":\"pt\",\"a\":\"b\"},"
-			  "\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
-			  "\"s\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[24,32]},"
-			  "\"e\":{\"dtype\":\"BF16\",\"shape\":[0,4],\"data_offsets\":[32,32]},"
-			  "\"b\":{\"dtype\":\"BOOL\",\"shape\":[1],\"data_offsets\":[32,33],\"x\":1}}";
+	const char *hdr =
+		"{\"__metadata__\":{\"format\":\"pt\",\"a\":\"b\"},"
+		"\"w\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
+		"\"s\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[24,32]},"
+		"\"e\":{\"dtype\":\"BF16\",\"shape\":[0,4],\"data_offsets\":[32,32]},"
+		"\"b\":{\"dtype\":\"BOOL\",\"shape\":[1],\"data_offsets\":[32,33],\"x\":1}}";
 	size_t n = mk(buf, sizeof(buf), hdr, 33);
 	ft_err_clear(&err);
 	FT_CHECK_INT(ft_st_parse(buf, n, n, &f, &err), FT_OK);
@@ -97,18 +99,18 @@ FT_TEST(parse_empty_and_null_metadata)
 
 FT_TEST(error_too_small)
 {
-	uint8_t b[4] = { 1, 0, 0, 0 };
+	uint8_t b[4] = {1, 0, 0, 0};
 	struct ft_st_file *f;
 	struct ft_err err;
 	ft_err_clear(&err);
 	FT_CHECK_INT(ft_st_parse(b, 4, 4, &f, &err), FT_EFORMAT);
-	FT_CHECK_STR(err.msg,
-		     "file is too small to be safetensors (4 bytes; the 8-byte header length is missing)");
+	FT_CHECK_STR(err.msg, "file is too small to be safetensors (4 bytes; the 8-byte header "
+			      "length is missing)");
 }
 
 FT_TEST(error_header_over_cap)
 {
-	uint8_t b[16] = { 0 };
+	uint8_t b[16] = {0};
 	uint64_t n = (uint64_t)FT_ST_MAX_HEADER + 1;
 	struct ft_st_file *f;
 	struct ft_err err;
@@ -127,7 +129,7 @@ FT_TEST(error_header_over_cap)
 
 FT_TEST(error_header_past_end)
 {
-	uint8_t b[10] = { 0xe8, 0x03 }; /* 1000 */
+	uint8_t b[10] = {0xe8, 0x03}; /* 1000 */
 	struct ft_st_file *f;
 	struct ft_err err;
 	ft_err_clear(&err);
@@ -138,30 +140,36 @@ FT_TEST(error_header_past_end)
 FT_TEST(error_json)
 {
 	struct ft_err err;
-	FT_CHECK_STR(parse_msg("{", 0, &err),
-		     "header is not valid JSON (at byte 1): string or '}' expected near end of file");
+	FT_CHECK_STR(
+		parse_msg("{", 0, &err),
+		"header is not valid JSON (at byte 1): string or '}' expected near end of file");
 	FT_CHECK_INT(err.rc, FT_EFORMAT);
 	FT_CHECK_STR(parse_msg("{\"a\":{},\"a\":{}}", 0, &err),
 		     "header is not valid JSON (at byte 11): duplicate object key near '\"a\"'");
 	FT_CHECK_STR(parse_msg("{\"a\xff\":{}}", 0, &err),
 		     "header is not valid JSON (at byte 3): unable to decode byte 0xff near '\"a'");
 	FT_CHECK_STR(parse_msg("{\"\\u0000\":{}}", 0, &err),
-		     "header is not valid JSON (at byte 9): NUL byte in object key not supported near '\"\\u0000\"'");
+		     "header is not valid JSON (at byte 9): NUL byte in object key not supported "
+		     "near '\"\\u0000\"'");
 	FT_CHECK_STR(parse_msg("[]", 0, &err), "header must be a JSON object (got list)");
 }
 
 FT_TEST(error_entry_shape)
 {
 	struct ft_err err;
-	FT_CHECK_STR(parse_msg("{\"a\":1}", 0, &err), "tensor \"a\": entry must be an object (got integer)");
+	FT_CHECK_STR(parse_msg("{\"a\":1}", 0, &err),
+		     "tensor \"a\": entry must be an object (got integer)");
 	FT_CHECK_STR(parse_msg("{\"a\":{\"shape\":[],\"data_offsets\":[0,4]}}", 4, &err),
 		     "tensor \"a\": \"dtype\" is missing");
-	FT_CHECK_STR(parse_msg(T1("a", "F32\",\"dtype\":1,\"y\":\"", "[]", "[0,4]"), 4, &err),
-		     "header is not valid JSON (at byte 27): duplicate object key near '\"dtype\"'");
-	FT_CHECK_STR(parse_msg("{\"a\":{\"dtype\":7,\"shape\":[],\"data_offsets\":[0,4]}}", 4, &err),
-		     "tensor \"a\": \"dtype\" must be a string (got integer)");
+	FT_CHECK_STR(
+		parse_msg(T1("a", "F32\",\"dtype\":1,\"y\":\"", "[]", "[0,4]"), 4, &err),
+		"header is not valid JSON (at byte 27): duplicate object key near '\"dtype\"'");
+	FT_CHECK_STR(
+		parse_msg("{\"a\":{\"dtype\":7,\"shape\":[],\"data_offsets\":[0,4]}}", 4, &err),
+		"tensor \"a\": \"dtype\" must be a string (got integer)");
 	FT_CHECK_STR(parse_msg(T1("a", "U16", "[2]", "[0,4]"), 4, &err),
-		     "tensor \"a\": unsupported dtype \"U16\" (supported: F32, F16, BF16, U8, I8, I32, I64, F64, BOOL)");
+		     "tensor \"a\": unsupported dtype \"U16\" (supported: F32, F16, BF16, U8, I8, "
+		     "I32, I64, F64, BOOL)");
 	FT_CHECK_STR(parse_msg("{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4, &err),
 		     "tensor \"a\": \"shape\" is missing");
 	FT_CHECK_STR(parse_msg(T1("a", "F32", "{}", "[0,4]"), 4, &err),
@@ -186,14 +194,18 @@ FT_TEST(error_sizes)
 {
 	struct ft_err err;
 	/* The example of the issue: 10 * 4 * 4 bytes declared as 100. */
-	FT_CHECK_STR(parse_msg(T1("model.embed_tokens.weight", "F32", "[10,4]", "[0,100]"), 100, &err),
-		     "tensor \"model.embed_tokens.weight\": data_offsets [0, 100] do not match shape [10, 4] of F32 (160 bytes)");
+	FT_CHECK_STR(
+		parse_msg(T1("model.embed_tokens.weight", "F32", "[10,4]", "[0,100]"), 100, &err),
+		"tensor \"model.embed_tokens.weight\": data_offsets [0, 100] do not match shape "
+		"[10, 4] of F32 (160 bytes)");
 	FT_CHECK_INT(err.rc, FT_EFORMAT);
 	/* 2^32 * 2^32 overflows 64 bits; 2^62 * 8 bytes overflows the byte count. */
 	FT_CHECK_STR(parse_msg(T1("a", "F32", "[4294967296,4294967296]", "[0,8]"), 8, &err),
-		     "tensor \"a\": shape [4294967296, 4294967296] is too large (the element count overflows)");
-	FT_CHECK_STR(parse_msg(T1("a", "I64", "[4611686018427387904]", "[0,8]"), 8, &err),
-		     "tensor \"a\": shape [4611686018427387904] is too large (the byte size overflows)");
+		     "tensor \"a\": shape [4294967296, 4294967296] is too large (the element count "
+		     "overflows)");
+	FT_CHECK_STR(
+		parse_msg(T1("a", "I64", "[4611686018427387904]", "[0,8]"), 8, &err),
+		"tensor \"a\": shape [4611686018427387904] is too large (the byte size overflows)");
 	FT_CHECK_STR(parse_msg(T1("a", "F32", "[4]", "[0,16]"), 8, &err),
 		     "tensor \"a\": data_offsets [0, 16] run past the end of the data (8 bytes)");
 }
@@ -201,20 +213,23 @@ FT_TEST(error_sizes)
 FT_TEST(error_packing)
 {
 	struct ft_err err;
-	FT_CHECK_STR(parse_msg(T1("a", "F32", "[2]", "[4,12]"), 12, &err),
-		     "tensor \"a\": data_offsets [4, 12] leave a gap: the first tensor must start at 0");
+	FT_CHECK_STR(
+		parse_msg(T1("a", "F32", "[2]", "[4,12]"), 12, &err),
+		"tensor \"a\": data_offsets [4, 12] leave a gap: the first tensor must start at 0");
 	FT_CHECK_STR(parse_msg("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
 			       "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
 			       12, &err),
-		     "tensor \"b\": data_offsets [8, 12] leave a gap after tensor \"a\" (which ends at 4)");
+		     "tensor \"b\": data_offsets [8, 12] leave a gap after tensor \"a\" (which "
+		     "ends at 4)");
 	FT_CHECK_STR(parse_msg("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
 			       "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
 			       8, &err),
 		     "tensor \"b\": data_offsets [4, 8] overlap tensor \"a\" (which ends at 8)");
 	FT_CHECK_STR(parse_msg(T1("a", "F32", "[2]", "[0,8]"), 9, &err),
-		     "the data section is 9 bytes but the tensors cover 8 (trailing bytes after the last tensor)");
-	FT_CHECK_STR(parse_msg("{}", 1, &err),
-		     "the data section is 1 bytes but the tensors cover 0 (trailing bytes after the last tensor)");
+		     "the data section is 9 bytes but the tensors cover 8 (trailing bytes after "
+		     "the last tensor)");
+	FT_CHECK_STR(parse_msg("{}", 1, &err), "the data section is 1 bytes but the tensors cover "
+					       "0 (trailing bytes after the last tensor)");
 }
 
 FT_TEST(error_metadata)
@@ -250,20 +265,23 @@ FT_TEST(open_names_the_file)
 	struct ft_err err;
 	const char *dir = tmpdir();
 	snprintf(path, sizeof(path), "%s/model.safetensors", dir);
-	size_t n = mk(buf, sizeof(buf), T1("model.embed_tokens.weight", "F32", "[10,4]", "[0,100]"), 100);
+	size_t n = mk(buf, sizeof(buf), T1("model.embed_tokens.weight", "F32", "[10,4]", "[0,100]"),
+		      100);
 	write_file(path, buf, n);
 	ft_err_clear(&err);
 	FT_CHECK_INT(ft_st_open(path, &f, &err), FT_EFORMAT);
 	char want[1024];
 	snprintf(want, sizeof(want),
-		 "%s: tensor \"model.embed_tokens.weight\": data_offsets [0, 100] do not match shape [10, 4] of F32 (160 bytes)",
+		 "%s: tensor \"model.embed_tokens.weight\": data_offsets [0, 100] do not match "
+		 "shape [10, 4] of F32 (160 bytes)",
 		 path);
 	FT_CHECK_STR(err.msg, want);
 	write_file(path, buf, 3);
 	ft_err_clear(&err);
 	FT_CHECK_INT(ft_st_open(path, &f, &err), FT_EFORMAT);
 	snprintf(want, sizeof(want),
-		 "%s: file is too small to be safetensors (3 bytes; the 8-byte header length is missing)",
+		 "%s: file is too small to be safetensors (3 bytes; the 8-byte header length is "
+		 "missing)",
 		 path);
 	FT_CHECK_STR(err.msg, want);
 	unlink(path);
@@ -280,9 +298,9 @@ FT_TEST(f16_values)
 	FT_CHECK(ft_f16_to_f32(0x3C00) == 1.0f);
 	FT_CHECK(ft_f16_to_f32(0xC000) == -2.0f);
 	FT_CHECK(ft_f16_to_f32(0x3555) == 0x1.554p-2f); /* 0.333251953125 */
-	FT_CHECK(ft_f16_to_f32(0x7BFF) == 65504.0f);	/* largest normal */
-	FT_CHECK(ft_f16_to_f32(0x0400) == 0x1p-14f);	/* smallest normal */
-	FT_CHECK(ft_f16_to_f32(0x0001) == 0x1p-24f);	/* smallest subnormal */
+	FT_CHECK(ft_f16_to_f32(0x7BFF) == 65504.0f); /* largest normal */
+	FT_CHECK(ft_f16_to_f32(0x0400) == 0x1p-14f); /* smallest normal */
+	FT_CHECK(ft_f16_to_f32(0x0001) == 0x1p-24f); /* smallest subnormal */
 	FT_CHECK(ft_f16_to_f32(0x03FF) == 1023 * 0x1p-24f); /* largest subnormal */
 	FT_CHECK(ft_f16_to_f32(0x8001) == -0x1p-24f);
 	FT_CHECK(ft_f16_to_f32(0x7C00) == INFINITY);
@@ -316,8 +334,8 @@ FT_TEST(to_f32_tensor)
 	uint8_t buf[512];
 	size_t n = mk(buf, sizeof(buf), hdr, 18);
 	uint8_t *d = buf + 8 + strlen(hdr);
-	const uint8_t data[18] = { 0x00, 0x3C, 0x00, 0xC0, 0x01, 0x00, 0x80, 0x3F, 0x00, 0xC0,
-				   7,	 0,    0,    0,	   0x00, 0x00, 0x40, 0x40 };
+	const uint8_t data[18] = {0x00, 0x3C, 0x00, 0xC0, 0x01, 0x00, 0x80, 0x3F, 0x00,
+				  0xC0, 7,    0,    0,	  0,	0x00, 0x00, 0x40, 0x40};
 	memcpy(d, data, sizeof(data));
 	struct ft_st_file *f;
 	struct ft_err err;
@@ -349,22 +367,21 @@ FT_TEST(writer_matches_reference_vectors)
 	/* safetensors/src/tensor.rs test_serialization: "attn.0", F32 [1, 2, 3]
 	 * holding 0..5. */
 	static const uint8_t want[] = {
-		64,  0,	  0,   0,   0,	 0,   0,   0,	123, 34,  97,  116, 116, 110, 46,  48,
-		34,  58,  123, 34,  100, 116, 121, 112, 101, 34,  58,  34,  70,	 51,  50,  34,
-		44,  34,  115, 104, 97,	 112, 101, 34,	58,  91,  49,  44,  50,	 44,  51,  93,
-		44,  34,  100, 97,  116, 97,  95,  111, 102, 102, 115, 101, 116, 115, 34,  58,
-		91,  48,  44,  50,  52,	 93,  125, 125, 0,   0,	  0,   0,   0,	 0,   128, 63,
-		0,   0,	  0,   64,  0,	 0,   64,  64,	0,   0,	  128, 64,  0,	 0,   160, 64
-	};
+		64, 0,	0,   0,	  0,   0,   0,	 0,   123, 34,	97,  116, 116, 110, 46,	 48,
+		34, 58, 123, 34,  100, 116, 121, 112, 101, 34,	58,  34,  70,  51,  50,	 34,
+		44, 34, 115, 104, 97,  112, 101, 34,  58,  91,	49,  44,  50,  44,  51,	 93,
+		44, 34, 100, 97,  116, 97,  95,	 111, 102, 102, 115, 101, 116, 115, 34,	 58,
+		91, 48, 44,  50,  52,  93,  125, 125, 0,   0,	0,   0,	  0,   0,   128, 63,
+		0,  0,	0,   64,  0,   0,   64,	 64,  0,   0,	128, 64,  0,   0,   160, 64};
 	/* test_empty with metadata {"framework": "pt"}. */
-	static const uint8_t want_meta[] = { 40,  0,   0,   0,	 0,   0,   0,	0,   123, 34,
-					     95,  95,  109, 101, 116, 97,  100, 97,  116, 97,
-					     95,  95,  34,  58,	 123, 34,  102, 114, 97,  109,
-					     101, 119, 111, 114, 107, 34,  58,	34,  112, 116,
-					     34,  125, 125, 32,	 32,  32,  32,	32 };
-	static const uint8_t want_empty[] = { 8, 0, 0, 0, 0, 0, 0, 0, 123, 125, 32, 32, 32, 32, 32, 32 };
-	const float data[6] = { 0, 1, 2, 3, 4, 5 };
-	const int64_t shape[3] = { 1, 2, 3 };
+	static const uint8_t want_meta[] = {
+		40,  0,	  0,   0,  0,  0,  0,	0,   123, 34,  95,  95,	 109, 101, 116, 97,
+		100, 97,  116, 97, 95, 95, 34,	58,  123, 34,  102, 114, 97,  109, 101, 119,
+		111, 114, 107, 34, 58, 34, 112, 116, 34,  125, 125, 32,	 32,  32,  32,	32};
+	static const uint8_t want_empty[] = {8,	  0,   0,  0,  0,  0,  0,  0,
+					     123, 125, 32, 32, 32, 32, 32, 32};
+	const float data[6] = {0, 1, 2, 3, 4, 5};
+	const int64_t shape[3] = {1, 2, 3};
 	char path[512];
 	uint8_t got[512];
 	struct ft_err err;
@@ -398,11 +415,11 @@ FT_TEST(writer_matches_reference_vectors)
 FT_TEST(writer_round_trip)
 {
 	/* Several dtypes, a scalar, an empty tensor, a name needing escapes. */
-	const int16_t h[3] = { 0x3C00, (int16_t)0xC000, 0x0001 };
-	const int64_t i64[2] = { -1, 1LL << 40 };
-	const uint8_t flags[3] = { 1, 0, 1 };
+	const int16_t h[3] = {0x3C00, (int16_t)0xC000, 0x0001};
+	const int64_t i64[2] = {-1, 1LL << 40};
+	const uint8_t flags[3] = {1, 0, 1};
 	const double sc = 2.5;
-	const int64_t s3[1] = { 3 }, s2[1] = { 2 }, s0[2] = { 0, 5 };
+	const int64_t s3[1] = {3}, s2[1] = {2}, s0[2] = {0, 5};
 	char path[512];
 	struct ft_st_file *f;
 	struct ft_err err;
@@ -423,10 +440,10 @@ FT_TEST(writer_round_trip)
 	FT_CHECK_STR(err.msg, "tensor \"h\" was added twice");
 	ft_err_clear(&err);
 	FT_CHECK_INT(ft_st_writer_add(w, "__metadata__", FT_DTYPE_F16, 1, s3, h, &err), FT_EINVAL);
-	FT_CHECK_STR(err.msg,
-		     "tensor name \"__metadata__\" is not allowed (must be non-empty UTF-8, not \"__metadata__\")");
+	FT_CHECK_STR(err.msg, "tensor name \"__metadata__\" is not allowed (must be non-empty "
+			      "UTF-8, not \"__metadata__\")");
 	ft_err_clear(&err);
-	const int64_t neg[1] = { -1 };
+	const int64_t neg[1] = {-1};
 	FT_CHECK_INT(ft_st_writer_add(w, "n", FT_DTYPE_F16, 1, neg, h, &err), FT_EINVAL);
 	FT_CHECK_STR(err.msg, "tensor \"n\": bad shape (dimension 0 is -1)");
 	ft_err_clear(&err);
@@ -462,8 +479,8 @@ FT_TEST(writer_round_trip)
 static void make_sharded(const char *dir, const char *index)
 {
 	char path[512];
-	const float a[2] = { 1, 2 }, b[1] = { 3 };
-	const int64_t s2[1] = { 2 }, s1[1] = { 1 };
+	const float a[2] = {1, 2}, b[1] = {3};
+	const int64_t s2[1] = {2}, s1[1] = {1};
 	struct ft_err err;
 	ft_err_clear(&err);
 	struct ft_st_writer *w = ft_st_writer_new();
@@ -483,8 +500,8 @@ static void make_sharded(const char *dir, const char *index)
 static void clean_sharded(const char *dir)
 {
 	char path[512];
-	const char *names[] = { "m-1.safetensors", "m-2.safetensors",
-				"model.safetensors.index.json" };
+	const char *names[] = {"m-1.safetensors", "m-2.safetensors",
+			       "model.safetensors.index.json"};
 	for (size_t i = 0; i < FT_ARRAY_LEN(names); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		unlink(path);
@@ -524,7 +541,8 @@ FT_TEST(sharded_errors)
 	ft_err_clear(&err);
 	FT_CHECK_INT(ft_st_set_open(dir, &s, &err), FT_ENOTFOUND);
 	snprintf(want, sizeof(want),
-		 "%s/model.safetensors.index.json: shard \"m-3.safetensors\" is missing (the weight_map names it for tensor \"c\")",
+		 "%s/model.safetensors.index.json: shard \"m-3.safetensors\" is missing (the "
+		 "weight_map names it for tensor \"c\")",
 		 dir);
 	FT_CHECK_STR(err.msg, want);
 	clean_sharded(dir);
@@ -534,7 +552,8 @@ FT_TEST(sharded_errors)
 	ft_err_clear(&err);
 	FT_CHECK_INT(ft_st_set_open(dir, &s, &err), FT_EFORMAT);
 	snprintf(want, sizeof(want),
-		 "%s/model.safetensors.index.json: tensor \"b\" is mapped to shard \"m-1.safetensors\", which does not contain it",
+		 "%s/model.safetensors.index.json: tensor \"b\" is mapped to shard "
+		 "\"m-1.safetensors\", which does not contain it",
 		 dir);
 	FT_CHECK_STR(err.msg, want);
 	clean_sharded(dir);
@@ -544,7 +563,8 @@ FT_TEST(sharded_errors)
 	ft_err_clear(&err);
 	FT_CHECK_INT(ft_st_set_open(dir, &s, &err), FT_EFORMAT);
 	snprintf(want, sizeof(want),
-		 "%s/model.safetensors.index.json: \"weight_map\" entry for \"a\" must be a file name in the model folder",
+		 "%s/model.safetensors.index.json: \"weight_map\" entry for \"a\" must be a file "
+		 "name in the model folder",
 		 dir);
 	FT_CHECK_STR(err.msg, want);
 	clean_sharded(dir);
@@ -554,7 +574,8 @@ FT_TEST(sharded_errors)
 	ft_err_clear(&err);
 	FT_CHECK_INT(ft_st_set_open(dir, &s, &err), FT_EFORMAT);
 	snprintf(want, sizeof(want),
-		 "%s/model.safetensors.index.json: \"weight_map\" must be an object (got list)", dir);
+		 "%s/model.safetensors.index.json: \"weight_map\" must be an object (got list)",
+		 dir);
 	FT_CHECK_STR(err.msg, want);
 	clean_sharded(dir);
 
@@ -562,7 +583,8 @@ FT_TEST(sharded_errors)
 	ft_err_clear(&err);
 	FT_CHECK_INT(ft_st_set_open(dir, &s, &err), FT_ENOTFOUND);
 	snprintf(want, sizeof(want),
-		 "%s: no model.safetensors or model.safetensors.index.json in the model folder", dir);
+		 "%s: no model.safetensors or model.safetensors.index.json in the model folder",
+		 dir);
 	FT_CHECK_STR(err.msg, want);
 	rmdir(dir);
 }

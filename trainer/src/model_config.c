@@ -274,7 +274,7 @@ static enum ft_rc parse_eos(const json_t *root, struct ft_model_config *c, struc
 
 static enum ft_rc parse_root(const json_t *root, struct ft_model_config *c, struct ft_err *err)
 {
-	const struct arch_info *a;
+	const struct arch_info *a = NULL;
 	const char *act = "silu", *dtype = NULL;
 	bool head_dim_given;
 	bool attn_bias = false;

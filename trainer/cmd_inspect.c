@@ -18,6 +18,9 @@
  *   ft-train st-copy IN OUT
  *       reads IN and writes every tensor and the metadata to OUT through
  *       ft_st_writer.
+ *   ft-train st-cast IN OUT F32|F16|BF16
+ *       converts every F32/F16/BF16 tensor of IN through ft_st_to_f32 and
+ *       ft_st_from_f32 and writes them to OUT.
  *   ft-train config-json MODEL_DIR
  *       parses MODEL_DIR/config.json and prints what ft_model_config_to_json
  *       writes for it.
@@ -331,5 +334,47 @@ int cmd_config_json(int argc, char **argv)
 		fputs(ft_buf_str(&out), stdout);
 	}
 	ft_buf_release(&out);
+	return ret;
+}
+
+int cmd_st_cast(int argc, char **argv)
+{
+	struct ft_st_file *in;
+	struct ft_st_writer *wr;
+	struct ft_err err;
+	enum ft_dtype to;
+	void **bufs;
+	size_t n;
+	int ret = 0;
+
+	if (argc != 4 || !ft_dtype_parse(argv[3], &to)) {
+		fprintf(stderr, "usage: ft-train st-cast IN OUT F32|F16|BF16\n");
+		return 2;
+	}
+	ft_err_clear(&err);
+	if (ft_st_open(argv[1], &in, &err))
+		return fail("st-cast", &err);
+	n = ft_st_count(in);
+	bufs = ft_xcalloc(n ? n : 1, sizeof(*bufs));
+	wr = ft_st_writer_new();
+	for (size_t i = 0; i < n && !ret; i++) {
+		const struct ft_st_tensor *t = ft_st_at(in, i);
+		float *f = malloc(t->nelem ? t->nelem * sizeof(float) : 1);
+		bufs[i] = malloc(t->nelem ? t->nelem * ft_dtype_size(to) : 1);
+		if (!f || !bufs[i])
+			ret = 1;
+		else if (ft_st_to_f32(t, f, &err) ||
+			 ft_st_from_f32(f, t->nelem, to, bufs[i], &err) ||
+			 ft_st_writer_add(wr, t->name, to, t->ndim, t->shape, bufs[i], &err))
+			ret = fail("st-cast", &err);
+		free(f);
+	}
+	if (!ret && ft_st_writer_write(wr, argv[2], &err))
+		ret = fail("st-cast", &err);
+	ft_st_writer_free(wr);
+	for (size_t i = 0; i < n; i++)
+		free(bufs[i]);
+	free(bufs);
+	ft_st_close(in);
 	return ret;
 }

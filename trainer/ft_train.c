@@ -25,6 +25,7 @@ static const struct cmd commands[] = {
 	{ "inspect", cmd_inspect, "show a model folder's config and tensors" },
 	{ "st-dump", cmd_st_dump, NULL }, /* hidden: tests */
 	{ "st-copy", cmd_st_copy, NULL }, /* hidden: tests */
+	{ "st-cast", cmd_st_cast, NULL }, /* hidden: tests */
 	{ "config-json", cmd_config_json, NULL }, /* hidden: tests */
 };
 

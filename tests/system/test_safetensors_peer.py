@@ -331,3 +331,39 @@ def test_where_we_are_stricter(ft_train, tmp_path):
         path.write_bytes(data)
         p = run([ft_train, "inspect", str(path)], check=False)
         assert p.returncode == 1 and msg in p.stderr
+
+
+def test_f32_to_half_matches_torch(ft_train, tmp_path):
+    """ft_f32_to_f16 / ft_f32_to_bf16 against torch's .to(): bit-exact for
+    every value; F16 NaNs too (quiet, top payload bits kept). For BF16 NaNs
+    only NaN-ness is compared: torch's scalar path gives 0x7FC0 and its
+    vectorised path 0xFFFF, so its bits are no reference."""
+    g = torch.Generator().manual_seed(5)
+    # Random bit patterns cover every exponent; scaled normals hit the F16
+    # range and its subnormals; exact ties and the edges are added by hand.
+    bits = torch.randint(-2**31, 2**31 - 1, (1 << 18,), generator=g, dtype=torch.int64)
+    rand_bits = bits.to(torch.int32).view(torch.float32)
+    normals = torch.randn(1 << 18, generator=g) * torch.pow(
+        2.0, torch.randint(-30, 18, (1 << 18,), generator=g).float())
+    f16_all = torch.arange(0, 65536, dtype=torch.int32).to(torch.int16).view(torch.float16).float()
+    nxt = torch.nextafter(f16_all, torch.tensor(float("inf")))
+    ties = (f16_all[:-1] + f16_all[1:]) / 2  # halfway between neighbours (exact in f32)
+    edges = torch.tensor([0.0, -0.0, 65504, 65519.996, 65520, 1e30, float("inf"), -float("inf"),
+                          float("nan"), 2**-24, 2**-25, 1.5 * 2**-25, 3.4028235e38, 1e-45])
+    x = torch.cat([rand_bits, normals, f16_all, nxt, ties.nan_to_num(0.0), edges]).contiguous()
+    src = tmp_path / "f32.safetensors"
+    torch_save_file({"x": x}, str(src))
+    for dtype, tdt in (("F16", torch.float16), ("BF16", torch.bfloat16)):
+        out = tmp_path / f"{dtype}.safetensors"
+        run([ft_train, "st-cast", str(src), str(out), dtype])
+        ours = torch_load_file(str(out))["x"]
+        ref = x.to(tdt)
+        assert ours.dtype == tdt
+        differ = ours.view(torch.int16) != ref.view(torch.int16)
+        if dtype == "BF16":
+            assert torch.equal(ours.isnan(), ref.isnan())
+            differ &= ~ref.isnan()
+        diff = differ.nonzero().flatten()
+        assert diff.numel() == 0, (dtype, [(x[i].item(), hex(ours.view(torch.int16)[i].item() & 0xffff),
+                                            hex(ref.view(torch.int16)[i].item() & 0xffff))
+                                           for i in diff[:5]])

@@ -159,6 +159,74 @@ enum ft_rc ft_st_to_f32(const struct ft_st_tensor *t, float *dst, struct ft_err 
 	}
 }
 
+/* fp32 -> bfloat16: keep the top half, rounding the dropped 16 bits to
+ * nearest even (add 0x7fff plus the lowest kept bit). */
+uint16_t ft_f32_to_bf16(float f)
+{
+	uint32_t x;
+	memcpy(&x, &f, sizeof(x));
+	if ((x & 0x7fffffffu) > 0x7f800000u)
+		return (uint16_t)((x >> 16) & 0x8000u) | 0x7fc0u;
+	return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
+}
+
+/* Round m >> shift to nearest even. */
+static uint32_t shift_rne(uint32_t m, unsigned shift)
+{
+	uint32_t r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+	return r + (rem > half || (rem == half && (r & 1u)));
+}
+
+/* fp32 -> binary16. |f| >= 65520 rounds to inf; below 2^-14 the result is
+ * subnormal: round(|f| * 2^24), with the fp32 significand m (implicit bit
+ * included) and biased exponent e, |f| * 2^24 = m >> (126 - e). Normal
+ * results re-bias the exponent (e - 112) and round the 13 dropped mantissa
+ * bits; a carry into the exponent is the correct next binade. */
+uint16_t ft_f32_to_f16(float f)
+{
+	uint32_t x, sign, e, m;
+	memcpy(&x, &f, sizeof(x));
+	sign = (x >> 16) & 0x8000u;
+	x &= 0x7fffffffu;
+	if (x > 0x7f800000u) /* NaN: quieted, top payload bits kept (x86 F16C, ARM) */
+		return (uint16_t)(sign | 0x7e00u | ((x >> 13) & 0x3ffu));
+	if (x >= 0x477ff000u)
+		return (uint16_t)(sign | 0x7c00u);
+	e = x >> 23;
+	m = (x & 0x7fffffu) | 0x800000u;
+	if (e < 113) {
+		if (126 - e > 24)
+			return (uint16_t)sign;
+		return (uint16_t)(sign | shift_rne(m, 126 - e));
+	}
+	return (uint16_t)(sign | shift_rne(((e - 112) << 23) | (x & 0x7fffffu), 13));
+}
+
+enum ft_rc ft_st_from_f32(const float *src, uint64_t n, enum ft_dtype dtype, void *dst,
+			  struct ft_err *err)
+{
+	uint8_t *d = dst;
+	switch (dtype) {
+	case FT_DTYPE_F32:
+		if (n)
+			memcpy(dst, src, n * sizeof(float));
+		return FT_OK;
+	case FT_DTYPE_F16:
+	case FT_DTYPE_BF16:
+		for (uint64_t i = 0; i < n; i++) {
+			uint16_t h = dtype == FT_DTYPE_F16 ? ft_f32_to_f16(src[i])
+							   : ft_f32_to_bf16(src[i]);
+			d[2 * i] = (uint8_t)h;
+			d[2 * i + 1] = (uint8_t)(h >> 8);
+		}
+		return FT_OK;
+	default:
+		return ft_failf(err, FT_EINVAL, "unsupported_dtype",
+				"cannot convert F32 to %s (only F32, F16 and BF16)",
+				ft_dtype_name(dtype));
+	}
+}
+
 /* ---------------------------------------------------------------- reading */
 
 struct st_meta {

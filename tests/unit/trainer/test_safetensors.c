@@ -324,6 +324,41 @@ FT_TEST(bf16_values)
 	FT_CHECK(isnan(ft_bf16_to_f32(0x7FC0)));
 }
 
+FT_TEST(f32_to_f16_values)
+{
+	/* Hand-computed; ties go to the even neighbour. */
+	FT_CHECK_INT(ft_f32_to_f16(1.0f), 0x3C00);
+	FT_CHECK_INT(ft_f32_to_f16(-2.0f), 0xC000);
+	FT_CHECK_INT(ft_f32_to_f16(65504.0f), 0x7BFF);
+	FT_CHECK_INT(ft_f32_to_f16(65519.996f), 0x7BFF); /* just below the tie */
+	FT_CHECK_INT(ft_f32_to_f16(65520.0f), 0x7C00); /* tie with 2^16: even is inf */
+	FT_CHECK_INT(ft_f32_to_f16(1e9f), 0x7C00);
+	FT_CHECK_INT(ft_f32_to_f16(-INFINITY), 0xFC00);
+	FT_CHECK_INT(ft_f32_to_f16(NAN), 0x7E00);
+	FT_CHECK_INT(ft_f32_to_f16(1.0f + 0x1p-11f), 0x3C00); /* tie, 0x3C00 even */
+	FT_CHECK_INT(ft_f32_to_f16(1.0f + 3 * 0x1p-11f), 0x3C02); /* tie, 0x3C02 even */
+	FT_CHECK_INT(ft_f32_to_f16(1.0f + 0x1p-11f + 0x1p-20f), 0x3C01);
+	FT_CHECK_INT(ft_f32_to_f16(0x1p-14f), 0x0400);
+	FT_CHECK_INT(ft_f32_to_f16(0x1p-24f), 0x0001);
+	FT_CHECK_INT(ft_f32_to_f16(0x1p-25f), 0x0000); /* tie with 0 */
+	FT_CHECK_INT(ft_f32_to_f16(0x1.8p-25f), 0x0001);
+	FT_CHECK_INT(ft_f32_to_f16(3 * 0x1p-25f), 0x0002); /* 1.5 ulp: tie, even 2 */
+	FT_CHECK_INT(ft_f32_to_f16(-0x1p-30f), 0x8000);
+	FT_CHECK_INT(ft_f32_to_f16(1023.5f * 0x1p-24f), 0x0400); /* rounds up to normal */
+}
+
+FT_TEST(f32_to_bf16_values)
+{
+	FT_CHECK_INT(ft_f32_to_bf16(1.0f), 0x3F80);
+	FT_CHECK_INT(ft_f32_to_bf16(-2.0f), 0xC000);
+	FT_CHECK_INT(ft_f32_to_bf16(1.0f + 0x1p-8f), 0x3F80); /* tie, even */
+	FT_CHECK_INT(ft_f32_to_bf16(1.0f + 3 * 0x1p-8f), 0x3F82); /* tie, even */
+	FT_CHECK_INT(ft_f32_to_bf16(1.0f + 0x1p-8f + 0x1p-20f), 0x3F81);
+	FT_CHECK_INT(ft_f32_to_bf16(NAN), 0x7FC0);
+	FT_CHECK_INT(ft_f32_to_bf16(-INFINITY), 0xFF80);
+	FT_CHECK_INT(ft_f32_to_bf16(0x1.fffffep127f), 0x7F80); /* FLT_MAX rounds to inf */
+}
+
 FT_TEST(to_f32_tensor)
 {
 	/* F16 [1, -2, 2^-24] and BF16 [1, -2] in one file, plus an I32. */

@@ -79,6 +79,17 @@ float ft_bf16_to_f32(uint16_t b);
 /* Convert one tensor to fp32 (from F32, F16 or BF16) into dst[nelem]. */
 enum ft_rc ft_st_to_f32(const struct ft_st_tensor *t, float *dst, struct ft_err *err);
 
+/* fp32 to half precision, rounding to nearest even as torch's .to() does:
+ * overflow gives inf, tiny values F16 subnormals or zero. NaN stays a quiet
+ * NaN with its sign: F16 keeps the top payload bits (as x86 F16C and ARM
+ * do), BF16 gives 0x7FC0 (torch's scalar path; its vector path gives 0xFFFF). */
+uint16_t ft_f32_to_f16(float f);
+uint16_t ft_f32_to_bf16(float f);
+/* n floats into dst as little-endian F32, F16 or BF16 (n * dtype size
+ * bytes); other dtypes are FT_EINVAL. */
+enum ft_rc ft_st_from_f32(const float *src, uint64_t n, enum ft_dtype dtype, void *dst,
+			  struct ft_err *err);
+
 /* Writing: collect tensors (data is copied at write time, not before),
  * then write atomically (temp file, fsync, rename). Tensors are written
  * sorted by name, with 8-byte aligned offsets as the Python package does. */

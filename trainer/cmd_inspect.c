@@ -134,6 +134,10 @@ static void print_text(const char *path, const struct ft_model_config *c, bool h
 		       c->o_bias ? "yes" : "no", c->mlp_bias ? "yes" : "no");
 		printf("parameters: %" PRIu64 " (from config.json)\n",
 		       ft_model_config_param_count(c));
+		if (elems != ft_model_config_param_count(c))
+			printf("note: the tensors hold %" PRIu64
+			       " elements, not what config.json implies\n",
+			       elems);
 	}
 	printf("tensors: %zu, %" PRIu64 " elements\n", n, elems);
 	for (size_t i = 0; i < n; i++) {

@@ -91,7 +91,7 @@ PRODUCTS = [
      "98% cotton, 2% elastane", "98%棉，2%氨纶", "machine wash at 30°C inside out", "30°C反面机洗",
      ["28", "30", "32", "34", "36"], [("khaki", "卡其色"), ("black", "黑色"), ("olive", "橄榄绿")]),
     ("puffer", "apparel", 699, "Lightweight Down Jacket", "轻薄羽绒服",
-     "nylon shell with 90% white duck down", "尼龙面料，90%白鸭绒填充", "machine wash gentle and tumble dry low",
+     "nylon, filled with 90% white duck down", "尼龙面料，90%白鸭绒填充", "machine wash gentle and tumble dry low",
      "轻柔机洗，低温烘干", ["S", "M", "L", "XL"], [("black", "黑色"), ("navy", "藏青色"), ("burgundy", "酒红色")]),
     ("hoodie", "apparel", 229, "Organic Cotton Hoodie", "有机棉连帽卫衣",
      "100% organic cotton fleece", "100%有机棉抓绒", "machine wash cold and do not bleach", "冷水机洗，勿漂白",
@@ -100,22 +100,22 @@ PRODUCTS = [
      "100% mulberry silk", "100%桑蚕丝", "dry clean only", "仅限干洗",
      ["one size"], [("maple red", "枫叶红"), ("ivory", "象牙白")]),
     ("runners", "shoes", 549, "Trail Running Shoes", "越野跑鞋",
-     "breathable mesh upper with rubber outsole", "透气网面鞋面，橡胶大底", "wipe clean and air dry", "湿布擦拭，自然风干",
+     "breathable mesh, with a rubber outsole", "透气网面鞋面，橡胶大底", "wipe clean and air dry", "湿布擦拭，自然风干",
      ["EU 38", "EU 39", "EU 40", "EU 41", "EU 42", "EU 43"], [("grey", "灰色"), ("blue", "蓝色")]),
     ("boots", "shoes", 799, "Leather Ankle Boots", "真皮短靴",
-     "full-grain leather with a rubber sole", "头层牛皮，橡胶鞋底", "wipe clean and use leather balm", "湿布擦拭，定期涂护革油",
+     "full-grain leather, with a rubber sole", "头层牛皮，橡胶鞋底", "wipe clean and use leather balm", "湿布擦拭，定期涂护革油",
      ["EU 36", "EU 37", "EU 38", "EU 39", "EU 40", "EU 41"], [("cognac", "焦糖色"), ("black", "黑色")]),
     ("headphones", "electronics", 899, "Wireless Noise-Cancelling Headphones", "无线降噪耳机",
-     "aluminium and protein-leather ear cushions", "铝合金机身，蛋白皮耳罩", "wipe with a dry cloth", "用干布擦拭",
+     "aluminium, with protein-leather ear cushions", "铝合金机身，蛋白皮耳罩", "wipe with a dry cloth", "用干布擦拭",
      [], [("black", "黑色"), ("silver", "银色")]),
     ("watch", "electronics", 1299, "Smart Fitness Watch", "智能运动手表",
-     "aluminium case with a silicone strap", "铝合金表壳，硅胶表带", "rinse the strap with fresh water", "表带可用清水冲洗",
+     "aluminium, with a silicone strap", "铝合金表壳，硅胶表带", "rinse the strap with fresh water", "表带可用清水冲洗",
      [], [("black", "黑色"), ("pine green", "松绿色")]),
     ("powerbank", "electronics", 199, "20,000 mAh Power Bank", "20000毫安充电宝",
-     "recycled plastic casing", "再生塑料外壳", "keep away from heat and water", "远离高温和水",
+     "recycled plastic", "再生塑料外壳", "keep away from heat and water", "远离高温和水",
      [], [("white", "白色"), ("graphite", "石墨灰")]),
     ("speaker", "electronics", 349, "Portable Bluetooth Speaker", "便携蓝牙音箱",
-     "fabric-wrapped, splash-resistant body", "织物包覆，防泼溅机身", "wipe with a damp cloth", "用湿布擦拭",
+     "splash-resistant plastic wrapped in fabric", "织物包覆，防泼溅机身", "wipe with a damp cloth", "用湿布擦拭",
      [], [("sand", "沙色"), ("charcoal", "炭黑色")]),
     ("kettle", "electronics", 239, "Electric Kettle 1.7 L", "1.7升电热水壶",
      "stainless steel", "不锈钢", "descale monthly with citric acid", "每月用柠檬酸除垢",
@@ -127,7 +127,7 @@ PRODUCTS = [
      "100% long-staple cotton sateen", "100%长绒棉贡缎", "machine wash at 40°C", "40°C机洗",
      ["1.5 m bed", "1.8 m bed"], [("white", "白色"), ("dove grey", "鸽灰色")]),
     ("candle", "home", 89, "Pine Forest Scented Candle", "松林香薰蜡烛",
-     "soy wax with a cotton wick", "大豆蜡，棉质烛芯", "trim the wick before lighting", "点燃前修剪烛芯",
+     "soy wax, with a cotton wick", "大豆蜡，棉质烛芯", "trim the wick before lighting", "点燃前修剪烛芯",
      [], [("amber jar", "琥珀色玻璃罐")]),
     ("board", "home", 79, "Bamboo Cutting Board", "竹制砧板",
      "solid bamboo", "整块竹材", "hand wash and oil occasionally", "手洗，定期上油",
@@ -211,19 +211,21 @@ def policy_sections():
          f"取消订单所用的优惠券如未过期，会退回您的账户。"),
         ("Damaged, wrong or missing items", f"If an item arrives damaged, is the wrong item, or is missing from the "
          f"parcel, report it within {F['damage_report_hours']} hours of delivery in My Orders > Report a problem with "
-         f"photos of the item and the packaging. We send a free replacement or a full refund including shipping, and "
-         f"you pay nothing for the return. Reports after {F['damage_report_hours']} hours are handled as ordinary "
+         f"photos of the item and the packaging. We send a free replacement (shipped within 1 business day of approval) "
+         f"or a full refund including shipping, and you pay nothing for the return. Reports after {F['damage_report_hours']} hours are handled as ordinary "
          f"returns or warranty claims.",
          "破损、错发或漏发", f"如商品破损、发错或漏发，请在签收后{F['damage_report_hours']}小时内，"
-         f"在“我的订单 > 问题反馈”中上传商品和外包装照片。我们将免费补发或全额退款（含运费），退回费用由我们承担。"
+         f"在“我的订单 > 问题反馈”中上传商品和外包装照片。我们将免费补发（审核通过后1个工作日内发出）或全额退款（含运费），退回费用由我们承担。"
          f"超过{F['damage_report_hours']}小时的反馈按普通退货或保修处理。"),
         ("Warranty", f"Electronics come with a {F['warranty_years']}-year warranty from the delivery date covering "
          f"manufacturing defects. We repair or replace the item free of charge; start a claim in My Orders > Warranty "
-         f"with the order number. Accidental damage, water damage and normal wear are not covered. Clothing, shoes and "
+         f"with the order number. Accidental damage, water damage and normal wear are not covered; for those, and after "
+         f"the warranty ends, we can arrange a paid repair quote. Clothing, shoes and "
          f"home goods are not covered by the warranty; a faulty one can be returned within {F['return_days']} days "
          f"of delivery.",
          "保修", f"数码电子产品自签收之日起享受{F['warranty_years']}年保修，涵盖制造缺陷，我们将免费维修或更换。"
-         f"请凭订单号在“我的订单 > 保修”中申请。意外损坏、进水和正常磨损不在保修范围内。服装、鞋类和家居用品不提供保修，"
+         f"请凭订单号在“我的订单 > 保修”中申请。意外损坏、进水和正常磨损不在保修范围内；此类情况及过保后可为您安排付费维修报价。"
+         f"服装、鞋类和家居用品不提供保修，"
          f"如有质量问题可在签收后{F['return_days']}天内退货。"),
         ("Before you buy", "Every clothing and shoe page has a size chart; our clothing fits true to size, and if you "
          "are between sizes we suggest the larger one. Materials and care instructions are listed on each product "
@@ -252,9 +254,9 @@ def policy_sections():
          f"be requested or corrected within {F['invoice_request_days']} days of delivery.",
          "发票", f"签收后可开具电子发票：在“我的订单 > 申请发票”中选择个人或单位（需填写单位名称和税号），"
          f"发票将在{F['invoice_days']}个工作日内发送至您的邮箱。签收后{F['invoice_request_days']}天内可申请开票或修改发票信息。"),
-        ("Contact", f"Online chat: every day {F['chat_hours']}. Hotline {F['hotline']}: Monday to Friday "
+        ("Contact", f"Online chat: every day {F['chat_hours']}; type \"agent\" to reach a person. Hotline {F['hotline']}: Monday to Friday "
          f"{F['hotline_hours']}. Email {F['email']}: we reply within {F['email_reply_days']} business day.",
-         "联系我们", f"在线客服：每天{F['chat_hours']}。客服热线{F['hotline']}：周一至周五{F['hotline_hours']}。"
+         "联系我们", f"在线客服：每天{F['chat_hours']}，输入“人工”可转接客服人员。客服热线{F['hotline']}：周一至周五{F['hotline_hours']}。"
          f"邮箱{F['email']}：{F['email_reply_days']}个工作日内回复。"),
     ]
 
@@ -345,8 +347,8 @@ FU_TRACK = (
 FU_REPLACEMENT_WHEN = (
     {"en": ["How soon will the replacement arrive?", "when do i get the new one", "And the replacement ships when?"],
      "zh": ["补发的多久能到？", "新的什么时候发", "换新的要等多久？"]},
-    {"en": [f"The replacement ships within 24 hours of your report being approved, by standard shipping ({F['standard_days']} business days) at no cost to you."],
-     "zh": [f"反馈审核通过后24小时内为您免费补发，标准快递{F['standard_days']}个工作日送达。"]})
+    {"en": [f"The replacement ships within 1 business day of your report being approved, by free standard shipping ({F['standard_days']} business days)."],
+     "zh": [f"反馈审核通过后1个工作日内为您免费补发，标准快递{F['standard_days']}个工作日送达。"]})
 FU_POINTS_WITH_COUPON = (
     {"en": ["Can I use points together with the coupon?", "points + coupon ok?", "Can points be combined with it?"],
      "zh": ["积分能和优惠券一起用吗？", "积分和券能同时用不", "可以同时用积分吗？"]},

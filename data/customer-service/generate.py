@@ -1084,9 +1084,10 @@ def _apply_style(r, lang, text, style):
             elif not pre.endswith(", "):
                 text = text[0].upper() + text[1:]
             if text[-1] not in ".?!":
-                text += "."
+                asks = re.match(r"(?i)(what|when|where|why|how|can|could|is|are|do|does|will|any)\b", text) or "?" in text
+                text += "?" if asks else "."
         elif text[-1] not in "。？！":
-            text += "。"
+            text += "？" if re.search(r"吗|怎么|多久|什么|哪|几|能|可以|呢|不$", text) else "。"
         return pre + text + r.choice(POLITE_POST[lang])
     if style == "angry":
         return r.choice(ANGRY_PRE[lang]) + text.rstrip("?.!。？！") + ("!!" if lang == "en" else "！！")

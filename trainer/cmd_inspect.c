@@ -71,8 +71,8 @@ static const struct ft_st_tensor *weights_find(const struct weights *w, const ch
 	return w->set ? ft_st_set_find(w->set, name) : ft_st_find(w->file, name);
 }
 
-static const char *const rope_names[] = {"default", "linear", "llama3"};
-static const char *const model_types[] = {"llama", "mistral", "qwen2"};
+static const char *const rope_names[] = { "default", "linear", "llama3" };
+static const char *const model_types[] = { "llama", "mistral", "qwen2" };
 
 static json_t *config_json(const struct ft_model_config *c)
 {

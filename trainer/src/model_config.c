@@ -61,9 +61,9 @@ struct arch_info {
 };
 
 static const struct arch_info archs[] = {
-	{FT_ARCH_LLAMA, "LlamaForCausalLM", "llama", 0, 2048, 1, 2, true, false},
-	{FT_ARCH_MISTRAL, "MistralForCausalLM", "mistral", 8, 131072, 1, 2, false, false},
-	{FT_ARCH_QWEN2, "Qwen2ForCausalLM", "qwen2", 32, 32768, -1, -1, false, true},
+	{ FT_ARCH_LLAMA, "LlamaForCausalLM", "llama", 0, 2048, 1, 2, true, false },
+	{ FT_ARCH_MISTRAL, "MistralForCausalLM", "mistral", 8, 131072, 1, 2, false, false },
+	{ FT_ARCH_QWEN2, "Qwen2ForCausalLM", "qwen2", 32, 32768, -1, -1, false, true },
 };
 
 #define SUPPORTED_ARCHS "LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM"
@@ -76,9 +76,9 @@ struct rope_info {
 };
 
 static const struct rope_info ropes[] = {
-	{"default", FT_ROPE_DEFAULT},
-	{"linear", FT_ROPE_LINEAR},
-	{"llama3", FT_ROPE_LLAMA3},
+	{ "default", FT_ROPE_DEFAULT },
+	{ "linear", FT_ROPE_LINEAR },
+	{ "llama3", FT_ROPE_LLAMA3 },
 };
 
 static const struct arch_info *arch_by_name(const char *name)

@@ -880,7 +880,7 @@ static enum ft_rc json_str(struct ft_buf *b, const char *s)
 		case '\t': rc = ft_buf_addstr(b, "\\t"); break;
 		default:
 			if (c < 0x20) {
-				char u[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+				char u[7] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0 };
 				rc = ft_buf_addstr(b, u);
 			} else {
 				rc = ft_buf_addch(b, (char)c);

@@ -114,7 +114,8 @@ FT_TEST(rope_default_spellings)
 		"\"intermediate_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":2,";
 	const char *tails[] = {
 		"\"rope_scaling\":null}", "\"rope_scaling\":{\"rope_type\":\"default\"}}",
-		"\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":5.0}}"};
+		"\"rope_parameters\":{\"rope_type\":\"default\",\"rope_theta\":5.0}}"
+	};
 	char text[512];
 	for (size_t i = 0; i < FT_ARRAY_LEN(tails); i++) {
 		snprintf(text, sizeof(text), "%s%s", base, tails[i]);

@@ -99,7 +99,7 @@ FT_TEST(parse_empty_and_null_metadata)
 
 FT_TEST(error_too_small)
 {
-	uint8_t b[4] = {1, 0, 0, 0};
+	uint8_t b[4] = { 1, 0, 0, 0 };
 	struct ft_st_file *f;
 	struct ft_err err;
 	ft_err_clear(&err);
@@ -110,7 +110,7 @@ FT_TEST(error_too_small)
 
 FT_TEST(error_header_over_cap)
 {
-	uint8_t b[16] = {0};
+	uint8_t b[16] = { 0 };
 	uint64_t n = (uint64_t)FT_ST_MAX_HEADER + 1;
 	struct ft_st_file *f;
 	struct ft_err err;
@@ -129,7 +129,7 @@ FT_TEST(error_header_over_cap)
 
 FT_TEST(error_header_past_end)
 {
-	uint8_t b[10] = {0xe8, 0x03}; /* 1000 */
+	uint8_t b[10] = { 0xe8, 0x03 }; /* 1000 */
 	struct ft_st_file *f;
 	struct ft_err err;
 	ft_err_clear(&err);
@@ -369,8 +369,8 @@ FT_TEST(to_f32_tensor)
 	uint8_t buf[512];
 	size_t n = mk(buf, sizeof(buf), hdr, 18);
 	uint8_t *d = buf + 8 + strlen(hdr);
-	const uint8_t data[18] = {0x00, 0x3C, 0x00, 0xC0, 0x01, 0x00, 0x80, 0x3F, 0x00,
-				  0xC0, 7,    0,    0,	  0,	0x00, 0x00, 0x40, 0x40};
+	const uint8_t data[18] = { 0x00, 0x3C, 0x00, 0xC0, 0x01, 0x00, 0x80, 0x3F, 0x00,
+				   0xC0, 7,    0,    0,	   0,	 0x00, 0x00, 0x40, 0x40 };
 	memcpy(d, data, sizeof(data));
 	struct ft_st_file *f;
 	struct ft_err err;
@@ -401,22 +401,24 @@ FT_TEST(writer_matches_reference_vectors)
 {
 	/* safetensors/src/tensor.rs test_serialization: "attn.0", F32 [1, 2, 3]
 	 * holding 0..5. */
-	static const uint8_t want[] = {
-		64, 0,	0,   0,	  0,   0,   0,	 0,   123, 34,	97,  116, 116, 110, 46,	 48,
-		34, 58, 123, 34,  100, 116, 121, 112, 101, 34,	58,  34,  70,  51,  50,	 34,
-		44, 34, 115, 104, 97,  112, 101, 34,  58,  91,	49,  44,  50,  44,  51,	 93,
-		44, 34, 100, 97,  116, 97,  95,	 111, 102, 102, 115, 101, 116, 115, 34,	 58,
-		91, 48, 44,  50,  52,  93,  125, 125, 0,   0,	0,   0,	  0,   0,   128, 63,
-		0,  0,	0,   64,  0,   0,   64,	 64,  0,   0,	128, 64,  0,   0,   160, 64};
+	static const uint8_t want[] = { 64,  0,	  0,   0,  0,	0,  0,	 0,   123, 34,	97,  116,
+					116, 110, 46,  48, 34,	58, 123, 34,  100, 116, 121, 112,
+					101, 34,  58,  34, 70,	51, 50,	 34,  44,  34,	115, 104,
+					97,  112, 101, 34, 58,	91, 49,	 44,  50,  44,	51,  93,
+					44,  34,  100, 97, 116, 97, 95,	 111, 102, 102, 115, 101,
+					116, 115, 34,  58, 91,	48, 44,	 50,  52,  93,	125, 125,
+					0,   0,	  0,   0,  0,	0,  128, 63,  0,   0,	0,   64,
+					0,   0,	  64,  64, 0,	0,  128, 64,  0,   0,	160, 64 };
 	/* test_empty with metadata {"framework": "pt"}. */
-	static const uint8_t want_meta[] = {
-		40,  0,	  0,   0,  0,  0,  0,	0,   123, 34,  95,  95,	 109, 101, 116, 97,
-		100, 97,  116, 97, 95, 95, 34,	58,  123, 34,  102, 114, 97,  109, 101, 119,
-		111, 114, 107, 34, 58, 34, 112, 116, 34,  125, 125, 32,	 32,  32,  32,	32};
-	static const uint8_t want_empty[] = {8,	  0,   0,  0,  0,  0,  0,  0,
-					     123, 125, 32, 32, 32, 32, 32, 32};
-	const float data[6] = {0, 1, 2, 3, 4, 5};
-	const int64_t shape[3] = {1, 2, 3};
+	static const uint8_t want_meta[] = { 40,  0,   0,   0,	 0,   0,  0,   0,   123, 34,
+					     95,  95,  109, 101, 116, 97, 100, 97,  116, 97,
+					     95,  95,  34,  58,	 123, 34, 102, 114, 97,	 109,
+					     101, 119, 111, 114, 107, 34, 58,  34,  112, 116,
+					     34,  125, 125, 32,	 32,  32, 32,  32 };
+	static const uint8_t want_empty[] = { 8,   0,	0,  0,	0,  0,	0,  0,
+					      123, 125, 32, 32, 32, 32, 32, 32 };
+	const float data[6] = { 0, 1, 2, 3, 4, 5 };
+	const int64_t shape[3] = { 1, 2, 3 };
 	char path[512];
 	uint8_t got[512];
 	struct ft_err err;
@@ -450,11 +452,11 @@ FT_TEST(writer_matches_reference_vectors)
 FT_TEST(writer_round_trip)
 {
 	/* Several dtypes, a scalar, an empty tensor, a name needing escapes. */
-	const int16_t h[3] = {0x3C00, (int16_t)0xC000, 0x0001};
-	const int64_t i64[2] = {-1, 1LL << 40};
-	const uint8_t flags[3] = {1, 0, 1};
+	const int16_t h[3] = { 0x3C00, (int16_t)0xC000, 0x0001 };
+	const int64_t i64[2] = { -1, 1LL << 40 };
+	const uint8_t flags[3] = { 1, 0, 1 };
 	const double sc = 2.5;
-	const int64_t s3[1] = {3}, s2[1] = {2}, s0[2] = {0, 5};
+	const int64_t s3[1] = { 3 }, s2[1] = { 2 }, s0[2] = { 0, 5 };
 	char path[512];
 	struct ft_st_file *f;
 	struct ft_err err;
@@ -478,7 +480,7 @@ FT_TEST(writer_round_trip)
 	FT_CHECK_STR(err.msg, "tensor name \"__metadata__\" is not allowed (must be non-empty "
 			      "UTF-8, not \"__metadata__\")");
 	ft_err_clear(&err);
-	const int64_t neg[1] = {-1};
+	const int64_t neg[1] = { -1 };
 	FT_CHECK_INT(ft_st_writer_add(w, "n", FT_DTYPE_F16, 1, neg, h, &err), FT_EINVAL);
 	FT_CHECK_STR(err.msg, "tensor \"n\": bad shape (dimension 0 is -1)");
 	ft_err_clear(&err);
@@ -514,8 +516,8 @@ FT_TEST(writer_round_trip)
 static void make_sharded(const char *dir, const char *index)
 {
 	char path[512];
-	const float a[2] = {1, 2}, b[1] = {3};
-	const int64_t s2[1] = {2}, s1[1] = {1};
+	const float a[2] = { 1, 2 }, b[1] = { 3 };
+	const int64_t s2[1] = { 2 }, s1[1] = { 1 };
 	struct ft_err err;
 	ft_err_clear(&err);
 	struct ft_st_writer *w = ft_st_writer_new();
@@ -535,8 +537,8 @@ static void make_sharded(const char *dir, const char *index)
 static void clean_sharded(const char *dir)
 {
 	char path[512];
-	const char *names[] = {"m-1.safetensors", "m-2.safetensors",
-			       "model.safetensors.index.json"};
+	const char *names[] = { "m-1.safetensors", "m-2.safetensors",
+				"model.safetensors.index.json" };
 	for (size_t i = 0; i < FT_ARRAY_LEN(names); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 		unlink(path);

@@ -56,7 +56,7 @@ struct ft_model_config {
 	int n_eos;
 	int pad_token_id; /* -1 when absent */
 	char torch_dtype[16];
-	int sliding_window;		/* Mistral: attention window, 0 = none */
+	int sliding_window; /* Mistral: attention window, 0 = none */
 };
 
 enum ft_rc ft_model_config_parse(const char *json_text, size_t len, struct ft_model_config *out,

@@ -44,6 +44,15 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 	FT_UNUSED(kind);
 	FT_UNUSED(ctype);
 	FT_UNUSED(te);
+	if (r->body_sha_on) {
+		/* Idempotency compares the form's content, not its random boundary. */
+		if (off == 0) {
+			ft_sha256_update(&r->body_sha, key, strlen(key) + 1);
+			if (filename)
+				ft_sha256_update(&r->body_sha, filename, strlen(filename) + 1);
+		}
+		ft_sha256_update(&r->body_sha, data, size);
+	}
 	if (strcmp(key, "file") == 0) {
 		if (!filename) {
 			ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"file\" must be a file part");

@@ -316,8 +316,6 @@ static void body_data(struct api_req *r, const char *data, size_t n)
 		return;
 	}
 	if (r->route->flags & RT_UPLOAD) {
-		if (r->body_sha_on)
-			ft_sha256_update(&r->body_sha, data, n);
 		if (api_upload_data(r, data, n))
 			r->failed = true;
 		return;

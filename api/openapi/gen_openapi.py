@@ -180,9 +180,13 @@ def ok(schema, desc="OK", ctype="application/json"):
     return {"200": {"description": desc, "content": {ctype: {"schema": schema}}}, "default": ERR}
 
 
-def path_param(name, desc):
-    return {"name": name, "in": "path", "required": True, "description": desc,
-            "schema": {"type": S}}
+def path_param(name, desc, prefix=None):
+    schema = {"type": S}
+    if prefix:
+        schema["pattern"] = f"^{prefix}-[0-9A-Za-z]{{24}}$"
+    else:
+        schema["pattern"] = "^[A-Za-z0-9._-]{1,64}$"
+    return {"name": name, "in": "path", "required": True, "description": desc, "schema": schema}
 
 
 PAGE = [{"name": "limit", "in": "query", "required": False,
@@ -211,7 +215,7 @@ def op(op_id, summary, responses, params=None, request=None, tags=None, security
     return o
 
 
-JOB_ID = path_param("id", "fine-tuning job id (ftjob-...)")
+JOB_ID = path_param("id", "fine-tuning job id", "ftjob")
 paths = {
     "/v1/openapi.json": {"get": op("getOpenapi", "this document", ok({"type": "object"}),
                                    security=[], tags=["meta"])},
@@ -224,14 +228,14 @@ paths = {
                   tags=["files"]),
     },
     "/v1/files/{id}": {
-        "get": op("getFile", "one file", ok(ref("File")), [path_param("id", "file id")], tags=["files"]),
+        "get": op("getFile", "one file", ok(ref("File")), [path_param("id", "file id", "file")], tags=["files"]),
         "delete": op("deleteFile", "delete a file (jobs keep their lineage)", ok(ref("Deleted")),
-                     [path_param("id", "file id")], tags=["files"]),
+                     [path_param("id", "file id", "file")], tags=["files"]),
     },
     "/v1/files/{id}/content": {
         "get": op("getFileContent", "the file's bytes",
                   ok({"type": S, "format": "binary"}, ctype="application/octet-stream"),
-                  [path_param("id", "file id")], tags=["files"]),
+                  [path_param("id", "file id", "file")], tags=["files"]),
     },
     "/v1/fine_tuning/jobs": {
         "post": op("createJob", "create a fine-tuning job", ok(ref("Job")), [IDEM], body("JobCreate"),
@@ -259,7 +263,7 @@ paths = {
     },
     "/v1/datasets/{id}": {
         "get": op("getDataset", "a dataset with its report, statistics and preview", ok(ref("Dataset")),
-                  [path_param("id", "dataset id (ds-...)")], tags=["datasets"]),
+                  [path_param("id", "dataset id", "ds")], tags=["datasets"]),
     },
     "/v1/models": {
         "post": op("createModel", "register a base model from a model folder (admin)", ok(ref("Model")),
@@ -275,7 +279,7 @@ paths = {
         "get": op("listTeams", "the caller's team", ok(ref("TeamList")), PAGE, tags=["teams"]),
     },
     "/v1/teams/{id}": {
-        "get": op("getTeam", "one team", ok(ref("Team")), [path_param("id", "team id")], tags=["teams"]),
+        "get": op("getTeam", "one team", ok(ref("Team")), [path_param("id", "team id", "team")], tags=["teams"]),
     },
     "/v1/keys": {
         "post": op("createKey", "create an API key, shown once (admin)", ok(ref("ApiKeyCreated")), [IDEM],
@@ -283,9 +287,9 @@ paths = {
         "get": op("listKeys", "the team's keys (admin)", ok(ref("ApiKeyList")), PAGE, tags=["keys"]),
     },
     "/v1/keys/{id}": {
-        "get": op("getKey", "one key (admin)", ok(ref("ApiKey")), [path_param("id", "key id")],
+        "get": op("getKey", "one key (admin)", ok(ref("ApiKey")), [path_param("id", "key id", "key")],
                   tags=["keys"]),
-        "delete": op("revokeKey", "revoke a key (admin)", ok(ref("Deleted")), [path_param("id", "key id")],
+        "delete": op("revokeKey", "revoke a key (admin)", ok(ref("Deleted")), [path_param("id", "key id", "key")],
                      tags=["keys"]),
     },
 }

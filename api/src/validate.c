@@ -327,6 +327,8 @@ static void check_line(struct vstate *v, const char *s, size_t len, long line)
 	struct ex_stats st = { 0 };
 	st.roles = v->roles;
 	ft_buf_init(&st.render, 4096);
+	if (f == FT_DS_UNKNOWN)
+		f = v->format; /* check against the file's format: names the missing field */
 	if (check_example(ex, f, &st, &e)) {
 		add_error(v, line, e.code[0] ? e.code : "invalid_value", e.msg);
 	} else {

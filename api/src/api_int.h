@@ -122,6 +122,8 @@ const struct api_route *api_route_find(const char *method, const char *url, stru
 /* ---- helpers (util.c) ------------------------------------------------- */
 /* Query with the request's connection; the result is freed with the request. */
 PGresult *api_db(struct api_req *r, const char *sql, int n, const char *const *params);
+PGresult *api_db_prepared(struct api_req *r, const char *name, const char *sql, int n,
+			  const char *const *params);
 enum ft_rc api_db_cmd(struct api_req *r, const char *sql, int n, const char *const *params);
 enum ft_rc api_db_begin(struct api_req *r);
 enum ft_rc api_db_commit(struct api_req *r);

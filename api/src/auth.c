@@ -89,7 +89,7 @@ enum ft_rc api_authenticate(struct api_req *r)
 	prefix[PREFIX_LEN] = 0;
 	hash_hex(key, hash);
 	const char *p[] = { prefix };
-	PGresult *res = api_db(r,
+	PGresult *res = api_db_prepared(r, "ft_auth_key",
 			       "SELECT id, team_id, key_hash, role, rate_limit_per_min, "
 			       "revoked_at IS NOT NULL, "
 			       "expires_at IS NOT NULL AND expires_at <= now(), "

@@ -386,16 +386,13 @@ enum ft_rc api_job_event(PGconn *db, const char *job_id, const char *level, cons
 			     6, p);
 }
 
-static enum ft_rc job_by_id(struct api_req *r, const char *id, bool for_update)
+static enum ft_rc job_by_id(struct api_req *r, const char *id)
 {
 	if (!ft_id_valid(FT_ID_JOB, id))
 		return api_not_found(r, "fine-tuning job", id);
 	const char *p[] = { id, r->team_id };
-	PGresult *res = api_db(r,
-			       for_update ? "SELECT " JOB_COLS " FROM jobs WHERE id = $1 AND team_id = $2"
-					    " FOR UPDATE"
-					  : "SELECT " JOB_COLS " FROM jobs WHERE id = $1 AND team_id = $2",
-			       2, p);
+	PGresult *res = api_db_prepared(r, "ft_job_get",
+					"SELECT " JOB_COLS " FROM jobs WHERE id = $1 AND team_id = $2", 2, p);
 	if (!res)
 		return r->err.rc;
 	if (PQntuples(res) == 0)
@@ -544,7 +541,7 @@ enum ft_rc h_jobs_create(struct api_req *r)
 	api_validators_kick(r->ctx);
 	r->obj_type = "fine_tuning.job";
 	r->obj_id = api_strdup(r->arena, id);
-	return job_by_id(r, id, false);
+	return job_by_id(r, id);
 }
 
 enum ft_rc h_jobs_list(struct api_req *r)
@@ -573,7 +570,7 @@ enum ft_rc h_jobs_list(struct api_req *r)
 
 enum ft_rc h_jobs_get(struct api_req *r)
 {
-	return job_by_id(r, r->params[0], false);
+	return job_by_id(r, r->params[0]);
 }
 
 enum ft_rc h_jobs_cancel(struct api_req *r)
@@ -627,7 +624,7 @@ enum ft_rc h_jobs_cancel(struct api_req *r)
 		return r->err.rc;
 	r->obj_type = "fine_tuning.job";
 	r->obj_id = id;
-	return job_by_id(r, id, false);
+	return job_by_id(r, id);
 }
 
 static enum ft_rc job_visible(struct api_req *r, const char *id)

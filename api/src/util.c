@@ -46,6 +46,39 @@ PGresult *api_db(struct api_req *r, const char *sql, int n, const char *const *p
 	return res;
 }
 
+/* Hot-path queries run as named prepared statements: planning costs more
+ * than executing these point lookups. A connection that does not know the
+ * statement yet (new or reset) answers 26000; then it is prepared and run
+ * again. Must not be used inside a transaction (the failed first try would
+ * abort it). */
+PGresult *api_db_prepared(struct api_req *r, const char *name, const char *sql, int n,
+			  const char *const *params)
+{
+	PGconn *c = conn_of(r);
+	if (!c)
+		return NULL;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		PGresult *res = PQexecPrepared(c, name, n, params, NULL, NULL, 0);
+		ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+			api_defer(r->arena, clear_result, res);
+			return res;
+		}
+		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+		bool unknown = state && strcmp(state, "26000") == 0;
+		PQclear(res);
+		if (!unknown || attempt)
+			break;
+		PGresult *prep = PQprepare(c, name, sql, n, NULL);
+		bool ok = prep && PQresultStatus(prep) == PGRES_COMMAND_OK;
+		PQclear(prep);
+		if (!ok)
+			break;
+	}
+	/* Say why, the usual way. */
+	return api_db(r, sql, n, params);
+}
+
 enum ft_rc api_db_cmd(struct api_req *r, const char *sql, int n, const char *const *params)
 {
 	return api_db(r, sql, n, params) ? FT_OK : (r->err.rc ? r->err.rc : FT_EDB);

@@ -76,13 +76,13 @@ struct api_req {
 	struct ft_buf raw;
 	struct ft_sha256 body_sha;
 	bool body_sha_on;
-	bool failed;       /* an error is recorded; the rest of the body is discarded */
-	bool responded;    /* a response was queued */
+	bool failed; /* an error is recorded; the rest of the body is discarded */
+	bool responded; /* a response was queued */
 	uint64_t discarded;
 	struct upload *up; /* multipart uploads */
-	json_t *body;      /* parsed JSON body (owned via arena) */
+	json_t *body; /* parsed JSON body (owned via arena) */
 
-	PGconn *db;        /* taken lazily, put back at completion */
+	PGconn *db; /* taken lazily, put back at completion */
 
 	/* response */
 	int status;
@@ -104,7 +104,7 @@ typedef enum ft_rc (*api_handler)(struct api_req *r);
 enum api_route_flags {
 	RT_PUBLIC = 1 << 0, /* no key needed */
 	RT_UPLOAD = 1 << 1, /* multipart body streamed by files.c */
-	RT_WRITE = 1 << 2,  /* audited; Idempotency-Key honoured on POST */
+	RT_WRITE = 1 << 2, /* audited; Idempotency-Key honoured on POST */
 };
 
 struct api_route {
@@ -135,8 +135,7 @@ enum ft_rc api_body_object(struct api_req *r, bool allow_empty, json_t **out);
 enum ft_rc api_check_keys(struct api_req *r, json_t *obj, const char *prefix,
 			  const char *const *allowed);
 /* limit (1..100, default 20) and after (an id of prefix, or NULL). */
-enum ft_rc api_page_args(struct api_req *r, const char *id_prefix, long *limit,
-			 const char **after);
+enum ft_rc api_page_args(struct api_req *r, const char *id_prefix, long *limit, const char **after);
 /* {"object":"list","data":[...],"has_more":..,"first_id","last_id"}; drops the
  * extra row fetched to learn has_more. */
 json_t *api_list(json_t *data, long limit);

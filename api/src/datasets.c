@@ -6,8 +6,8 @@
  */
 #include "api_int.h"
 
-#define DS_COLS                                                                       \
-	"id, file_id, name, format, status, report::text, stats::text, "             \
+#define DS_COLS                                                          \
+	"id, file_id, name, format, status, report::text, stats::text, " \
 	"extract(epoch from created_at)::bigint, extract(epoch from validated_at)::bigint"
 
 static json_t *ds_json(const PGresult *res, int i)
@@ -33,7 +33,7 @@ static json_t *ds_json(const PGresult *res, int i)
 
 enum ft_rc h_datasets_create(struct api_req *r)
 {
-	static const char *const keys[] = { "file_id", "name", NULL };
+	static const char *const keys[] = {"file_id", "name", NULL};
 	json_t *b;
 	const char *file_id = NULL, *name = NULL;
 	if (api_body_object(r, false, &b) || api_check_keys(r, b, NULL, keys) ||
@@ -47,11 +47,12 @@ enum ft_rc h_datasets_create(struct api_req *r)
 		return FT_EINVAL;
 	}
 	if (!ft_id_valid(FT_ID_FILE, file_id)) {
-		ft_failf(&r->err, FT_EINVAL, "invalid_file", "\"file_id\" must be a file id (file-...)");
+		ft_failf(&r->err, FT_EINVAL, "invalid_file",
+			 "\"file_id\" must be a file id (file-...)");
 		ft_err_param(&r->err, "file_id");
 		return FT_EINVAL;
 	}
-	const char *pf[] = { file_id, r->team_id };
+	const char *pf[] = {file_id, r->team_id};
 	PGresult *f = api_db(r,
 			     "SELECT filename FROM files WHERE id = $1 AND team_id = $2 "
 			     "AND deleted_at IS NULL",
@@ -59,17 +60,19 @@ enum ft_rc h_datasets_create(struct api_req *r)
 	if (!f)
 		return r->err.rc;
 	if (PQntuples(f) == 0) {
-		ft_failf(&r->err, FT_EINVAL, "file_not_found", "file_id \"%s\" does not exist", file_id);
+		ft_failf(&r->err, FT_EINVAL, "file_not_found", "file_id \"%s\" does not exist",
+			 file_id);
 		ft_err_param(&r->err, "file_id");
 		return FT_EINVAL;
 	}
 	char id[FT_ID_MAX];
 	ft_id_new(FT_ID_DATASET, id);
-	const char *p[] = { id, r->team_id, file_id, name ? name : PQgetvalue(f, 0, 0) };
-	PGresult *res = api_db(r,
-			       "INSERT INTO datasets (id, team_id, file_id, name) VALUES ($1, $2, $3, "
-			       "left($4, 256)) RETURNING " DS_COLS,
-			       4, p);
+	const char *p[] = {id, r->team_id, file_id, name ? name : PQgetvalue(f, 0, 0)};
+	PGresult *res =
+		api_db(r,
+		       "INSERT INTO datasets (id, team_id, file_id, name) VALUES ($1, $2, $3, "
+		       "left($4, 256)) RETURNING " DS_COLS,
+		       4, p);
 	if (!res)
 		return r->err.rc;
 	api_validators_kick(r->ctx);
@@ -87,13 +90,14 @@ enum ft_rc h_datasets_list(struct api_req *r)
 		return FT_EINVAL;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { r->team_id, after, lim };
-	PGresult *res = api_db(r,
-			       "SELECT " DS_COLS " FROM datasets WHERE team_id = $1 "
-			       "AND ($2::text IS NULL OR (created_at, id) < "
-			       "  (SELECT created_at, id FROM datasets WHERE id = $2 AND team_id = $1)) "
-			       "ORDER BY created_at DESC, id DESC LIMIT $3::int",
-			       3, p);
+	const char *p[] = {r->team_id, after, lim};
+	PGresult *res =
+		api_db(r,
+		       "SELECT " DS_COLS " FROM datasets WHERE team_id = $1 "
+		       "AND ($2::text IS NULL OR (created_at, id) < "
+		       "  (SELECT created_at, id FROM datasets WHERE id = $2 AND team_id = $1)) "
+		       "ORDER BY created_at DESC, id DESC LIMIT $3::int",
+		       3, p);
 	if (!res)
 		return r->err.rc;
 	json_t *data = json_array();
@@ -108,9 +112,9 @@ enum ft_rc h_datasets_get(struct api_req *r)
 	const char *id = r->params[0];
 	if (!ft_id_valid(FT_ID_DATASET, id))
 		return api_not_found(r, "dataset", id);
-	const char *p[] = { id, r->team_id };
-	PGresult *res = api_db(r, "SELECT " DS_COLS " FROM datasets WHERE id = $1 AND team_id = $2",
-			       2, p);
+	const char *p[] = {id, r->team_id};
+	PGresult *res =
+		api_db(r, "SELECT " DS_COLS " FROM datasets WHERE id = $1 AND team_id = $2", 2, p);
 	if (!res)
 		return r->err.rc;
 	if (PQntuples(res) == 0)

@@ -11,8 +11,8 @@
  */
 #include "api_int.h"
 
-#define FILE_COLS                                                                               \
-	"id, filename, purpose, bytes, status, status_details, "                               \
+#define FILE_COLS                                                \
+	"id, filename, purpose, bytes, status, status_details, " \
 	"extract(epoch from created_at)::bigint, sha256"
 
 struct upload {
@@ -55,12 +55,14 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 	}
 	if (strcmp(key, "file") == 0) {
 		if (!filename) {
-			ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"file\" must be a file part");
+			ft_failf(&r->err, FT_EINVAL, "invalid_type",
+				 "\"file\" must be a file part");
 			ft_err_param(&r->err, "file");
 			return MHD_NO;
 		}
 		if (off == 0 && u->w && ft_store_writer_bytes(u->w) > 0) {
-			ft_failf(&r->err, FT_EINVAL, "invalid_value", "send exactly one \"file\" part");
+			ft_failf(&r->err, FT_EINVAL, "invalid_value",
+				 "send exactly one \"file\" part");
 			ft_err_param(&r->err, "file");
 			return MHD_NO;
 		}
@@ -92,8 +94,8 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 	snprintf(param, sizeof(param), "%.60s", key);
 	if (!api_valid_text(param, sizeof(param)))
 		ft_strlcpy(param, "?", sizeof(param));
-	ft_failf(&r->err, FT_EINVAL, "unknown_field", "unknown field \"%s\" (send \"purpose\" and \"file\")",
-		 param);
+	ft_failf(&r->err, FT_EINVAL, "unknown_field",
+		 "unknown field \"%s\" (send \"purpose\" and \"file\")", param);
 	ft_err_param(&r->err, param);
 	return MHD_NO;
 }
@@ -106,7 +108,8 @@ enum ft_rc api_upload_begin(struct api_req *r)
 	const char *ct = api_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (!ct || strncasecmp(ct, "multipart/form-data", 19) != 0)
 		return ft_failf(&r->err, FT_EINVAL, "invalid_content_type",
-				"upload the file as multipart/form-data with fields \"purpose\" and \"file\"");
+				"upload the file as multipart/form-data with fields \"purpose\" "
+				"and \"file\"");
 	u->pp = MHD_create_post_processor(r->conn, 64 * 1024, on_part, r);
 	if (!u->pp)
 		return ft_failf(&r->err, FT_EINVAL, "invalid_content_type",
@@ -119,7 +122,8 @@ enum ft_rc api_upload_data(struct api_req *r, const char *data, size_t n)
 	if (MHD_post_process(r->up->pp, data, n) == MHD_YES)
 		return FT_OK;
 	if (!ft_err_is_set(&r->err))
-		ft_failf(&r->err, FT_EINVAL, "invalid_multipart", "the multipart body is malformed");
+		ft_failf(&r->err, FT_EINVAL, "invalid_multipart",
+			 "the multipart body is malformed");
 	return r->err.rc;
 }
 
@@ -175,12 +179,13 @@ enum ft_rc h_files_create(struct api_req *r)
 		return r->err.rc;
 	ft_id_new(FT_ID_FILE, id);
 	snprintf(bytes, sizeof(bytes), "%" PRIu64, n);
-	const char *p[] = { id, r->team_id, u->filename, bytes, sha };
-	PGresult *res = api_db(r,
-			       "INSERT INTO files (id, team_id, filename, purpose, bytes, sha256, status) "
-			       "VALUES ($1, $2, $3, 'fine-tune', $4::bigint, $5, 'processed') "
-			       "RETURNING " FILE_COLS,
-			       5, p);
+	const char *p[] = {id, r->team_id, u->filename, bytes, sha};
+	PGresult *res =
+		api_db(r,
+		       "INSERT INTO files (id, team_id, filename, purpose, bytes, sha256, status) "
+		       "VALUES ($1, $2, $3, 'fine-tune', $4::bigint, $5, 'processed') "
+		       "RETURNING " FILE_COLS,
+		       5, p);
 	if (!res)
 		return r->err.rc;
 	r->obj_type = "file";
@@ -203,14 +208,15 @@ enum ft_rc h_files_list(struct api_req *r)
 	}
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { r->team_id, after, purpose, lim };
-	PGresult *res = api_db(r,
-			       "SELECT " FILE_COLS " FROM files f WHERE team_id = $1 AND deleted_at IS NULL "
-			       "AND ($3::text IS NULL OR purpose = $3) "
-			       "AND ($2::text IS NULL OR (created_at, id) < "
-			       "  (SELECT created_at, id FROM files WHERE id = $2 AND team_id = $1)) "
-			       "ORDER BY created_at DESC, id DESC LIMIT $4::int",
-			       4, p);
+	const char *p[] = {r->team_id, after, purpose, lim};
+	PGresult *res = api_db(
+		r,
+		"SELECT " FILE_COLS " FROM files f WHERE team_id = $1 AND deleted_at IS NULL "
+		"AND ($3::text IS NULL OR purpose = $3) "
+		"AND ($2::text IS NULL OR (created_at, id) < "
+		"  (SELECT created_at, id FROM files WHERE id = $2 AND team_id = $1)) "
+		"ORDER BY created_at DESC, id DESC LIMIT $4::int",
+		4, p);
 	if (!res)
 		return r->err.rc;
 	json_t *data = json_array();
@@ -227,7 +233,7 @@ static PGresult *file_row(struct api_req *r)
 		api_not_found(r, "file", id);
 		return NULL;
 	}
-	const char *p[] = { id, r->team_id };
+	const char *p[] = {id, r->team_id};
 	PGresult *res = api_db(r,
 			       "SELECT " FILE_COLS " FROM files "
 			       "WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL",
@@ -253,7 +259,7 @@ enum ft_rc h_files_delete(struct api_req *r)
 	const char *id = r->params[0];
 	if (!ft_id_valid(FT_ID_FILE, id))
 		return api_not_found(r, "file", id);
-	const char *p[] = { id, r->team_id };
+	const char *p[] = {id, r->team_id};
 	PGresult *res = api_db(r,
 			       "UPDATE files SET deleted_at = now() "
 			       "WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL RETURNING id",

@@ -31,10 +31,10 @@ static const struct {
 	enum ft_rc rc;
 	int status;
 } rc_status[] = {
-	{ FT_OK, 200 },		{ FT_EINVAL, 400 },	{ FT_ENOMEM, 500 },    { FT_EIO, 500 },
-	{ FT_ENOTFOUND, 404 },	{ FT_ECONFLICT, 409 },	{ FT_EAUTH, 401 },     { FT_EPERM, 403 },
-	{ FT_ELIMIT, 413 },	{ FT_EDB, 500 },	{ FT_EREDIS, 503 },    { FT_EUNAVAIL, 503 },
-	{ FT_EFORMAT, 400 },	{ FT_EINTERNAL, 500 },
+	{FT_OK, 200},	     {FT_EINVAL, 400},	  {FT_ENOMEM, 500}, {FT_EIO, 500},
+	{FT_ENOTFOUND, 404}, {FT_ECONFLICT, 409}, {FT_EAUTH, 401},  {FT_EPERM, 403},
+	{FT_ELIMIT, 413},    {FT_EDB, 500},	  {FT_EREDIS, 503}, {FT_EUNAVAIL, 503},
+	{FT_EFORMAT, 400},   {FT_EINTERNAL, 500},
 };
 
 /* Codes whose status differs from their rc's. */
@@ -42,20 +42,20 @@ static const struct {
 	const char *code;
 	int status;
 } code_status[] = {
-	{ "rate_limit_exceeded", 429 },
-	{ "method_not_allowed", 405 },
-	{ "idempotency_key_reused", 422 },
+	{"rate_limit_exceeded", 429},
+	{"method_not_allowed", 405},
+	{"idempotency_key_reused", 422},
 };
 
 static const struct {
 	int status;
 	const char *type;
 } status_type[] = {
-	{ 400, "invalid_request_error" }, { 401, "authentication_error" },
-	{ 403, "permission_error" },	  { 404, "not_found_error" },
-	{ 405, "invalid_request_error" }, { 409, "conflict_error" },
-	{ 413, "invalid_request_error" }, { 422, "invalid_request_error" },
-	{ 429, "rate_limit_error" },	  { 503, "service_unavailable_error" },
+	{400, "invalid_request_error"}, {401, "authentication_error"},
+	{403, "permission_error"},	{404, "not_found_error"},
+	{405, "invalid_request_error"}, {409, "conflict_error"},
+	{413, "invalid_request_error"}, {422, "invalid_request_error"},
+	{429, "rate_limit_error"},	{503, "service_unavailable_error"},
 };
 
 static int error_status(const struct ft_err *e)
@@ -196,12 +196,13 @@ static enum ft_rc idem_begin(struct api_req *r, bool *replayed)
 		ft_sha256_digest(r->raw.ptr ? r->raw.ptr : "", r->raw.len, d);
 	}
 	ft_hex_encode(d, sizeof(d), hex);
-	const char *p[] = { r->team_id, key, r->method, r->url, hex };
+	const char *p[] = {r->team_id, key, r->method, r->url, hex};
 	for (int attempt = 0; attempt < 2; attempt++) {
-		PGresult *res = api_db(r,
-				       "INSERT INTO idempotency_keys (team_id, key, method, path, request_sha256) "
-				       "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
-				       5, p);
+		PGresult *res = api_db(
+			r,
+			"INSERT INTO idempotency_keys (team_id, key, method, path, request_sha256) "
+			"VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+			5, p);
 		if (!res)
 			return r->err.rc;
 		if (PQntuples(res) == 1) {
@@ -210,7 +211,8 @@ static enum ft_rc idem_begin(struct api_req *r, bool *replayed)
 			return FT_OK;
 		}
 		res = api_db(r,
-			     "SELECT method, path, request_sha256, response_status, response_body::text, "
+			     "SELECT method, path, request_sha256, response_status, "
+			     "response_body::text, "
 			     "created_at < now() - interval '60 seconds' "
 			     "FROM idempotency_keys WHERE team_id = $1 AND key = $2",
 			     2, p);
@@ -218,24 +220,30 @@ static enum ft_rc idem_begin(struct api_req *r, bool *replayed)
 			return r->err.rc;
 		if (PQntuples(res) == 0)
 			continue; /* deleted meanwhile: try again */
-		if (strcmp(PQgetvalue(res, 0, 0), r->method) || strcmp(PQgetvalue(res, 0, 1), r->url) ||
-		    strcmp(PQgetvalue(res, 0, 2), hex)) {
+		if (strcmp(PQgetvalue(res, 0, 0), r->method) ||
+		    strcmp(PQgetvalue(res, 0, 1), r->url) || strcmp(PQgetvalue(res, 0, 2), hex)) {
 			ft_failf(&r->err, FT_EINVAL, "idempotency_key_reused",
-				 "Idempotency-Key \"%s\" was used with a different request; use a new key",
+				 "Idempotency-Key \"%s\" was used with a different request; use a "
+				 "new key",
 				 key);
 			return FT_EINVAL;
 		}
 		if (PQgetisnull(res, 0, 3)) {
 			if (strcmp(PQgetvalue(res, 0, 5), "t") == 0) {
 				/* The first attempt died; take the key over. */
-				const char *q[] = { r->team_id, key };
-				if (api_db_cmd(r, "DELETE FROM idempotency_keys WHERE team_id = $1 AND key = $2 "
-						  "AND response_status IS NULL", 2, q))
+				const char *q[] = {r->team_id, key};
+				if (api_db_cmd(r,
+					       "DELETE FROM idempotency_keys WHERE team_id = $1 "
+					       "AND key = $2 "
+					       "AND response_status IS NULL",
+					       2, q))
 					return r->err.rc;
 				continue;
 			}
 			ft_failf(&r->err, FT_ECONFLICT, "idempotency_key_in_progress",
-				 "a request with Idempotency-Key \"%s\" is still running; retry later", key);
+				 "a request with Idempotency-Key \"%s\" is still running; retry "
+				 "later",
+				 key);
 			return FT_ECONFLICT;
 		}
 		r->status = atoi(PQgetvalue(res, 0, 3));
@@ -255,15 +263,17 @@ static void idem_end(struct api_req *r)
 	struct ft_err saved = r->err;
 	ft_err_clear(&r->err);
 	if (r->status >= 500 || !r->resp) {
-		const char *p[] = { r->team_id, r->idem_key };
+		const char *p[] = {r->team_id, r->idem_key};
 		api_db_cmd(r, "DELETE FROM idempotency_keys WHERE team_id = $1 AND key = $2", 2, p);
 	} else {
 		char st[16];
 		char *body = json_dumps(r->resp, JSON_COMPACT);
 		snprintf(st, sizeof(st), "%d", r->status);
-		const char *p[] = { r->team_id, r->idem_key, st, body };
-		api_db_cmd(r, "UPDATE idempotency_keys SET response_status = $3, response_body = $4 "
-			      "WHERE team_id = $1 AND key = $2", 4, p);
+		const char *p[] = {r->team_id, r->idem_key, st, body};
+		api_db_cmd(r,
+			   "UPDATE idempotency_keys SET response_status = $3, response_body = $4 "
+			   "WHERE team_id = $1 AND key = $2",
+			   4, p);
 		free(body);
 	}
 	r->err = saved;
@@ -293,12 +303,14 @@ static enum ft_rc first_call(struct api_req *r)
 	}
 	const char *cl = api_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	unsigned long long len = cl ? strtoull(cl, NULL, 10) : 0;
-	uint64_t cap = (r->route->flags & RT_UPLOAD) ? r->ctx->max_upload + (1u << 20) : API_JSON_MAX;
+	uint64_t cap =
+		(r->route->flags & RT_UPLOAD) ? r->ctx->max_upload + (1u << 20) : API_JSON_MAX;
 	if (len > cap)
-		return ft_failf(&r->err, FT_ELIMIT, (r->route->flags & RT_UPLOAD) ? "file_too_large"
-										   : "body_too_large",
+		return ft_failf(&r->err, FT_ELIMIT,
+				(r->route->flags & RT_UPLOAD) ? "file_too_large" : "body_too_large",
 				"the request body (%llu bytes) is larger than the limit of %" PRIu64
-				" bytes", len, (r->route->flags & RT_UPLOAD) ? r->ctx->max_upload : cap);
+				" bytes",
+				len, (r->route->flags & RT_UPLOAD) ? r->ctx->max_upload : cap);
 	if (!(r->route->flags & RT_UPLOAD))
 		return FT_OK;
 	if (api_header(r, "Idempotency-Key")) {
@@ -321,8 +333,8 @@ static void body_data(struct api_req *r, const char *data, size_t n)
 		return;
 	}
 	if (ft_buf_add(&r->raw, data, n))
-		fail(r, FT_ELIMIT, "body_too_large", "the request body is larger than the limit of %u bytes",
-		     API_JSON_MAX);
+		fail(r, FT_ELIMIT, "body_too_large",
+		     "the request body is larger than the limit of %u bytes", API_JSON_MAX);
 }
 
 static void finish(struct api_req *r)
@@ -417,22 +429,21 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 struct MHD_Daemon *api_http_start(struct api_ctx *ctx, const char *addr, int port, int threads,
 				  struct ft_err *err)
 {
-	struct sockaddr_in sa = { 0 };
+	struct sockaddr_in sa = {0};
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
 	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
-		ft_failf(err, FT_EINVAL, "invalid_config", "listen_addr \"%s\" is not an IPv4 address",
-			 addr);
+		ft_failf(err, FT_EINVAL, "invalid_config",
+			 "listen_addr \"%s\" is not an IPv4 address", addr);
 		return NULL;
 	}
 	struct MHD_Daemon *d = MHD_start_daemon(
 		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)port,
 		NULL, NULL, on_access, ctx, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED,
-		on_completed, ctx, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256u << 10),
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
+		(unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, ctx,
+		MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		(size_t)(256u << 10), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
 	if (!d)
 		ft_failf(err, FT_EIO, "listen_failed", "cannot listen on %s:%d: %s", addr, port,
 			 strerror(errno));

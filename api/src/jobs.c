@@ -21,20 +21,25 @@
 
 #include "api_int.h"
 
-#define JOB_COLS                                                                                \
-	"id, model, training_file_id, validation_file_id, method, adapter, hyperparameters::text, " \
-	"suffix, seed, metadata::text, status, priority, requested_gpus, attempt, worker_id, "    \
-	"error::text, fine_tuned_model, trained_tokens, latest_metrics::text, "                   \
-	"extract(epoch from estimated_finish)::bigint, extract(epoch from created_at)::bigint, "  \
+#define JOB_COLS                                                                                 \
+	"id, model, training_file_id, validation_file_id, method, adapter, "                     \
+	"hyperparameters::text, "                                                                \
+	"suffix, seed, metadata::text, status, priority, requested_gpus, attempt, worker_id, "   \
+	"error::text, fine_tuned_model, trained_tokens, latest_metrics::text, "                  \
+	"extract(epoch from estimated_finish)::bigint, extract(epoch from created_at)::bigint, " \
 	"extract(epoch from finished_at)::bigint, team_id, max_attempts"
 
 static const struct {
 	const char *state, *openai;
 } status_map[] = {
-	{ "validating_files", "validating_files" }, { "queued", "queued" },
-	{ "dispatched", "queued" },		    { "running", "running" },
-	{ "cancelling", "running" },		    { "succeeded", "succeeded" },
-	{ "failed", "failed" },			    { "cancelled", "cancelled" },
+	{"validating_files", "validating_files"},
+	{"queued", "queued"},
+	{"dispatched", "queued"},
+	{"running", "running"},
+	{"cancelling", "running"},
+	{"succeeded", "succeeded"},
+	{"failed", "failed"},
+	{"cancelled", "cancelled"},
 };
 
 static const char *openai_status(const char *s)
@@ -62,15 +67,17 @@ static json_t *job_json(const PGresult *res, int i)
 	json_object_set_new(j, "error", api_jsonb(res, i, 15));
 	json_object_set_new(j, "fine_tuned_model", api_text_or_null(res, i, 16));
 	json_object_set_new(j, "finished_at", api_epoch(res, i, 21));
-	json_t *pub = json_pack("{s:o,s:o,s:o}", "n_epochs", hp_or_auto(hp, "n_epochs"), "batch_size",
-				hp_or_auto(hp, "batch_size"), "learning_rate_multiplier",
-				hp_or_auto(hp, "learning_rate_multiplier"));
+	json_t *pub =
+		json_pack("{s:o,s:o,s:o}", "n_epochs", hp_or_auto(hp, "n_epochs"), "batch_size",
+			  hp_or_auto(hp, "batch_size"), "learning_rate_multiplier",
+			  hp_or_auto(hp, "learning_rate_multiplier"));
 	json_object_set_new(j, "hyperparameters", json_deep_copy(pub));
 	json_t *mhp = json_deep_copy(pub);
 	if (strcmp(method, "dpo") == 0)
 		json_object_set_new(mhp, "beta", hp_or_auto(hp, "beta"));
-	json_object_set_new(j, "method",
-			    json_pack("{s:s,s:{s:o}}", "type", method, method, "hyperparameters", mhp));
+	json_object_set_new(
+		j, "method",
+		json_pack("{s:s,s:{s:o}}", "type", method, method, "hyperparameters", mhp));
 	json_decref(pub);
 	json_object_set_new(j, "model", json_string(PQgetvalue(res, i, 1)));
 	json_object_set_new(j, "organization_id", json_string(PQgetvalue(res, i, 22)));
@@ -78,8 +85,9 @@ static json_t *job_json(const PGresult *res, int i)
 	json_object_set_new(j, "seed", json_integer(strtoll(PQgetvalue(res, i, 8), NULL, 10)));
 	json_object_set_new(j, "status", json_string(openai_status(PQgetvalue(res, i, 10))));
 	json_object_set_new(j, "trained_tokens",
-			    PQgetisnull(res, i, 17) ? json_null()
-						    : json_integer(strtoll(PQgetvalue(res, i, 17), NULL, 10)));
+			    PQgetisnull(res, i, 17)
+				    ? json_null()
+				    : json_integer(strtoll(PQgetvalue(res, i, 17), NULL, 10)));
 	json_object_set_new(j, "training_file", json_string(PQgetvalue(res, i, 2)));
 	json_object_set_new(j, "validation_file", api_text_or_null(res, i, 3));
 	json_object_set_new(j, "estimated_finish", api_epoch(res, i, 19));
@@ -94,7 +102,8 @@ static json_t *job_json(const PGresult *res, int i)
 	json_object_set_new(j, "gpus", json_integer(strtoll(PQgetvalue(res, i, 12), NULL, 10)));
 	json_object_set_new(j, "priority", json_integer(strtoll(PQgetvalue(res, i, 11), NULL, 10)));
 	json_object_set_new(j, "attempt", json_integer(strtoll(PQgetvalue(res, i, 13), NULL, 10)));
-	json_object_set_new(j, "max_attempts", json_integer(strtoll(PQgetvalue(res, i, 23), NULL, 10)));
+	json_object_set_new(j, "max_attempts",
+			    json_integer(strtoll(PQgetvalue(res, i, 23), NULL, 10)));
 	json_object_set_new(j, "worker", api_text_or_null(res, i, 14));
 	json_object_set_new(j, "latest_metrics", api_jsonb(res, i, 18));
 	json_decref(hp);
@@ -111,25 +120,26 @@ struct hp_rule {
 };
 
 static const struct hp_rule hp_rules[] = {
-	{ "n_epochs", true, 1, 50, NULL },
-	{ "batch_size", true, 1, 256, NULL },
-	{ "learning_rate_multiplier", false, 1e-6, 100, NULL },
-	{ "beta", false, 1e-6, 2, "dpo" },
+	{"n_epochs", true, 1, 50, NULL},
+	{"batch_size", true, 1, 256, NULL},
+	{"learning_rate_multiplier", false, 1e-6, 100, NULL},
+	{"beta", false, 1e-6, 2, "dpo"},
 };
 
 /* Copy the hyperparameters in src (each "auto" or a number in range) into dst. */
-static enum ft_rc check_hp(struct api_req *r, json_t *src, const char *param,
-			   const char *method, json_t *dst)
+static enum ft_rc check_hp(struct api_req *r, json_t *src, const char *param, const char *method,
+			   json_t *dst)
 {
 	if (!json_is_object(src)) {
-		ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"%s\" must be an object (got %s)", param,
-			 ft_json_type_name(src));
+		ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"%s\" must be an object (got %s)",
+			 param, ft_json_type_name(src));
 		ft_err_param(&r->err, param);
 		return FT_EINVAL;
 	}
 	const char *k;
 	json_t *v;
-	json_object_foreach(src, k, v) {
+	json_object_foreach(src, k, v)
+	{
 		const struct hp_rule *rule = NULL;
 		char p[128];
 		snprintf(p, sizeof(p), "%s.%s", param, k);
@@ -151,15 +161,17 @@ static enum ft_rc check_hp(struct api_req *r, json_t *src, const char *param,
 			continue;
 		}
 		if (rule->integer ? !json_is_integer(v) : !json_is_number(v)) {
-			ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"%s\" must be \"auto\" or %s (got %s)",
-				 p, rule->integer ? "an integer" : "a number", ft_json_type_name(v));
+			ft_failf(&r->err, FT_EINVAL, "invalid_type",
+				 "\"%s\" must be \"auto\" or %s (got %s)", p,
+				 rule->integer ? "an integer" : "a number", ft_json_type_name(v));
 			ft_err_param(&r->err, p);
 			return FT_EINVAL;
 		}
 		double x = json_number_value(v);
 		if (!(x >= rule->min && x <= rule->max)) {
-			ft_failf(&r->err, FT_EINVAL, "out_of_range", "\"%s\" must be between %g and %g (got %g)",
-				 p, rule->min, rule->max, x);
+			ft_failf(&r->err, FT_EINVAL, "out_of_range",
+				 "\"%s\" must be between %g and %g (got %g)", p, rule->min,
+				 rule->max, x);
 			ft_err_param(&r->err, p);
 			return FT_EINVAL;
 		}
@@ -170,10 +182,10 @@ static enum ft_rc check_hp(struct api_req *r, json_t *src, const char *param,
 
 static enum ft_rc check_method(struct api_req *r, json_t *m, const char **type, json_t *hp)
 {
-	static const char *const keys[] = { "type", "supervised", "dpo", NULL };
+	static const char *const keys[] = {"type", "supervised", "dpo", NULL};
 	if (!json_is_object(m)) {
-		ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"method\" must be an object (got %s)",
-			 ft_json_type_name(m));
+		ft_failf(&r->err, FT_EINVAL, "invalid_type",
+			 "\"method\" must be an object (got %s)", ft_json_type_name(m));
 		ft_err_param(&r->err, "method");
 		return FT_EINVAL;
 	}
@@ -202,10 +214,10 @@ static enum ft_rc check_method(struct api_req *r, json_t *m, const char **type, 
 		return FT_OK;
 	char param[64];
 	snprintf(param, sizeof(param), "method.%s", *type);
-	static const char *const subkeys[] = { "hyperparameters", NULL };
+	static const char *const subkeys[] = {"hyperparameters", NULL};
 	if (!json_is_object(sub)) {
-		ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"%s\" must be an object (got %s)", param,
-			 ft_json_type_name(sub));
+		ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"%s\" must be an object (got %s)",
+			 param, ft_json_type_name(sub));
 		ft_err_param(&r->err, param);
 		return FT_EINVAL;
 	}
@@ -219,15 +231,15 @@ static enum ft_rc check_method(struct api_req *r, json_t *m, const char **type, 
 
 static enum ft_rc check_lora(struct api_req *r, json_t *l, json_t *hp)
 {
-	static const char *const keys[] = { "r", "alpha", "dropout", "target_modules", NULL };
+	static const char *const keys[] = {"r", "alpha", "dropout", "target_modules", NULL};
 	long long rank = 16;
 	double alpha = 32, dropout = 0.05;
 	json_t *out = json_object();
 	json_object_set_new(hp, "lora", out);
 	if (l && !json_is_null(l)) {
 		if (!json_is_object(l)) {
-			ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"lora\" must be an object (got %s)",
-				 ft_json_type_name(l));
+			ft_failf(&r->err, FT_EINVAL, "invalid_type",
+				 "\"lora\" must be an object (got %s)", ft_json_type_name(l));
 			ft_err_param(&r->err, "lora");
 			return FT_EINVAL;
 		}
@@ -242,15 +254,18 @@ static enum ft_rc check_lora(struct api_req *r, json_t *l, json_t *hp)
 		if (t && !json_is_null(t)) {
 			size_t i;
 			json_t *x;
-			bool ok = json_is_array(t) && json_array_size(t) > 0 && json_array_size(t) <= 32;
-			json_array_foreach(t, i, x) {
+			bool ok = json_is_array(t) && json_array_size(t) > 0 &&
+				  json_array_size(t) <= 32;
+			json_array_foreach(t, i, x)
+			{
 				if (!json_is_string(x) || json_string_length(x) == 0 ||
 				    !api_valid_text(json_string_value(x), 64))
 					ok = false;
 			}
 			if (!ok) {
 				ft_failf(&r->err, FT_EINVAL, "invalid_type",
-					 "\"lora.target_modules\" must be a list of 1 to 32 module names");
+					 "\"lora.target_modules\" must be a list of 1 to 32 module "
+					 "names");
 				ft_err_param(&r->err, "lora.target_modules");
 				return FT_EINVAL;
 			}
@@ -273,11 +288,14 @@ static enum ft_rc check_metadata(struct api_req *r, json_t *m)
 		ft_err_param(&r->err, "metadata");
 		return FT_EINVAL;
 	}
-	json_object_foreach(m, k, v) {
-		if (strlen(k) == 0 || strlen(k) > 64 || !api_valid_text(k, 64) || !json_is_string(v) ||
-		    json_string_length(v) > 512 || !api_valid_text(json_string_value(v), 512)) {
+	json_object_foreach(m, k, v)
+	{
+		if (strlen(k) == 0 || strlen(k) > 64 || !api_valid_text(k, 64) ||
+		    !json_is_string(v) || json_string_length(v) > 512 ||
+		    !api_valid_text(json_string_value(v), 512)) {
 			ft_failf(&r->err, FT_EINVAL, "invalid_value",
-				 "\"metadata\" keys must be 1 to 64 characters and values strings of at most 512");
+				 "\"metadata\" keys must be 1 to 64 characters and values strings "
+				 "of at most 512");
 			ft_err_param(&r->err, "metadata");
 			return FT_EINVAL;
 		}
@@ -289,11 +307,12 @@ static enum ft_rc check_metadata(struct api_req *r, json_t *m)
 static const char *team_file(struct api_req *r, const char *param, const char *id)
 {
 	if (!ft_id_valid(FT_ID_FILE, id)) {
-		ft_failf(&r->err, FT_EINVAL, "invalid_file", "\"%s\" must be a file id (file-...)", param);
+		ft_failf(&r->err, FT_EINVAL, "invalid_file", "\"%s\" must be a file id (file-...)",
+			 param);
 		ft_err_param(&r->err, param);
 		return NULL;
 	}
-	const char *p[] = { id, r->team_id };
+	const char *p[] = {id, r->team_id};
 	PGresult *res = api_db(r,
 			       "SELECT sha256 FROM files WHERE id = $1 AND team_id = $2 "
 			       "AND deleted_at IS NULL AND purpose = 'fine-tune'",
@@ -301,7 +320,8 @@ static const char *team_file(struct api_req *r, const char *param, const char *i
 	if (!res)
 		return NULL;
 	if (PQntuples(res) == 0) {
-		ft_failf(&r->err, FT_EINVAL, "file_not_found", "%s \"%s\" does not exist", param, id);
+		ft_failf(&r->err, FT_EINVAL, "file_not_found", "%s \"%s\" does not exist", param,
+			 id);
 		ft_err_param(&r->err, param);
 		return NULL;
 	}
@@ -364,8 +384,8 @@ static enum ft_rc check_file_format(struct api_req *r, const char *param, const 
 	if (f == FT_DS_UNKNOWN || ft_ds_format_fits(f, method))
 		return FT_OK;
 	ft_failf(&r->err, FT_EINVAL, "invalid_file_format",
-		 "%s \"%s\" line 1 is in format \"%s\", which cannot train with method \"%s\"%s", param,
-		 id, ft_ds_format_name(f), method,
+		 "%s \"%s\" line 1 is in format \"%s\", which cannot train with method \"%s\"%s",
+		 param, id, ft_ds_format_name(f), method,
 		 strcmp(method, "dpo") == 0
 			 ? " (dpo needs \"prompt\"/\"chosen\"/\"rejected\" or \"preferred_output\")"
 			 : " (use method \"dpo\" for preference data)");
@@ -379,20 +399,22 @@ enum ft_rc api_job_event(PGconn *db, const char *job_id, const char *level, cons
 {
 	char id[FT_ID_MAX];
 	ft_id_new(FT_ID_EVENT, id);
-	const char *p[] = { id, job_id, level, type, message, data_json };
-	return ft_pg_command(db, err,
-			     "INSERT INTO job_events (id, job_id, attempt, level, type, message, data) "
-			     "SELECT $1, $2, attempt, $3, $4, $5, $6::jsonb FROM jobs WHERE id = $2",
-			     6, p);
+	const char *p[] = {id, job_id, level, type, message, data_json};
+	return ft_pg_command(
+		db, err,
+		"INSERT INTO job_events (id, job_id, attempt, level, type, message, data) "
+		"SELECT $1, $2, attempt, $3, $4, $5, $6::jsonb FROM jobs WHERE id = $2",
+		6, p);
 }
 
 static enum ft_rc job_by_id(struct api_req *r, const char *id)
 {
 	if (!ft_id_valid(FT_ID_JOB, id))
 		return api_not_found(r, "fine-tuning job", id);
-	const char *p[] = { id, r->team_id };
-	PGresult *res = api_db_prepared(r, "ft_job_get",
-					"SELECT " JOB_COLS " FROM jobs WHERE id = $1 AND team_id = $2", 2, p);
+	const char *p[] = {id, r->team_id};
+	PGresult *res = api_db_prepared(
+		r, "ft_job_get", "SELECT " JOB_COLS " FROM jobs WHERE id = $1 AND team_id = $2", 2,
+		p);
 	if (!res)
 		return r->err.rc;
 	if (PQntuples(res) == 0)
@@ -403,18 +425,28 @@ static enum ft_rc job_by_id(struct api_req *r, const char *id)
 
 enum ft_rc h_jobs_create(struct api_req *r)
 {
-	static const char *const keys[] = { "model",	  "training_file", "validation_file",
-					    "method",	  "hyperparameters", "suffix",
-					    "seed",	  "metadata",	   "integrations",
-					    "adapter",	  "lora",	   "gpus",
-					    "priority",	  NULL };
+	static const char *const keys[] = {"model",
+					   "training_file",
+					   "validation_file",
+					   "method",
+					   "hyperparameters",
+					   "suffix",
+					   "seed",
+					   "metadata",
+					   "integrations",
+					   "adapter",
+					   "lora",
+					   "gpus",
+					   "priority",
+					   NULL};
 	json_t *b;
 	const char *model = NULL, *tf = NULL, *vf = NULL, *suffix = NULL, *method = "supervised";
 	const char *adapter = "lora";
 	long long seed = -1, gpus = 0, priority = 0;
 	if (api_body_object(r, false, &b) || api_check_keys(r, b, NULL, keys) ||
 	    ft_json_get_str(b, "model", FT_JSON_REQUIRED | FT_JSON_NONEMPTY, &model, &r->err) ||
-	    ft_json_get_str(b, "training_file", FT_JSON_REQUIRED | FT_JSON_NONEMPTY, &tf, &r->err) ||
+	    ft_json_get_str(b, "training_file", FT_JSON_REQUIRED | FT_JSON_NONEMPTY, &tf,
+			    &r->err) ||
 	    ft_json_get_str(b, "validation_file", FT_JSON_NULL_OK, &vf, &r->err) ||
 	    ft_json_get_str(b, "suffix", FT_JSON_NULL_OK, &suffix, &r->err) ||
 	    ft_json_get_int(b, "seed", FT_JSON_NULL_OK, 0, 2147483647, &seed, &r->err) ||
@@ -440,7 +472,8 @@ enum ft_rc h_jobs_create(struct api_req *r)
 		return FT_EINVAL;
 	}
 	json_t *integ = json_object_get(b, "integrations");
-	if (integ && !json_is_null(integ) && !(json_is_array(integ) && json_array_size(integ) == 0)) {
+	if (integ && !json_is_null(integ) &&
+	    !(json_is_array(integ) && json_array_size(integ) == 0)) {
 		ft_failf(&r->err, FT_EINVAL, "unsupported", "\"integrations\" are not supported");
 		ft_err_param(&r->err, "integrations");
 		return FT_EINVAL;
@@ -456,7 +489,8 @@ enum ft_rc h_jobs_create(struct api_req *r)
 			return FT_EINVAL;
 		const char *k;
 		json_t *v;
-		json_object_foreach(tmp, k, v) {
+		json_object_foreach(tmp, k, v)
+		{
 			if (!json_object_get(hp, k))
 				json_object_set(hp, k, v);
 		}
@@ -479,7 +513,7 @@ enum ft_rc h_jobs_create(struct api_req *r)
 		return FT_EINVAL;
 
 	/* What exists and belongs to the team. */
-	const char *pm[] = { model, r->team_id };
+	const char *pm[] = {model, r->team_id};
 	PGresult *mres = api_db(r,
 				"SELECT id FROM base_models WHERE name = $1 "
 				"AND (team_id IS NULL OR team_id = $2)",
@@ -488,7 +522,8 @@ enum ft_rc h_jobs_create(struct api_req *r)
 		return r->err.rc;
 	if (PQntuples(mres) == 0) {
 		ft_failf(&r->err, FT_EINVAL, "model_not_found",
-			 "model \"%s\" does not exist; list the base models with GET /v1/models", model);
+			 "model \"%s\" does not exist; list the base models with GET /v1/models",
+			 model);
 		ft_err_param(&r->err, "model");
 		return FT_EINVAL;
 	}
@@ -518,24 +553,29 @@ enum ft_rc h_jobs_create(struct api_req *r)
 	if (meta_s)
 		api_defer(r->arena, free, meta_s);
 	const char *meta_p = meta_s ? meta_s : "{}";
-	const char *p[] = { id,	    r->team_id, model,	PQgetvalue(mres, 0, 0), tf,	vf,
-			    method, adapter,	hp_s,	suffix,			seed_s, meta_p,
-			    prio_s, gpus_s };
+	const char *p[] = {id,	   r->team_id, model,  PQgetvalue(mres, 0, 0),
+			   tf,	   vf,	       method, adapter,
+			   hp_s,   suffix,     seed_s, meta_p,
+			   prio_s, gpus_s};
 	if (api_db_begin(r) ||
-	    api_db_cmd(r,
-		       "INSERT INTO jobs (id, team_id, model, base_model_id, training_file_id, "
-		       "validation_file_id, method, adapter, hyperparameters, suffix, seed, metadata, "
-		       "priority, requested_gpus) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, "
-		       "$11::bigint, $12::jsonb, $13::int, $14::int)",
-		       14, p) ||
-	    api_db_cmd(r,
-		       "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, reason) "
-		       "VALUES ($1, NULL, 'validating_files', 0, 'created')",
-		       1, p) ||
+	    api_db_cmd(
+		    r,
+		    "INSERT INTO jobs (id, team_id, model, base_model_id, training_file_id, "
+		    "validation_file_id, method, adapter, hyperparameters, suffix, seed, metadata, "
+		    "priority, requested_gpus) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, "
+		    "$10, "
+		    "$11::bigint, $12::jsonb, $13::int, $14::int)",
+		    14, p) ||
+	    api_db_cmd(
+		    r,
+		    "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, reason) "
+		    "VALUES ($1, NULL, 'validating_files', 0, 'created')",
+		    1, p) ||
 	    api_job_event(r->db, id, "info", "message",
 			  api_printf(r->arena, "Created fine-tuning job: %s", id), NULL, &r->err) ||
 	    api_job_event(r->db, id, "info", "message",
-			  api_printf(r->arena, "Validating training file: %s", tf), NULL, &r->err) ||
+			  api_printf(r->arena, "Validating training file: %s", tf), NULL,
+			  &r->err) ||
 	    api_db_commit(r))
 		return r->err.rc;
 	api_validators_kick(r->ctx);
@@ -552,13 +592,14 @@ enum ft_rc h_jobs_list(struct api_req *r)
 		return FT_EINVAL;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { r->team_id, after, lim };
-	PGresult *res = api_db(r,
-			       "SELECT " JOB_COLS " FROM jobs WHERE team_id = $1 "
-			       "AND ($2::text IS NULL OR (created_at, id) < "
-			       "  (SELECT created_at, id FROM jobs WHERE id = $2 AND team_id = $1)) "
-			       "ORDER BY created_at DESC, id DESC LIMIT $3::int",
-			       3, p);
+	const char *p[] = {r->team_id, after, lim};
+	PGresult *res =
+		api_db(r,
+		       "SELECT " JOB_COLS " FROM jobs WHERE team_id = $1 "
+		       "AND ($2::text IS NULL OR (created_at, id) < "
+		       "  (SELECT created_at, id FROM jobs WHERE id = $2 AND team_id = $1)) "
+		       "ORDER BY created_at DESC, id DESC LIMIT $3::int",
+		       3, p);
 	if (!res)
 		return r->err.rc;
 	json_t *data = json_array();
@@ -577,15 +618,16 @@ enum ft_rc h_jobs_cancel(struct api_req *r)
 {
 	const char *id = r->params[0];
 	json_t *b;
-	if (api_body_object(r, true, &b) || api_check_keys(r, b, NULL, (const char *const[]){ NULL }))
+	if (api_body_object(r, true, &b) || api_check_keys(r, b, NULL, (const char *const[]){NULL}))
 		return FT_EINVAL;
 	if (!ft_id_valid(FT_ID_JOB, id))
 		return api_not_found(r, "fine-tuning job", id);
-	const char *p[] = { id, r->team_id };
+	const char *p[] = {id, r->team_id};
 	if (api_db_begin(r))
 		return r->err.rc;
-	PGresult *res = api_db(r, "SELECT status, attempt FROM jobs WHERE id = $1 AND team_id = $2 "
-				  "FOR UPDATE",
+	PGresult *res = api_db(r,
+			       "SELECT status, attempt FROM jobs WHERE id = $1 AND team_id = $2 "
+			       "FOR UPDATE",
 			       2, p);
 	if (!res)
 		return r->err.rc;
@@ -604,19 +646,21 @@ enum ft_rc h_jobs_cancel(struct api_req *r)
 		return ft_failf(&r->err, FT_ECONFLICT, "job_not_cancellable",
 				"job \"%s\" has already %s", id, from);
 	if (to) {
-		const char *q[] = { id, from, to, attempt };
+		const char *q[] = {id, from, to, attempt};
 		if (api_db_cmd(r,
 			       "UPDATE jobs SET status = $3, updated_at = now(), "
 			       "finished_at = CASE WHEN $3 = 'cancelled' THEN now() END "
 			       "WHERE id = $1 AND status = $2",
 			       3, q) ||
 		    api_db_cmd(r,
-			       "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, reason) "
+			       "INSERT INTO job_transitions (job_id, from_status, to_status, "
+			       "attempt, reason) "
 			       "VALUES ($1, $2, $3, $4::int, 'cancelled by the user')",
 			       4, q) ||
 		    api_job_event(r->db, id, "info", "status",
-				  strcmp(to, "cancelled") == 0 ? "Job cancelled"
-							       : "Cancelling job: waiting for the worker to stop",
+				  strcmp(to, "cancelled") == 0
+					  ? "Job cancelled"
+					  : "Cancelling job: waiting for the worker to stop",
 				  NULL, &r->err))
 			return r->err.rc;
 	}
@@ -631,7 +675,7 @@ static enum ft_rc job_visible(struct api_req *r, const char *id)
 {
 	if (!ft_id_valid(FT_ID_JOB, id))
 		return api_not_found(r, "fine-tuning job", id);
-	const char *p[] = { id, r->team_id };
+	const char *p[] = {id, r->team_id};
 	PGresult *res = api_db(r, "SELECT 1 FROM jobs WHERE id = $1 AND team_id = $2", 2, p);
 	if (!res)
 		return r->err.rc;
@@ -648,7 +692,7 @@ enum ft_rc h_jobs_events(struct api_req *r)
 		return r->err.rc;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { id, after, lim };
+	const char *p[] = {id, after, lim};
 	PGresult *res = api_db(r,
 			       "SELECT id, extract(epoch from created_at)::bigint, level, message, "
 			       "data::text, type FROM job_events WHERE job_id = $1 "
@@ -682,15 +726,16 @@ enum ft_rc h_jobs_checkpoints(struct api_req *r)
 		return r->err.rc;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { id, after, lim };
-	PGresult *res = api_db(r,
-			       "SELECT c.id, extract(epoch from c.created_at)::bigint, c.step, "
-			       "c.metrics::text, j.model, coalesce(j.suffix, ''), j.team_id "
-			       "FROM checkpoints c JOIN jobs j ON j.id = c.job_id WHERE c.job_id = $1 "
-			       "AND ($2::text IS NULL OR (c.created_at, c.id) < "
-			       "  (SELECT created_at, id FROM checkpoints WHERE id = $2 AND job_id = $1)) "
-			       "ORDER BY c.created_at DESC, c.id DESC LIMIT $3::int",
-			       3, p);
+	const char *p[] = {id, after, lim};
+	PGresult *res =
+		api_db(r,
+		       "SELECT c.id, extract(epoch from c.created_at)::bigint, c.step, "
+		       "c.metrics::text, j.model, coalesce(j.suffix, ''), j.team_id "
+		       "FROM checkpoints c JOIN jobs j ON j.id = c.job_id WHERE c.job_id = $1 "
+		       "AND ($2::text IS NULL OR (c.created_at, c.id) < "
+		       "  (SELECT created_at, id FROM checkpoints WHERE id = $2 AND job_id = $1)) "
+		       "ORDER BY c.created_at DESC, c.id DESC LIMIT $3::int",
+		       3, p);
 	if (!res)
 		return r->err.rc;
 	json_t *data = json_array();
@@ -707,8 +752,9 @@ enum ft_rc h_jobs_checkpoints(struct api_req *r)
 		json_object_set_new(c, "object", json_string("fine_tuning.job.checkpoint"));
 		json_object_set_new(c, "created_at", api_epoch(res, i, 1));
 		json_object_set_new(c, "fine_tuned_model_checkpoint",
-				    json_sprintf("ft:%s:%s:%s:ckpt-step-%lld", PQgetvalue(res, i, 4),
-						 PQgetvalue(res, i, 6), PQgetvalue(res, i, 5), step));
+				    json_sprintf("ft:%s:%s:%s:ckpt-step-%lld",
+						 PQgetvalue(res, i, 4), PQgetvalue(res, i, 6),
+						 PQgetvalue(res, i, 5), step));
 		json_object_set_new(c, "fine_tuning_job_id", json_string(id));
 		json_object_set_new(c, "metrics", metrics);
 		json_object_set_new(c, "step_number", json_integer(step));

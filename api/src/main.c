@@ -28,18 +28,19 @@ static void on_signal(int sig)
 
 static int usage(void)
 {
-	fprintf(stderr,
-		"usage: ft-api [--config FILE] [serve]\n"
-		"       ft-api [--config FILE] admin create-team NAME\n"
-		"       ft-api [--config FILE] admin create-key --team TEAM --role viewer|member|admin [--name N]\n"
-		"       ft-api [--config FILE] admin register-model --name N --path DIR [--team TEAM]\n");
+	fprintf(stderr, "usage: ft-api [--config FILE] [serve]\n"
+			"       ft-api [--config FILE] admin create-team NAME\n"
+			"       ft-api [--config FILE] admin create-key --team TEAM --role "
+			"viewer|member|admin [--name N]\n"
+			"       ft-api [--config FILE] admin register-model --name N --path DIR "
+			"[--team TEAM]\n");
 	return 2;
 }
 
 static int serve(struct ft_config *cfg)
 {
 	struct ft_err err;
-	struct api_ctx ctx = { 0 };
+	struct api_ctx ctx = {0};
 	int rc = 1;
 	ft_err_clear(&err);
 	int threads = (int)ft_config_int(cfg, "api_threads");
@@ -59,15 +60,16 @@ static int serve(struct ft_config *cfg)
 	ctx.openapi_json = ft_api_openapi_json;
 	ctx.openapi_len = ft_api_openapi_json_len;
 
-	struct sigaction sa = { 0 };
+	struct sigaction sa = {0};
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	api_validators_start(&ctx, 2);
-	struct MHD_Daemon *d = api_http_start(&ctx, ft_config_str(cfg, "listen_addr"),
-					      (int)ft_config_int(cfg, "listen_port"), threads, &err);
+	struct MHD_Daemon *d =
+		api_http_start(&ctx, ft_config_str(cfg, "listen_addr"),
+			       (int)ft_config_int(cfg, "listen_port"), threads, &err);
 	if (!d)
 		goto stop_validators;
 	ft_logf(FT_LOG_INFO, "api", NULL, "listening on %s:%d (%d threads, store %s)",
@@ -102,7 +104,7 @@ static const char *flag(int argc, char **argv, int from, const char *name)
 /* A team given by id or by name. */
 static bool team_lookup(PGconn *db, const char *team, char out[FT_ID_MAX], struct ft_err *err)
 {
-	const char *p[] = { team };
+	const char *p[] = {team};
 	PGresult *r = ft_pg_exec(db, err, "SELECT id FROM teams WHERE id = $1 OR name = $1", 1, p);
 	if (!r)
 		return false;
@@ -125,7 +127,8 @@ static int admin(struct ft_config *cfg, int argc, char **argv, int i)
 	PGconn *db = PQconnectdb(ft_config_str(cfg, "database_url"));
 	int rc = 1;
 	if (PQstatus(db) != CONNECTION_OK) {
-		fprintf(stderr, "ft-api admin: cannot connect to PostgreSQL: %s", PQerrorMessage(db));
+		fprintf(stderr, "ft-api admin: cannot connect to PostgreSQL: %s",
+			PQerrorMessage(db));
 		PQfinish(db);
 		return 1;
 	}
@@ -137,13 +140,14 @@ static int admin(struct ft_config *cfg, int argc, char **argv, int i)
 		}
 		char id[FT_ID_MAX];
 		ft_id_new(FT_ID_TEAM, id);
-		const char *p[] = { id, argv[i + 1] };
+		const char *p[] = {id, argv[i + 1]};
 		if (ft_pg_command(db, &err, "INSERT INTO teams (id, name) VALUES ($1, $2)", 2, p))
 			goto fail;
 		printf("%s\n", id);
 		rc = 0;
 	} else if (strcmp(cmd, "create-key") == 0) {
-		const char *t = flag(argc, argv, i, "--team"), *role_s = flag(argc, argv, i, "--role");
+		const char *t = flag(argc, argv, i, "--team"),
+			   *role_s = flag(argc, argv, i, "--role");
 		const char *name = flag(argc, argv, i, "--name");
 		enum api_role role;
 		if (!t || !role_s) {
@@ -151,7 +155,8 @@ static int admin(struct ft_config *cfg, int argc, char **argv, int i)
 			goto finish;
 		}
 		if (!api_role_parse(role_s, &role)) {
-			ft_failf(&err, FT_EINVAL, NULL, "unknown role \"%s\" (viewer, member or admin)", role_s);
+			ft_failf(&err, FT_EINVAL, NULL,
+				 "unknown role \"%s\" (viewer, member or admin)", role_s);
 			goto fail;
 		}
 		char kid[FT_ID_MAX], key[80];
@@ -161,7 +166,8 @@ static int admin(struct ft_config *cfg, int argc, char **argv, int i)
 		printf("%s\n%s\n", kid, key);
 		rc = 0;
 	} else if (strcmp(cmd, "register-model") == 0) {
-		const char *name = flag(argc, argv, i, "--name"), *path = flag(argc, argv, i, "--path");
+		const char *name = flag(argc, argv, i, "--name"),
+			   *path = flag(argc, argv, i, "--path");
 		const char *t = flag(argc, argv, i, "--team");
 		char id[FT_ID_MAX];
 		if (!name || !path) {

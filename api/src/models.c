@@ -26,7 +26,8 @@ static json_t *load_json_file(const char *path, struct ft_err *err)
 	json_error_t je;
 	json_t *v = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	if (!v)
-		ft_failf(err, FT_EFORMAT, "invalid_model", "\"%s\" line %d: %s", path, je.line, je.text);
+		ft_failf(err, FT_EFORMAT, "invalid_model", "\"%s\" line %d: %s", path, je.line,
+			 je.text);
 	return v;
 }
 
@@ -37,18 +38,19 @@ static enum ft_rc safetensors_params(const char *path, long long *sum, struct ft
 	unsigned char len8[8];
 	enum ft_rc rc = FT_OK;
 	if (fd < 0)
-		return ft_failf(err, FT_EIO, "io_error", "cannot open \"%s\": %s", path, strerror(errno));
+		return ft_failf(err, FT_EIO, "io_error", "cannot open \"%s\": %s", path,
+				strerror(errno));
 	if (read(fd, len8, 8) != 8) {
-		rc = ft_failf(err, FT_EFORMAT, "invalid_model", "\"%s\" is too short for safetensors",
-			      path);
+		rc = ft_failf(err, FT_EFORMAT, "invalid_model",
+			      "\"%s\" is too short for safetensors", path);
 		goto close_fd;
 	}
 	uint64_t n = 0;
 	for (int i = 7; i >= 0; i--)
 		n = (n << 8) | len8[i];
 	if (n == 0 || n > MAX_HEADER) {
-		rc = ft_failf(err, FT_EFORMAT, "invalid_model", "\"%s\": header size %" PRIu64
-				  " is out of range", path, n);
+		rc = ft_failf(err, FT_EFORMAT, "invalid_model",
+			      "\"%s\": header size %" PRIu64 " is out of range", path, n);
 		goto close_fd;
 	}
 	char *h = malloc(n);
@@ -66,12 +68,14 @@ static enum ft_rc safetensors_params(const char *path, long long *sum, struct ft
 	json_t *hdr = got == n ? ft_json_parse(h, n, err) : NULL;
 	free(h);
 	if (!hdr) {
-		rc = ft_failf(err, FT_EFORMAT, "invalid_model", "\"%s\": bad safetensors header", path);
+		rc = ft_failf(err, FT_EFORMAT, "invalid_model", "\"%s\": bad safetensors header",
+			      path);
 		goto close_fd;
 	}
 	const char *k;
 	json_t *t;
-	json_object_foreach(hdr, k, t) {
+	json_object_foreach(hdr, k, t)
+	{
 		json_t *shape = json_object_get(t, "shape"), *d;
 		size_t i;
 		if (strcmp(k, "__metadata__") == 0 || !json_is_array(shape))
@@ -96,8 +100,10 @@ static long long cfg_int(const json_t *c, const char *k, long long def)
 static long long llama_params(const json_t *c)
 {
 	long long h = cfg_int(c, "hidden_size", 0), v = cfg_int(c, "vocab_size", 0);
-	long long L = cfg_int(c, "num_hidden_layers", 0), heads = cfg_int(c, "num_attention_heads", 1);
-	long long kv = cfg_int(c, "num_key_value_heads", heads), inter = cfg_int(c, "intermediate_size", 0);
+	long long L = cfg_int(c, "num_hidden_layers", 0),
+		  heads = cfg_int(c, "num_attention_heads", 1);
+	long long kv = cfg_int(c, "num_key_value_heads", heads),
+		  inter = cfg_int(c, "intermediate_size", 0);
 	long long hd = cfg_int(c, "head_dim", heads ? h / heads : 0);
 	bool tied = json_is_true(json_object_get(c, "tie_word_embeddings"));
 	long long attn = h * heads * hd + 2 * h * kv * hd + heads * hd * h;
@@ -119,8 +125,9 @@ enum ft_rc api_model_inspect(const char *dir, char arch[128], long long *params,
 		a = json_string_value(json_object_get(c, "model_type"));
 	if (!a) {
 		json_decref(c);
-		return ft_failf(err, FT_EFORMAT, "invalid_model",
-				"\"%s\" names no architecture (\"architectures\" or \"model_type\")", path);
+		return ft_failf(
+			err, FT_EFORMAT, "invalid_model",
+			"\"%s\" names no architecture (\"architectures\" or \"model_type\")", path);
 	}
 	ft_strlcpy(arch, a, 128);
 	*params = 0;
@@ -145,7 +152,8 @@ enum ft_rc api_model_inspect(const char *dir, char arch[128], long long *params,
 	if (*params <= 0) {
 		json_decref(c);
 		return ft_failf(err, FT_EFORMAT, "invalid_model",
-				"cannot count the parameters of \"%s\" (no safetensors, no sizes in config.json)",
+				"cannot count the parameters of \"%s\" (no safetensors, no sizes "
+				"in config.json)",
 				dir);
 	}
 	*chat_template = NULL;
@@ -156,9 +164,11 @@ enum ft_rc api_model_inspect(const char *dir, char arch[128], long long *params,
 		size_t i;
 		json_t *x;
 		json_t *found = NULL;
-		json_array_foreach(t, i, x) {
+		json_array_foreach(t, i, x)
+		{
 			if (json_is_string(json_object_get(x, "template")) &&
-			    (!found || strcmp(json_string_value(json_object_get(x, "name")), "default") == 0))
+			    (!found ||
+			     strcmp(json_string_value(json_object_get(x, "name")), "default") == 0))
 				found = json_object_get(x, "template");
 		}
 		t = found;
@@ -187,12 +197,13 @@ enum ft_rc api_model_register(PGconn *db, const char *team_id, const char *name,
 	char *cfg_s = json_dumps(cfg, JSON_COMPACT);
 	ft_id_new(FT_ID_MODEL, id_out);
 	snprintf(count, sizeof(count), "%lld", params);
-	const char *p[] = { id_out, team_id, name, arch, count, tmpl, real, cfg_s };
-	rc = ft_pg_command(db, err,
-			   "INSERT INTO base_models (id, team_id, name, architecture, parameter_count, "
-			   "chat_template, source_path, config) "
-			   "VALUES ($1, $2, $3, $4, $5::bigint, $6, $7, $8::jsonb)",
-			   8, p);
+	const char *p[] = {id_out, team_id, name, arch, count, tmpl, real, cfg_s};
+	rc = ft_pg_command(
+		db, err,
+		"INSERT INTO base_models (id, team_id, name, architecture, parameter_count, "
+		"chat_template, source_path, config) "
+		"VALUES ($1, $2, $3, $4, $5::bigint, $6, $7, $8::jsonb)",
+		8, p);
 	if (rc == FT_ECONFLICT)
 		ft_strlcpy(err->msg, "a model with this name already exists", sizeof(err->msg));
 	free(cfg_s);
@@ -201,7 +212,7 @@ enum ft_rc api_model_register(PGconn *db, const char *team_id, const char *name,
 	return rc;
 }
 
-#define MODEL_COLS                                                                          \
+#define MODEL_COLS                                                                              \
 	"id, name, coalesce(team_id, 'system'), architecture, parameter_count, chat_template, " \
 	"extract(epoch from created_at)::bigint"
 
@@ -214,14 +225,15 @@ static json_t *model_json(const PGresult *res, int i)
 	json_object_set_new(m, "owned_by", json_string(PQgetvalue(res, i, 2)));
 	json_object_set_new(m, "model_id", json_string(PQgetvalue(res, i, 0)));
 	json_object_set_new(m, "architecture", json_string(PQgetvalue(res, i, 3)));
-	json_object_set_new(m, "parameter_count", json_integer(strtoll(PQgetvalue(res, i, 4), NULL, 10)));
+	json_object_set_new(m, "parameter_count",
+			    json_integer(strtoll(PQgetvalue(res, i, 4), NULL, 10)));
 	json_object_set_new(m, "chat_template", api_text_or_null(res, i, 5));
 	return m;
 }
 
 enum ft_rc h_models_create(struct api_req *r)
 {
-	static const char *const keys[] = { "name", "path", NULL };
+	static const char *const keys[] = {"name", "path", NULL};
 	json_t *b;
 	const char *name = NULL, *path = NULL;
 	if (api_body_object(r, false, &b) || api_check_keys(r, b, NULL, keys) ||
@@ -248,7 +260,7 @@ enum ft_rc h_models_create(struct api_req *r)
 		ft_err_param(&r->err, r->err.rc == FT_ECONFLICT ? "name" : "path");
 		return r->err.rc;
 	}
-	const char *p[] = { id };
+	const char *p[] = {id};
 	PGresult *res = api_db(r, "SELECT " MODEL_COLS " FROM base_models WHERE id = $1", 1, p);
 	if (!res)
 		return r->err.rc;
@@ -266,7 +278,7 @@ enum ft_rc h_models_list(struct api_req *r)
 		return FT_EINVAL;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { r->team_id, after, lim };
+	const char *p[] = {r->team_id, after, lim};
 	PGresult *res = api_db(r,
 			       "SELECT " MODEL_COLS " FROM base_models "
 			       "WHERE (team_id IS NULL OR team_id = $1) "
@@ -292,7 +304,7 @@ enum ft_rc h_models_get(struct api_req *r)
 	const char *name = r->params[0];
 	if (!api_valid_text(name, 256))
 		return api_not_found(r, "model", name);
-	const char *p[] = { name, r->team_id };
+	const char *p[] = {name, r->team_id};
 	PGresult *res = api_db(r,
 			       "SELECT " MODEL_COLS " FROM base_models "
 			       "WHERE (name = $1 OR id = $1) AND (team_id IS NULL OR team_id = $2)",

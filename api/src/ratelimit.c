@@ -88,7 +88,8 @@ enum ft_rc api_rate_check(struct api_req *r, long per_min)
 		if (rep && rep->type == REDIS_REPLY_INTEGER) {
 			count = rep->integer;
 			if (count == 1) {
-				redisReply *x = ft_redis_cmd(s->r, FT_REDIS_RETRY, &e, "EXPIRE %s 61", key);
+				redisReply *x =
+					ft_redis_cmd(s->r, FT_REDIS_RETRY, &e, "EXPIRE %s 61", key);
 				freeReplyObject(x);
 			}
 		}
@@ -106,8 +107,8 @@ enum ft_rc api_rate_check(struct api_req *r, long per_min)
 	if (count > per_min) {
 		r->retry_after = 60 - (long)(now % 60);
 		return ft_failf(&r->err, FT_ELIMIT, "rate_limit_exceeded",
-				"rate limit of %ld requests per minute exceeded; retry in %ld s", per_min,
-				r->retry_after);
+				"rate limit of %ld requests per minute exceeded; retry in %ld s",
+				per_min, r->retry_after);
 	}
 	return FT_OK;
 }

@@ -5,19 +5,20 @@
  */
 #include "api_int.h"
 
-#define TEAM_COLS                                                                     \
-	"id, name, quota_gpus, max_concurrent_jobs, fair_share_weight, "             \
+#define TEAM_COLS                                                        \
+	"id, name, quota_gpus, max_concurrent_jobs, fair_share_weight, " \
 	"extract(epoch from created_at)::bigint"
-#define KEY_COLS                                                                                \
-	"id, team_id, name, prefix, role, rate_limit_per_min, "                                \
-	"extract(epoch from created_at)::bigint, extract(epoch from last_used_at)::bigint, "    \
+#define KEY_COLS                                                                             \
+	"id, team_id, name, prefix, role, rate_limit_per_min, "                              \
+	"extract(epoch from created_at)::bigint, extract(epoch from last_used_at)::bigint, " \
 	"extract(epoch from expires_at)::bigint, extract(epoch from revoked_at)::bigint"
 
 static json_t *team_json(const PGresult *res, int i)
 {
 	return json_pack("{s:s,s:s,s:s,s:I,s:I,s:f,s:o}", "id", PQgetvalue(res, i, 0), "object",
 			 "team", "name", PQgetvalue(res, i, 1), "quota_gpus",
-			 (json_int_t)strtoll(PQgetvalue(res, i, 2), NULL, 10), "max_concurrent_jobs",
+			 (json_int_t)strtoll(PQgetvalue(res, i, 2), NULL, 10),
+			 "max_concurrent_jobs",
 			 (json_int_t)strtoll(PQgetvalue(res, i, 3), NULL, 10), "fair_share_weight",
 			 strtod(PQgetvalue(res, i, 4), NULL), "created_at", api_epoch(res, i, 5));
 }
@@ -28,7 +29,7 @@ enum ft_rc h_teams_list(struct api_req *r)
 	const char *after;
 	if (api_page_args(r, FT_ID_TEAM, &limit, &after))
 		return FT_EINVAL;
-	const char *p[] = { r->team_id, after };
+	const char *p[] = {r->team_id, after};
 	PGresult *res = api_db(r,
 			       "SELECT " TEAM_COLS " FROM teams WHERE id = $1 "
 			       "AND ($2::text IS NULL OR id < $2)",
@@ -47,7 +48,7 @@ enum ft_rc h_teams_get(struct api_req *r)
 	const char *id = r->params[0];
 	if (!ft_id_valid(FT_ID_TEAM, id) || strcmp(id, r->team_id) != 0)
 		return api_not_found(r, "team", id);
-	const char *p[] = { id };
+	const char *p[] = {id};
 	PGresult *res = api_db(r, "SELECT " TEAM_COLS " FROM teams WHERE id = $1", 1, p);
 	if (!res)
 		return r->err.rc;
@@ -77,7 +78,8 @@ static json_t *key_json(const PGresult *res, int i)
 
 enum ft_rc h_keys_create(struct api_req *r)
 {
-	static const char *const keys[] = { "name", "role", "rate_limit_per_min", "expires_at", NULL };
+	static const char *const keys[] = {"name", "role", "rate_limit_per_min", "expires_at",
+					   NULL};
 	json_t *b;
 	const char *name = "", *role_s = "member";
 	long long rl = 600, expires = 0;
@@ -102,14 +104,14 @@ enum ft_rc h_keys_create(struct api_req *r)
 	}
 	char kid[FT_ID_MAX], key[80], exp[32];
 	snprintf(exp, sizeof(exp), "%lld", expires);
-	const char *pe[] = { exp };
+	const char *pe[] = {exp};
 	PGresult *ts = api_db(r, "SELECT to_timestamp($1::bigint)::text", 1, pe);
 	if (!ts)
 		return r->err.rc;
-	if (api_key_create(r->db, r->team_id, name, role, (long)rl, expires ? PQgetvalue(ts, 0, 0) : NULL,
-			   kid, key, &r->err))
+	if (api_key_create(r->db, r->team_id, name, role, (long)rl,
+			   expires ? PQgetvalue(ts, 0, 0) : NULL, kid, key, &r->err))
 		return r->err.rc;
-	const char *p[] = { kid };
+	const char *p[] = {kid};
 	PGresult *res = api_db(r, "SELECT " KEY_COLS " FROM api_keys WHERE id = $1", 1, p);
 	if (!res)
 		return r->err.rc;
@@ -129,13 +131,14 @@ enum ft_rc h_keys_list(struct api_req *r)
 		return FT_EINVAL;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { r->team_id, after, lim };
-	PGresult *res = api_db(r,
-			       "SELECT " KEY_COLS " FROM api_keys WHERE team_id = $1 "
-			       "AND ($2::text IS NULL OR (created_at, id) < "
-			       "  (SELECT created_at, id FROM api_keys WHERE id = $2 AND team_id = $1)) "
-			       "ORDER BY created_at DESC, id DESC LIMIT $3::int",
-			       3, p);
+	const char *p[] = {r->team_id, after, lim};
+	PGresult *res =
+		api_db(r,
+		       "SELECT " KEY_COLS " FROM api_keys WHERE team_id = $1 "
+		       "AND ($2::text IS NULL OR (created_at, id) < "
+		       "  (SELECT created_at, id FROM api_keys WHERE id = $2 AND team_id = $1)) "
+		       "ORDER BY created_at DESC, id DESC LIMIT $3::int",
+		       3, p);
 	if (!res)
 		return r->err.rc;
 	json_t *data = json_array();
@@ -150,9 +153,9 @@ enum ft_rc h_keys_get(struct api_req *r)
 	const char *id = r->params[0];
 	if (!ft_id_valid(FT_ID_KEY, id))
 		return api_not_found(r, "key", id);
-	const char *p[] = { id, r->team_id };
-	PGresult *res = api_db(r, "SELECT " KEY_COLS " FROM api_keys WHERE id = $1 AND team_id = $2",
-			       2, p);
+	const char *p[] = {id, r->team_id};
+	PGresult *res =
+		api_db(r, "SELECT " KEY_COLS " FROM api_keys WHERE id = $1 AND team_id = $2", 2, p);
 	if (!res)
 		return r->err.rc;
 	if (PQntuples(res) == 0)
@@ -166,7 +169,7 @@ enum ft_rc h_keys_delete(struct api_req *r)
 	const char *id = r->params[0];
 	if (!ft_id_valid(FT_ID_KEY, id))
 		return api_not_found(r, "key", id);
-	const char *p[] = { id, r->team_id };
+	const char *p[] = {id, r->team_id};
 	PGresult *res = api_db(r,
 			       "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
 			       "WHERE id = $1 AND team_id = $2 RETURNING id",
@@ -177,6 +180,7 @@ enum ft_rc h_keys_delete(struct api_req *r)
 		return api_not_found(r, "key", id);
 	r->obj_type = "api_key";
 	r->obj_id = id;
-	r->resp = api_own(r, json_pack("{s:s,s:s,s:b}", "id", id, "object", "api_key", "deleted", 1));
+	r->resp =
+		api_own(r, json_pack("{s:s,s:s,s:b}", "id", id, "object", "api_key", "deleted", 1));
 	return FT_OK;
 }

@@ -124,7 +124,8 @@ enum ft_rc api_body_object(struct api_req *r, bool allow_empty, json_t **out)
 	}
 	if (!json_is_object(v))
 		return ft_failf(&r->err, FT_EINVAL, "invalid_json",
-				"the request body must be a JSON object (got %s)", ft_json_type_name(v));
+				"the request body must be a JSON object (got %s)",
+				ft_json_type_name(v));
 	*out = v;
 	return FT_OK;
 }
@@ -134,7 +135,8 @@ enum ft_rc api_check_keys(struct api_req *r, json_t *obj, const char *prefix,
 {
 	const char *k;
 	json_t *v;
-	json_object_foreach(obj, k, v) {
+	json_object_foreach(obj, k, v)
+	{
 		bool ok = false;
 		for (const char *const *a = allowed; *a; a++)
 			if (strcmp(*a, k) == 0)
@@ -142,7 +144,8 @@ enum ft_rc api_check_keys(struct api_req *r, json_t *obj, const char *prefix,
 		if (ok)
 			continue;
 		char param[128];
-		snprintf(param, sizeof(param), "%s%s%s", prefix ? prefix : "", prefix ? "." : "", k);
+		snprintf(param, sizeof(param), "%s%s%s", prefix ? prefix : "", prefix ? "." : "",
+			 k);
 		ft_failf(&r->err, FT_EINVAL, "unknown_field", "unknown field \"%s\"", param);
 		ft_err_param(&r->err, param);
 		return FT_EINVAL;
@@ -150,8 +153,7 @@ enum ft_rc api_check_keys(struct api_req *r, json_t *obj, const char *prefix,
 	return FT_OK;
 }
 
-enum ft_rc api_page_args(struct api_req *r, const char *id_prefix, long *limit,
-			 const char **after)
+enum ft_rc api_page_args(struct api_req *r, const char *id_prefix, long *limit, const char **after)
 {
 	const char *l = api_query(r, "limit"), *a = api_query(r, "after");
 	*limit = 20;
@@ -171,7 +173,8 @@ enum ft_rc api_page_args(struct api_req *r, const char *id_prefix, long *limit,
 	if (a) {
 		if (!ft_id_valid(id_prefix, a)) {
 			ft_failf(&r->err, FT_EINVAL, "invalid_cursor",
-				 "\"after\" must be an id from a previous page (%s-...)", id_prefix);
+				 "\"after\" must be an id from a previous page (%s-...)",
+				 id_prefix);
 			ft_err_param(&r->err, "after");
 			return FT_EINVAL;
 		}
@@ -190,7 +193,8 @@ json_t *api_list(json_t *data, long limit)
 	json_object_set_new(l, "object", json_string("list"));
 	json_object_set_new(l, "data", data);
 	json_object_set_new(l, "has_more", json_boolean(more));
-	json_object_set(l, "first_id", n ? json_object_get(json_array_get(data, 0), "id") : json_null());
+	json_object_set(l, "first_id",
+			n ? json_object_get(json_array_get(data, 0), "id") : json_null());
 	json_object_set(l, "last_id",
 			n ? json_object_get(json_array_get(data, n - 1), "id") : json_null());
 	return l;
@@ -224,22 +228,22 @@ static bool has_nul(json_t *v)
 	json_t *x;
 	size_t i;
 	switch (json_typeof(v)) {
-	case JSON_STRING:
-		return strlen(json_string_value(v)) != json_string_length(v);
+	case JSON_STRING: return strlen(json_string_value(v)) != json_string_length(v);
 	case JSON_OBJECT:
-		json_object_foreach(v, k, x) {
+		json_object_foreach(v, k, x)
+		{
 			if (has_nul(x))
 				return true;
 		}
 		return false;
 	case JSON_ARRAY:
-		json_array_foreach(v, i, x) {
+		json_array_foreach(v, i, x)
+		{
 			if (has_nul(x))
 				return true;
 		}
 		return false;
-	default:
-		return false;
+	default: return false;
 	}
 }
 
@@ -307,24 +311,25 @@ void api_audit(struct api_req *r, const char *outcome)
 	char detail[160];
 	snprintf(detail, sizeof(detail), "{\"method\":\"%s\",\"code\":\"%s\"}", r->method,
 		 outcome[0] == 'd' ? saved.code : "");
-	const char *p[] = { r->team_id[0] ? r->team_id : NULL,
-			    r->key_id[0] ? r->key_id : NULL,
-			    r->route ? r->route->action : "unknown",
-			    r->obj_type,
-			    r->obj_id,
-			    outcome,
-			    status,
-			    addr,
-			    detail };
-	if (api_db_cmd(r, "INSERT INTO audit_log (team_id, key_id, action, object_type, object_id, "
-			  "outcome, status_code, remote_addr, detail) "
-			  "VALUES ($1, $2, $3, $4, $5, $6, $7::int, NULLIF($8, ''), $9::jsonb)",
+	const char *p[] = {r->team_id[0] ? r->team_id : NULL,
+			   r->key_id[0] ? r->key_id : NULL,
+			   r->route ? r->route->action : "unknown",
+			   r->obj_type,
+			   r->obj_id,
+			   outcome,
+			   status,
+			   addr,
+			   detail};
+	if (api_db_cmd(r,
+		       "INSERT INTO audit_log (team_id, key_id, action, object_type, object_id, "
+		       "outcome, status_code, remote_addr, detail) "
+		       "VALUES ($1, $2, $3, $4, $5, $6, $7::int, NULLIF($8, ''), $9::jsonb)",
 		       9, p))
 		ft_logf(FT_LOG_WARN, "api", NULL, "audit log write failed: %s", r->err.detail);
 	r->err = saved;
 }
 
-static const char *const role_names[] = { "none", "viewer", "member", "admin" };
+static const char *const role_names[] = {"none", "viewer", "member", "admin"};
 
 const char *api_role_name(enum api_role r)
 {
@@ -346,6 +351,7 @@ enum ft_rc h_openapi(struct api_req *r)
 {
 	r->resp = api_own(r, json_loadb(r->ctx->openapi_json, r->ctx->openapi_len, 0, NULL));
 	if (!r->resp)
-		return ft_failf(&r->err, FT_EINTERNAL, "internal_error", "the OpenAPI document is broken");
+		return ft_failf(&r->err, FT_EINTERNAL, "internal_error",
+				"the OpenAPI document is broken");
 	return FT_OK;
 }

@@ -36,14 +36,14 @@ static const struct {
 	const char *name;
 	const char *method;
 } formats[] = {
-	{ FT_DS_UNKNOWN, "unknown", NULL },
-	{ FT_DS_TEXT, "text", "supervised" },
-	{ FT_DS_PROMPT_COMPLETION, "prompt_completion", "supervised" },
-	{ FT_DS_INSTRUCTION, "instruction", "supervised" },
-	{ FT_DS_MESSAGES, "messages", "supervised" },
-	{ FT_DS_SHAREGPT, "sharegpt", "supervised" },
-	{ FT_DS_PREFERENCE, "preference", "dpo" },
-	{ FT_DS_OPENAI_DPO, "openai_dpo", "dpo" },
+	{FT_DS_UNKNOWN, "unknown", NULL},
+	{FT_DS_TEXT, "text", "supervised"},
+	{FT_DS_PROMPT_COMPLETION, "prompt_completion", "supervised"},
+	{FT_DS_INSTRUCTION, "instruction", "supervised"},
+	{FT_DS_MESSAGES, "messages", "supervised"},
+	{FT_DS_SHAREGPT, "sharegpt", "supervised"},
+	{FT_DS_PREFERENCE, "preference", "dpo"},
+	{FT_DS_OPENAI_DPO, "openai_dpo", "dpo"},
 };
 
 const char *ft_ds_format_name(enum ft_ds_format f)
@@ -87,10 +87,10 @@ struct ex_stats {
 	struct ft_buf render;
 };
 
-static const char *const chat_roles[] = { "system", "user", "assistant", "tool", "developer",
-					  "function" };
-static const char *const sharegpt_roles[] = { "system", "human", "gpt", "user", "assistant",
-					      "tool", "function_call", "observation" };
+static const char *const chat_roles[] = {"system", "user",	"assistant",
+					 "tool",   "developer", "function"};
+static const char *const sharegpt_roles[] = {"system",	  "human", "gpt",	    "user",
+					     "assistant", "tool",  "function_call", "observation"};
 
 static bool in_list(const char *s, const char *const *list, size_t n)
 {
@@ -104,8 +104,8 @@ static enum ft_rc need_str(const json_t *o, const char *key, bool nonempty, stru
 			   const char *label, struct ft_err *err)
 {
 	const char *s = NULL;
-	enum ft_rc rc = ft_json_get_str(o, key, FT_JSON_REQUIRED | (nonempty ? FT_JSON_NONEMPTY : 0),
-					&s, err);
+	enum ft_rc rc = ft_json_get_str(
+		o, key, FT_JSON_REQUIRED | (nonempty ? FT_JSON_NONEMPTY : 0), &s, err);
 	if (rc)
 		return rc;
 	st->chars += strlen(s);
@@ -134,7 +134,8 @@ static enum ft_rc check_messages(const json_t *list, const char *what, bool need
 	bool assistant = false;
 	size_t i;
 	json_t *m;
-	json_array_foreach(list, i, m) {
+	json_array_foreach(list, i, m)
+	{
 		const char *role = NULL;
 		if (!json_is_object(m))
 			return ft_failf(err, FT_EINVAL, "invalid_type",
@@ -146,7 +147,8 @@ static enum ft_rc check_messages(const json_t *list, const char *what, bool need
 		}
 		if (!in_list(role, chat_roles, FT_ARRAY_LEN(chat_roles)))
 			return ft_failf(err, FT_EINVAL, "invalid_value",
-					"%s[%zu]: unknown role \"%s\" (use system, user, assistant or tool)",
+					"%s[%zu]: unknown role \"%s\" (use system, user, assistant "
+					"or tool)",
 					what, i, role);
 		json_t *c = json_object_get(m, "content");
 		if (json_is_string(c)) {
@@ -160,11 +162,13 @@ static enum ft_rc check_messages(const json_t *list, const char *what, bool need
 		} else if (json_is_array(c)) {
 			size_t j;
 			json_t *part;
-			json_array_foreach(c, j, part) {
+			json_array_foreach(c, j, part)
+			{
 				json_t *t = json_object_get(part, "text");
 				if (!json_is_string(t))
 					return ft_failf(err, FT_EINVAL, "invalid_type",
-							"%s[%zu].content[%zu] must be an object with a \"text\" string",
+							"%s[%zu].content[%zu] must be an object "
+							"with a \"text\" string",
 							what, i, j);
 				st->chars += json_string_length(t);
 			}
@@ -188,8 +192,7 @@ static enum ft_rc check_example(const json_t *ex, enum ft_ds_format f, struct ex
 				struct ft_err *err)
 {
 	switch (f) {
-	case FT_DS_TEXT:
-		return need_str(ex, "text", true, st, "text", err);
+	case FT_DS_TEXT: return need_str(ex, "text", true, st, "text", err);
 	case FT_DS_PROMPT_COMPLETION:
 		if (need_str(ex, "prompt", false, st, "prompt", err))
 			return err ? err->rc : FT_EINVAL;
@@ -211,19 +214,21 @@ static enum ft_rc check_example(const json_t *ex, enum ft_ds_format f, struct ex
 			return ft_failf(err, FT_EINVAL, "invalid_type",
 					"\"conversations\" must be a non-empty list (got %s)",
 					ft_json_type_name(c));
-		json_array_foreach(c, i, m) {
+		json_array_foreach(c, i, m)
+		{
 			const char *from = NULL;
 			if (!json_is_object(m))
 				return ft_failf(err, FT_EINVAL, "invalid_type",
-						"\"conversations[%zu]\" must be an object (got %s)", i,
-						ft_json_type_name(m));
+						"\"conversations[%zu]\" must be an object (got %s)",
+						i, ft_json_type_name(m));
 			if (ft_json_get_str(m, "from", FT_JSON_REQUIRED, &from, err)) {
 				ft_err_prefixf(err, "conversations[%zu]: ", i);
 				return err ? err->rc : FT_EINVAL;
 			}
 			if (!in_list(from, sharegpt_roles, FT_ARRAY_LEN(sharegpt_roles)))
 				return ft_failf(err, FT_EINVAL, "invalid_value",
-						"conversations[%zu]: unknown \"from\" \"%s\"", i, from);
+						"conversations[%zu]: unknown \"from\" \"%s\"", i,
+						from);
 			if (need_str(m, "value", false, st, from, err)) {
 				ft_err_prefixf(err, "conversations[%zu]: ", i);
 				return err ? err->rc : FT_EINVAL;
@@ -245,21 +250,22 @@ static enum ft_rc check_example(const json_t *ex, enum ft_ds_format f, struct ex
 			return ft_failf(err, FT_EINVAL, in ? "invalid_type" : "missing_field",
 					"\"input\" must be an object with \"messages\" (got %s)",
 					ft_json_type_name(in));
-		if (check_messages(json_object_get(in, "messages"), "input.messages", false, st, err) ||
-		    check_messages(json_object_get(ex, "preferred_output"), "preferred_output", true, st,
+		if (check_messages(json_object_get(in, "messages"), "input.messages", false, st,
 				   err) ||
-		    check_messages(json_object_get(ex, "non_preferred_output"), "non_preferred_output",
-				   true, st, err))
+		    check_messages(json_object_get(ex, "preferred_output"), "preferred_output",
+				   true, st, err) ||
+		    check_messages(json_object_get(ex, "non_preferred_output"),
+				   "non_preferred_output", true, st, err))
 			return err ? err->rc : FT_EINVAL;
 		return FT_OK;
 	}
-	case FT_DS_UNKNOWN:
-		break;
+	case FT_DS_UNKNOWN: break;
 	}
-	return ft_failf(err, FT_EINVAL, "unknown_format",
-			"no known format fits (expected \"messages\", \"text\", \"prompt\"/\"completion\", "
-			"\"instruction\"/\"output\", \"conversations\", \"chosen\"/\"rejected\" or "
-			"\"preferred_output\")");
+	return ft_failf(
+		err, FT_EINVAL, "unknown_format",
+		"no known format fits (expected \"messages\", \"text\", \"prompt\"/\"completion\", "
+		"\"instruction\"/\"output\", \"conversations\", \"chosen\"/\"rejected\" or "
+		"\"preferred_output\")");
 }
 
 struct vstate {
@@ -303,7 +309,8 @@ static void check_line(struct vstate *v, const char *s, size_t len, long line)
 		return;
 	}
 	if (!json_is_object(ex)) {
-		snprintf(e.msg, sizeof(e.msg), "must be a JSON object (got %s)", ft_json_type_name(ex));
+		snprintf(e.msg, sizeof(e.msg), "must be a JSON object (got %s)",
+			 ft_json_type_name(ex));
 		add_error(v, line, "not_an_object", e.msg);
 		goto free_ex;
 	}
@@ -319,12 +326,13 @@ static void check_line(struct vstate *v, const char *s, size_t len, long line)
 		}
 	} else if (f != FT_DS_UNKNOWN && f != v->format) {
 		char m[300];
-		snprintf(m, sizeof(m), "format \"%s\" differs from the file's format \"%s\" (line %ld)",
+		snprintf(m, sizeof(m),
+			 "format \"%s\" differs from the file's format \"%s\" (line %ld)",
 			 ft_ds_format_name(f), ft_ds_format_name(v->format), v->format_line);
 		add_error(v, line, "mixed_formats", m);
 		goto free_ex;
 	}
-	struct ex_stats st = { 0 };
+	struct ex_stats st = {0};
 	st.roles = v->roles;
 	ft_buf_init(&st.render, 4096);
 	if (f == FT_DS_UNKNOWN)
@@ -346,7 +354,7 @@ free_ex:
 
 enum ft_rc ft_api_validate_fd(int fd, const char *method, json_t **report, struct ft_err *err)
 {
-	struct vstate v = { .method = method };
+	struct vstate v = {.method = method};
 	struct ft_buf line;
 	char chunk[65536];
 	bool too_long = false;
@@ -360,7 +368,8 @@ enum ft_rc ft_api_validate_fd(int fd, const char *method, json_t **report, struc
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			rc = ft_failf(err, FT_EIO, "io_error", "reading the dataset: %s", strerror(errno));
+			rc = ft_failf(err, FT_EIO, "io_error", "reading the dataset: %s",
+				      strerror(errno));
 			goto release;
 		}
 		if (n == 0)
@@ -399,8 +408,8 @@ enum ft_rc ft_api_validate_fd(int fd, const char *method, json_t **report, struc
 
 	json_t *r = json_object();
 	json_t *stats = json_object();
-	json_object_set_new(r, "format", v.format ? json_string(ft_ds_format_name(v.format))
-						  : json_null());
+	json_object_set_new(r, "format",
+			    v.format ? json_string(ft_ds_format_name(v.format)) : json_null());
 	json_object_set_new(r, "valid", json_boolean(v.n_errors == 0));
 	json_object_set_new(r, "n_lines", json_integer(v.n_lines));
 	json_object_set_new(r, "n_examples", json_integer(v.n_examples));
@@ -408,8 +417,9 @@ enum ft_rc ft_api_validate_fd(int fd, const char *method, json_t **report, struc
 	json_object_set_new(r, "errors", v.errors);
 	json_object_set_new(stats, "total_chars", json_integer((json_int_t)v.total_chars));
 	json_object_set_new(stats, "max_chars", json_integer((json_int_t)v.max_chars));
-	json_object_set_new(stats, "mean_chars",
-			    json_real(v.n_examples ? (double)v.total_chars / (double)v.n_examples : 0));
+	json_object_set_new(
+		stats, "mean_chars",
+		json_real(v.n_examples ? (double)v.total_chars / (double)v.n_examples : 0));
 	json_object_set_new(stats, "n_messages", json_integer((json_int_t)v.n_messages));
 	json_object_set_new(stats, "roles", v.roles);
 	json_object_set_new(r, "stats", stats);

@@ -39,10 +39,11 @@ static json_t *file_error(const char *param, const char *label, json_t *report)
 		snprintf(more, sizeof(more), " (and %ld more errors)", n - 1);
 	json_t *e = json_object();
 	json_object_set_new(e, "code", json_sprintf("invalid_%s", param));
-	json_object_set_new(e, "message", json_sprintf("%s %s%s", label, msg ? msg : "is invalid", more));
+	json_object_set_new(e, "message",
+			    json_sprintf("%s %s%s", label, msg ? msg : "is invalid", more));
 	json_object_set_new(e, "param", json_string(param));
-	json_object_set_new(e, "line", line && json_integer_value(line) > 0 ? json_incref(line)
-									    : json_null());
+	json_object_set_new(e, "line",
+			    line && json_integer_value(line) > 0 ? json_incref(line) : json_null());
 	json_object_set(e, "report", report);
 	return e;
 }
@@ -56,14 +57,15 @@ static bool one_job(struct api_ctx *ctx, PGconn *db)
 	json_t *treport = NULL, *vreport = NULL, *error = NULL;
 	if (ft_pg_command(db, &err, "BEGIN", 0, NULL))
 		goto log;
-	PGresult *res = ft_pg_exec(
-		db, &err,
-		"SELECT j.id, j.method, j.training_file_id, tf.sha256, j.validation_file_id, vf.sha256 "
-		"FROM jobs j JOIN files tf ON tf.id = j.training_file_id "
-		"LEFT JOIN files vf ON vf.id = j.validation_file_id "
-		"WHERE j.status = 'validating_files' ORDER BY j.created_at LIMIT 1 "
-		"FOR UPDATE OF j SKIP LOCKED",
-		0, NULL);
+	PGresult *res =
+		ft_pg_exec(db, &err,
+			   "SELECT j.id, j.method, j.training_file_id, tf.sha256, "
+			   "j.validation_file_id, vf.sha256 "
+			   "FROM jobs j JOIN files tf ON tf.id = j.training_file_id "
+			   "LEFT JOIN files vf ON vf.id = j.validation_file_id "
+			   "WHERE j.status = 'validating_files' ORDER BY j.created_at LIMIT 1 "
+			   "FOR UPDATE OF j SKIP LOCKED",
+			   0, NULL);
 	if (!res)
 		goto log;
 	if (PQntuples(res) == 0) {
@@ -89,22 +91,26 @@ static bool one_job(struct api_ctx *ctx, PGconn *db)
 		error = file_error("training_file", "training file", treport);
 	} else if (has_v) {
 		if (validate_blob(ctx, vsha, method, &vreport, &verr))
-			error = json_pack("{s:s,s:s,s:s}", "code", "file_unreadable", "message", verr.msg,
-					  "param", "validation_file");
+			error = json_pack("{s:s,s:s,s:s}", "code", "file_unreadable", "message",
+					  verr.msg, "param", "validation_file");
 		else if (!json_is_true(json_object_get(vreport, "valid")))
 			error = file_error("validation_file", "validation file", vreport);
 	}
 	if (error) {
 		char *e = json_dumps(error, JSON_COMPACT);
-		const char *p[] = { id, e, json_string_value(json_object_get(error, "message")) };
-		if (ft_pg_command(db, &err,
-				  "UPDATE jobs SET status = 'failed', error = $2::jsonb, finished_at = now(), "
-				  "updated_at = now() WHERE id = $1 AND status = 'validating_files'",
-				  2, p) ||
+		const char *p[] = {id, e, json_string_value(json_object_get(error, "message"))};
+		if (ft_pg_command(
+			    db, &err,
+			    "UPDATE jobs SET status = 'failed', error = $2::jsonb, finished_at = "
+			    "now(), "
+			    "updated_at = now() WHERE id = $1 AND status = 'validating_files'",
+			    2, p) ||
 		    ft_pg_command(db, &err,
-				  "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, reason) "
-				  "SELECT id, 'validating_files', 'failed', attempt, $2 FROM jobs WHERE id = $1",
-				  2, (const char *[]){ id, p[2] }) ||
+				  "INSERT INTO job_transitions (job_id, from_status, to_status, "
+				  "attempt, reason) "
+				  "SELECT id, 'validating_files', 'failed', attempt, $2 FROM jobs "
+				  "WHERE id = $1",
+				  2, (const char *[]){id, p[2]}) ||
 		    api_job_event(db, id, "error", "status", p[2], NULL, &err)) {
 			free(e);
 			goto log;
@@ -119,16 +125,19 @@ static bool one_job(struct api_ctx *ctx, PGconn *db)
 					json_object_get(vreport, "n_examples"));
 		char *d = json_dumps(data, JSON_COMPACT);
 		json_decref(data);
-		const char *p[] = { id };
+		const char *p[] = {id};
 		if (ft_pg_command(db, &err,
-				  "UPDATE jobs SET status = 'queued', queued_at = now(), updated_at = now() "
+				  "UPDATE jobs SET status = 'queued', queued_at = now(), "
+				  "updated_at = now() "
 				  "WHERE id = $1 AND status = 'validating_files'",
 				  1, p) ||
-		    ft_pg_command(db, &err,
-				  "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, reason) "
-				  "SELECT id, 'validating_files', 'queued', attempt, 'files validated' "
-				  "FROM jobs WHERE id = $1",
-				  1, p) ||
+		    ft_pg_command(
+			    db, &err,
+			    "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, "
+			    "reason) "
+			    "SELECT id, 'validating_files', 'queued', attempt, 'files validated' "
+			    "FROM jobs WHERE id = $1",
+			    1, p) ||
 		    api_job_event(db, id, "info", "status",
 				  "Files validated, moving job to queued state", d, &err)) {
 			free(d);
@@ -157,11 +166,12 @@ static bool one_dataset(struct api_ctx *ctx, PGconn *db)
 	bool found = false;
 	if (ft_pg_command(db, &err, "BEGIN", 0, NULL))
 		goto log;
-	PGresult *res = ft_pg_exec(db, &err,
-				   "SELECT d.id, f.sha256 FROM datasets d JOIN files f ON f.id = d.file_id "
-				   "WHERE d.status = 'validating' ORDER BY d.created_at LIMIT 1 "
-				   "FOR UPDATE OF d SKIP LOCKED",
-				   0, NULL);
+	PGresult *res =
+		ft_pg_exec(db, &err,
+			   "SELECT d.id, f.sha256 FROM datasets d JOIN files f ON f.id = d.file_id "
+			   "WHERE d.status = 'validating' ORDER BY d.created_at LIMIT 1 "
+			   "FOR UPDATE OF d SKIP LOCKED",
+			   0, NULL);
 	if (!res)
 		goto log;
 	if (PQntuples(res) == 0) {
@@ -177,9 +187,10 @@ static bool one_dataset(struct api_ctx *ctx, PGconn *db)
 	struct ft_err verr;
 	ft_err_clear(&verr);
 	if (validate_blob(ctx, sha, NULL, &report, &verr)) {
-		report = json_pack("{s:n,s:b,s:i,s:i,s:i,s:[{s:i,s:s,s:s}],s:{},s:[]}", "format", "valid",
-				   0, "n_lines", 0, "n_examples", 0, "n_errors", 1, "errors", "line", 0,
-				   "code", "file_unreadable", "message", verr.msg, "stats", "preview");
+		report = json_pack("{s:n,s:b,s:i,s:i,s:i,s:[{s:i,s:s,s:s}],s:{},s:[]}", "format",
+				   "valid", 0, "n_lines", 0, "n_examples", 0, "n_errors", 1,
+				   "errors", "line", 0, "code", "file_unreadable", "message",
+				   verr.msg, "stats", "preview");
 	}
 	json_t *stats = json_object_get(report, "stats");
 	char *st = json_dumps(stats ? stats : json_object(), JSON_COMPACT);
@@ -187,12 +198,13 @@ static bool one_dataset(struct api_ctx *ctx, PGconn *db)
 	char *rep = json_dumps(report, JSON_COMPACT);
 	bool valid = json_is_true(json_object_get(report, "valid"));
 	const char *fmt = json_string_value(json_object_get(report, "format"));
-	const char *p[] = { id, valid ? "valid" : "invalid", fmt, rep, st };
-	enum ft_rc rc = ft_pg_command(db, &err,
-				      "UPDATE datasets SET status = $2, format = $3, report = $4::jsonb, "
-				      "stats = $5::jsonb, validated_at = now() "
-				      "WHERE id = $1 AND status = 'validating'",
-				      5, p);
+	const char *p[] = {id, valid ? "valid" : "invalid", fmt, rep, st};
+	enum ft_rc rc =
+		ft_pg_command(db, &err,
+			      "UPDATE datasets SET status = $2, format = $3, report = $4::jsonb, "
+			      "stats = $5::jsonb, validated_at = now() "
+			      "WHERE id = $1 AND status = 'validating'",
+			      5, p);
 	free(st);
 	free(rep);
 	if (rc || ft_pg_command(db, &err, "COMMIT", 0, NULL))

@@ -39,8 +39,8 @@ bool ft_store_key_valid(const char *key)
 	return true;
 }
 
-enum ft_rc ft_store_writer_new(struct ft_store *s, uint64_t max_bytes,
-			       struct ft_store_writer **out, struct ft_err *err)
+enum ft_rc ft_store_writer_new(struct ft_store *s, uint64_t max_bytes, struct ft_store_writer **out,
+			       struct ft_err *err)
 {
 	struct ft_store_writer *w = calloc(1, sizeof(*w));
 	if (!w)
@@ -117,8 +117,9 @@ int ft_store_sweep_tmp(struct ft_store *s, long max_age_s)
 	return s->ops->sweep_tmp(s, max_age_s);
 }
 
-enum ft_rc ft_store_put_file(struct ft_store *s, const char *path, char sha_hex[FT_SHA256_HEX_LEN + 1],
-			     char key[FT_STORE_KEY_MAX], uint64_t *bytes, struct ft_err *err)
+enum ft_rc ft_store_put_file(struct ft_store *s, const char *path,
+			     char sha_hex[FT_SHA256_HEX_LEN + 1], char key[FT_STORE_KEY_MAX],
+			     uint64_t *bytes, struct ft_err *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)

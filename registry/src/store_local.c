@@ -109,7 +109,8 @@ static enum ft_rc local_tmp_commit(struct ft_store *s, void *tmp, const char *ke
 	char dst[PATH_MAX], dir[PATH_MAX];
 	enum ft_rc rc = FT_OK;
 	if (fsync(t->fd)) {
-		rc = ft_failf(err, FT_EIO, "io_error", "fsync \"%s\": %s", t->path, strerror(errno));
+		rc = ft_failf(err, FT_EIO, "io_error", "fsync \"%s\": %s", t->path,
+			      strerror(errno));
 		goto abort_tmp;
 	}
 	snprintf(dst, sizeof(dst), "%s/%s", ls->root, key);
@@ -121,7 +122,8 @@ static enum ft_rc local_tmp_commit(struct ft_store *s, void *tmp, const char *ke
 	if (stat(dst, &st) == 0) /* same content already stored */
 		goto abort_tmp;
 	if (rename(t->path, dst)) {
-		rc = ft_failf(err, FT_EIO, "io_error", "rename to \"%s\": %s", dst, strerror(errno));
+		rc = ft_failf(err, FT_EIO, "io_error", "rename to \"%s\": %s", dst,
+			      strerror(errno));
 		goto abort_tmp;
 	}
 	fsync_dir(dir);
@@ -133,8 +135,7 @@ abort_tmp:
 	return rc;
 }
 
-static int local_open_read(struct ft_store *s, const char *key, uint64_t *size,
-			   struct ft_err *err)
+static int local_open_read(struct ft_store *s, const char *key, uint64_t *size, struct ft_err *err)
 {
 	struct local_store *ls = (struct local_store *)s;
 	char path[PATH_MAX];

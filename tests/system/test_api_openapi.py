@@ -22,7 +22,7 @@ def test_spec_is_generated_and_served(api_server, root):
 
 
 def test_spec_names_every_route(root):
-    table = re.findall(r'\{ "(GET|POST|DELETE|PUT|PATCH)", "(/v1/[^"]*)"',
+    table = re.findall(r'\{\s*"(GET|POST|DELETE|PUT|PATCH)", "(/v1/[^"]*)"',
                        (root / "api/src/router.c").read_text())
     spec = yaml.safe_load((root / "docs/openapi.yaml").read_text())
     documented = {(m.upper(), p) for p, ops in spec["paths"].items() for m in ops}

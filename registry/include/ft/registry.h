@@ -59,8 +59,8 @@ bool ft_store_key_valid(const char *key);
 struct ft_store_writer;
 
 /* Start a blob of at most max_bytes (0: no cap). */
-enum ft_rc ft_store_writer_new(struct ft_store *s, uint64_t max_bytes,
-			       struct ft_store_writer **out, struct ft_err *err);
+enum ft_rc ft_store_writer_new(struct ft_store *s, uint64_t max_bytes, struct ft_store_writer **out,
+			       struct ft_err *err);
 /* Append; FT_ELIMIT (code "file_too_large") past the cap. */
 enum ft_rc ft_store_writer_write(struct ft_store_writer *w, const void *p, size_t n,
 				 struct ft_err *err);
@@ -75,7 +75,8 @@ int ft_store_open_read(struct ft_store *s, const char *key, uint64_t *size, stru
 int ft_store_sweep_tmp(struct ft_store *s, long max_age_s);
 
 /* Copy a local file into the store (used by admin tools and tests). */
-enum ft_rc ft_store_put_file(struct ft_store *s, const char *path, char sha_hex[FT_SHA256_HEX_LEN + 1],
-			     char key[FT_STORE_KEY_MAX], uint64_t *bytes, struct ft_err *err);
+enum ft_rc ft_store_put_file(struct ft_store *s, const char *path,
+			     char sha_hex[FT_SHA256_HEX_LEN + 1], char key[FT_STORE_KEY_MAX],
+			     uint64_t *bytes, struct ft_err *err);
 
 #endif

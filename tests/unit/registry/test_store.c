@@ -50,13 +50,14 @@ FT_TEST(store_commit_names_blob_by_sha256)
 	FT_CHECK_INT(count_files(path), 1); /* in progress: only a temporary */
 	FT_CHECK(ft_store_writer_commit(w, sha, key, &n, &e) == FT_OK);
 	FT_CHECK_STR(sha, HELLO_SHA);
-	FT_CHECK_STR(key, "sha256/58/91b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
+	FT_CHECK_STR(key,
+		     "sha256/58/91b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
 	FT_CHECK_INT(n, 6);
 	FT_CHECK_INT(count_files(path), 0);
 	uint64_t size = 0;
 	int fd = ft_store_open_read(s, key, &size, &e);
 	FT_CHECK(fd >= 0);
-	char buf[16] = { 0 };
+	char buf[16] = {0};
 	FT_CHECK_INT(read(fd, buf, sizeof(buf)), 6);
 	FT_CHECK_STR(buf, "hello\n");
 	FT_CHECK_INT(size, 6);
@@ -107,7 +108,7 @@ FT_TEST(store_sweeps_only_old_temporaries_and_checks_keys)
 	int fd = open(path, O_CREAT | O_WRONLY, 0644);
 	FT_CHECK(fd >= 0);
 	close(fd);
-	struct timespec old[2] = { { .tv_sec = 1000 }, { .tv_sec = 1000 } };
+	struct timespec old[2] = {{.tv_sec = 1000}, {.tv_sec = 1000}};
 	FT_CHECK(utimensat(AT_FDCWD, path, old, 0) == 0);
 	snprintf(path, sizeof(path), "%s/tmp/new.part", dir);
 	fd = open(path, O_CREAT | O_WRONLY, 0644);
@@ -118,12 +119,15 @@ FT_TEST(store_sweeps_only_old_temporaries_and_checks_keys)
 
 	FT_CHECK(!ft_store_key_valid("sha256/../../etc/passwd"));
 	FT_CHECK(!ft_store_key_valid("sha256/58/91B5"));
-	FT_CHECK(ft_store_key_valid("sha256/58/91b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"));
+	FT_CHECK(ft_store_key_valid(
+		"sha256/58/91b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"));
 	FT_CHECK(ft_store_open_read(s, "sha256/../x", NULL, &e) < 0);
 	FT_CHECK(e.rc == FT_EINVAL);
 	ft_err_clear(&e);
-	FT_CHECK(ft_store_open_read(s, "sha256/00/00000000000000000000000000000000000000000000000000000000000000",
-				    NULL, &e) < 0);
+	FT_CHECK(ft_store_open_read(
+			 s,
+			 "sha256/00/00000000000000000000000000000000000000000000000000000000000000",
+			 NULL, &e) < 0);
 	FT_CHECK(e.rc == FT_ENOTFOUND);
 	ft_store_free(s);
 }

@@ -308,9 +308,10 @@ void api_audit(struct api_req *r, const char *outcome)
 		const unsigned char *b = (const unsigned char *)&sin->sin_addr;
 		snprintf(addr, sizeof(addr), "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
 	}
-	char detail[160];
-	snprintf(detail, sizeof(detail), "{\"method\":\"%s\",\"code\":\"%s\"}", r->method,
-		 outcome[0] == 'd' ? saved.code : "");
+	json_t *dj = json_pack("{s:s,s:s}", "method", r->method, "code",
+			       outcome[0] == 'd' ? saved.code : "");
+	char *detail = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
+	json_decref(dj);
 	const char *p[] = {r->team_id[0] ? r->team_id : NULL,
 			   r->key_id[0] ? r->key_id : NULL,
 			   r->route ? r->route->action : "unknown",
@@ -326,6 +327,7 @@ void api_audit(struct api_req *r, const char *outcome)
 		       "VALUES ($1, $2, $3, $4, $5, $6, $7::int, NULLIF($8, ''), $9::jsonb)",
 		       9, p))
 		ft_logf(FT_LOG_WARN, "api", NULL, "audit log write failed: %s", r->err.detail);
+	free(detail);
 	r->err = saved;
 }
 

@@ -304,8 +304,9 @@ void api_audit(struct api_req *r, const char *outcome)
 		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	char addr[64] = "";
 	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ci->client_addr;
-		const unsigned char *b = (const unsigned char *)&sin->sin_addr;
+		struct sockaddr_in sin;
+		memcpy(&sin, ci->client_addr, sizeof(sin));
+		const unsigned char *b = (const unsigned char *)&sin.sin_addr;
 		snprintf(addr, sizeof(addr), "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
 	}
 	json_t *dj = json_pack("{s:s,s:s}", "method", r->method, "code",

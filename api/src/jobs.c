@@ -407,6 +407,18 @@ enum ft_rc api_job_event(PGconn *db, const char *job_id, const char *level, cons
 		6, p);
 }
 
+/* The job as this transaction sees it (what the caller just did, before the
+ * validator threads can move it on). */
+static enum ft_rc job_in_tx(struct api_req *r, const char *id)
+{
+	const char *p[] = { id };
+	PGresult *res = api_db(r, "SELECT " JOB_COLS " FROM jobs WHERE id = $1", 1, p);
+	if (!res)
+		return r->err.rc;
+	r->resp = api_own(r, job_json(res, 0));
+	return FT_OK;
+}
+
 static enum ft_rc job_by_id(struct api_req *r, const char *id)
 {
 	if (!ft_id_valid(FT_ID_JOB, id))
@@ -576,12 +588,12 @@ enum ft_rc h_jobs_create(struct api_req *r)
 	    api_job_event(r->db, id, "info", "message",
 			  api_printf(r->arena, "Validating training file: %s", tf), NULL,
 			  &r->err) ||
-	    api_db_commit(r))
+	    job_in_tx(r, id) || api_db_commit(r))
 		return r->err.rc;
 	api_validators_kick(r->ctx);
 	r->obj_type = "fine_tuning.job";
 	r->obj_id = api_strdup(r->arena, id);
-	return job_by_id(r, id);
+	return FT_OK;
 }
 
 enum ft_rc h_jobs_list(struct api_req *r)
@@ -664,11 +676,11 @@ enum ft_rc h_jobs_cancel(struct api_req *r)
 				  NULL, &r->err))
 			return r->err.rc;
 	}
-	if (api_db_commit(r))
+	if (job_in_tx(r, id) || api_db_commit(r))
 		return r->err.rc;
 	r->obj_type = "fine_tuning.job";
 	r->obj_id = id;
-	return job_by_id(r, id);
+	return FT_OK;
 }
 
 static enum ft_rc job_visible(struct api_req *r, const char *id)

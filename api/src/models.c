@@ -15,15 +15,23 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api_int.h"
 
 #define MAX_HEADER (100u << 20)
 
+#define MAX_JSON_FILE (16u << 20)
+
 static json_t *load_json_file(const char *path, struct ft_err *err)
 {
 	json_error_t je;
+	struct stat st;
+	if (stat(path, &st) == 0 && st.st_size > (off_t)MAX_JSON_FILE) {
+		ft_failf(err, FT_EFORMAT, "invalid_model", "\"%s\" is larger than 16 MiB", path);
+		return NULL;
+	}
 	json_t *v = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
 	if (!v)
 		ft_failf(err, FT_EFORMAT, "invalid_model", "\"%s\" line %d: %s", path, je.line,
@@ -158,7 +166,9 @@ enum ft_rc api_model_inspect(const char *dir, char arch[128], long long *params,
 	}
 	*chat_template = NULL;
 	snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
-	json_t *tc = json_load_file(path, 0, NULL);
+	struct ft_err ignored;
+	ft_err_clear(&ignored);
+	json_t *tc = load_json_file(path, &ignored); /* optional */
 	json_t *t = json_object_get(tc, "chat_template");
 	if (json_is_array(t)) {
 		size_t i;

@@ -155,3 +155,22 @@ def test_audit_rows_for_writes_and_denials(world, api_server):
     assert ("datasets.create", "denied", 403) in actions
     assert any(a == "jobs.create" and obj == world["job"]["id"] and team == api_server.team
                for a, _, _, team, obj in rows)
+
+
+def test_rate_limiter_fails_open_when_redis_is_down(build_dir, database_url, tmp_path_factory):
+    from conftest import _api_server, free_port
+    import psycopg as _pg
+    dead = f"redis://127.0.0.1:{free_port()}/0"   # nothing listens there
+    srv, name = _api_server(build_dir, database_url, dead, tmp_path_factory)
+    try:
+        with client(srv) as c:
+            assert [c.get("/v1/teams").status_code for _ in range(3)] == [200] * 3
+        log = srv.log_path.read_text()
+        assert "rate limiter: Redis unavailable, letting requests through" in log
+        # Logged at most every 10 s, not once per request.
+        assert log.count("rate limiter: Redis unavailable") == 1
+    finally:
+        rc = srv.stop()
+        with _pg.connect(database_url, autocommit=True) as db:
+            db.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    assert rc == 0

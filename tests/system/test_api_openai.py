@@ -84,3 +84,15 @@ def test_errors_come_back_as_sdk_exceptions(oai):
     bad = openai.OpenAI(api_key="ftk-" + "x" * 44, base_url=oai.base_url, max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.files.list()
+
+
+def test_models_and_file_delete_through_the_sdk(oai):
+    assert "tiny-llama" in [m.id for m in oai.models.list()]
+    m = oai.models.retrieve("tiny-llama")
+    assert m.id == "tiny-llama" and m.object == "model"
+    assert m.model_extra["architecture"] == "LlamaForCausalLM"
+    f = oai.files.create(file=("gone.jsonl", jsonl(SFT_LINES)), purpose="fine-tune")
+    d = oai.files.delete(f.id)
+    assert d.id == f.id and d.deleted is True
+    with pytest.raises(openai.NotFoundError):
+        oai.files.retrieve(f.id)

@@ -172,8 +172,11 @@ static enum ft_rc check_messages(const json_t *list, const char *what, bool need
 							what, i, j);
 				st->chars += json_string_length(t);
 			}
-		} else if (!(json_is_null(c) && json_object_get(m, "tool_calls")) || !c) {
-			return ft_failf(err, FT_EINVAL, c ? "invalid_type" : "missing_field",
+		} else if (!c) {
+			return ft_failf(err, FT_EINVAL, "missing_field", "%s[%zu]: \"content\" is required",
+					what, i);
+		} else if (!(json_is_null(c) && json_object_get(m, "tool_calls"))) {
+			return ft_failf(err, FT_EINVAL, "invalid_type",
 					"%s[%zu]: \"content\" must be a string (got %s)", what, i,
 					ft_json_type_name(c));
 		}

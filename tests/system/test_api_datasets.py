@@ -98,3 +98,17 @@ def test_model_parameter_count_matches_transformers(api_server, tmp_path):
         assert dup.status_code == 409
         bad = c.post("/v1/models", json={"name": "nowhere", "path": str(tmp_path / "missing")})
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "path"
+
+
+def test_bad_validation_file_fails_the_job_naming_it(api_server, tmp_path):
+    register_tiny_model(api_server, tmp_path, name="tiny-vf")
+    train = upload(api_server, jsonl(SFT_LINES))
+    val = upload(api_server, jsonl(SFT_LINES) + b'\n{"messages": [{"role": "assistant"}]}\n', name="val.jsonl")
+    with client(api_server) as c:
+        j = c.post("/v1/fine_tuning/jobs", json={"model": "tiny-vf", "training_file": train["id"],
+                                                  "validation_file": val["id"]}).json()
+    assert j["validation_file"] == val["id"]
+    j = wait_status(api_server, j["id"], {"failed", "queued"})
+    e = j["error"]
+    assert j["status"] == "failed" and e["param"] == "validation_file" and e["line"] == 4
+    assert e["message"] == 'validation file line 4: messages[0]: "content" is required'

@@ -350,6 +350,12 @@ static void finish(struct api_req *r)
 		if (rc || ft_err_is_set(&r->err))
 			r->failed = true;
 	}
+	/* A handler that failed inside a transaction leaves it open or aborted:
+	 * undo it before the idempotency and audit writes below. */
+	if (r->db && PQtransactionStatus(r->db) != PQTRANS_IDLE) {
+		PGresult *rb = PQexec(r->db, "ROLLBACK");
+		PQclear(rb);
+	}
 	if (r->failed)
 		error_to_response(r);
 	if (!replayed)

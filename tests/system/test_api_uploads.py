@@ -167,3 +167,18 @@ def test_job_left_validating_by_a_crash_is_picked_up(crashable, tmp_path):
     with psycopg.connect(srv.db_url) as db:
         tr = db.execute("SELECT from_status, to_status FROM job_transitions WHERE job_id = %s", (job,)).fetchall()
     assert tr == [("validating_files", "queued")]
+
+
+def test_idempotent_error_inside_a_transaction_is_stored(api_server, tmp_path):
+    register_tiny_model(api_server, tmp_path, name="tiny-idem")
+    f = upload(api_server, jsonl(SFT_LINES))
+    with client(api_server) as c:
+        j = c.post("/v1/fine_tuning/jobs", json={"model": "tiny-idem", "training_file": f["id"]}).json()
+        assert c.post(f"/v1/fine_tuning/jobs/{j['id']}/cancel").status_code == 200
+        h = {"Idempotency-Key": "cancel-twice"}
+        a = c.post(f"/v1/fine_tuning/jobs/{j['id']}/cancel", headers=h)
+        b = c.post(f"/v1/fine_tuning/jobs/{j['id']}/cancel", headers=h)
+    assert a.status_code == b.status_code == 409 and a.json() == b.json()
+    with psycopg.connect(api_server.db_url) as db:
+        st = db.execute("SELECT response_status FROM idempotency_keys WHERE key = 'cancel-twice'").fetchone()
+    assert st == (409,)

@@ -96,3 +96,24 @@ def test_models_and_file_delete_through_the_sdk(oai):
     assert d.id == f.id and d.deleted is True
     with pytest.raises(openai.NotFoundError):
         oai.files.retrieve(f.id)
+
+
+def test_checkpoints_written_by_the_scheduler_read_through_the_sdk(oai, api_server):
+    import psycopg
+    f = oai.files.create(file=("c.jsonl", jsonl(SFT_LINES)), purpose="fine-tune")
+    j = oai.fine_tuning.jobs.create(model="tiny-llama", training_file=f.id, suffix="ck")
+    with psycopg.connect(api_server.db_url, autocommit=True) as db:
+        for i, step in enumerate((10, 20)):
+            art, ck = f"art-{'A' * 23}{i}", f"ftckpt-{'K' * 23}{i}"
+            db.execute("INSERT INTO artifacts (id, team_id, kind, sha256, bytes, storage_key) "
+                       "VALUES (%s, %s, 'checkpoint', repeat('0', 64), 1, 'sha256/00/x')", (art, api_server.team))
+            db.execute("INSERT INTO checkpoints (id, job_id, attempt, step, artifact_id, metrics, created_at) "
+                       "VALUES (%s, %s, 0, %s, %s, %s, now() + %s * interval '1 second')",
+                       (ck, j.id, step, art, '{"train_loss": 1.5}', i))
+    page = oai.fine_tuning.jobs.checkpoints.list(j.id, limit=1)
+    assert len(page.data) == 1 and page.has_more
+    cks = list(oai.fine_tuning.jobs.checkpoints.list(j.id, limit=1))
+    assert [c.step_number for c in cks] == [20, 10]
+    assert cks[0].metrics.train_loss == 1.5 and cks[0].metrics.step == 20
+    assert cks[0].fine_tuning_job_id == j.id
+    assert cks[0].fine_tuned_model_checkpoint == f"ft:tiny-llama:{api_server.team}:ck:ckpt-step-20"

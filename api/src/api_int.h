@@ -165,6 +165,9 @@ enum ft_rc api_rate_check(struct api_req *r, long per_min);
 /* ---- files.c (uploads) ---------------------------------------------- */
 enum ft_rc api_upload_begin(struct api_req *r);
 enum ft_rc api_upload_data(struct api_req *r, const char *data, size_t n);
+/* The body is complete: flush the multipart parser, so every part (and its
+ * share of the Idempotency-Key hash) is seen before the handler runs. */
+void api_upload_end(struct api_req *r);
 
 /* ---- validator.c ------------------------------------------------------ */
 void api_validators_start(struct api_ctx *ctx, int n);

@@ -2,6 +2,7 @@
  * ft_train.c - the ft-train program: a table of subcommands over the
  * trainer library (git's commands[] shape).
  */
+#include "cmd.h"
 #include "ft/trainer.h"
 
 struct cmd {
@@ -20,6 +21,8 @@ static int cmd_version(int argc, char **argv)
 
 static const struct cmd commands[] = {
 	{ "version", cmd_version, "print the trainer version" },
+	{ "tokenize", cmd_tokenize, "show the token ids of a text (tokenizer.json)" },
+	{ "detokenize", cmd_detokenize, "decode token ids to text (tokenizer.json)" },
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,1594 @@
+/*
+ * tokenizer.c - loading tokenizer.json (+ tokenizer_config.json) and the
+ * encode / decode pipelines, as the tokenizers package runs them.
+ *
+ * Encode (one sequence):
+ *   1. invalid UTF-8 -> U+FFFD (maximal subparts; Python's errors="replace");
+ *   2. split out added tokens whose "normalized" is false (leftmost-longest,
+ *      then single_word / lstrip / rstrip); special ones only with
+ *      FT_TOK_SPLIT_SPECIAL (without it they are plain text, as the package's
+ *      encode_special_tokens = True);
+ *   3. normalize each remaining piece (Sequence of Prepend, Replace, Strip),
+ *      then split out the "normalized": true added tokens, matched by their
+ *      normalized content;
+ *   4. pre-tokenize (Sequence of Split with a known regex or a literal,
+ *      ByteLevel, Metaspace); empty pieces are dropped at every step;
+ *   5. BPE each piece (tokenizer_bpe.c);
+ *   6. with FT_TOK_ADD_SPECIAL, the post-processor's single template
+ *      (TemplateProcessing, Bert/RobertaProcessing; ByteLevel changes only
+ *      offsets).
+ * Decode: ids -> tokens (unknown ids skipped; special ones too with
+ * FT_TOK_SKIP_SPECIAL), then the decoders (ByteLevel, Replace, ByteFallback,
+ * Fuse, Strip, Metaspace, Sequence), then joined; with no decoder the tokens
+ * are joined with spaces.
+ *
+ * Anything in tokenizer.json we do not implement is refused at load time
+ * with an error naming it, so a tokenizer that loads encodes as the
+ * reference does.
+ */
+#include <ctype.h>
+#include <sys/stat.h>
+
+#include "tokenizer_int.h"
+
+#define TOK_FILE_MAX ((size_t)512 << 20) /* tokenizer.json larger than this is refused */
+#define TOK_TEXT_MAX ((size_t)1 << 40)
+
+enum norm_kind { NORM_PREPEND, NORM_REPLACE, NORM_STRIP };
+struct norm {
+	enum norm_kind kind;
+	char *a, *b; /* Prepend: a; Replace: a -> b */
+	size_t alen, blen;
+	bool left, right; /* Strip */
+};
+
+enum pretok_kind { PT_BYTELEVEL, PT_SPLIT, PT_METASPACE };
+enum prepend_scheme { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER };
+struct pretok {
+	enum pretok_kind kind;
+	bool add_prefix_space, use_regex;     /* ByteLevel */
+	struct tok_pattern pat;		      /* Split */
+	enum tok_split_behavior behavior;
+	bool invert;
+	char repl[5];			      /* Metaspace */
+	size_t repl_len;
+	enum prepend_scheme scheme;
+	bool split;
+};
+
+enum dec_kind { DEC_BYTELEVEL, DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE };
+struct dec {
+	enum dec_kind kind;
+	char *a, *b; /* Replace a -> b */
+	size_t alen, blen;
+	uint32_t content; /* Strip */
+	size_t start, stop;
+	uint32_t repl; /* Metaspace */
+	enum prepend_scheme scheme;
+};
+
+struct added {
+	char *content, *pat; /* pat: what is matched (normalized content when normalized) */
+	size_t len, plen;
+	int32_t id;
+	bool special, lstrip, rstrip, single_word, normalized;
+};
+
+struct ft_tokenizer {
+	struct tok_bpe bpe;
+	char **names; /* id -> token (added tokens override the model's) */
+	uint32_t *name_len;
+	bool *special;
+	size_t nids;
+	struct added *added;
+	size_t nadded;
+	bool first_byte[2][256]; /* [normalized] first bytes of added patterns */
+	struct norm *norms;
+	size_t nnorms;
+	struct pretok *pretoks;
+	size_t npretoks;
+	struct dec *decs;
+	size_t ndecs;
+	bool has_decoder;
+	int32_t *tmpl_pre, *tmpl_post;
+	size_t npre, npost;
+	int32_t bos, eos, pad;
+	bool adds_bos;
+	char *chat_template;
+};
+
+/* ---- small helpers ---- */
+
+void ft_ids_release(struct ft_ids *ids)
+{
+	free(ids->v);
+	memset(ids, 0, sizeof(*ids));
+}
+
+enum ft_rc ft_ids_push(struct ft_ids *ids, int32_t id)
+{
+	if (ids->len == ids->cap) {
+		size_t cap = ids->cap ? ids->cap * 2 : 64;
+		int32_t *v = realloc(ids->v, cap * sizeof(*v));
+		if (!v)
+			return FT_ENOMEM;
+		ids->v = v;
+		ids->cap = cap;
+	}
+	ids->v[ids->len++] = id;
+	return FT_OK;
+}
+
+static char *dupn(const char *s, size_t n)
+{
+	char *d = malloc(n + 1);
+	if (d) {
+		memcpy(d, s, n);
+		d[n] = 0;
+	}
+	return d;
+}
+
+static enum ft_rc bad(struct ft_err *err, const char *path, const char *fmt, ...)
+	FT_PRINTF(3, 4);
+static enum ft_rc bad(struct ft_err *err, const char *path, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return ft_failf(err, FT_EFORMAT, "invalid_tokenizer", "tokenizer.json: %s%s%s", path,
+			*path ? ": " : "", msg);
+}
+
+static enum ft_rc oom(struct ft_err *err)
+{
+	return ft_failf(err, FT_ENOMEM, NULL, "tokenizer: out of memory");
+}
+
+/* JSON getters that name the path in tokenizer.json. */
+static enum ft_rc get_str(const json_t *o, const char *key, bool req, const char **out,
+			  size_t *len, const char *path, struct ft_err *err)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v || json_is_null(v)) {
+		if (req)
+			return bad(err, path, "\"%s\" is required", key);
+		return FT_OK;
+	}
+	if (!json_is_string(v))
+		return bad(err, path, "\"%s\" must be a string (got %s)", key,
+			   ft_json_type_name(v));
+	*out = json_string_value(v);
+	if (len)
+		*len = json_string_length(v);
+	return FT_OK;
+}
+
+static enum ft_rc get_bool(const json_t *o, const char *key, bool *out, const char *path,
+			   struct ft_err *err)
+{
+	json_t *v = json_object_get(o, key);
+	if (!v || json_is_null(v))
+		return FT_OK;
+	if (!json_is_boolean(v))
+		return bad(err, path, "\"%s\" must be a boolean (got %s)", key,
+			   ft_json_type_name(v));
+	*out = json_is_true(v);
+	return FT_OK;
+}
+
+static enum ft_rc get_type(const json_t *o, const char **type, const char *path,
+			   struct ft_err *err)
+{
+	if (!json_is_object(o))
+		return bad(err, path, "must be an object (got %s)", ft_json_type_name(o));
+	return get_str(o, "type", true, type, NULL, path, err);
+}
+
+/* A string holding exactly one character: its code point. */
+static bool one_char(const char *s, size_t n, uint32_t *cp)
+{
+	if (n == 0 || n > 4 || !ft_utf8_valid(s, n))
+		return false;
+	return ft_utf8_next(s, n, cp) == n;
+}
+
+/* {"String": "x"} or {"Regex": "..."} */
+static enum ft_rc parse_pattern(const json_t *o, struct tok_pattern *pat, bool regex_ok,
+				const char *path, struct ft_err *err)
+{
+	const char *s = NULL;
+	size_t n = 0;
+	if (!json_is_object(o))
+		return bad(err, path, "\"pattern\" must be an object (got %s)", ft_json_type_name(o));
+	if (json_object_get(o, "String")) {
+		if (get_str(o, "String", true, &s, &n, path, err))
+			return FT_EFORMAT;
+		pat->is_regex = false;
+		pat->lit = dupn(s, n);
+		pat->lit_len = n;
+		return pat->lit ? FT_OK : oom(err);
+	}
+	if (get_str(o, "Regex", true, &s, &n, path, err))
+		return FT_EFORMAT;
+	if (!regex_ok || !tok_regex_lookup(s, &pat->re))
+		return bad(err, path,
+			   "unsupported regex \"%.120s\" (known: the GPT-2, Llama 3 and Qwen2 split patterns)",
+			   s);
+	pat->is_regex = true;
+	return FT_OK;
+}
+
+/* ---- loading: normalizer ---- */
+
+static enum ft_rc add_norm(struct ft_tokenizer *t, const json_t *o, const char *path,
+			   struct ft_err *err, int depth)
+{
+	const char *type;
+	if (depth > 8)
+		return bad(err, path, "normalizers nested too deep");
+	if (get_type(o, &type, path, err))
+		return FT_EFORMAT;
+	if (strcmp(type, "Sequence") == 0) {
+		json_t *a = json_object_get(o, "normalizers");
+		if (!json_is_array(a))
+			return bad(err, path, "\"normalizers\" must be a list");
+		for (size_t i = 0; i < json_array_size(a); i++) {
+			char p[160];
+			snprintf(p, sizeof(p), "%s.normalizers[%zu]", path, i);
+			if (add_norm(t, json_array_get(a, i), p, err, depth + 1))
+				return FT_EFORMAT;
+		}
+		return FT_OK;
+	}
+	struct norm n = { 0 };
+	const char *s = NULL;
+	size_t len = 0;
+	if (strcmp(type, "Prepend") == 0) {
+		n.kind = NORM_PREPEND;
+		if (get_str(o, "prepend", true, &s, &len, path, err))
+			return FT_EFORMAT;
+		n.a = dupn(s, len);
+		n.alen = len;
+	} else if (strcmp(type, "Replace") == 0) {
+		struct tok_pattern pat = { 0 };
+		n.kind = NORM_REPLACE;
+		if (parse_pattern(json_object_get(o, "pattern"), &pat, false, path, err))
+			return FT_EFORMAT;
+		if (get_str(o, "content", true, &s, &len, path, err)) {
+			free(pat.lit);
+			return FT_EFORMAT;
+		}
+		n.a = pat.lit;
+		n.alen = pat.lit_len;
+		n.b = dupn(s, len);
+		n.blen = len;
+		if (!n.b) {
+			free(n.a);
+			return oom(err);
+		}
+	} else if (strcmp(type, "Strip") == 0) {
+		n.kind = NORM_STRIP;
+		n.left = n.right = true;
+		if (get_bool(o, "strip_left", &n.left, path, err) ||
+		    get_bool(o, "strip_right", &n.right, path, err))
+			return FT_EFORMAT;
+	} else {
+		return bad(err, path, "unsupported normalizer type \"%s\"", type);
+	}
+	struct norm *v = realloc(t->norms, (t->nnorms + 1) * sizeof(*v));
+	if (!v || (n.kind == NORM_PREPEND && !n.a)) {
+		free(n.a);
+		free(n.b);
+		if (v)
+			t->norms = v;
+		return oom(err);
+	}
+	t->norms = v;
+	t->norms[t->nnorms++] = n;
+	return FT_OK;
+}
+
+/* ---- loading: pre-tokenizer ---- */
+
+static const struct {
+	const char *name;
+	enum tok_split_behavior b;
+} behaviors[] = {
+	{ "Removed", TOK_SPLIT_REMOVED },	   { "Isolated", TOK_SPLIT_ISOLATED },
+	{ "MergedWithPrevious", TOK_SPLIT_MERGED_PREV }, { "MergedWithNext", TOK_SPLIT_MERGED_NEXT },
+	{ "Contiguous", TOK_SPLIT_CONTIGUOUS },
+};
+
+static enum ft_rc parse_scheme(const json_t *o, enum prepend_scheme *out, const char *path,
+			       struct ft_err *err)
+{
+	const char *s = NULL;
+	bool aps = true;
+	*out = PREPEND_ALWAYS;
+	if (get_bool(o, "add_prefix_space", &aps, path, err))
+		return FT_EFORMAT;
+	if (!aps)
+		*out = PREPEND_NEVER;
+	if (get_str(o, "prepend_scheme", false, &s, NULL, path, err))
+		return FT_EFORMAT;
+	if (!s)
+		return FT_OK;
+	if (strcmp(s, "always") == 0)
+		*out = PREPEND_ALWAYS;
+	else if (strcmp(s, "first") == 0)
+		*out = PREPEND_FIRST;
+	else if (strcmp(s, "never") == 0)
+		*out = PREPEND_NEVER;
+	else
+		return bad(err, path, "unknown prepend_scheme \"%s\"", s);
+	return FT_OK;
+}
+
+static enum ft_rc add_pretok(struct ft_tokenizer *t, const json_t *o, const char *path,
+			     struct ft_err *err, int depth)
+{
+	const char *type;
+	if (depth > 8)
+		return bad(err, path, "pre-tokenizers nested too deep");
+	if (get_type(o, &type, path, err))
+		return FT_EFORMAT;
+	if (strcmp(type, "Sequence") == 0) {
+		json_t *a = json_object_get(o, "pretokenizers");
+		if (!json_is_array(a))
+			return bad(err, path, "\"pretokenizers\" must be a list");
+		for (size_t i = 0; i < json_array_size(a); i++) {
+			char p[160];
+			snprintf(p, sizeof(p), "%s.pretokenizers[%zu]", path, i);
+			if (add_pretok(t, json_array_get(a, i), p, err, depth + 1))
+				return FT_EFORMAT;
+		}
+		return FT_OK;
+	}
+	struct pretok p = { 0 };
+	if (strcmp(type, "ByteLevel") == 0) {
+		p.kind = PT_BYTELEVEL;
+		p.add_prefix_space = true;
+		p.use_regex = true;
+		if (get_bool(o, "add_prefix_space", &p.add_prefix_space, path, err) ||
+		    get_bool(o, "use_regex", &p.use_regex, path, err))
+			return FT_EFORMAT;
+	} else if (strcmp(type, "Split") == 0) {
+		const char *b = NULL;
+		p.kind = PT_SPLIT;
+		if (get_str(o, "behavior", true, &b, NULL, path, err) ||
+		    get_bool(o, "invert", &p.invert, path, err))
+			return FT_EFORMAT;
+		size_t i;
+		for (i = 0; i < FT_ARRAY_LEN(behaviors); i++)
+			if (strcmp(b, behaviors[i].name) == 0)
+				break;
+		if (i == FT_ARRAY_LEN(behaviors))
+			return bad(err, path, "unknown split behavior \"%s\"", b);
+		p.behavior = behaviors[i].b;
+		if (parse_pattern(json_object_get(o, "pattern"), &p.pat, true, path, err))
+			return FT_EFORMAT;
+	} else if (strcmp(type, "Metaspace") == 0) {
+		const char *r = NULL;
+		size_t rl = 0;
+		uint32_t cp;
+		p.kind = PT_METASPACE;
+		p.split = true;
+		if (get_str(o, "replacement", true, &r, &rl, path, err) ||
+		    get_bool(o, "split", &p.split, path, err) ||
+		    parse_scheme(o, &p.scheme, path, err))
+			return FT_EFORMAT;
+		if (!one_char(r, rl, &cp))
+			return bad(err, path, "\"replacement\" must be one character");
+		memcpy(p.repl, r, rl);
+		p.repl_len = rl;
+	} else {
+		return bad(err, path, "unsupported pre_tokenizer type \"%s\"", type);
+	}
+	struct pretok *v = realloc(t->pretoks, (t->npretoks + 1) * sizeof(*v));
+	if (!v) {
+		free(p.pat.lit);
+		return oom(err);
+	}
+	t->pretoks = v;
+	t->pretoks[t->npretoks++] = p;
+	return FT_OK;
+}
+
+/* ---- loading: decoder ---- */
+
+static enum ft_rc add_dec(struct ft_tokenizer *t, const json_t *o, const char *path,
+			  struct ft_err *err, int depth)
+{
+	const char *type, *s = NULL;
+	size_t len = 0;
+	if (depth > 8)
+		return bad(err, path, "decoders nested too deep");
+	if (get_type(o, &type, path, err))
+		return FT_EFORMAT;
+	if (strcmp(type, "Sequence") == 0) {
+		json_t *a = json_object_get(o, "decoders");
+		if (!json_is_array(a))
+			return bad(err, path, "\"decoders\" must be a list");
+		for (size_t i = 0; i < json_array_size(a); i++) {
+			char p[160];
+			snprintf(p, sizeof(p), "%s.decoders[%zu]", path, i);
+			if (add_dec(t, json_array_get(a, i), p, err, depth + 1))
+				return FT_EFORMAT;
+		}
+		return FT_OK;
+	}
+	struct dec d = { 0 };
+	if (strcmp(type, "ByteLevel") == 0) {
+		d.kind = DEC_BYTELEVEL;
+	} else if (strcmp(type, "ByteFallback") == 0) {
+		d.kind = DEC_BYTEFALLBACK;
+	} else if (strcmp(type, "Fuse") == 0) {
+		d.kind = DEC_FUSE;
+	} else if (strcmp(type, "Replace") == 0) {
+		struct tok_pattern pat = { 0 };
+		d.kind = DEC_REPLACE;
+		if (parse_pattern(json_object_get(o, "pattern"), &pat, false, path, err))
+			return FT_EFORMAT;
+		if (get_str(o, "content", true, &s, &len, path, err)) {
+			free(pat.lit);
+			return FT_EFORMAT;
+		}
+		d.a = pat.lit;
+		d.alen = pat.lit_len;
+		d.b = dupn(s, len);
+		d.blen = len;
+		if (!d.b) {
+			free(d.a);
+			return oom(err);
+		}
+	} else if (strcmp(type, "Strip") == 0) {
+		long long start = 0, stop = 0;
+		d.kind = DEC_STRIP;
+		if (get_str(o, "content", true, &s, &len, path, err))
+			return FT_EFORMAT;
+		if (!one_char(s, len, &d.content))
+			return bad(err, path, "\"content\" must be one character");
+		if (ft_json_get_int(o, "start", 0, 0, 1 << 20, &start, NULL) ||
+		    ft_json_get_int(o, "stop", 0, 0, 1 << 20, &stop, NULL))
+			return bad(err, path, "\"start\" and \"stop\" must be small integers");
+		d.start = (size_t)start;
+		d.stop = (size_t)stop;
+	} else if (strcmp(type, "Metaspace") == 0) {
+		d.kind = DEC_METASPACE;
+		if (get_str(o, "replacement", true, &s, &len, path, err) ||
+		    parse_scheme(o, &d.scheme, path, err))
+			return FT_EFORMAT;
+		if (!one_char(s, len, &d.repl))
+			return bad(err, path, "\"replacement\" must be one character");
+	} else {
+		return bad(err, path, "unsupported decoder type \"%s\"", type);
+	}
+	struct dec *v = realloc(t->decs, (t->ndecs + 1) * sizeof(*v));
+	if (!v) {
+		free(d.a);
+		free(d.b);
+		return oom(err);
+	}
+	t->decs = v;
+	t->decs[t->ndecs++] = d;
+	return FT_OK;
+}
+
+/* ---- loading: post-processor ---- */
+
+static enum ft_rc tmpl_push(int32_t **v, size_t *n, int32_t id, struct ft_err *err)
+{
+	int32_t *nv = realloc(*v, (*n + 1) * sizeof(*nv));
+	if (!nv)
+		return oom(err);
+	nv[(*n)++] = id;
+	*v = nv;
+	return FT_OK;
+}
+
+static enum ft_rc parse_template(struct ft_tokenizer *t, const json_t *o, const char *path,
+				 struct ft_err *err)
+{
+	json_t *single = json_object_get(o, "single"), *sp = json_object_get(o, "special_tokens");
+	bool seen_seq = false;
+	if (!json_is_array(single))
+		return bad(err, path, "\"single\" must be a list");
+	if (sp && !json_is_object(sp))
+		return bad(err, path, "\"special_tokens\" must be an object");
+	for (size_t i = 0; i < json_array_size(single); i++) {
+		json_t *it = json_array_get(single, i), *x;
+		const char *id = NULL;
+		if ((x = json_object_get(it, "Sequence"))) {
+			if (get_str(x, "id", true, &id, NULL, path, err))
+				return FT_EFORMAT;
+			if (strcmp(id, "A") != 0 || seen_seq)
+				return bad(err, path, "\"single\" must hold sequence A once");
+			seen_seq = true;
+			continue;
+		}
+		if (!(x = json_object_get(it, "SpecialToken")))
+			return bad(err, path, "\"single\"[%zu] must be a Sequence or a SpecialToken", i);
+		if (get_str(x, "id", true, &id, NULL, path, err))
+			return FT_EFORMAT;
+		json_t *st = sp ? json_object_get(sp, id) : NULL, *ids = json_object_get(st, "ids");
+		if (!json_is_array(ids))
+			return bad(err, path, "special token \"%.100s\" has no \"ids\" list", id);
+		for (size_t k = 0; k < json_array_size(ids); k++) {
+			json_t *v = json_array_get(ids, k);
+			if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+			    json_integer_value(v) > INT32_MAX)
+				return bad(err, path, "special token \"%.100s\": bad id", id);
+			int32_t iv = (int32_t)json_integer_value(v);
+			if (seen_seq ? tmpl_push(&t->tmpl_post, &t->npost, iv, err)
+				     : tmpl_push(&t->tmpl_pre, &t->npre, iv, err))
+				return FT_ENOMEM;
+		}
+	}
+	if (!seen_seq)
+		return bad(err, path, "\"single\" must hold sequence A");
+	return FT_OK;
+}
+
+static enum ft_rc parse_post(struct ft_tokenizer *t, const json_t *o, const char *path,
+			     struct ft_err *err, int depth)
+{
+	const char *type;
+	if (depth > 8)
+		return bad(err, path, "post-processors nested too deep");
+	if (get_type(o, &type, path, err))
+		return FT_EFORMAT;
+	if (strcmp(type, "Sequence") == 0) {
+		json_t *a = json_object_get(o, "processors");
+		if (!json_is_array(a))
+			return bad(err, path, "\"processors\" must be a list");
+		for (size_t i = 0; i < json_array_size(a); i++) {
+			char p[160];
+			snprintf(p, sizeof(p), "%s.processors[%zu]", path, i);
+			if (parse_post(t, json_array_get(a, i), p, err, depth + 1))
+				return FT_EFORMAT;
+		}
+		return FT_OK;
+	}
+	if (strcmp(type, "ByteLevel") == 0)
+		return FT_OK; /* offsets only */
+	if (t->npre || t->npost)
+		return bad(err, path, "more than one post-processor adds tokens");
+	if (strcmp(type, "TemplateProcessing") == 0)
+		return parse_template(t, o, path, err);
+	if (strcmp(type, "BertProcessing") == 0 || strcmp(type, "RobertaProcessing") == 0) {
+		json_t *cls = json_object_get(o, "cls"), *sep = json_object_get(o, "sep");
+		json_t *c1 = json_array_get(cls, 1), *s1 = json_array_get(sep, 1);
+		if (!json_is_integer(c1) || !json_is_integer(s1) || json_integer_value(c1) < 0 ||
+		    json_integer_value(s1) < 0 || json_integer_value(c1) > INT32_MAX ||
+		    json_integer_value(s1) > INT32_MAX)
+			return bad(err, path, "\"cls\" and \"sep\" must be [token, id]");
+		if (tmpl_push(&t->tmpl_pre, &t->npre, (int32_t)json_integer_value(c1), err) ||
+		    tmpl_push(&t->tmpl_post, &t->npost, (int32_t)json_integer_value(s1), err))
+			return FT_ENOMEM;
+		return FT_OK;
+	}
+	return bad(err, path, "unsupported post_processor type \"%s\"", type);
+}
+
+/* ---- loading: model ---- */
+
+static enum ft_rc parse_model(struct ft_tokenizer *t, const json_t *m, struct ft_err *err)
+{
+	struct tok_bpe *b = &t->bpe;
+	const char *type = "BPE", *s = NULL;
+	size_t len = 0;
+	if (!json_is_object(m))
+		return bad(err, "", "\"model\" must be an object (got %s)", ft_json_type_name(m));
+	if (get_str(m, "type", false, &type, NULL, "model", err))
+		return FT_EFORMAT;
+	if (strcmp(type, "BPE") != 0)
+		return bad(err, "model", "unsupported model type \"%s\" (only BPE)", type);
+	json_t *dropout = json_object_get(m, "dropout");
+	if (dropout && !json_is_null(dropout) &&
+	    !(json_is_number(dropout) && json_number_value(dropout) == 0.0))
+		return bad(err, "model", "BPE dropout is not supported (must be null)");
+	if (get_bool(m, "fuse_unk", &b->fuse_unk, "model", err) ||
+	    get_bool(m, "byte_fallback", &b->byte_fallback, "model", err) ||
+	    get_bool(m, "ignore_merges", &b->ignore_merges, "model", err))
+		return FT_EFORMAT;
+	if (get_str(m, "continuing_subword_prefix", false, &s, &len, "model", err))
+		return FT_EFORMAT;
+	if (s && len) {
+		if (!(b->prefix = dupn(s, len)))
+			return oom(err);
+		b->prefix_len = len;
+	}
+	s = NULL;
+	if (get_str(m, "end_of_word_suffix", false, &s, &len, "model", err))
+		return FT_EFORMAT;
+	if (s && len) {
+		if (!(b->suffix = dupn(s, len)))
+			return oom(err);
+		b->suffix_len = len;
+	}
+	json_t *vocab = json_object_get(m, "vocab");
+	if (!json_is_object(vocab))
+		return bad(err, "model", "\"vocab\" must be an object (got %s)",
+			   ft_json_type_name(vocab));
+	b->vocab_n = json_object_size(vocab);
+	b->vocab = tok_strmap_new(b->vocab_n);
+	if (!b->vocab)
+		return oom(err);
+	b->max_id = -1;
+	for (int i = 0; i < 256; i++)
+		b->byte_id[i] = -1;
+	const char *k;
+	json_t *v;
+	json_object_foreach(vocab, k, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		    json_integer_value(v) > INT32_MAX - 1)
+			return bad(err, "model.vocab", "\"%.100s\" must map to an id >= 0", k);
+		int32_t id = (int32_t)json_integer_value(v);
+		if (tok_strmap_put(b->vocab, k, strlen(k), id))
+			return oom(err);
+		if (id > b->max_id)
+			b->max_id = id;
+		unsigned hx;
+		/* <0xXX>, as the reference formats it: upper-case hex digits */
+		if (strlen(k) == 6 && k[0] == '<' && k[1] == '0' && k[2] == 'x' && k[5] == '>' &&
+		    sscanf(k + 3, "%2X", &hx) == 1 && isxdigit((unsigned char)k[3]) &&
+		    isxdigit((unsigned char)k[4]) && !islower((unsigned char)k[3]) &&
+		    !islower((unsigned char)k[4]))
+			b->byte_id[hx] = id;
+	}
+	s = NULL;
+	if (get_str(m, "unk_token", false, &s, &len, "model", err))
+		return FT_EFORMAT;
+	b->unk_id = -1;
+	if (s) {
+		b->unk_id = tok_strmap_get(b->vocab, s, len);
+		if (b->unk_id < 0)
+			return bad(err, "model", "unk_token \"%.100s\" is not in the vocabulary", s);
+	}
+	json_t *merges = json_object_get(m, "merges");
+	if (merges && !json_is_array(merges))
+		return bad(err, "model", "\"merges\" must be a list (got %s)",
+			   ft_json_type_name(merges));
+	struct ft_buf cat = FT_BUF_INIT((size_t)1 << 30);
+	enum ft_rc rc = FT_OK;
+	for (size_t i = 0; merges && i < json_array_size(merges) && !rc; i++) {
+		json_t *it = json_array_get(merges, i);
+		const char *a, *c;
+		size_t al, cl;
+		char p[64];
+		snprintf(p, sizeof(p), "model.merges[%zu]", i);
+		if (json_is_string(it)) {
+			a = json_string_value(it);
+			const char *sp = strchr(a, ' ');
+			if (!sp || strchr(sp + 1, ' ') || json_string_length(it) != strlen(a)) {
+				rc = bad(err, p, "\"%.100s\" must be two tokens separated by one space", a);
+				break;
+			}
+			al = (size_t)(sp - a);
+			c = sp + 1;
+			cl = strlen(c);
+		} else if (json_is_array(it) && json_array_size(it) == 2 &&
+			   json_is_string(json_array_get(it, 0)) &&
+			   json_is_string(json_array_get(it, 1))) {
+			a = json_string_value(json_array_get(it, 0));
+			al = json_string_length(json_array_get(it, 0));
+			c = json_string_value(json_array_get(it, 1));
+			cl = json_string_length(json_array_get(it, 1));
+		} else {
+			rc = bad(err, p, "must be \"a b\" or [\"a\", \"b\"]");
+			break;
+		}
+		int32_t ia = tok_strmap_get(b->vocab, a, al), ic = tok_strmap_get(b->vocab, c, cl);
+		ft_buf_reset(&cat);
+		if (ft_buf_add(&cat, a, al) || ft_buf_add(&cat, c, cl)) {
+			rc = oom(err);
+			break;
+		}
+		int32_t in = tok_strmap_get(b->vocab, cat.ptr, cat.len);
+		if (ia < 0 || ic < 0 || in < 0) {
+			rc = bad(err, p, "token \"%.100s\" is not in the vocabulary",
+				 ia < 0 ? a : ic < 0 ? c : cat.ptr);
+			break;
+		}
+		if (i > UINT32_MAX - 1 || tok_bpe_add_merge(b, ia, ic, in, (uint32_t)i))
+			rc = oom(err);
+	}
+	ft_buf_release(&cat);
+	return rc;
+}
+
+/* ---- loading: added tokens ---- */
+
+static enum ft_rc normalize(const struct ft_tokenizer *t, const char *s, size_t n,
+			    struct ft_buf *out, struct ft_buf *tmp);
+
+static enum ft_rc parse_added(struct ft_tokenizer *t, const json_t *a, struct ft_err *err)
+{
+	if (!a || json_is_null(a))
+		return FT_OK;
+	if (!json_is_array(a))
+		return bad(err, "", "\"added_tokens\" must be a list (got %s)", ft_json_type_name(a));
+	t->added = calloc(json_array_size(a) + 1, sizeof(*t->added));
+	if (!t->added)
+		return oom(err);
+	struct ft_buf nb = FT_BUF_INIT(TOK_TEXT_MAX), tmp = FT_BUF_INIT(TOK_TEXT_MAX);
+	enum ft_rc rc = FT_OK;
+	for (size_t i = 0; i < json_array_size(a) && !rc; i++) {
+		json_t *o = json_array_get(a, i);
+		struct added *ad = &t->added[t->nadded];
+		const char *c = NULL;
+		size_t cl = 0;
+		long long id = 0;
+		char p[64];
+		snprintf(p, sizeof(p), "added_tokens[%zu]", i);
+		if (!json_is_object(o)) {
+			rc = bad(err, p, "must be an object");
+			break;
+		}
+		if ((rc = get_str(o, "content", true, &c, &cl, p, err)))
+			break;
+		if (cl == 0 || strlen(c) != cl) {
+			rc = bad(err, p, "\"content\" must be a non-empty string without NUL");
+			break;
+		}
+		if (ft_json_get_int(o, "id", FT_JSON_REQUIRED, 0, INT32_MAX - 1, &id, NULL)) {
+			rc = bad(err, p, "\"id\" must be an integer >= 0");
+			break;
+		}
+		if ((rc = get_bool(o, "special", &ad->special, p, err)) ||
+		    (rc = get_bool(o, "lstrip", &ad->lstrip, p, err)) ||
+		    (rc = get_bool(o, "rstrip", &ad->rstrip, p, err)) ||
+		    (rc = get_bool(o, "single_word", &ad->single_word, p, err)) ||
+		    (rc = get_bool(o, "normalized", &ad->normalized, p, err)))
+			break;
+		ad->id = (int32_t)id;
+		ad->content = dupn(c, cl);
+		ad->len = cl;
+		ft_buf_reset(&nb);
+		if (!ad->content) {
+			rc = oom(err);
+			break;
+		}
+		t->nadded++;
+		if (ad->normalized) {
+			if ((rc = normalize(t, c, cl, &nb, &tmp))) {
+				rc = oom(err);
+				break;
+			}
+			ad->pat = dupn(ft_buf_str(&nb), nb.len);
+			ad->plen = nb.len;
+		} else {
+			ad->pat = dupn(c, cl);
+			ad->plen = cl;
+		}
+		if (!ad->pat) {
+			rc = oom(err);
+			break;
+		}
+		if (ad->plen)
+			t->first_byte[ad->normalized][(unsigned char)ad->pat[0]] = true;
+	}
+	ft_buf_release(&nb);
+	ft_buf_release(&tmp);
+	return rc;
+}
+
+/* id -> token names: the model's, then the added tokens over them. */
+static enum ft_rc build_names(struct ft_tokenizer *t, json_t *vocab, struct ft_err *err)
+{
+	int64_t max = t->bpe.max_id;
+	for (size_t i = 0; i < t->nadded; i++)
+		if (t->added[i].id > max)
+			max = t->added[i].id;
+	size_t total = t->bpe.vocab_n + t->nadded;
+	if ((uint64_t)(max + 1) > (uint64_t)total * 4 + 4096)
+		return bad(err, "", "token id %" PRId64 " is far beyond the %zu tokens defined", max,
+			   total);
+	t->nids = (size_t)(max + 1);
+	t->names = calloc(t->nids + 1, sizeof(*t->names));
+	t->name_len = calloc(t->nids + 1, sizeof(*t->name_len));
+	t->special = calloc(t->nids + 1, sizeof(*t->special));
+	if (!t->names || !t->name_len || !t->special)
+		return oom(err);
+	const char *k;
+	json_t *v;
+	json_object_foreach(vocab, k, v) {
+		size_t id = (size_t)json_integer_value(v), kl = strlen(k);
+		if (t->names[id])
+			continue;
+		if (!(t->names[id] = dupn(k, kl)))
+			return oom(err);
+		t->name_len[id] = (uint32_t)kl;
+	}
+	for (size_t i = 0; i < t->nadded; i++) {
+		struct added *ad = &t->added[i];
+		char *d = dupn(ad->content, ad->len);
+		if (!d)
+			return oom(err);
+		free(t->names[ad->id]);
+		t->names[ad->id] = d;
+		t->name_len[ad->id] = (uint32_t)ad->len;
+		t->special[ad->id] = ad->special;
+	}
+	return FT_OK;
+}
+
+void ft_tokenizer_free(struct ft_tokenizer *t)
+{
+	if (!t)
+		return;
+	tok_bpe_release(&t->bpe);
+	for (size_t i = 0; t->names && i < t->nids; i++)
+		free(t->names[i]);
+	free(t->names);
+	free(t->name_len);
+	free(t->special);
+	for (size_t i = 0; i < t->nadded; i++) {
+		free(t->added[i].content);
+		free(t->added[i].pat);
+	}
+	free(t->added);
+	for (size_t i = 0; i < t->nnorms; i++) {
+		free(t->norms[i].a);
+		free(t->norms[i].b);
+	}
+	free(t->norms);
+	for (size_t i = 0; i < t->npretoks; i++)
+		free(t->pretoks[i].pat.lit);
+	free(t->pretoks);
+	for (size_t i = 0; i < t->ndecs; i++) {
+		free(t->decs[i].a);
+		free(t->decs[i].b);
+	}
+	free(t->decs);
+	free(t->tmpl_pre);
+	free(t->tmpl_post);
+	free(t->chat_template);
+	free(t);
+}
+
+enum ft_rc ft_tokenizer_parse(const char *json_text, size_t len, struct ft_tokenizer **out,
+			      struct ft_err *err)
+{
+	*out = NULL;
+	tok_bytemap_init();
+	if (len > TOK_FILE_MAX)
+		return ft_failf(err, FT_ELIMIT, "invalid_tokenizer",
+				"tokenizer.json: larger than %zu MiB", TOK_FILE_MAX >> 20);
+	json_t *root = ft_json_parse(json_text, len, err);
+	if (!root) {
+		ft_err_prefixf(err, "tokenizer.json: ");
+		return err ? err->rc : FT_EFORMAT;
+	}
+	struct ft_tokenizer *t = calloc(1, sizeof(*t));
+	enum ft_rc rc = FT_OK;
+	if (!t) {
+		rc = oom(err);
+		goto out_json;
+	}
+	t->bos = t->eos = t->pad = -1;
+	if (!json_is_object(root)) {
+		rc = bad(err, "", "must be a JSON object");
+		goto out_tok;
+	}
+	json_t *x;
+	if ((x = json_object_get(root, "normalizer")) && !json_is_null(x) &&
+	    (rc = add_norm(t, x, "normalizer", err, 0)))
+		goto out_tok;
+	if ((x = json_object_get(root, "pre_tokenizer")) && !json_is_null(x) &&
+	    (rc = add_pretok(t, x, "pre_tokenizer", err, 0)))
+		goto out_tok;
+	if ((x = json_object_get(root, "decoder")) && !json_is_null(x)) {
+		t->has_decoder = true;
+		if ((rc = add_dec(t, x, "decoder", err, 0)))
+			goto out_tok;
+	}
+	if ((x = json_object_get(root, "post_processor")) && !json_is_null(x) &&
+	    (rc = parse_post(t, x, "post_processor", err, 0)))
+		goto out_tok;
+	if ((rc = parse_model(t, json_object_get(root, "model"), err)))
+		goto out_tok;
+	if ((rc = parse_added(t, json_object_get(root, "added_tokens"), err)))
+		goto out_tok;
+	if ((rc = build_names(t, json_object_get(json_object_get(root, "model"), "vocab"), err)))
+		goto out_tok;
+	for (size_t i = 0; i < t->npre + t->npost; i++) {
+		int32_t id = i < t->npre ? t->tmpl_pre[i] : t->tmpl_post[i - t->npre];
+		if ((size_t)id >= t->nids || !t->names[id]) {
+			rc = bad(err, "post_processor", "special token id %d is not defined", id);
+			goto out_tok;
+		}
+	}
+	if (t->npre) {
+		t->bos = t->tmpl_pre[0];
+		t->adds_bos = true;
+	}
+	json_decref(root);
+	*out = t;
+	return FT_OK;
+out_tok:
+	ft_tokenizer_free(t);
+out_json:
+	json_decref(root);
+	return rc;
+}
+
+/* ---- tokenizer_config.json ---- */
+
+static enum ft_rc read_file(const char *path, char **out, size_t *len, bool *missing,
+			    struct ft_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	*out = NULL;
+	if (!f) {
+		if (missing && errno == ENOENT) {
+			*missing = true;
+			return FT_OK;
+		}
+		return ft_failf(err, errno == ENOENT ? FT_ENOTFOUND : FT_EIO, NULL,
+				"cannot open \"%s\": %s", path, strerror(errno));
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) != 0 || st.st_size < 0 || (size_t)st.st_size > TOK_FILE_MAX) {
+		fclose(f);
+		return ft_failf(err, FT_ELIMIT, NULL, "\"%s\" is not a regular file under %zu MiB",
+				path, TOK_FILE_MAX >> 20);
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		fclose(f);
+		return oom(err);
+	}
+	size_t n = fread(buf, 1, (size_t)st.st_size, f);
+	fclose(f);
+	buf[n] = 0;
+	*out = buf;
+	*len = n;
+	return FT_OK;
+}
+
+/* "bos_token": "<s>" or {"content": "<s>", ...} */
+static int32_t config_token(const struct ft_tokenizer *t, const json_t *cfg, const char *key)
+{
+	json_t *v = json_object_get(cfg, key);
+	if (json_is_object(v))
+		v = json_object_get(v, "content");
+	if (!json_is_string(v))
+		return -1;
+	return ft_tokenizer_token_to_id(t, json_string_value(v));
+}
+
+static enum ft_rc apply_config(struct ft_tokenizer *t, const char *text, size_t len,
+			       struct ft_err *err)
+{
+	json_t *cfg = ft_json_parse(text, len, err);
+	if (!cfg) {
+		ft_err_prefixf(err, "tokenizer_config.json: ");
+		return err ? err->rc : FT_EFORMAT;
+	}
+	enum ft_rc rc = FT_OK;
+	int32_t id;
+	if ((id = config_token(t, cfg, "bos_token")) >= 0)
+		t->bos = id;
+	t->eos = config_token(t, cfg, "eos_token");
+	t->pad = config_token(t, cfg, "pad_token");
+	json_t *ab = json_object_get(cfg, "add_bos_token");
+	if (json_is_true(ab) && t->bos >= 0)
+		t->adds_bos = true;
+	json_t *ct = json_object_get(cfg, "chat_template");
+	const char *tmpl = NULL;
+	if (json_is_string(ct)) {
+		tmpl = json_string_value(ct);
+	} else if (json_is_array(ct)) {
+		size_t i;
+		json_t *it;
+		json_array_foreach(ct, i, it) {
+			json_t *name = json_object_get(it, "name"), *tt = json_object_get(it, "template");
+			if (json_is_string(tt) && (!tmpl || (json_is_string(name) &&
+				     strcmp(json_string_value(name), "default") == 0)))
+				tmpl = json_string_value(tt);
+		}
+	}
+	if (tmpl && !(t->chat_template = ft_xstrdup(tmpl)))
+		rc = oom(err);
+	json_decref(cfg);
+	return rc;
+}
+
+enum ft_rc ft_tokenizer_load(const char *model_dir, struct ft_tokenizer **out, struct ft_err *err)
+{
+	char path[4096];
+	char *text = NULL;
+	size_t len = 0;
+	bool missing = false;
+	enum ft_rc rc;
+	*out = NULL;
+	snprintf(path, sizeof(path), "%s/tokenizer.json", model_dir);
+	if ((rc = read_file(path, &text, &len, NULL, err)))
+		return rc;
+	struct ft_tokenizer *t;
+	rc = ft_tokenizer_parse(text, len, &t, err);
+	free(text);
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s/tokenizer_config.json", model_dir);
+	if ((rc = read_file(path, &text, &len, &missing, err)))
+		goto fail;
+	if (!missing) {
+		rc = apply_config(t, text, len, err);
+		free(text);
+		if (rc)
+			goto fail;
+	}
+	*out = t;
+	return FT_OK;
+fail:
+	ft_tokenizer_free(t);
+	return rc;
+}
+
+/* ---- lookups ---- */
+
+size_t ft_tokenizer_vocab_size(const struct ft_tokenizer *t)
+{
+	return t->nids;
+}
+
+int32_t ft_tokenizer_token_to_id(const struct ft_tokenizer *t, const char *token)
+{
+	size_t n = strlen(token);
+	for (size_t i = 0; i < t->nadded; i++)
+		if (t->added[i].len == n && memcmp(t->added[i].content, token, n) == 0)
+			return t->added[i].id;
+	return tok_strmap_get(t->bpe.vocab, token, n);
+}
+
+const char *ft_tokenizer_id_to_token(const struct ft_tokenizer *t, int32_t id)
+{
+	return id >= 0 && (size_t)id < t->nids ? t->names[id] : NULL;
+}
+
+bool ft_tokenizer_is_special(const struct ft_tokenizer *t, int32_t id)
+{
+	return id >= 0 && (size_t)id < t->nids && t->special[id];
+}
+
+int32_t ft_tokenizer_bos_id(const struct ft_tokenizer *t)
+{
+	return t->bos;
+}
+int32_t ft_tokenizer_eos_id(const struct ft_tokenizer *t)
+{
+	return t->eos;
+}
+int32_t ft_tokenizer_pad_id(const struct ft_tokenizer *t)
+{
+	return t->pad;
+}
+bool ft_tokenizer_adds_bos(const struct ft_tokenizer *t)
+{
+	return t->adds_bos;
+}
+const char *ft_tokenizer_chat_template(const struct ft_tokenizer *t)
+{
+	return t->chat_template;
+}
+
+/* ---- encode ---- */
+
+static bool is_ws_at(const char *s, size_t n, size_t pos, size_t *len)
+{
+	uint32_t cp;
+	*len = ft_utf8_next(s + pos, n - pos, &cp);
+	return (ft_uni_class(cp) & FT_UNI_WS) != 0;
+}
+
+/* Rust's \w (Alphabetic, M, Nd, Pc; Alphabetic taken as L + Nl). */
+static bool is_word_cp(uint32_t cp)
+{
+	return (ft_uni_class(cp) & (FT_UNI_L | FT_UNI_NL | FT_UNI_M | FT_UNI_ND | FT_UNI_PC)) != 0;
+}
+
+static bool ends_with_word(const char *s, size_t end)
+{
+	size_t b = end;
+	while (b > 0 && ((unsigned char)s[b - 1] & 0xC0) == 0x80)
+		b--;
+	if (b == 0 && end == 0)
+		return false;
+	if (b > 0)
+		b--;
+	while (b > 0 && ((unsigned char)s[b] & 0xC0) == 0x80)
+		b--;
+	uint32_t cp;
+	ft_utf8_next(s + b, end - b, &cp);
+	return is_word_cp(cp);
+}
+
+/* Longest added pattern of the given kind matching at pos. */
+static const struct added *added_at(const struct ft_tokenizer *t, const char *s, size_t n,
+				    size_t pos, bool normalized)
+{
+	const struct added *best = NULL;
+	for (size_t i = 0; i < t->nadded; i++) {
+		const struct added *a = &t->added[i];
+		if (a->normalized != normalized || a->plen == 0 || a->plen > n - pos ||
+		    (best && a->plen <= best->plen))
+			continue;
+		if (memcmp(s + pos, a->pat, a->plen) == 0)
+			best = a;
+	}
+	return best;
+}
+
+/* The tokenizers package's AddedVocabulary::find_matches over s[0..n). */
+static enum ft_rc split_added(const struct ft_tokenizer *t, const char *s, size_t n,
+			      bool normalized, unsigned flags, bool first, struct tok_pieces *out)
+{
+	size_t start_offset = 0, pos = 0;
+	enum ft_rc rc;
+	const bool *fb = t->first_byte[normalized];
+	while (pos < n) {
+		if (!fb[(unsigned char)s[pos]]) {
+			pos++;
+			continue;
+		}
+		const struct added *a = added_at(t, s, n, pos, normalized);
+		if (!a) {
+			pos++;
+			continue;
+		}
+		size_t start = pos, stop = pos + a->plen, len;
+		pos = stop;
+		if (a->special && !(flags & FT_TOK_SPLIT_SPECIAL))
+			continue;
+		if (a->single_word) {
+			bool start_space = start == 0 || !ends_with_word(s, start);
+			bool stop_space = true;
+			if (stop < n) {
+				uint32_t cp;
+				ft_utf8_next(s + stop, n - stop, &cp);
+				stop_space = !is_word_cp(cp);
+			}
+			if (!start_space || !stop_space)
+				continue;
+		}
+		if (a->lstrip) {
+			size_t ns = start;
+			while (ns > 0) {
+				size_t b = ns - 1;
+				while (b > 0 && ((unsigned char)s[b] & 0xC0) == 0x80)
+					b--;
+				if (!is_ws_at(s, n, b, &len))
+					break;
+				ns = b;
+			}
+			start = FT_MAX(ns, start_offset);
+		}
+		if (a->rstrip)
+			while (stop < n && is_ws_at(s, n, stop, &len))
+				stop += len;
+		if (start_offset < start) {
+			if ((rc = tok_pieces_add(out, s + start_offset, start - start_offset, -1,
+						 first && start_offset == 0)))
+				return rc;
+		}
+		if ((rc = tok_pieces_add(out, NULL, 0, a->id, false)))
+			return rc;
+		start_offset = stop;
+	}
+	if (start_offset < n)
+		return tok_pieces_add(out, s + start_offset, n - start_offset, -1,
+				      first && start_offset == 0);
+	return FT_OK;
+}
+
+static enum ft_rc replace_all(const char *s, size_t n, const char *a, size_t alen, const char *b,
+			      size_t blen, struct ft_buf *out)
+{
+	size_t pos = 0;
+	while (alen && pos < n) {
+		const char *hit = memmem(s + pos, n - pos, a, alen);
+		if (!hit)
+			break;
+		size_t h = (size_t)(hit - s);
+		if (ft_buf_add(out, s + pos, h - pos) || ft_buf_add(out, b, blen))
+			return FT_ENOMEM;
+		pos = h + alen;
+	}
+	return ft_buf_add(out, s + pos, n - pos) ? FT_ENOMEM : FT_OK;
+}
+
+/* Apply the normalizers to s[0..n), result in out (reset first). */
+static enum ft_rc normalize(const struct ft_tokenizer *t, const char *s, size_t n,
+			    struct ft_buf *out, struct ft_buf *tmp)
+{
+	ft_buf_reset(out);
+	if (ft_buf_add(out, s, n))
+		return FT_ENOMEM;
+	for (size_t i = 0; i < t->nnorms; i++) {
+		const struct norm *nm = &t->norms[i];
+		ft_buf_reset(tmp);
+		const char *cur = ft_buf_str(out);
+		size_t cl = out->len, a = 0, b = cl, len;
+		switch (nm->kind) {
+		case NORM_PREPEND:
+			if (cl == 0)
+				continue;
+			if (ft_buf_add(tmp, nm->a, nm->alen) || ft_buf_add(tmp, cur, cl))
+				return FT_ENOMEM;
+			break;
+		case NORM_REPLACE:
+			if (replace_all(cur, cl, nm->a, nm->alen, nm->b, nm->blen, tmp))
+				return FT_ENOMEM;
+			break;
+		case NORM_STRIP:
+			while (nm->left && a < b && is_ws_at(cur, cl, a, &len))
+				a += len;
+			while (nm->right && b > a) {
+				size_t k = b - 1;
+				while (k > a && ((unsigned char)cur[k] & 0xC0) == 0x80)
+					k--;
+				if (!is_ws_at(cur, cl, k, &len))
+					break;
+				b = k;
+			}
+			if (ft_buf_add(tmp, cur + a, b - a))
+				return FT_ENOMEM;
+			break;
+		}
+		struct ft_buf sw = *out;
+		*out = *tmp;
+		*tmp = sw;
+	}
+	return FT_OK;
+}
+
+struct enc_ctx {
+	struct tok_pieces a, b, c;
+	struct ft_buf n1, n2;
+	struct tok_bpe_scratch bs;
+};
+
+static enum ft_rc bytelevel_map(const char *s, size_t n, bool first, struct tok_pieces *out)
+{
+	enum ft_rc rc = tok_pieces_add(out, NULL, 0, -1, first);
+	for (size_t i = 0; i < n && !rc; i++) {
+		unsigned char c = (unsigned char)s[i];
+		rc = tok_pieces_extend(out, tok_bytemap.utf8[c], tok_bytemap.len[c]);
+	}
+	return rc;
+}
+
+/* One pre-tokenizer over every span of in, into out. */
+static enum ft_rc pretok_step(const struct pretok *p, struct tok_pieces *in,
+			      struct tok_pieces *out, struct ft_buf *tmp)
+{
+	enum ft_rc rc = FT_OK;
+	tok_pieces_reset(out);
+	for (size_t i = 0; i < in->n && !rc; i++) {
+		const struct tok_span *sp = &in->v[i];
+		const char *s = in->text.ptr + sp->off;
+		size_t n = sp->len;
+		switch (p->kind) {
+		case PT_BYTELEVEL: {
+			ft_buf_reset(tmp);
+			if (p->add_prefix_space && s[0] != ' ') {
+				if (ft_buf_addch(tmp, ' ') || ft_buf_add(tmp, s, n))
+					return FT_ENOMEM;
+				s = tmp->ptr;
+				n = tmp->len;
+			}
+			if (!p->use_regex) {
+				rc = bytelevel_map(s, n, sp->first, out);
+				break;
+			}
+			bool first = sp->first;
+			for (size_t pos = 0; pos < n && !rc;) {
+				size_t e = tok_regex_match_at(TOK_RE_GPT2, s, n, pos);
+				if (e == pos) { /* cannot happen: the pattern covers everything */
+					uint32_t cp;
+					e = pos + ft_utf8_next(s + pos, n - pos, &cp);
+				}
+				rc = bytelevel_map(s + pos, e - pos, first, out);
+				first = false;
+				pos = e;
+			}
+			break;
+		}
+		case PT_SPLIT:
+			rc = tok_split(&p->pat, p->behavior, p->invert, s, n, sp->first, out);
+			break;
+		case PT_METASPACE: {
+			ft_buf_reset(tmp);
+			bool pre = p->scheme == PREPEND_ALWAYS ||
+				   (p->scheme == PREPEND_FIRST && sp->first);
+			/* prepend unless it already starts with the replacement (after replacing) */
+			if (pre && s[0] != ' ' &&
+			    !(n >= p->repl_len && memcmp(s, p->repl, p->repl_len) == 0) &&
+			    ft_buf_add(tmp, p->repl, p->repl_len))
+				return FT_ENOMEM;
+			if (replace_all(s, n, " ", 1, p->repl, p->repl_len, tmp))
+				return FT_ENOMEM;
+			if (!p->split) {
+				rc = tok_pieces_add(out, tmp->ptr, tmp->len, -1, sp->first);
+				break;
+			}
+			char rb[sizeof(p->repl)];
+			memcpy(rb, p->repl, sizeof(rb));
+			struct tok_pattern pat = { .is_regex = false, .lit = rb, .lit_len = p->repl_len };
+			rc = tok_split(&pat, TOK_SPLIT_MERGED_NEXT, false, tmp->ptr, tmp->len,
+				       sp->first, out);
+			break;
+		}
+		}
+	}
+	return rc;
+}
+
+/* Encode one piece of text that holds no added token (after normalization). */
+static enum ft_rc encode_text(const struct ft_tokenizer *t, struct enc_ctx *c, const char *s,
+			      size_t n, bool first, struct ft_ids *out)
+{
+	enum ft_rc rc;
+	tok_pieces_reset(&c->b);
+	if ((rc = tok_pieces_add(&c->b, s, n, -1, first)))
+		return rc;
+	struct tok_pieces *in = &c->b, *o = &c->c;
+	for (size_t i = 0; i < t->npretoks; i++) {
+		if ((rc = pretok_step(&t->pretoks[i], in, o, &c->n2)))
+			return rc;
+		struct tok_pieces *sw = in;
+		in = o;
+		o = sw;
+	}
+	for (size_t i = 0; i < in->n; i++)
+		if ((rc = tok_bpe_encode_word(&t->bpe, in->text.ptr + in->v[i].off, in->v[i].len,
+					      &c->bs, out)))
+			return rc;
+	return FT_OK;
+}
+
+static enum ft_rc encode_clean(const struct ft_tokenizer *t, struct enc_ctx *c, const char *s,
+			       size_t n, unsigned flags, struct ft_ids *out)
+{
+	enum ft_rc rc;
+	if ((rc = split_added(t, s, n, false, flags, true, &c->a)))
+		return rc;
+	for (size_t i = 0; i < c->a.n; i++) {
+		const struct tok_span *sp = &c->a.v[i];
+		if (sp->id >= 0) {
+			if ((rc = ft_ids_push(out, sp->id)))
+				return rc;
+			continue;
+		}
+		if ((rc = normalize(t, c->a.text.ptr + sp->off, sp->len, &c->n1, &c->n2)))
+			return rc;
+		if (c->n1.len == 0)
+			continue;
+		/* second pass: normalized added tokens, in the normalized text */
+		struct tok_pieces np;
+		tok_pieces_init(&np);
+		rc = split_added(t, c->n1.ptr, c->n1.len, true, flags, sp->first, &np);
+		for (size_t k = 0; k < np.n && !rc; k++) {
+			if (np.v[k].id >= 0)
+				rc = ft_ids_push(out, np.v[k].id);
+			else
+				rc = encode_text(t, c, np.text.ptr + np.v[k].off, np.v[k].len,
+						 np.v[k].first, out);
+		}
+		tok_pieces_release(&np);
+		if (rc)
+			return rc;
+	}
+	return FT_OK;
+}
+
+enum ft_rc ft_tokenizer_encode(const struct ft_tokenizer *t, const char *text, size_t len,
+			       unsigned flags, struct ft_ids *out, struct ft_err *err)
+{
+	struct enc_ctx c;
+	struct ft_buf clean = FT_BUF_INIT(TOK_TEXT_MAX);
+	size_t start_len = out->len;
+	enum ft_rc rc = FT_OK;
+	memset(&c, 0, sizeof(c));
+	tok_pieces_init(&c.a);
+	tok_pieces_init(&c.b);
+	tok_pieces_init(&c.c);
+	ft_buf_init(&c.n1, TOK_TEXT_MAX);
+	ft_buf_init(&c.n2, TOK_TEXT_MAX);
+	if (!ft_utf8_valid(text, len)) {
+		if ((rc = ft_utf8_sanitize(text, len, &clean)))
+			goto done;
+		text = ft_buf_str(&clean);
+		len = clean.len;
+	}
+	if (flags & FT_TOK_ADD_SPECIAL)
+		for (size_t i = 0; i < t->npre && !rc; i++)
+			rc = ft_ids_push(out, t->tmpl_pre[i]);
+	if (!rc)
+		rc = encode_clean(t, &c, text, len, flags, out);
+	if (flags & FT_TOK_ADD_SPECIAL)
+		for (size_t i = 0; i < t->npost && !rc; i++)
+			rc = ft_ids_push(out, t->tmpl_post[i]);
+done:
+	tok_pieces_release(&c.a);
+	tok_pieces_release(&c.b);
+	tok_pieces_release(&c.c);
+	ft_buf_release(&c.n1);
+	ft_buf_release(&c.n2);
+	tok_bpe_scratch_release(&c.bs);
+	ft_buf_release(&clean);
+	if (rc) {
+		out->len = start_len;
+		return ft_failf(err, rc, NULL, "tokenizer: encoding failed: %s", ft_rc_name(rc));
+	}
+	return FT_OK;
+}
+
+/* ---- decode ---- */
+
+static enum ft_rc dec_step(const struct dec *d, struct tok_pieces *in, struct tok_pieces *out)
+{
+	enum ft_rc rc = FT_OK;
+	tok_pieces_reset(out);
+	switch (d->kind) {
+	case DEC_BYTELEVEL: {
+		struct ft_buf raw = FT_BUF_INIT(TOK_TEXT_MAX);
+		for (size_t i = 0; i < in->n && !rc; i++) {
+			const char *s = in->text.ptr + in->v[i].off;
+			size_t n = in->v[i].len, mark = raw.len;
+			bool ok = true;
+			for (size_t p = 0; p < n && !rc;) {
+				uint32_t cp;
+				p += ft_utf8_next(s + p, n - p, &cp);
+				if (cp >= 324 || tok_bytemap.back[cp] < 0) {
+					ok = false;
+					break;
+				}
+				rc = ft_buf_addch(&raw, (char)tok_bytemap.back[cp]);
+			}
+			if (!ok) {
+				ft_buf_truncate(&raw, mark);
+				rc = ft_buf_add(&raw, s, n);
+			}
+		}
+		if (!rc)
+			rc = tok_pieces_add(out, NULL, 0, -1, false);
+		if (!rc)
+			rc = ft_utf8_sanitize(ft_buf_str(&raw), raw.len, &out->text);
+		if (!rc)
+			out->v[0].len = out->text.len;
+		ft_buf_release(&raw);
+		return rc;
+	}
+	case DEC_FUSE:
+		rc = tok_pieces_add(out, NULL, 0, -1, false);
+		for (size_t i = 0; i < in->n && !rc; i++)
+			rc = tok_pieces_extend(out, in->text.ptr + in->v[i].off, in->v[i].len);
+		return rc;
+	case DEC_BYTEFALLBACK: {
+		struct ft_buf bytes = FT_BUF_INIT(TOK_TEXT_MAX);
+		for (size_t i = 0; i <= in->n && !rc; i++) {
+			const char *s = i < in->n ? in->text.ptr + in->v[i].off : NULL;
+			size_t n = i < in->n ? in->v[i].len : 0;
+			int hv = -1;
+			/* <0xXX>; Rust's u8::from_str_radix also takes "+X" */
+			if (s && n == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>') {
+				char h[3] = { s[3], s[4], 0 }, *end;
+				if (isxdigit((unsigned char)h[1]) &&
+				    (isxdigit((unsigned char)h[0]) || h[0] == '+'))
+					hv = (int)strtol(h, &end, 16);
+			}
+			if (hv >= 0) {
+				rc = ft_buf_addch(&bytes, (char)hv);
+				continue;
+			}
+			if (bytes.len) {
+				if (ft_utf8_valid(bytes.ptr, bytes.len)) {
+					rc = tok_pieces_add(out, bytes.ptr, bytes.len, -1, false);
+				} else {
+					for (size_t k = 0; k < bytes.len && !rc; k++)
+						rc = tok_pieces_add(out, "\xEF\xBF\xBD", 3, -1, false);
+				}
+				ft_buf_reset(&bytes);
+			}
+			if (s && !rc)
+				rc = tok_pieces_add(out, s, n, -1, false);
+		}
+		ft_buf_release(&bytes);
+		return rc;
+	}
+	case DEC_REPLACE:
+	case DEC_STRIP:
+	case DEC_METASPACE:
+		break;
+	}
+	for (size_t i = 0; i < in->n && !rc; i++) {
+		const char *s = in->text.ptr + in->v[i].off;
+		size_t n = in->v[i].len;
+		if ((rc = tok_pieces_add(out, NULL, 0, -1, false)))
+			break;
+		if (d->kind == DEC_REPLACE) {
+			size_t before = out->text.len;
+			rc = replace_all(s, n, d->a, d->alen, d->b, d->blen, &out->text);
+			out->v[out->n - 1].len = out->text.len - before;
+		} else if (d->kind == DEC_STRIP) {
+			size_t a = 0, b = n, k, nch = 0;
+			uint32_t cp;
+			for (k = 0; k < d->start && a < n; k++) {
+				size_t l = ft_utf8_next(s + a, n - a, &cp);
+				if (cp != d->content)
+					break;
+				a += l;
+			}
+			for (size_t p = 0; p < n; nch++)
+				p += ft_utf8_next(s + p, n - p, &cp);
+			for (k = 0; k < d->stop && b > a && k < nch; k++) {
+				size_t q = b - 1;
+				while (q > 0 && ((unsigned char)s[q] & 0xC0) == 0x80)
+					q--;
+				ft_utf8_next(s + q, b - q, &cp);
+				if (cp != d->content)
+					break;
+				b = q;
+			}
+			rc = tok_pieces_extend(out, s + a, b - a);
+		} else {
+			for (size_t p = 0; p < n && !rc;) {
+				uint32_t cp;
+				size_t l = ft_utf8_next(s + p, n - p, &cp);
+				if (cp == d->repl) {
+					if (!(i == 0 && d->scheme != PREPEND_NEVER))
+						rc = tok_pieces_extend(out, " ", 1);
+				} else {
+					rc = tok_pieces_extend(out, s + p, l);
+				}
+				p += l;
+			}
+		}
+	}
+	return rc;
+}
+
+enum ft_rc ft_tokenizer_decode(const struct ft_tokenizer *t, const int32_t *ids, size_t n,
+			       unsigned flags, struct ft_buf *out, struct ft_err *err)
+{
+	struct tok_pieces a, b;
+	enum ft_rc rc = FT_OK;
+	tok_bytemap_init();
+	tok_pieces_init(&a);
+	tok_pieces_init(&b);
+	for (size_t i = 0; i < n && !rc; i++) {
+		int32_t id = ids[i];
+		if (id < 0 || (size_t)id >= t->nids || !t->names[id])
+			continue;
+		if ((flags & FT_TOK_SKIP_SPECIAL) && t->special[id])
+			continue;
+		rc = tok_pieces_add(&a, t->names[id], t->name_len[id], -1, false);
+	}
+	struct tok_pieces *in = &a, *o = &b;
+	for (size_t i = 0; i < t->ndecs && !rc; i++) {
+		rc = dec_step(&t->decs[i], in, o);
+		struct tok_pieces *sw = in;
+		in = o;
+		o = sw;
+	}
+	size_t mark = out->len;
+	for (size_t i = 0; i < in->n && !rc; i++) {
+		if (!t->has_decoder && i > 0)
+			rc = ft_buf_addch(out, ' ');
+		if (!rc)
+			rc = ft_buf_add(out, in->text.ptr + in->v[i].off, in->v[i].len);
+	}
+	tok_pieces_release(&a);
+	tok_pieces_release(&b);
+	if (rc) {
+		ft_buf_truncate(out, mark);
+		return ft_failf(err, rc, NULL, "tokenizer: decoding failed: %s", ft_rc_name(rc));
+	}
+	return FT_OK;
+}

@@ -226,7 +226,7 @@ static enum ft_rc parse_pattern(const json_t *o, struct tok_pattern *pat, bool r
 static enum ft_rc add_norm(struct ft_tokenizer *t, const json_t *o, const char *path,
 			   struct ft_err *err, int depth)
 {
-	const char *type;
+	const char *type = NULL;
 	if (depth > 8)
 		return bad(err, path, "normalizers nested too deep");
 	if (get_type(o, &type, path, err))
@@ -330,7 +330,7 @@ static enum ft_rc parse_scheme(const json_t *o, enum prepend_scheme *out, const 
 static enum ft_rc add_pretok(struct ft_tokenizer *t, const json_t *o, const char *path,
 			     struct ft_err *err, int depth)
 {
-	const char *type;
+	const char *type = NULL;
 	if (depth > 8)
 		return bad(err, path, "pre-tokenizers nested too deep");
 	if (get_type(o, &type, path, err))
@@ -402,7 +402,7 @@ static enum ft_rc add_pretok(struct ft_tokenizer *t, const json_t *o, const char
 static enum ft_rc add_dec(struct ft_tokenizer *t, const json_t *o, const char *path,
 			  struct ft_err *err, int depth)
 {
-	const char *type, *s = NULL;
+	const char *type = NULL, *s = NULL;
 	size_t len = 0;
 	if (depth > 8)
 		return bad(err, path, "decoders nested too deep");
@@ -535,7 +535,7 @@ static enum ft_rc parse_template(struct ft_tokenizer *t, const json_t *o, const 
 static enum ft_rc parse_post(struct ft_tokenizer *t, const json_t *o, const char *path,
 			     struct ft_err *err, int depth)
 {
-	const char *type;
+	const char *type = NULL;
 	if (depth > 8)
 		return bad(err, path, "post-processors nested too deep");
 	if (get_type(o, &type, path, err))

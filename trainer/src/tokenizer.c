@@ -1256,11 +1256,20 @@ struct enc_ctx {
 static enum ft_rc bytelevel_map(const char *s, size_t n, bool first, struct tok_pieces *out)
 {
 	enum ft_rc rc = tok_pieces_add(out, NULL, 0, -1, first);
-	for (size_t i = 0; i < n && !rc; i++) {
+	if (rc || (rc = ft_buf_grow(&out->text, 2 * n + 1)))
+		return rc;
+	char *w = out->text.ptr + out->text.len;
+	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
-		rc = tok_pieces_extend(out, tok_bytemap.utf8[c], tok_bytemap.len[c]);
+		*w++ = tok_bytemap.utf8[c][0];
+		if (tok_bytemap.len[c] == 2)
+			*w++ = tok_bytemap.utf8[c][1];
 	}
-	return rc;
+	size_t added = (size_t)(w - (out->text.ptr + out->text.len));
+	out->text.len += added;
+	out->text.ptr[out->text.len] = 0;
+	out->v[out->n - 1].len = added;
+	return FT_OK;
 }
 
 /* One pre-tokenizer over every span of in, into out. */

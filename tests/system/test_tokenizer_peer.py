@@ -5,7 +5,7 @@ multilingual corpus generated here (English, Chinese customer-service text,
 code, emoji, runs of spaces and newlines, numbers), laid out the way the real
 model families lay out their tokenizer.json:
   - llama3:  ByteLevel BPE, Llama 3 Split regex, ignore_merges, BOS template;
-  - qwen2:   the same with Qwen2's regex (single digits);
+  - qwen2:   the same with Qwen2's regex (single digits) and its NFC normalizer;
   - gpt2:    ByteLevel pre-tokenizer with its own regex (add_prefix_space);
   - llama2:  SentencePiece style: Prepend("▁") + Replace(" ", "▁"), byte_fallback,
              unk, decoders Replace / ByteFallback / Fuse / Strip, <s> template;
@@ -71,7 +71,8 @@ def sample_texts(rng):
             "12345678901", "1 22 333 4444", "3.14159", "٣٤٥ ①②③ Ⅻ", "a1b2c3", "foo_bar_baz",
             "mixed 中文 and English 😀 ok", "日本語のテキスト", "Ελληνικά κείμενο", "Русский текст",
             "عربي", "한국어 텍스트", "e\u0301 (combining)", "\u00a0nbsp\u00a0", "\u3000全角空格\u3000",
-            "\u2028line sep", "zero\u200bwidth", "\ufeffbom", "tab\tsep\tvalues", "trailing spaces   ",
+            "\u2028line sep", "cafe\u0301 re\u0301sume\u0301", "\u1100\u1161\u11a8 \u1112\u1161\u11ab",
+            "\u212b \u2126 \u1e0a\u0323 \u1e9b\u0323 a\u0328\u0301 \u0958 \u0344", "\u0f73 \u09c7\u09be", "zero\u200bwidth", "\ufeffbom", "tab\tsep\tvalues", "trailing spaces   ",
             "   leading", "!!!???...", "a.b,c;d:e", "    def f():\n        pass\n", "x" * 300,
             "supercalifragilisticexpialidocious" * 20, "ab" * 500, "中文" * 300, "😀" * 100,
             "<0x41>", "▁", "▁▁ ▁", "Ġ", "ĠĠ", "<unk>", "<s>", "</s>", "<s></s><s>", " <s> ",
@@ -84,7 +85,8 @@ def sample_texts(rng):
     pool = [" ", " ", "  ", "\n", "\r", "\r\n", "\t", "\u00a0", "\u3000", "\u2028", "\u0085", "a", "Z",
             "é", "中", "1", "22", "٣", "①", "'", "s", "S", "t", "re", "VE", "l", "L", "D", "m", "ſ", "!", "_",
             ".", "😀", "\u0301", "<", "|", ">", "▁", "x", "<s>", "</s>", "<|eot_id|>", "<mask>", "[[Tag]]",
-            "<tool>", "\ufffd", "\x0b", "\x0c", "€"]
+            "<tool>", "\ufffd", "\x0b", "\x0c", "€", "e\u0301", "\u0323", "\u0307", "\u1100", "\u1161",
+            "\u11a8", "\uac00", "\u212b", "\u1e0a", "\u0344", "\u0958", "\u05b0", "\u0591"]
     mixes = ["".join(rng.choice(pool) for _ in range(rng.randint(1, 25))) for _ in range(250)]
     long_text = "\n".join(corpus(random.Random(7), 400))[:10000]
     return edge + lines + mixes + [long_text]
@@ -104,6 +106,8 @@ def add_extra_tokens(tok, specials):
 
 def build_bytelevel(lines, regex, kind):
     tok = Tokenizer(models.BPE(ignore_merges=(kind != "gpt2")))
+    if kind == "qwen2":
+        tok.normalizer = normalizers.NFC()
     if kind == "gpt2":
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)
         tok.post_processor = processors.ByteLevel(trim_offsets=False)

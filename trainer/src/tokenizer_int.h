@@ -32,6 +32,24 @@ extern const uint32_t ft_uni_start[];
 extern const uint16_t ft_uni_flags[];
 
 unsigned ft_uni_class(uint32_t cp);
+
+/* NFC data (unicode_tables.c) and the normalizer (tokenizer_nfc.c). */
+struct ft_uni_decomp {
+	uint32_t cp;
+	uint16_t off; /* into ft_uni_decomp_pool */
+	uint8_t len;
+};
+struct ft_uni_comp {
+	uint32_t a, b, c; /* a b composes to c; sorted by (a, b) */
+};
+extern const size_t ft_uni_ccc_nruns, ft_uni_ndecomp, ft_uni_ncomp;
+extern const uint32_t ft_uni_ccc_start[];
+extern const uint8_t ft_uni_ccc_val[];
+extern const struct ft_uni_decomp ft_uni_decomp[];
+extern const uint32_t ft_uni_decomp_pool[];
+extern const struct ft_uni_comp ft_uni_comp[];
+/* Append the NFC form of valid UTF-8 s[0..n) to out. */
+enum ft_rc ft_uni_nfc(const char *s, size_t n, struct ft_buf *out) FT_WARN_UNUSED;
 /* Decode one code point of valid UTF-8 at s (n > 0 bytes left); returns its length. */
 size_t ft_utf8_next(const char *s, size_t n, uint32_t *cp);
 /* Encode cp; returns 1..4. */

@@ -6,7 +6,14 @@ the general category group (L, N, M, P, S, Z), whether it is a decimal digit
 (Nd) or a connector (Pc) for \\w, and whether it is whitespace as Oniguruma's
 Unicode \\s defines it (U+0009..U+000D, U+0085 and the Z categories).
 
-The table is run-length coded: entry i says that code points
+For the NFC normalizer (Qwen2's tokenizer.json has one) it also writes the
+canonical combining classes (run-length coded), the full canonical
+decompositions (NFD of each character that changes, Hangul syllables left to
+the algorithm), and the primary composites: (a, b) -> c for every c whose
+canonical decomposition is a b and that NFC gives back (which leaves out the
+composition exclusions).
+
+The category table is run-length coded: entry i says that code points
 [start[i], start[i+1]) share the flags flags[i]. Lookup is a binary search
 (tokenizer_pretok.c), with a direct table for the first 256 code points.
 
@@ -55,6 +62,54 @@ def main():
     out.write("};\n\nconst uint16_t ft_uni_flags[] = {\n")
     for i in range(0, len(fl), 12):
         out.write("\t" + ", ".join(f"0x{x:03x}" for x in fl[i:i + 12]) + ",\n")
+    out.write("};\n")
+    write_nfc(out)
+
+
+def is_hangul_syllable(cp):
+    return 0xAC00 <= cp <= 0xD7A3
+
+
+def write_nfc(out):
+    starts, vals, prev = [], [], None
+    for cp in range(0x110000):
+        c = unicodedata.combining(chr(cp))
+        if c != prev:
+            starts.append(cp)
+            vals.append(c)
+            prev = c
+    out.write(f"\nconst size_t ft_uni_ccc_nruns = {len(starts)};\n\nconst uint32_t ft_uni_ccc_start[] = {{\n")
+    for i in range(0, len(starts), 8):
+        out.write("\t" + ", ".join(f"0x{x:05x}" for x in starts[i:i + 8]) + ",\n")
+    out.write("};\n\nconst uint8_t ft_uni_ccc_val[] = {\n")
+    for i in range(0, len(vals), 16):
+        out.write("\t" + ", ".join(str(x) for x in vals[i:i + 16]) + ",\n")
+    out.write("};\n")
+    dec, pool = [], []
+    comp = []
+    for cp in range(0x110000):
+        if is_hangul_syllable(cp) or 0xD800 <= cp <= 0xDFFF:
+            continue
+        ch = chr(cp)
+        d = unicodedata.normalize("NFD", ch)
+        if d != ch:
+            dec.append((cp, len(pool), len(d)))
+            pool.extend(ord(x) for x in d)
+        raw = unicodedata.decomposition(ch)
+        if raw and not raw.startswith("<"):
+            parts = [int(x, 16) for x in raw.split()]
+            if len(parts) == 2 and unicodedata.normalize("NFC", chr(parts[0]) + chr(parts[1])) == ch:
+                comp.append((parts[0], parts[1], cp))
+    comp.sort()
+    out.write(f"\nconst size_t ft_uni_ndecomp = {len(dec)};\n\nconst struct ft_uni_decomp ft_uni_decomp[] = {{\n")
+    for i in range(0, len(dec), 4):
+        out.write("\t" + " ".join(f"{{ 0x{c:05x}, {o}, {n} }}," for c, o, n in dec[i:i + 4]) + "\n")
+    out.write("};\n\nconst uint32_t ft_uni_decomp_pool[] = {\n")
+    for i in range(0, len(pool), 8):
+        out.write("\t" + ", ".join(f"0x{x:05x}" for x in pool[i:i + 8]) + ",\n")
+    out.write(f"}};\n\nconst size_t ft_uni_ncomp = {len(comp)};\n\nconst struct ft_uni_comp ft_uni_comp[] = {{\n")
+    for i in range(0, len(comp), 3):
+        out.write("\t" + " ".join(f"{{ 0x{a:05x}, 0x{b:05x}, 0x{c:05x} }}," for a, b, c in comp[i:i + 3]) + "\n")
     out.write("};\n")
 
 

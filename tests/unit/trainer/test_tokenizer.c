@@ -199,6 +199,30 @@ FT_TEST(invalid_utf8_becomes_replacement_characters)
 	FT_CHECK(!ft_utf8_valid("\xe4\xb8", 2));
 }
 
+static const char *nfc(const char *s)
+{
+	static char out[256];
+	struct ft_buf b = FT_BUF_INIT(1024);
+	if (ft_uni_nfc(s, strlen(s), &b))
+		return "error";
+	snprintf(out, sizeof(out), "%s", ft_buf_str(&b));
+	ft_buf_release(&b);
+	return out;
+}
+
+FT_TEST(nfc_composes_reorders_and_excludes)
+{
+	FT_CHECK_STR(nfc("e\xcc\x81"), "\xc3\xa9");			  /* e + U+0301 -> U+00E9 */
+	FT_CHECK_STR(nfc("\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8"), "\xea\xb0\x81"); /* L V T -> U+AC01 */
+	FT_CHECK_STR(nfc("\xe2\x84\xab"), "\xc3\x85");			  /* U+212B ANGSTROM -> U+00C5 */
+	/* UAX #15 example: U+1E0A U+0323 -> U+1E0C U+0307 (reordered, recomposed) */
+	FT_CHECK_STR(nfc("\xe1\xb8\x8a\xcc\xa3"), "\xe1\xb8\x8c\xcc\x87");
+	/* U+0958 is a composition exclusion: stays decomposed as U+0915 U+093C */
+	FT_CHECK_STR(nfc("\xe0\xa5\x98"), "\xe0\xa4\x95\xe0\xa4\xbc");
+	FT_CHECK_STR(nfc("plain ascii"), "plain ascii");
+	FT_CHECK_STR(nfc("\xcc\x81" "a"), "\xcc\x81" "a"); /* leading mark blocks nothing after */
+}
+
 FT_TEST(unsupported_components_are_named)
 {
 	static const struct {

@@ -9,7 +9,9 @@ model families lay out their tokenizer.json:
   - gpt2:    ByteLevel pre-tokenizer with its own regex (add_prefix_space);
   - llama2:  SentencePiece style: Prepend("▁") + Replace(" ", "▁"), byte_fallback,
              unk, decoders Replace / ByteFallback / Fuse / Strip, <s> template;
-  - mistral: the llama2 model with a Metaspace pre-tokenizer and decoder.
+  - mistral: the llama2 model with a Metaspace pre-tokenizer and decoder
+             (prepend_scheme "first", no split); metaspace_split: "always", split;
+  - gpt2_lower: gpt2 behind a Sequence of NFC, Lowercase and Strip normalizers.
 For >= 200 texts, ids (with and without special-token splitting, with and
 without add_special_tokens) and decode output (with and without
 skip_special_tokens) must be identical. Invalid UTF-8 goes in as raw bytes to
@@ -72,7 +74,8 @@ def sample_texts(rng):
             "mixed 中文 and English 😀 ok", "日本語のテキスト", "Ελληνικά κείμενο", "Русский текст",
             "عربي", "한국어 텍스트", "e\u0301 (combining)", "\u00a0nbsp\u00a0", "\u3000全角空格\u3000",
             "\u2028line sep", "cafe\u0301 re\u0301sume\u0301", "\u1100\u1161\u11a8 \u1112\u1161\u11ab",
-            "\u212b \u2126 \u1e0a\u0323 \u1e9b\u0323 a\u0328\u0301 \u0958 \u0344", "\u0f73 \u09c7\u09be", "zero\u200bwidth", "\ufeffbom", "tab\tsep\tvalues", "trailing spaces   ",
+            "\u212b \u2126 \u1e0a\u0323 \u1e9b\u0323 a\u0328\u0301 \u0958 \u0344", "\u0f73 \u09c7\u09be",
+            "\u0130STANBUL \u03a3\u0391\u03a3 \u1e9e \u01c4 \u2126 \u212a FINAL\u03a3", "\u0178\u00c0\u0410\u10a0", "zero\u200bwidth", "\ufeffbom", "tab\tsep\tvalues", "trailing spaces   ",
             "   leading", "!!!???...", "a.b,c;d:e", "    def f():\n        pass\n", "x" * 300,
             "supercalifragilisticexpialidocious" * 20, "ab" * 500, "中文" * 300, "😀" * 100,
             "<0x41>", "▁", "▁▁ ▁", "Ġ", "ĠĠ", "<unk>", "<s>", "</s>", "<s></s><s>", " <s> ",
@@ -162,6 +165,13 @@ def build_mistral(llama2):
     return Tokenizer.from_str(json.dumps(j))
 
 
+def with_json(tok, **changes):
+    """A copy of tok with top-level tokenizer.json fields replaced."""
+    j = json.loads(tok.to_str())
+    j.update(changes)
+    return Tokenizer.from_str(json.dumps(j))
+
+
 @pytest.fixture(scope="module")
 def peers(tmp_path_factory):
     rng = random.Random(1234)
@@ -173,6 +183,10 @@ def peers(tmp_path_factory):
     }
     toks["llama2"] = build_llama2(lines)
     toks["mistral"] = build_mistral(toks["llama2"])
+    meta = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
+    toks["metaspace_split"] = with_json(toks["llama2"], normalizer=None, pre_tokenizer=meta, decoder=meta)
+    toks["gpt2_lower"] = with_json(toks["gpt2"], normalizer={"type": "Sequence", "normalizers": [
+        {"type": "NFC"}, {"type": "Lowercase"}, {"type": "Strip", "strip_left": True, "strip_right": True}]})
     d = tmp_path_factory.mktemp("tok")
     paths = {}
     for name, tok in toks.items():
@@ -195,7 +209,8 @@ def run_batch(build_dir, path, requests):
 MODES = [(split, add) for split in (True, False) for add in (True, False)]
 
 
-@pytest.mark.parametrize("name", ["llama3", "qwen2", "gpt2", "llama2", "mistral"])
+@pytest.mark.parametrize("name", ["llama3", "qwen2", "gpt2", "llama2", "mistral", "metaspace_split",
+                                  "gpt2_lower"])
 def test_encode_decode_match_peer(peers, build_dir, name):
     toks, paths = peers
     tok = toks[name]

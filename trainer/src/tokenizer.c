@@ -8,7 +8,8 @@
  *      then single_word / lstrip / rstrip); special ones only with
  *      FT_TOK_SPLIT_SPECIAL (without it they are plain text, as the package's
  *      encode_special_tokens = True);
- *   3. normalize each remaining piece (Sequence of Prepend, Replace, Strip, NFC),
+ *   3. normalize each remaining piece (Sequence of Prepend, Replace, Strip, NFC,
+ *      Lowercase),
  *      then split out the "normalized": true added tokens, matched by their
  *      normalized content;
  *   4. pre-tokenize (Sequence of Split with a known regex or a literal,
@@ -34,7 +35,7 @@
 #define TOK_FILE_MAX ((size_t)512 << 20) /* tokenizer.json larger than this is refused */
 #define TOK_TEXT_MAX ((size_t)1 << 40)
 
-enum norm_kind { NORM_PREPEND, NORM_REPLACE, NORM_STRIP, NORM_NFC };
+enum norm_kind { NORM_PREPEND, NORM_REPLACE, NORM_STRIP, NORM_NFC, NORM_LOWERCASE };
 struct norm {
 	enum norm_kind kind;
 	char *a, *b; /* Prepend: a; Replace: a -> b */
@@ -271,6 +272,8 @@ static enum ft_rc add_norm(struct ft_tokenizer *t, const json_t *o, const char *
 		}
 	} else if (strcmp(type, "NFC") == 0) {
 		n.kind = NORM_NFC;
+	} else if (strcmp(type, "Lowercase") == 0) {
+		n.kind = NORM_LOWERCASE;
 	} else if (strcmp(type, "Strip") == 0) {
 		n.kind = NORM_STRIP;
 		n.left = n.right = true;
@@ -1243,6 +1246,10 @@ static enum ft_rc normalize(const struct ft_tokenizer *t, const char *s, size_t 
 			break;
 		case NORM_NFC:
 			if (ft_uni_nfc(cur, cl, tmp))
+				return FT_ENOMEM;
+			break;
+		case NORM_LOWERCASE:
+			if (ft_uni_lowercase(cur, cl, tmp))
 				return FT_ENOMEM;
 			break;
 		}

@@ -48,6 +48,14 @@ extern const uint8_t ft_uni_ccc_val[];
 extern const struct ft_uni_decomp ft_uni_decomp[];
 extern const uint32_t ft_uni_decomp_pool[];
 extern const struct ft_uni_comp ft_uni_comp[];
+struct ft_uni_lower {
+	uint32_t cp;
+	uint32_t to[3]; /* 0-terminated when shorter */
+};
+extern const size_t ft_uni_nlower;
+extern const struct ft_uni_lower ft_uni_lower[];
+/* Append the lowercase of valid UTF-8 s[0..n) to out (per character). */
+enum ft_rc ft_uni_lowercase(const char *s, size_t n, struct ft_buf *out) FT_WARN_UNUSED;
 /* Append the NFC form of valid UTF-8 s[0..n) to out. */
 enum ft_rc ft_uni_nfc(const char *s, size_t n, struct ft_buf *out) FT_WARN_UNUSED;
 /* Decode one code point of valid UTF-8 at s (n > 0 bytes left); returns its length. */

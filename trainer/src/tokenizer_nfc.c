@@ -10,6 +10,9 @@
  *      (composition exclusions left out by the generator) and Hangul L+V,
  *      LV+T arithmetic.
  * Fast path: text whose code points are all below U+0300 is already NFC.
+ *
+ * Also the Lowercase normalizer: each character mapped on its own (Rust's
+ * char::to_lowercase), from the generated table.
  */
 #include "tokenizer_int.h"
 
@@ -158,4 +161,43 @@ enum ft_rc ft_uni_nfc(const char *s, size_t n, struct ft_buf *out)
 out:
 	free(d.v);
 	return rc;
+}
+
+enum ft_rc ft_uni_lowercase(const char *s, size_t n, struct ft_buf *out)
+{
+	for (size_t i = 0; i < n;) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x80) {
+			if (ft_buf_addch(out, (char)(c >= 'A' && c <= 'Z' ? c + 32 : c)))
+				return FT_ENOMEM;
+			i++;
+			continue;
+		}
+		uint32_t cp;
+		size_t l = ft_utf8_next(s + i, n - i, &cp), lo = 0, hi = ft_uni_nlower;
+		const struct ft_uni_lower *hit = NULL;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (ft_uni_lower[mid].cp == cp) {
+				hit = &ft_uni_lower[mid];
+				break;
+			}
+			if (ft_uni_lower[mid].cp < cp)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (!hit) {
+			if (ft_buf_add(out, s + i, l))
+				return FT_ENOMEM;
+		} else {
+			for (size_t k = 0; k < 3 && hit->to[k]; k++) {
+				char u[4];
+				if (ft_buf_add(out, u, ft_utf8_put(hit->to[k], u)))
+					return FT_ENOMEM;
+			}
+		}
+		i += l;
+	}
+	return FT_OK;
 }

@@ -6,6 +6,7 @@ the general category group (L, N, M, P, S, Z), whether it is a decimal digit
 (Nd) or a connector (Pc) for \\w, and whether it is whitespace as Oniguruma's
 Unicode \\s defines it (U+0009..U+000D, U+0085 and the Z categories).
 
+For the Lowercase normalizer, each character's lowercase (1 to 3 code points).
 For the NFC normalizer (Qwen2's tokenizer.json has one) it also writes the
 canonical combining classes (run-length coded), the full canonical
 decompositions (NFD of each character that changes, Hangul syllables left to
@@ -64,6 +65,26 @@ def main():
         out.write("\t" + ", ".join(f"0x{x:03x}" for x in fl[i:i + 12]) + ",\n")
     out.write("};\n")
     write_nfc(out)
+    write_lower(out)
+
+
+def write_lower(out):
+    """Per-character lowercase (the Lowercase normalizer uses Rust's
+    char::to_lowercase, no context: U+03A3 is always U+03C3)."""
+    rows = []
+    for cp in range(0x110000):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        low = chr(cp).lower()
+        if low != chr(cp):
+            cps = [ord(x) for x in low] + [0, 0]
+            assert len(low) <= 3
+            rows.append((cp, cps[:3]))
+    out.write(f"\nconst size_t ft_uni_nlower = {len(rows)};\n\nconst struct ft_uni_lower ft_uni_lower[] = {{\n")
+    for i in range(0, len(rows), 3):
+        out.write("\t" + " ".join(f"{{ 0x{c:05x}, {{ 0x{a[0]:05x}, 0x{a[1]:05x}, 0x{a[2]:05x} }} }},"
+                                  for c, a in rows[i:i + 3]) + "\n")
+    out.write("};\n")
 
 
 def is_hangul_syllable(cp):

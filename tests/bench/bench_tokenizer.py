@@ -7,6 +7,10 @@ multilingual text, then encodes the same few MB with both:
   - ours: `ft-train tokenize --model X -` on the whole file, minus the same
     command on an empty input (process start and loading tokenizer.json);
   - peer: Tokenizer.encode(text) in this process (RAYON_NUM_THREADS=1).
+and per document (each generated line on its own, as datasets are encoded):
+  - ours: `ft-train tokenize --batch` (one JSON request per line; the JSON
+    reading and writing is counted against us);
+  - peer: Tokenizer.encode_batch(lines) on one thread.
 Checks the ids agree, prints MB/s and the ratio. Never fails on timing.
 
   FT_BUILD_DIR=build-rel python3 tests/bench/bench_tokenizer.py [MB]
@@ -14,6 +18,7 @@ A sanitizer (ASan/UBSan) build is several times slower than a release one.
 """
 import os
 import random
+import json
 import subprocess
 import sys
 import tempfile
@@ -69,12 +74,27 @@ def main():
         t_empty, _ = best_of(3, lambda: ours("empty.txt"))
         t_ours, out = best_of(3, lambda: ours("text.txt"))
         t_peer, enc = best_of(3, lambda: tok.encode(text, add_special_tokens=False))
-        import json
         same = json.loads(out)["ids"] == enc.ids
         enc_ours = max(t_ours - t_empty, 1e-9)
-        print(f"{name:22s} ours {nbytes / enc_ours / 1e6:7.2f} MB/s  tokenizers {nbytes / t_peer / 1e6:7.2f} MB/s"
+        print(f"{name:22s} whole text   ours {nbytes / enc_ours / 1e6:7.2f} MB/s  tokenizers {nbytes / t_peer / 1e6:7.2f} MB/s"
               f"  ratio {t_peer / enc_ours:5.2f}x  (load {t_empty * 1000:.0f} ms, {len(enc.ids)} tokens,"
               f" ids {'identical' if same else 'DIFFER'})")
+        reqs = (tmp / "reqs.jsonl")
+        reqs.write_text("".join(json.dumps({"text": x}) + "\n" for x in lines))
+
+        def ours_batch():
+            with open(reqs, "rb") as inp:
+                p = subprocess.run([str(ft_train), "tokenize", "--model", str(path), "--batch"],
+                                   stdin=inp, capture_output=True, check=True)
+            return p.stdout
+
+        t_ob, out = best_of(3, ours_batch)
+        t_pb, encs = best_of(3, lambda: tok.encode_batch(lines, add_special_tokens=False))
+        got = [json.loads(x)["ids"] for x in out.decode().split("\n") if x]
+        same = got == [e.ids for e in encs]
+        t_ob = max(t_ob - t_empty, 1e-9)
+        print(f"{name:22s} per document ours {nbytes / t_ob / 1e6:7.2f} MB/s  tokenizers {nbytes / t_pb / 1e6:7.2f} MB/s"
+              f"  ratio {t_pb / t_ob:5.2f}x  ({len(lines)} documents, ids {'identical' if same else 'DIFFER'})")
     return 0
 
 

@@ -6,7 +6,7 @@
 #ifndef FT_TRAIN_CMD_H
 #define FT_TRAIN_CMD_H
 
-int cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
+int cmd_tokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 
 #endif

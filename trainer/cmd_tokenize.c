@@ -31,7 +31,8 @@ static struct ft_tokenizer *open_model(const char *path, struct ft_err *err)
 		char chunk[65536];
 		size_t n;
 		if (!f) {
-			ft_failf(err, FT_EIO, NULL, "cannot open \"%s\": %s", path, strerror(errno));
+			ft_failf(err, FT_EIO, NULL, "cannot open \"%s\": %s", path,
+				 strerror(errno));
 			return NULL;
 		}
 		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
@@ -106,7 +107,7 @@ static int hexval(int c)
 static void batch_one(const struct ft_tokenizer *t, const char *line, size_t len)
 {
 	struct ft_err err;
-	struct ft_ids ids = { 0 };
+	struct ft_ids ids = {0};
 	struct ft_buf text = FT_BUF_INIT((size_t)1 << 34);
 	ft_err_clear(&err);
 	json_t *o = ft_json_parse(line, len, &err), *dec;
@@ -121,19 +122,22 @@ static void batch_one(const struct ft_tokenizer *t, const char *line, size_t len
 			answer_error("\"decode\" must be a list of ids");
 			goto out;
 		}
-		json_array_foreach(dec, i, v) if (!json_is_integer(v) || ft_ids_push(&ids,
-				(int32_t)json_integer_value(v))) {
+		json_array_foreach(dec, i, v) if (!json_is_integer(v) ||
+						  ft_ids_push(&ids, (int32_t)json_integer_value(v)))
+		{
 			answer_error("\"decode\" must be a list of ids");
 			goto out;
 		}
-		unsigned fl = json_is_true(json_object_get(o, "skip_special")) ? FT_TOK_SKIP_SPECIAL : 0;
+		unsigned fl =
+			json_is_true(json_object_get(o, "skip_special")) ? FT_TOK_SKIP_SPECIAL : 0;
 		if (ft_tokenizer_decode(t, ids.v, ids.len, fl, &text, &err)) {
 			answer_error(err.msg);
 			goto out;
 		}
 		json_t *r = json_object();
 		struct ft_buf b = FT_BUF_INIT((size_t)1 << 34);
-		if (r && !json_object_set_new(r, "text", json_stringn(ft_buf_str(&text), text.len)) &&
+		if (r &&
+		    !json_object_set_new(r, "text", json_stringn(ft_buf_str(&text), text.len)) &&
 		    !ft_json_dump_buf(r, &b))
 			printf("%s\n", ft_buf_str(&b));
 		else
@@ -186,8 +190,10 @@ out:
 
 static int usage_tokenize(void)
 {
-	fprintf(stderr, "usage: ft-train tokenize --model DIR|tokenizer.json [--special] [--json] TEXT|-\n"
-			"       ft-train tokenize --model DIR|tokenizer.json --batch  (JSON lines on stdin)\n");
+	fprintf(stderr,
+		"usage: ft-train tokenize --model DIR|tokenizer.json [--special] [--json] TEXT|-\n"
+		"       ft-train tokenize --model DIR|tokenizer.json --batch  (JSON lines on "
+		"stdin)\n");
 	return 2;
 }
 
@@ -244,7 +250,7 @@ int cmd_tokenize(int argc, char **argv)
 		code = 1;
 		goto out;
 	}
-	struct ft_ids ids = { 0 };
+	struct ft_ids ids = {0};
 	unsigned fl = special ? FT_TOK_SPLIT_SPECIAL | FT_TOK_ADD_SPECIAL : 0;
 	if (ft_tokenizer_encode(t, ft_buf_str(&in), in.len, fl, &ids, &err)) {
 		code = fail(&err);
@@ -270,7 +276,7 @@ int cmd_detokenize(int argc, char **argv)
 {
 	const char *model = NULL;
 	unsigned fl = 0;
-	struct ft_ids ids = { 0 };
+	struct ft_ids ids = {0};
 	struct ft_err err;
 	int code = 0;
 	ft_err_clear(&err);
@@ -294,7 +300,8 @@ int cmd_detokenize(int argc, char **argv)
 		}
 	}
 	if (!model) {
-		fprintf(stderr, "usage: ft-train detokenize --model DIR|tokenizer.json [--skip-special] ID...\n");
+		fprintf(stderr, "usage: ft-train detokenize --model DIR|tokenizer.json "
+				"[--skip-special] ID...\n");
 		ft_ids_release(&ids);
 		return 2;
 	}

@@ -14,25 +14,26 @@ static const char *const texts[] = {
 	" ",
 	"Hello world's  test 123!!\n\n",
 	"I'M here 12345 ok?\r\n  x\t\ty",
-	"\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x98\x80\xf0\x9f\x91\x8d",
+	"\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c "
+	"\xf0\x9f\x98\x80\xf0\x9f\x91\x8d",
 	"<s>hi</s> <|begin_of_text|>x<|eot_id|> <mask> <unk>",
 	"\xff\xfe\xc3\x28\xed\xa0\x80\xf4\x90\x80\x80 \xe2\x96\x81\xc4\xa0",
 };
 
 static void run(const struct ft_tokenizer *t, const char *s, size_t n)
 {
-	static const unsigned modes[] = { 0, FT_TOK_SPLIT_SPECIAL,
-					  FT_TOK_SPLIT_SPECIAL | FT_TOK_ADD_SPECIAL };
+	static const unsigned modes[] = {0, FT_TOK_SPLIT_SPECIAL,
+					 FT_TOK_SPLIT_SPECIAL | FT_TOK_ADD_SPECIAL};
 	for (size_t m = 0; m < FT_ARRAY_LEN(modes); m++) {
-		struct ft_ids ids = { 0 };
+		struct ft_ids ids = {0};
 		struct ft_buf out = FT_BUF_INIT((size_t)1 << 24);
 		struct ft_err err;
 		ft_err_clear(&err);
 		if (ft_tokenizer_encode(t, s, n, modes[m], &ids, &err) == FT_OK) {
 			for (size_t i = 0; i < ids.len; i++)
 				FT_ASSERT(ft_tokenizer_id_to_token(t, ids.v[i]) != NULL);
-			(void)ft_tokenizer_decode(t, ids.v, ids.len, m ? FT_TOK_SKIP_SPECIAL : 0, &out,
-						  &err);
+			(void)ft_tokenizer_decode(t, ids.v, ids.len, m ? FT_TOK_SKIP_SPECIAL : 0,
+						  &out, &err);
 		}
 		ft_buf_release(&out);
 		ft_ids_release(&ids);

@@ -47,11 +47,11 @@ enum pretok_kind { PT_BYTELEVEL, PT_SPLIT, PT_METASPACE };
 enum prepend_scheme { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER };
 struct pretok {
 	enum pretok_kind kind;
-	bool add_prefix_space, use_regex;     /* ByteLevel */
-	struct tok_pattern pat;		      /* Split */
+	bool add_prefix_space, use_regex; /* ByteLevel */
+	struct tok_pattern pat; /* Split */
 	enum tok_split_behavior behavior;
 	bool invert;
-	char repl[5];			      /* Metaspace */
+	char repl[5]; /* Metaspace */
 	size_t repl_len;
 	enum prepend_scheme scheme;
 	bool split;
@@ -130,8 +130,7 @@ static char *dupn(const char *s, size_t n)
 	return d;
 }
 
-static enum ft_rc bad(struct ft_err *err, const char *path, const char *fmt, ...)
-	FT_PRINTF(3, 4);
+static enum ft_rc bad(struct ft_err *err, const char *path, const char *fmt, ...) FT_PRINTF(3, 4);
 static enum ft_rc bad(struct ft_err *err, const char *path, const char *fmt, ...)
 {
 	char msg[400];
@@ -149,8 +148,8 @@ static enum ft_rc oom(struct ft_err *err)
 }
 
 /* JSON getters that name the path in tokenizer.json. */
-static enum ft_rc get_str(const json_t *o, const char *key, bool req, const char **out,
-			  size_t *len, const char *path, struct ft_err *err)
+static enum ft_rc get_str(const json_t *o, const char *key, bool req, const char **out, size_t *len,
+			  const char *path, struct ft_err *err)
 {
 	json_t *v = json_object_get(o, key);
 	if (!v || json_is_null(v)) {
@@ -180,8 +179,7 @@ static enum ft_rc get_bool(const json_t *o, const char *key, bool *out, const ch
 	return FT_OK;
 }
 
-static enum ft_rc get_type(const json_t *o, const char **type, const char *path,
-			   struct ft_err *err)
+static enum ft_rc get_type(const json_t *o, const char **type, const char *path, struct ft_err *err)
 {
 	if (!json_is_object(o))
 		return bad(err, path, "must be an object (got %s)", ft_json_type_name(o));
@@ -203,7 +201,8 @@ static enum ft_rc parse_pattern(const json_t *o, struct tok_pattern *pat, bool r
 	const char *s = NULL;
 	size_t n = 0;
 	if (!json_is_object(o))
-		return bad(err, path, "\"pattern\" must be an object (got %s)", ft_json_type_name(o));
+		return bad(err, path, "\"pattern\" must be an object (got %s)",
+			   ft_json_type_name(o));
 	if (json_object_get(o, "String")) {
 		if (get_str(o, "String", true, &s, &n, path, err))
 			return FT_EFORMAT;
@@ -216,7 +215,8 @@ static enum ft_rc parse_pattern(const json_t *o, struct tok_pattern *pat, bool r
 		return FT_EFORMAT;
 	if (!regex_ok || !tok_regex_lookup(s, &pat->re))
 		return bad(err, path,
-			   "unsupported regex \"%.120s\" (known: the GPT-2, Llama 3 and Qwen2 split patterns)",
+			   "unsupported regex \"%.120s\" (known: the GPT-2, Llama 3 and Qwen2 "
+			   "split patterns)",
 			   s);
 	pat->is_regex = true;
 	return FT_OK;
@@ -244,7 +244,7 @@ static enum ft_rc add_norm(struct ft_tokenizer *t, const json_t *o, const char *
 		}
 		return FT_OK;
 	}
-	struct norm n = { 0 };
+	struct norm n = {0};
 	const char *s = NULL;
 	size_t len = 0;
 	if (strcmp(type, "Prepend") == 0) {
@@ -254,7 +254,7 @@ static enum ft_rc add_norm(struct ft_tokenizer *t, const json_t *o, const char *
 		n.a = dupn(s, len);
 		n.alen = len;
 	} else if (strcmp(type, "Replace") == 0) {
-		struct tok_pattern pat = { 0 };
+		struct tok_pattern pat = {0};
 		n.kind = NORM_REPLACE;
 		if (parse_pattern(json_object_get(o, "pattern"), &pat, false, path, err))
 			return FT_EFORMAT;
@@ -302,9 +302,11 @@ static const struct {
 	const char *name;
 	enum tok_split_behavior b;
 } behaviors[] = {
-	{ "Removed", TOK_SPLIT_REMOVED },	   { "Isolated", TOK_SPLIT_ISOLATED },
-	{ "MergedWithPrevious", TOK_SPLIT_MERGED_PREV }, { "MergedWithNext", TOK_SPLIT_MERGED_NEXT },
-	{ "Contiguous", TOK_SPLIT_CONTIGUOUS },
+	{"Removed", TOK_SPLIT_REMOVED},
+	{"Isolated", TOK_SPLIT_ISOLATED},
+	{"MergedWithPrevious", TOK_SPLIT_MERGED_PREV},
+	{"MergedWithNext", TOK_SPLIT_MERGED_NEXT},
+	{"Contiguous", TOK_SPLIT_CONTIGUOUS},
 };
 
 static enum ft_rc parse_scheme(const json_t *o, enum prepend_scheme *out, const char *path,
@@ -352,7 +354,7 @@ static enum ft_rc add_pretok(struct ft_tokenizer *t, const json_t *o, const char
 		}
 		return FT_OK;
 	}
-	struct pretok p = { 0 };
+	struct pretok p = {0};
 	if (strcmp(type, "ByteLevel") == 0) {
 		p.kind = PT_BYTELEVEL;
 		p.add_prefix_space = true;
@@ -425,7 +427,7 @@ static enum ft_rc add_dec(struct ft_tokenizer *t, const json_t *o, const char *p
 		}
 		return FT_OK;
 	}
-	struct dec d = { 0 };
+	struct dec d = {0};
 	if (strcmp(type, "ByteLevel") == 0) {
 		d.kind = DEC_BYTELEVEL;
 	} else if (strcmp(type, "ByteFallback") == 0) {
@@ -433,7 +435,7 @@ static enum ft_rc add_dec(struct ft_tokenizer *t, const json_t *o, const char *p
 	} else if (strcmp(type, "Fuse") == 0) {
 		d.kind = DEC_FUSE;
 	} else if (strcmp(type, "Replace") == 0) {
-		struct tok_pattern pat = { 0 };
+		struct tok_pattern pat = {0};
 		d.kind = DEC_REPLACE;
 		if (parse_pattern(json_object_get(o, "pattern"), &pat, false, path, err))
 			return FT_EFORMAT;
@@ -515,7 +517,8 @@ static enum ft_rc parse_template(struct ft_tokenizer *t, const json_t *o, const 
 			continue;
 		}
 		if (!(x = json_object_get(it, "SpecialToken")))
-			return bad(err, path, "\"single\"[%zu] must be a Sequence or a SpecialToken", i);
+			return bad(err, path,
+				   "\"single\"[%zu] must be a Sequence or a SpecialToken", i);
 		if (get_str(x, "id", true, &id, NULL, path, err))
 			return FT_EFORMAT;
 		json_t *st = sp ? json_object_get(sp, id) : NULL, *ids = json_object_get(st, "ids");
@@ -627,7 +630,8 @@ static enum ft_rc parse_model(struct ft_tokenizer *t, const json_t *m, struct ft
 		b->byte_id[i] = -1;
 	const char *k;
 	json_t *v;
-	json_object_foreach(vocab, k, v) {
+	json_object_foreach(vocab, k, v)
+	{
 		if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 		    json_integer_value(v) > INT32_MAX - 1)
 			return bad(err, "model.vocab", "\"%.100s\" must map to an id >= 0", k);
@@ -651,7 +655,8 @@ static enum ft_rc parse_model(struct ft_tokenizer *t, const json_t *m, struct ft
 	if (s) {
 		b->unk_id = tok_strmap_get(b->vocab, s, len);
 		if (b->unk_id < 0)
-			return bad(err, "model", "unk_token \"%.100s\" is not in the vocabulary", s);
+			return bad(err, "model", "unk_token \"%.100s\" is not in the vocabulary",
+				   s);
 	}
 	json_t *merges = json_object_get(m, "merges");
 	if (merges && !json_is_array(merges))
@@ -669,7 +674,8 @@ static enum ft_rc parse_model(struct ft_tokenizer *t, const json_t *m, struct ft
 			a = json_string_value(it);
 			const char *sp = strchr(a, ' ');
 			if (!sp || strchr(sp + 1, ' ') || json_string_length(it) != strlen(a)) {
-				rc = bad(err, p, "\"%.100s\" must be two tokens separated by one space", a);
+				rc = bad(err, p,
+					 "\"%.100s\" must be two tokens separated by one space", a);
 				break;
 			}
 			al = (size_t)(sp - a);
@@ -695,7 +701,9 @@ static enum ft_rc parse_model(struct ft_tokenizer *t, const json_t *m, struct ft
 		int32_t in = tok_strmap_get(b->vocab, cat.ptr, cat.len);
 		if (ia < 0 || ic < 0 || in < 0) {
 			rc = bad(err, p, "token \"%.100s\" is not in the vocabulary",
-				 ia < 0 ? a : ic < 0 ? c : cat.ptr);
+				 ia < 0	  ? a
+				 : ic < 0 ? c
+					  : cat.ptr);
 			break;
 		}
 		if (i > UINT32_MAX - 1 || tok_bpe_add_merge(b, ia, ic, in, (uint32_t)i))
@@ -715,7 +723,8 @@ static enum ft_rc parse_added(struct ft_tokenizer *t, const json_t *a, struct ft
 	if (!a || json_is_null(a))
 		return FT_OK;
 	if (!json_is_array(a))
-		return bad(err, "", "\"added_tokens\" must be a list (got %s)", ft_json_type_name(a));
+		return bad(err, "", "\"added_tokens\" must be a list (got %s)",
+			   ft_json_type_name(a));
 	t->added = calloc(json_array_size(a) + 1, sizeof(*t->added));
 	if (!t->added)
 		return oom(err);
@@ -790,8 +799,8 @@ static enum ft_rc build_names(struct ft_tokenizer *t, json_t *vocab, struct ft_e
 			max = t->added[i].id;
 	size_t total = t->bpe.vocab_n + t->nadded;
 	if ((uint64_t)(max + 1) > (uint64_t)total * 4 + 4096)
-		return bad(err, "", "token id %" PRId64 " is far beyond the %zu tokens defined", max,
-			   total);
+		return bad(err, "", "token id %" PRId64 " is far beyond the %zu tokens defined",
+			   max, total);
 	t->nids = (size_t)(max + 1);
 	t->names = calloc(t->nids + 1, sizeof(*t->names));
 	t->name_len = calloc(t->nids + 1, sizeof(*t->name_len));
@@ -800,7 +809,8 @@ static enum ft_rc build_names(struct ft_tokenizer *t, json_t *vocab, struct ft_e
 		return oom(err);
 	const char *k;
 	json_t *v;
-	json_object_foreach(vocab, k, v) {
+	json_object_foreach(vocab, k, v)
+	{
 		size_t id = (size_t)json_integer_value(v), kl = strlen(k);
 		if (t->names[id])
 			continue;
@@ -990,10 +1000,13 @@ static enum ft_rc apply_config(struct ft_tokenizer *t, const char *text, size_t 
 	} else if (json_is_array(ct)) {
 		size_t i;
 		json_t *it;
-		json_array_foreach(ct, i, it) {
-			json_t *name = json_object_get(it, "name"), *tt = json_object_get(it, "template");
-			if (json_is_string(tt) && (!tmpl || (json_is_string(name) &&
-				     strcmp(json_string_value(name), "default") == 0)))
+		json_array_foreach(ct, i, it)
+		{
+			json_t *name = json_object_get(it, "name"),
+			       *tt = json_object_get(it, "template");
+			if (json_is_string(tt) &&
+			    (!tmpl || (json_is_string(name) &&
+				       strcmp(json_string_value(name), "default") == 0)))
 				tmpl = json_string_value(tt);
 		}
 	}
@@ -1286,8 +1299,8 @@ static enum ft_rc bytelevel_map(const char *s, size_t n, bool first, struct tok_
 }
 
 /* One pre-tokenizer over every span of in, into out. */
-static enum ft_rc pretok_step(const struct pretok *p, struct tok_pieces *in,
-			      struct tok_pieces *out, struct ft_buf *tmp)
+static enum ft_rc pretok_step(const struct pretok *p, struct tok_pieces *in, struct tok_pieces *out,
+			      struct ft_buf *tmp)
 {
 	enum ft_rc rc = FT_OK;
 	tok_pieces_reset(out);
@@ -1341,7 +1354,8 @@ static enum ft_rc pretok_step(const struct pretok *p, struct tok_pieces *in,
 			}
 			char rb[sizeof(p->repl)];
 			memcpy(rb, p->repl, sizeof(rb));
-			struct tok_pattern pat = { .is_regex = false, .lit = rb, .lit_len = p->repl_len };
+			struct tok_pattern pat = {
+				.is_regex = false, .lit = rb, .lit_len = p->repl_len};
 			rc = tok_split(&pat, TOK_SPLIT_MERGED_NEXT, false, tmp->ptr, tmp->len,
 				       sp->first, out);
 			break;
@@ -1500,7 +1514,7 @@ static enum ft_rc dec_step(const struct dec *d, struct tok_pieces *in, struct to
 			int hv = -1;
 			/* <0xXX>; Rust's u8::from_str_radix also takes "+X" */
 			if (s && n == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>') {
-				char h[3] = { s[3], s[4], 0 }, *end;
+				char h[3] = {s[3], s[4], 0}, *end;
 				if (isxdigit((unsigned char)h[1]) &&
 				    (isxdigit((unsigned char)h[0]) || h[0] == '+'))
 					hv = (int)strtol(h, &end, 16);
@@ -1514,7 +1528,8 @@ static enum ft_rc dec_step(const struct dec *d, struct tok_pieces *in, struct to
 					rc = tok_pieces_add(out, bytes.ptr, bytes.len, -1, false);
 				} else {
 					for (size_t k = 0; k < bytes.len && !rc; k++)
-						rc = tok_pieces_add(out, "\xEF\xBF\xBD", 3, -1, false);
+						rc = tok_pieces_add(out, "\xEF\xBF\xBD", 3, -1,
+								    false);
 				}
 				ft_buf_reset(&bytes);
 			}
@@ -1526,8 +1541,7 @@ static enum ft_rc dec_step(const struct dec *d, struct tok_pieces *in, struct to
 	}
 	case DEC_REPLACE:
 	case DEC_STRIP:
-	case DEC_METASPACE:
-		break;
+	case DEC_METASPACE: break;
 	}
 	for (size_t i = 0; i < in->n && !rc; i++) {
 		const char *s = in->text.ptr + in->v[i].off;

@@ -230,7 +230,7 @@ void tok_bpe_release(struct tok_bpe *m)
 struct tok_sym {
 	int32_t id;
 	int32_t prev, next; /* -1: none */
-	uint32_t len;	    /* bytes; 0 once merged into the left neighbour */
+	uint32_t len; /* bytes; 0 once merged into the left neighbour */
 };
 
 struct tok_merge {
@@ -297,7 +297,7 @@ static enum ft_rc add_sym(struct tok_bpe_scratch *s, size_t *n, int32_t id, size
 	}
 	if (*n >= INT32_MAX - 1)
 		return FT_ELIMIT;
-	s->sym[*n] = (struct tok_sym){ id, (int32_t)*n - 1, (int32_t)*n + 1, (uint32_t)len };
+	s->sym[*n] = (struct tok_sym){id, (int32_t)*n - 1, (int32_t)*n + 1, (uint32_t)len};
 	(*n)++;
 	return FT_OK;
 }
@@ -359,7 +359,8 @@ enum ft_rc tok_bpe_encode_word(const struct tok_bpe *m, const char *w, size_t n,
 			if (all) {
 				/* As the tokenizers package: a pending unk is not flushed here. */
 				for (size_t k = 0; k < bn; k++)
-					if ((rc = add_sym(s, &ns, m->byte_id[(unsigned char)b[k]], 1)))
+					if ((rc = add_sym(s, &ns, m->byte_id[(unsigned char)b[k]],
+							  1)))
 						return rc;
 				i += cl;
 				continue;
@@ -396,7 +397,7 @@ enum ft_rc tok_bpe_encode_word(const struct tok_bpe *m, const char *w, size_t n,
 		uint32_t rank;
 		int32_t nw;
 		if (merge_get(m, s->sym[i].id, s->sym[i + 1].id, &rank, &nw))
-			heap_push(s->heap, &hn, (struct tok_merge){ rank, (uint32_t)i, nw });
+			heap_push(s->heap, &hn, (struct tok_merge){rank, (uint32_t)i, nw});
 	}
 	while (hn) {
 		struct tok_merge top = heap_pop(s->heap, &hn);
@@ -423,11 +424,10 @@ enum ft_rc tok_bpe_encode_word(const struct tok_bpe *m, const char *w, size_t n,
 			s->heap = h;
 			s->heap_cap = s->heap_cap * 2 + 2;
 		}
-		if (cur->prev >= 0 &&
-		    merge_get(m, s->sym[cur->prev].id, cur->id, &rank, &nw))
-			heap_push(s->heap, &hn, (struct tok_merge){ rank, (uint32_t)cur->prev, nw });
+		if (cur->prev >= 0 && merge_get(m, s->sym[cur->prev].id, cur->id, &rank, &nw))
+			heap_push(s->heap, &hn, (struct tok_merge){rank, (uint32_t)cur->prev, nw});
 		if (cur->next >= 0 && merge_get(m, cur->id, s->sym[cur->next].id, &rank, &nw))
-			heap_push(s->heap, &hn, (struct tok_merge){ rank, top.pos, nw });
+			heap_push(s->heap, &hn, (struct tok_merge){rank, top.pos, nw});
 	}
 	for (size_t i = 0; i < ns; i++)
 		if (s->sym[i].len && (rc = ft_ids_push(out, s->sym[i].id)))

@@ -17,8 +17,15 @@
 #include "tokenizer_int.h"
 
 enum {
-	SBASE = 0xAC00, LBASE = 0x1100, VBASE = 0x1161, TBASE = 0x11A7,
-	LCOUNT = 19, VCOUNT = 21, TCOUNT = 28, NCOUNT = VCOUNT * TCOUNT, SCOUNT = LCOUNT * NCOUNT,
+	SBASE = 0xAC00,
+	LBASE = 0x1100,
+	VBASE = 0x1161,
+	TBASE = 0x11A7,
+	LCOUNT = 19,
+	VCOUNT = 21,
+	TCOUNT = 28,
+	NCOUNT = VCOUNT * TCOUNT,
+	SCOUNT = LCOUNT * NCOUNT,
 };
 
 static unsigned ccc(uint32_t cp)
@@ -101,7 +108,7 @@ enum ft_rc ft_uni_nfc(const char *s, size_t n, struct ft_buf *out)
 	if (i == n)
 		return ft_buf_add(out, s, n) ? FT_ENOMEM : FT_OK;
 
-	struct cps d = { 0 };
+	struct cps d = {0};
 	enum ft_rc rc = FT_OK;
 	for (i = 0; i < n && !rc;) {
 		uint32_t cp;

@@ -248,9 +248,9 @@ static const struct {
 	const char *const *text;
 	enum tok_regex re;
 } known_patterns[] = {
-	{ &pat_gpt2, TOK_RE_GPT2 },
-	{ &pat_llama3, TOK_RE_LLAMA3 },
-	{ &pat_qwen2, TOK_RE_QWEN2 },
+	{&pat_gpt2, TOK_RE_GPT2},
+	{&pat_llama3, TOK_RE_LLAMA3},
+	{&pat_qwen2, TOK_RE_QWEN2},
 };
 
 bool tok_regex_lookup(const char *pattern, enum tok_regex *out)
@@ -315,15 +315,11 @@ static size_t contraction(const char *s, size_t n, size_t pos, bool ci)
 	case 's':
 	case 't':
 	case 'm':
-	case 'd':
-		return q + 1;
+	case 'd': return q + 1;
 	case 'r':
-	case 'v':
-		return c2 == 'e' ? q + 2 : pos;
-	case 'l':
-		return c2 == 'l' ? q + 2 : pos;
-	default:
-		return pos;
+	case 'v': return c2 == 'e' ? q + 2 : pos;
+	case 'l': return c2 == 'l' ? q + 2 : pos;
+	default: return pos;
 	}
 }
 
@@ -348,7 +344,7 @@ static size_t space_tail(const char *s, size_t n, size_t pos, bool crlf)
 		return p; /* \s+(?!\S) at the end of the text */
 	if (last > pos)
 		return last; /* \s+(?!\S) backs off one character */
-	return p;	     /* \s+ */
+	return p; /* \s+ */
 }
 
 static size_t match_gpt2(const char *s, size_t n, size_t pos)
@@ -483,11 +479,11 @@ enum ft_rc tok_split(const struct tok_pattern *pat, enum tok_split_behavior b, b
 		struct seg segs[2];
 		size_t k = 0;
 		if (!find_next(pat, s, n, pos, &ms, &me)) {
-			segs[k++] = (struct seg){ pos, n, false };
+			segs[k++] = (struct seg){pos, n, false};
 		} else {
 			if (ms > pos)
-				segs[k++] = (struct seg){ pos, ms, false };
-			segs[k++] = (struct seg){ ms, me, true };
+				segs[k++] = (struct seg){pos, ms, false};
+			segs[k++] = (struct seg){ms, me, true};
 		}
 		pos = segs[k - 1].b;
 		for (size_t i = 0; i < k; i++) {

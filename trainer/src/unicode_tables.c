@@ -7,6 +7,7 @@
  */
 #include "tokenizer_int.h"
 
+/* clang-format off */
 const size_t ft_uni_nruns = 2236;
 
 const uint32_t ft_uni_start[] = {
@@ -2349,3 +2350,4 @@ const struct ft_uni_lower ft_uni_lower[] = {
 	{ 0x1e91d, { 0x1e93f, 0x00000, 0x00000 } }, { 0x1e91e, { 0x1e940, 0x00000, 0x00000 } }, { 0x1e91f, { 0x1e941, 0x00000, 0x00000 } },
 	{ 0x1e920, { 0x1e942, 0x00000, 0x00000 } }, { 0x1e921, { 0x1e943, 0x00000, 0x00000 } },
 };
+/* clang-format on */

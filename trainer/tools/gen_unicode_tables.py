@@ -55,7 +55,7 @@ def main():
     out.write(f" * Python's unicodedata (Unicode {unicodedata.unidata_version}). Do not edit.\n")
     out.write(" *\n * Run-length table: code points [ft_uni_start[i], ft_uni_start[i+1]) have\n")
     out.write(" * the flags ft_uni_flags[i] (FT_UNI_* in tokenizer_int.h).\n */\n")
-    out.write('#include "tokenizer_int.h"\n\n')
+    out.write('#include "tokenizer_int.h"\n\n/* clang-format off */\n')
     out.write(f"const size_t ft_uni_nruns = {len(starts)};\n\n")
     out.write("const uint32_t ft_uni_start[] = {\n")
     for i in range(0, len(starts), 8):
@@ -66,6 +66,7 @@ def main():
     out.write("};\n")
     write_nfc(out)
     write_lower(out)
+    out.write("/* clang-format on */\n")
 
 
 def write_lower(out):

@@ -23,7 +23,7 @@ static struct ft_tokenizer *parse(const char *json, struct ft_err *err)
 static const char *ids_of(const struct ft_tokenizer *t, const char *text, size_t len, unsigned fl)
 {
 	static char out[4096];
-	struct ft_ids ids = { 0 };
+	struct ft_ids ids = {0};
 	struct ft_err err;
 	ft_err_clear(&err);
 	if (ft_tokenizer_encode(t, text, len, fl, &ids, &err)) {
@@ -53,9 +53,10 @@ static const char *decode(const struct ft_tokenizer *t, const int32_t *ids, size
 }
 
 /* merges by rank: (b,c)=0, (a,b)=1, (a,bc)=2 */
-#define TINY(fuse)                                                                          \
-	"{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": " fuse ","           \
-	" \"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2, \"ab\": 3, \"bc\": 4, \"abc\": 5, \"<unk>\": 6}," \
+#define TINY(fuse)                                                                                 \
+	"{\"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": " fuse ","        \
+	" \"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2, \"ab\": 3, \"bc\": 4, \"abc\": 5, \"<unk>\": " \
+	"6},"                                                                                      \
 	" \"merges\": [\"b c\", [\"a\", \"b\"], \"a bc\"]}}"
 
 FT_TEST(bpe_merges_follow_rank_then_position)
@@ -78,7 +79,7 @@ FT_TEST(bpe_merges_follow_rank_then_position)
 	FT_CHECK(ft_tokenizer_id_to_token(t, 7) == NULL);
 	FT_CHECK_INT(ft_tokenizer_token_to_id(t, "zz"), -1);
 	/* no decoder: tokens joined by spaces */
-	int32_t ids[] = { 5, 3, 99, 6 };
+	int32_t ids[] = {5, 3, 99, 6};
 	FT_CHECK_STR(decode(t, ids, 4, 0), "abc ab <unk>");
 	ft_tokenizer_free(t);
 
@@ -98,7 +99,7 @@ FT_TEST(bpe_long_word_is_not_quadratic)
 	FT_CHECK(text);
 	for (size_t i = 0; i < n; i++)
 		text[i] = i % 2 ? 'b' : 'a';
-	struct ft_ids ids = { 0 };
+	struct ft_ids ids = {0};
 	FT_CHECK(ft_tokenizer_encode(t, text, n, 0, &ids, &err) == FT_OK);
 	FT_CHECK_INT(ids.len, n / 2);
 	for (size_t i = 0; i < ids.len; i++)
@@ -110,18 +111,27 @@ FT_TEST(bpe_long_word_is_not_quadratic)
 
 /* Llama 2 layout: Prepend + Replace normalizer, byte_fallback, <s> template. */
 static const char *const spm =
-	"{\"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true, \"normalized\": false},"
+	"{\"added_tokens\": [{\"id\": 0, \"content\": \"<unk>\", \"special\": true, "
+	"\"normalized\": false},"
 	"  {\"id\": 6, \"content\": \"<s>\", \"special\": true, \"normalized\": false}],"
-	" \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", \"prepend\": \"\xe2\x96\x81\"},"
-	"   {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": \"\xe2\x96\x81\"}]},"
+	" \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Prepend\", "
+	"\"prepend\": \"\xe2\x96\x81\"},"
+	"   {\"type\": \"Replace\", \"pattern\": {\"String\": \" \"}, \"content\": "
+	"\"\xe2\x96\x81\"}]},"
 	" \"pre_tokenizer\": null,"
-	" \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}},"
+	" \"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": "
+	"{\"id\": \"<s>\", \"type_id\": 0}},"
 	"   {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], \"pair\": [],"
 	"   \"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [6], \"tokens\": [\"<s>\"]}}},"
-	" \"decoder\": {\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Replace\", \"pattern\": {\"String\": \"\xe2\x96\x81\"}, \"content\": \" \"},"
-	"   {\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}, {\"type\": \"Strip\", \"content\": \" \", \"start\": 1, \"stop\": 0}]},"
-	" \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": true, \"byte_fallback\": true,"
-	"   \"vocab\": {\"<unk>\": 0, \"<0xC3>\": 1, \"<0xA9>\": 2, \"\xe2\x96\x81\": 3, \"a\": 4, \"\xe2\x96\x81" "a\": 5, \"<s>\": 6},"
+	" \"decoder\": {\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Replace\", "
+	"\"pattern\": {\"String\": \"\xe2\x96\x81\"}, \"content\": \" \"},"
+	"   {\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}, {\"type\": \"Strip\", \"content\": "
+	"\" \", \"start\": 1, \"stop\": 0}]},"
+	" \"model\": {\"type\": \"BPE\", \"unk_token\": \"<unk>\", \"fuse_unk\": true, "
+	"\"byte_fallback\": true,"
+	"   \"vocab\": {\"<unk>\": 0, \"<0xC3>\": 1, \"<0xA9>\": 2, \"\xe2\x96\x81\": 3, \"a\": 4, "
+	"\"\xe2\x96\x81"
+	"a\": 5, \"<s>\": 6},"
 	"   \"merges\": [\"\xe2\x96\x81 a\"]}}";
 
 FT_TEST(byte_fallback_and_sentencepiece_layout)
@@ -144,7 +154,7 @@ FT_TEST(byte_fallback_and_sentencepiece_layout)
 	FT_CHECK(ft_tokenizer_is_special(t, 6));
 	FT_CHECK(!ft_tokenizer_is_special(t, 5));
 	/* decode: " a", " ", é -> " a é" -> strip one leading space */
-	int32_t ids[] = { 6, 5, 3, 1, 2 };
+	int32_t ids[] = {6, 5, 3, 1, 2};
 	FT_CHECK_STR(decode(t, ids, 5, FT_TOK_SKIP_SPECIAL), "a \xc3\xa9");
 	FT_CHECK_STR(decode(t, ids, 5, 0), "<s> a \xc3\xa9");
 	/* a lone lead byte decodes to U+FFFD */
@@ -161,8 +171,8 @@ static const char *pieces(enum tok_regex re, const char *s)
 		size_t e = tok_regex_match_at(re, s, n, pos);
 		if (e == pos)
 			return "no match";
-		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%.*s", pos ? "|" : "", (int)(e - pos),
-				      s + pos);
+		o += (size_t)snprintf(out + o, sizeof(out) - o, "%s%.*s", pos ? "|" : "",
+				      (int)(e - pos), s + pos);
 		pos = e;
 	}
 	out[o] = 0;
@@ -178,8 +188,9 @@ FT_TEST(split_regexes_on_hand_picked_strings)
 		     "I|'M| here| |123|45| ok|?\n\n| | x");
 	FT_CHECK_STR(pieces(TOK_RE_LLAMA3, "a\n\n  b"), "a|\n\n| | b");
 	FT_CHECK_STR(pieces(TOK_RE_LLAMA3, "x  \n y\n"), "x|  \n| y|\n");
-	FT_CHECK_STR(pieces(TOK_RE_LLAMA3, "\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96"),
-		     "\xe4\xbd\xa0\xe5\xa5\xbd|\xef\xbc\x8c\xe4\xb8\x96"); /* 你好，世: "，世" is [^..]?\p{L}+ */
+	FT_CHECK_STR(
+		pieces(TOK_RE_LLAMA3, "\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96"),
+		"\xe4\xbd\xa0\xe5\xa5\xbd|\xef\xbc\x8c\xe4\xb8\x96"); /* 你好，世: "，世" is [^..]?\p{L}+ */
 	FT_CHECK_STR(pieces(TOK_RE_QWEN2, "ab 12345"), "ab| |1|2|3|4|5");
 	enum tok_regex re;
 	FT_CHECK(!tok_regex_lookup("\\w+", &re));
@@ -189,8 +200,13 @@ FT_TEST(invalid_utf8_becomes_replacement_characters)
 {
 	struct ft_buf b = FT_BUF_INIT(1024);
 	/* as Python's bytes.decode("utf-8", errors="replace") */
-	FT_CHECK(ft_utf8_sanitize("a\xff" "b\xe2\x82" "c\xf0\x9f\x98\x80", 10, &b) == FT_OK);
-	FT_CHECK_STR(ft_buf_str(&b), "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c\xf0\x9f\x98\x80");
+	FT_CHECK(ft_utf8_sanitize("a\xff"
+				  "b\xe2\x82"
+				  "c\xf0\x9f\x98\x80",
+				  10, &b) == FT_OK);
+	FT_CHECK_STR(ft_buf_str(&b), "a\xef\xbf\xbd"
+				     "b\xef\xbf\xbd"
+				     "c\xf0\x9f\x98\x80");
 	ft_buf_reset(&b);
 	FT_CHECK(ft_utf8_sanitize("\xed\xa0\x80\xc0\x80", 5, &b) == FT_OK); /* 5 x U+FFFD */
 	FT_CHECK_INT(b.len, 15);
@@ -212,15 +228,19 @@ static const char *nfc(const char *s)
 
 FT_TEST(nfc_composes_reorders_and_excludes)
 {
-	FT_CHECK_STR(nfc("e\xcc\x81"), "\xc3\xa9");			  /* e + U+0301 -> U+00E9 */
-	FT_CHECK_STR(nfc("\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8"), "\xea\xb0\x81"); /* L V T -> U+AC01 */
-	FT_CHECK_STR(nfc("\xe2\x84\xab"), "\xc3\x85");			  /* U+212B ANGSTROM -> U+00C5 */
+	FT_CHECK_STR(nfc("e\xcc\x81"), "\xc3\xa9"); /* e + U+0301 -> U+00E9 */
+	FT_CHECK_STR(nfc("\xe1\x84\x80\xe1\x85\xa1\xe1\x86\xa8"),
+		     "\xea\xb0\x81"); /* L V T -> U+AC01 */
+	FT_CHECK_STR(nfc("\xe2\x84\xab"), "\xc3\x85"); /* U+212B ANGSTROM -> U+00C5 */
 	/* UAX #15 example: U+1E0A U+0323 -> U+1E0C U+0307 (reordered, recomposed) */
 	FT_CHECK_STR(nfc("\xe1\xb8\x8a\xcc\xa3"), "\xe1\xb8\x8c\xcc\x87");
 	/* U+0958 is a composition exclusion: stays decomposed as U+0915 U+093C */
 	FT_CHECK_STR(nfc("\xe0\xa5\x98"), "\xe0\xa4\x95\xe0\xa4\xbc");
 	FT_CHECK_STR(nfc("plain ascii"), "plain ascii");
-	FT_CHECK_STR(nfc("\xcc\x81" "a"), "\xcc\x81" "a"); /* leading mark blocks nothing after */
+	FT_CHECK_STR(nfc("\xcc\x81"
+			 "a"),
+		     "\xcc\x81"
+		     "a"); /* leading mark blocks nothing after */
 }
 
 FT_TEST(unsupported_components_are_named)
@@ -228,24 +248,27 @@ FT_TEST(unsupported_components_are_named)
 	static const struct {
 		const char *json, *want;
 	} cases[] = {
-		{ "{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {\"vocab\": {}}}",
-		  "tokenizer.json: pre_tokenizer: unsupported pre_tokenizer type \"Whitespace\"" },
-		{ "{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}",
-		  "tokenizer.json: model: unsupported model type \"Unigram\" (only BPE)" },
-		{ "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"},"
-		  " \"behavior\": \"Isolated\"}, \"model\": {\"vocab\": {}}}",
-		  "tokenizer.json: pre_tokenizer: unsupported regex \"\\w+\" (known: the GPT-2, Llama 3 and "
-		  "Qwen2 split patterns)" },
-		{ "{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"NFKD\"}]},"
-		  " \"model\": {\"vocab\": {}}}",
-		  "tokenizer.json: normalizer.normalizers[0]: unsupported normalizer type \"NFKD\"" },
-		{ "{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
-		  "tokenizer.json: model.merges[0]: token \"b\" is not in the vocabulary" },
-		{ "{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}",
-		  "tokenizer.json: model.merges[0]: \"a\" must be two tokens separated by one space" },
-		{ "{\"model\": {\"vocab\": {\"a\": 99999999}}}",
-		  "tokenizer.json: token id 99999999 is far beyond the 1 tokens defined" },
-		{ "[1]", "tokenizer.json: must be a JSON object" },
+		{"{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {\"vocab\": {}}}",
+		 "tokenizer.json: pre_tokenizer: unsupported pre_tokenizer type \"Whitespace\""},
+		{"{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}",
+		 "tokenizer.json: model: unsupported model type \"Unigram\" (only BPE)"},
+		{"{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"},"
+		 " \"behavior\": \"Isolated\"}, \"model\": {\"vocab\": {}}}",
+		 "tokenizer.json: pre_tokenizer: unsupported regex \"\\w+\" (known: the GPT-2, "
+		 "Llama 3 and "
+		 "Qwen2 split patterns)"},
+		{"{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": "
+		 "\"NFKD\"}]},"
+		 " \"model\": {\"vocab\": {}}}",
+		 "tokenizer.json: normalizer.normalizers[0]: unsupported normalizer type \"NFKD\""},
+		{"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
+		 "tokenizer.json: model.merges[0]: token \"b\" is not in the vocabulary"},
+		{"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}",
+		 "tokenizer.json: model.merges[0]: \"a\" must be two tokens separated by one "
+		 "space"},
+		{"{\"model\": {\"vocab\": {\"a\": 99999999}}}",
+		 "tokenizer.json: token id 99999999 is far beyond the 1 tokens defined"},
+		{"[1]", "tokenizer.json: must be a JSON object"},
 	};
 	for (size_t i = 0; i < FT_ARRAY_LEN(cases); i++) {
 		struct ft_err err;
@@ -267,8 +290,11 @@ FT_TEST(load_reads_tokenizer_config)
 	snprintf(path, sizeof(path), "%s/tokenizer_config.json", dir);
 	f = fopen(path, "w");
 	FT_CHECK(f);
-	fputs("{\"bos_token\": {\"content\": \"<s>\", \"__type\": \"AddedToken\"}, \"eos_token\": \"<unk>\","
-	      " \"pad_token\": null, \"add_bos_token\": true, \"chat_template\": \"{{ messages }}\"}", f);
+	fputs("{\"bos_token\": {\"content\": \"<s>\", \"__type\": \"AddedToken\"}, \"eos_token\": "
+	      "\"<unk>\","
+	      " \"pad_token\": null, \"add_bos_token\": true, \"chat_template\": \"{{ messages "
+	      "}}\"}",
+	      f);
 	fclose(f);
 	struct ft_tokenizer *t = NULL;
 	struct ft_err err;

@@ -20,9 +20,9 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct cmd commands[] = {
-	{"version", cmd_version, "print the trainer version"},
-	{"tokenize", cmd_tokenize, "show the token ids of a text (tokenizer.json)"},
-	{"detokenize", cmd_detokenize, "decode token ids to text (tokenizer.json)"},
+	{ "version", cmd_version, "print the trainer version" },
+	{ "tokenize", cmd_tokenize, "show the token ids of a text (tokenizer.json)" },
+	{ "detokenize", cmd_detokenize, "decode token ids to text (tokenizer.json)" },
 };
 
 static void usage(FILE *f)

@@ -11,7 +11,8 @@ model families lay out their tokenizer.json:
              unk, decoders Replace / ByteFallback / Fuse / Strip, <s> template;
   - mistral: the llama2 model with a Metaspace pre-tokenizer and decoder
              (prepend_scheme "first", no split); metaspace_split: "always", split;
-  - gpt2_lower: gpt2 behind a Sequence of NFC, Lowercase and Strip normalizers.
+  - gpt2_lower: gpt2 behind a Sequence of NFC, Lowercase and Strip normalizers;
+  - affixes: BPE with continuing_subword_prefix "##" and end_of_word_suffix "</w>".
 For >= 200 texts, ids (with and without special-token splitting, with and
 without add_special_tokens) and decode output (with and without
 skip_special_tokens) must be identical. Invalid UTF-8 goes in as raw bytes to
@@ -132,6 +133,18 @@ def build_bytelevel(lines, regex, kind):
     return tok
 
 
+def build_affixes(lines):
+    """BPE with continuing_subword_prefix and end_of_word_suffix (byte-level words)."""
+    tok = Tokenizer(models.BPE(continuing_subword_prefix="##", end_of_word_suffix="</w>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    tr = trainers.BpeTrainer(vocab_size=1500, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                             continuing_subword_prefix="##", end_of_word_suffix="</w>", show_progress=False)
+    tok.train_from_iterator(lines, tr)
+    add_extra_tokens(tok, [])
+    return tok
+
+
 def build_llama2(lines):
     # Train the merges with a Metaspace pre-tokenizer (so they stay inside
     # words, as SentencePiece's do), then lay the model out as Llama 2 does.
@@ -182,6 +195,7 @@ def peers(tmp_path_factory):
         "gpt2": build_bytelevel(lines, None, "gpt2"),
     }
     toks["llama2"] = build_llama2(lines)
+    toks["affixes"] = build_affixes(lines)
     toks["mistral"] = build_mistral(toks["llama2"])
     meta = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
     toks["metaspace_split"] = with_json(toks["llama2"], normalizer=None, pre_tokenizer=meta, decoder=meta)
@@ -210,7 +224,7 @@ MODES = [(split, add) for split in (True, False) for add in (True, False)]
 
 
 @pytest.mark.parametrize("name", ["llama3", "qwen2", "gpt2", "llama2", "mistral", "metaspace_split",
-                                  "gpt2_lower"])
+                                  "gpt2_lower", "affixes"])
 def test_encode_decode_match_peer(peers, build_dir, name):
     toks, paths = peers
     tok = toks[name]

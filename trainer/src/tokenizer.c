@@ -693,8 +693,15 @@ static enum ft_rc parse_model(struct ft_tokenizer *t, const json_t *m, struct ft
 			break;
 		}
 		int32_t ia = tok_strmap_get(b->vocab, a, al), ic = tok_strmap_get(b->vocab, c, cl);
+		/* the merged token drops the right part's continuing_subword_prefix
+		 * (the reference cuts its length off the right part, whatever it holds) */
+		size_t cut = b->prefix_len;
+		if (cut > cl || (cut < cl && ((unsigned char)c[cut] & 0xC0) == 0x80)) {
+			rc = bad(err, p, "\"%.100s\" is shorter than continuing_subword_prefix", c);
+			break;
+		}
 		ft_buf_reset(&cat);
-		if (ft_buf_add(&cat, a, al) || ft_buf_add(&cat, c, cl)) {
+		if (ft_buf_add(&cat, a, al) || ft_buf_add(&cat, c + cut, cl - cut)) {
 			rc = oom(err);
 			break;
 		}
@@ -1436,6 +1443,7 @@ enum ft_rc ft_tokenizer_encode(const struct ft_tokenizer *t, const char *text, s
 	tok_pieces_init(&c.c);
 	ft_buf_init(&c.n1, TOK_TEXT_MAX);
 	ft_buf_init(&c.n2, TOK_TEXT_MAX);
+	ft_buf_init(&c.bs.key, TOK_TEXT_MAX);
 	if (!ft_utf8_valid(text, len)) {
 		if ((rc = ft_utf8_sanitize(text, len, &clean)))
 			goto done;

@@ -83,7 +83,10 @@ struct ft_tokenizer {
 	size_t nids;
 	struct added *added;
 	size_t nadded;
-	bool first_byte[2][256]; /* [normalized] first bytes of added patterns */
+	/* added tokens by (normalized, first byte of pattern), longest first:
+	 * by_first[bucket_start[k][b] .. bucket_start[k][b + 1]) */
+	uint32_t *by_first;
+	uint32_t bucket_start[2][257];
 	struct norm *norms;
 	size_t nnorms;
 	struct pretok *pretoks;
@@ -725,6 +728,44 @@ static enum ft_rc parse_model(struct ft_tokenizer *t, const json_t *m, struct ft
 static enum ft_rc normalize(const struct ft_tokenizer *t, const char *s, size_t n,
 			    struct ft_buf *out, struct ft_buf *tmp);
 
+static int by_bucket_then_length(const void *x, const void *y, void *ctx)
+{
+	const struct ft_tokenizer *t = ctx;
+	const struct added *a = &t->added[*(const uint32_t *)x];
+	const struct added *b = &t->added[*(const uint32_t *)y];
+	int ka = a->normalized * 256 + (unsigned char)a->pat[0];
+	int kb = b->normalized * 256 + (unsigned char)b->pat[0];
+	if (ka != kb)
+		return ka < kb ? -1 : 1;
+	if (a->plen != b->plen)
+		return a->plen > b->plen ? -1 : 1;
+	return *(const uint32_t *)x < *(const uint32_t *)y ? -1 : 1;
+}
+
+/* Bucket the added tokens by first byte so matching looks at few of them. */
+static enum ft_rc index_added(struct ft_tokenizer *t, struct ft_err *err)
+{
+	size_t m = 0;
+	t->by_first = malloc((t->nadded + 1) * sizeof(*t->by_first));
+	if (!t->by_first)
+		return oom(err);
+	for (size_t i = 0; i < t->nadded; i++)
+		if (t->added[i].plen)
+			t->by_first[m++] = (uint32_t)i;
+	qsort_r(t->by_first, m, sizeof(*t->by_first), by_bucket_then_length, t);
+	size_t k = 0;
+	for (int nz = 0; nz < 2; nz++)
+		for (int b = 0; b < 256; b++) {
+			t->bucket_start[nz][b] = (uint32_t)k;
+			while (k < m && t->added[t->by_first[k]].normalized == nz &&
+			       (unsigned char)t->added[t->by_first[k]].pat[0] == b)
+				k++;
+		}
+	t->bucket_start[1][256] = (uint32_t)k;
+	t->bucket_start[0][256] = t->bucket_start[1][0];
+	return FT_OK;
+}
+
 static enum ft_rc parse_added(struct ft_tokenizer *t, const json_t *a, struct ft_err *err)
 {
 	if (!a || json_is_null(a))
@@ -789,9 +830,9 @@ static enum ft_rc parse_added(struct ft_tokenizer *t, const json_t *a, struct ft
 			rc = oom(err);
 			break;
 		}
-		if (ad->plen)
-			t->first_byte[ad->normalized][(unsigned char)ad->pat[0]] = true;
 	}
+	if (!rc)
+		rc = index_added(t, err);
 	ft_buf_release(&nb);
 	ft_buf_release(&tmp);
 	return rc;
@@ -853,6 +894,7 @@ void ft_tokenizer_free(struct ft_tokenizer *t)
 		free(t->added[i].pat);
 	}
 	free(t->added);
+	free(t->by_first);
 	for (size_t i = 0; i < t->nnorms; i++) {
 		free(t->norms[i].a);
 		free(t->norms[i].b);
@@ -1137,16 +1179,14 @@ static bool ends_with_word(const char *s, size_t end)
 static const struct added *added_at(const struct ft_tokenizer *t, const char *s, size_t n,
 				    size_t pos, bool normalized)
 {
-	const struct added *best = NULL;
-	for (size_t i = 0; i < t->nadded; i++) {
-		const struct added *a = &t->added[i];
-		if (a->normalized != normalized || a->plen == 0 || a->plen > n - pos ||
-		    (best && a->plen <= best->plen))
-			continue;
-		if (memcmp(s + pos, a->pat, a->plen) == 0)
-			best = a;
+	unsigned char b = (unsigned char)s[pos];
+	uint32_t from = t->bucket_start[normalized][b], to = t->bucket_start[normalized][b + 1];
+	for (uint32_t k = from; k < to; k++) {
+		const struct added *a = &t->added[t->by_first[k]];
+		if (a->plen <= n - pos && memcmp(s + pos, a->pat, a->plen) == 0)
+			return a;
 	}
-	return best;
+	return NULL;
 }
 
 /* The tokenizers package's AddedVocabulary::find_matches over s[0..n). */
@@ -1155,9 +1195,10 @@ static enum ft_rc split_added(const struct ft_tokenizer *t, const char *s, size_
 {
 	size_t start_offset = 0, pos = 0;
 	enum ft_rc rc;
-	const bool *fb = t->first_byte[normalized];
+	const uint32_t *bs = t->bucket_start[normalized];
 	while (pos < n) {
-		if (!fb[(unsigned char)s[pos]]) {
+		unsigned char c0 = (unsigned char)s[pos];
+		if (bs[c0] == bs[c0 + 1]) {
 			pos++;
 			continue;
 		}

@@ -12,7 +12,10 @@ model families lay out their tokenizer.json:
   - mistral: the llama2 model with a Metaspace pre-tokenizer and decoder
              (prepend_scheme "first", no split); metaspace_split: "always", split;
   - gpt2_lower: gpt2 behind a Sequence of NFC, Lowercase and Strip normalizers;
-  - affixes: BPE with continuing_subword_prefix "##" and end_of_word_suffix "</w>".
+  - affixes: BPE with continuing_subword_prefix "##" and end_of_word_suffix "</w>";
+  - bert_pre, ws_digits, split_literal: the gpt2 model behind the simpler
+    pre-tokenizers (BertPreTokenizer, Whitespace, WhitespaceSplit, Digits,
+    Punctuation, literal Split with the other delimiter behaviours, invert).
 For >= 200 texts, ids (with and without special-token splitting, with and
 without add_special_tokens) and decode output (with and without
 skip_special_tokens) must be identical. Invalid UTF-8 goes in as raw bytes to
@@ -196,6 +199,17 @@ def peers(tmp_path_factory):
     }
     toks["llama2"] = build_llama2(lines)
     toks["affixes"] = build_affixes(lines)
+    bl = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False}
+    seq = lambda *p: {"type": "Sequence", "pretokenizers": list(p)}  # noqa: E731
+    toks["bert_pre"] = with_json(toks["gpt2"], pre_tokenizer=seq({"type": "BertPreTokenizer"}, bl))
+    toks["ws_digits"] = with_json(toks["gpt2"], pre_tokenizer=seq(
+        {"type": "Whitespace"}, {"type": "Digits", "individual_digits": True}, bl))
+    toks["split_literal"] = with_json(toks["gpt2"], pre_tokenizer=seq(
+        {"type": "Split", "pattern": {"String": "e"}, "behavior": "MergedWithNext", "invert": False},
+        {"type": "Split", "pattern": {"String": " "}, "behavior": "Contiguous", "invert": True},
+        {"type": "WhitespaceSplit"},
+        {"type": "Punctuation", "behavior": "MergedWithPrevious"},
+        {"type": "Digits", "individual_digits": False}, bl))
     toks["mistral"] = build_mistral(toks["llama2"])
     meta = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
     toks["metaspace_split"] = with_json(toks["llama2"], normalizer=None, pre_tokenizer=meta, decoder=meta)
@@ -224,7 +238,7 @@ MODES = [(split, add) for split in (True, False) for add in (True, False)]
 
 
 @pytest.mark.parametrize("name", ["llama3", "qwen2", "gpt2", "llama2", "mistral", "metaspace_split",
-                                  "gpt2_lower", "affixes"])
+                                  "gpt2_lower", "affixes", "bert_pre", "ws_digits", "split_literal"])
 def test_encode_decode_match_peer(peers, build_dir, name):
     toks, paths = peers
     tok = toks[name]

@@ -312,6 +312,32 @@ static const struct {
 	{"Contiguous", TOK_SPLIT_CONTIGUOUS},
 };
 
+static enum ft_rc parse_behavior(const char *b, enum tok_split_behavior *out, const char *path,
+				 struct ft_err *err)
+{
+	for (size_t i = 0; i < FT_ARRAY_LEN(behaviors); i++)
+		if (strcmp(b, behaviors[i].name) == 0) {
+			*out = behaviors[i].b;
+			return FT_OK;
+		}
+	return bad(err, path, "unknown split behavior \"%s\"", b);
+}
+
+static enum ft_rc push_split(struct ft_tokenizer *t, struct tok_pattern pat,
+			     enum tok_split_behavior b, struct ft_err *err)
+{
+	struct pretok *v = realloc(t->pretoks, (t->npretoks + 1) * sizeof(*v));
+	if (!v)
+		return oom(err);
+	t->pretoks = v;
+	memset(&v[t->npretoks], 0, sizeof(*v));
+	v[t->npretoks].kind = PT_SPLIT;
+	v[t->npretoks].pat = pat;
+	v[t->npretoks].behavior = b;
+	t->npretoks++;
+	return FT_OK;
+}
+
 static enum ft_rc parse_scheme(const json_t *o, enum prepend_scheme *out, const char *path,
 			       struct ft_err *err)
 {
@@ -371,15 +397,47 @@ static enum ft_rc add_pretok(struct ft_tokenizer *t, const json_t *o, const char
 		if (get_str(o, "behavior", true, &b, NULL, path, err) ||
 		    get_bool(o, "invert", &p.invert, path, err))
 			return FT_EFORMAT;
-		size_t i;
-		for (i = 0; i < FT_ARRAY_LEN(behaviors); i++)
-			if (strcmp(b, behaviors[i].name) == 0)
-				break;
-		if (i == FT_ARRAY_LEN(behaviors))
-			return bad(err, path, "unknown split behavior \"%s\"", b);
-		p.behavior = behaviors[i].b;
+		if (parse_behavior(b, &p.behavior, path, err))
+			return FT_EFORMAT;
 		if (parse_pattern(json_object_get(o, "pattern"), &p.pat, true, path, err))
 			return FT_EFORMAT;
+	} else if (strcmp(type, "WhitespaceSplit") == 0 || strcmp(type, "Whitespace") == 0 ||
+		   strcmp(type, "Digits") == 0 || strcmp(type, "Punctuation") == 0) {
+		p.kind = PT_SPLIT;
+		p.behavior = TOK_SPLIT_REMOVED;
+		if (type[0] == 'W' && type[10] == 'S') { /* WhitespaceSplit: drop each space */
+			p.pat.is_class = true;
+			p.pat.cls = FT_UNI_WS;
+		} else if (type[0] == 'W') { /* Whitespace: keep \w+|[^\w\s]+ */
+			p.pat.is_regex = true;
+			p.pat.re = TOK_RE_WORDS;
+			p.invert = true;
+		} else if (type[0] == 'D') {
+			bool individual = false;
+			if (get_bool(o, "individual_digits", &individual, path, err))
+				return FT_EFORMAT;
+			p.pat.is_class = true;
+			p.pat.cls = FT_UNI_N;
+			p.behavior = individual ? TOK_SPLIT_ISOLATED : TOK_SPLIT_CONTIGUOUS;
+		} else {
+			const char *b = "Isolated";
+			if (get_str(o, "behavior", false, &b, NULL, path, err) ||
+			    parse_behavior(b, &p.behavior, path, err))
+				return FT_EFORMAT;
+			p.pat.is_class = true;
+			p.pat.cls = FT_UNI_P;
+			p.pat.punct = true;
+		}
+	} else if (strcmp(type, "BertPreTokenizer") == 0) {
+		/* whitespace removed, then each punctuation character isolated */
+		struct tok_pattern ws = {.is_class = true, .cls = FT_UNI_WS};
+		if (push_split(t, ws, TOK_SPLIT_REMOVED, err))
+			return FT_ENOMEM;
+		p.kind = PT_SPLIT;
+		p.behavior = TOK_SPLIT_ISOLATED;
+		p.pat.is_class = true;
+		p.pat.cls = FT_UNI_P;
+		p.pat.punct = true;
 	} else if (strcmp(type, "Metaspace") == 0) {
 		const char *r = NULL;
 		size_t rl = 0;
@@ -1153,10 +1211,9 @@ static bool is_ws_at(const char *s, size_t n, size_t pos, size_t *len)
 	return (ft_uni_class(cp) & FT_UNI_WS) != 0;
 }
 
-/* Rust's \w (Alphabetic, M, Nd, Pc; Alphabetic taken as L + Nl). */
 static bool is_word_cp(uint32_t cp)
 {
-	return (ft_uni_class(cp) & (FT_UNI_L | FT_UNI_NL | FT_UNI_M | FT_UNI_ND | FT_UNI_PC)) != 0;
+	return tok_is_word(cp);
 }
 
 static bool ends_with_word(const char *s, size_t end)

@@ -92,7 +92,10 @@ enum tok_regex {
 	TOK_RE_GPT2, /* ByteLevel use_regex: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+|... */
 	TOK_RE_LLAMA3, /* (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|... */
 	TOK_RE_QWEN2, /* as Llama 3 with \p{N} (one digit) */
+	TOK_RE_WORDS, /* \w+|[^\w\s]+ (the Whitespace pre-tokenizer) */
 };
+/* Rust regex's Unicode \w: Alphabetic, M, Nd, Pc, Join_Control. */
+bool tok_is_word(uint32_t cp);
 /* Recognise the pattern text of a Split pre-tokenizer; false when unknown. */
 bool tok_regex_lookup(const char *pattern, enum tok_regex *out);
 /* End of the match that starts exactly at pos, or pos when none does. */
@@ -105,9 +108,13 @@ enum tok_split_behavior {
 	TOK_SPLIT_MERGED_NEXT,
 	TOK_SPLIT_CONTIGUOUS,
 };
-/* What a split looks for: a known regex or a literal string. */
+/* What a split looks for: a known regex, a literal string, or one
+ * character of a class (flags any of cls; punct: also ASCII punctuation). */
 struct tok_pattern {
 	bool is_regex;
+	bool is_class;
+	unsigned cls;
+	bool punct;
 	enum tok_regex re;
 	char *lit;
 	size_t lit_len;

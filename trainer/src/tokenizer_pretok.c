@@ -16,6 +16,9 @@
  *           ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
  *   Qwen2:  as Llama3 with \p{N} instead of \p{N}{1,3}
  *
+ * The Whitespace pre-tokenizer's \w+|[^\w\s]+ is here too (TOK_RE_WORDS), with
+ * Rust regex's \w (tok_is_word).
+ *
  * Backtracking worked out by hand for the whitespace alternatives, with
  * r = the end of the whitespace run starting at pos:
  *   \s*[\r\n]+   ends just after the last CR or LF inside the run (fails if none);
@@ -23,6 +26,7 @@
  *                minus its last character (fails when that leaves nothing);
  *   \s+          the whole run.
  */
+#include <ctype.h>
 #include <pthread.h>
 
 #include "tokenizer_int.h"
@@ -410,6 +414,34 @@ static size_t match_llama(const char *s, size_t n, size_t pos, size_t maxdigits)
 	return space_tail(s, n, pos, true);
 }
 
+bool tok_is_word(uint32_t cp)
+{
+	if (ft_uni_class(cp) & (FT_UNI_L | FT_UNI_NL | FT_UNI_M | FT_UNI_ND | FT_UNI_PC))
+		return true;
+	/* Join_Control, and the symbols that are Other_Alphabetic */
+	return cp == 0x200C || cp == 0x200D || (cp >= 0x24B6 && cp <= 0x24E9) ||
+	       (cp >= 0x1F130 && cp <= 0x1F149) || (cp >= 0x1F150 && cp <= 0x1F169) ||
+	       (cp >= 0x1F170 && cp <= 0x1F189);
+}
+
+/* \w+|[^\w\s]+ */
+static size_t match_words(const char *s, size_t n, size_t pos)
+{
+	uint32_t cp;
+	size_t len, p = pos;
+	unsigned f = at(s, n, p, &cp, &len);
+	bool word = tok_is_word(cp);
+	if (!word && (f & FT_UNI_WS))
+		return pos;
+	while (p < n) {
+		f = at(s, n, p, &cp, &len);
+		if (word ? !tok_is_word(cp) : (tok_is_word(cp) || (f & FT_UNI_WS)))
+			break;
+		p += len;
+	}
+	return p;
+}
+
 size_t tok_regex_match_at(enum tok_regex re, const char *s, size_t n, size_t pos)
 {
 	pthread_once(&ascii_once, ascii_init);
@@ -419,6 +451,7 @@ size_t tok_regex_match_at(enum tok_regex re, const char *s, size_t n, size_t pos
 	case TOK_RE_GPT2: return match_gpt2(s, n, pos);
 	case TOK_RE_LLAMA3: return match_llama(s, n, pos, 3);
 	case TOK_RE_QWEN2: return match_llama(s, n, pos, 1);
+	case TOK_RE_WORDS: return match_words(s, n, pos);
 	}
 	return pos;
 }
@@ -429,6 +462,20 @@ size_t tok_regex_match_at(enum tok_regex re, const char *s, size_t n, size_t pos
 static bool find_next(const struct tok_pattern *pat, const char *s, size_t n, size_t pos,
 		      size_t *ms, size_t *me)
 {
+	if (pat->is_class) {
+		while (pos < n) {
+			uint32_t cp;
+			size_t l = ft_utf8_next(s + pos, n - pos, &cp);
+			if ((ft_uni_class(cp) & pat->cls) ||
+			    (pat->punct && cp < 128 && ispunct((int)cp))) {
+				*ms = pos;
+				*me = pos + l;
+				return true;
+			}
+			pos += l;
+		}
+		return false;
+	}
 	if (pat->is_regex) {
 		while (pos < n) {
 			size_t e = tok_regex_match_at(pat->re, s, n, pos);

@@ -248,8 +248,9 @@ FT_TEST(unsupported_components_are_named)
 	static const struct {
 		const char *json, *want;
 	} cases[] = {
-		{"{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {\"vocab\": {}}}",
-		 "tokenizer.json: pre_tokenizer: unsupported pre_tokenizer type \"Whitespace\""},
+		{"{\"pre_tokenizer\": {\"type\": \"UnicodeScripts\"}, \"model\": {\"vocab\": {}}}",
+		 "tokenizer.json: pre_tokenizer: unsupported pre_tokenizer type "
+		 "\"UnicodeScripts\""},
 		{"{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}",
 		 "tokenizer.json: model: unsupported model type \"Unigram\" (only BPE)"},
 		{"{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"},"

@@ -3,6 +3,7 @@
  * every expected id worked out by hand in the comments (the peer test in
  * tests/system/test_tokenizer_peer.py checks real trained tokenizers).
  */
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -316,6 +317,57 @@ FT_TEST(load_reads_tokenizer_config)
 	ft_err_clear(&err);
 	FT_CHECK(ft_tokenizer_load("/nonexistent/model", &t, &err) == FT_ENOTFOUND);
 	FT_CHECK(strstr(err.msg, "/nonexistent/model/tokenizer.json") != NULL);
+}
+
+struct thread_job {
+	const struct ft_tokenizer *t;
+	const char *text;
+	size_t len;
+	const struct ft_ids *want;
+	int bad;
+};
+
+static void *encode_many(void *arg)
+{
+	struct thread_job *j = arg;
+	for (int r = 0; r < 200; r++) {
+		struct ft_ids ids = {0};
+		if (ft_tokenizer_encode(j->t, j->text, j->len, FT_TOK_SPLIT_SPECIAL, &ids, NULL) ||
+		    ids.len != j->want->len ||
+		    memcmp(ids.v, j->want->v, ids.len * sizeof(*ids.v)) != 0)
+			j->bad++;
+		ft_ids_release(&ids);
+	}
+	return NULL;
+}
+
+FT_TEST(one_tokenizer_shared_by_threads)
+{
+	struct ft_err err;
+	struct ft_tokenizer *t = parse(spm, &err);
+	FT_CHECK(t);
+	const char *text = "a \xc3\xa9 <s>a a \xc3\xbc";
+	struct ft_ids want = {0};
+	FT_CHECK(ft_tokenizer_encode(t, text, strlen(text), FT_TOK_SPLIT_SPECIAL, &want, &err) ==
+		 FT_OK);
+	/* "▁a▁é▁" + <s> + "▁a▁a▁ü": 5 3 1 2 3 | 6 | 5 5 3 0 (hand-worked as above) */
+	static const int32_t hand[] = {5, 3, 1, 2, 3, 6, 5, 5, 3, 0};
+	FT_CHECK_INT(want.len, 10);
+	FT_CHECK(memcmp(want.v, hand, sizeof(hand)) == 0);
+	pthread_t th[4];
+	struct thread_job jobs[4];
+	for (int i = 0; i < 4; i++) {
+		jobs[i] = (struct thread_job){t, text, strlen(text), &want, 0};
+		FT_CHECK(pthread_create(&th[i], NULL, encode_many, &jobs[i]) == 0);
+	}
+	int bad = 0;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		bad += jobs[i].bad;
+	}
+	ft_ids_release(&want);
+	ft_tokenizer_free(t);
+	FT_CHECK_INT(bad, 0);
 }
 
 FT_TEST_MAIN()

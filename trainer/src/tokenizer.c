@@ -1097,9 +1097,8 @@ static enum ft_rc apply_config(struct ft_tokenizer *t, const char *text, size_t 
 		t->bos = id;
 	t->eos = config_token(t, cfg, "eos_token");
 	t->pad = config_token(t, cfg, "pad_token");
-	json_t *ab = json_object_get(cfg, "add_bos_token");
-	if (json_is_true(ab) && t->bos >= 0)
-		t->adds_bos = true;
+	/* add_bos_token / add_eos_token are not read: with a tokenizer.json,
+	 * transformers 5 encodes with its post-processor alone (checked). */
 	json_t *ct = json_object_get(cfg, "chat_template");
 	const char *tmpl = NULL;
 	if (json_is_string(ct)) {

@@ -294,7 +294,7 @@ FT_TEST(load_reads_tokenizer_config)
 	FT_CHECK(f);
 	fputs("{\"bos_token\": {\"content\": \"<s>\", \"__type\": \"AddedToken\"}, \"eos_token\": "
 	      "\"<unk>\","
-	      " \"pad_token\": null, \"add_bos_token\": true, \"chat_template\": \"{{ messages "
+	      " \"pad_token\": null, \"add_bos_token\": false, \"chat_template\": \"{{ messages "
 	      "}}\"}",
 	      f);
 	fclose(f);
@@ -310,7 +310,7 @@ FT_TEST(load_reads_tokenizer_config)
 	FT_CHECK_INT(ft_tokenizer_bos_id(t), 6);
 	FT_CHECK_INT(ft_tokenizer_eos_id(t), 0);
 	FT_CHECK_INT(ft_tokenizer_pad_id(t), -1);
-	FT_CHECK(ft_tokenizer_adds_bos(t));
+	FT_CHECK(ft_tokenizer_adds_bos(t)); /* the template's <s>; add_bos_token is not read */
 	FT_CHECK_STR(ft_tokenizer_chat_template(t), "{{ messages }}");
 	ft_tokenizer_free(t);
 

@@ -12,6 +12,8 @@
  *         {"hex": "c3a9ff", ...}            raw bytes (invalid UTF-8 welcome)
  *           -> {"ids": [...]}
  *         {"decode": [ids], "skip_special": bool} -> {"text": "..."}
+ *         {"info": true} -> {"vocab_size", "bos_id", "eos_id", "pad_id",
+ *                            "adds_bos", "chat_template"}
  *         anything wrong -> {"error": "..."}
  *   ft-train detokenize --model ... [--skip-special] ID...
  */
@@ -113,6 +115,24 @@ static void batch_one(const struct ft_tokenizer *t, const char *line, size_t len
 	json_t *o = ft_json_parse(line, len, &err), *dec;
 	if (!o || !json_is_object(o)) {
 		answer_error(o ? "request must be a JSON object" : err.msg);
+		goto out;
+	}
+	if (json_is_true(json_object_get(o, "info"))) {
+		const char *ct = ft_tokenizer_chat_template(t);
+		json_t *r = json_pack("{s:I,s:i,s:i,s:i,s:b,s:o}", "vocab_size",
+				      (json_int_t)ft_tokenizer_vocab_size(t), "bos_id",
+				      (int)ft_tokenizer_bos_id(t), "eos_id",
+				      (int)ft_tokenizer_eos_id(t), "pad_id",
+				      (int)ft_tokenizer_pad_id(t), "adds_bos",
+				      (int)ft_tokenizer_adds_bos(t), "chat_template",
+				      ct ? json_string(ct) : json_null());
+		struct ft_buf b = FT_BUF_INIT((size_t)1 << 30);
+		if (r && !ft_json_dump_buf(r, &b))
+			printf("%s\n", ft_buf_str(&b));
+		else
+			answer_error("out of memory");
+		ft_buf_release(&b);
+		json_decref(r);
 		goto out;
 	}
 	if ((dec = json_object_get(o, "decode"))) {

@@ -287,3 +287,36 @@ def test_tokens_match_peer(peers, build_dir):
                                                   "tokens": True} for t in texts])
         for t, g in zip(texts, got):
             assert g["tokens"] == [tok.id_to_token(i) for i in tok.encode(t).ids], (name, t)
+
+
+def test_model_folder_matches_transformers(peers, build_dir, tmp_path):
+    """tokenizer_config.json: bos / eos / pad ids and chat template as transformers reads them."""
+    transformers = pytest.importorskip("transformers")
+    toks, paths = peers
+    cases = {
+        "llama3": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "pad_token": None,
+                   "chat_template": "{% for m in messages %}{{ m['content'] }}{% endfor %}"},
+        "llama2": {"bos_token": {"content": "<s>", "__type": "AddedToken"}, "eos_token": "</s>",
+                   "pad_token": "<unk>", "add_bos_token": True, "tokenizer_class": "LlamaTokenizer",
+                   "chat_template": [{"name": "default", "template": "{{ bos_token }}x"},
+                                     {"name": "tool_use", "template": "y"}]},
+    }
+    for name, cfg in cases.items():
+        d = tmp_path / name
+        d.mkdir()
+        (d / "tokenizer.json").write_text(paths[name].read_text())
+        (d / "tokenizer_config.json").write_text(json.dumps(cfg))
+        hf = transformers.AutoTokenizer.from_pretrained(str(d))
+        got = run_batch(build_dir, d, [{"info": True}, {"text": "hi there", "add_special": True}])
+        info = got[0]
+        assert info["vocab_size"] == toks[name].get_vocab_size(with_added_tokens=True) == len(hf)
+        assert info["bos_id"] == hf.bos_token_id
+        assert info["eos_id"] == hf.eos_token_id
+        assert info["pad_id"] == (hf.pad_token_id if hf.pad_token_id is not None else -1)
+        assert got[1]["ids"] == hf("hi there").input_ids
+        assert info["adds_bos"] == (got[1]["ids"][0] == hf.bos_token_id)
+        want_t = hf.chat_template if isinstance(hf.chat_template, str) else None
+        if isinstance(cfg["chat_template"], list):
+            want_t = cfg["chat_template"][0]["template"]
+            assert "{{ bos_token }}x" in str(hf.chat_template)
+        assert info["chat_template"] == want_t

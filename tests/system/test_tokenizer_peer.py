@@ -85,14 +85,15 @@ def sample_texts(rng):
             "<0x41>", "▁", "▁▁ ▁", "Ġ", "ĠĠ", "<unk>", "<s>", "</s>", "<s></s><s>", " <s> ",
             "hi<s>there", "hi <s> there", "<|begin_of_text|>Hello", "a<|eot_id|>b",
             "<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>", "<|begin_of_text",
-            "<tool>call</tool>", "x<tool>y", " <mask> ", "a <mask>b", "a<mask> b", "<mask>",
+            "<tool>call</tool>", "x<tool>y", "ACME Corp", "call ACME Corp now", "acme corp",
+            "ACME  Corp", "ACME Corporation", "xACME Corp", " <mask> ", "a <mask>b", "a<mask> b", "<mask>",
             "[[Tag]] [[Tag]]x x[[Tag]]", "\x00\x01\x7f", "~`^", "€100", "¿Qué?"]
     lines = corpus(rng, 150)
     # random mixes of the characters and tokens the matchers treat specially
     pool = [" ", " ", "  ", "\n", "\r", "\r\n", "\t", "\u00a0", "\u3000", "\u2028", "\u0085", "a", "Z",
             "é", "中", "1", "22", "٣", "①", "'", "s", "S", "t", "re", "VE", "l", "L", "D", "m", "ſ", "!", "_",
             ".", "😀", "\u0301", "<", "|", ">", "▁", "x", "<s>", "</s>", "<|eot_id|>", "<mask>", "[[Tag]]",
-            "<tool>", "\ufffd", "\x0b", "\x0c", "€", "e\u0301", "\u0323", "\u0307", "\u1100", "\u1161",
+            "<tool>", "ACME Corp", "\ufffd", "\x0b", "\x0c", "€", "e\u0301", "\u0323", "\u0307", "\u1100", "\u1161",
             "\u11a8", "\uac00", "\u212b", "\u1e0a", "\u0344", "\u0958", "\u05b0", "\u0591"]
     mixes = ["".join(rng.choice(pool) for _ in range(rng.randint(1, 25))) for _ in range(250)]
     long_text = "\n".join(corpus(random.Random(7), 400))[:10000]
@@ -109,6 +110,7 @@ def add_extra_tokens(tok, specials):
                     AddedToken("</tool>", special=False, normalized=False)])
     tok.add_special_tokens([AddedToken("<mask>", lstrip=True, rstrip=True, special=True, normalized=False)])
     tok.add_tokens([AddedToken("[[Tag]]", single_word=True, normalized=False)])
+    tok.add_tokens([AddedToken("ACME Corp", normalized=True)])
 
 
 def build_bytelevel(lines, regex, kind):

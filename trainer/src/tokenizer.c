@@ -926,12 +926,14 @@ static enum ft_rc build_names(struct ft_tokenizer *t, json_t *vocab, struct ft_e
 	}
 	for (size_t i = 0; i < t->nadded; i++) {
 		struct added *ad = &t->added[i];
-		char *d = dupn(ad->content, ad->len);
+		/* A "normalized" added token is named by its normalized content (what
+		 * the reference's id_to_token and decode give). */
+		char *d = dupn(ad->pat, ad->plen);
 		if (!d)
 			return oom(err);
 		free(t->names[ad->id]);
 		t->names[ad->id] = d;
-		t->name_len[ad->id] = (uint32_t)ad->len;
+		t->name_len[ad->id] = (uint32_t)ad->plen;
 		t->special[ad->id] = ad->special;
 	}
 	return FT_OK;

@@ -1217,17 +1217,21 @@ static bool is_word_cp(uint32_t cp)
 	return tok_is_word(cp);
 }
 
-static bool ends_with_word(const char *s, size_t end)
+/* Start of the character that ends at end (end > 0, s valid UTF-8). */
+static size_t char_before(const char *s, size_t end)
 {
-	size_t b = end;
-	while (b > 0 && ((unsigned char)s[b - 1] & 0xC0) == 0x80)
-		b--;
-	if (b == 0 && end == 0)
-		return false;
-	if (b > 0)
-		b--;
+	size_t b = end - 1;
 	while (b > 0 && ((unsigned char)s[b] & 0xC0) == 0x80)
 		b--;
+	return b;
+}
+
+/* Does s[0..end) end with a \w character? */
+static bool ends_with_word(const char *s, size_t end)
+{
+	if (end == 0)
+		return false;
+	size_t b = char_before(s, end);
 	uint32_t cp;
 	ft_utf8_next(s + b, end - b, &cp);
 	return is_word_cp(cp);
@@ -1283,9 +1287,7 @@ static enum ft_rc split_added(const struct ft_tokenizer *t, const char *s, size_
 		if (a->lstrip) {
 			size_t ns = start;
 			while (ns > 0) {
-				size_t b = ns - 1;
-				while (b > 0 && ((unsigned char)s[b] & 0xC0) == 0x80)
-					b--;
+				size_t b = char_before(s, ns);
 				if (!is_ws_at(s, n, b, &len))
 					break;
 				ns = b;

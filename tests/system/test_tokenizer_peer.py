@@ -79,6 +79,7 @@ def sample_texts(rng):
             "عربي", "한국어 텍스트", "e\u0301 (combining)", "\u00a0nbsp\u00a0", "\u3000全角空格\u3000",
             "\u2028line sep", "cafe\u0301 re\u0301sume\u0301", "\u1100\u1161\u11a8 \u1112\u1161\u11ab",
             "\u212b \u2126 \u1e0a\u0323 \u1e9b\u0323 a\u0328\u0301 \u0958 \u0344", "\u0f73 \u09c7\u09be",
+            "Unicode 15/16 letters a\U00031350b a\U000105c0b \U00011f04\U00011f50 \U0002ebf0",
             "\u0130STANBUL \u03a3\u0391\u03a3 \u1e9e \u01c4 \u2126 \u212a FINAL\u03a3", "\u0178\u00c0\u0410\u10a0", "zero\u200bwidth", "\ufeffbom", "tab\tsep\tvalues", "trailing spaces   ",
             "   leading", "!!!???...", "a.b,c;d:e", "    def f():\n        pass\n", "x" * 300,
             "supercalifragilisticexpialidocious" * 20, "ab" * 500, "中文" * 300, "😀" * 100,

@@ -88,7 +88,7 @@ def sample_texts(rng):
             "<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>", "<|begin_of_text",
             "<tool>call</tool>", "x<tool>y", "ACME Corp", "call ACME Corp now", "acme corp",
             "ACME  Corp", "ACME Corporation", "xACME Corp", " <mask> ", "a <mask>b", "a<mask> b", "<mask>",
-            "[[Tag]] [[Tag]]x x[[Tag]]", "\x00\x01\x7f", "~`^", "€100", "¿Qué?"]
+            "[[Tag]] [[Tag]]x x[[Tag]]", "\x00\x01\x7f", "a\x1cb\x1f c\u180e d\u2060", "~`^", "€100", "¿Qué?"]
     lines = corpus(rng, 150)
     # random mixes of the characters and tokens the matchers treat specially
     pool = [" ", " ", "  ", "\n", "\r", "\r\n", "\t", "\u00a0", "\u3000", "\u2028", "\u0085", "a", "Z",

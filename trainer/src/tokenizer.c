@@ -709,6 +709,10 @@ static enum ft_rc parse_model(struct ft_tokenizer *t, const json_t *m, struct ft
 		    !islower((unsigned char)k[4]))
 			b->byte_id[hx] = id;
 	}
+	for (uint32_t cp = 0; cp < 1024; cp++) {
+		char u[4];
+		b->char_id[cp] = tok_strmap_get(b->vocab, u, ft_utf8_put(cp, u));
+	}
 	s = NULL;
 	if (get_str(m, "unk_token", false, &s, &len, "model", err))
 		return FT_EFORMAT;

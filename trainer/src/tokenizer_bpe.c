@@ -307,8 +307,14 @@ static int32_t lookup_piece(const struct tok_bpe *m, struct tok_bpe_scratch *s, 
 			    size_t n, bool first, bool last)
 {
 	bool pre = !first && m->prefix, suf = last && m->suffix;
-	if (!pre && !suf)
+	if (!pre && !suf) {
+		unsigned char c = (unsigned char)w[0];
+		if (n == 1)
+			return m->char_id[c];
+		if (n == 2 && c < 0xD0) /* U+0080..U+03FF */
+			return m->char_id[((c & 0x1F) << 6) | ((unsigned char)w[1] & 0x3F)];
 		return tok_strmap_get(m->vocab, w, n);
+	}
 	ft_buf_reset(&s->key);
 	if ((pre && ft_buf_add(&s->key, m->prefix, m->prefix_len)) || ft_buf_add(&s->key, w, n) ||
 	    (suf && ft_buf_add(&s->key, m->suffix, m->suffix_len)))

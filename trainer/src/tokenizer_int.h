@@ -154,6 +154,7 @@ struct tok_bpe {
 	int32_t unk_id; /* -1: none */
 	bool fuse_unk, byte_fallback, ignore_merges;
 	int32_t byte_id[256]; /* <0xXX> ids, -1 when absent */
+	int32_t char_id[1024]; /* vocab id of each code point below 1024 alone, -1: none */
 	char *prefix, *suffix; /* continuing_subword_prefix, end_of_word_suffix (NULL: none) */
 	size_t prefix_len, suffix_len;
 };

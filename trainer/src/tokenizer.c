@@ -1216,11 +1216,6 @@ static bool is_ws_at(const char *s, size_t n, size_t pos, size_t *len)
 	return (ft_uni_class(cp) & FT_UNI_WS) != 0;
 }
 
-static bool is_word_cp(uint32_t cp)
-{
-	return tok_is_word(cp);
-}
-
 /* Start of the character that ends at end (end > 0, s valid UTF-8). */
 static size_t char_before(const char *s, size_t end)
 {
@@ -1238,7 +1233,7 @@ static bool ends_with_word(const char *s, size_t end)
 	size_t b = char_before(s, end);
 	uint32_t cp;
 	ft_utf8_next(s + b, end - b, &cp);
-	return is_word_cp(cp);
+	return tok_is_word(cp);
 }
 
 /* Longest added pattern of the given kind matching at pos. */
@@ -1283,7 +1278,7 @@ static enum ft_rc split_added(const struct ft_tokenizer *t, const char *s, size_
 			if (stop < n) {
 				uint32_t cp;
 				ft_utf8_next(s + stop, n - stop, &cp);
-				stop_space = !is_word_cp(cp);
+				stop_space = !tok_is_word(cp);
 			}
 			if (!start_space || !stop_space)
 				continue;

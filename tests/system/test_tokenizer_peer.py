@@ -84,7 +84,7 @@ def sample_texts(rng):
             "   leading", "!!!???...", "a.b,c;d:e", "    def f():\n        pass\n", "x" * 300,
             "supercalifragilisticexpialidocious" * 20, "ab" * 500, "中文" * 300, "😀" * 100,
             "<0x41>", "▁", "▁▁ ▁", "Ġ", "ĠĠ", "<unk>", "<s>", "</s>", "<s></s><s>", " <s> ",
-            "hi<s>there", "hi <s> there", "<|begin_of_text|>Hello", "a<|eot_id|>b",
+            "hi<s>there", "hi <s> there", "<s>Hello world", "</s> hi", "<|eot_id|>Hi", " <s>x", "<|begin_of_text|>Hello", "a<|eot_id|>b",
             "<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>", "<|begin_of_text",
             "<tool>call</tool>", "x<tool>y", "ACME Corp", "call ACME Corp now", "acme corp",
             "ACME  Corp", "ACME Corporation", "xACME Corp", " <mask> ", "a <mask>b", "a<mask> b", "<mask>",

@@ -176,4 +176,79 @@ void tok_bpe_scratch_release(struct tok_bpe_scratch *s);
 enum ft_rc tok_bpe_encode_word(const struct tok_bpe *m, const char *w, size_t n,
 			       struct tok_bpe_scratch *s, struct ft_ids *out) FT_WARN_UNUSED;
 
+/* ---- the tokenizer (loaded by tokenizer_load.c, run by tokenizer.c) ---- */
+
+#define TOK_FILE_MAX ((size_t)512 << 20) /* tokenizer.json larger than this is refused */
+#define TOK_TEXT_MAX ((size_t)1 << 40)
+
+enum norm_kind { NORM_PREPEND, NORM_REPLACE, NORM_STRIP, NORM_NFC, NORM_LOWERCASE };
+struct norm {
+	enum norm_kind kind;
+	char *a, *b; /* Prepend: a; Replace: a -> b */
+	size_t alen, blen;
+	bool left, right; /* Strip */
+};
+
+enum pretok_kind { PT_BYTELEVEL, PT_SPLIT, PT_METASPACE };
+enum prepend_scheme { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER };
+struct pretok {
+	enum pretok_kind kind;
+	bool add_prefix_space, use_regex; /* ByteLevel */
+	struct tok_pattern pat; /* Split */
+	enum tok_split_behavior behavior;
+	bool invert;
+	char repl[5]; /* Metaspace */
+	size_t repl_len;
+	enum prepend_scheme scheme;
+	bool split;
+};
+
+enum dec_kind { DEC_BYTELEVEL, DEC_REPLACE, DEC_BYTEFALLBACK, DEC_FUSE, DEC_STRIP, DEC_METASPACE };
+struct dec {
+	enum dec_kind kind;
+	char *a, *b; /* Replace a -> b */
+	size_t alen, blen;
+	uint32_t content; /* Strip */
+	size_t start, stop;
+	uint32_t repl; /* Metaspace */
+	enum prepend_scheme scheme;
+};
+
+struct added {
+	char *content, *pat; /* pat: what is matched (normalized content when normalized) */
+	size_t len, plen;
+	int32_t id;
+	bool special, lstrip, rstrip, single_word, normalized;
+};
+
+struct ft_tokenizer {
+	struct tok_bpe bpe;
+	char **names; /* id -> token (added tokens override the model's) */
+	uint32_t *name_len;
+	bool *special;
+	size_t nids;
+	struct added *added;
+	size_t nadded;
+	/* added tokens by (normalized, first byte of pattern), longest first:
+	 * by_first[bucket_start[k][b] .. bucket_start[k][b + 1]) */
+	uint32_t *by_first;
+	uint32_t bucket_start[2][257];
+	struct norm *norms;
+	size_t nnorms;
+	struct pretok *pretoks;
+	size_t npretoks;
+	struct dec *decs;
+	size_t ndecs;
+	bool has_decoder;
+	int32_t *tmpl_pre, *tmpl_post;
+	size_t npre, npost;
+	int32_t bos, eos, pad;
+	bool adds_bos;
+	char *chat_template;
+};
+
+/* Apply the normalizers to s[0..n); result in out (reset first), tmp is scratch. */
+enum ft_rc tok_normalize(const struct ft_tokenizer *t, const char *s, size_t n, struct ft_buf *out,
+			 struct ft_buf *tmp) FT_WARN_UNUSED;
+
 #endif

@@ -119,81 +119,142 @@ static enum ft_rc parse_pattern(const json_t *o, struct tok_pattern *pat, bool r
 	return FT_OK;
 }
 
-/* ---- loading: normalizer ---- */
+/* ---- loading: normalizers, pre-tokenizers, decoders ----
+ *
+ * Each family is a table of { "Type", parser }. A parser fills one struct
+ * from the component's JSON object; add_component walks Sequence and the
+ * table, and appends what the parser filled (freeing it on failure). */
 
-static enum ft_rc add_norm(struct ft_tokenizer *t, const json_t *o, const char *path,
-			   struct ft_err *err, int depth)
+struct family {
+	const char *what; /* "normalizer", in messages */
+	const char *seq_key; /* the list a "Sequence" of this family holds */
+	enum ft_rc (*add_one)(struct ft_tokenizer *t, const char *type, const json_t *o,
+			      const char *path, struct ft_err *err);
+};
+
+static enum ft_rc add_component(struct ft_tokenizer *t, const struct family *f, const json_t *o,
+				const char *path, struct ft_err *err, int depth)
 {
 	const char *type = NULL;
 	if (depth > 8)
-		return bad(err, path, "normalizers nested too deep");
+		return bad(err, path, "%ss nested too deep", f->what);
 	if (get_type(o, &type, path, err))
 		return FT_EFORMAT;
-	if (strcmp(type, "Sequence") == 0) {
-		json_t *a = json_object_get(o, "normalizers");
-		if (!json_is_array(a))
-			return bad(err, path, "\"normalizers\" must be a list");
-		for (size_t i = 0; i < json_array_size(a); i++) {
-			char p[160];
-			snprintf(p, sizeof(p), "%s.normalizers[%zu]", path, i);
-			if (add_norm(t, json_array_get(a, i), p, err, depth + 1))
-				return FT_EFORMAT;
-		}
-		return FT_OK;
+	if (strcmp(type, "Sequence") != 0)
+		return f->add_one(t, type, o, path, err);
+	json_t *a = json_object_get(o, f->seq_key);
+	if (!json_is_array(a))
+		return bad(err, path, "\"%s\" must be a list", f->seq_key);
+	for (size_t i = 0; i < json_array_size(a); i++) {
+		char p[160];
+		snprintf(p, sizeof(p), "%s.%s[%zu]", path, f->seq_key, i);
+		enum ft_rc rc = add_component(t, f, json_array_get(a, i), p, err, depth + 1);
+		if (rc)
+			return rc;
 	}
-	struct norm n = {0};
+	return FT_OK;
+}
+
+/* {"pattern": {"String": a}, "content": b}: a and b into *a, *b. */
+static enum ft_rc parse_replace(const json_t *o, char **a, size_t *alen, char **b, size_t *blen,
+				const char *path, struct ft_err *err)
+{
+	struct tok_pattern pat = {0};
 	const char *s = NULL;
 	size_t len = 0;
-	if (strcmp(type, "Prepend") == 0) {
-		n.kind = NORM_PREPEND;
-		if (get_str(o, "prepend", true, &s, &len, path, err))
-			return FT_EFORMAT;
-		n.a = dupn(s, len);
-		n.alen = len;
-	} else if (strcmp(type, "Replace") == 0) {
-		struct tok_pattern pat = {0};
-		n.kind = NORM_REPLACE;
-		if (parse_pattern(json_object_get(o, "pattern"), &pat, false, path, err))
-			return FT_EFORMAT;
-		if (get_str(o, "content", true, &s, &len, path, err)) {
-			free(pat.lit);
-			return FT_EFORMAT;
-		}
-		n.a = pat.lit;
-		n.alen = pat.lit_len;
-		n.b = dupn(s, len);
-		n.blen = len;
-		if (!n.b) {
-			free(n.a);
-			return oom(err);
-		}
-	} else if (strcmp(type, "NFC") == 0) {
-		n.kind = NORM_NFC;
-	} else if (strcmp(type, "Lowercase") == 0) {
-		n.kind = NORM_LOWERCASE;
-	} else if (strcmp(type, "Strip") == 0) {
-		n.kind = NORM_STRIP;
-		n.left = n.right = true;
-		if (get_bool(o, "strip_left", &n.left, path, err) ||
-		    get_bool(o, "strip_right", &n.right, path, err))
-			return FT_EFORMAT;
-	} else {
+	if (parse_pattern(json_object_get(o, "pattern"), &pat, false, path, err))
+		return FT_EFORMAT;
+	*a = pat.lit;
+	*alen = pat.lit_len;
+	if (get_str(o, "content", true, &s, &len, path, err))
+		return FT_EFORMAT;
+	*b = dupn(s, len);
+	*blen = len;
+	return *b ? FT_OK : oom(err);
+}
+
+/* normalizers */
+
+typedef enum ft_rc (*norm_fn)(const json_t *o, struct norm *n, const char *path,
+			      struct ft_err *err);
+
+static enum ft_rc norm_prepend(const json_t *o, struct norm *n, const char *path,
+			       struct ft_err *err)
+{
+	const char *s = NULL;
+	n->kind = NORM_PREPEND;
+	if (get_str(o, "prepend", true, &s, &n->alen, path, err))
+		return FT_EFORMAT;
+	n->a = dupn(s, n->alen);
+	return n->a ? FT_OK : oom(err);
+}
+
+static enum ft_rc norm_replace(const json_t *o, struct norm *n, const char *path,
+			       struct ft_err *err)
+{
+	n->kind = NORM_REPLACE;
+	return parse_replace(o, &n->a, &n->alen, &n->b, &n->blen, path, err);
+}
+
+static enum ft_rc norm_strip(const json_t *o, struct norm *n, const char *path, struct ft_err *err)
+{
+	n->kind = NORM_STRIP;
+	n->left = n->right = true;
+	if (get_bool(o, "strip_left", &n->left, path, err) ||
+	    get_bool(o, "strip_right", &n->right, path, err))
+		return FT_EFORMAT;
+	return FT_OK;
+}
+
+static enum ft_rc norm_nfc(const json_t *o, struct norm *n, const char *path, struct ft_err *err)
+{
+	FT_UNUSED(o), FT_UNUSED(path), FT_UNUSED(err);
+	n->kind = NORM_NFC;
+	return FT_OK;
+}
+
+static enum ft_rc norm_lowercase(const json_t *o, struct norm *n, const char *path,
+				 struct ft_err *err)
+{
+	FT_UNUSED(o), FT_UNUSED(path), FT_UNUSED(err);
+	n->kind = NORM_LOWERCASE;
+	return FT_OK;
+}
+
+static const struct {
+	const char *type;
+	norm_fn fn;
+} norm_types[] = {
+	{"Prepend", norm_prepend}, {"Replace", norm_replace},	  {"Strip", norm_strip},
+	{"NFC", norm_nfc},	   {"Lowercase", norm_lowercase},
+};
+
+static enum ft_rc add_norm(struct ft_tokenizer *t, const char *type, const json_t *o,
+			   const char *path, struct ft_err *err)
+{
+	size_t i;
+	for (i = 0; i < FT_ARRAY_LEN(norm_types); i++)
+		if (strcmp(type, norm_types[i].type) == 0)
+			break;
+	if (i == FT_ARRAY_LEN(norm_types))
 		return bad(err, path, "unsupported normalizer type \"%s\"", type);
-	}
-	struct norm *v = realloc(t->norms, (t->nnorms + 1) * sizeof(*v));
-	if (!v || (n.kind == NORM_PREPEND && !n.a)) {
+	struct norm n = {0}, *v = NULL;
+	enum ft_rc rc = norm_types[i].fn(o, &n, path, err);
+	if (!rc && !(v = realloc(t->norms, (t->nnorms + 1) * sizeof(*v))))
+		rc = oom(err);
+	if (rc) {
 		free(n.a);
 		free(n.b);
-		if (v)
-			t->norms = v;
-		return oom(err);
+		return rc;
 	}
 	t->norms = v;
 	t->norms[t->nnorms++] = n;
 	return FT_OK;
 }
 
-/* ---- loading: pre-tokenizer ---- */
+static const struct family normalizers = {"normalizer", "normalizers", add_norm};
+
+/* pre-tokenizers */
 
 static const struct {
 	const char *name;
@@ -217,227 +278,292 @@ static enum ft_rc parse_behavior(const char *b, enum tok_split_behavior *out, co
 	return bad(err, path, "unknown split behavior \"%s\"", b);
 }
 
-static enum ft_rc push_split(struct ft_tokenizer *t, struct tok_pattern pat,
-			     enum tok_split_behavior b, struct ft_err *err)
-{
-	struct pretok *v = realloc(t->pretoks, (t->npretoks + 1) * sizeof(*v));
-	if (!v)
-		return oom(err);
-	t->pretoks = v;
-	memset(&v[t->npretoks], 0, sizeof(*v));
-	v[t->npretoks].kind = PT_SPLIT;
-	v[t->npretoks].pat = pat;
-	v[t->npretoks].behavior = b;
-	t->npretoks++;
-	return FT_OK;
-}
+static const struct {
+	const char *name;
+	enum prepend_scheme s;
+} schemes[] = {
+	{"always", PREPEND_ALWAYS},
+	{"first", PREPEND_FIRST},
+	{"never", PREPEND_NEVER},
+};
 
+/* "prepend_scheme", or the older "add_prefix_space" boolean */
 static enum ft_rc parse_scheme(const json_t *o, enum prepend_scheme *out, const char *path,
 			       struct ft_err *err)
 {
 	const char *s = NULL;
 	bool aps = true;
-	*out = PREPEND_ALWAYS;
-	if (get_bool(o, "add_prefix_space", &aps, path, err))
+	if (get_bool(o, "add_prefix_space", &aps, path, err) ||
+	    get_str(o, "prepend_scheme", false, &s, NULL, path, err))
 		return FT_EFORMAT;
-	if (!aps)
-		*out = PREPEND_NEVER;
-	if (get_str(o, "prepend_scheme", false, &s, NULL, path, err))
-		return FT_EFORMAT;
+	*out = aps ? PREPEND_ALWAYS : PREPEND_NEVER;
 	if (!s)
 		return FT_OK;
-	if (strcmp(s, "always") == 0)
-		*out = PREPEND_ALWAYS;
-	else if (strcmp(s, "first") == 0)
-		*out = PREPEND_FIRST;
-	else if (strcmp(s, "never") == 0)
-		*out = PREPEND_NEVER;
-	else
-		return bad(err, path, "unknown prepend_scheme \"%s\"", s);
+	for (size_t i = 0; i < FT_ARRAY_LEN(schemes); i++)
+		if (strcmp(s, schemes[i].name) == 0) {
+			*out = schemes[i].s;
+			return FT_OK;
+		}
+	return bad(err, path, "unknown prepend_scheme \"%s\"", s);
+}
+
+/* Punctuation as the reference sees it: P* or ASCII punctuation. */
+static const struct tok_pattern punct_pattern = {.is_class = true, .cls = FT_UNI_P, .punct = true};
+static const struct tok_pattern space_pattern = {.is_class = true, .cls = FT_UNI_WS};
+
+typedef enum ft_rc (*pretok_fn)(struct ft_tokenizer *t, const json_t *o, struct pretok *p,
+				const char *path, struct ft_err *err);
+
+static enum ft_rc pt_bytelevel(struct ft_tokenizer *t, const json_t *o, struct pretok *p,
+			       const char *path, struct ft_err *err)
+{
+	FT_UNUSED(t);
+	p->kind = PT_BYTELEVEL;
+	p->add_prefix_space = true;
+	p->use_regex = true;
+	if (get_bool(o, "add_prefix_space", &p->add_prefix_space, path, err) ||
+	    get_bool(o, "use_regex", &p->use_regex, path, err))
+		return FT_EFORMAT;
 	return FT_OK;
 }
 
-static enum ft_rc add_pretok(struct ft_tokenizer *t, const json_t *o, const char *path,
-			     struct ft_err *err, int depth)
+static enum ft_rc pt_split(struct ft_tokenizer *t, const json_t *o, struct pretok *p,
+			   const char *path, struct ft_err *err)
 {
-	const char *type = NULL;
-	if (depth > 8)
-		return bad(err, path, "pre-tokenizers nested too deep");
-	if (get_type(o, &type, path, err))
+	const char *b = NULL;
+	FT_UNUSED(t);
+	p->kind = PT_SPLIT;
+	if (get_str(o, "behavior", true, &b, NULL, path, err) ||
+	    get_bool(o, "invert", &p->invert, path, err) ||
+	    parse_behavior(b, &p->behavior, path, err) ||
+	    parse_pattern(json_object_get(o, "pattern"), &p->pat, true, path, err))
 		return FT_EFORMAT;
-	if (strcmp(type, "Sequence") == 0) {
-		json_t *a = json_object_get(o, "pretokenizers");
-		if (!json_is_array(a))
-			return bad(err, path, "\"pretokenizers\" must be a list");
-		for (size_t i = 0; i < json_array_size(a); i++) {
-			char p[160];
-			snprintf(p, sizeof(p), "%s.pretokenizers[%zu]", path, i);
-			if (add_pretok(t, json_array_get(a, i), p, err, depth + 1))
-				return FT_EFORMAT;
-		}
-		return FT_OK;
-	}
-	struct pretok p = {0};
-	if (strcmp(type, "ByteLevel") == 0) {
-		p.kind = PT_BYTELEVEL;
-		p.add_prefix_space = true;
-		p.use_regex = true;
-		if (get_bool(o, "add_prefix_space", &p.add_prefix_space, path, err) ||
-		    get_bool(o, "use_regex", &p.use_regex, path, err))
-			return FT_EFORMAT;
-	} else if (strcmp(type, "Split") == 0) {
-		const char *b = NULL;
-		p.kind = PT_SPLIT;
-		if (get_str(o, "behavior", true, &b, NULL, path, err) ||
-		    get_bool(o, "invert", &p.invert, path, err))
-			return FT_EFORMAT;
-		if (parse_behavior(b, &p.behavior, path, err))
-			return FT_EFORMAT;
-		if (parse_pattern(json_object_get(o, "pattern"), &p.pat, true, path, err))
-			return FT_EFORMAT;
-	} else if (strcmp(type, "WhitespaceSplit") == 0 || strcmp(type, "Whitespace") == 0 ||
-		   strcmp(type, "Digits") == 0 || strcmp(type, "Punctuation") == 0) {
-		p.kind = PT_SPLIT;
-		p.behavior = TOK_SPLIT_REMOVED;
-		if (type[0] == 'W' && type[10] == 'S') { /* WhitespaceSplit: drop each space */
-			p.pat.is_class = true;
-			p.pat.cls = FT_UNI_WS;
-		} else if (type[0] == 'W') { /* Whitespace: keep \w+|[^\w\s]+ */
-			p.pat.is_regex = true;
-			p.pat.re = TOK_RE_WORDS;
-			p.invert = true;
-		} else if (type[0] == 'D') {
-			bool individual = false;
-			if (get_bool(o, "individual_digits", &individual, path, err))
-				return FT_EFORMAT;
-			p.pat.is_class = true;
-			p.pat.cls = FT_UNI_N;
-			p.behavior = individual ? TOK_SPLIT_ISOLATED : TOK_SPLIT_CONTIGUOUS;
-		} else {
-			const char *b = "Isolated";
-			if (get_str(o, "behavior", false, &b, NULL, path, err) ||
-			    parse_behavior(b, &p.behavior, path, err))
-				return FT_EFORMAT;
-			p.pat.is_class = true;
-			p.pat.cls = FT_UNI_P;
-			p.pat.punct = true;
-		}
-	} else if (strcmp(type, "BertPreTokenizer") == 0) {
-		/* whitespace removed, then each punctuation character isolated */
-		struct tok_pattern ws = {.is_class = true, .cls = FT_UNI_WS};
-		if (push_split(t, ws, TOK_SPLIT_REMOVED, err))
-			return FT_ENOMEM;
-		p.kind = PT_SPLIT;
-		p.behavior = TOK_SPLIT_ISOLATED;
-		p.pat.is_class = true;
-		p.pat.cls = FT_UNI_P;
-		p.pat.punct = true;
-	} else if (strcmp(type, "Metaspace") == 0) {
-		const char *r = NULL;
-		size_t rl = 0;
-		uint32_t cp;
-		p.kind = PT_METASPACE;
-		p.split = true;
-		if (get_str(o, "replacement", true, &r, &rl, path, err) ||
-		    get_bool(o, "split", &p.split, path, err) ||
-		    parse_scheme(o, &p.scheme, path, err))
-			return FT_EFORMAT;
-		if (!one_char(r, rl, &cp))
-			return bad(err, path, "\"replacement\" must be one character");
-		memcpy(p.repl, r, rl);
-		p.repl_len = rl;
-	} else {
-		return bad(err, path, "unsupported pre_tokenizer type \"%s\"", type);
-	}
+	return FT_OK;
+}
+
+/* WhitespaceSplit: each whitespace character removed */
+static enum ft_rc pt_whitespace_split(struct ft_tokenizer *t, const json_t *o, struct pretok *p,
+				      const char *path, struct ft_err *err)
+{
+	FT_UNUSED(t), FT_UNUSED(o), FT_UNUSED(path), FT_UNUSED(err);
+	p->kind = PT_SPLIT;
+	p->pat = space_pattern;
+	p->behavior = TOK_SPLIT_REMOVED;
+	return FT_OK;
+}
+
+/* Whitespace: keep the matches of \w+|[^\w\s]+, drop the rest */
+static enum ft_rc pt_whitespace(struct ft_tokenizer *t, const json_t *o, struct pretok *p,
+				const char *path, struct ft_err *err)
+{
+	FT_UNUSED(t), FT_UNUSED(o), FT_UNUSED(path), FT_UNUSED(err);
+	p->kind = PT_SPLIT;
+	p->pat.is_regex = true;
+	p->pat.re = TOK_RE_WORDS;
+	p->behavior = TOK_SPLIT_REMOVED;
+	p->invert = true;
+	return FT_OK;
+}
+
+static enum ft_rc pt_digits(struct ft_tokenizer *t, const json_t *o, struct pretok *p,
+			    const char *path, struct ft_err *err)
+{
+	bool individual = false;
+	FT_UNUSED(t);
+	if (get_bool(o, "individual_digits", &individual, path, err))
+		return FT_EFORMAT;
+	p->kind = PT_SPLIT;
+	p->pat.is_class = true;
+	p->pat.cls = FT_UNI_N;
+	p->behavior = individual ? TOK_SPLIT_ISOLATED : TOK_SPLIT_CONTIGUOUS;
+	return FT_OK;
+}
+
+static enum ft_rc pt_punctuation(struct ft_tokenizer *t, const json_t *o, struct pretok *p,
+				 const char *path, struct ft_err *err)
+{
+	const char *b = "Isolated";
+	FT_UNUSED(t);
+	p->kind = PT_SPLIT;
+	p->pat = punct_pattern;
+	if (get_str(o, "behavior", false, &b, NULL, path, err) ||
+	    parse_behavior(b, &p->behavior, path, err))
+		return FT_EFORMAT;
+	return FT_OK;
+}
+
+/* BertPreTokenizer: whitespace removed, then each punctuation character isolated */
+static enum ft_rc pt_bert(struct ft_tokenizer *t, const json_t *o, struct pretok *p,
+			  const char *path, struct ft_err *err)
+{
+	FT_UNUSED(o), FT_UNUSED(path);
 	struct pretok *v = realloc(t->pretoks, (t->npretoks + 1) * sizeof(*v));
-	if (!v) {
-		free(p.pat.lit);
+	if (!v)
 		return oom(err);
+	t->pretoks = v;
+	v[t->npretoks++] = (struct pretok){
+		.kind = PT_SPLIT, .pat = space_pattern, .behavior = TOK_SPLIT_REMOVED};
+	p->kind = PT_SPLIT;
+	p->pat = punct_pattern;
+	p->behavior = TOK_SPLIT_ISOLATED;
+	return FT_OK;
+}
+
+static enum ft_rc pt_metaspace(struct ft_tokenizer *t, const json_t *o, struct pretok *p,
+			       const char *path, struct ft_err *err)
+{
+	const char *r = NULL;
+	size_t rl = 0;
+	uint32_t cp;
+	FT_UNUSED(t);
+	p->kind = PT_METASPACE;
+	p->split = true;
+	if (get_str(o, "replacement", true, &r, &rl, path, err) ||
+	    get_bool(o, "split", &p->split, path, err) || parse_scheme(o, &p->scheme, path, err))
+		return FT_EFORMAT;
+	if (!one_char(r, rl, &cp))
+		return bad(err, path, "\"replacement\" must be one character");
+	memcpy(p->repl, r, rl);
+	p->repl_len = rl;
+	return FT_OK;
+}
+
+static const struct {
+	const char *type;
+	pretok_fn fn;
+} pretok_types[] = {
+	{"ByteLevel", pt_bytelevel},
+	{"Split", pt_split},
+	{"Metaspace", pt_metaspace},
+	{"Whitespace", pt_whitespace},
+	{"WhitespaceSplit", pt_whitespace_split},
+	{"Digits", pt_digits},
+	{"Punctuation", pt_punctuation},
+	{"BertPreTokenizer", pt_bert},
+};
+
+static enum ft_rc add_pretok(struct ft_tokenizer *t, const char *type, const json_t *o,
+			     const char *path, struct ft_err *err)
+{
+	size_t i;
+	for (i = 0; i < FT_ARRAY_LEN(pretok_types); i++)
+		if (strcmp(type, pretok_types[i].type) == 0)
+			break;
+	if (i == FT_ARRAY_LEN(pretok_types))
+		return bad(err, path, "unsupported pre_tokenizer type \"%s\"", type);
+	struct pretok p = {0}, *v = NULL;
+	enum ft_rc rc = pretok_types[i].fn(t, o, &p, path, err);
+	if (!rc && !(v = realloc(t->pretoks, (t->npretoks + 1) * sizeof(*v))))
+		rc = oom(err);
+	if (rc) {
+		free(p.pat.lit);
+		return rc;
 	}
 	t->pretoks = v;
 	t->pretoks[t->npretoks++] = p;
 	return FT_OK;
 }
 
-/* ---- loading: decoder ---- */
+static const struct family pre_tokenizers = {"pre-tokenizer", "pretokenizers", add_pretok};
 
-static enum ft_rc add_dec(struct ft_tokenizer *t, const json_t *o, const char *path,
-			  struct ft_err *err, int depth)
+/* decoders */
+
+typedef enum ft_rc (*dec_fn)(const json_t *o, struct dec *d, const char *path, struct ft_err *err);
+
+static enum ft_rc dec_bytelevel(const json_t *o, struct dec *d, const char *path,
+				struct ft_err *err)
 {
-	const char *type = NULL, *s = NULL;
+	FT_UNUSED(o), FT_UNUSED(path), FT_UNUSED(err);
+	d->kind = DEC_BYTELEVEL;
+	return FT_OK;
+}
+
+static enum ft_rc dec_bytefallback(const json_t *o, struct dec *d, const char *path,
+				   struct ft_err *err)
+{
+	FT_UNUSED(o), FT_UNUSED(path), FT_UNUSED(err);
+	d->kind = DEC_BYTEFALLBACK;
+	return FT_OK;
+}
+
+static enum ft_rc dec_fuse(const json_t *o, struct dec *d, const char *path, struct ft_err *err)
+{
+	FT_UNUSED(o), FT_UNUSED(path), FT_UNUSED(err);
+	d->kind = DEC_FUSE;
+	return FT_OK;
+}
+
+static enum ft_rc dec_replace(const json_t *o, struct dec *d, const char *path, struct ft_err *err)
+{
+	d->kind = DEC_REPLACE;
+	return parse_replace(o, &d->a, &d->alen, &d->b, &d->blen, path, err);
+}
+
+static enum ft_rc dec_strip(const json_t *o, struct dec *d, const char *path, struct ft_err *err)
+{
+	const char *s = NULL;
 	size_t len = 0;
-	if (depth > 8)
-		return bad(err, path, "decoders nested too deep");
-	if (get_type(o, &type, path, err))
+	long long start = 0, stop = 0;
+	d->kind = DEC_STRIP;
+	if (get_str(o, "content", true, &s, &len, path, err))
 		return FT_EFORMAT;
-	if (strcmp(type, "Sequence") == 0) {
-		json_t *a = json_object_get(o, "decoders");
-		if (!json_is_array(a))
-			return bad(err, path, "\"decoders\" must be a list");
-		for (size_t i = 0; i < json_array_size(a); i++) {
-			char p[160];
-			snprintf(p, sizeof(p), "%s.decoders[%zu]", path, i);
-			if (add_dec(t, json_array_get(a, i), p, err, depth + 1))
-				return FT_EFORMAT;
-		}
-		return FT_OK;
-	}
-	struct dec d = {0};
-	if (strcmp(type, "ByteLevel") == 0) {
-		d.kind = DEC_BYTELEVEL;
-	} else if (strcmp(type, "ByteFallback") == 0) {
-		d.kind = DEC_BYTEFALLBACK;
-	} else if (strcmp(type, "Fuse") == 0) {
-		d.kind = DEC_FUSE;
-	} else if (strcmp(type, "Replace") == 0) {
-		struct tok_pattern pat = {0};
-		d.kind = DEC_REPLACE;
-		if (parse_pattern(json_object_get(o, "pattern"), &pat, false, path, err))
-			return FT_EFORMAT;
-		if (get_str(o, "content", true, &s, &len, path, err)) {
-			free(pat.lit);
-			return FT_EFORMAT;
-		}
-		d.a = pat.lit;
-		d.alen = pat.lit_len;
-		d.b = dupn(s, len);
-		d.blen = len;
-		if (!d.b) {
-			free(d.a);
-			return oom(err);
-		}
-	} else if (strcmp(type, "Strip") == 0) {
-		long long start = 0, stop = 0;
-		d.kind = DEC_STRIP;
-		if (get_str(o, "content", true, &s, &len, path, err))
-			return FT_EFORMAT;
-		if (!one_char(s, len, &d.content))
-			return bad(err, path, "\"content\" must be one character");
-		if (ft_json_get_int(o, "start", 0, 0, 1 << 20, &start, NULL) ||
-		    ft_json_get_int(o, "stop", 0, 0, 1 << 20, &stop, NULL))
-			return bad(err, path, "\"start\" and \"stop\" must be small integers");
-		d.start = (size_t)start;
-		d.stop = (size_t)stop;
-	} else if (strcmp(type, "Metaspace") == 0) {
-		d.kind = DEC_METASPACE;
-		if (get_str(o, "replacement", true, &s, &len, path, err) ||
-		    parse_scheme(o, &d.scheme, path, err))
-			return FT_EFORMAT;
-		if (!one_char(s, len, &d.repl))
-			return bad(err, path, "\"replacement\" must be one character");
-	} else {
+	if (!one_char(s, len, &d->content))
+		return bad(err, path, "\"content\" must be one character");
+	if (ft_json_get_int(o, "start", 0, 0, 1 << 20, &start, NULL) ||
+	    ft_json_get_int(o, "stop", 0, 0, 1 << 20, &stop, NULL))
+		return bad(err, path, "\"start\" and \"stop\" must be small integers");
+	d->start = (size_t)start;
+	d->stop = (size_t)stop;
+	return FT_OK;
+}
+
+static enum ft_rc dec_metaspace(const json_t *o, struct dec *d, const char *path,
+				struct ft_err *err)
+{
+	const char *s = NULL;
+	size_t len = 0;
+	d->kind = DEC_METASPACE;
+	if (get_str(o, "replacement", true, &s, &len, path, err) ||
+	    parse_scheme(o, &d->scheme, path, err))
+		return FT_EFORMAT;
+	if (!one_char(s, len, &d->repl))
+		return bad(err, path, "\"replacement\" must be one character");
+	return FT_OK;
+}
+
+static const struct {
+	const char *type;
+	dec_fn fn;
+} dec_types[] = {
+	{"ByteLevel", dec_bytelevel}, {"ByteFallback", dec_bytefallback},
+	{"Fuse", dec_fuse},	      {"Replace", dec_replace},
+	{"Strip", dec_strip},	      {"Metaspace", dec_metaspace},
+};
+
+static enum ft_rc add_dec(struct ft_tokenizer *t, const char *type, const json_t *o,
+			  const char *path, struct ft_err *err)
+{
+	size_t i;
+	for (i = 0; i < FT_ARRAY_LEN(dec_types); i++)
+		if (strcmp(type, dec_types[i].type) == 0)
+			break;
+	if (i == FT_ARRAY_LEN(dec_types))
 		return bad(err, path, "unsupported decoder type \"%s\"", type);
-	}
-	struct dec *v = realloc(t->decs, (t->ndecs + 1) * sizeof(*v));
-	if (!v) {
+	struct dec d = {0}, *v = NULL;
+	enum ft_rc rc = dec_types[i].fn(o, &d, path, err);
+	if (!rc && !(v = realloc(t->decs, (t->ndecs + 1) * sizeof(*v))))
+		rc = oom(err);
+	if (rc) {
 		free(d.a);
 		free(d.b);
-		return oom(err);
+		return rc;
 	}
 	t->decs = v;
 	t->decs[t->ndecs++] = d;
 	return FT_OK;
 }
+
+static const struct family decoders = {"decoder", "decoders", add_dec};
 
 /* ---- loading: post-processor ---- */
 
@@ -895,14 +1021,14 @@ enum ft_rc ft_tokenizer_parse(const char *json_text, size_t len, struct ft_token
 	}
 	json_t *x;
 	if ((x = json_object_get(root, "normalizer")) && !json_is_null(x) &&
-	    (rc = add_norm(t, x, "normalizer", err, 0)))
+	    (rc = add_component(t, &normalizers, x, "normalizer", err, 0)))
 		goto out_tok;
 	if ((x = json_object_get(root, "pre_tokenizer")) && !json_is_null(x) &&
-	    (rc = add_pretok(t, x, "pre_tokenizer", err, 0)))
+	    (rc = add_component(t, &pre_tokenizers, x, "pre_tokenizer", err, 0)))
 		goto out_tok;
 	if ((x = json_object_get(root, "decoder")) && !json_is_null(x)) {
 		t->has_decoder = true;
-		if ((rc = add_dec(t, x, "decoder", err, 0)))
+		if ((rc = add_component(t, &decoders, x, "decoder", err, 0)))
 			goto out_tok;
 	}
 	if ((x = json_object_get(root, "post_processor")) && !json_is_null(x) &&

@@ -259,7 +259,7 @@ static enum ft_rc pretok_step(const struct pretok *p, struct tok_pieces *in, str
 	tok_pieces_reset(out);
 	for (size_t i = 0; i < in->n && !rc; i++) {
 		const struct tok_span *sp = &in->v[i];
-		const char *s = in->text.ptr + sp->off;
+		const char *s = ft_buf_str(&in->text) + sp->off;
 		size_t n = sp->len;
 		switch (p->kind) {
 		case PT_BYTELEVEL: {
@@ -335,8 +335,8 @@ static enum ft_rc encode_text(const struct ft_tokenizer *t, struct enc_ctx *c, c
 		o = sw;
 	}
 	for (size_t i = 0; i < in->n; i++)
-		if ((rc = tok_bpe_encode_word(&t->bpe, in->text.ptr + in->v[i].off, in->v[i].len,
-					      &c->bs, out)))
+		if ((rc = tok_bpe_encode_word(&t->bpe, ft_buf_str(&in->text) + in->v[i].off,
+					      in->v[i].len, &c->bs, out)))
 			return rc;
 	return FT_OK;
 }
@@ -354,7 +354,8 @@ static enum ft_rc encode_clean(const struct ft_tokenizer *t, struct enc_ctx *c, 
 				return rc;
 			continue;
 		}
-		if ((rc = tok_normalize(t, c->a.text.ptr + sp->off, sp->len, &c->n1, &c->n2)))
+		if ((rc = tok_normalize(t, ft_buf_str(&c->a.text) + sp->off, sp->len, &c->n1,
+					&c->n2)))
 			return rc;
 		if (c->n1.len == 0)
 			continue;
@@ -366,8 +367,8 @@ static enum ft_rc encode_clean(const struct ft_tokenizer *t, struct enc_ctx *c, 
 			if (np.v[k].id >= 0)
 				rc = ft_ids_push(out, np.v[k].id);
 			else
-				rc = encode_text(t, c, np.text.ptr + np.v[k].off, np.v[k].len,
-						 np.v[k].first, out);
+				rc = encode_text(t, c, ft_buf_str(&np.text) + np.v[k].off,
+						 np.v[k].len, np.v[k].first, out);
 		}
 		tok_pieces_release(&np);
 		if (rc)
@@ -429,7 +430,7 @@ static enum ft_rc dec_step(const struct dec *d, struct tok_pieces *in, struct to
 	case DEC_BYTELEVEL: {
 		struct ft_buf raw = FT_BUF_INIT(TOK_TEXT_MAX);
 		for (size_t i = 0; i < in->n && !rc; i++) {
-			const char *s = in->text.ptr + in->v[i].off;
+			const char *s = ft_buf_str(&in->text) + in->v[i].off;
 			size_t n = in->v[i].len, mark = raw.len;
 			bool ok = true;
 			for (size_t p = 0; p < n && !rc;) {
@@ -458,12 +459,13 @@ static enum ft_rc dec_step(const struct dec *d, struct tok_pieces *in, struct to
 	case DEC_FUSE:
 		rc = tok_pieces_add(out, NULL, 0, -1, false);
 		for (size_t i = 0; i < in->n && !rc; i++)
-			rc = tok_pieces_extend(out, in->text.ptr + in->v[i].off, in->v[i].len);
+			rc = tok_pieces_extend(out, ft_buf_str(&in->text) + in->v[i].off,
+					       in->v[i].len);
 		return rc;
 	case DEC_BYTEFALLBACK: {
 		struct ft_buf bytes = FT_BUF_INIT(TOK_TEXT_MAX);
 		for (size_t i = 0; i <= in->n && !rc; i++) {
-			const char *s = i < in->n ? in->text.ptr + in->v[i].off : NULL;
+			const char *s = i < in->n ? ft_buf_str(&in->text) + in->v[i].off : NULL;
 			size_t n = i < in->n ? in->v[i].len : 0;
 			int hv = -1;
 			/* <0xXX>; Rust's u8::from_str_radix also takes "+X" */
@@ -498,7 +500,7 @@ static enum ft_rc dec_step(const struct dec *d, struct tok_pieces *in, struct to
 	case DEC_METASPACE: break;
 	}
 	for (size_t i = 0; i < in->n && !rc; i++) {
-		const char *s = in->text.ptr + in->v[i].off;
+		const char *s = ft_buf_str(&in->text) + in->v[i].off;
 		size_t n = in->v[i].len;
 		if ((rc = tok_pieces_add(out, NULL, 0, -1, false)))
 			break;
@@ -572,7 +574,7 @@ enum ft_rc ft_tokenizer_decode(const struct ft_tokenizer *t, const int32_t *ids,
 		if (!t->has_decoder && i > 0)
 			rc = ft_buf_addch(out, ' ');
 		if (!rc)
-			rc = ft_buf_add(out, in->text.ptr + in->v[i].off, in->v[i].len);
+			rc = ft_buf_add(out, ft_buf_str(&in->text) + in->v[i].off, in->v[i].len);
 	}
 	tok_pieces_release(&a);
 	tok_pieces_release(&b);

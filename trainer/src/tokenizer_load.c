@@ -790,12 +790,12 @@ static enum ft_rc parse_model(struct ft_tokenizer *t, const json_t *m, struct ft
 			rc = oom(err);
 			break;
 		}
-		int32_t in = tok_strmap_get(b->vocab, cat.ptr, cat.len);
+		int32_t in = tok_strmap_get(b->vocab, ft_buf_str(&cat), cat.len);
 		if (ia < 0 || ic < 0 || in < 0) {
 			rc = bad(err, p, "token \"%.100s\" is not in the vocabulary",
 				 ia < 0	  ? a
 				 : ic < 0 ? c
-					  : cat.ptr);
+					  : ft_buf_str(&cat));
 			break;
 		}
 		if (i > UINT32_MAX - 1 || tok_bpe_add_merge(b, ia, ic, in, (uint32_t)i))

@@ -109,7 +109,7 @@ static int hexval(int c)
 static void batch_one(const struct ft_tokenizer *t, const char *line, size_t len)
 {
 	struct ft_err err;
-	struct ft_ids ids = {0};
+	struct ft_ids ids = { 0 };
 	struct ft_buf text = FT_BUF_INIT((size_t)1 << 34);
 	ft_err_clear(&err);
 	json_t *o = ft_json_parse(line, len, &err), *dec;
@@ -270,7 +270,7 @@ int cmd_tokenize(int argc, char **argv)
 		code = 1;
 		goto out;
 	}
-	struct ft_ids ids = {0};
+	struct ft_ids ids = { 0 };
 	unsigned fl = special ? FT_TOK_SPLIT_SPECIAL | FT_TOK_ADD_SPECIAL : 0;
 	if (ft_tokenizer_encode(t, ft_buf_str(&in), in.len, fl, &ids, &err)) {
 		code = fail(&err);
@@ -296,7 +296,7 @@ int cmd_detokenize(int argc, char **argv)
 {
 	const char *model = NULL;
 	unsigned fl = 0;
-	struct ft_ids ids = {0};
+	struct ft_ids ids = { 0 };
 	struct ft_err err;
 	int code = 0;
 	ft_err_clear(&err);

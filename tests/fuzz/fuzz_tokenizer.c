@@ -22,10 +22,10 @@ static const char *const texts[] = {
 
 static void run(const struct ft_tokenizer *t, const char *s, size_t n)
 {
-	static const unsigned modes[] = {0, FT_TOK_SPLIT_SPECIAL,
-					 FT_TOK_SPLIT_SPECIAL | FT_TOK_ADD_SPECIAL};
+	static const unsigned modes[] = { 0, FT_TOK_SPLIT_SPECIAL,
+					  FT_TOK_SPLIT_SPECIAL | FT_TOK_ADD_SPECIAL };
 	for (size_t m = 0; m < FT_ARRAY_LEN(modes); m++) {
-		struct ft_ids ids = {0};
+		struct ft_ids ids = { 0 };
 		struct ft_buf out = FT_BUF_INIT((size_t)1 << 24);
 		struct ft_err err;
 		ft_err_clear(&err);

@@ -307,8 +307,9 @@ static enum ft_rc pretok_step(const struct pretok *p, struct tok_pieces *in, str
 			}
 			char rb[sizeof(p->repl)];
 			memcpy(rb, p->repl, sizeof(rb));
-			struct tok_pattern pat = {
-				.is_regex = false, .lit = rb, .lit_len = p->repl_len};
+			struct tok_pattern pat = { .is_regex = false,
+						   .lit = rb,
+						   .lit_len = p->repl_len };
 			rc = tok_split(&pat, TOK_SPLIT_MERGED_NEXT, false, tmp->ptr, tmp->len,
 				       sp->first, out);
 			break;
@@ -470,7 +471,7 @@ static enum ft_rc dec_step(const struct dec *d, struct tok_pieces *in, struct to
 			int hv = -1;
 			/* <0xXX>; Rust's u8::from_str_radix also takes "+X" */
 			if (s && n == 6 && memcmp(s, "<0x", 3) == 0 && s[5] == '>') {
-				char h[3] = {s[3], s[4], 0}, *end;
+				char h[3] = { s[3], s[4], 0 }, *end;
 				if (isxdigit((unsigned char)h[1]) &&
 				    (isxdigit((unsigned char)h[0]) || h[0] == '+'))
 					hv = (int)strtol(h, &end, 16);

@@ -297,7 +297,7 @@ static enum ft_rc add_sym(struct tok_bpe_scratch *s, size_t *n, int32_t id, size
 	}
 	if (*n >= INT32_MAX - 1)
 		return FT_ELIMIT;
-	s->sym[*n] = (struct tok_sym){id, (int32_t)*n - 1, (int32_t)*n + 1, (uint32_t)len};
+	s->sym[*n] = (struct tok_sym){ id, (int32_t)*n - 1, (int32_t)*n + 1, (uint32_t)len };
 	(*n)++;
 	return FT_OK;
 }
@@ -403,7 +403,7 @@ enum ft_rc tok_bpe_encode_word(const struct tok_bpe *m, const char *w, size_t n,
 		uint32_t rank;
 		int32_t nw;
 		if (merge_get(m, s->sym[i].id, s->sym[i + 1].id, &rank, &nw))
-			heap_push(s->heap, &hn, (struct tok_merge){rank, (uint32_t)i, nw});
+			heap_push(s->heap, &hn, (struct tok_merge){ rank, (uint32_t)i, nw });
 	}
 	while (hn) {
 		struct tok_merge top = heap_pop(s->heap, &hn);
@@ -431,9 +431,10 @@ enum ft_rc tok_bpe_encode_word(const struct tok_bpe *m, const char *w, size_t n,
 			s->heap_cap = s->heap_cap * 2 + 2;
 		}
 		if (cur->prev >= 0 && merge_get(m, s->sym[cur->prev].id, cur->id, &rank, &nw))
-			heap_push(s->heap, &hn, (struct tok_merge){rank, (uint32_t)cur->prev, nw});
+			heap_push(s->heap, &hn,
+				  (struct tok_merge){ rank, (uint32_t)cur->prev, nw });
 		if (cur->next >= 0 && merge_get(m, cur->id, s->sym[cur->next].id, &rank, &nw))
-			heap_push(s->heap, &hn, (struct tok_merge){rank, top.pos, nw});
+			heap_push(s->heap, &hn, (struct tok_merge){ rank, top.pos, nw });
 	}
 	for (size_t i = 0; i < ns; i++)
 		if (s->sym[i].len && (rc = ft_ids_push(out, s->sym[i].id)))

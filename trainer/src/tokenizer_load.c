@@ -159,7 +159,7 @@ static enum ft_rc add_component(struct ft_tokenizer *t, const struct family *f, 
 static enum ft_rc parse_replace(const json_t *o, char **a, size_t *alen, char **b, size_t *blen,
 				const char *path, struct ft_err *err)
 {
-	struct tok_pattern pat = {0};
+	struct tok_pattern pat = { 0 };
 	const char *s = NULL;
 	size_t len = 0;
 	if (parse_pattern(json_object_get(o, "pattern"), &pat, false, path, err))
@@ -225,8 +225,8 @@ static const struct {
 	const char *type;
 	norm_fn fn;
 } norm_types[] = {
-	{"Prepend", norm_prepend}, {"Replace", norm_replace},	  {"Strip", norm_strip},
-	{"NFC", norm_nfc},	   {"Lowercase", norm_lowercase},
+	{ "Prepend", norm_prepend }, { "Replace", norm_replace },     { "Strip", norm_strip },
+	{ "NFC", norm_nfc },	     { "Lowercase", norm_lowercase },
 };
 
 static enum ft_rc add_norm(struct ft_tokenizer *t, const char *type, const json_t *o,
@@ -238,7 +238,7 @@ static enum ft_rc add_norm(struct ft_tokenizer *t, const char *type, const json_
 			break;
 	if (i == FT_ARRAY_LEN(norm_types))
 		return bad(err, path, "unsupported normalizer type \"%s\"", type);
-	struct norm n = {0}, *v = NULL;
+	struct norm n = { 0 }, *v = NULL;
 	enum ft_rc rc = norm_types[i].fn(o, &n, path, err);
 	if (!rc && !(v = realloc(t->norms, (t->nnorms + 1) * sizeof(*v))))
 		rc = oom(err);
@@ -252,7 +252,7 @@ static enum ft_rc add_norm(struct ft_tokenizer *t, const char *type, const json_
 	return FT_OK;
 }
 
-static const struct family normalizers = {"normalizer", "normalizers", add_norm};
+static const struct family normalizers = { "normalizer", "normalizers", add_norm };
 
 /* pre-tokenizers */
 
@@ -260,11 +260,11 @@ static const struct {
 	const char *name;
 	enum tok_split_behavior b;
 } behaviors[] = {
-	{"Removed", TOK_SPLIT_REMOVED},
-	{"Isolated", TOK_SPLIT_ISOLATED},
-	{"MergedWithPrevious", TOK_SPLIT_MERGED_PREV},
-	{"MergedWithNext", TOK_SPLIT_MERGED_NEXT},
-	{"Contiguous", TOK_SPLIT_CONTIGUOUS},
+	{ "Removed", TOK_SPLIT_REMOVED },
+	{ "Isolated", TOK_SPLIT_ISOLATED },
+	{ "MergedWithPrevious", TOK_SPLIT_MERGED_PREV },
+	{ "MergedWithNext", TOK_SPLIT_MERGED_NEXT },
+	{ "Contiguous", TOK_SPLIT_CONTIGUOUS },
 };
 
 static enum ft_rc parse_behavior(const char *b, enum tok_split_behavior *out, const char *path,
@@ -282,9 +282,9 @@ static const struct {
 	const char *name;
 	enum prepend_scheme s;
 } schemes[] = {
-	{"always", PREPEND_ALWAYS},
-	{"first", PREPEND_FIRST},
-	{"never", PREPEND_NEVER},
+	{ "always", PREPEND_ALWAYS },
+	{ "first", PREPEND_FIRST },
+	{ "never", PREPEND_NEVER },
 };
 
 /* "prepend_scheme", or the older "add_prefix_space" boolean */
@@ -308,8 +308,10 @@ static enum ft_rc parse_scheme(const json_t *o, enum prepend_scheme *out, const 
 }
 
 /* Punctuation as the reference sees it: P* or ASCII punctuation. */
-static const struct tok_pattern punct_pattern = {.is_class = true, .cls = FT_UNI_P, .punct = true};
-static const struct tok_pattern space_pattern = {.is_class = true, .cls = FT_UNI_WS};
+static const struct tok_pattern punct_pattern = { .is_class = true,
+						  .cls = FT_UNI_P,
+						  .punct = true };
+static const struct tok_pattern space_pattern = { .is_class = true, .cls = FT_UNI_WS };
 
 typedef enum ft_rc (*pretok_fn)(struct ft_tokenizer *t, const json_t *o, struct pretok *p,
 				const char *path, struct ft_err *err);
@@ -401,8 +403,9 @@ static enum ft_rc pt_bert(struct ft_tokenizer *t, const json_t *o, struct pretok
 	if (!v)
 		return oom(err);
 	t->pretoks = v;
-	v[t->npretoks++] = (struct pretok){
-		.kind = PT_SPLIT, .pat = space_pattern, .behavior = TOK_SPLIT_REMOVED};
+	v[t->npretoks++] = (struct pretok){ .kind = PT_SPLIT,
+					    .pat = space_pattern,
+					    .behavior = TOK_SPLIT_REMOVED };
 	p->kind = PT_SPLIT;
 	p->pat = punct_pattern;
 	p->behavior = TOK_SPLIT_ISOLATED;
@@ -432,14 +435,14 @@ static const struct {
 	const char *type;
 	pretok_fn fn;
 } pretok_types[] = {
-	{"ByteLevel", pt_bytelevel},
-	{"Split", pt_split},
-	{"Metaspace", pt_metaspace},
-	{"Whitespace", pt_whitespace},
-	{"WhitespaceSplit", pt_whitespace_split},
-	{"Digits", pt_digits},
-	{"Punctuation", pt_punctuation},
-	{"BertPreTokenizer", pt_bert},
+	{ "ByteLevel", pt_bytelevel },
+	{ "Split", pt_split },
+	{ "Metaspace", pt_metaspace },
+	{ "Whitespace", pt_whitespace },
+	{ "WhitespaceSplit", pt_whitespace_split },
+	{ "Digits", pt_digits },
+	{ "Punctuation", pt_punctuation },
+	{ "BertPreTokenizer", pt_bert },
 };
 
 static enum ft_rc add_pretok(struct ft_tokenizer *t, const char *type, const json_t *o,
@@ -451,7 +454,7 @@ static enum ft_rc add_pretok(struct ft_tokenizer *t, const char *type, const jso
 			break;
 	if (i == FT_ARRAY_LEN(pretok_types))
 		return bad(err, path, "unsupported pre_tokenizer type \"%s\"", type);
-	struct pretok p = {0}, *v = NULL;
+	struct pretok p = { 0 }, *v = NULL;
 	enum ft_rc rc = pretok_types[i].fn(t, o, &p, path, err);
 	if (!rc && !(v = realloc(t->pretoks, (t->npretoks + 1) * sizeof(*v))))
 		rc = oom(err);
@@ -464,7 +467,7 @@ static enum ft_rc add_pretok(struct ft_tokenizer *t, const char *type, const jso
 	return FT_OK;
 }
 
-static const struct family pre_tokenizers = {"pre-tokenizer", "pretokenizers", add_pretok};
+static const struct family pre_tokenizers = { "pre-tokenizer", "pretokenizers", add_pretok };
 
 /* decoders */
 
@@ -535,9 +538,9 @@ static const struct {
 	const char *type;
 	dec_fn fn;
 } dec_types[] = {
-	{"ByteLevel", dec_bytelevel}, {"ByteFallback", dec_bytefallback},
-	{"Fuse", dec_fuse},	      {"Replace", dec_replace},
-	{"Strip", dec_strip},	      {"Metaspace", dec_metaspace},
+	{ "ByteLevel", dec_bytelevel }, { "ByteFallback", dec_bytefallback },
+	{ "Fuse", dec_fuse },		{ "Replace", dec_replace },
+	{ "Strip", dec_strip },		{ "Metaspace", dec_metaspace },
 };
 
 static enum ft_rc add_dec(struct ft_tokenizer *t, const char *type, const json_t *o,
@@ -549,7 +552,7 @@ static enum ft_rc add_dec(struct ft_tokenizer *t, const char *type, const json_t
 			break;
 	if (i == FT_ARRAY_LEN(dec_types))
 		return bad(err, path, "unsupported decoder type \"%s\"", type);
-	struct dec d = {0}, *v = NULL;
+	struct dec d = { 0 }, *v = NULL;
 	enum ft_rc rc = dec_types[i].fn(o, &d, path, err);
 	if (!rc && !(v = realloc(t->decs, (t->ndecs + 1) * sizeof(*v))))
 		rc = oom(err);
@@ -563,7 +566,7 @@ static enum ft_rc add_dec(struct ft_tokenizer *t, const char *type, const json_t
 	return FT_OK;
 }
 
-static const struct family decoders = {"decoder", "decoders", add_dec};
+static const struct family decoders = { "decoder", "decoders", add_dec };
 
 /* ---- loading: post-processor ---- */
 

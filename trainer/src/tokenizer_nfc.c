@@ -108,7 +108,7 @@ enum ft_rc ft_uni_nfc(const char *s, size_t n, struct ft_buf *out)
 	if (i == n)
 		return ft_buf_add(out, s, n) ? FT_ENOMEM : FT_OK;
 
-	struct cps d = {0};
+	struct cps d = { 0 };
 	enum ft_rc rc = FT_OK;
 	for (i = 0; i < n && !rc;) {
 		uint32_t cp;

@@ -252,9 +252,9 @@ static const struct {
 	const char *const *text;
 	enum tok_regex re;
 } known_patterns[] = {
-	{&pat_gpt2, TOK_RE_GPT2},
-	{&pat_llama3, TOK_RE_LLAMA3},
-	{&pat_qwen2, TOK_RE_QWEN2},
+	{ &pat_gpt2, TOK_RE_GPT2 },
+	{ &pat_llama3, TOK_RE_LLAMA3 },
+	{ &pat_qwen2, TOK_RE_QWEN2 },
 };
 
 bool tok_regex_lookup(const char *pattern, enum tok_regex *out)
@@ -526,11 +526,11 @@ enum ft_rc tok_split(const struct tok_pattern *pat, enum tok_split_behavior b, b
 		struct seg segs[2];
 		size_t k = 0;
 		if (!find_next(pat, s, n, pos, &ms, &me)) {
-			segs[k++] = (struct seg){pos, n, false};
+			segs[k++] = (struct seg){ pos, n, false };
 		} else {
 			if (ms > pos)
-				segs[k++] = (struct seg){pos, ms, false};
-			segs[k++] = (struct seg){ms, me, true};
+				segs[k++] = (struct seg){ pos, ms, false };
+			segs[k++] = (struct seg){ ms, me, true };
 		}
 		pos = segs[k - 1].b;
 		for (size_t i = 0; i < k; i++) {

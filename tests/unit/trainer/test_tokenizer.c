@@ -24,7 +24,7 @@ static struct ft_tokenizer *parse(const char *json, struct ft_err *err)
 static const char *ids_of(const struct ft_tokenizer *t, const char *text, size_t len, unsigned fl)
 {
 	static char out[4096];
-	struct ft_ids ids = {0};
+	struct ft_ids ids = { 0 };
 	struct ft_err err;
 	ft_err_clear(&err);
 	if (ft_tokenizer_encode(t, text, len, fl, &ids, &err)) {
@@ -80,7 +80,7 @@ FT_TEST(bpe_merges_follow_rank_then_position)
 	FT_CHECK(ft_tokenizer_id_to_token(t, 7) == NULL);
 	FT_CHECK_INT(ft_tokenizer_token_to_id(t, "zz"), -1);
 	/* no decoder: tokens joined by spaces */
-	int32_t ids[] = {5, 3, 99, 6};
+	int32_t ids[] = { 5, 3, 99, 6 };
 	FT_CHECK_STR(decode(t, ids, 4, 0), "abc ab <unk>");
 	ft_tokenizer_free(t);
 
@@ -100,7 +100,7 @@ FT_TEST(bpe_long_word_is_not_quadratic)
 	FT_CHECK(text);
 	for (size_t i = 0; i < n; i++)
 		text[i] = i % 2 ? 'b' : 'a';
-	struct ft_ids ids = {0};
+	struct ft_ids ids = { 0 };
 	FT_CHECK(ft_tokenizer_encode(t, text, n, 0, &ids, &err) == FT_OK);
 	FT_CHECK_INT(ids.len, n / 2);
 	for (size_t i = 0; i < ids.len; i++)
@@ -155,7 +155,7 @@ FT_TEST(byte_fallback_and_sentencepiece_layout)
 	FT_CHECK(ft_tokenizer_is_special(t, 6));
 	FT_CHECK(!ft_tokenizer_is_special(t, 5));
 	/* decode: " a", " ", é -> " a é" -> strip one leading space */
-	int32_t ids[] = {6, 5, 3, 1, 2};
+	int32_t ids[] = { 6, 5, 3, 1, 2 };
 	FT_CHECK_STR(decode(t, ids, 5, FT_TOK_SKIP_SPECIAL), "a \xc3\xa9");
 	FT_CHECK_STR(decode(t, ids, 5, 0), "<s> a \xc3\xa9");
 	/* a lone lead byte decodes to U+FFFD */
@@ -249,28 +249,29 @@ FT_TEST(unsupported_components_are_named)
 	static const struct {
 		const char *json, *want;
 	} cases[] = {
-		{"{\"pre_tokenizer\": {\"type\": \"UnicodeScripts\"}, \"model\": {\"vocab\": {}}}",
-		 "tokenizer.json: pre_tokenizer: unsupported pre_tokenizer type "
-		 "\"UnicodeScripts\""},
-		{"{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}",
-		 "tokenizer.json: model: unsupported model type \"Unigram\" (only BPE)"},
-		{"{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"},"
-		 " \"behavior\": \"Isolated\"}, \"model\": {\"vocab\": {}}}",
-		 "tokenizer.json: pre_tokenizer: unsupported regex \"\\w+\" (known: the GPT-2, "
-		 "Llama 3 and "
-		 "Qwen2 split patterns)"},
-		{"{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": "
-		 "\"NFKD\"}]},"
-		 " \"model\": {\"vocab\": {}}}",
-		 "tokenizer.json: normalizer.normalizers[0]: unsupported normalizer type \"NFKD\""},
-		{"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
-		 "tokenizer.json: model.merges[0]: token \"b\" is not in the vocabulary"},
-		{"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}",
-		 "tokenizer.json: model.merges[0]: \"a\" must be two tokens separated by one "
-		 "space"},
-		{"{\"model\": {\"vocab\": {\"a\": 99999999}}}",
-		 "tokenizer.json: token id 99999999 is far beyond the 1 tokens defined"},
-		{"[1]", "tokenizer.json: must be a JSON object"},
+		{ "{\"pre_tokenizer\": {\"type\": \"UnicodeScripts\"}, \"model\": {\"vocab\": {}}}",
+		  "tokenizer.json: pre_tokenizer: unsupported pre_tokenizer type "
+		  "\"UnicodeScripts\"" },
+		{ "{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}",
+		  "tokenizer.json: model: unsupported model type \"Unigram\" (only BPE)" },
+		{ "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\w+\"},"
+		  " \"behavior\": \"Isolated\"}, \"model\": {\"vocab\": {}}}",
+		  "tokenizer.json: pre_tokenizer: unsupported regex \"\\w+\" (known: the GPT-2, "
+		  "Llama 3 and "
+		  "Qwen2 split patterns)" },
+		{ "{\"normalizer\": {\"type\": \"Sequence\", \"normalizers\": [{\"type\": "
+		  "\"NFKD\"}]},"
+		  " \"model\": {\"vocab\": {}}}",
+		  "tokenizer.json: normalizer.normalizers[0]: unsupported normalizer type "
+		  "\"NFKD\"" },
+		{ "{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
+		  "tokenizer.json: model.merges[0]: token \"b\" is not in the vocabulary" },
+		{ "{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}",
+		  "tokenizer.json: model.merges[0]: \"a\" must be two tokens separated by one "
+		  "space" },
+		{ "{\"model\": {\"vocab\": {\"a\": 99999999}}}",
+		  "tokenizer.json: token id 99999999 is far beyond the 1 tokens defined" },
+		{ "[1]", "tokenizer.json: must be a JSON object" },
 	};
 	for (size_t i = 0; i < FT_ARRAY_LEN(cases); i++) {
 		struct ft_err err;
@@ -331,7 +332,7 @@ static void *encode_many(void *arg)
 {
 	struct thread_job *j = arg;
 	for (int r = 0; r < 200; r++) {
-		struct ft_ids ids = {0};
+		struct ft_ids ids = { 0 };
 		if (ft_tokenizer_encode(j->t, j->text, j->len, FT_TOK_SPLIT_SPECIAL, &ids, NULL) ||
 		    ids.len != j->want->len ||
 		    memcmp(ids.v, j->want->v, ids.len * sizeof(*ids.v)) != 0)
@@ -347,17 +348,17 @@ FT_TEST(one_tokenizer_shared_by_threads)
 	struct ft_tokenizer *t = parse(spm, &err);
 	FT_CHECK(t);
 	const char *text = "a \xc3\xa9 <s>a a \xc3\xbc";
-	struct ft_ids want = {0};
+	struct ft_ids want = { 0 };
 	FT_CHECK(ft_tokenizer_encode(t, text, strlen(text), FT_TOK_SPLIT_SPECIAL, &want, &err) ==
 		 FT_OK);
 	/* "▁a▁é▁" + <s> + "▁a▁a▁ü": 5 3 1 2 3 | 6 | 5 5 3 0 (hand-worked as above) */
-	static const int32_t hand[] = {5, 3, 1, 2, 3, 6, 5, 5, 3, 0};
+	static const int32_t hand[] = { 5, 3, 1, 2, 3, 6, 5, 5, 3, 0 };
 	FT_CHECK_INT(want.len, 10);
 	FT_CHECK(memcmp(want.v, hand, sizeof(hand)) == 0);
 	pthread_t th[4];
 	struct thread_job jobs[4];
 	for (int i = 0; i < 4; i++) {
-		jobs[i] = (struct thread_job){t, text, strlen(text), &want, 0};
+		jobs[i] = (struct thread_job){ t, text, strlen(text), &want, 0 };
 		FT_CHECK(pthread_create(&th[i], NULL, encode_many, &jobs[i]) == 0);
 	}
 	int bad = 0;

@@ -57,6 +57,8 @@ static int serve(struct ft_config *cfg)
 	if (ft_config_str(cfg, "redis_url") && *ft_config_str(cfg, "redis_url"))
 		ctx.redis = api_redis_pool_new(ft_config_str(cfg, "redis_url"), threads);
 	ctx.max_upload = (uint64_t)ft_config_int(cfg, "max_upload_bytes");
+	ctx.webhook_allow_http = ft_config_bool(cfg, "webhook_allow_http");
+	ctx.webhook_allow_cidrs = ft_config_str(cfg, "webhook_allow_cidrs");
 	ctx.openapi_json = ft_api_openapi_json;
 	ctx.openapi_len = ft_api_openapi_json_len;
 

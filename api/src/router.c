@@ -36,6 +36,17 @@ static const struct api_route routes[] = {
 	{ "GET", "/v1/keys", h_keys_list, 0, ROLE_ADMIN, "keys.list" },
 	{ "GET", "/v1/keys/{id}", h_keys_get, 0, ROLE_ADMIN, "keys.get" },
 	{ "DELETE", "/v1/keys/{id}", h_keys_delete, RT_WRITE, ROLE_ADMIN, "keys.delete" },
+	{ "POST", "/v1/webhooks", h_webhooks_create, RT_WRITE, ROLE_ADMIN, "webhooks.create" },
+	{ "GET", "/v1/webhooks", h_webhooks_list, 0, ROLE_VIEWER, "webhooks.list" },
+	{ "GET", "/v1/webhooks/{id}", h_webhooks_get, 0, ROLE_VIEWER, "webhooks.get" },
+	{ "DELETE", "/v1/webhooks/{id}", h_webhooks_delete, RT_WRITE, ROLE_ADMIN,
+	  "webhooks.delete" },
+	{ "POST", "/v1/webhooks/{id}/rotate_secret", h_webhooks_rotate, RT_WRITE, ROLE_ADMIN,
+	  "webhooks.rotate" },
+	{ "GET", "/v1/webhooks/{id}/deliveries", h_webhooks_deliveries, 0, ROLE_VIEWER,
+	  "webhooks.deliveries" },
+	{ "POST", "/v1/webhooks/{id}/deliveries/{did}/redeliver", h_webhooks_redeliver, RT_WRITE,
+	  ROLE_ADMIN, "webhooks.redeliver" },
 };
 
 /* Match url against pattern; fills params (arena copies) on success. */

@@ -27,6 +27,14 @@ static const struct ft_config_key keys[] = {
 	{ "heartbeat_ms", FT_CFG_INT, "2000", 100, 600000, "worker heartbeat period" },
 	{ "lease_ms", FT_CFG_INT, "15000", 500, 3600000,
 	  "how long a dispatched job stays leased without a heartbeat" },
+	{ "sched_tick_ms", FT_CFG_INT, "200", 10, 60000, "scheduler loop period" },
+	{ "worker_slots", FT_CFG_INT, "1", 1, 64,
+	  "concurrent CPU jobs a worker without GPUs takes" },
+	{ "worker_gpus", FT_CFG_INT, "-1", -1, 64,
+	  "GPUs a worker offers (-1: detect with NVML, 0 without)" },
+	{ "trainer_path", FT_CFG_STR, NULL, 0, 0,
+	  "the ft-train program a worker runs (default: next to ft-worker)" },
+	{ "work_dir", FT_CFG_STR, "./ftplat-work", 0, 0, "a worker's scratch folder for jobs" },
 	{ "webhook_allow_http", FT_CFG_BOOL, "false", 0, 0,
 	  "allow plain-http webhook URLs (development only)" },
 };
@@ -74,14 +82,13 @@ static bool parse_long(const char *s, long *out)
 	return true;
 }
 
-static enum ft_rc check_value(const struct ft_config_key *k, const char *value,
-			      const char *origin, struct ft_err *err)
+static enum ft_rc check_value(const struct ft_config_key *k, const char *value, const char *origin,
+			      struct ft_err *err)
 {
 	long v;
 	bool bv;
 	switch (k->type) {
-	case FT_CFG_STR:
-		return FT_OK;
+	case FT_CFG_STR: return FT_OK;
 	case FT_CFG_INT:
 		if (!parse_long(value, &v))
 			return ft_failf(err, FT_EINVAL, "invalid_config",
@@ -176,7 +183,8 @@ static enum ft_rc load_file(struct ft_config *cfg, const char *path, struct ft_e
 			break;
 	}
 	if (rc == FT_OK && ferror(f))
-		rc = ft_failf(err, FT_EIO, "invalid_config", "config file \"%s\": read error", path);
+		rc = ft_failf(err, FT_EIO, "invalid_config", "config file \"%s\": read error",
+			      path);
 	fclose(f);
 	if (rc)
 		ft_err_detailf(err, "in %s", path);

@@ -39,16 +39,13 @@ static const struct {
 	const char *name;
 	enum ft_chat_family family;
 } aliases[] = {
-	{ "qwen", FT_CHAT_CHATML },
-	{ "qwen2", FT_CHAT_CHATML },
-	{ "qwen2.5", FT_CHAT_CHATML },
-	{ "llama-3", FT_CHAT_LLAMA3 },
-	{ "llama-2", FT_CHAT_LLAMA2 },
+	{ "qwen", FT_CHAT_CHATML },    { "qwen2", FT_CHAT_CHATML },   { "qwen2.5", FT_CHAT_CHATML },
+	{ "llama-3", FT_CHAT_LLAMA3 }, { "llama-2", FT_CHAT_LLAMA2 },
 };
 
 static const char *const role_names[FT_CHAT_ROLE_COUNT] = { "system", "user", "assistant" };
 
-#define ALPACA_PREAMBLE                                                                    \
+#define ALPACA_PREAMBLE                                                                       \
 	"Below is an instruction that describes a task. Write a response that appropriately " \
 	"completes the request."
 
@@ -111,8 +108,8 @@ enum ft_rc ft_chat_render_add(struct ft_chat_render *r, const char *text, size_t
 	size_t off = r->text.len;
 	if (ft_buf_add(&r->text, text, len))
 		return FT_ENOMEM;
-	r->segs[r->n_segs++] = (struct ft_chat_seg){ .off = off, .len = len, .msg = msg,
-						     .trained = trained };
+	r->segs[r->n_segs++] =
+		(struct ft_chat_seg){ .off = off, .len = len, .msg = msg, .trained = trained };
 	return FT_OK;
 }
 
@@ -251,7 +248,8 @@ static enum ft_rc render_llama3(const struct rctx *c, struct ft_err *err)
 		if (puts_(c, "<|start_header_id|>", mi, frame(c, mi)) ||
 		    puts_(c, role_names[c->m[i].role], mi, frame(c, mi)) ||
 		    puts_(c, "<|end_header_id|>\n\n", mi, frame(c, mi)) ||
-		    put(c, s, len, mi, trained(c, mi)) || puts_(c, "<|eot_id|>", mi, trained(c, mi)))
+		    put(c, s, len, mi, trained(c, mi)) ||
+		    puts_(c, "<|eot_id|>", mi, trained(c, mi)))
 			return FT_ENOMEM;
 	}
 	if ((c->flags & FT_CHAT_ADD_GENERATION_PROMPT) &&
@@ -291,10 +289,11 @@ static enum ft_rc check_alternating(const struct rctx *c, size_t first, struct f
 	for (size_t i = first; i < c->n; i++) {
 		enum ft_chat_role want = (i - first) % 2 == 0 ? FT_CHAT_USER : FT_CHAT_ASSISTANT;
 		if (c->m[i].role != want) {
-			ft_failf(err, FT_EINVAL, "invalid_role_order",
-				 "message %zu is \"%s\" but the %s template needs roles alternating "
-				 "user/assistant after an optional first system message",
-				 i, role_names[c->m[i].role], family_names[c->t->family]);
+			ft_failf(
+				err, FT_EINVAL, "invalid_role_order",
+				"message %zu is \"%s\" but the %s template needs roles alternating "
+				"user/assistant after an optional first system message",
+				i, role_names[c->m[i].role], family_names[c->t->family]);
 			char p[32];
 			snprintf(p, sizeof(p), "messages[%zu]", i);
 			ft_err_param(err, p);
@@ -364,14 +363,16 @@ static enum ft_rc render_llama2(const struct rctx *c, struct ft_err *err)
 				rc = FT_ENOMEM;
 				goto out_tmp;
 			}
-			if (puts_(c, "[INST] ", mi, frame(c, mi)) || put(c, s, len, mi, trained(c, mi)) ||
+			if (puts_(c, "[INST] ", mi, frame(c, mi)) ||
+			    put(c, s, len, mi, trained(c, mi)) ||
 			    puts_(c, " [/INST]", mi, frame(c, mi))) {
 				rc = FT_ENOMEM;
 				goto out_tmp;
 			}
 		} else {
 			if (puts_(c, " ", mi, frame(c, mi)) || put(c, s, len, mi, trained(c, mi)) ||
-			    puts_(c, " ", mi, trained(c, mi)) || puts_(c, c->t->eos, mi, trained(c, mi))) {
+			    puts_(c, " ", mi, trained(c, mi)) ||
+			    puts_(c, c->t->eos, mi, trained(c, mi))) {
 				rc = FT_ENOMEM;
 				goto out_tmp;
 			}
@@ -420,21 +421,22 @@ static enum ft_rc render_plain(const struct rctx *c, struct ft_err *err)
 		int mi = (int)i;
 		bool asst = c->m[i].role == FT_CHAT_ASSISTANT;
 		if (put(c, c->m[i].content, c->m[i].len, mi, trained(c, mi)) ||
-		    (asst ? puts_(c, c->t->eos, mi, trained(c, mi)) : puts_(c, "\n", mi, frame(c, mi))))
+		    (asst ? puts_(c, c->t->eos, mi, trained(c, mi))
+			  : puts_(c, "\n", mi, frame(c, mi))))
 			return FT_ENOMEM;
 	}
 	return FT_OK;
 }
 
 static enum ft_rc (*const renderers[FT_CHAT_FAMILY_COUNT])(const struct rctx *, struct ft_err *) = {
-	[FT_CHAT_LLAMA3] = render_llama3, [FT_CHAT_CHATML] = render_chatml,
+	[FT_CHAT_LLAMA3] = render_llama3,   [FT_CHAT_CHATML] = render_chatml,
 	[FT_CHAT_MISTRAL] = render_mistral, [FT_CHAT_LLAMA2] = render_llama2,
-	[FT_CHAT_ALPACA] = render_alpaca, [FT_CHAT_PLAIN] = render_plain,
+	[FT_CHAT_ALPACA] = render_alpaca,   [FT_CHAT_PLAIN] = render_plain,
 };
 
-enum ft_rc ft_chat_render_messages(const struct ft_chat_template *t,
-				   const struct ft_chat_msg *msgs, size_t n, unsigned flags,
-				   struct ft_chat_render *r, struct ft_err *err)
+enum ft_rc ft_chat_render_messages(const struct ft_chat_template *t, const struct ft_chat_msg *msgs,
+				   size_t n, unsigned flags, struct ft_chat_render *r,
+				   struct ft_err *err)
 {
 	struct rctx c = { .t = t, .m = msgs, .n = n, .flags = flags, .r = r };
 	ft_chat_render_reset(r);
@@ -442,7 +444,8 @@ enum ft_rc ft_chat_render_messages(const struct ft_chat_template *t,
 		FT_ASSERT((unsigned)msgs[i].role < FT_CHAT_ROLE_COUNT);
 	enum ft_rc rc = renderers[t->family](&c, err);
 	if (rc == FT_ENOMEM)
-		return ft_failf(err, FT_ENOMEM, "out_of_memory", "rendering a conversation: out of memory");
+		return ft_failf(err, FT_ENOMEM, "out_of_memory",
+				"rendering a conversation: out of memory");
 	if (rc)
 		ft_chat_render_reset(r);
 	return rc;
@@ -471,8 +474,8 @@ void ft_chat_template_free(struct ft_chat_template *t)
 
 static enum ft_rc unknown(const char *what, const char *name, struct ft_err *err)
 {
-	ft_failf(err, FT_EINVAL, "unknown_template", "%s \"%s\" is not a known chat template",
-		 what, name);
+	ft_failf(err, FT_EINVAL, "unknown_template", "%s \"%s\" is not a known chat template", what,
+		 name);
 	ft_err_hintf(err, "name one of: %s", ft_chat_template_names());
 	ft_err_param(err, "template");
 	return FT_EINVAL;

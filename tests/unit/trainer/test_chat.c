@@ -7,13 +7,14 @@
 #include "ft/chat.h"
 #include "ftest.h"
 
-#define MSG(r, s) { .role = (r), .content = (s), .len = sizeof(s) - 1, .weight = -1 }
+#define MSG(r, s)                                                               \
+	{                                                                       \
+		.role = (r), .content = (s), .len = sizeof(s) - 1, .weight = -1 \
+	}
 
 static const struct ft_chat_msg conv[] = {
-	MSG(FT_CHAT_SYSTEM, "Be brief."),
-	MSG(FT_CHAT_USER, "Hi"),
-	MSG(FT_CHAT_ASSISTANT, " Hello! "),
-	MSG(FT_CHAT_USER, "Bye"),
+	MSG(FT_CHAT_SYSTEM, "Be brief."),   MSG(FT_CHAT_USER, "Hi"),
+	MSG(FT_CHAT_ASSISTANT, " Hello! "), MSG(FT_CHAT_USER, "Bye"),
 	MSG(FT_CHAT_ASSISTANT, "Ciao"),
 };
 
@@ -42,7 +43,9 @@ static char *render(const char *name, const struct ft_chat_msg *m, size_t n, uns
 	FT_ASSERT(ft_chat_template_new(name, "<s>", "</s>", &t, &err) == FT_OK);
 	ft_chat_render_init(&r);
 	enum ft_rc rc = ft_chat_render_messages(t, m, n, flags, &r, &err);
-	char *out = rc ? ft_xstrdup(err.code) : want_marked ? marked(&r) : ft_xstrdup(ft_buf_str(&r.text));
+	char *out = rc		  ? ft_xstrdup(err.code)
+		    : want_marked ? marked(&r)
+				  : ft_xstrdup(ft_buf_str(&r.text));
 	/* segments tile the text */
 	size_t at = 0;
 	for (size_t i = 0; i < r.n_segs; i++) {
@@ -55,14 +58,14 @@ static char *render(const char *name, const struct ft_chat_msg *m, size_t n, uns
 	return out;
 }
 
-#define CHECK_RENDER(name, m, n, flags, want)                  \
-	do {                                                   \
-		char *got_ = render(name, m, n, flags, true);  \
-		int ok_ = strcmp(got_, want) == 0;             \
-		if (!ok_)                                      \
+#define CHECK_RENDER(name, m, n, flags, want)                                \
+	do {                                                                 \
+		char *got_ = render(name, m, n, flags, true);                \
+		int ok_ = strcmp(got_, want) == 0;                           \
+		if (!ok_)                                                    \
 			fprintf(stderr, "got:  %s\nwant: %s\n", got_, want); \
-		free(got_);                                    \
-		FT_CHECK(ok_);                                 \
+		free(got_);                                                  \
+		FT_CHECK(ok_);                                               \
 	} while (0)
 
 FT_TEST(llama3_masks_assistant_content_and_eot)
@@ -84,8 +87,9 @@ FT_TEST(llama3_generation_prompt)
 
 FT_TEST(chatml_masks_im_end_not_newline)
 {
-	CHECK_RENDER("chatml", conv + 1, 2, 0,
-		     "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n[[ Hello! <|im_end|>]]\n");
+	CHECK_RENDER(
+		"chatml", conv + 1, 2, 0,
+		"<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n[[ Hello! <|im_end|>]]\n");
 	CHECK_RENDER("qwen", conv, 2, FT_CHAT_ADD_GENERATION_PROMPT,
 		     "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
 		     "<|im_start|>assistant\n");
@@ -110,9 +114,10 @@ FT_TEST(chatml_default_system_from_jinja)
 		     "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.");
 	ft_chat_render_init(&r);
 	FT_CHECK(ft_chat_render_messages(t, conv + 1, 1, 0, &r, &err) == FT_OK);
-	FT_CHECK_STR(ft_buf_str(&r.text),
-		     "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
-		     "assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
+	FT_CHECK_STR(
+		ft_buf_str(&r.text),
+		"<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
+		"assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
 	FT_CHECK(r.segs[0].msg == -1 && !r.segs[0].trained);
 	ft_chat_render_release(&r);
 	ft_chat_template_free(t);
@@ -121,7 +126,8 @@ FT_TEST(chatml_default_system_from_jinja)
 FT_TEST(mistral_system_joins_first_user)
 {
 	CHECK_RENDER("mistral", conv, 5, 0,
-		     "<s> [INST] Be brief.\n\nHi [/INST] [[ Hello! </s>]] [INST] Bye [/INST] [[Ciao</s>]]");
+		     "<s> [INST] Be brief.\n\nHi [/INST] [[ Hello! </s>]] [INST] Bye [/INST] "
+		     "[[Ciao</s>]]");
 }
 
 FT_TEST(llama2_sys_block_and_strip)
@@ -133,8 +139,8 @@ FT_TEST(llama2_sys_block_and_strip)
 
 FT_TEST(inst_families_need_alternating_roles)
 {
-	static const struct ft_chat_msg bad[] = {
-		MSG(FT_CHAT_USER, "a"), MSG(FT_CHAT_USER, "b"), MSG(FT_CHAT_ASSISTANT, "c") };
+	static const struct ft_chat_msg bad[] = { MSG(FT_CHAT_USER, "a"), MSG(FT_CHAT_USER, "b"),
+						  MSG(FT_CHAT_ASSISTANT, "c") };
 	char *got = render("mistral", bad, 3, 0, false);
 	FT_CHECK_STR(got, "invalid_role_order");
 	free(got);
@@ -175,9 +181,10 @@ FT_TEST(python_strip_unicode_spaces)
 		MSG(FT_CHAT_USER, "\xe3\x80\x80 x\xc2\xa0\t"),
 		MSG(FT_CHAT_ASSISTANT, "\xe2\x80\x8by"),
 	};
-	CHECK_RENDER("llama3", m, 2, 0,
-		     "<s><|start_header_id|>user<|end_header_id|>\n\nx<|eot_id|>"
-		     "<|start_header_id|>assistant<|end_header_id|>\n\n[[\xe2\x80\x8by<|eot_id|>]]");
+	CHECK_RENDER(
+		"llama3", m, 2, 0,
+		"<s><|start_header_id|>user<|end_header_id|>\n\nx<|eot_id|>"
+		"<|start_header_id|>assistant<|end_header_id|>\n\n[[\xe2\x80\x8by<|eot_id|>]]");
 }
 
 FT_TEST(recognise_jinja_families)
@@ -186,8 +193,10 @@ FT_TEST(recognise_jinja_families)
 		const char *jinja, *want;
 	} cases[] = {
 		{ "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + "
-		  "message['content'] | trim + '<|eot_id|>' }}", "llama3" },
-		{ "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>'}}",
+		  "message['content'] | trim + '<|eot_id|>' }}",
+		  "llama3" },
+		{ "{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+		  "'<|im_end|>'}}",
 		  "chatml" },
 		{ "{{ bos_token + '[INST] ' + '<<SYS>>\\n' }}", "llama2" },
 		{ "{{- ' [INST] ' + message['content'] + ' [/INST]' }}", "mistral" },
@@ -197,7 +206,8 @@ FT_TEST(recognise_jinja_families)
 		struct ft_chat_template *t;
 		struct ft_err err;
 		ft_err_clear(&err);
-		FT_CHECK(ft_chat_template_from_jinja(cases[i].jinja, "<s>", "</s>", &t, &err) == FT_OK);
+		FT_CHECK(ft_chat_template_from_jinja(cases[i].jinja, "<s>", "</s>", &t, &err) ==
+			 FT_OK);
 		FT_CHECK_STR(ft_chat_template_name(t), cases[i].want);
 		FT_CHECK(ft_chat_template_default_system(t) == NULL);
 		ft_chat_template_free(t);
@@ -213,11 +223,13 @@ FT_TEST(unknown_template_lists_names)
 	FT_CHECK(t == NULL);
 	FT_CHECK_STR(err.code, "unknown_template");
 	FT_CHECK_STR(err.msg, "template \"vicuna\" is not a known chat template");
-	FT_CHECK_STR(err.hint, "name one of: llama3, chatml (qwen), mistral, llama2, alpaca, plain");
+	FT_CHECK_STR(err.hint,
+		     "name one of: llama3, chatml (qwen), mistral, llama2, alpaca, plain");
 	ft_err_clear(&err);
 	/* Llama 3.1's dated system block is not the llama3 family */
-	FT_CHECK(ft_chat_template_from_jinja("<|start_header_id|> <|eot_id|> Cutting Knowledge Date",
-					     "", "", &t, &err) == FT_EINVAL);
+	FT_CHECK(
+		ft_chat_template_from_jinja("<|start_header_id|> <|eot_id|> Cutting Knowledge Date",
+					    "", "", &t, &err) == FT_EINVAL);
 	FT_CHECK_STR(err.code, "unknown_template");
 }
 

@@ -101,7 +101,7 @@ const char *ft_chat_template_eos(const struct ft_chat_template *t); /* "" when n
 /* One piece of rendered text. */
 struct ft_chat_seg {
 	size_t off, len; /* bytes of the rendered text */
-	int msg;	 /* index of the message it belongs to; -1: none (BOS, generation prompt, default system) */
+	int msg; /* index of the message it belongs to; -1: none (BOS, generation prompt, default system) */
 	bool trained;
 };
 
@@ -117,17 +117,17 @@ void ft_chat_render_reset(struct ft_chat_render *r);
 
 enum ft_chat_flags {
 	FT_CHAT_ADD_GENERATION_PROMPT = 1 << 0, /* end with the assistant header */
-	FT_CHAT_TRAIN_ON_INPUTS = 1 << 1,	/* train every segment but weight-0 messages */
-	FT_CHAT_NO_BOS = 1 << 2,		/* leave the BOS text out (continuations) */
+	FT_CHAT_TRAIN_ON_INPUTS = 1 << 1, /* train every segment but weight-0 messages */
+	FT_CHAT_NO_BOS = 1 << 2, /* leave the BOS text out (continuations) */
 };
 
 /* Render msgs[0..n) appending to r (which is reset first). Errors (FT_EINVAL):
  * "invalid_role_order" when the family needs alternating user/assistant
  * roles and the messages do not alternate, or a system message is not
  * first. The error names the message index in err->param ("messages[3]"). */
-enum ft_rc ft_chat_render_messages(const struct ft_chat_template *t,
-				   const struct ft_chat_msg *msgs, size_t n, unsigned flags,
-				   struct ft_chat_render *r, struct ft_err *err);
+enum ft_rc ft_chat_render_messages(const struct ft_chat_template *t, const struct ft_chat_msg *msgs,
+				   size_t n, unsigned flags, struct ft_chat_render *r,
+				   struct ft_err *err);
 
 /* Append a segment to r (used by the dataset code for non-chat formats). */
 enum ft_rc ft_chat_render_add(struct ft_chat_render *r, const char *text, size_t len, int msg,

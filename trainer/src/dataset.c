@@ -149,8 +149,8 @@ got_line:
 	if (too_long) {
 		ft_buf_reset(&r->line);
 		ft_failf(err, FT_ELIMIT, "line_too_long",
-			 "line %ld: longer than the limit of %zu bytes (%zu bytes or more)",
-			 r->lineno, FT_DATA_MAX_LINE, seen);
+			 "line %ld: %zu bytes, longer than the limit of %zu bytes per line",
+			 r->lineno, seen, FT_DATA_MAX_LINE);
 		ft_err_line(err, r->lineno);
 		return FT_ELIMIT;
 	}

@@ -11,14 +11,16 @@
  *
  * The whole text is encoded once with special tokens recognised and no
  * post-processor (BOS comes from the rendering), exactly as transformers'
- * apply_chat_template(tokenize=True) does. Labels: encode each segment on
- * its own; when the pieces concatenate to the whole encoding (the usual
- * case: segments meet at special tokens or pre-tokenizer splits) each token
- * takes its segment's label. Otherwise the token boundaries are found from
- * prefixes: c_k = tokens of the whole encoding that lie inside text[0..b_k)
- * (the common prefix with the encoding of that prefix) for each segment end
- * b_k, and a token that straddles b_k is trained when any segment it covers
- * is (as transformers' char_to_token-based assistant masks do).
+ * apply_chat_template(tokenize=True) does. Labels: walk the segments,
+ * encoding each on its own; where its ids are the next ids of the whole
+ * encoding (the usual case: segments meet at special tokens or
+ * pre-tokenizer splits) its tokens take its label. Where a token crosses
+ * a segment end, the window grows to the next segments until it matches,
+ * and inside it the token boundaries come from prefixes: c_k = tokens
+ * inside the window's text up to the end of segment k (the common prefix
+ * with the encoding of that prefix); a token crossing an end is trained
+ * when any segment it covers is (as transformers' char_to_token-based
+ * assistant masks do).
  */
 #include "ft/dataset.h"
 
@@ -130,96 +132,115 @@ static enum ft_rc encode(const struct ft_tokenizer *tok, const char *s, size_t l
 	return ft_tokenizer_encode(tok, s, len, FT_TOK_SPLIT_SPECIAL, out, err);
 }
 
-static size_t common_prefix(const struct ft_ids *a, const struct ft_ids *b)
+/* Label the m tokens w[0..m) that encode segments [s, e) of r (their text
+ * starts at segs[s].off): with one segment they all take its label; with
+ * more, c_k = tokens of w inside the text up to the end of segment k (the
+ * common prefix with the encoding of that prefix), and a token crossing
+ * that end is trained when any segment it covers is. */
+static enum ft_rc label_window(const struct ft_tokenizer *tok, const struct ft_chat_render *r,
+			       size_t s, size_t e, const int32_t *w, size_t m, int32_t *labels,
+			       struct ft_ids *piece, size_t *work, struct ft_err *err)
 {
-	size_t n = FT_MIN(a->len, b->len), i = 0;
-	while (i < n && a->v[i] == b->v[i])
-		i++;
-	return i;
-}
-
-/* Labels of the whole encoding `ids` of r's text. */
-static enum ft_rc label_tokens(const struct ft_tokenizer *tok, const struct ft_chat_render *r,
-			       const struct ft_ids *ids, struct ft_ids *labels, struct ft_err *err)
-{
-	struct ft_ids piece = { 0 };
-	int32_t *seg_of = NULL;
+	const char *text = ft_buf_str(&r->text);
+	size_t nw = e - s, start = r->segs[s].off;
 	size_t *c = NULL;
 	bool *straddle = NULL;
 	enum ft_rc rc = FT_OK;
-	const char *text = ft_buf_str(&r->text);
-	size_t n = ids->len;
 
-	labels->len = 0;
-	seg_of = malloc(FT_MAX(n, 1) * sizeof(*seg_of));
-	if (!seg_of)
-		goto fail_nomem;
-	/* the quick way: segment by segment */
-	size_t at = 0;
-	bool same = true;
-	for (size_t s = 0; s < r->n_segs && same; s++) {
-		piece.len = 0;
-		if ((rc = encode(tok, text + r->segs[s].off, r->segs[s].len, &piece, err)))
-			goto out;
-		if (at + piece.len > n ||
-		    memcmp(piece.v, ids->v + at, piece.len * sizeof(int32_t))) {
-			same = false;
-			break;
-		}
-		for (size_t k = 0; k < piece.len; k++)
-			seg_of[at + k] = (int32_t)s;
-		at += piece.len;
+	if (nw == 1) {
+		for (size_t i = 0; i < m; i++)
+			labels[i] = r->segs[s].trained ? w[i] : FT_LABEL_IGNORE;
+		return FT_OK;
 	}
-	if (same && at == n) {
-		for (size_t i = 0; i < n; i++)
-			if (ft_ids_push(labels,
-					r->segs[seg_of[i]].trained ? ids->v[i] : FT_LABEL_IGNORE))
-				goto fail_nomem;
+	c = calloc(nw, sizeof(*c));
+	straddle = calloc(nw, sizeof(*straddle));
+	if (!c || !straddle) {
+		rc = ft_failf(err, FT_ENOMEM, "out_of_memory", "tokenizing: out of memory");
 		goto out;
 	}
-	/* the careful way: token boundaries from prefixes */
-	c = calloc(r->n_segs, sizeof(*c));
-	straddle = calloc(r->n_segs, sizeof(*straddle));
-	if (!c || !straddle)
-		goto fail_nomem;
-	for (size_t s = 0; s < r->n_segs; s++) {
-		size_t end = r->segs[s].off + r->segs[s].len;
-		if (s + 1 == r->n_segs) {
-			c[s] = n;
-			continue;
-		}
-		piece.len = 0;
-		if ((rc = encode(tok, text, end, &piece, err)))
+	for (size_t k = 0; k + 1 < nw; k++) {
+		size_t end = r->segs[s + k].off + r->segs[s + k].len;
+		piece->len = 0;
+		*work += end - start;
+		if ((rc = encode(tok, text + start, end - start, piece, err)))
 			goto out;
-		c[s] = common_prefix(&piece, ids);
-		straddle[s] = piece.len > c[s] && c[s] < n;
-		if (s > 0 && c[s] < c[s - 1])
-			c[s] = c[s - 1];
+		size_t cp = 0;
+		while (cp < FT_MIN(piece->len, m) && piece->v[cp] == w[cp])
+			cp++;
+		c[k] = k > 0 ? FT_MAX(cp, c[k - 1]) : cp;
+		straddle[k] = piece->len > cp && cp < m;
 	}
-	for (size_t i = 0; i < n; i++) {
+	c[nw - 1] = m;
+	for (size_t i = 0; i < m; i++) {
 		size_t first = 0, last = 0;
-		while (first < r->n_segs && i >= c[first] + (straddle[first] ? 1 : 0))
+		while (first < nw && i >= c[first] + (straddle[first] ? 1 : 0))
 			first++;
-		while (last < r->n_segs && i >= c[last])
+		while (last < nw && i >= c[last])
 			last++;
-		if (last >= r->n_segs)
-			last = r->n_segs - 1;
-		if (first > last)
-			first = last;
+		last = FT_MIN(last, nw - 1);
+		first = FT_MIN(first, last);
 		bool tr = false;
-		for (size_t s = first; s <= last; s++)
-			tr = tr || r->segs[s].trained;
-		if (ft_ids_push(labels, tr ? ids->v[i] : FT_LABEL_IGNORE))
+		for (size_t k = first; k <= last; k++)
+			tr = tr || r->segs[s + k].trained;
+		labels[i] = tr ? w[i] : FT_LABEL_IGNORE;
+	}
+out:
+	free(c);
+	free(straddle);
+	return rc;
+}
+
+/* Labels of the whole encoding `ids` of r's text. Segments are taken in
+ * windows: a window [s, e) is the shortest run of segments from s whose own
+ * encoding is exactly the next tokens of `ids` (one segment, unless a token
+ * crosses its end); the windows tile the tokens, so the work stays linear in
+ * the text unless the tokenizer merges across many segments in a row,
+ * which is bounded (WORK_FACTOR x the text) and then an error. */
+#define WORK_FACTOR 64
+static enum ft_rc label_tokens(const struct ft_tokenizer *tok, const struct ft_chat_render *r,
+			       const struct ft_ids *ids, struct ft_ids *labels, struct ft_err *err)
+{
+	struct ft_ids piece = { 0 }, scratch = { 0 };
+	const char *text = ft_buf_str(&r->text);
+	size_t n = ids->len, at = 0, s = 0, work = 0;
+	size_t budget = WORK_FACTOR * r->text.len + 4096;
+	enum ft_rc rc = FT_OK;
+
+	labels->len = 0;
+	for (size_t i = 0; i < n; i++)
+		if (ft_ids_push(labels, FT_LABEL_IGNORE))
 			goto fail_nomem;
+	while (s < r->n_segs) {
+		size_t e = s + 1, start = r->segs[s].off;
+		for (;; e++) {
+			if (e > r->n_segs || work > budget) {
+				rc = ft_failf(err, FT_EINVAL, "tokenization_error",
+					      "cannot align the tokens with the template's pieces "
+					      "(the tokenizer merges across too many of them)");
+				goto out;
+			}
+			size_t end = r->segs[e - 1].off + r->segs[e - 1].len;
+			piece.len = 0;
+			work += end - start;
+			if ((rc = encode(tok, text + start, end - start, &piece, err)))
+				goto out;
+			if (at + piece.len <= n &&
+			    memcmp(piece.v, ids->v + at, piece.len * sizeof(int32_t)) == 0 &&
+			    (e < r->n_segs || at + piece.len == n))
+				break;
+		}
+		if ((rc = label_window(tok, r, s, e, ids->v + at, piece.len, labels->v + at,
+				       &scratch, &work, err)))
+			goto out;
+		at += piece.len;
+		s = e;
 	}
 	goto out;
 fail_nomem:
 	rc = ft_failf(err, FT_ENOMEM, "out_of_memory", "tokenizing: out of memory");
 out:
 	ft_ids_release(&piece);
-	free(seg_of);
-	free(c);
-	free(straddle);
+	ft_ids_release(&scratch);
 	return rc;
 }
 

@@ -28,7 +28,8 @@
  *   line_too_long, blank_line, invalid_utf8, invalid_json, invalid_type,
  *   unknown_format, mixed_formats, wrong_method, missing_field,
  *   unknown_role, empty_content, invalid_weight, no_assistant_turn,
- *   no_trained_tokens, invalid_role_order, too_long, io_error
+ *   no_trained_tokens, invalid_role_order, too_long, unknown_template,
+ *   tokenization_error, empty_file, io_error
  *
  * Labels follow transformers: labels[i] = ids[i] for trained tokens and
  * FT_LABEL_IGNORE (-100) otherwise, unshifted (the loss at position i

@@ -35,6 +35,19 @@
  * FT_LABEL_IGNORE (-100) otherwise, unshifted (the loss at position i
  * predicts labels[i + 1]).
  *
+ * Use from the training loop (one epoch of SFT, packed):
+ *
+ *   struct ft_dataset *ds;
+ *   struct ft_example ex = { 0 };
+ *   bool eof;
+ *   if (ft_dataset_open(path, tok, NULL, &opts, &ds, &err)) goto fail;
+ *   while (!(rc = ft_dataset_next(ds, FT_SPLIT_TRAIN, &ex, &eof, &err)) && !eof)
+ *       ... copy ex.ids / ex.labels into a buffer of struct ft_pack_doc ...
+ *   ft_pack_bfd(docs, n, max_seq_len, pad_id, FT_PACK_TRUNCATE, &packed, &err);
+ *   ft_dataset_rewind(ds, &err);  // next epoch
+ *
+ * (ft_dataset_next reuses ex's arrays; release it once at the end.)
+ *
  * Ownership: struct ft_data_row / ft_example / ft_pref_example / ft_packed
  * own their arrays and are emptied by their _release. A struct ft_dataset
  * borrows the tokenizer and template it was opened with.

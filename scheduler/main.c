@@ -54,10 +54,19 @@ int main(int argc, char **argv)
 		.name = name,
 		.tick_ms = (int)ft_config_int(&cfg, "sched_tick_ms"),
 		.lease_ms = (int)ft_config_int(&cfg, "lease_ms"),
+		.webhook_allow_http = ft_config_bool(&cfg, "webhook_allow_http"),
+		.webhook_allow_cidrs = ft_config_str(&cfg, "webhook_allow_cidrs"),
+		.webhook_backoff_ms = (int)ft_config_int(&cfg, "webhook_backoff_ms"),
+		.webhook_timeout_ms = (int)ft_config_int(&cfg, "webhook_timeout_ms"),
+		.webhook_max_age_hours = (int)ft_config_int(&cfg, "webhook_max_age_hours"),
+		.metrics_addr = ft_config_str(&cfg, "metrics_addr"),
+		.metrics_port = (int)ft_config_int(&cfg, "metrics_port"),
 		.stop = &stop,
 	};
 	ft_info("ft-scheduler %s starting", name);
 	enum ft_rc rc = ft_sched_run(&o, &err);
+	if (rc)
+		fprintf(stderr, "ft-scheduler: %s\n", err.msg);
 	ft_config_release(&cfg);
 	return rc ? 1 : 0;
 }

@@ -4,6 +4,8 @@
  */
 #include "ft/trainer.h"
 
+#include "cmd.h"
+
 struct cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -20,13 +22,19 @@ static int cmd_version(int argc, char **argv)
 
 static const struct cmd commands[] = {
 	{ "version", cmd_version, "print the trainer version" },
+	{ "inspect", cmd_inspect, "show a model folder's config and tensors" },
+	{ "st-dump", cmd_st_dump, NULL }, /* hidden: tests */
+	{ "st-copy", cmd_st_copy, NULL }, /* hidden: tests */
+	{ "st-cast", cmd_st_cast, NULL }, /* hidden: tests */
+	{ "config-json", cmd_config_json, NULL }, /* hidden: tests */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ft-train <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < FT_ARRAY_LEN(commands); i++)
-		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+		if (commands[i].help)
+			fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
 }
 
 int main(int argc, char **argv)

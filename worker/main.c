@@ -71,6 +71,8 @@ int main(int argc, char **argv)
 		.slots = (int)ft_config_int(&cfg, "worker_slots"),
 		.heartbeat_ms = (int)ft_config_int(&cfg, "heartbeat_ms"),
 		.stop = &stop,
+		.metrics_addr = ft_config_str(&cfg, "metrics_addr"),
+		.metrics_port = (int)ft_config_int(&cfg, "metrics_port"),
 	};
 	enum ft_rc rc = ft_worker_run(&o, &err);
 	if (rc)

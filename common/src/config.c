@@ -27,6 +27,10 @@ static const struct ft_config_key keys[] = {
 	{ "heartbeat_ms", FT_CFG_INT, "2000", 100, 600000, "worker heartbeat period" },
 	{ "lease_ms", FT_CFG_INT, "15000", 500, 3600000,
 	  "how long a dispatched job stays leased without a heartbeat" },
+	{ "metrics_addr", FT_CFG_STR, "127.0.0.1", 0, 0,
+	  "address of the /metrics endpoint of ft-scheduler and ft-worker" },
+	{ "metrics_port", FT_CFG_INT, "-1", -1, 65535,
+	  "port of that /metrics endpoint (-1: none, 0: any free port)" },
 	{ "sched_tick_ms", FT_CFG_INT, "200", 10, 60000, "scheduler loop period" },
 	{ "worker_slots", FT_CFG_INT, "1", 1, 64,
 	  "concurrent CPU jobs a worker without GPUs takes" },
@@ -37,6 +41,14 @@ static const struct ft_config_key keys[] = {
 	{ "work_dir", FT_CFG_STR, "./ftplat-work", 0, 0, "a worker's scratch folder for jobs" },
 	{ "webhook_allow_http", FT_CFG_BOOL, "false", 0, 0,
 	  "allow plain-http webhook URLs (development only)" },
+	{ "webhook_allow_cidrs", FT_CFG_STR, "", 0, 0,
+	  "comma-separated CIDRs of special addresses webhooks may reach (admin)" },
+	{ "webhook_backoff_ms", FT_CFG_INT, "5000", 1, 3600000,
+	  "first webhook retry delay; doubles per attempt up to 12 h" },
+	{ "webhook_timeout_ms", FT_CFG_INT, "10000", 100, 120000,
+	  "one webhook attempt's time limit" },
+	{ "webhook_max_age_hours", FT_CFG_INT, "72", 1, 720,
+	  "a webhook delivery still failing after this long is abandoned" },
 };
 
 const struct ft_config_key *ft_config_keys(size_t *count)

@@ -192,7 +192,7 @@ enum ft_rc sched_reap(struct sched *s, struct ft_err *err)
 			goto fail;
 		}
 		if (strcmp(to, "queued") == 0)
-			s->requeued++;
+			__atomic_add_fetch(&s->requeued, 1, __ATOMIC_RELAXED);
 		ft_logf(FT_LOG_WARN, NULL, PQgetvalue(r, i, 0), "%s -> %s: %s", PQgetvalue(r, i, 1),
 			to, reason);
 	}
@@ -367,6 +367,7 @@ static enum ft_rc dispatch_one(struct sched *s, struct cand *c, struct sched_wor
 		return FT_OK;
 	}
 	attempt = atoi(PQgetvalue(r, 0, 0));
+	double waited = PQgetisnull(r, 0, 1) ? 0 : strtod(PQgetvalue(r, 0, 1), NULL);
 	PQclear(r);
 	char reason[160];
 	snprintf(reason, sizeof(reason), "dispatched to worker %s (attempt %d)", w->id, attempt);
@@ -385,7 +386,8 @@ static enum ft_rc dispatch_one(struct sched *s, struct cand *c, struct sched_wor
 	if (!rr) /* committed: the lease will expire and the job be requeued */
 		return err->rc;
 	freeReplyObject(rr);
-	s->dispatched++;
+	__atomic_add_fetch(&s->dispatched, 1, __ATOMIC_RELAXED);
+	sched_observe_latency(s, waited);
 	ft_logf(FT_LOG_INFO, NULL, c->id, "%s", reason);
 	return FT_OK;
 fail:

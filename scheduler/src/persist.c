@@ -409,7 +409,7 @@ static enum ft_rc read_batch(struct sched *s, const char *from, size_t *count, s
 				freeReplyObject(k);
 		}
 		json_decref(ev);
-		s->persisted++;
+		__atomic_add_fetch(&s->persisted, 1, __ATOMIC_RELAXED);
 		(*count)++;
 	}
 	freeReplyObject(r);

@@ -16,6 +16,7 @@
  *   5. push cancels for cancelling jobs
  *   6. dispatch queued jobs
  */
+#include "ft/metrics.h"
 #include "sched_int.h"
 
 #define LEADER_LOCK_KEY "7346202"
@@ -53,6 +54,80 @@ enum ft_rc sched_note_transition(struct sched *s, const char *job, const char *f
 		" VALUES ($1, $2, $3::int, CASE WHEN $5 = 'failed' THEN 'error' ELSE 'info' END,"
 		" 'status', $4, jsonb_build_object('status', $5::text))",
 		5, p2);
+}
+
+const double sched_lat_bounds[11] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60 };
+
+void sched_observe_latency(struct sched *s, double seconds)
+{
+	int b = 0;
+	while (b < 11 && seconds > sched_lat_bounds[b])
+		b++;
+	__atomic_add_fetch(&s->lat_buckets[b], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&s->lat_count, 1, __ATOMIC_RELAXED);
+	s->lat_sum += seconds; /* one writer (the loop); a torn read only blurs a scrape */
+}
+
+static void counts_by_status(struct ft_buf *out, PGconn *pg, const char *sql, const char *name,
+			     const char *help)
+{
+	PGresult *r = PQexec(pg, sql);
+	ft_metrics_help(out, name, "gauge", help);
+	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+		char labels[96];
+		snprintf(labels, sizeof(labels), "status=\"%s\"", PQgetvalue(r, i, 0));
+		ft_metrics_value(out, name, labels, strtod(PQgetvalue(r, i, 1), NULL));
+	}
+	PQclear(r);
+}
+
+/* Runs on the metrics server's thread; reads PostgreSQL on its own connection. */
+static void metrics(struct ft_buf *out, void *ud)
+{
+	struct sched *s = ud;
+	PGconn *pg = PQconnectdb(s->o->database_url);
+	if (PQstatus(pg) == CONNECTION_OK) {
+		counts_by_status(out, pg, "SELECT status, count(*) FROM jobs GROUP BY 1", "ft_jobs",
+				 "jobs by status");
+		counts_by_status(out, pg,
+				 "SELECT status, count(*) FROM webhook_deliveries GROUP BY 1",
+				 "ft_webhook_deliveries", "webhook deliveries by status");
+		PGresult *r = PQexec(pg, "SELECT count(*) FROM jobs WHERE status = 'queued'");
+		ft_metrics_help(out, "ft_queue_depth", "gauge", "jobs waiting for a worker");
+		if (PQresultStatus(r) == PGRES_TUPLES_OK)
+			ft_metrics_value(out, "ft_queue_depth", NULL,
+					 strtod(PQgetvalue(r, 0, 0), NULL));
+		PQclear(r);
+	}
+	PQfinish(pg);
+	ft_metrics_help(out, "ft_scheduler_leader", "gauge", "1 when this instance leads");
+	ft_metrics_value(out, "ft_scheduler_leader", NULL, s->leader ? 1 : 0);
+	ft_metrics_help(out, "ft_workers", "gauge", "workers with a live heartbeat (as last seen)");
+	ft_metrics_value(out, "ft_workers", NULL, (double)s->n_workers);
+	ft_metrics_help(out, "ft_dispatched_total", "counter", "jobs dispatched by this instance");
+	ft_metrics_value(out, "ft_dispatched_total", NULL,
+			 (double)__atomic_load_n(&s->dispatched, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_requeued_total", "counter", "jobs requeued after a lost worker");
+	ft_metrics_value(out, "ft_requeued_total", NULL,
+			 (double)__atomic_load_n(&s->requeued, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_events_persisted_total", "counter", "worker events persisted");
+	ft_metrics_value(out, "ft_events_persisted_total", NULL,
+			 (double)__atomic_load_n(&s->persisted, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_dispatch_latency_seconds", "histogram",
+			"time from queued to dispatched");
+	uint64_t cum = 0;
+	for (int b = 0; b < 12; b++) {
+		char labels[48];
+		cum += __atomic_load_n(&s->lat_buckets[b], __ATOMIC_RELAXED);
+		if (b < 11)
+			snprintf(labels, sizeof(labels), "le=\"%g\"", sched_lat_bounds[b]);
+		else
+			snprintf(labels, sizeof(labels), "le=\"+Inf\"");
+		ft_metrics_value(out, "ft_dispatch_latency_seconds_bucket", labels, (double)cum);
+	}
+	ft_metrics_value(out, "ft_dispatch_latency_seconds_sum", NULL, s->lat_sum);
+	ft_metrics_value(out, "ft_dispatch_latency_seconds_count", NULL,
+			 (double)__atomic_load_n(&s->lat_count, __ATOMIC_RELAXED));
 }
 
 static void drop_pg(struct sched *s)
@@ -123,7 +198,16 @@ static void tick(struct sched *s)
 enum ft_rc ft_sched_run(const struct ft_sched_opts *o, struct ft_err *err)
 {
 	struct sched s = { 0 };
+	struct ft_metrics_server *ms = NULL;
 	s.o = o;
+	if (o->metrics_port >= 0) {
+		ms = ft_metrics_server_new(o->metrics_addr, o->metrics_port, metrics, &s, err);
+		if (!ms)
+			return err->rc;
+		ft_info("metrics on http://%s:%d/metrics", o->metrics_addr,
+			ft_metrics_server_port(ms));
+	}
+	sched_webhooks_start(o);
 	while (!*o->stop) {
 		struct ft_err e;
 		ft_err_clear(&e);
@@ -149,8 +233,9 @@ enum ft_rc ft_sched_run(const struct ft_sched_opts *o, struct ft_err *err)
 	if (s.leader)
 		ft_info("%s stops leading", o->name);
 	drop_pg(&s);
+	sched_webhooks_stop();
+	ft_metrics_server_free(ms);
 	ft_redis_free(s.redis);
 	free(s.workers);
-	FT_UNUSED(err);
 	return FT_OK;
 }

@@ -25,9 +25,17 @@ struct sched {
 	bool group_ready;
 	struct sched_worker *workers;
 	size_t n_workers;
-	/* statistics for /metrics and logs */
+	/* statistics for /metrics (read by the metrics thread: atomics) */
 	uint64_t dispatched, requeued, persisted;
+	/* queued -> dispatched latency histogram, seconds */
+	uint64_t lat_buckets[12];
+	double lat_sum;
+	uint64_t lat_count;
 };
+
+/* Upper bounds of the latency histogram buckets, seconds (+Inf last). */
+extern const double sched_lat_bounds[11];
+void sched_observe_latency(struct sched *s, double seconds);
 
 /* dispatch.c */
 enum ft_rc sched_read_workers(struct sched *s, struct ft_err *err);
@@ -35,6 +43,10 @@ enum ft_rc sched_renew_leases(struct sched *s, struct ft_err *err);
 enum ft_rc sched_reap(struct sched *s, struct ft_err *err);
 enum ft_rc sched_dispatch(struct sched *s, struct ft_err *err);
 enum ft_rc sched_push_cancels(struct sched *s, struct ft_err *err);
+
+/* webhooks.c: the delivery thread */
+void sched_webhooks_start(const struct ft_sched_opts *o);
+void sched_webhooks_stop(void);
 
 /* persist.c */
 enum ft_rc sched_persist_events(struct sched *s, struct ft_err *err);

@@ -335,3 +335,41 @@ def test_redis_wipe_loses_nothing(sched, migrated_db, rurl):
     wait_for(lambda: job_row(migrated_db, job)[0] == "succeeded", what="succeeded after wipe")
     with psycopg.connect(migrated_db) as c:
         assert c.execute("SELECT count(*) FROM job_metrics WHERE job_id = %s", (job,)).fetchone()[0] == 1
+
+
+def test_metrics_endpoint(build_dir, migrated_db, rurl, tmp_path):
+    """/metrics in Prometheus text format with live values."""
+    import socket
+    import urllib.request
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    _, jobs = seed(migrated_db, n_jobs=3)
+    w = SimWorker(rurl, slots=2)
+    w.beat()
+    env = dict(os.environ, FT_DATABASE_URL=migrated_db, FT_REDIS_URL=rurl, FT_SCHED_TICK_MS="50",
+               FT_METRICS_PORT=str(port))
+    p = subprocess.Popen([str(build_dir / "scheduler" / "ft-scheduler")], env=env,
+                         stdout=open(tmp_path / "s.log", "w"), stderr=subprocess.STDOUT)
+    try:
+        w.take()
+        w.take()
+
+        def scrape():
+            try:
+                return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            except OSError:
+                return None
+        text = wait_for(lambda: (lambda t: t if t and "ft_dispatched_total 2" in t else None)(scrape()),
+                        what="metrics")
+        lines = dict(l.rsplit(" ", 1) for l in text.splitlines() if l and not l.startswith("#"))
+        assert float(lines['ft_jobs{status="dispatched"}']) == 2
+        assert float(lines['ft_jobs{status="queued"}']) == 1
+        assert float(lines["ft_queue_depth"]) == 1
+        assert float(lines["ft_scheduler_leader"]) == 1
+        assert float(lines["ft_dispatch_latency_seconds_count"]) == 2
+        assert float(lines['ft_dispatch_latency_seconds_bucket{le="+Inf"}']) == 2
+        assert "# TYPE ft_dispatch_latency_seconds histogram" in text
+    finally:
+        p.terminate()
+        p.wait(10)

@@ -28,6 +28,7 @@
 
 #include <jansson.h>
 
+#include "ft/metrics.h"
 #include "worker_int.h"
 
 #define MAX_JOBS 64
@@ -77,6 +78,9 @@ struct worker {
 	struct inbox_q q;
 	volatile int inbox_stop;
 	uint64_t started_ms;
+	/* for /metrics (atomics: read on the metrics thread) */
+	uint64_t heartbeats, events_sent, events_resent;
+	int jobs_now;
 };
 
 /* ---- events ---------------------------------------------------------- */
@@ -158,6 +162,7 @@ static void spool_check(struct worker *w, struct job *j)
 		if (!r)
 			break;
 		freeReplyObject(r);
+		__atomic_add_fetch(&w->events_resent, 1, __ATOMIC_RELAXED);
 		j->spool[i].sent_ms = now;
 	}
 }
@@ -547,10 +552,37 @@ static void heartbeat(struct worker *w)
 	redisReply *r = ft_redis_cmd(w->redis, FT_REDIS_RETRY, &err, "SET %s%s %s PX %d",
 				     FT_WIRE_WORKER_KEY, w->o->id, text, 3 * w->o->heartbeat_ms);
 	free(text);
-	if (r)
+	if (r) {
 		freeReplyObject(r);
-	else
+		__atomic_add_fetch(&w->heartbeats, 1, __ATOMIC_RELAXED);
+	} else {
 		ft_warn("heartbeat failed: %s", err.msg);
+	}
+	__atomic_store_n(&w->jobs_now, active_jobs(w), __ATOMIC_RELAXED);
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+static void metrics(struct ft_buf *out, void *ud)
+{
+	struct worker *w = ud;
+	char labels[160];
+	snprintf(labels, sizeof(labels), "worker=\"%s\"", w->o->id);
+	ft_metrics_help(out, "ft_worker_heartbeats_total", "counter", "heartbeats written");
+	ft_metrics_value(out, "ft_worker_heartbeats_total", labels,
+			 (double)__atomic_load_n(&w->heartbeats, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_worker_events_sent_total", "counter", "events sent to the stream");
+	ft_metrics_value(out, "ft_worker_events_sent_total", labels,
+			 (double)__atomic_load_n(&w->events_sent, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_worker_events_resent_total", "counter",
+			"events sent again because no acknowledgement came");
+	ft_metrics_value(out, "ft_worker_events_resent_total", labels,
+			 (double)__atomic_load_n(&w->events_resent, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_worker_jobs_running", "gauge", "job attempts running here");
+	ft_metrics_value(out, "ft_worker_jobs_running", labels,
+			 (double)__atomic_load_n(&w->jobs_now, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_worker_gpus", "gauge", "GPUs this worker offers");
+	ft_metrics_value(out, "ft_worker_gpus", labels, w->gpus);
 }
 
 /* ---- main loop ----------------------------------------------------------- */
@@ -571,6 +603,14 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 	if (pipe(w.q.wake) != 0)
 		return ft_failf(err, FT_EIO, NULL, "pipe: %s", strerror(errno));
 	fcntl(w.q.wake[0], F_SETFL, O_NONBLOCK);
+	struct ft_metrics_server *ms = NULL;
+	if (o->metrics_port >= 0) {
+		ms = ft_metrics_server_new(o->metrics_addr, o->metrics_port, metrics, &w, err);
+		if (!ms)
+			return err->rc;
+		ft_info("metrics on http://%s:%d/metrics", o->metrics_addr,
+			ft_metrics_server_port(ms));
+	}
 	pthread_create(&th, NULL, inbox_thread, &w);
 	ft_info("worker %s up: %d GPU(s), %d CPU slot(s), trainer %s", o->id, w.gpus, o->slots,
 		o->trainer);
@@ -657,6 +697,7 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 	}
 	w.inbox_stop = 1;
 	pthread_join(th, NULL);
+	ft_metrics_server_free(ms);
 	struct ft_err e2;
 	ft_err_clear(&e2);
 	redisReply *r = ft_redis_cmd(w.redis, 0, &e2, "DEL %s%s", FT_WIRE_WORKER_KEY, o->id);

@@ -16,6 +16,13 @@ struct ft_sched_opts {
 	const char *name; /* this instance, for logs and the stream consumer */
 	int tick_ms; /* loop period */
 	int lease_ms; /* lease granted at dispatch and renewed per heartbeat */
+	bool webhook_allow_http; /* plain http URLs (development only) */
+	const char *webhook_allow_cidrs; /* special addresses an admin allows */
+	int webhook_backoff_ms; /* first retry delay; doubles per attempt */
+	int webhook_timeout_ms;
+	int webhook_max_age_hours; /* then a delivery is abandoned */
+	const char *metrics_addr;
+	int metrics_port; /* -1: no /metrics; 0: any free port */
 	volatile int *stop; /* set non-zero to stop the loop */
 };
 

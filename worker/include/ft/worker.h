@@ -20,6 +20,8 @@ struct ft_worker_opts {
 	int slots; /* CPU jobs at once when gpus == 0 */
 	int heartbeat_ms;
 	volatile int *stop; /* set: drain (checkpoint, hand back) and exit */
+	const char *metrics_addr;
+	int metrics_port; /* -1: no /metrics; 0: any free port */
 };
 
 enum ft_rc ft_worker_run(const struct ft_worker_opts *opts, struct ft_err *err);

@@ -1,0 +1,18 @@
+/*
+ * cmd.h - the ft-train subcommands that live outside ft_train.c. Each takes
+ * (argc, argv) with argv[0] the subcommand name and returns the exit code.
+ *
+ * Adding one: write cmd_<name>.c, declare its entry here, add a row to
+ * commands[] in ft_train.c (help NULL hides it from the usage text).
+ */
+#ifndef FT_TRAIN_CMD_H
+#define FT_TRAIN_CMD_H
+
+int cmd_inspect(int argc, char **argv); /* ft-train inspect MODEL [--json] [--hash] */
+int cmd_st_dump(int argc, char **argv); /* ft-train st-dump FILE NAME [--f32]: raw bytes */
+int cmd_st_copy(int argc, char **argv); /* ft-train st-copy IN OUT: re-write via our writer */
+int cmd_st_cast(int argc, char **argv); /* ft-train st-cast IN OUT DTYPE: float tensors to DTYPE */
+int cmd_config_json(int argc,
+		    char **argv); /* ft-train config-json DIR: config.json as we write it */
+
+#endif

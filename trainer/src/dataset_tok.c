@@ -53,6 +53,20 @@ void ft_pref_example_release(struct ft_pref_example *ex)
 	memset(ex, 0, sizeof(*ex));
 }
 
+enum ft_rc ft_pref_example_sequence(const struct ft_pref_example *ex, bool rejected,
+				    struct ft_ids *ids, struct ft_ids *labels)
+{
+	const struct ft_ids *ans = rejected ? &ex->rejected : &ex->chosen;
+	ids->len = labels->len = 0;
+	for (size_t i = 0; i < ex->prompt.len; i++)
+		if (ft_ids_push(ids, ex->prompt.v[i]) || ft_ids_push(labels, FT_LABEL_IGNORE))
+			return FT_ENOMEM;
+	for (size_t i = 0; i < ans->len; i++)
+		if (ft_ids_push(ids, ans->v[i]) || ft_ids_push(labels, ans->v[i]))
+			return FT_ENOMEM;
+	return FT_OK;
+}
+
 static const char *tok_text(const struct ft_tokenizer *tok, int32_t id)
 {
 	const char *s = id >= 0 ? ft_tokenizer_id_to_token(tok, id) : NULL;

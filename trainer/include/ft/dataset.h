@@ -165,6 +165,11 @@ struct ft_pref_example {
 	struct ft_ids prompt, chosen, rejected;
 };
 void ft_pref_example_release(struct ft_pref_example *ex);
+/* The sequence the DPO loss scores: prompt + chosen (or + rejected when
+ * `rejected`), with labels -100 over the prompt and the ids over the answer.
+ * ids and labels are reset first. */
+enum ft_rc ft_pref_example_sequence(const struct ft_pref_example *ex, bool rejected,
+				    struct ft_ids *ids, struct ft_ids *labels) FT_WARN_UNUSED;
 
 /* Tokenize a parsed SFT row: render (template for chats; the table above for
  * raw rows), encode the whole text once (special tokens recognised, no

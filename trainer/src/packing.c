@@ -13,8 +13,9 @@
  *   doc_ids       0 ..  0 | 1 .. 1 | ... | -1 ...
  *
  * so attention is masked to equal doc ids (no token sees another document)
- * and no label is predicted across a boundary. Cost: O(n log n) sort plus
- * O(n * rows) placement, fine for the per-epoch batches the trainer packs.
+ * and no label is predicted across a boundary. Cost: O(n log n): the open
+ * rows are indexed by their free room (struct rooms below), so finding the
+ * tightest row that fits is O(log row_len + log rows).
  *
  * Split: h = splitmix64(seed ^ splitmix64(index)), validation when the top
  * 53 bits of h, as a fraction of 2^53, are below val_fraction.
@@ -45,6 +46,105 @@ void ft_packed_release(struct ft_packed *p)
 	memset(p, 0, sizeof(*p));
 }
 
+/* Open rows by free room. count[] is a tree over room values 0..leaves-1
+ * (leaf room v at leaves + v) counting the rows in each range, so the
+ * smallest room >= len is found by one walk up and one walk down; heap[v]
+ * is a min-heap of the row indices with room v (ties go to the earliest
+ * row). */
+struct rooms {
+	size_t leaves, n_heaps;
+	size_t *count;
+	struct heap {
+		size_t *v;
+		size_t n, cap;
+	} * heap;
+};
+
+static enum ft_rc rooms_init(struct rooms *R, size_t row_len, struct ft_err *err)
+{
+	R->leaves = 1;
+	while (R->leaves <= row_len)
+		R->leaves <<= 1;
+	R->count = calloc(2 * R->leaves, sizeof(*R->count));
+	R->n_heaps = row_len + 1;
+	R->heap = calloc(R->n_heaps, sizeof(*R->heap));
+	if (!R->count || !R->heap)
+		return ft_failf(err, FT_ENOMEM, "out_of_memory", "packing: out of memory");
+	return FT_OK;
+}
+
+static void rooms_release(struct rooms *R)
+{
+	for (size_t v = 0; R->heap && v < R->n_heaps; v++)
+		free(R->heap[v].v);
+	free(R->heap);
+	free(R->count);
+	memset(R, 0, sizeof(*R));
+}
+
+static enum ft_rc rooms_add(struct rooms *R, size_t room, size_t row)
+{
+	struct heap *h = &R->heap[room];
+	if (h->n == h->cap) {
+		size_t ncap = h->cap ? h->cap * 2 : 4;
+		size_t *v = realloc(h->v, ncap * sizeof(*v));
+		if (!v)
+			return FT_ENOMEM;
+		h->v = v;
+		h->cap = ncap;
+	}
+	size_t i = h->n++;
+	while (i > 0 && h->v[(i - 1) / 2] > row) { /* sift up */
+		h->v[i] = h->v[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	h->v[i] = row;
+	for (size_t node = R->leaves + room; node >= 1; node >>= 1)
+		R->count[node]++;
+	return FT_OK;
+}
+
+/* The earliest row among those with the smallest room >= len, removed from
+ * the index (its room in *room); SIZE_MAX when no row has room. */
+static size_t rooms_take(struct rooms *R, size_t len, size_t *room)
+{
+	size_t node = R->leaves + len;
+	if (len >= R->leaves)
+		return SIZE_MAX;
+	if (R->count[node] == 0) {
+		for (;;) {
+			if (node == 1)
+				return SIZE_MAX;
+			if ((node & 1) == 0 && R->count[node + 1] > 0) {
+				node++;
+				break;
+			}
+			node >>= 1;
+		}
+		while (node < R->leaves)
+			node = R->count[2 * node] > 0 ? 2 * node : 2 * node + 1;
+	}
+	*room = node - R->leaves;
+	struct heap *h = &R->heap[*room];
+	size_t row = h->v[0], last = h->v[--h->n], i = 0;
+	for (;;) { /* sift down */
+		size_t c = 2 * i + 1;
+		if (c >= h->n)
+			break;
+		if (c + 1 < h->n && h->v[c + 1] < h->v[c])
+			c++;
+		if (h->v[c] >= last)
+			break;
+		h->v[i] = h->v[c];
+		i = c;
+	}
+	if (h->n > 0)
+		h->v[i] = last;
+	for (; node >= 1; node >>= 1)
+		R->count[node]--;
+	return row;
+}
+
 struct order {
 	size_t len; /* after truncation */
 	size_t idx;
@@ -63,7 +163,8 @@ enum ft_rc ft_pack_bfd(const struct ft_pack_doc *docs, size_t n_docs, size_t row
 		       struct ft_err *err)
 {
 	struct order *ord = NULL;
-	size_t *row_of = NULL, *used = NULL, *fill = NULL, *ndoc = NULL;
+	size_t *row_of = NULL, *fill = NULL, *ndoc = NULL;
+	struct rooms rooms = { 0 };
 	size_t n_rows = 0;
 	enum ft_rc rc = FT_OK;
 
@@ -73,10 +174,13 @@ enum ft_rc ft_pack_bfd(const struct ft_pack_doc *docs, size_t n_docs, size_t row
 	out->row_len = row_len;
 	if (n_docs == 0)
 		return FT_OK;
+	if (row_len > FT_PACK_MAX_ROW)
+		return ft_failf(err, FT_EINVAL, "invalid_value",
+				"packing: row length %zu is over the limit of %zu", row_len,
+				FT_PACK_MAX_ROW);
 	ord = calloc(n_docs, sizeof(*ord));
 	row_of = calloc(n_docs, sizeof(*row_of));
-	used = calloc(n_docs, sizeof(*used));
-	if (!ord || !row_of || !used) {
+	if (!ord || !row_of) {
 		rc = ft_failf(err, FT_ENOMEM, "out_of_memory", "packing: out of memory");
 		goto out_tmp;
 	}
@@ -97,24 +201,24 @@ enum ft_rc ft_pack_bfd(const struct ft_pack_doc *docs, size_t n_docs, size_t row
 		ord[i] = (struct order){ .len = len, .idx = i };
 	}
 	qsort(ord, n_docs, sizeof(*ord), by_len_desc);
-	/* used[r]: tokens in row r */
+	if ((rc = rooms_init(&rooms, row_len, err)))
+		goto out_tmp;
 	for (size_t k = 0; k < n_docs; k++) {
-		size_t best = SIZE_MAX, best_room = SIZE_MAX;
-		if (ord[k].len == 0) {
+		size_t len = ord[k].len, room, r;
+		if (len == 0) {
 			row_of[ord[k].idx] = SIZE_MAX; /* empty documents take no room */
 			continue;
 		}
-		for (size_t r = 0; r < n_rows; r++) {
-			size_t room = row_len - used[r];
-			if (room >= ord[k].len && room < best_room) {
-				best = r;
-				best_room = room;
-			}
+		r = rooms_take(&rooms, len, &room);
+		if (r == SIZE_MAX) {
+			r = n_rows++;
+			room = row_len;
 		}
-		if (best == SIZE_MAX)
-			best = n_rows++;
-		used[best] += ord[k].len;
-		row_of[ord[k].idx] = best;
+		row_of[ord[k].idx] = r;
+		if (room > len && rooms_add(&rooms, room - len, r)) {
+			rc = ft_failf(err, FT_ENOMEM, "out_of_memory", "packing: out of memory");
+			goto out_tmp;
+		}
 	}
 	out->n_rows = n_rows;
 	size_t total = n_rows * row_len;
@@ -158,7 +262,7 @@ enum ft_rc ft_pack_bfd(const struct ft_pack_doc *docs, size_t n_docs, size_t row
 out_tmp:
 	free(ord);
 	free(row_of);
-	free(used);
+	rooms_release(&rooms);
 	free(fill);
 	free(ndoc);
 	if (rc)

@@ -90,6 +90,84 @@ FT_TEST(bfd_reject_names_line)
 	FT_CHECK(p.input_ids == NULL);
 }
 
+/* The rule written out the slow way: longest first (stable), into the open
+ * row with the least room that fits (earliest on ties), else a new row. */
+static void naive_bfd(const size_t *len, size_t n, size_t row_len, size_t *row_of, size_t *n_rows)
+{
+	size_t *used = ft_xcalloc(n + 1, sizeof(*used));
+	bool *done = ft_xcalloc(n + 1, sizeof(*done));
+	*n_rows = 0;
+	for (size_t k = 0; k < n; k++) {
+		size_t pick = SIZE_MAX;
+		for (size_t i = 0; i < n; i++) /* longest remaining, first in input order */
+			if (!done[i] && (pick == SIZE_MAX || len[i] > len[pick]))
+				pick = i;
+		done[pick] = true;
+		size_t best = SIZE_MAX;
+		for (size_t r = 0; r < *n_rows; r++)
+			if (row_len - used[r] >= len[pick] &&
+			    (best == SIZE_MAX || used[r] > used[best]))
+				best = r;
+		if (best == SIZE_MAX)
+			best = (*n_rows)++;
+		used[best] += len[pick];
+		row_of[pick] = best;
+	}
+	free(used);
+	free(done);
+}
+
+FT_TEST(bfd_random_against_the_slow_rule)
+{
+	uint64_t rng = 12345;
+	for (int trial = 0; trial < 200; trial++) {
+		size_t n = 1 + (size_t)(ft_splitmix64(rng++) % 60);
+		size_t row_len = 4 + (size_t)(ft_splitmix64(rng++) % 40);
+		size_t *len = ft_xcalloc(n, sizeof(*len)), *want = ft_xcalloc(n, sizeof(*want));
+		struct ft_pack_doc *rdocs = ft_xcalloc(n, sizeof(*rdocs));
+		int32_t *ids = ft_xcalloc(n * row_len, sizeof(*ids));
+		for (size_t i = 0; i < n; i++) {
+			len[i] = 1 + (size_t)(ft_splitmix64(rng++) % row_len);
+			for (size_t t = 0; t < len[i]; t++)
+				ids[i * row_len + t] = (int32_t)(i * 1000 + t);
+			rdocs[i] = (struct ft_pack_doc){ ids + i * row_len, NULL, len[i],
+							 (long)i + 1 };
+		}
+		size_t want_rows;
+		naive_bfd(len, n, row_len, want, &want_rows);
+		struct ft_packed p;
+		struct ft_err err;
+		ft_err_clear(&err);
+		FT_CHECK(ft_pack_bfd(rdocs, n, row_len, -1, FT_PACK_REJECT, &p, &err) == FT_OK);
+		FT_CHECK_INT(p.n_rows, want_rows);
+		size_t pad = p.n_rows * row_len;
+		for (size_t i = 0; i < n; i++) {
+			/* document i sits whole in row want[i], positions 0.., one doc id */
+			const int32_t *row = p.input_ids + want[i] * row_len;
+			size_t at = 0;
+			while (at < row_len && row[at] != (int32_t)(i * 1000))
+				at++;
+			FT_CHECK(at + len[i] <= row_len);
+			int32_t doc = p.doc_ids[want[i] * row_len + at];
+			FT_CHECK(doc >= 0);
+			for (size_t t = 0; t < len[i]; t++) {
+				size_t j = want[i] * row_len + at + t;
+				FT_CHECK(p.input_ids[j] == (int32_t)(i * 1000 + t));
+				FT_CHECK(p.position_ids[j] == (int32_t)t);
+				FT_CHECK(p.doc_ids[j] == doc);
+				FT_CHECK(p.labels[j] == (t == 0 ? -100 : (int32_t)(i * 1000 + t)));
+			}
+			pad -= len[i];
+		}
+		FT_CHECK_INT(p.n_pad, pad);
+		ft_packed_release(&p);
+		free(len);
+		free(want);
+		free(rdocs);
+		free(ids);
+	}
+}
+
 FT_TEST(split_is_seeded_splitmix)
 {
 	/* SplitMix64's first output from state 0 */

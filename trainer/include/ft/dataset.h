@@ -214,6 +214,8 @@ enum ft_rc ft_dataset_rewind(struct ft_dataset *ds, struct ft_err *err);
 
 enum ft_pack_overflow { FT_PACK_TRUNCATE = 0, FT_PACK_REJECT };
 
+#define FT_PACK_MAX_ROW ((size_t)1 << 20) /* tokens per packed row */
+
 struct ft_pack_doc {
 	const int32_t *ids;
 	const int32_t *labels; /* NULL: every token trained */

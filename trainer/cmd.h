@@ -14,5 +14,7 @@ int cmd_st_copy(int argc, char **argv); /* ft-train st-copy IN OUT: re-write via
 int cmd_st_cast(int argc, char **argv); /* ft-train st-cast IN OUT DTYPE: float tensors to DTYPE */
 int cmd_config_json(int argc,
 		    char **argv); /* ft-train config-json DIR: config.json as we write it */
+int cmd_tokenize(int argc, char **argv); /* cmd_tokenize.c */
+int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 
 #endif

@@ -170,6 +170,26 @@ schemas = {
         "rate_limit_per_min": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000000},
         "expires_at": {"type": ["integer", "null"], "minimum": 1, "maximum": 253402300799}},
         required=[], extra=False),
+    "Webhook": obj({
+        "id": {"type": S}, "object": const("webhook"), "url": {"type": S},
+        "events": {"type": "array", "items": {"type": S}}, "enabled": {"type": B},
+        "disabled_reason": nullable(S), "created_at": {"type": I}, "rotating": {"type": B}}),
+    "WebhookWithSecret": {"allOf": [ref("Webhook"), obj({"secret": {"type": S, "pattern": "^whsec_"}})]},
+    "WebhookList": list_of("Webhook"),
+    "WebhookCreate": obj({
+        "url": {"type": S, "minLength": 1, "maxLength": 2048},
+        "events": {"type": "array", "minItems": 1, "maxItems": 16,
+                   "items": {"type": S, "enum": ["fine_tuning.job.succeeded", "fine_tuning.job.failed",
+                                                 "fine_tuning.job.cancelled", "model_version.created"]}}},
+        extra=False),
+    "WebhookDelivery": obj({
+        "id": {"type": S}, "object": const("webhook.delivery"), "webhook_id": {"type": S},
+        "event_type": {"type": S},
+        "status": {"type": S, "enum": ["pending", "delivering", "succeeded", "failed", "abandoned"]},
+        "attempts": {"type": I}, "last_status_code": nullable(I), "last_error": nullable(S),
+        "created_at": {"type": I}, "next_attempt_at": nullable(I), "delivered_at": nullable(I),
+        "payload": {}}),
+    "WebhookDeliveryList": list_of("WebhookDelivery"),
 }
 
 ERR = {"description": "error: 4xx is the caller's, 5xx the server's",
@@ -216,6 +236,7 @@ def op(op_id, summary, responses, params=None, request=None, tags=None, security
 
 
 JOB_ID = path_param("id", "fine-tuning job id", "ftjob")
+WH_ID = path_param("id", "webhook id", "wh")
 paths = {
     "/v1/openapi.json": {"get": op("getOpenapi", "this document", ok({"type": "object"}),
                                    security=[], tags=["meta"])},
@@ -292,13 +313,36 @@ paths = {
         "delete": op("revokeKey", "revoke a key (admin)", ok(ref("Deleted")), [path_param("id", "key id", "key")],
                      tags=["keys"]),
     },
+    "/v1/webhooks": {
+        "post": op("createWebhook", "add a webhook endpoint; its secret is shown once (admin)",
+                   ok(ref("WebhookWithSecret")), [IDEM], body("WebhookCreate"), ["webhooks"]),
+        "get": op("listWebhooks", "the team's webhook endpoints", ok(ref("WebhookList")), PAGE,
+                  tags=["webhooks"]),
+    },
+    "/v1/webhooks/{id}": {
+        "get": op("getWebhook", "one webhook endpoint", ok(ref("Webhook")), [WH_ID], tags=["webhooks"]),
+        "delete": op("deleteWebhook", "delete a webhook endpoint (admin)", ok(ref("Deleted")), [WH_ID],
+                     tags=["webhooks"]),
+    },
+    "/v1/webhooks/{id}/rotate_secret": {
+        "post": op("rotateWebhookSecret", "new secret, shown once; the old one signs too for 24 h (admin)",
+                   ok(ref("WebhookWithSecret")), [WH_ID, IDEM], tags=["webhooks"]),
+    },
+    "/v1/webhooks/{id}/deliveries": {
+        "get": op("listWebhookDeliveries", "the endpoint's delivery log, newest first",
+                  ok(ref("WebhookDeliveryList")), [WH_ID] + PAGE, tags=["webhooks"]),
+    },
+    "/v1/webhooks/{id}/deliveries/{did}/redeliver": {
+        "post": op("redeliverWebhook", "send a delivery again now (admin)", ok(ref("WebhookDelivery")),
+                   [WH_ID, path_param("did", "delivery id", "whd"), IDEM], tags=["webhooks"]),
+    },
 }
 
 doc = {
     "openapi": "3.1.0",
     "info": {"title": "ftplat API", "version": "0.1.0",
              "description": "OpenAI-compatible files and fine-tuning jobs, plus datasets, base models, "
-                            "teams and keys. See docs/api.md."},
+                            "teams, keys and webhooks. See docs/api.md."},
     "servers": [{"url": "/"}],
     "security": [{"bearer": []}],
     "paths": paths,

@@ -42,6 +42,8 @@ struct api_ctx {
 	struct ft_store *store;
 	struct api_redis_pool *redis; /* NULL: no rate limiting */
 	uint64_t max_upload;
+	bool webhook_allow_http; /* plain-http webhook URLs (development) */
+	const char *webhook_allow_cidrs; /* special addresses webhooks may reach */
 	const char *openapi_json; /* served at /v1/openapi.json */
 	size_t openapi_len;
 	/* validator threads */
@@ -165,6 +167,9 @@ enum ft_rc api_rate_check(struct api_req *r, long per_min);
 /* ---- files.c (uploads) ---------------------------------------------- */
 enum ft_rc api_upload_begin(struct api_req *r);
 enum ft_rc api_upload_data(struct api_req *r, const char *data, size_t n);
+/* The body is complete: flush the multipart parser, so every part (and its
+ * share of the Idempotency-Key hash) is seen before the handler runs. */
+void api_upload_end(struct api_req *r);
 
 /* ---- validator.c ------------------------------------------------------ */
 void api_validators_start(struct api_ctx *ctx, int n);
@@ -203,6 +208,13 @@ enum ft_rc h_keys_create(struct api_req *r);
 enum ft_rc h_keys_list(struct api_req *r);
 enum ft_rc h_keys_get(struct api_req *r);
 enum ft_rc h_keys_delete(struct api_req *r);
+enum ft_rc h_webhooks_create(struct api_req *r);
+enum ft_rc h_webhooks_list(struct api_req *r);
+enum ft_rc h_webhooks_get(struct api_req *r);
+enum ft_rc h_webhooks_delete(struct api_req *r);
+enum ft_rc h_webhooks_rotate(struct api_req *r);
+enum ft_rc h_webhooks_deliveries(struct api_req *r);
+enum ft_rc h_webhooks_redeliver(struct api_req *r);
 
 /* ---- http.c ----------------------------------------------------------- */
 struct MHD_Daemon *api_http_start(struct api_ctx *ctx, const char *addr, int port, int threads,

@@ -59,8 +59,8 @@ enum ft_rc api_key_create(PGconn *db, const char *team_id, const char *name, enu
 	hash_hex(key_out, hash);
 	ft_id_new(FT_ID_KEY, key_id);
 	snprintf(rl, sizeof(rl), "%ld", rate_limit);
-	const char *p[] = {key_id, team_id,   name ? name : "", prefix, hash, api_role_name(role),
-			   rl,	   expires_at};
+	const char *p[] = { key_id, team_id,   name ? name : "", prefix, hash, api_role_name(role),
+			    rl,	    expires_at };
 	return ft_pg_command(db, err,
 			     "INSERT INTO api_keys (id, team_id, name, prefix, key_hash, role, "
 			     "rate_limit_per_min, expires_at) "
@@ -89,7 +89,7 @@ enum ft_rc api_authenticate(struct api_req *r)
 	memcpy(prefix, key + 4, PREFIX_LEN);
 	prefix[PREFIX_LEN] = 0;
 	hash_hex(key, hash);
-	const char *p[] = {prefix};
+	const char *p[] = { prefix };
 	PGresult *res = api_db_prepared(
 		r, "ft_auth_key",
 		"SELECT id, team_id, key_hash, role, rate_limit_per_min, "
@@ -113,7 +113,7 @@ enum ft_rc api_authenticate(struct api_req *r)
 		return ft_failf(&r->err, FT_EINTERNAL, NULL, "key has an unknown role");
 	long per_min = strtol(PQgetvalue(res, 0, 4), NULL, 10);
 	if (PQgetvalue(res, 0, 7)[0] == 't') {
-		const char *q[] = {r->key_id};
+		const char *q[] = { r->key_id };
 		if (api_db_cmd(r, "UPDATE api_keys SET last_used_at = now() WHERE id = $1", 1, q))
 			return r->err.rc;
 	}

@@ -33,7 +33,7 @@ static json_t *ds_json(const PGresult *res, int i)
 
 enum ft_rc h_datasets_create(struct api_req *r)
 {
-	static const char *const keys[] = {"file_id", "name", NULL};
+	static const char *const keys[] = { "file_id", "name", NULL };
 	json_t *b;
 	const char *file_id = NULL, *name = NULL;
 	if (api_body_object(r, false, &b) || api_check_keys(r, b, NULL, keys) ||
@@ -52,7 +52,7 @@ enum ft_rc h_datasets_create(struct api_req *r)
 		ft_err_param(&r->err, "file_id");
 		return FT_EINVAL;
 	}
-	const char *pf[] = {file_id, r->team_id};
+	const char *pf[] = { file_id, r->team_id };
 	PGresult *f = api_db(r,
 			     "SELECT filename FROM files WHERE id = $1 AND team_id = $2 "
 			     "AND deleted_at IS NULL",
@@ -67,7 +67,7 @@ enum ft_rc h_datasets_create(struct api_req *r)
 	}
 	char id[FT_ID_MAX];
 	ft_id_new(FT_ID_DATASET, id);
-	const char *p[] = {id, r->team_id, file_id, name ? name : PQgetvalue(f, 0, 0)};
+	const char *p[] = { id, r->team_id, file_id, name ? name : PQgetvalue(f, 0, 0) };
 	PGresult *res =
 		api_db(r,
 		       "INSERT INTO datasets (id, team_id, file_id, name) VALUES ($1, $2, $3, "
@@ -90,7 +90,7 @@ enum ft_rc h_datasets_list(struct api_req *r)
 		return FT_EINVAL;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = {r->team_id, after, lim};
+	const char *p[] = { r->team_id, after, lim };
 	PGresult *res =
 		api_db(r,
 		       "SELECT " DS_COLS " FROM datasets WHERE team_id = $1 "
@@ -112,7 +112,7 @@ enum ft_rc h_datasets_get(struct api_req *r)
 	const char *id = r->params[0];
 	if (!ft_id_valid(FT_ID_DATASET, id))
 		return api_not_found(r, "dataset", id);
-	const char *p[] = {id, r->team_id};
+	const char *p[] = { id, r->team_id };
 	PGresult *res =
 		api_db(r, "SELECT " DS_COLS " FROM datasets WHERE id = $1 AND team_id = $2", 2, p);
 	if (!res)

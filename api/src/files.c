@@ -17,6 +17,8 @@
 
 struct upload {
 	struct MHD_PostProcessor *pp;
+	bool pp_ok; /* the parser accepted the whole body (set by api_upload_end) */
+	char hashed_part[640]; /* key NUL filename of the part last hashed (Idempotency-Key) */
 	struct ft_store_writer *w;
 	bool committed;
 	char purpose[32];
@@ -45,11 +47,23 @@ static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *k
 	FT_UNUSED(ctype);
 	FT_UNUSED(te);
 	if (r->body_sha_on) {
-		/* Idempotency compares the form's content, not its random boundary. */
-		if (off == 0) {
-			ft_sha256_update(&r->body_sha, key, strlen(key) + 1);
+		/* Idempotency compares the form's content, not its random boundary.
+		 * A part's name and filename are hashed once, when the part begins:
+		 * libmicrohttpd may call back several times at offset 0 (an empty
+		 * chunk first), depending on how the bytes arrived. */
+		char part[sizeof(u->hashed_part)];
+		size_t kl = strlen(key), fl = filename ? strlen(filename) : 0;
+		if (kl + fl + 2 <= sizeof(part)) {
+			memcpy(part, key, kl + 1);
+			memcpy(part + kl + 1, filename ? filename : "", fl + 1);
+		} else {
+			part[0] = '\0';
+		}
+		if (off == 0 && memcmp(part, u->hashed_part, kl + fl + 2) != 0) {
+			ft_sha256_update(&r->body_sha, key, kl + 1);
 			if (filename)
-				ft_sha256_update(&r->body_sha, filename, strlen(filename) + 1);
+				ft_sha256_update(&r->body_sha, filename, fl + 1);
+			memcpy(u->hashed_part, part, sizeof(part));
 		}
 		ft_sha256_update(&r->body_sha, data, size);
 	}
@@ -143,12 +157,20 @@ static json_t *file_json(const PGresult *res, int i)
 	return f;
 }
 
+void api_upload_end(struct api_req *r)
+{
+	struct upload *u = r->up;
+	if (!u || !u->pp)
+		return;
+	u->pp_ok = MHD_destroy_post_processor(u->pp) == MHD_YES;
+	u->pp = NULL;
+}
+
 enum ft_rc h_files_create(struct api_req *r)
 {
 	struct upload *u = r->up;
-	enum MHD_Result ok = MHD_destroy_post_processor(u->pp);
-	u->pp = NULL;
-	if (ok != MHD_YES)
+	api_upload_end(r);
+	if (!u->pp_ok)
 		return ft_failf(&r->err, FT_EINVAL, "invalid_multipart",
 				"the multipart body ended early or is malformed");
 	if (!u->purpose_seen) {
@@ -179,7 +201,7 @@ enum ft_rc h_files_create(struct api_req *r)
 		return r->err.rc;
 	ft_id_new(FT_ID_FILE, id);
 	snprintf(bytes, sizeof(bytes), "%" PRIu64, n);
-	const char *p[] = {id, r->team_id, u->filename, bytes, sha};
+	const char *p[] = { id, r->team_id, u->filename, bytes, sha };
 	PGresult *res =
 		api_db(r,
 		       "INSERT INTO files (id, team_id, filename, purpose, bytes, sha256, status) "
@@ -208,7 +230,7 @@ enum ft_rc h_files_list(struct api_req *r)
 	}
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = {r->team_id, after, purpose, lim};
+	const char *p[] = { r->team_id, after, purpose, lim };
 	PGresult *res = api_db(
 		r,
 		"SELECT " FILE_COLS " FROM files f WHERE team_id = $1 AND deleted_at IS NULL "
@@ -233,7 +255,7 @@ static PGresult *file_row(struct api_req *r)
 		api_not_found(r, "file", id);
 		return NULL;
 	}
-	const char *p[] = {id, r->team_id};
+	const char *p[] = { id, r->team_id };
 	PGresult *res = api_db(r,
 			       "SELECT " FILE_COLS " FROM files "
 			       "WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL",
@@ -259,7 +281,7 @@ enum ft_rc h_files_delete(struct api_req *r)
 	const char *id = r->params[0];
 	if (!ft_id_valid(FT_ID_FILE, id))
 		return api_not_found(r, "file", id);
-	const char *p[] = {id, r->team_id};
+	const char *p[] = { id, r->team_id };
 	PGresult *res = api_db(r,
 			       "UPDATE files SET deleted_at = now() "
 			       "WHERE id = $1 AND team_id = $2 AND deleted_at IS NULL RETURNING id",

@@ -31,10 +31,10 @@ static const struct {
 	enum ft_rc rc;
 	int status;
 } rc_status[] = {
-	{FT_OK, 200},	     {FT_EINVAL, 400},	  {FT_ENOMEM, 500}, {FT_EIO, 500},
-	{FT_ENOTFOUND, 404}, {FT_ECONFLICT, 409}, {FT_EAUTH, 401},  {FT_EPERM, 403},
-	{FT_ELIMIT, 413},    {FT_EDB, 500},	  {FT_EREDIS, 503}, {FT_EUNAVAIL, 503},
-	{FT_EFORMAT, 400},   {FT_EINTERNAL, 500},
+	{ FT_OK, 200 },	       { FT_EINVAL, 400 },    { FT_ENOMEM, 500 }, { FT_EIO, 500 },
+	{ FT_ENOTFOUND, 404 }, { FT_ECONFLICT, 409 }, { FT_EAUTH, 401 },  { FT_EPERM, 403 },
+	{ FT_ELIMIT, 413 },    { FT_EDB, 500 },	      { FT_EREDIS, 503 }, { FT_EUNAVAIL, 503 },
+	{ FT_EFORMAT, 400 },   { FT_EINTERNAL, 500 },
 };
 
 /* Codes whose status differs from their rc's. */
@@ -42,20 +42,20 @@ static const struct {
 	const char *code;
 	int status;
 } code_status[] = {
-	{"rate_limit_exceeded", 429},
-	{"method_not_allowed", 405},
-	{"idempotency_key_reused", 422},
+	{ "rate_limit_exceeded", 429 },
+	{ "method_not_allowed", 405 },
+	{ "idempotency_key_reused", 422 },
 };
 
 static const struct {
 	int status;
 	const char *type;
 } status_type[] = {
-	{400, "invalid_request_error"}, {401, "authentication_error"},
-	{403, "permission_error"},	{404, "not_found_error"},
-	{405, "invalid_request_error"}, {409, "conflict_error"},
-	{413, "invalid_request_error"}, {422, "invalid_request_error"},
-	{429, "rate_limit_error"},	{503, "service_unavailable_error"},
+	{ 400, "invalid_request_error" }, { 401, "authentication_error" },
+	{ 403, "permission_error" },	  { 404, "not_found_error" },
+	{ 405, "invalid_request_error" }, { 409, "conflict_error" },
+	{ 413, "invalid_request_error" }, { 422, "invalid_request_error" },
+	{ 429, "rate_limit_error" },	  { 503, "service_unavailable_error" },
 };
 
 static int error_status(const struct ft_err *e)
@@ -196,7 +196,7 @@ static enum ft_rc idem_begin(struct api_req *r, bool *replayed)
 		ft_sha256_digest(r->raw.ptr ? r->raw.ptr : "", r->raw.len, d);
 	}
 	ft_hex_encode(d, sizeof(d), hex);
-	const char *p[] = {r->team_id, key, r->method, r->url, hex};
+	const char *p[] = { r->team_id, key, r->method, r->url, hex };
 	for (int attempt = 0; attempt < 2; attempt++) {
 		PGresult *res = api_db(
 			r,
@@ -231,7 +231,7 @@ static enum ft_rc idem_begin(struct api_req *r, bool *replayed)
 		if (PQgetisnull(res, 0, 3)) {
 			if (strcmp(PQgetvalue(res, 0, 5), "t") == 0) {
 				/* The first attempt died; take the key over. */
-				const char *q[] = {r->team_id, key};
+				const char *q[] = { r->team_id, key };
 				if (api_db_cmd(r,
 					       "DELETE FROM idempotency_keys WHERE team_id = $1 "
 					       "AND key = $2 "
@@ -263,13 +263,13 @@ static void idem_end(struct api_req *r)
 	struct ft_err saved = r->err;
 	ft_err_clear(&r->err);
 	if (r->status >= 500 || !r->resp) {
-		const char *p[] = {r->team_id, r->idem_key};
+		const char *p[] = { r->team_id, r->idem_key };
 		api_db_cmd(r, "DELETE FROM idempotency_keys WHERE team_id = $1 AND key = $2", 2, p);
 	} else {
 		char st[16];
 		char *body = json_dumps(r->resp, JSON_COMPACT);
 		snprintf(st, sizeof(st), "%d", r->status);
-		const char *p[] = {r->team_id, r->idem_key, st, body};
+		const char *p[] = { r->team_id, r->idem_key, st, body };
 		api_db_cmd(r,
 			   "UPDATE idempotency_keys SET response_status = $3, response_body = $4 "
 			   "WHERE team_id = $1 AND key = $2",
@@ -340,6 +340,8 @@ static void body_data(struct api_req *r, const char *data, size_t n)
 static void finish(struct api_req *r)
 {
 	bool replayed = false;
+	if (!r->failed && r->route && (r->route->flags & RT_UPLOAD))
+		api_upload_end(r); /* the last part reaches the hash before idem_begin */
 	if (!r->failed && r->route) {
 		if (idem_begin(r, &replayed))
 			r->failed = true;
@@ -436,7 +438,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 struct MHD_Daemon *api_http_start(struct api_ctx *ctx, const char *addr, int port, int threads,
 				  struct ft_err *err)
 {
-	struct sockaddr_in sa = {0};
+	struct sockaddr_in sa = { 0 };
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
 	if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {

@@ -32,14 +32,14 @@
 static const struct {
 	const char *state, *openai;
 } status_map[] = {
-	{"validating_files", "validating_files"},
-	{"queued", "queued"},
-	{"dispatched", "queued"},
-	{"running", "running"},
-	{"cancelling", "running"},
-	{"succeeded", "succeeded"},
-	{"failed", "failed"},
-	{"cancelled", "cancelled"},
+	{ "validating_files", "validating_files" },
+	{ "queued", "queued" },
+	{ "dispatched", "queued" },
+	{ "running", "running" },
+	{ "cancelling", "running" },
+	{ "succeeded", "succeeded" },
+	{ "failed", "failed" },
+	{ "cancelled", "cancelled" },
 };
 
 static const char *openai_status(const char *s)
@@ -120,10 +120,10 @@ struct hp_rule {
 };
 
 static const struct hp_rule hp_rules[] = {
-	{"n_epochs", true, 1, 50, NULL},
-	{"batch_size", true, 1, 256, NULL},
-	{"learning_rate_multiplier", false, 1e-6, 100, NULL},
-	{"beta", false, 1e-6, 2, "dpo"},
+	{ "n_epochs", true, 1, 50, NULL },
+	{ "batch_size", true, 1, 256, NULL },
+	{ "learning_rate_multiplier", false, 1e-6, 100, NULL },
+	{ "beta", false, 1e-6, 2, "dpo" },
 };
 
 /* Copy the hyperparameters in src (each "auto" or a number in range) into dst. */
@@ -182,7 +182,7 @@ static enum ft_rc check_hp(struct api_req *r, json_t *src, const char *param, co
 
 static enum ft_rc check_method(struct api_req *r, json_t *m, const char **type, json_t *hp)
 {
-	static const char *const keys[] = {"type", "supervised", "dpo", NULL};
+	static const char *const keys[] = { "type", "supervised", "dpo", NULL };
 	if (!json_is_object(m)) {
 		ft_failf(&r->err, FT_EINVAL, "invalid_type",
 			 "\"method\" must be an object (got %s)", ft_json_type_name(m));
@@ -214,7 +214,7 @@ static enum ft_rc check_method(struct api_req *r, json_t *m, const char **type, 
 		return FT_OK;
 	char param[64];
 	snprintf(param, sizeof(param), "method.%s", *type);
-	static const char *const subkeys[] = {"hyperparameters", NULL};
+	static const char *const subkeys[] = { "hyperparameters", NULL };
 	if (!json_is_object(sub)) {
 		ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"%s\" must be an object (got %s)",
 			 param, ft_json_type_name(sub));
@@ -231,7 +231,7 @@ static enum ft_rc check_method(struct api_req *r, json_t *m, const char **type, 
 
 static enum ft_rc check_lora(struct api_req *r, json_t *l, json_t *hp)
 {
-	static const char *const keys[] = {"r", "alpha", "dropout", "target_modules", NULL};
+	static const char *const keys[] = { "r", "alpha", "dropout", "target_modules", NULL };
 	long long rank = 16;
 	double alpha = 32, dropout = 0.05;
 	json_t *out = json_object();
@@ -312,7 +312,7 @@ static const char *team_file(struct api_req *r, const char *param, const char *i
 		ft_err_param(&r->err, param);
 		return NULL;
 	}
-	const char *p[] = {id, r->team_id};
+	const char *p[] = { id, r->team_id };
 	PGresult *res = api_db(r,
 			       "SELECT sha256 FROM files WHERE id = $1 AND team_id = $2 "
 			       "AND deleted_at IS NULL AND purpose = 'fine-tune'",
@@ -399,7 +399,7 @@ enum ft_rc api_job_event(PGconn *db, const char *job_id, const char *level, cons
 {
 	char id[FT_ID_MAX];
 	ft_id_new(FT_ID_EVENT, id);
-	const char *p[] = {id, job_id, level, type, message, data_json};
+	const char *p[] = { id, job_id, level, type, message, data_json };
 	return ft_pg_command(
 		db, err,
 		"INSERT INTO job_events (id, job_id, attempt, level, type, message, data) "
@@ -423,7 +423,7 @@ static enum ft_rc job_by_id(struct api_req *r, const char *id)
 {
 	if (!ft_id_valid(FT_ID_JOB, id))
 		return api_not_found(r, "fine-tuning job", id);
-	const char *p[] = {id, r->team_id};
+	const char *p[] = { id, r->team_id };
 	PGresult *res = api_db_prepared(
 		r, "ft_job_get", "SELECT " JOB_COLS " FROM jobs WHERE id = $1 AND team_id = $2", 2,
 		p);
@@ -437,20 +437,20 @@ static enum ft_rc job_by_id(struct api_req *r, const char *id)
 
 enum ft_rc h_jobs_create(struct api_req *r)
 {
-	static const char *const keys[] = {"model",
-					   "training_file",
-					   "validation_file",
-					   "method",
-					   "hyperparameters",
-					   "suffix",
-					   "seed",
-					   "metadata",
-					   "integrations",
-					   "adapter",
-					   "lora",
-					   "gpus",
-					   "priority",
-					   NULL};
+	static const char *const keys[] = { "model",
+					    "training_file",
+					    "validation_file",
+					    "method",
+					    "hyperparameters",
+					    "suffix",
+					    "seed",
+					    "metadata",
+					    "integrations",
+					    "adapter",
+					    "lora",
+					    "gpus",
+					    "priority",
+					    NULL };
 	json_t *b;
 	const char *model = NULL, *tf = NULL, *vf = NULL, *suffix = NULL, *method = "supervised";
 	const char *adapter = "lora";
@@ -525,7 +525,7 @@ enum ft_rc h_jobs_create(struct api_req *r)
 		return FT_EINVAL;
 
 	/* What exists and belongs to the team. */
-	const char *pm[] = {model, r->team_id};
+	const char *pm[] = { model, r->team_id };
 	PGresult *mres = api_db(r,
 				"SELECT id FROM base_models WHERE name = $1 "
 				"AND (team_id IS NULL OR team_id = $2)",
@@ -565,10 +565,10 @@ enum ft_rc h_jobs_create(struct api_req *r)
 	if (meta_s)
 		api_defer(r->arena, free, meta_s);
 	const char *meta_p = meta_s ? meta_s : "{}";
-	const char *p[] = {id,	   r->team_id, model,  PQgetvalue(mres, 0, 0),
-			   tf,	   vf,	       method, adapter,
-			   hp_s,   suffix,     seed_s, meta_p,
-			   prio_s, gpus_s};
+	const char *p[] = { id,	    r->team_id, model,	PQgetvalue(mres, 0, 0),
+			    tf,	    vf,		method, adapter,
+			    hp_s,   suffix,	seed_s, meta_p,
+			    prio_s, gpus_s };
 	if (api_db_begin(r) ||
 	    api_db_cmd(
 		    r,
@@ -604,7 +604,7 @@ enum ft_rc h_jobs_list(struct api_req *r)
 		return FT_EINVAL;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = {r->team_id, after, lim};
+	const char *p[] = { r->team_id, after, lim };
 	PGresult *res =
 		api_db(r,
 		       "SELECT " JOB_COLS " FROM jobs WHERE team_id = $1 "
@@ -630,11 +630,12 @@ enum ft_rc h_jobs_cancel(struct api_req *r)
 {
 	const char *id = r->params[0];
 	json_t *b;
-	if (api_body_object(r, true, &b) || api_check_keys(r, b, NULL, (const char *const[]){NULL}))
+	if (api_body_object(r, true, &b) ||
+	    api_check_keys(r, b, NULL, (const char *const[]){ NULL }))
 		return FT_EINVAL;
 	if (!ft_id_valid(FT_ID_JOB, id))
 		return api_not_found(r, "fine-tuning job", id);
-	const char *p[] = {id, r->team_id};
+	const char *p[] = { id, r->team_id };
 	if (api_db_begin(r))
 		return r->err.rc;
 	PGresult *res = api_db(r,
@@ -658,7 +659,7 @@ enum ft_rc h_jobs_cancel(struct api_req *r)
 		return ft_failf(&r->err, FT_ECONFLICT, "job_not_cancellable",
 				"job \"%s\" has already %s", id, from);
 	if (to) {
-		const char *q[] = {id, from, to, attempt};
+		const char *q[] = { id, from, to, attempt };
 		if (api_db_cmd(r,
 			       "UPDATE jobs SET status = $3, updated_at = now(), "
 			       "finished_at = CASE WHEN $3 = 'cancelled' THEN now() END "
@@ -687,7 +688,7 @@ static enum ft_rc job_visible(struct api_req *r, const char *id)
 {
 	if (!ft_id_valid(FT_ID_JOB, id))
 		return api_not_found(r, "fine-tuning job", id);
-	const char *p[] = {id, r->team_id};
+	const char *p[] = { id, r->team_id };
 	PGresult *res = api_db(r, "SELECT 1 FROM jobs WHERE id = $1 AND team_id = $2", 2, p);
 	if (!res)
 		return r->err.rc;
@@ -704,7 +705,7 @@ enum ft_rc h_jobs_events(struct api_req *r)
 		return r->err.rc;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = {id, after, lim};
+	const char *p[] = { id, after, lim };
 	PGresult *res = api_db(r,
 			       "SELECT id, extract(epoch from created_at)::bigint, level, message, "
 			       "data::text, type FROM job_events WHERE job_id = $1 "
@@ -738,7 +739,7 @@ enum ft_rc h_jobs_checkpoints(struct api_req *r)
 		return r->err.rc;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = {id, after, lim};
+	const char *p[] = { id, after, lim };
 	PGresult *res =
 		api_db(r,
 		       "SELECT c.id, extract(epoch from c.created_at)::bigint, c.step, "

@@ -40,7 +40,7 @@ static int usage(void)
 static int serve(struct ft_config *cfg)
 {
 	struct ft_err err;
-	struct api_ctx ctx = {0};
+	struct api_ctx ctx = { 0 };
 	int rc = 1;
 	ft_err_clear(&err);
 	int threads = (int)ft_config_int(cfg, "api_threads");
@@ -57,10 +57,12 @@ static int serve(struct ft_config *cfg)
 	if (ft_config_str(cfg, "redis_url") && *ft_config_str(cfg, "redis_url"))
 		ctx.redis = api_redis_pool_new(ft_config_str(cfg, "redis_url"), threads);
 	ctx.max_upload = (uint64_t)ft_config_int(cfg, "max_upload_bytes");
+	ctx.webhook_allow_http = ft_config_bool(cfg, "webhook_allow_http");
+	ctx.webhook_allow_cidrs = ft_config_str(cfg, "webhook_allow_cidrs");
 	ctx.openapi_json = ft_api_openapi_json;
 	ctx.openapi_len = ft_api_openapi_json_len;
 
-	struct sigaction sa = {0};
+	struct sigaction sa = { 0 };
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
@@ -104,7 +106,7 @@ static const char *flag(int argc, char **argv, int from, const char *name)
 /* A team given by id or by name. */
 static bool team_lookup(PGconn *db, const char *team, char out[FT_ID_MAX], struct ft_err *err)
 {
-	const char *p[] = {team};
+	const char *p[] = { team };
 	PGresult *r = ft_pg_exec(db, err, "SELECT id FROM teams WHERE id = $1 OR name = $1", 1, p);
 	if (!r)
 		return false;
@@ -140,7 +142,7 @@ static int admin(struct ft_config *cfg, int argc, char **argv, int i)
 		}
 		char id[FT_ID_MAX];
 		ft_id_new(FT_ID_TEAM, id);
-		const char *p[] = {id, argv[i + 1]};
+		const char *p[] = { id, argv[i + 1] };
 		if (ft_pg_command(db, &err, "INSERT INTO teams (id, name) VALUES ($1, $2)", 2, p))
 			goto fail;
 		printf("%s\n", id);

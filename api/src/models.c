@@ -207,7 +207,7 @@ enum ft_rc api_model_register(PGconn *db, const char *team_id, const char *name,
 	char *cfg_s = json_dumps(cfg, JSON_COMPACT);
 	ft_id_new(FT_ID_MODEL, id_out);
 	snprintf(count, sizeof(count), "%lld", params);
-	const char *p[] = {id_out, team_id, name, arch, count, tmpl, real, cfg_s};
+	const char *p[] = { id_out, team_id, name, arch, count, tmpl, real, cfg_s };
 	rc = ft_pg_command(
 		db, err,
 		"INSERT INTO base_models (id, team_id, name, architecture, parameter_count, "
@@ -243,7 +243,7 @@ static json_t *model_json(const PGresult *res, int i)
 
 enum ft_rc h_models_create(struct api_req *r)
 {
-	static const char *const keys[] = {"name", "path", NULL};
+	static const char *const keys[] = { "name", "path", NULL };
 	json_t *b;
 	const char *name = NULL, *path = NULL;
 	if (api_body_object(r, false, &b) || api_check_keys(r, b, NULL, keys) ||
@@ -270,7 +270,7 @@ enum ft_rc h_models_create(struct api_req *r)
 		ft_err_param(&r->err, r->err.rc == FT_ECONFLICT ? "name" : "path");
 		return r->err.rc;
 	}
-	const char *p[] = {id};
+	const char *p[] = { id };
 	PGresult *res = api_db(r, "SELECT " MODEL_COLS " FROM base_models WHERE id = $1", 1, p);
 	if (!res)
 		return r->err.rc;
@@ -288,7 +288,7 @@ enum ft_rc h_models_list(struct api_req *r)
 		return FT_EINVAL;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = {r->team_id, after, lim};
+	const char *p[] = { r->team_id, after, lim };
 	PGresult *res = api_db(r,
 			       "SELECT " MODEL_COLS " FROM base_models "
 			       "WHERE (team_id IS NULL OR team_id = $1) "
@@ -314,7 +314,7 @@ enum ft_rc h_models_get(struct api_req *r)
 	const char *name = r->params[0];
 	if (!api_valid_text(name, 256))
 		return api_not_found(r, "model", name);
-	const char *p[] = {name, r->team_id};
+	const char *p[] = { name, r->team_id };
 	PGresult *res = api_db(r,
 			       "SELECT " MODEL_COLS " FROM base_models "
 			       "WHERE (name = $1 OR id = $1) AND (team_id IS NULL OR team_id = $2)",

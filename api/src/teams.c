@@ -29,7 +29,7 @@ enum ft_rc h_teams_list(struct api_req *r)
 	const char *after;
 	if (api_page_args(r, FT_ID_TEAM, &limit, &after))
 		return FT_EINVAL;
-	const char *p[] = {r->team_id, after};
+	const char *p[] = { r->team_id, after };
 	PGresult *res = api_db(r,
 			       "SELECT " TEAM_COLS " FROM teams WHERE id = $1 "
 			       "AND ($2::text IS NULL OR id < $2)",
@@ -48,7 +48,7 @@ enum ft_rc h_teams_get(struct api_req *r)
 	const char *id = r->params[0];
 	if (!ft_id_valid(FT_ID_TEAM, id) || strcmp(id, r->team_id) != 0)
 		return api_not_found(r, "team", id);
-	const char *p[] = {id};
+	const char *p[] = { id };
 	PGresult *res = api_db(r, "SELECT " TEAM_COLS " FROM teams WHERE id = $1", 1, p);
 	if (!res)
 		return r->err.rc;
@@ -78,8 +78,8 @@ static json_t *key_json(const PGresult *res, int i)
 
 enum ft_rc h_keys_create(struct api_req *r)
 {
-	static const char *const keys[] = {"name", "role", "rate_limit_per_min", "expires_at",
-					   NULL};
+	static const char *const keys[] = { "name", "role", "rate_limit_per_min", "expires_at",
+					    NULL };
 	json_t *b;
 	const char *name = "", *role_s = "member";
 	long long rl = 600, expires = 0;
@@ -104,14 +104,14 @@ enum ft_rc h_keys_create(struct api_req *r)
 	}
 	char kid[FT_ID_MAX], key[80], exp[32];
 	snprintf(exp, sizeof(exp), "%lld", expires);
-	const char *pe[] = {exp};
+	const char *pe[] = { exp };
 	PGresult *ts = api_db(r, "SELECT to_timestamp($1::bigint)::text", 1, pe);
 	if (!ts)
 		return r->err.rc;
 	if (api_key_create(r->db, r->team_id, name, role, (long)rl,
 			   expires ? PQgetvalue(ts, 0, 0) : NULL, kid, key, &r->err))
 		return r->err.rc;
-	const char *p[] = {kid};
+	const char *p[] = { kid };
 	PGresult *res = api_db(r, "SELECT " KEY_COLS " FROM api_keys WHERE id = $1", 1, p);
 	if (!res)
 		return r->err.rc;
@@ -131,7 +131,7 @@ enum ft_rc h_keys_list(struct api_req *r)
 		return FT_EINVAL;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = {r->team_id, after, lim};
+	const char *p[] = { r->team_id, after, lim };
 	PGresult *res =
 		api_db(r,
 		       "SELECT " KEY_COLS " FROM api_keys WHERE team_id = $1 "
@@ -153,7 +153,7 @@ enum ft_rc h_keys_get(struct api_req *r)
 	const char *id = r->params[0];
 	if (!ft_id_valid(FT_ID_KEY, id))
 		return api_not_found(r, "key", id);
-	const char *p[] = {id, r->team_id};
+	const char *p[] = { id, r->team_id };
 	PGresult *res =
 		api_db(r, "SELECT " KEY_COLS " FROM api_keys WHERE id = $1 AND team_id = $2", 2, p);
 	if (!res)
@@ -169,7 +169,7 @@ enum ft_rc h_keys_delete(struct api_req *r)
 	const char *id = r->params[0];
 	if (!ft_id_valid(FT_ID_KEY, id))
 		return api_not_found(r, "key", id);
-	const char *p[] = {id, r->team_id};
+	const char *p[] = { id, r->team_id };
 	PGresult *res = api_db(r,
 			       "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
 			       "WHERE id = $1 AND team_id = $2 RETURNING id",

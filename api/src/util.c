@@ -313,15 +313,15 @@ void api_audit(struct api_req *r, const char *outcome)
 			       outcome[0] == 'd' ? saved.code : "");
 	char *detail = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
 	json_decref(dj);
-	const char *p[] = {r->team_id[0] ? r->team_id : NULL,
-			   r->key_id[0] ? r->key_id : NULL,
-			   r->route ? r->route->action : "unknown",
-			   r->obj_type,
-			   r->obj_id,
-			   outcome,
-			   status,
-			   addr,
-			   detail};
+	const char *p[] = { r->team_id[0] ? r->team_id : NULL,
+			    r->key_id[0] ? r->key_id : NULL,
+			    r->route ? r->route->action : "unknown",
+			    r->obj_type,
+			    r->obj_id,
+			    outcome,
+			    status,
+			    addr,
+			    detail };
 	if (api_db_cmd(r,
 		       "INSERT INTO audit_log (team_id, key_id, action, object_type, object_id, "
 		       "outcome, status_code, remote_addr, detail) "
@@ -332,7 +332,7 @@ void api_audit(struct api_req *r, const char *outcome)
 	r->err = saved;
 }
 
-static const char *const role_names[] = {"none", "viewer", "member", "admin"};
+static const char *const role_names[] = { "none", "viewer", "member", "admin" };
 
 const char *api_role_name(enum api_role r)
 {

@@ -36,14 +36,14 @@ static const struct {
 	const char *name;
 	const char *method;
 } formats[] = {
-	{FT_DS_UNKNOWN, "unknown", NULL},
-	{FT_DS_TEXT, "text", "supervised"},
-	{FT_DS_PROMPT_COMPLETION, "prompt_completion", "supervised"},
-	{FT_DS_INSTRUCTION, "instruction", "supervised"},
-	{FT_DS_MESSAGES, "messages", "supervised"},
-	{FT_DS_SHAREGPT, "sharegpt", "supervised"},
-	{FT_DS_PREFERENCE, "preference", "dpo"},
-	{FT_DS_OPENAI_DPO, "openai_dpo", "dpo"},
+	{ FT_DS_UNKNOWN, "unknown", NULL },
+	{ FT_DS_TEXT, "text", "supervised" },
+	{ FT_DS_PROMPT_COMPLETION, "prompt_completion", "supervised" },
+	{ FT_DS_INSTRUCTION, "instruction", "supervised" },
+	{ FT_DS_MESSAGES, "messages", "supervised" },
+	{ FT_DS_SHAREGPT, "sharegpt", "supervised" },
+	{ FT_DS_PREFERENCE, "preference", "dpo" },
+	{ FT_DS_OPENAI_DPO, "openai_dpo", "dpo" },
 };
 
 const char *ft_ds_format_name(enum ft_ds_format f)
@@ -87,10 +87,11 @@ struct ex_stats {
 	struct ft_buf render;
 };
 
-static const char *const chat_roles[] = {"system", "user",	"assistant",
-					 "tool",   "developer", "function"};
-static const char *const sharegpt_roles[] = {"system",	  "human", "gpt",	    "user",
-					     "assistant", "tool",  "function_call", "observation"};
+static const char *const chat_roles[] = { "system", "user",	 "assistant",
+					  "tool",   "developer", "function" };
+static const char *const sharegpt_roles[] = {
+	"system", "human", "gpt", "user", "assistant", "tool", "function_call", "observation"
+};
 
 static bool in_list(const char *s, const char *const *list, size_t n)
 {
@@ -173,8 +174,8 @@ static enum ft_rc check_messages(const json_t *list, const char *what, bool need
 				st->chars += json_string_length(t);
 			}
 		} else if (!c) {
-			return ft_failf(err, FT_EINVAL, "missing_field", "%s[%zu]: \"content\" is required",
-					what, i);
+			return ft_failf(err, FT_EINVAL, "missing_field",
+					"%s[%zu]: \"content\" is required", what, i);
 		} else if (!(json_is_null(c) && json_object_get(m, "tool_calls"))) {
 			return ft_failf(err, FT_EINVAL, "invalid_type",
 					"%s[%zu]: \"content\" must be a string (got %s)", what, i,
@@ -335,7 +336,7 @@ static void check_line(struct vstate *v, const char *s, size_t len, long line)
 		add_error(v, line, "mixed_formats", m);
 		goto free_ex;
 	}
-	struct ex_stats st = {0};
+	struct ex_stats st = { 0 };
 	st.roles = v->roles;
 	ft_buf_init(&st.render, 4096);
 	if (f == FT_DS_UNKNOWN)
@@ -357,7 +358,7 @@ free_ex:
 
 enum ft_rc ft_api_validate_fd(int fd, const char *method, json_t **report, struct ft_err *err)
 {
-	struct vstate v = {.method = method};
+	struct vstate v = { .method = method };
 	struct ft_buf line;
 	char chunk[65536];
 	bool too_long = false;

@@ -98,7 +98,7 @@ static bool one_job(struct api_ctx *ctx, PGconn *db)
 	}
 	if (error) {
 		char *e = json_dumps(error, JSON_COMPACT);
-		const char *p[] = {id, e, json_string_value(json_object_get(error, "message"))};
+		const char *p[] = { id, e, json_string_value(json_object_get(error, "message")) };
 		if (ft_pg_command(
 			    db, &err,
 			    "UPDATE jobs SET status = 'failed', error = $2::jsonb, finished_at = "
@@ -110,7 +110,7 @@ static bool one_job(struct api_ctx *ctx, PGconn *db)
 				  "attempt, reason) "
 				  "SELECT id, 'validating_files', 'failed', attempt, $2 FROM jobs "
 				  "WHERE id = $1",
-				  2, (const char *[]){id, p[2]}) ||
+				  2, (const char *[]){ id, p[2] }) ||
 		    api_job_event(db, id, "error", "status", p[2], NULL, &err)) {
 			free(e);
 			goto log;
@@ -125,7 +125,7 @@ static bool one_job(struct api_ctx *ctx, PGconn *db)
 					json_object_get(vreport, "n_examples"));
 		char *d = json_dumps(data, JSON_COMPACT);
 		json_decref(data);
-		const char *p[] = {id};
+		const char *p[] = { id };
 		if (ft_pg_command(db, &err,
 				  "UPDATE jobs SET status = 'queued', queued_at = now(), "
 				  "updated_at = now() "
@@ -198,7 +198,7 @@ static bool one_dataset(struct api_ctx *ctx, PGconn *db)
 	char *rep = json_dumps(report, JSON_COMPACT);
 	bool valid = json_is_true(json_object_get(report, "valid"));
 	const char *fmt = json_string_value(json_object_get(report, "format"));
-	const char *p[] = {id, valid ? "valid" : "invalid", fmt, rep, st};
+	const char *p[] = { id, valid ? "valid" : "invalid", fmt, rep, st };
 	enum ft_rc rc =
 		ft_pg_command(db, &err,
 			      "UPDATE datasets SET status = $2, format = $3, report = $4::jsonb, "

@@ -58,8 +58,8 @@ FT_TEST(valid_text_rejects_controls_and_bad_utf8)
 	FT_CHECK(api_valid_text("caf\xc3\xa9", 16));
 	FT_CHECK(!api_valid_text("a\x01", 16));
 	FT_CHECK(!api_valid_text("\xff", 16));
-	FT_CHECK(!api_valid_text("\xc3", 16));      /* truncated sequence */
-	FT_CHECK(!api_valid_text("\xc0\xaf", 16));  /* overlong */
+	FT_CHECK(!api_valid_text("\xc3", 16)); /* truncated sequence */
+	FT_CHECK(!api_valid_text("\xc0\xaf", 16)); /* overlong */
 	FT_CHECK(!api_valid_text("abcdef", 5));
 	FT_CHECK(api_valid_text("abcde", 5));
 }

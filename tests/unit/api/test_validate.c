@@ -79,17 +79,17 @@ FT_TEST(validate_detects_each_format)
 	static const struct {
 		const char *line, *format;
 	} cases[] = {
-		{"{\"text\":\"abc\"}", "text"},
-		{"{\"prompt\":\"a\",\"completion\":\"b\"}", "prompt_completion"},
-		{"{\"instruction\":\"a\",\"input\":\"\",\"output\":\"b\"}", "instruction"},
-		{"{\"conversations\":[{\"from\":\"human\",\"value\":\"a\"},{\"from\":\"gpt\","
-		 "\"value\":\"b\"}]}",
-		 "sharegpt"},
-		{"{\"prompt\":\"a\",\"chosen\":\"b\",\"rejected\":\"c\"}", "preference"},
-		{"{\"input\":{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]},"
-		 "\"preferred_output\":[{\"role\":\"assistant\",\"content\":\"b\"}],"
-		 "\"non_preferred_output\":[{\"role\":\"assistant\",\"content\":\"c\"}]}",
-		 "openai_dpo"},
+		{ "{\"text\":\"abc\"}", "text" },
+		{ "{\"prompt\":\"a\",\"completion\":\"b\"}", "prompt_completion" },
+		{ "{\"instruction\":\"a\",\"input\":\"\",\"output\":\"b\"}", "instruction" },
+		{ "{\"conversations\":[{\"from\":\"human\",\"value\":\"a\"},{\"from\":\"gpt\","
+		  "\"value\":\"b\"}]}",
+		  "sharegpt" },
+		{ "{\"prompt\":\"a\",\"chosen\":\"b\",\"rejected\":\"c\"}", "preference" },
+		{ "{\"input\":{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}]},"
+		  "\"preferred_output\":[{\"role\":\"assistant\",\"content\":\"b\"}],"
+		  "\"non_preferred_output\":[{\"role\":\"assistant\",\"content\":\"c\"}]}",
+		  "openai_dpo" },
 	};
 	for (size_t i = 0; i < FT_ARRAY_LEN(cases); i++) {
 		char text[1024];

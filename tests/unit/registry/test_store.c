@@ -57,7 +57,7 @@ FT_TEST(store_commit_names_blob_by_sha256)
 	uint64_t size = 0;
 	int fd = ft_store_open_read(s, key, &size, &e);
 	FT_CHECK(fd >= 0);
-	char buf[16] = {0};
+	char buf[16] = { 0 };
 	FT_CHECK_INT(read(fd, buf, sizeof(buf)), 6);
 	FT_CHECK_STR(buf, "hello\n");
 	FT_CHECK_INT(size, 6);
@@ -108,7 +108,7 @@ FT_TEST(store_sweeps_only_old_temporaries_and_checks_keys)
 	int fd = open(path, O_CREAT | O_WRONLY, 0644);
 	FT_CHECK(fd >= 0);
 	close(fd);
-	struct timespec old[2] = {{.tv_sec = 1000}, {.tv_sec = 1000}};
+	struct timespec old[2] = { { .tv_sec = 1000 }, { .tv_sec = 1000 } };
 	FT_CHECK(utimensat(AT_FDCWD, path, old, 0) == 0);
 	snprintf(path, sizeof(path), "%s/tmp/new.part", dir);
 	fd = open(path, O_CREAT | O_WRONLY, 0644);

@@ -15,7 +15,11 @@ Jinja text (no --template), so recognition is tested too.
 Loss masks are checked against transformers as well: with a chatml template
 carrying {% generation %} markers around what we train (assistant content and
 <|im_end|>), apply_chat_template(return_assistant_tokens_mask=True) gives the
-trained tokens, which must equal our labels != -100.
+trained tokens, which must equal our labels != -100. The same with a
+mistral template whose answers follow an untrained space: this tokenizer
+merges " word" into one token, which straddles the boundary, and
+transformers (char_to_token of the span's first character) and ftplat (any
+trained byte) must both train it.
 """
 import json
 import subprocess
@@ -135,6 +139,15 @@ CHATML_GEN = (
     "{% if message['role'] == 'assistant' %}{% generation %}{{ message['content'] + '<|im_end|>' }}"
     "{% endgeneration %}{% else %}{{ message['content'] + '<|im_end|>' }}{% endif %}{{ '\\n' }}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+# mistral with generation markers: the space before an answer is not trained,
+# the answer and </s> are; this byte-level BPE merges " word" into one token,
+# so tokens straddle the boundary and both sides must agree on them
+MISTRAL_GEN = (
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+    "{{ ' [INST] ' + message['content'] + ' [/INST]' }}{% else %}{{ ' ' }}{% generation %}"
+    "{{ message['content'] + eos_token }}{% endgeneration %}{% endif %}{% endfor %}"
 )
 
 FAMILIES = {
@@ -257,6 +270,25 @@ def test_loss_mask_matches_generation_markers(build_dir, tmp_path, tokenizer_jso
     got_mask = [0 if lab == -100 else 1 for lab in got["labels"]]
     assert got_mask == want_mask
     assert [lab for lab in got["labels"] if lab != -100] == [i for i, m in zip(want_ids, want_mask) if m]
+
+
+def test_loss_mask_straddling_tokens(build_dir, tmp_path, tokenizer_json):
+    messages = [{"role": "user", "content": "Where is my order?"},
+                {"role": "assistant", "content": "order shipped yesterday"},
+                {"role": "user", "content": "and the refund?"},
+                {"role": "assistant", "content": "refund issued to your card"}]
+    mdir = model_dir(tmp_path / "mgen", tokenizer_json, MISTRAL_GEN, "<s>", "</s>")
+    tok = transformers.AutoTokenizer.from_pretrained(str(mdir))
+    out = tok.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                  return_assistant_tokens_mask=True)
+    want_ids, want_mask = list(out["input_ids"]), list(out["assistant_masks"])
+    got = ft_render(build_dir, mdir, messages, False, template="mistral")
+    assert got["ids"] == want_ids
+    # at least one trained token starts with the untrained space (a straddle)
+    first = [i for i in range(1, len(want_mask)) if want_mask[i] and not want_mask[i - 1]]
+    assert any(tok.convert_ids_to_tokens(want_ids[i]).startswith("\u0120") and
+               len(tok.convert_ids_to_tokens(want_ids[i])) > 1 for i in first)
+    assert [0 if lab == -100 else 1 for lab in got["labels"]] == want_mask
 
 
 def test_unknown_template_lists_names(build_dir, tmp_path, tokenizer_json):

@@ -16,5 +16,7 @@ int cmd_config_json(int argc,
 		    char **argv); /* ft-train config-json DIR: config.json as we write it */
 int cmd_tokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
+int cmd_validate(int argc, char **argv); /* ft-train validate DATA.jsonl [--model DIR] ... */
+int cmd_render(int argc, char **argv); /* ft-train render --model DIR < conversation.json */
 
 #endif

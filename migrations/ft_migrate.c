@@ -103,8 +103,8 @@ static enum ft_rc plan_scan(struct plan *p, const char *dir, struct ft_err *err)
 
 	p->dir = dir;
 	if (!d)
-		return ft_failf(err, FT_EIO, "migrations_dir", "cannot open migrations folder \"%s\": %s",
-				dir, strerror(errno));
+		return ft_failf(err, FT_EIO, "migrations_dir",
+				"cannot open migrations folder \"%s\": %s", dir, strerror(errno));
 	FT_ASSERT(regcomp(&re, "^([0-9]{4})_([a-z0-9_]+)\\.(up|down)\\.sql$", REG_EXTENDED) == 0);
 	while ((de = readdir(d))) {
 		regmatch_t mt[4];
@@ -122,8 +122,8 @@ static enum ft_rc plan_scan(struct plan *p, const char *dir, struct ft_err *err)
 		char name[128] = "";
 		size_t nl = (size_t)(mt[2].rm_eo - mt[2].rm_so);
 		if (nl >= sizeof(name)) {
-			rc = ft_failf(err, FT_EFORMAT, "migrations_dir", "migration name too long: %s",
-				      de->d_name);
+			rc = ft_failf(err, FT_EFORMAT, "migrations_dir",
+				      "migration name too long: %s", de->d_name);
 			break;
 		}
 		memcpy(name, de->d_name + mt[2].rm_so, nl);
@@ -147,14 +147,15 @@ static enum ft_rc plan_scan(struct plan *p, const char *dir, struct ft_err *err)
 			ft_strlcpy(m->name, name, sizeof(m->name));
 		} else if (strcmp(m->name, name) != 0) {
 			rc = ft_failf(err, FT_EFORMAT, "migrations_dir",
-				      "two migrations share version %04ld: \"%s\" and \"%s\"", version,
-				      m->name, name);
+				      "two migrations share version %04ld: \"%s\" and \"%s\"",
+				      version, m->name, name);
 			break;
 		}
 		char **slot = up ? &m->up_path : &m->down_path;
 		*slot = path_join(dir, de->d_name);
 		if (!*slot) {
-			rc = ft_failf(err, FT_EINVAL, "migrations_dir", "path too long: %s", de->d_name);
+			rc = ft_failf(err, FT_EINVAL, "migrations_dir", "path too long: %s",
+				      de->d_name);
 			break;
 		}
 	}
@@ -184,8 +185,8 @@ static char *read_file(const char *path, struct ft_err *err)
 	}
 	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
 		if (ft_buf_add(&b, chunk, n)) {
-			ft_failf(err, FT_ELIMIT, "too_large", "\"%s\" is larger than %u bytes", path,
-				 MAX_SQL_BYTES);
+			ft_failf(err, FT_ELIMIT, "too_large", "\"%s\" is larger than %u bytes",
+				 path, MAX_SQL_BYTES);
 			fclose(f);
 			ft_buf_release(&b);
 			return NULL;
@@ -266,9 +267,10 @@ static enum ft_rc load_state(PGconn *c, struct plan *p, struct ft_err *err)
 		struct migration *m = find_version(p, v);
 		if (!m) {
 			rc = ft_failf(err, FT_ECONFLICT, "unknown_version",
-				      "the database has migration %04ld_%s, which is not in \"%s\"", v,
-				      PQgetvalue(r, i, 1), p->dir);
-			ft_err_hintf(err, "run the ft-migrate that belongs to this database's version");
+				      "the database has migration %04ld_%s, which is not in \"%s\"",
+				      v, PQgetvalue(r, i, 1), p->dir);
+			ft_err_hintf(err,
+				     "run the ft-migrate that belongs to this database's version");
 			break;
 		}
 		m->applied = true;
@@ -315,9 +317,13 @@ static enum ft_rc run_one(PGconn *c, struct migration *m, bool up, struct ft_err
 
 	if (no_transaction(sql)) {
 		if (up)
-			r = exec(c, "INSERT INTO schema_migrations (version, name, dirty) VALUES ($1, $2, true)", 2, params);
+			r = exec(c,
+				 "INSERT INTO schema_migrations (version, name, dirty) VALUES ($1, "
+				 "$2, true)",
+				 2, params);
 		else
-			r = exec(c, "UPDATE schema_migrations SET dirty = true WHERE version = $1", 1, params);
+			r = exec(c, "UPDATE schema_migrations SET dirty = true WHERE version = $1",
+				 1, params);
 		if (!ok(r))
 			rc = sql_fail(err, r, base, NULL);
 		PQclear(r);
@@ -330,7 +336,8 @@ static enum ft_rc run_one(PGconn *c, struct migration *m, bool up, struct ft_err
 		if (rc)
 			goto out; /* stays dirty: the schema may be half-changed */
 		if (up)
-			r = exec(c, "UPDATE schema_migrations SET dirty = false WHERE version = $1", 1, params);
+			r = exec(c, "UPDATE schema_migrations SET dirty = false WHERE version = $1",
+				 1, params);
 		else
 			r = exec(c, "DELETE FROM schema_migrations WHERE version = $1", 1, params);
 		if (!ok(r))
@@ -347,7 +354,8 @@ static enum ft_rc run_one(PGconn *c, struct migration *m, bool up, struct ft_err
 	PQclear(r);
 	if (!rc) {
 		if (up)
-			r = exec(c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, params);
+			r = exec(c, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+				 2, params);
 		else
 			r = exec(c, "DELETE FROM schema_migrations WHERE version = $1", 1, params);
 		if (!ok(r))
@@ -411,7 +419,9 @@ static enum ft_rc cmd_status(struct plan *p)
 	printf("%-8s %-40s %s\n", "version", "name", "state");
 	for (size_t i = 0; i < p->n; i++)
 		printf("%04ld     %-40s %s\n", p->m[i].version, p->m[i].name,
-		       p->m[i].dirty ? "dirty" : p->m[i].applied ? "applied" : "pending");
+		       p->m[i].dirty	 ? "dirty"
+		       : p->m[i].applied ? "applied"
+					 : "pending");
 	return FT_OK;
 }
 
@@ -421,9 +431,11 @@ static enum ft_rc cmd_force(PGconn *c, struct plan *p, long version, struct ft_e
 	const char *params[1] = { vbuf };
 	struct migration *m = find_version(p, version);
 	if (!m || !m->dirty)
-		return ft_failf(err, FT_EINVAL, "not_dirty", "migration %04ld is not dirty", version);
+		return ft_failf(err, FT_EINVAL, "not_dirty", "migration %04ld is not dirty",
+				version);
 	snprintf(vbuf, sizeof(vbuf), "%ld", version);
-	PGresult *r = exec(c, "UPDATE schema_migrations SET dirty = false WHERE version = $1", 1, params);
+	PGresult *r =
+		exec(c, "UPDATE schema_migrations SET dirty = false WHERE version = $1", 1, params);
 	enum ft_rc rc = ok(r) ? FT_OK : sql_fail(err, r, "force", NULL);
 	PQclear(r);
 	if (!rc)
@@ -433,9 +445,10 @@ static enum ft_rc cmd_force(PGconn *c, struct plan *p, long version, struct ft_e
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ft-migrate [--database-url URL] [--dir DIR] up [N] | down N|all | "
-		   "status | force V\n"
-		   "  URL defaults to $FT_DATABASE_URL, DIR to $FT_MIGRATIONS_DIR or %s\n",
+	fprintf(f,
+		"usage: ft-migrate [--database-url URL] [--dir DIR] up [N] | down N|all | "
+		"status | force V\n"
+		"  URL defaults to $FT_DATABASE_URL, DIR to $FT_MIGRATIONS_DIR or %s\n",
 		FT_MIGRATIONS_DEFAULT_DIR);
 }
 

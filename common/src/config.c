@@ -74,14 +74,13 @@ static bool parse_long(const char *s, long *out)
 	return true;
 }
 
-static enum ft_rc check_value(const struct ft_config_key *k, const char *value,
-			      const char *origin, struct ft_err *err)
+static enum ft_rc check_value(const struct ft_config_key *k, const char *value, const char *origin,
+			      struct ft_err *err)
 {
 	long v;
 	bool bv;
 	switch (k->type) {
-	case FT_CFG_STR:
-		return FT_OK;
+	case FT_CFG_STR: return FT_OK;
 	case FT_CFG_INT:
 		if (!parse_long(value, &v))
 			return ft_failf(err, FT_EINVAL, "invalid_config",
@@ -176,7 +175,8 @@ static enum ft_rc load_file(struct ft_config *cfg, const char *path, struct ft_e
 			break;
 	}
 	if (rc == FT_OK && ferror(f))
-		rc = ft_failf(err, FT_EIO, "invalid_config", "config file \"%s\": read error", path);
+		rc = ft_failf(err, FT_EIO, "invalid_config", "config file \"%s\": read error",
+			      path);
 	fclose(f);
 	if (rc)
 		ft_err_detailf(err, "in %s", path);

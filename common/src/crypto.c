@@ -60,8 +60,8 @@ void ft_hmac_sha256(const void *key, size_t keylen, const void *data, size_t len
 	unsigned int n = 0;
 	static const unsigned char empty;
 	FT_ASSERT(keylen <= INT_MAX);
-	FT_ASSERT(HMAC(EVP_sha256(), keylen ? key : &empty, (int)keylen,
-		       len ? data : &empty, len, out, &n) != NULL);
+	FT_ASSERT(HMAC(EVP_sha256(), keylen ? key : &empty, (int)keylen, len ? data : &empty, len,
+		       out, &n) != NULL);
 	FT_ASSERT(n == FT_SHA256_LEN);
 }
 

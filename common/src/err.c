@@ -79,8 +79,7 @@ void ft_err_clear(struct ft_err *e)
 		memset(e, 0, sizeof(*e));
 }
 
-enum ft_rc ft_vfailf(struct ft_err *e, enum ft_rc rc, const char *code, const char *fmt,
-		     va_list ap)
+enum ft_rc ft_vfailf(struct ft_err *e, enum ft_rc rc, const char *code, const char *fmt, va_list ap)
 {
 	FT_ASSERT(rc != FT_OK);
 	if (!e || e->rc != FT_OK)

@@ -79,8 +79,8 @@ enum ft_rc ft_json_get_int(const json_t *obj, const char *key, unsigned flags, l
 		return wrong_type(key, "an integer", v, err);
 	long long x = json_integer_value(v);
 	if (x < min || x > max) {
-		ft_failf(err, FT_EINVAL, "out_of_range", "\"%s\" must be between %lld and %lld (got %lld)",
-			 key, min, max, x);
+		ft_failf(err, FT_EINVAL, "out_of_range",
+			 "\"%s\" must be between %lld and %lld (got %lld)", key, min, max, x);
 		ft_err_param(err, key);
 		return FT_EINVAL;
 	}
@@ -99,8 +99,8 @@ enum ft_rc ft_json_get_num(const json_t *obj, const char *key, unsigned flags, d
 		return wrong_type(key, "a number", v, err);
 	double x = json_number_value(v);
 	if (!(x >= min && x <= max)) {
-		ft_failf(err, FT_EINVAL, "out_of_range", "\"%s\" must be between %g and %g (got %g)",
-			 key, min, max, x);
+		ft_failf(err, FT_EINVAL, "out_of_range",
+			 "\"%s\" must be between %g and %g (got %g)", key, min, max, x);
 		ft_err_param(err, key);
 		return FT_EINVAL;
 	}
@@ -153,7 +153,8 @@ enum ft_rc ft_json_check_keys(const json_t *obj, const char *const *allowed, str
 	json_t *v;
 	/* Jansson's iteration macro wants a mutable object; we only read. */
 	json_t *o = (json_t *)(uintptr_t)obj;
-	json_object_foreach(o, key, v) {
+	json_object_foreach(o, key, v)
+	{
 		bool ok = false;
 		for (const char *const *a = allowed; *a; a++)
 			if (strcmp(*a, key) == 0) {

@@ -64,8 +64,8 @@ static void add_json_str(struct ft_buf *b, const char *s)
 	(void)!ft_buf_addch(b, '"');
 }
 
-void ft_logf(enum ft_log_level level, const char *component, const char *job_id,
-	     const char *fmt, ...)
+void ft_logf(enum ft_log_level level, const char *component, const char *job_id, const char *fmt,
+	     ...)
 {
 	char msg[2048], ts[32];
 	struct ft_buf b = FT_BUF_INIT(8192);

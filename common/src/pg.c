@@ -21,7 +21,8 @@ struct ft_pg_pool *ft_pg_pool_new(const char *conninfo, int size, struct ft_err 
 {
 	struct ft_pg_pool *p;
 	if (size < 1 || size > 1024) {
-		ft_failf(err, FT_EINVAL, "invalid_config", "pool size must be 1..1024 (got %d)", size);
+		ft_failf(err, FT_EINVAL, "invalid_config", "pool size must be 1..1024 (got %d)",
+			 size);
 		return NULL;
 	}
 	p = ft_xcalloc(1, sizeof(*p));
@@ -69,7 +70,8 @@ static enum ft_rc ensure_conn(struct ft_pg_pool *p, int i, struct ft_err *err)
 	}
 	if (!conn_ok(p->conns[i])) {
 		ft_failf(err, FT_EUNAVAIL, "db_unavailable", "cannot connect to PostgreSQL");
-		ft_err_detailf(err, "%s", p->conns[i] ? PQerrorMessage(p->conns[i]) : "out of memory");
+		ft_err_detailf(err, "%s",
+			       p->conns[i] ? PQerrorMessage(p->conns[i]) : "out of memory");
 		if (p->conns[i]) {
 			PQfinish(p->conns[i]);
 			p->conns[i] = NULL;

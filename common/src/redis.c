@@ -32,7 +32,8 @@ static enum ft_rc parse_url(struct ft_redis *r, const char *url, struct ft_err *
 		else if (memchr(p, ':', (size_t)(at - p)))
 			pw = (const char *)memchr(p, ':', (size_t)(at - p)) + 1;
 		if ((size_t)(at - pw) >= sizeof(r->password))
-			return ft_failf(err, FT_EINVAL, "invalid_config", "redis password too long");
+			return ft_failf(err, FT_EINVAL, "invalid_config",
+					"redis password too long");
 		memcpy(r->password, pw, (size_t)(at - pw));
 		r->password[at - pw] = '\0';
 		p = at + 1;
@@ -40,7 +41,8 @@ static enum ft_rc parse_url(struct ft_redis *r, const char *url, struct ft_err *
 	colon = memchr(p, ':', (size_t)(hostend - p));
 	const char *hend = colon ? colon : hostend;
 	if (hend == p || (size_t)(hend - p) >= sizeof(r->host))
-		return ft_failf(err, FT_EINVAL, "invalid_config", "redis url \"%s\": bad host", url);
+		return ft_failf(err, FT_EINVAL, "invalid_config", "redis url \"%s\": bad host",
+				url);
 	memcpy(r->host, p, (size_t)(hend - p));
 	r->host[hend - p] = '\0';
 	r->port = 6379;
@@ -48,8 +50,8 @@ static enum ft_rc parse_url(struct ft_redis *r, const char *url, struct ft_err *
 		char *end;
 		long port = strtol(colon + 1, &end, 10);
 		if (end != hostend || port < 1 || port > 65535)
-			return ft_failf(err, FT_EINVAL, "invalid_config", "redis url \"%s\": bad port",
-					url);
+			return ft_failf(err, FT_EINVAL, "invalid_config",
+					"redis url \"%s\": bad port", url);
 		r->port = (int)port;
 	}
 	r->db = 0;
@@ -139,7 +141,8 @@ unsigned ft_redis_connects(const struct ft_redis *r)
 static redisReply *check_reply(struct ft_redis *r, redisReply *rep, struct ft_err *err)
 {
 	if (rep && rep->type == REDIS_REPLY_ERROR) {
-		ft_failf(err, FT_EREDIS, "redis_error", "Redis error: %.*s", (int)rep->len, rep->str);
+		ft_failf(err, FT_EREDIS, "redis_error", "Redis error: %.*s", (int)rep->len,
+			 rep->str);
 		freeReplyObject(rep);
 		return NULL;
 	}
@@ -181,8 +184,8 @@ redisReply *ft_redis_cmdargv(struct ft_redis *r, unsigned flags, struct ft_err *
 	return check_reply(r, rep, err);
 }
 
-redisReply *ft_redis_cmd(struct ft_redis *r, unsigned flags, struct ft_err *err,
-			 const char *fmt, ...)
+redisReply *ft_redis_cmd(struct ft_redis *r, unsigned flags, struct ft_err *err, const char *fmt,
+			 ...)
 {
 	redisReply *rep = NULL;
 	va_list ap;

@@ -29,18 +29,18 @@
 /* Result of an action. 0 is success; the human story is in struct ft_err. */
 enum ft_rc {
 	FT_OK = 0,
-	FT_EINVAL,    /* bad input from the caller or the user */
-	FT_ENOMEM,    /* allocation failed */
-	FT_EIO,       /* file or socket I/O failed */
+	FT_EINVAL, /* bad input from the caller or the user */
+	FT_ENOMEM, /* allocation failed */
+	FT_EIO, /* file or socket I/O failed */
 	FT_ENOTFOUND, /* the named thing does not exist */
 	FT_ECONFLICT, /* state does not allow it (already exists, wrong status) */
-	FT_EAUTH,     /* missing or bad credentials */
-	FT_EPERM,     /* authenticated, but not allowed */
-	FT_ELIMIT,    /* a size or rate limit was hit */
-	FT_EDB,       /* PostgreSQL error */
-	FT_EREDIS,    /* Redis error */
-	FT_EUNAVAIL,  /* a dependency is down; try again later */
-	FT_EFORMAT,   /* a file is not in the expected format */
+	FT_EAUTH, /* missing or bad credentials */
+	FT_EPERM, /* authenticated, but not allowed */
+	FT_ELIMIT, /* a size or rate limit was hit */
+	FT_EDB, /* PostgreSQL error */
+	FT_EREDIS, /* Redis error */
+	FT_EUNAVAIL, /* a dependency is down; try again later */
+	FT_EFORMAT, /* a file is not in the expected format */
 	FT_EINTERNAL, /* a bug: should not happen */
 	FT_RC_COUNT
 };

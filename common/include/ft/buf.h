@@ -25,7 +25,10 @@ struct ft_buf {
 	size_t max; /* hard cap on len */
 };
 
-#define FT_BUF_INIT(maxlen) { NULL, 0, 0, (maxlen) }
+#define FT_BUF_INIT(maxlen)          \
+	{                            \
+		NULL, 0, 0, (maxlen) \
+	}
 
 void ft_buf_init(struct ft_buf *b, size_t max);
 void ft_buf_release(struct ft_buf *b);
@@ -35,8 +38,8 @@ enum ft_rc ft_buf_add(struct ft_buf *b, const void *mem, size_t n) FT_WARN_UNUSE
 enum ft_rc ft_buf_addstr(struct ft_buf *b, const char *s) FT_WARN_UNUSED;
 enum ft_rc ft_buf_addch(struct ft_buf *b, char c) FT_WARN_UNUSED;
 enum ft_rc ft_buf_addf(struct ft_buf *b, const char *fmt, ...) FT_PRINTF(2, 3) FT_WARN_UNUSED;
-enum ft_rc ft_buf_vaddf(struct ft_buf *b, const char *fmt, va_list ap) FT_PRINTF(2, 0)
-	FT_WARN_UNUSED;
+enum ft_rc ft_buf_vaddf(struct ft_buf *b, const char *fmt, va_list ap)
+	FT_PRINTF(2, 0) FT_WARN_UNUSED;
 /* Make room for n more bytes without adding them. */
 enum ft_rc ft_buf_grow(struct ft_buf *b, size_t n) FT_WARN_UNUSED;
 /* Drop bytes from the end. */

@@ -16,10 +16,10 @@
 enum ft_config_type { FT_CFG_STR, FT_CFG_INT, FT_CFG_BOOL };
 
 struct ft_config_key {
-	const char *name;	 /* "database_url" */
+	const char *name; /* "database_url" */
 	enum ft_config_type type;
-	const char *def;	 /* default value as text, may be NULL (unset) */
-	long min, max;		 /* for FT_CFG_INT */
+	const char *def; /* default value as text, may be NULL (unset) */
+	long min, max; /* for FT_CFG_INT */
 	const char *help;
 };
 

@@ -39,8 +39,8 @@ void ft_err_clear(struct ft_err *e);
  * code may be NULL, then the rc name is used. */
 enum ft_rc ft_failf(struct ft_err *e, enum ft_rc rc, const char *code, const char *fmt, ...)
 	FT_PRINTF(4, 5);
-enum ft_rc ft_vfailf(struct ft_err *e, enum ft_rc rc, const char *code, const char *fmt,
-		     va_list ap) FT_PRINTF(4, 0);
+enum ft_rc ft_vfailf(struct ft_err *e, enum ft_rc rc, const char *code, const char *fmt, va_list ap)
+	FT_PRINTF(4, 0);
 
 /* Decorate the recorded failure. Each keeps the first value set. */
 void ft_err_detailf(struct ft_err *e, const char *fmt, ...) FT_PRINTF(2, 3);

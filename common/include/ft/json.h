@@ -19,8 +19,8 @@
 
 enum ft_json_flags {
 	FT_JSON_REQUIRED = 1 << 0,
-	FT_JSON_NULL_OK = 1 << 1,   /* explicit null is accepted as "not given" */
-	FT_JSON_NONEMPTY = 1 << 2,  /* strings: "" is an error */
+	FT_JSON_NULL_OK = 1 << 1, /* explicit null is accepted as "not given" */
+	FT_JSON_NONEMPTY = 1 << 2, /* strings: "" is an error */
 };
 
 /* "object", "list", "string", "integer", "number", "boolean", "null". */

@@ -21,8 +21,8 @@ bool ft_log_level_parse(const char *s, enum ft_log_level *out);
 /* Redirect output (tests); fd -1 restores stderr. */
 void ft_log_set_fd(int fd);
 
-void ft_logf(enum ft_log_level level, const char *component, const char *job_id,
-	     const char *fmt, ...) FT_PRINTF(4, 5);
+void ft_logf(enum ft_log_level level, const char *component, const char *job_id, const char *fmt,
+	     ...) FT_PRINTF(4, 5);
 
 #define ft_debug(...) ft_logf(FT_LOG_DEBUG, NULL, NULL, __VA_ARGS__)
 #define ft_info(...) ft_logf(FT_LOG_INFO, NULL, NULL, __VA_ARGS__)

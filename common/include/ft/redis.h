@@ -29,8 +29,8 @@ void ft_redis_free(struct ft_redis *r);
 redisReply *ft_redis_cmdargv(struct ft_redis *r, unsigned flags, struct ft_err *err, int argc,
 			     const char **argv, const size_t *argvlen);
 /* printf-style command (hiredis format: %s, %b, %d ...). */
-redisReply *ft_redis_cmd(struct ft_redis *r, unsigned flags, struct ft_err *err,
-			 const char *fmt, ...);
+redisReply *ft_redis_cmd(struct ft_redis *r, unsigned flags, struct ft_err *err, const char *fmt,
+			 ...);
 
 /* How many times this handle has (re)connected; for tests and metrics. */
 unsigned ft_redis_connects(const struct ft_redis *r);

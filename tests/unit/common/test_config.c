@@ -29,12 +29,12 @@ FT_TEST(config_layers_in_order)
 	setenv("FT_LISTEN_PORT", "9100", 1);
 	ft_err_clear(&e);
 	FT_CHECK(ft_config_load(&cfg, path, &e) == FT_OK);
-	FT_CHECK_INT(ft_config_int(&cfg, "listen_port"), 9100);	/* env beats file */
+	FT_CHECK_INT(ft_config_int(&cfg, "listen_port"), 9100); /* env beats file */
 	FT_CHECK_STR(ft_config_origin(&cfg, "listen_port"), "env FT_LISTEN_PORT");
 	FT_CHECK_STR(ft_config_str(&cfg, "store_dir"), "/srv/ft store"); /* quotes stripped */
 	FT_CHECK_STR(ft_config_origin(&cfg, "store_dir"), "line 4");
 	FT_CHECK_STR(ft_config_str(&cfg, "log_level"), "debug");
-	FT_CHECK_INT(ft_config_int(&cfg, "pg_pool_size"), 8);	/* default */
+	FT_CHECK_INT(ft_config_int(&cfg, "pg_pool_size"), 8); /* default */
 	FT_CHECK(ft_config_bool(&cfg, "webhook_allow_http") == false);
 	FT_CHECK(ft_config_str(&cfg, "worker_id") == NULL);
 	ft_config_release(&cfg);
@@ -71,8 +71,8 @@ FT_TEST(config_errors_name_key_and_origin)
 	setenv("FT_LISTEN_PORT", "70000", 1);
 	ft_err_clear(&e);
 	FT_CHECK(ft_config_load(&cfg, NULL, &e) == FT_EINVAL);
-	FT_CHECK_STR(e.msg,
-		     "config env FT_LISTEN_PORT: \"listen_port\" must be between 1 and 65535 (got 70000)");
+	FT_CHECK_STR(e.msg, "config env FT_LISTEN_PORT: \"listen_port\" must be between 1 and "
+			    "65535 (got 70000)");
 	unsetenv("FT_LISTEN_PORT");
 
 	setenv("FT_WEBHOOK_ALLOW_HTTP", "maybe", 1);

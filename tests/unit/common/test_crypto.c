@@ -60,7 +60,8 @@ FT_TEST(hmac_sha256_rfc4231)
 	memcpy(c[1].key, "Jefe", 4), c[1].keylen = 4;
 	c[1].data = "what do ya want for nothing?", c[1].datalen = 28;
 	c[1].want = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
-	memset(c[2].key, 0xaa, 20), c[2].keylen = 20, c[2].data = (const char *)dd, c[2].datalen = 50;
+	memset(c[2].key, 0xaa, 20), c[2].keylen = 20, c[2].data = (const char *)dd,
+				    c[2].datalen = 50;
 	c[2].want = "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe";
 	for (int i = 0; i < 25; i++)
 		c[3].key[i] = (unsigned char)(i + 1);
@@ -94,8 +95,8 @@ FT_TEST(hmac_sha256_rfc4231)
 FT_TEST(base64_rfc4648)
 {
 	static const char *const in[] = { "", "f", "fo", "foo", "foob", "fooba", "foobar" };
-	static const char *const out[] = { "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=",
-					   "Zm9vYmFy" };
+	static const char *const out[] = { "",	       "Zg==",	   "Zm8=",    "Zm9v",
+					   "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy" };
 	for (size_t i = 0; i < FT_ARRAY_LEN(in); i++) {
 		char enc[16];
 		unsigned char dec[16];
@@ -106,10 +107,10 @@ FT_TEST(base64_rfc4648)
 		FT_CHECK(memcmp(dec, in[i], (size_t)n) == 0);
 	}
 	unsigned char dec[16];
-	FT_CHECK_INT(ft_base64_decode("Zm9", 3, dec, sizeof(dec)), -1);   /* not a multiple of 4 */
-	FT_CHECK_INT(ft_base64_decode("Zm9*", 4, dec, sizeof(dec)), -1);  /* bad character */
-	FT_CHECK_INT(ft_base64_decode("Z===", 4, dec, sizeof(dec)), -1);  /* padding too early */
-	FT_CHECK_INT(ft_base64_decode("Zm9vYmFy", 8, dec, 5), -1);        /* output too small */
+	FT_CHECK_INT(ft_base64_decode("Zm9", 3, dec, sizeof(dec)), -1); /* not a multiple of 4 */
+	FT_CHECK_INT(ft_base64_decode("Zm9*", 4, dec, sizeof(dec)), -1); /* bad character */
+	FT_CHECK_INT(ft_base64_decode("Z===", 4, dec, sizeof(dec)), -1); /* padding too early */
+	FT_CHECK_INT(ft_base64_decode("Zm9vYmFy", 8, dec, 5), -1); /* output too small */
 }
 
 FT_TEST(ct_equal_and_random)

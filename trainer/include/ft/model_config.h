@@ -39,18 +39,18 @@ struct ft_model_config {
 	double rms_norm_eps;
 	double rope_theta;
 	enum ft_rope_type rope_type;
-	double rope_factor;		/* linear and llama3 */
-	double rope_low_freq_factor;	/* llama3 */
-	double rope_high_freq_factor;	/* llama3 */
-	int rope_original_max_pos;	/* llama3 */
+	double rope_factor; /* linear and llama3 */
+	double rope_low_freq_factor; /* llama3 */
+	double rope_high_freq_factor; /* llama3 */
+	int rope_original_max_pos; /* llama3 */
 	bool tie_word_embeddings;
-	bool qkv_bias;			/* Qwen2, or attention_bias */
-	bool o_bias;			/* attention_bias (Llama) */
+	bool qkv_bias; /* Qwen2, or attention_bias */
+	bool o_bias; /* attention_bias (Llama) */
 	bool mlp_bias;
-	int bos_token_id;		/* -1 when absent */
+	int bos_token_id; /* -1 when absent */
 	int eos_token_ids[FT_MAX_EOS_IDS];
 	int n_eos;
-	int pad_token_id;		/* -1 when absent */
+	int pad_token_id; /* -1 when absent */
 	char torch_dtype[16];
 };
 

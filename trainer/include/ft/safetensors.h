@@ -38,8 +38,8 @@ enum ft_dtype {
 #define FT_ST_MAX_DIMS 8
 #define FT_ST_MAX_HEADER (100u << 20) /* 100 MB, as the reference implementation */
 
-const char *ft_dtype_name(enum ft_dtype d);  /* "F32", "BF16", ... */
-size_t ft_dtype_size(enum ft_dtype d);       /* bytes per element */
+const char *ft_dtype_name(enum ft_dtype d); /* "F32", "BF16", ... */
+size_t ft_dtype_size(enum ft_dtype d); /* bytes per element */
 bool ft_dtype_parse(const char *s, enum ft_dtype *out);
 
 struct ft_st_tensor {
@@ -65,8 +65,8 @@ const char *ft_st_metadata(const struct ft_st_file *f, const char *key);
 /* Parse and validate a header alone (used by the fuzzer and ft_st_open):
  * buf holds the whole file (or at least 8 + N bytes); file_size is the
  * real size, for offset checks. */
-enum ft_rc ft_st_parse(const uint8_t *buf, size_t len, uint64_t file_size,
-		       struct ft_st_file **out, struct ft_err *err);
+enum ft_rc ft_st_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct ft_st_file **out,
+		       struct ft_err *err);
 
 /* Convert one tensor to fp32 (from F32, F16 or BF16) into dst[nelem]. */
 enum ft_rc ft_st_to_f32(const struct ft_st_tensor *t, float *dst, struct ft_err *err);
@@ -77,8 +77,8 @@ enum ft_rc ft_st_to_f32(const struct ft_st_tensor *t, float *dst, struct ft_err 
 struct ft_st_writer;
 struct ft_st_writer *ft_st_writer_new(void);
 void ft_st_writer_free(struct ft_st_writer *w);
-enum ft_rc ft_st_writer_add(struct ft_st_writer *w, const char *name, enum ft_dtype dtype,
-			    int ndim, const int64_t *shape, const void *data, struct ft_err *err);
+enum ft_rc ft_st_writer_add(struct ft_st_writer *w, const char *name, enum ft_dtype dtype, int ndim,
+			    const int64_t *shape, const void *data, struct ft_err *err);
 enum ft_rc ft_st_writer_meta(struct ft_st_writer *w, const char *key, const char *value,
 			     struct ft_err *err);
 enum ft_rc ft_st_writer_write(struct ft_st_writer *w, const char *path, struct ft_err *err);

@@ -31,8 +31,8 @@ enum ft_rc ft_ids_push(struct ft_ids *ids, int32_t id) FT_WARN_UNUSED;
 
 enum ft_tok_flags {
 	FT_TOK_SPLIT_SPECIAL = 1 << 0, /* recognise added/special tokens inside the text */
-	FT_TOK_ADD_SPECIAL = 1 << 1,   /* apply the post-processor (e.g. prepend BOS) */
-	FT_TOK_SKIP_SPECIAL = 1 << 2,  /* decode: drop special tokens */
+	FT_TOK_ADD_SPECIAL = 1 << 1, /* apply the post-processor (e.g. prepend BOS) */
+	FT_TOK_SKIP_SPECIAL = 1 << 2, /* decode: drop special tokens */
 };
 
 struct ft_tokenizer;
@@ -42,8 +42,7 @@ enum ft_rc ft_tokenizer_parse(const char *json_text, size_t len, struct ft_token
 			      struct ft_err *err);
 /* Load DIR/tokenizer.json and, when present, DIR/tokenizer_config.json (for
  * bos/eos tokens, add_bos_token / add_eos_token and chat_template). */
-enum ft_rc ft_tokenizer_load(const char *model_dir, struct ft_tokenizer **out,
-			     struct ft_err *err);
+enum ft_rc ft_tokenizer_load(const char *model_dir, struct ft_tokenizer **out, struct ft_err *err);
 void ft_tokenizer_free(struct ft_tokenizer *t);
 
 /* Append the ids of text[0..len) to out. Invalid UTF-8 never fails: bytes are

@@ -92,10 +92,10 @@ struct slotlist {
 	size_t n, cap, total;
 };
 
-static void slot_add(struct slotlist *l, float **slot, bool decay, int ndim, int64_t d0,
-		     int64_t d1, const char *fmt, ...) FT_PRINTF(7, 8);
-static void slot_add(struct slotlist *l, float **slot, bool decay, int ndim, int64_t d0,
-		     int64_t d1, const char *fmt, ...)
+static void slot_add(struct slotlist *l, float **slot, bool decay, int ndim, int64_t d0, int64_t d1,
+		     const char *fmt, ...) FT_PRINTF(7, 8);
+static void slot_add(struct slotlist *l, float **slot, bool decay, int ndim, int64_t d0, int64_t d1,
+		     const char *fmt, ...)
 {
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 64;
@@ -152,8 +152,9 @@ static enum ft_rc build_base(struct ft_model *m, struct ft_err *err)
 			slot_add(&l, &L->w[k], true, 2, out, in, "model.layers.%d.%s.%s.weight", i,
 				 linear_module((enum ft_linear)k), linear_names[k]);
 			if (linear_has_bias(c, (enum ft_linear)k))
-				slot_add(&l, &L->b[k], false, 1, out, 0, "model.layers.%d.%s.%s.bias",
-					 i, linear_module((enum ft_linear)k), linear_names[k]);
+				slot_add(&l, &L->b[k], false, 1, out, 0,
+					 "model.layers.%d.%s.%s.bias", i,
+					 linear_module((enum ft_linear)k), linear_names[k]);
 			if (k == FT_LIN_O)
 				slot_add(&l, &L->ln2, false, 1, c->hidden_size, 0,
 					 "model.layers.%d.post_attention_layernorm.weight", i);
@@ -196,8 +197,11 @@ enum ft_rc ft_model_new(const struct ft_model_config *cfg, const struct ft_backe
 		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory for rope tables");
 		goto fail_model;
 	}
-	struct ft_rope_params rp = { cfg->rope_type, cfg->rope_theta, cfg->rope_factor,
-				     cfg->rope_low_freq_factor, cfg->rope_high_freq_factor,
+	struct ft_rope_params rp = { cfg->rope_type,
+				     cfg->rope_theta,
+				     cfg->rope_factor,
+				     cfg->rope_low_freq_factor,
+				     cfg->rope_high_freq_factor,
 				     cfg->rope_original_max_pos };
 	ft_rope_tables(m->rope_cos, m->rope_sin, m->rope_max, cfg->head_dim, &rp);
 	*out = m;
@@ -340,7 +344,8 @@ void ft_model_lora_init(struct ft_model *m, uint64_t seed)
 		bool is_a = strstr(p->name, ".lora_A.") != NULL;
 		double bound = 1.0 / sqrt((double)p->shape[1]);
 		for (size_t j = 0; j < p->n; j++)
-			p->data[j] = is_a ? (float)((2.0 * ft_rng_uniform(&r) - 1.0) * bound) : 0.0f;
+			p->data[j] =
+				is_a ? (float)((2.0 * ft_rng_uniform(&r) - 1.0) * bound) : 0.0f;
 	}
 }
 
@@ -369,8 +374,8 @@ void ft_model_lora_merge(struct ft_model *m)
 			ft_model_linear_dims(c, (enum ft_linear)k, &in, &out);
 			/* W[out,in] += s * B[out,r] A[r,in] */
 			float *tmp = ft_xcalloc((size_t)out * in, sizeof(float));
-			ft_cpu_sgemm(out, in, r, L->lora_b[k], r, false, L->lora_a[k], in, false, tmp,
-				    in, false);
+			ft_cpu_sgemm(out, in, r, L->lora_b[k], r, false, L->lora_a[k], in, false,
+				     tmp, in, false);
 			for (size_t j = 0; j < (size_t)out * in; j++)
 				L->w[k][j] += m->lora_s * tmp[j];
 			free(tmp);
@@ -526,8 +531,8 @@ static void linear_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, 
 	be->matmul_fwd(out, a->lu[k], L->lora_b[k], NULL, N, r, OC, true);
 }
 
-static void linear_bwd(struct ft_model *m, int l, enum ft_linear k, float *din,
-		       const float *dout, const float *in, int N)
+static void linear_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, const float *dout,
+		       const float *in, int N)
 {
 	const struct ft_backend *be = m->be;
 	struct ft_layer *L = &m->layers[l];
@@ -583,8 +588,8 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 		m->doc[i] = b->doc ? b->doc[i] : 0;
 		if (b->ids[i] < 0 || b->ids[i] >= c->vocab_size)
 			return ft_failf(err, FT_EINVAL, NULL,
-					"token id %d is outside the vocabulary (size %d)", b->ids[i],
-					c->vocab_size);
+					"token id %d is outside the vocabulary (size %d)",
+					b->ids[i], c->vocab_size);
 		if (m->pos[i] < 0 || m->pos[i] >= m->rope_max)
 			return ft_failf(err, FT_EINVAL, NULL,
 					"position %d is beyond the model's %d positions", m->pos[i],
@@ -592,8 +597,8 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 		if (b->targets && b->targets[i] != FT_IGNORE_INDEX &&
 		    (b->targets[i] < 0 || b->targets[i] >= c->vocab_size))
 			return ft_failf(err, FT_EINVAL, NULL,
-					"label %d is outside the vocabulary (size %d)", b->targets[i],
-					c->vocab_size);
+					"label %d is outside the vocabulary (size %d)",
+					b->targets[i], c->vocab_size);
 	}
 	bool train = grad_scale != 0.0f && b->targets;
 	m->drop_seed = lora_rng;
@@ -681,8 +686,8 @@ void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 		memset(s->dq, 0, sizeof(float) * (size_t)N * qd);
 		memset(s->dk, 0, sizeof(float) * (size_t)N * kd);
 		memset(s->dv, 0, sizeof(float) * (size_t)N * kd);
-		be->attention_bwd(s->dq, s->dk, s->dv, s->datt, a->probs, a->q, a->k, a->v, B, T, nh,
-				  nkv, hd);
+		be->attention_bwd(s->dq, s->dk, s->dv, s->datt, a->probs, a->q, a->k, a->v, B, T,
+				  nh, nkv, hd);
 		be->rope_bwd(s->dq, m->rope_cos, m->rope_sin, m->pos, N, nh, hd);
 		be->rope_bwd(s->dk, m->rope_cos, m->rope_sin, m->pos, N, nkv, hd);
 		memset(s->dln, 0, sizeof(float) * (size_t)N * C);

@@ -19,14 +19,14 @@ struct ft_layer {
 
 /* What one block's forward saves for its backward. */
 struct ft_layer_act {
-	float *res;	       /* [N,C] block input (residual stream) */
-	float *ln1, *rstd1;    /* [N,C], [N] */
-	float *q, *k, *v;      /* after RoPE */
-	float *probs;	       /* [B,nh,T,T] */
-	float *att;	       /* [N,nh*hd] */
-	float *mid;	       /* [N,C] residual after attention */
+	float *res; /* [N,C] block input (residual stream) */
+	float *ln1, *rstd1; /* [N,C], [N] */
+	float *q, *k, *v; /* after RoPE */
+	float *probs; /* [B,nh,T,T] */
+	float *att; /* [N,nh*hd] */
+	float *mid; /* [N,C] residual after attention */
 	float *ln2, *rstd2;
-	float *gate, *up, *h;  /* [N,I] */
+	float *gate, *up, *h; /* [N,I] */
 	float *lu[FT_LIN_COUNT]; /* LoRA s * x A^T, [N,r] */
 	float *lx[FT_LIN_COUNT]; /* LoRA dropout(x), [N,in] (only with dropout) */
 };

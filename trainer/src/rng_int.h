@@ -15,7 +15,7 @@ struct ft_rng {
 
 void ft_rng_seed(struct ft_rng *r, uint64_t seed);
 uint64_t ft_rng_u64(struct ft_rng *r);
-double ft_rng_uniform(struct ft_rng *r);          /* [0, 1), 53 bits */
+double ft_rng_uniform(struct ft_rng *r); /* [0, 1), 53 bits */
 uint64_t ft_rng_below(struct ft_rng *r, uint64_t n); /* [0, n), unbiased */
 /* The seed of stream (purpose, index) of a job seed. */
 uint64_t ft_rng_derive(uint64_t seed, uint64_t purpose, uint64_t index);

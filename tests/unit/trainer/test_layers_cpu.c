@@ -58,8 +58,8 @@ static bool fd_check(const char *what, loss_fn f, void *ctx, float *x, const flo
 		x[i] = old;
 		double fd = (lp - lm) / (2.0 * h);
 		if (fabs(fd - an[i]) > 2e-3 + 2e-2 * fabs(an[i])) {
-			fprintf(stderr, "%s[%zu]: finite difference %.6g, analytic %.6g\n", what, i, fd,
-				an[i]);
+			fprintf(stderr, "%s[%zu]: finite difference %.6g, analytic %.6g\n", what, i,
+				fd, an[i]);
 			return false;
 		}
 	}
@@ -111,7 +111,10 @@ FT_TEST(sgemm_matches_naive)
 }
 
 /* ---- rmsnorm ---- */
-struct rms_t { float *x, *w, *out, *rstd, *R; int N, C; };
+struct rms_t {
+	float *x, *w, *out, *rstd, *R;
+	int N, C;
+};
 static double rms_loss(void *p)
 {
 	struct rms_t *t = p;
@@ -126,7 +129,8 @@ FT_TEST(rmsnorm_gradients)
 	float *dx = zeros(n), *dw = zeros(t.C);
 	rms_loss(&t);
 	ft_backend_cpu()->rmsnorm_bwd(dx, dw, t.R, t.x, t.w, t.rstd, t.N, t.C);
-	bool ok = fd_check("dx", rms_loss, &t, t.x, dx, n) && fd_check("dw", rms_loss, &t, t.w, dw, t.C);
+	bool ok = fd_check("dx", rms_loss, &t, t.x, dx, n) &&
+		  fd_check("dw", rms_loss, &t, t.w, dw, t.C);
 	/* hand value: x = [3, 4], w = 1 -> rms = sqrt(12.5 + eps) */
 	float x2[2] = { 3, 4 }, w2[2] = { 1, 1 }, o2[2], r2;
 	ft_backend_cpu()->rmsnorm_fwd(o2, &r2, x2, w2, 1, 2, 0.0f);
@@ -136,7 +140,11 @@ FT_TEST(rmsnorm_gradients)
 }
 
 /* ---- rope ---- */
-struct rope_t { float *x, *y, *cs, *sn, *R; int32_t *pos; int N, H, hd; };
+struct rope_t {
+	float *x, *y, *cs, *sn, *R;
+	int32_t *pos;
+	int N, H, hd;
+};
 static double rope_loss(void *p)
 {
 	struct rope_t *t = p;
@@ -185,7 +193,11 @@ FT_TEST(rope_gradients_and_llama3_frequencies)
 }
 
 /* ---- attention ---- */
-struct att_t { float *q, *k, *v, *out, *probs, *R; int32_t *doc; int B, T, nh, nkv, hd; };
+struct att_t {
+	float *q, *k, *v, *out, *probs, *R;
+	int32_t *doc;
+	int B, T, nh, nkv, hd;
+};
 static double att_loss(void *p)
 {
 	struct att_t *t = p;
@@ -221,7 +233,10 @@ FT_TEST(attention_gradients_gqa_with_packing)
 }
 
 /* ---- swiglu ---- */
-struct sw_t { float *g, *u, *out, *R; size_t n; };
+struct sw_t {
+	float *g, *u, *out, *R;
+	size_t n;
+};
 static double sw_loss(void *p)
 {
 	struct sw_t *t = p;
@@ -244,7 +259,11 @@ FT_TEST(swiglu_gradients)
 }
 
 /* ---- embedding ---- */
-struct emb_t { float *wte, *out, *R; int32_t *ids; int N, C; };
+struct emb_t {
+	float *wte, *out, *R;
+	int32_t *ids;
+	int N, C;
+};
 static double emb_loss(void *p)
 {
 	struct emb_t *t = p;
@@ -264,7 +283,11 @@ FT_TEST(embedding_gradients)
 }
 
 /* ---- cross-entropy ---- */
-struct ce_t { float *logits, *work; int32_t *tg; int N, V; };
+struct ce_t {
+	float *logits, *work;
+	int32_t *tg;
+	int N, V;
+};
 static double ce_loss(void *p)
 {
 	struct ce_t *t = p;

@@ -88,7 +88,8 @@ static void randomize(struct ft_param *ps, size_t np, float s)
 {
 	for (size_t t = 0; t < np; t++)
 		for (size_t i = 0; i < ps[t].n; i++)
-			ps[t].data[i] = strstr(ps[t].name, "norm") ? 1.0f + 0.2f * frand() : s * frand();
+			ps[t].data[i] =
+				strstr(ps[t].name, "norm") ? 1.0f + 0.2f * frand() : s * frand();
 }
 
 FT_TEST(full_finetune_gradients_untied_with_bias)
@@ -201,7 +202,8 @@ FT_TEST(lora_dropout_gradients)
 			double fd = (l2[0] - l2[1]) / (2.0 * h), an = lp[t].grad[i];
 			ok = fabs(fd - an) <= 1e-3 + 3e-2 * fabs(an);
 			if (!ok)
-				fprintf(stderr, "%s[%zu]: fd %g analytic %g\n", lp[t].name, i, fd, an);
+				fprintf(stderr, "%s[%zu]: fd %g analytic %g\n", lp[t].name, i, fd,
+					an);
 		}
 	ft_model_free(m);
 	FT_CHECK(ok);

@@ -29,8 +29,8 @@
 /* Result of the cross-entropy op over the rows it was given. */
 struct ft_ce_stats {
 	double loss_sum; /* sum of -log p(target) over trained rows */
-	long n_tokens;   /* trained rows (target != -100) */
-	long n_correct;  /* trained rows whose argmax equals the target */
+	long n_tokens; /* trained rows (target != -100) */
+	long n_correct; /* trained rows whose argmax equals the target */
 };
 
 /* Hyperparameters of one AdamW step (torch.optim.AdamW). */
@@ -50,8 +50,8 @@ struct ft_backend {
 			   const float *inp, const float *w, int N, int IC, int OC);
 
 	/* out = inp * rsqrt(mean(inp^2) + eps) * w; rstd[N] saved for backward */
-	void (*rmsnorm_fwd)(float *out, float *rstd, const float *inp, const float *w, int N,
-			    int C, float eps);
+	void (*rmsnorm_fwd)(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+			    float eps);
 	void (*rmsnorm_bwd)(float *dinp, float *dw, const float *dout, const float *inp,
 			    const float *w, const float *rstd, int N, int C);
 
@@ -83,8 +83,8 @@ struct ft_backend {
 	/* Softmax cross-entropy of logits[N,V] against targets[N]. Adds to *st.
 	 * When grad_scale != 0 the logits are replaced by their gradient
 	 * grad_scale * (softmax - onehot) (rows with target -100 become 0). */
-	void (*cross_entropy)(float *logits, const int32_t *targets, int N, int V,
-			      float grad_scale, struct ft_ce_stats *st);
+	void (*cross_entropy)(float *logits, const int32_t *targets, int N, int V, float grad_scale,
+			      struct ft_ce_stats *st);
 
 	/* One torch.optim.AdamW step over n parameters. */
 	void (*adamw)(float *param, const float *grad, float *m, float *v, size_t n,

@@ -73,8 +73,8 @@ struct ft_batch {
 struct ft_model;
 
 /* Load DIR (config.json + safetensors, one file or sharded) as fp32. */
-enum ft_rc ft_model_load(const char *model_dir, const struct ft_backend *be,
-			 struct ft_model **out, struct ft_err *err);
+enum ft_rc ft_model_load(const char *model_dir, const struct ft_backend *be, struct ft_model **out,
+			 struct ft_err *err);
 /* A model with zeroed weights for a config (tests, benchmarks). */
 enum ft_rc ft_model_new(const struct ft_model_config *cfg, const struct ft_backend *be,
 			struct ft_model **out, struct ft_err *err);

@@ -49,10 +49,16 @@ void ft_cpu_adamw(float *param, const float *grad, float *m, float *v, size_t n,
 	double bc1 = 1.0 - pow(a->beta1, (double)a->step);
 	double bc2 = 1.0 - pow(a->beta2, (double)a->step);
 	struct adamw_ctx c = {
-		.p = param, .m = m, .v = v, .g = grad, .n = n,
+		.p = param,
+		.m = m,
+		.v = v,
+		.g = grad,
+		.n = n,
 		.decay = (float)(1.0 - a->lr * a->weight_decay),
-		.b1 = (float)a->beta1, .b2 = (float)a->beta2,
-		.step_size = (float)(a->lr / bc1), .bc2_sqrt = (float)sqrt(bc2),
+		.b1 = (float)a->beta1,
+		.b2 = (float)a->beta2,
+		.step_size = (float)(a->lr / bc1),
+		.bc2_sqrt = (float)sqrt(bc2),
 		.eps = (float)a->eps,
 	};
 	ft_pool_run(adamw_task, &c, (int)((n + CHUNK - 1) / CHUNK));

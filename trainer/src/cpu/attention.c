@@ -75,11 +75,20 @@ static void att_fwd_task(void *p, int task)
 	}
 }
 
-void ft_cpu_attention_fwd(float *out, float *probs, const float *q, const float *k,
-			  const float *v, const int32_t *doc, int B, int T, int nh, int nkv, int hd)
+void ft_cpu_attention_fwd(float *out, float *probs, const float *q, const float *k, const float *v,
+			  const int32_t *doc, int B, int T, int nh, int nkv, int hd)
 {
-	struct att_ctx c = { .out = out, .probs = probs, .q = q, .k = k, .v = v, .doc = doc,
-			     .B = B, .T = T, .nh = nh, .nkv = nkv, .hd = hd };
+	struct att_ctx c = { .out = out,
+			     .probs = probs,
+			     .q = q,
+			     .k = k,
+			     .v = v,
+			     .doc = doc,
+			     .B = B,
+			     .T = T,
+			     .nh = nh,
+			     .nkv = nkv,
+			     .hd = hd };
 	ft_pool_run(att_fwd_task, &c, B * nh);
 }
 
@@ -130,11 +139,22 @@ static void att_bwd_task(void *p, int task)
 	free(dp);
 }
 
-void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
-			  const float *probs, const float *q, const float *k, const float *v, int B,
-			  int T, int nh, int nkv, int hd)
+void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+			  const float *q, const float *k, const float *v, int B, int T, int nh,
+			  int nkv, int hd)
 {
-	struct att_ctx c = { .dq = dq, .dk = dk, .dv = dv, .dout = dout, .cprobs = probs, .q = q,
-			     .k = k, .v = v, .B = B, .T = T, .nh = nh, .nkv = nkv, .hd = hd };
+	struct att_ctx c = { .dq = dq,
+			     .dk = dk,
+			     .dv = dv,
+			     .dout = dout,
+			     .cprobs = probs,
+			     .q = q,
+			     .k = k,
+			     .v = v,
+			     .B = B,
+			     .T = T,
+			     .nh = nh,
+			     .nkv = nkv,
+			     .hd = hd };
 	ft_pool_run(att_bwd_task, &c, B * nkv);
 }

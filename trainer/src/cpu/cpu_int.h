@@ -17,27 +17,27 @@ void ft_cpu_sgemm(int M, int N, int K, const float *a, int lda, bool transA, con
 		  int ldb, bool transB, float *c, int ldc, bool accumulate);
 void ft_cpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N,
 		       int IC, int OC, bool accumulate);
-void ft_cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
-		       const float *inp, const float *w, int N, int IC, int OC);
+void ft_cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+		       const float *w, int N, int IC, int OC);
 
 /* rmsnorm.c */
 void ft_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,
 			float eps);
-void ft_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp,
-			const float *w, const float *rstd, int N, int C);
+void ft_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+			const float *rstd, int N, int C);
 
 /* rope.c */
 void ft_cpu_rope_fwd(float *x, const float *cos_t, const float *sin_t, const int32_t *pos, int N,
 		     int heads, int hd);
-void ft_cpu_rope_bwd(float *dx, const float *cos_t, const float *sin_t, const int32_t *pos,
-		     int N, int heads, int hd);
+void ft_cpu_rope_bwd(float *dx, const float *cos_t, const float *sin_t, const int32_t *pos, int N,
+		     int heads, int hd);
 
 /* attention.c */
-void ft_cpu_attention_fwd(float *out, float *probs, const float *q, const float *k,
-			  const float *v, const int32_t *doc, int B, int T, int nh, int nkv, int hd);
-void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout,
-			  const float *probs, const float *q, const float *k, const float *v, int B,
-			  int T, int nh, int nkv, int hd);
+void ft_cpu_attention_fwd(float *out, float *probs, const float *q, const float *k, const float *v,
+			  const int32_t *doc, int B, int T, int nh, int nkv, int hd);
+void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs,
+			  const float *q, const float *k, const float *v, int B, int T, int nh,
+			  int nkv, int hd);
 
 /* swiglu.c */
 void ft_cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t n);

@@ -57,7 +57,8 @@ static void pack_a(const struct gemm *g, float *ap, int i0, int mc, int k0, int 
 		if (!g->ta) {
 			for (int r = 0; r < MR; r++) {
 				if (r < mr) {
-					const float *src = g->a + (size_t)(i0 + ip + r) * g->lda + k0;
+					const float *src =
+						g->a + (size_t)(i0 + ip + r) * g->lda + k0;
 					for (int k = 0; k < kc; k++)
 						ap[k * MR + r] = src[k];
 				} else {
@@ -95,7 +96,8 @@ static void pack_b(const struct gemm *g, float *bp, int j0, int nc, int k0, int 
 		} else {
 			for (int j = 0; j < NR; j++) {
 				if (j < nr) {
-					const float *src = g->b + (size_t)(j0 + jp + j) * g->ldb + k0;
+					const float *src =
+						g->b + (size_t)(j0 + jp + j) * g->ldb + k0;
 					for (int k = 0; k < kc; k++)
 						bp[(size_t)k * NR + j] = src[k];
 				} else {
@@ -175,7 +177,8 @@ static void gemm_tile(void *ctx, int t)
 				float acc[MR][NR];
 				micro_kernel(kc, t_apack + (size_t)(ip / MR) * kc * MR, bp, acc);
 				for (int r = 0; r < mr; r++) {
-					float *crow = g->c + (size_t)(i0 + ip + r) * g->ldc + j0 + jp;
+					float *crow =
+						g->c + (size_t)(i0 + ip + r) * g->ldc + j0 + jp;
 					if (add)
 						for (int j = 0; j < nr; j++)
 							crow[j] += acc[r][j];
@@ -209,8 +212,8 @@ void ft_cpu_matmul_fwd(float *out, const float *inp, const float *w, const float
 				out[(size_t)n * OC + o] += bias[o];
 }
 
-void ft_cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout,
-		       const float *inp, const float *w, int N, int IC, int OC)
+void ft_cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+		       const float *w, int N, int IC, int OC)
 {
 	if (dinp)
 		ft_cpu_sgemm(N, IC, OC, dout, OC, false, w, IC, false, dinp, IC, true);

@@ -39,7 +39,9 @@ static void rms_fwd_task(void *p, int t)
 void ft_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,
 			float eps)
 {
-	struct rms_ctx c = { .out = out, .rstd = rstd, .inp = inp, .w = w, .N = N, .C = C, .eps = eps };
+	struct rms_ctx c = {
+		.out = out, .rstd = rstd, .inp = inp, .w = w, .N = N, .C = C, .eps = eps
+	};
 	c.rows_per_task = 64;
 	ft_pool_run(rms_fwd_task, &c, (N + c.rows_per_task - 1) / c.rows_per_task);
 }
@@ -62,11 +64,12 @@ static void rms_bwd_task(void *p, int t)
 	}
 }
 
-void ft_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp,
-			const float *w, const float *rstd, int N, int C)
+void ft_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+			const float *rstd, int N, int C)
 {
-	struct rms_ctx c = { .crstd = rstd, .dinp = dinp, .inp = inp, .w = w, .dout = dout,
-			     .N = N, .C = C };
+	struct rms_ctx c = {
+		.crstd = rstd, .dinp = dinp, .inp = inp, .w = w, .dout = dout, .N = N, .C = C
+	};
 	c.rows_per_task = 64;
 	if (dinp)
 		ft_pool_run(rms_bwd_task, &c, (N + c.rows_per_task - 1) / c.rows_per_task);

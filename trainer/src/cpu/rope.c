@@ -86,8 +86,8 @@ void ft_cpu_rope_fwd(float *x, const float *cos_t, const float *sin_t, const int
 	rotate(x, cos_t, sin_t, pos, N, heads, hd, 1.0f);
 }
 
-void ft_cpu_rope_bwd(float *dx, const float *cos_t, const float *sin_t, const int32_t *pos,
-		     int N, int heads, int hd)
+void ft_cpu_rope_bwd(float *dx, const float *cos_t, const float *sin_t, const int32_t *pos, int N,
+		     int heads, int hd)
 {
 	rotate(dx, cos_t, sin_t, pos, N, heads, hd, -1.0f);
 }

@@ -81,6 +81,18 @@ enum ft_rc ft_model_new(const struct ft_model_config *cfg, const struct ft_backe
 void ft_model_free(struct ft_model *m);
 const struct ft_model_config *ft_model_config(const struct ft_model *m);
 
+/* Load a PEFT LoRA adapter folder (adapter_config.json +
+ * adapter_model.safetensors) onto the model; it must have no adapters yet. */
+enum ft_rc ft_model_lora_load_peft(struct ft_model *m, const char *dir, struct ft_err *err);
+/* Write the adapters as a PEFT folder peft's PeftModel.from_pretrained loads.
+ * base_model (may be NULL) goes to "base_model_name_or_path". */
+enum ft_rc ft_model_lora_save_peft(struct ft_model *m, const char *dir, const char *base_model,
+				   struct ft_err *err);
+/* Write the (merged) model as a Hugging Face folder: model.safetensors (F32),
+ * config.json and the tokenizer files copied from base_dir (may be NULL). */
+enum ft_rc ft_model_save_hf(struct ft_model *m, const char *dir, const char *base_dir,
+			    struct ft_err *err);
+
 /* Full fine-tuning: allocate gradients for every base tensor. */
 enum ft_rc ft_model_train_base(struct ft_model *m, struct ft_err *err);
 /* Add LoRA adapters (A, B zero; see ft_model_lora_init). Base stays frozen. */

@@ -4,6 +4,8 @@
  */
 #include "ft/trainer.h"
 
+#include "cmd.h"
+
 struct cmd {
 	const char *name;
 	int (*fn)(int argc, char **argv);
@@ -20,13 +22,19 @@ static int cmd_version(int argc, char **argv)
 
 static const struct cmd commands[] = {
 	{ "version", cmd_version, "print the trainer version" },
+	{ "train", cmd_train, "train a model from a job file (--config JOB)" },
+	{ "generate", cmd_generate, "generate from a model, with or without an adapter" },
+	{ "merge", cmd_merge, "merge a LoRA adapter into its base model" },
+	{ "debug-forward", cmd_debug_forward, NULL }, /* hidden: peer tests */
+	{ "debug-grads", cmd_debug_grads, NULL }, /* hidden: peer tests */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ft-train <command> [options]\n\ncommands:\n");
 	for (size_t i = 0; i < FT_ARRAY_LEN(commands); i++)
-		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+		if (commands[i].help)
+			fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
 }
 
 int main(int argc, char **argv)
@@ -35,6 +43,9 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
+	/* `ft-train --config job.json` is `ft-train train --config job.json` */
+	if (strcmp(argv[1], "--config") == 0)
+		return cmd_train(argc, argv);
 	for (size_t i = 0; i < FT_ARRAY_LEN(commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);

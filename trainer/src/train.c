@@ -375,7 +375,9 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 	if ((rc = ft_model_load(j->model, ft_backend_cpu(), &r.model, err)))
 		return rc;
 	const struct ft_model_config *c = ft_model_config(r.model);
-	if (j->method == FT_METHOD_LORA) {
+	if (j->method == FT_METHOD_LORA && j->init_adapter[0]) {
+		rc = ft_model_lora_load_peft(r.model, j->init_adapter, err);
+	} else if (j->method == FT_METHOD_LORA) {
 		rc = ft_model_lora_add(r.model, &j->lora, err);
 		if (!rc)
 			ft_model_lora_init(r.model, j->seed);

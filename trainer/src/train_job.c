@@ -234,19 +234,12 @@ static enum ft_rc parse_hparams(const json_t *o, struct ft_train_job *j, bool *l
 enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job *j,
 			      struct ft_err *err)
 {
-	static const char *const keys[] = { "model",
-					    "train_file",
-					    "training_file",
-					    "validation_file",
-					    "output_dir",
-					    "method",
-					    "lora",
-					    "adapter",
-					    "hyperparameters",
-					    "seed",
-					    "threads",
-					    "save_merged",
-					    NULL };
+	static const char *const keys[] = {
+		"model",	   "train_file", "training_file", "validation_file",
+		"output_dir",	   "method",	 "lora",	  "adapter",
+		"hyperparameters", "seed",	 "threads",	  "save_merged",
+		"init_adapter",	   NULL
+	};
 	defaults(j);
 	json_t *root = ft_json_parse(text, len, err);
 	if (!root)
@@ -270,6 +263,8 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 			   sizeof j->validation_file, err)) ||
 	    (rc = get_path(root, "output_dir", FT_JSON_REQUIRED, j->output_dir,
 			   sizeof j->output_dir, err)) ||
+	    (rc = get_path(root, "init_adapter", FT_JSON_NULL_OK, j->init_adapter,
+			   sizeof j->init_adapter, err)) ||
 	    (rc = ft_json_get_str(root, "method", FT_JSON_NULL_OK, &method, err)) ||
 	    (rc = ft_json_get_int(root, "seed", FT_JSON_NULL_OK, 0, INT64_MAX, &seed, err)) ||
 	    (rc = ft_json_get_int(root, "threads", FT_JSON_NULL_OK, 0, 256, &threads, err)) ||

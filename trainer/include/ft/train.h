@@ -19,6 +19,7 @@ struct ft_train_job {
 	char output_dir[4096];
 	enum ft_method method;
 	struct ft_lora_config lora;
+	char init_adapter[4096]; /* LoRA: start from this PEFT adapter ("" = peft's init) */
 	/* hyperparameters */
 	int n_epochs;
 	int batch_size;

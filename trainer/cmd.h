@@ -1,0 +1,18 @@
+/*
+ * cmd.h - the ft-train subcommands that live outside ft_train.c. Each takes
+ * (argc, argv) with argv[0] the subcommand name and returns the exit code.
+ *
+ * Adding one: write cmd_<name>.c, declare its entry here, add a row to
+ * commands[] in ft_train.c (help NULL hides it from the usage text).
+ */
+#ifndef FT_TRAIN_CMD_H
+#define FT_TRAIN_CMD_H
+
+/* cmd_engine.c: training, outputs and the engine's debug dumps */
+int cmd_train(int argc, char **argv); /* ft-train train --config JOB [--resume DIR] */
+int cmd_merge(int argc, char **argv); /* ft-train merge --model M --adapter A --out D */
+int cmd_generate(int argc, char **argv); /* ft-train generate --model M [--adapter A] ... */
+int cmd_debug_forward(int argc, char **argv); /* hidden: logits of rows, for peer tests */
+int cmd_debug_grads(int argc, char **argv); /* hidden: gradients of rows, for peer tests */
+
+#endif

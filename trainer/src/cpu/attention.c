@@ -13,6 +13,9 @@
  *   dk[j]  += sum_i ds[i,j] q[i] / sqrt(hd)
  * The forward runs one task per (b, h); the backward one per (b, g) so that
  * each task owns the dk/dv rows it writes (no races, fixed summation order).
+ * Both are written as GEMMs over the whole T x T block (ft_cpu_sgemm with
+ * strided operands): computing the masked half too is cheaper than a
+ * scalar loop over the causal half.
  * probs[b,h,i,j] is stored for backward; masked entries are 0.
  */
 #include "cpu_int.h"
@@ -26,30 +29,27 @@ struct att_ctx {
 	int B, T, nh, nkv, hd;
 };
 
+/* Per (b, h): S = Q K^T (one GEMM, the upper triangle is computed and then
+ * masked), softmax row by row, O = P V (one GEMM; masked P entries are 0).
+ * GEMMs inside a pool task run on the calling thread. */
 static void att_fwd_task(void *p, int task)
 {
 	const struct att_ctx *c = p;
 	int b = task / c->nh, h = task % c->nh, g = h / (c->nh / c->nkv);
-	int T = c->T, hd = c->hd;
-	size_t qs = (size_t)c->nh * hd, ks = (size_t)c->nkv * hd;
+	int T = c->T, hd = c->hd, qs = c->nh * hd, ks = c->nkv * hd;
 	float scale = 1.0f / sqrtf((float)hd);
 	const int32_t *doc = c->doc + (size_t)b * T;
+	const float *q = c->q + (size_t)b * T * qs + (size_t)h * hd;
+	const float *k = c->k + (size_t)b * T * ks + (size_t)g * hd;
+	const float *v = c->v + (size_t)b * T * ks + (size_t)g * hd;
+	float *P = c->probs + ((size_t)b * c->nh + h) * T * T;
+	ft_cpu_sgemm(T, T, hd, q, qs, false, k, ks, true, P, T, false);
 	for (int i = 0; i < T; i++) {
-		const float *qi = c->q + ((size_t)b * T + i) * qs + (size_t)h * hd;
-		float *pr = c->probs + (((size_t)b * c->nh + h) * T + i) * T;
+		float *pr = P + (size_t)i * T;
 		float mx = -INFINITY;
 		for (int j = 0; j <= i; j++) {
-			if (doc[j] != doc[i]) {
-				pr[j] = -INFINITY;
-				continue;
-			}
-			const float *kj = c->k + ((size_t)b * T + j) * ks + (size_t)g * hd;
-			float s = 0;
-			for (int d = 0; d < hd; d++)
-				s += qi[d] * kj[d];
-			s *= scale;
-			pr[j] = s;
-			mx = s > mx ? s : mx;
+			pr[j] = doc[j] == doc[i] ? pr[j] * scale : -INFINITY;
+			mx = pr[j] > mx ? pr[j] : mx;
 		}
 		double sum = 0;
 		for (int j = 0; j <= i; j++) {
@@ -62,17 +62,9 @@ static void att_fwd_task(void *p, int task)
 			pr[j] *= inv;
 		for (int j = i + 1; j < T; j++)
 			pr[j] = 0.0f;
-		float *o = c->out + ((size_t)b * T + i) * qs + (size_t)h * hd;
-		for (int d = 0; d < hd; d++)
-			o[d] = 0.0f;
-		for (int j = 0; j <= i; j++) {
-			if (pr[j] == 0.0f)
-				continue;
-			const float *vj = c->v + ((size_t)b * T + j) * ks + (size_t)g * hd;
-			for (int d = 0; d < hd; d++)
-				o[d] += pr[j] * vj[d];
-		}
 	}
+	float *o = c->out + (size_t)b * T * qs + (size_t)h * hd;
+	ft_cpu_sgemm(T, hd, T, P, T, false, v, ks, false, o, qs, false);
 }
 
 void ft_cpu_attention_fwd(float *out, float *probs, const float *q, const float *k, const float *v,
@@ -92,53 +84,44 @@ void ft_cpu_attention_fwd(float *out, float *probs, const float *q, const float 
 	ft_pool_run(att_fwd_task, &c, B * nh);
 }
 
+/* Per (b, g), for each query head h of the group, as GEMMs:
+ *   dP = dO V^T;  dS = P (dP - rowsum(P dP)) / sqrt(hd)
+ *   dV += P^T dO;  dQ += dS K;  dK += dS^T Q                               */
 static void att_bwd_task(void *p, int task)
 {
 	const struct att_ctx *c = p;
 	int b = task / c->nkv, g = task % c->nkv, group = c->nh / c->nkv;
-	int T = c->T, hd = c->hd;
-	size_t qs = (size_t)c->nh * hd, ks = (size_t)c->nkv * hd;
+	int T = c->T, hd = c->hd, qs = c->nh * hd, ks = c->nkv * hd;
 	float scale = 1.0f / sqrtf((float)hd);
-	float *dp = malloc(sizeof(float) * (size_t)T);
-	FT_ASSERT(dp);
+	float *dS = malloc(sizeof(float) * (size_t)T * T);
+	FT_ASSERT(dS);
+	const float *k = c->k + (size_t)b * T * ks + (size_t)g * hd;
+	const float *v = c->v + (size_t)b * T * ks + (size_t)g * hd;
+	float *dk = c->dk + (size_t)b * T * ks + (size_t)g * hd;
+	float *dv = c->dv + (size_t)b * T * ks + (size_t)g * hd;
 	for (int h = g * group; h < (g + 1) * group; h++) {
+		const float *P = c->cprobs + ((size_t)b * c->nh + h) * T * T;
+		const float *q = c->q + (size_t)b * T * qs + (size_t)h * hd;
+		const float *dout = c->dout + (size_t)b * T * qs + (size_t)h * hd;
+		float *dq = c->dq + (size_t)b * T * qs + (size_t)h * hd;
+		ft_cpu_sgemm(T, T, hd, dout, qs, false, v, ks, true, dS, T, false);
 		for (int i = 0; i < T; i++) {
-			const float *pr = c->cprobs + (((size_t)b * c->nh + h) * T + i) * T;
-			const float *doi = c->dout + ((size_t)b * T + i) * qs + (size_t)h * hd;
-			const float *qi = c->q + ((size_t)b * T + i) * qs + (size_t)h * hd;
-			float *dqi = c->dq + ((size_t)b * T + i) * qs + (size_t)h * hd;
+			const float *pr = P + (size_t)i * T;
+			float *ds = dS + (size_t)i * T;
 			double pdp = 0;
-			for (int j = 0; j <= i; j++) {
-				if (pr[j] == 0.0f) {
-					dp[j] = 0.0f;
-					continue;
-				}
-				const float *vj = c->v + ((size_t)b * T + j) * ks + (size_t)g * hd;
-				float *dvj = c->dv + ((size_t)b * T + j) * ks + (size_t)g * hd;
-				float s = 0;
-				for (int d = 0; d < hd; d++) {
-					s += doi[d] * vj[d];
-					dvj[d] += pr[j] * doi[d];
-				}
-				dp[j] = s;
-				pdp += (double)pr[j] * s;
-			}
-			for (int j = 0; j <= i; j++) {
-				if (pr[j] == 0.0f)
-					continue;
-				float ds = pr[j] * (dp[j] - (float)pdp) * scale;
-				const float *kj = c->k + ((size_t)b * T + j) * ks + (size_t)g * hd;
-				float *dkj = c->dk + ((size_t)b * T + j) * ks + (size_t)g * hd;
-				for (int d = 0; d < hd; d++) {
-					dqi[d] += ds * kj[d];
-					dkj[d] += ds * qi[d];
-				}
-			}
+			for (int j = 0; j <= i; j++)
+				pdp += (double)pr[j] * ds[j];
+			for (int j = 0; j <= i; j++)
+				ds[j] = pr[j] * (ds[j] - (float)pdp) * scale;
+			for (int j = i + 1; j < T; j++)
+				ds[j] = 0.0f;
 		}
+		ft_cpu_sgemm(T, hd, T, P, T, true, dout, qs, false, dv, ks, true);
+		ft_cpu_sgemm(T, hd, T, dS, T, false, k, ks, false, dq, qs, true);
+		ft_cpu_sgemm(T, hd, T, dS, T, true, q, qs, false, dk, ks, true);
 	}
-	free(dp);
+	free(dS);
 }
-
 void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs,
 			  const float *q, const float *k, const float *v, int B, int T, int nh,
 			  int nkv, int hd)

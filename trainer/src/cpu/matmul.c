@@ -20,21 +20,27 @@
  *     (k-major) and its block of B into panels of NR columns, so the
  *     micro-kernel streams both from contiguous memory whatever the
  *     transposition of the operands;
- *   - the micro-kernel keeps an MR x NR block of C in registers (6 x 16 =
- *     12 vectors of 8 floats) and does one broadcast-multiply-add per
- *     element of A per k: GCC vector extensions, so it becomes AVX2/FMA or
- *     AVX-512 with -march=native and plain SSE without.
+ *   - the micro-kernel keeps an MR x NR block of C in registers (6 x 2
+ *     vectors: 6 x 32 floats with AVX-512, 6 x 16 otherwise) and does one
+ *     broadcast-multiply-add per element of A per k: GCC vector extensions,
+ *     so it becomes AVX-512 or AVX2/FMA with -march=native and SSE without.
  * Packing buffers are per thread and kept between calls.
  */
 #include "cpu_int.h"
 
+/* VW floats per vector: 16 with AVX-512, else 8 (AVX2, or two SSE halves). */
+#if defined(__AVX512F__)
+#define VW 16
+#else
+#define VW 8
+#endif
 #define MR 6
-#define NR 16
+#define NR (2 * VW)
 #define MC 96
 #define NC 256
 #define KC 256
 
-typedef float v8 __attribute__((vector_size(32)));
+typedef float vf __attribute__((vector_size(VW * 4)));
 
 struct gemm {
 	int M, N, K;
@@ -114,12 +120,12 @@ static void pack_b(const struct gemm *g, float *bp, int j0, int nc, int k0, int 
 static void micro_kernel(int kc, const float *restrict ap, const float *restrict bp,
 			 float c_out[MR][NR])
 {
-	v8 c00 = { 0 }, c01 = { 0 }, c10 = { 0 }, c11 = { 0 }, c20 = { 0 }, c21 = { 0 };
-	v8 c30 = { 0 }, c31 = { 0 }, c40 = { 0 }, c41 = { 0 }, c50 = { 0 }, c51 = { 0 };
+	vf c00 = { 0 }, c01 = { 0 }, c10 = { 0 }, c11 = { 0 }, c20 = { 0 }, c21 = { 0 };
+	vf c30 = { 0 }, c31 = { 0 }, c40 = { 0 }, c41 = { 0 }, c50 = { 0 }, c51 = { 0 };
 	for (int k = 0; k < kc; k++) {
-		v8 b0, b1;
+		vf b0, b1;
 		memcpy(&b0, bp, sizeof b0);
-		memcpy(&b1, bp + 8, sizeof b1);
+		memcpy(&b1, bp + VW, sizeof b1);
 		c00 += ap[0] * b0;
 		c01 += ap[0] * b1;
 		c10 += ap[1] * b0;
@@ -135,18 +141,12 @@ static void micro_kernel(int kc, const float *restrict ap, const float *restrict
 		ap += MR;
 		bp += NR;
 	}
-	memcpy(&c_out[0][0], &c00, 32);
-	memcpy(&c_out[0][8], &c01, 32);
-	memcpy(&c_out[1][0], &c10, 32);
-	memcpy(&c_out[1][8], &c11, 32);
-	memcpy(&c_out[2][0], &c20, 32);
-	memcpy(&c_out[2][8], &c21, 32);
-	memcpy(&c_out[3][0], &c30, 32);
-	memcpy(&c_out[3][8], &c31, 32);
-	memcpy(&c_out[4][0], &c40, 32);
-	memcpy(&c_out[4][8], &c41, 32);
-	memcpy(&c_out[5][0], &c50, 32);
-	memcpy(&c_out[5][8], &c51, 32);
+	const vf *acc[MR][2] = { { &c00, &c01 }, { &c10, &c11 }, { &c20, &c21 },
+				 { &c30, &c31 }, { &c40, &c41 }, { &c50, &c51 } };
+	for (int r = 0; r < MR; r++) {
+		memcpy(&c_out[r][0], acc[r][0], sizeof(vf));
+		memcpy(&c_out[r][VW], acc[r][1], sizeof(vf));
+	}
 }
 
 static void gemm_tile(void *ctx, int t)

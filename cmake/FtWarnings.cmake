@@ -37,3 +37,10 @@ function(ft_target_defaults tgt)
   target_compile_options(${tgt} PRIVATE "$<$<COMPILE_LANGUAGE:C>:${FT_C_WARNINGS}>")
   target_compile_definitions(${tgt} PRIVATE _GNU_SOURCE)
 endfunction()
+
+# A libFuzzer build instruments every C target for coverage (the harness
+# alone is linked with -fsanitize=fuzzer), otherwise the fuzzer gets no
+# feedback from the libraries it exercises.
+if(FT_FUZZ)
+  add_compile_options("$<$<COMPILE_LANGUAGE:C>:-fsanitize=fuzzer-no-link>")
+endif()

@@ -8,6 +8,12 @@
 #ifndef FT_TRAIN_CMD_H
 #define FT_TRAIN_CMD_H
 
+int cmd_inspect(int argc, char **argv); /* ft-train inspect MODEL [--json] [--hash] */
+int cmd_st_dump(int argc, char **argv); /* ft-train st-dump FILE NAME [--f32]: raw bytes */
+int cmd_st_copy(int argc, char **argv); /* ft-train st-copy IN OUT: re-write via our writer */
+int cmd_st_cast(int argc, char **argv); /* ft-train st-cast IN OUT DTYPE: float tensors to DTYPE */
+int cmd_config_json(int argc,
+		    char **argv); /* ft-train config-json DIR: config.json as we write it */
 /* cmd_engine.c: training, outputs and the engine's debug dumps */
 int cmd_train(int argc, char **argv); /* ft-train train --config JOB [--resume DIR] */
 int cmd_merge(int argc, char **argv); /* ft-train merge --model M --adapter A --out D */

@@ -22,6 +22,11 @@ static int cmd_version(int argc, char **argv)
 
 static const struct cmd commands[] = {
 	{ "version", cmd_version, "print the trainer version" },
+	{ "inspect", cmd_inspect, "show a model folder's config and tensors" },
+	{ "st-dump", cmd_st_dump, NULL }, /* hidden: tests */
+	{ "st-copy", cmd_st_copy, NULL }, /* hidden: tests */
+	{ "st-cast", cmd_st_cast, NULL }, /* hidden: tests */
+	{ "config-json", cmd_config_json, NULL }, /* hidden: tests */
 	{ "train", cmd_train, "train a model from a job file (--config JOB)" },
 	{ "generate", cmd_generate, "generate from a model, with or without an adapter" },
 	{ "merge", cmd_merge, "merge a LoRA adapter into its base model" },

@@ -4,13 +4,17 @@
  *
  * What is read (names as in transformers):
  *   architectures[0], model_type, vocab_size, hidden_size, intermediate_size,
- *   num_hidden_layers, num_attention_heads, num_key_value_heads (default =
- *   heads), head_dim (default hidden/heads), max_position_embeddings,
+ *   num_hidden_layers, num_attention_heads, num_key_value_heads (default as
+ *   in transformers: = heads for Llama, 8 for Mistral, 32 for Qwen2; null
+ *   = heads), head_dim (default hidden/heads), max_position_embeddings,
  *   rms_norm_eps, rope_theta, rope_scaling {rope_type|type: "llama3" with
  *   factor, low_freq_factor, high_freq_factor, original_max_position_embeddings;
  *   or "linear" with factor}, tie_word_embeddings, attention_bias (Qwen2:
  *   always true for q/k/v, false for o), mlp_bias, hidden_act ("silu"),
- *   bos_token_id / eos_token_id (int or list), pad_token_id, torch_dtype.
+ *   bos_token_id / eos_token_id (int or list), pad_token_id, torch_dtype,
+ *   sliding_window (Mistral; Qwen2's use_sliding_window must be false).
+ * Both transformers 4 (rope_theta + rope_scaling) and 5 (rope_parameters)
+ * spellings are read; the table of keys and defaults is in model_config.c.
  * An unknown architecture, a missing required field, or inconsistent sizes
  * (hidden not divisible by heads, heads not divisible by kv heads) are clear
  * FT_EINVAL errors that name the field.
@@ -52,6 +56,7 @@ struct ft_model_config {
 	int n_eos;
 	int pad_token_id; /* -1 when absent */
 	char torch_dtype[16];
+	int sliding_window; /* Mistral: attention window, 0 = none */
 };
 
 enum ft_rc ft_model_config_parse(const char *json_text, size_t len, struct ft_model_config *out,

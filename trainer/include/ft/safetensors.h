@@ -61,6 +61,10 @@ const struct ft_st_tensor *ft_st_at(const struct ft_st_file *f, size_t i);
 const struct ft_st_tensor *ft_st_find(const struct ft_st_file *f, const char *name);
 /* __metadata__ value for key, or NULL. */
 const char *ft_st_metadata(const struct ft_st_file *f, const char *key);
+/* Every __metadata__ pair, sorted by key: returns the i-th key and sets
+ * *value; NULL past the end. */
+size_t ft_st_metadata_count(const struct ft_st_file *f);
+const char *ft_st_metadata_at(const struct ft_st_file *f, size_t i, const char **value);
 
 /* Parse and validate a header alone (used by the fuzzer and ft_st_open):
  * buf holds the whole file (or at least 8 + N bytes); file_size is the
@@ -68,8 +72,23 @@ const char *ft_st_metadata(const struct ft_st_file *f, const char *key);
 enum ft_rc ft_st_parse(const uint8_t *buf, size_t len, uint64_t file_size, struct ft_st_file **out,
 		       struct ft_err *err);
 
+/* One half-precision value to fp32, exactly (subnormals, inf, NaN kept). */
+float ft_f16_to_f32(uint16_t h);
+float ft_bf16_to_f32(uint16_t b);
+
 /* Convert one tensor to fp32 (from F32, F16 or BF16) into dst[nelem]. */
 enum ft_rc ft_st_to_f32(const struct ft_st_tensor *t, float *dst, struct ft_err *err);
+
+/* fp32 to half precision, rounding to nearest even as torch's .to() does:
+ * overflow gives inf, tiny values F16 subnormals or zero. NaN stays a quiet
+ * NaN with its sign: F16 keeps the top payload bits (as x86 F16C and ARM
+ * do), BF16 gives 0x7FC0 (torch's scalar path; its vector path gives 0xFFFF). */
+uint16_t ft_f32_to_f16(float f);
+uint16_t ft_f32_to_bf16(float f);
+/* n floats into dst as little-endian F32, F16 or BF16 (n * dtype size
+ * bytes); other dtypes are FT_EINVAL. */
+enum ft_rc ft_st_from_f32(const float *src, uint64_t n, enum ft_dtype dtype, void *dst,
+			  struct ft_err *err);
 
 /* Writing: collect tensors (data is copied at write time, not before),
  * then write atomically (temp file, fsync, rename). Tensors are written
@@ -84,8 +103,9 @@ enum ft_rc ft_st_writer_meta(struct ft_st_writer *w, const char *key, const char
 enum ft_rc ft_st_writer_write(struct ft_st_writer *w, const char *path, struct ft_err *err);
 
 /* A model folder's weights, one file or sharded: opens model.safetensors,
- * or model.safetensors.index.json and every shard it names. Lookup by
- * tensor name across shards. */
+ * or (when there is none) model.safetensors.index.json and every shard it
+ * names, each once. Lookup by tensor name across shards; ft_st_set_at goes
+ * in name order. ft_st_at (one file) goes in file (offset) order. */
 struct ft_st_set;
 enum ft_rc ft_st_set_open(const char *model_dir, struct ft_st_set **out, struct ft_err *err);
 void ft_st_set_close(struct ft_st_set *s);

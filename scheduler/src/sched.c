@@ -1,0 +1,241 @@
+/*
+ * sched.c - the scheduler loop and leadership.
+ *
+ * Leadership is a session-level PostgreSQL advisory lock taken on the
+ * scheduler's own connection: it is released the moment that session ends
+ * (process killed, connection lost), and it does not depend on Redis, so a
+ * Redis wipe never produces two leaders. Standbys poll for the lock every
+ * tick. Every state change the leader makes is also guarded in SQL, so even
+ * a brief overlap could not dispatch a job twice.
+ *
+ * One tick of the leader:
+ *   1. persist events from the stream   (persist.c)
+ *   2. read worker heartbeats            (dispatch.c)
+ *   3. renew leases of what they run
+ *   4. requeue the jobs of lost workers (lease expired)
+ *   5. push cancels for cancelling jobs
+ *   6. dispatch queued jobs
+ */
+#include "ft/metrics.h"
+#include "sched_int.h"
+
+#define LEADER_LOCK_KEY "7346202"
+
+PGresult *sched_q(struct sched *s, struct ft_err *err, const char *sql, int n,
+		  const char *const *params)
+{
+	return ft_pg_exec(s->pg, err, sql, n, params);
+}
+
+enum ft_rc sched_tx(struct sched *s, const char *what, struct ft_err *err)
+{
+	return ft_pg_command(s->pg, err, what, 0, NULL);
+}
+
+enum ft_rc sched_note_transition(struct sched *s, const char *job, const char *from, const char *to,
+				 int attempt, const char *reason, struct ft_err *err)
+{
+	char att[16], evid[FT_ID_MAX], msg[512];
+	snprintf(att, sizeof(att), "%d", attempt);
+	const char *p1[] = { job, from, to, att, reason };
+	if (ft_pg_command(
+		    s->pg, err,
+		    "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, reason)"
+		    " VALUES ($1, $2, $3, $4::int, $5)",
+		    5, p1))
+		return FT_EDB;
+	ft_id_new(FT_ID_EVENT, evid);
+	snprintf(msg, sizeof(msg), "Job %s%s%s", to, reason && *reason ? ": " : "",
+		 reason ? reason : "");
+	const char *p2[] = { evid, job, att, msg, to };
+	return ft_pg_command(
+		s->pg, err,
+		"INSERT INTO job_events (id, job_id, attempt, level, type, message, data)"
+		" VALUES ($1, $2, $3::int, CASE WHEN $5 = 'failed' THEN 'error' ELSE 'info' END,"
+		" 'status', $4, jsonb_build_object('status', $5::text))",
+		5, p2);
+}
+
+const double sched_lat_bounds[11] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60 };
+
+void sched_observe_latency(struct sched *s, double seconds)
+{
+	int b = 0;
+	while (b < 11 && seconds > sched_lat_bounds[b])
+		b++;
+	__atomic_add_fetch(&s->lat_buckets[b], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&s->lat_count, 1, __ATOMIC_RELAXED);
+	s->lat_sum += seconds; /* one writer (the loop); a torn read only blurs a scrape */
+}
+
+static void counts_by_status(struct ft_buf *out, PGconn *pg, const char *sql, const char *name,
+			     const char *help)
+{
+	PGresult *r = PQexec(pg, sql);
+	ft_metrics_help(out, name, "gauge", help);
+	for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++) {
+		char labels[96];
+		snprintf(labels, sizeof(labels), "status=\"%s\"", PQgetvalue(r, i, 0));
+		ft_metrics_value(out, name, labels, strtod(PQgetvalue(r, i, 1), NULL));
+	}
+	PQclear(r);
+}
+
+/* Runs on the metrics server's thread; reads PostgreSQL on its own connection. */
+static void metrics(struct ft_buf *out, void *ud)
+{
+	struct sched *s = ud;
+	PGconn *pg = PQconnectdb(s->o->database_url);
+	if (PQstatus(pg) == CONNECTION_OK) {
+		counts_by_status(out, pg, "SELECT status, count(*) FROM jobs GROUP BY 1", "ft_jobs",
+				 "jobs by status");
+		counts_by_status(out, pg,
+				 "SELECT status, count(*) FROM webhook_deliveries GROUP BY 1",
+				 "ft_webhook_deliveries", "webhook deliveries by status");
+		PGresult *r = PQexec(pg, "SELECT count(*) FROM jobs WHERE status = 'queued'");
+		ft_metrics_help(out, "ft_queue_depth", "gauge", "jobs waiting for a worker");
+		if (PQresultStatus(r) == PGRES_TUPLES_OK)
+			ft_metrics_value(out, "ft_queue_depth", NULL,
+					 strtod(PQgetvalue(r, 0, 0), NULL));
+		PQclear(r);
+	}
+	PQfinish(pg);
+	ft_metrics_help(out, "ft_scheduler_leader", "gauge", "1 when this instance leads");
+	ft_metrics_value(out, "ft_scheduler_leader", NULL, s->leader ? 1 : 0);
+	ft_metrics_help(out, "ft_workers", "gauge", "workers with a live heartbeat (as last seen)");
+	ft_metrics_value(out, "ft_workers", NULL, (double)s->n_workers);
+	ft_metrics_help(out, "ft_dispatched_total", "counter", "jobs dispatched by this instance");
+	ft_metrics_value(out, "ft_dispatched_total", NULL,
+			 (double)__atomic_load_n(&s->dispatched, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_requeued_total", "counter", "jobs requeued after a lost worker");
+	ft_metrics_value(out, "ft_requeued_total", NULL,
+			 (double)__atomic_load_n(&s->requeued, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_events_persisted_total", "counter", "worker events persisted");
+	ft_metrics_value(out, "ft_events_persisted_total", NULL,
+			 (double)__atomic_load_n(&s->persisted, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_dispatch_latency_seconds", "histogram",
+			"time from queued to dispatched");
+	uint64_t cum = 0;
+	for (int b = 0; b < 12; b++) {
+		char labels[48];
+		cum += __atomic_load_n(&s->lat_buckets[b], __ATOMIC_RELAXED);
+		if (b < 11)
+			snprintf(labels, sizeof(labels), "le=\"%g\"", sched_lat_bounds[b]);
+		else
+			snprintf(labels, sizeof(labels), "le=\"+Inf\"");
+		ft_metrics_value(out, "ft_dispatch_latency_seconds_bucket", labels, (double)cum);
+	}
+	ft_metrics_value(out, "ft_dispatch_latency_seconds_sum", NULL, s->lat_sum);
+	ft_metrics_value(out, "ft_dispatch_latency_seconds_count", NULL,
+			 (double)__atomic_load_n(&s->lat_count, __ATOMIC_RELAXED));
+}
+
+static void drop_pg(struct sched *s)
+{
+	if (s->pg)
+		PQfinish(s->pg);
+	s->pg = NULL;
+	if (s->leader)
+		ft_warn("lost the PostgreSQL session: no longer leader");
+	s->leader = false;
+}
+
+static bool ensure_pg(struct sched *s, struct ft_err *err)
+{
+	if (s->pg && PQstatus(s->pg) == CONNECTION_OK)
+		return true;
+	drop_pg(s);
+	s->pg = PQconnectdb(s->o->database_url);
+	if (PQstatus(s->pg) != CONNECTION_OK) {
+		ft_failf(err, FT_EUNAVAIL, "db_unavailable", "cannot connect to PostgreSQL: %s",
+			 PQerrorMessage(s->pg));
+		drop_pg(s);
+		return false;
+	}
+	PQclear(PQexec(s->pg, "SET client_min_messages = warning"));
+	return true;
+}
+
+static void try_lead(struct sched *s)
+{
+	struct ft_err err;
+	ft_err_clear(&err);
+	PGresult *r = sched_q(s, &err, "SELECT pg_try_advisory_lock(" LEADER_LOCK_KEY ")", 0, NULL);
+	if (!r)
+		return;
+	if (PQgetvalue(r, 0, 0)[0] == 't') {
+		s->leader = true;
+		s->group_ready = false;
+		ft_info("%s is now the leader", s->o->name);
+	}
+	PQclear(r);
+}
+
+static void tick(struct sched *s)
+{
+	struct ft_err err;
+	/* Each step reports its own failure and the tick goes on: a broken
+	 * step must not starve the others (persisting events especially). */
+	enum ft_rc (*const steps[])(struct sched *, struct ft_err *) = {
+		sched_persist_events, sched_read_workers, sched_renew_leases,
+		sched_reap,	      sched_push_cancels, sched_dispatch,
+	};
+	static const char *const names[] = { "persist", "workers", "renew",
+					     "reap",	"cancel",  "dispatch" };
+	for (size_t i = 0; i < FT_ARRAY_LEN(steps); i++) {
+		ft_err_clear(&err);
+		if (steps[i](s, &err)) {
+			if (PQtransactionStatus(s->pg) != PQTRANS_IDLE)
+				PQclear(PQexec(s->pg, "ROLLBACK"));
+			ft_warn("%s: %s%s%s", names[i], err.msg, err.detail[0] ? ": " : "",
+				err.detail);
+			if (err.rc == FT_EUNAVAIL && PQstatus(s->pg) != CONNECTION_OK)
+				return;
+		}
+	}
+}
+
+enum ft_rc ft_sched_run(const struct ft_sched_opts *o, struct ft_err *err)
+{
+	struct sched s = { 0 };
+	struct ft_metrics_server *ms = NULL;
+	s.o = o;
+	if (o->metrics_port >= 0) {
+		ms = ft_metrics_server_new(o->metrics_addr, o->metrics_port, metrics, &s, err);
+		if (!ms)
+			return err->rc;
+		ft_info("metrics on http://%s:%d/metrics", o->metrics_addr,
+			ft_metrics_server_port(ms));
+	}
+	sched_webhooks_start(o);
+	while (!*o->stop) {
+		struct ft_err e;
+		ft_err_clear(&e);
+		if (!ensure_pg(&s, &e)) {
+			ft_warn("%s", e.msg);
+			ft_sleep_ms(500);
+			continue;
+		}
+		if (!s.redis) {
+			s.redis = ft_redis_new(o->redis_url, 2000, &e);
+			if (!s.redis) {
+				ft_warn("%s", e.msg);
+				ft_sleep_ms(500);
+				continue;
+			}
+		}
+		if (!s.leader)
+			try_lead(&s);
+		if (s.leader)
+			tick(&s);
+		ft_sleep_ms((uint64_t)o->tick_ms);
+	}
+	if (s.leader)
+		ft_info("%s stops leading", o->name);
+	drop_pg(&s);
+	sched_webhooks_stop();
+	ft_metrics_server_free(ms);
+	ft_redis_free(s.redis);
+	free(s.workers);
+	return FT_OK;
+}

@@ -1,0 +1,82 @@
+/*
+ * ft-worker - see ft/worker.h. SIGTERM / SIGINT drain: running trainers
+ * get SIGTERM (they checkpoint), their jobs are handed back, then it exits.
+ */
+#include <libgen.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include "ft/worker.h"
+
+static volatile int stop;
+
+static void on_signal(int sig)
+{
+	FT_UNUSED(sig);
+	stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct ft_config cfg = { 0 };
+	struct ft_err err;
+	enum ft_log_level lvl = FT_LOG_INFO;
+	const char *cfg_path = NULL;
+	char id[FT_ID_MAX + 64], trainer[PATH_MAX];
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			cfg_path = argv[++i];
+		} else {
+			fprintf(stderr, "usage: ft-worker [--config FILE]\n");
+			return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+		}
+	}
+	ft_err_clear(&err);
+	if (ft_config_load(&cfg, cfg_path, &err)) {
+		fprintf(stderr, "ft-worker: %s\n", err.msg);
+		return 1;
+	}
+	ft_log_level_parse(ft_config_str(&cfg, "log_level"), &lvl);
+	ft_log_init("worker", lvl);
+	if (ft_config_str(&cfg, "worker_id"))
+		ft_strlcpy(id, ft_config_str(&cfg, "worker_id"), sizeof(id));
+	else
+		ft_id_new(FT_ID_WORKER, id);
+	if (ft_config_str(&cfg, "trainer_path")) {
+		ft_strlcpy(trainer, ft_config_str(&cfg, "trainer_path"), sizeof(trainer));
+	} else {
+		/* ft-train next to this program (build tree: ../trainer/ft-train). */
+		char self[PATH_MAX] = "";
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		self[n > 0 ? n : 0] = '\0';
+		char *dir = dirname(self);
+		snprintf(trainer, sizeof(trainer), "%s/ft-train", dir);
+		if (access(trainer, X_OK) != 0)
+			snprintf(trainer, sizeof(trainer), "%s/../trainer/ft-train", dir);
+	}
+	struct sigaction sa = { 0 };
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct ft_worker_opts o = {
+		.id = id,
+		.redis_url = ft_config_str(&cfg, "redis_url"),
+		.store_dir = ft_config_str(&cfg, "store_dir"),
+		.work_dir = ft_config_str(&cfg, "work_dir"),
+		.trainer = trainer,
+		.gpus = (int)ft_config_int(&cfg, "worker_gpus"),
+		.slots = (int)ft_config_int(&cfg, "worker_slots"),
+		.heartbeat_ms = (int)ft_config_int(&cfg, "heartbeat_ms"),
+		.stop = &stop,
+		.metrics_addr = ft_config_str(&cfg, "metrics_addr"),
+		.metrics_port = (int)ft_config_int(&cfg, "metrics_port"),
+	};
+	enum ft_rc rc = ft_worker_run(&o, &err);
+	if (rc)
+		fprintf(stderr, "ft-worker: %s\n", err.msg);
+	ft_config_release(&cfg);
+	return rc ? 1 : 0;
+}

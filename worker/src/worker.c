@@ -1,0 +1,711 @@
+/*
+ * worker.c - the worker loop.
+ *
+ * Threads: the inbox thread blocks on BRPOP ft:inbox:<id> (its own Redis
+ * connection) and hands messages to the main thread through a queue and a
+ * wake-up pipe. The main thread owns everything else: child processes,
+ * their progress pipes, heartbeats, events and the spool.
+ *
+ * A job attempt lives here from its assignment until the scheduler has
+ * acknowledged its last event: while it is here it is listed in the
+ * heartbeat (so its lease is renewed) and its unacknowledged events are
+ * re-sent every few seconds (so a Redis wipe loses nothing).
+ *
+ * The trainer contract: `ft-train train --config job.json --progress-fd 3
+ * [--resume DIR]`; one JSON object per line on fd 3; a line with
+ * "event": "checkpoint" and "path" names a finished checkpoint folder; exit
+ * 0 = success with the outputs in output_dir, exit 2 = the user's input is
+ * wrong (no retry), other = failure (retried); SIGTERM = write a checkpoint
+ * and exit.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ft/metrics.h"
+#include "worker_int.h"
+
+#define MAX_JOBS 64
+#define SPOOL_MAX 100000
+#define RESEND_MS 5000
+
+struct spooled {
+	long seq;
+	char *text;
+	uint64_t sent_ms;
+};
+
+struct job {
+	char id[FT_ID_MAX];
+	char team[FT_ID_MAX];
+	char model[256];
+	int attempt;
+	pid_t pid;
+	int fd;
+	struct ft_buf line;
+	char dir[PATH_MAX];
+	long seq;
+	struct spooled *spool;
+	size_t nspool, capspool;
+	bool cancel_req, drain_req, exited, final_sent;
+	int status;
+	long trained_tokens;
+	uint64_t started_ms;
+};
+
+struct inbox_q {
+	pthread_mutex_t mu;
+	char **msgs;
+	size_t n, cap;
+	int wake[2];
+};
+
+struct worker {
+	const struct ft_worker_opts *o;
+	struct ft_redis *redis;
+	struct job *jobs[MAX_JOBS];
+	int njobs;
+	int gpus;
+	int64_t gpu_mem;
+	char gpu_names[16][96];
+	bool draining;
+	struct inbox_q q;
+	volatile int inbox_stop;
+	uint64_t started_ms;
+	/* for /metrics (atomics: read on the metrics thread) */
+	uint64_t heartbeats, events_sent, events_resent;
+	int jobs_now;
+};
+
+/* ---- events ---------------------------------------------------------- */
+
+static void emit(struct worker *w, struct job *j, const char *kind, json_t *data_new)
+{
+	char evid[FT_ID_MAX];
+	struct ft_err err;
+	ft_id_new(FT_ID_EVENT, evid);
+	json_t *ev = json_pack("{s:s, s:s, s:i, s:I, s:s, s:s, s:o}", "id", evid, "job", j->id,
+			       "attempt", j->attempt, "seq", (json_int_t)++j->seq, "worker",
+			       w->o->id, "kind", kind, "data", data_new ? data_new : json_object());
+	char *text = json_dumps(ev, JSON_COMPACT);
+	json_decref(ev);
+	if (j->nspool == j->capspool) {
+		j->capspool = j->capspool ? j->capspool * 2 : 64;
+		j->spool = realloc(j->spool, j->capspool * sizeof(*j->spool));
+		FT_ASSERT(j->spool);
+	}
+	if (j->nspool >= SPOOL_MAX) { /* bounded: drop the oldest progress line */
+		free(j->spool[0].text);
+		memmove(j->spool, j->spool + 1, (j->nspool - 1) * sizeof(*j->spool));
+		j->nspool--;
+		ft_logf(FT_LOG_WARN, NULL, j->id, "event spool full: dropped the oldest event");
+	}
+	j->spool[j->nspool].seq = j->seq;
+	j->spool[j->nspool].text = text;
+	j->spool[j->nspool].sent_ms = ft_time_mono_ms();
+	j->nspool++;
+	ft_err_clear(&err);
+	redisReply *r = ft_redis_cmd(w->redis, FT_REDIS_RETRY, &err,
+				     "XADD %s MAXLEN ~ 1000000 * e %s", FT_WIRE_EVENTS, text);
+	if (r)
+		freeReplyObject(r);
+	else
+		ft_logf(FT_LOG_WARN, NULL, j->id, "event not sent yet (will retry): %s", err.msg);
+}
+
+/* Drop acknowledged events, re-send stale ones. */
+static void spool_check(struct worker *w, struct job *j)
+{
+	struct ft_err err;
+	if (!j->nspool)
+		return;
+	size_t n = FT_MIN(j->nspool, (size_t)1000);
+	const char **argv = ft_xcalloc(n + 2, sizeof(char *));
+	char key[160], (*nums)[24] = ft_xcalloc(n, 24);
+	snprintf(key, sizeof(key), "%s%s:%d", FT_WIRE_EVACK_KEY, j->id, j->attempt);
+	argv[0] = "SMISMEMBER";
+	argv[1] = key;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(nums[i], 24, "%ld", j->spool[i].seq);
+		argv[2 + i] = nums[i];
+	}
+	ft_err_clear(&err);
+	redisReply *r = ft_redis_cmdargv(w->redis, FT_REDIS_RETRY, &err, (int)n + 2, argv, NULL);
+	if (r && r->type == REDIS_REPLY_ARRAY && r->elements == n) {
+		size_t keep = 0;
+		for (size_t i = 0; i < j->nspool; i++) {
+			if (i < n && r->element[i]->integer == 1) {
+				free(j->spool[i].text);
+				continue;
+			}
+			j->spool[keep++] = j->spool[i];
+		}
+		j->nspool = keep;
+	}
+	if (r)
+		freeReplyObject(r);
+	free(argv);
+	free(nums);
+	uint64_t now = ft_time_mono_ms();
+	for (size_t i = 0; i < j->nspool && i < 1000; i++) {
+		if (now - j->spool[i].sent_ms < RESEND_MS)
+			continue;
+		ft_err_clear(&err);
+		r = ft_redis_cmd(w->redis, FT_REDIS_RETRY, &err, "XADD %s MAXLEN ~ 1000000 * e %s",
+				 FT_WIRE_EVENTS, j->spool[i].text);
+		if (!r)
+			break;
+		freeReplyObject(r);
+		__atomic_add_fetch(&w->events_resent, 1, __ATOMIC_RELAXED);
+		j->spool[i].sent_ms = now;
+	}
+}
+
+/* ---- jobs ------------------------------------------------------------- */
+
+static void job_free(struct job *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	ft_buf_release(&j->line);
+	for (size_t i = 0; i < j->nspool; i++)
+		free(j->spool[i].text);
+	free(j->spool);
+	free(j);
+}
+
+static struct job *find_job(struct worker *w, const char *id, int attempt)
+{
+	for (int i = 0; i < w->njobs; i++)
+		if (strcmp(w->jobs[i]->id, id) == 0 &&
+		    (attempt < 0 || w->jobs[i]->attempt == attempt))
+			return w->jobs[i];
+	return NULL;
+}
+
+static int active_jobs(struct worker *w)
+{
+	int n = 0;
+	for (int i = 0; i < w->njobs; i++)
+		n += !w->jobs[i]->final_sent;
+	return n;
+}
+
+static void fail_early(struct worker *w, struct job *j, const char *msg, bool user)
+{
+	emit(w, j, "failed",
+	     json_pack("{s:s, s:b, s:i}", "message", msg, "user_error", user, "exit_code", -1));
+	j->final_sent = true;
+	j->exited = true;
+}
+
+/* Translate the assignment into the trainer's job.json. */
+static json_t *trainer_config(struct worker *w, json_t *m, struct job *j, struct ft_err *err)
+{
+	json_t *cfg = json_object_get(m, "config"), *in = json_object_get(m, "inputs");
+	const char *train = json_string_value(json_object_get(in, "training_file"));
+	const char *val = json_string_value(json_object_get(in, "validation_file"));
+	const char *model = json_string_value(json_object_get(cfg, "model_path"));
+	char tpath[PATH_MAX], vpath[PATH_MAX], out[PATH_MAX + 16], ck[PATH_MAX + 16];
+	if (!train || strlen(train) != 64 || !model || !*model) {
+		ft_failf(err, FT_EINVAL, NULL, "assignment lacks a training file or a model path");
+		return NULL;
+	}
+	wk_store_blob_path(w->o->store_dir, train, tpath, sizeof(tpath));
+	if (val)
+		wk_store_blob_path(w->o->store_dir, val, vpath, sizeof(vpath));
+	snprintf(out, sizeof(out), "%s/out", j->dir);
+	snprintf(ck, sizeof(ck), "%s/checkpoints", j->dir);
+	json_t *t = json_pack("{s:s, s:{s:s, s:s?}, s:O, s:O, s:O?, s:O, s:s, s:s, s:O?}", "model",
+			      model, "data", "train", tpath, "validation", val ? vpath : NULL,
+			      "method", json_object_get(cfg, "method"), "adapter",
+			      json_object_get(cfg, "adapter"), "hyperparameters",
+			      json_object_get(cfg, "hyperparameters"), "seed",
+			      json_object_get(cfg, "seed"), "output_dir", out, "checkpoint_dir", ck,
+			      "suffix", json_object_get(cfg, "suffix"));
+	if (!t)
+		ft_failf(err, FT_EINVAL, NULL, "assignment config has fields of the wrong type");
+	return t;
+}
+
+static void start_job(struct worker *w, json_t *m)
+{
+	const char *id = json_string_value(json_object_get(m, "job"));
+	int attempt = (int)json_integer_value(json_object_get(m, "attempt"));
+	struct ft_err err;
+	int pfd[2] = { -1, -1 };
+
+	if (!id || attempt < 1 || !ft_id_valid(FT_ID_JOB, id)) {
+		ft_warn("ignoring a malformed assignment");
+		return;
+	}
+	if (find_job(w, id, attempt))
+		return; /* duplicate delivery */
+	if (w->njobs == MAX_JOBS) {
+		ft_logf(FT_LOG_ERROR, NULL, id,
+			"too many jobs on this worker; the lease will requeue it");
+		return;
+	}
+	struct job *j = ft_xcalloc(1, sizeof(*j));
+	ft_strlcpy(j->id, id, sizeof(j->id));
+	j->attempt = attempt;
+	j->fd = -1;
+	j->pid = -1;
+	j->started_ms = ft_time_mono_ms();
+	ft_buf_init(&j->line, 1 << 20);
+	const char *team = json_string_value(json_object_get(m, "team"));
+	ft_strlcpy(j->team, team ? team : "", sizeof(j->team));
+	const char *model =
+		json_string_value(json_object_get(json_object_get(m, "config"), "model"));
+	ft_strlcpy(j->model, model ? model : "model", sizeof(j->model));
+	snprintf(j->dir, sizeof(j->dir), "%s/%s-%d", w->o->work_dir, id, attempt);
+	w->jobs[w->njobs++] = j;
+
+	ft_err_clear(&err);
+	mkdir(w->o->work_dir, 0755);
+	if (mkdir(j->dir, 0755) != 0 && errno != EEXIST) {
+		fail_early(w, j, "worker could not create its job folder", false);
+		return;
+	}
+	json_t *cfg = trainer_config(w, m, j, &err);
+	char cfgpath[PATH_MAX + 16], resume[PATH_MAX + 16] = "", logpath[PATH_MAX + 16];
+	snprintf(cfgpath, sizeof(cfgpath), "%s/job.json", j->dir);
+	snprintf(logpath, sizeof(logpath), "%s/trainer.log", j->dir);
+	if (!cfg || json_dump_file(cfg, cfgpath, JSON_INDENT(2)) != 0) {
+		json_decref(cfg);
+		fail_early(w, j, err.msg[0] ? err.msg : "cannot write job.json", true);
+		return;
+	}
+	json_decref(cfg);
+	json_t *res = json_object_get(m, "resume");
+	const char *ck = json_string_value(json_object_get(res, "checkpoint"));
+	if (ck) {
+		snprintf(resume, sizeof(resume), "%s/resume", j->dir);
+		if (wk_store_get_dir(w->o->store_dir, ck, resume, &err)) {
+			fail_early(w, j, err.msg, false);
+			return;
+		}
+	}
+	if (pipe(pfd) != 0) {
+		fail_early(w, j, "pipe failed", false);
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (logfd >= 0) {
+			dup2(logfd, 1);
+			dup2(logfd, 2);
+		}
+		dup2(pfd[1], 3);
+		for (int fd = 4; fd < 1024; fd++)
+			close(fd);
+		setpgid(0, 0);
+		signal(SIGPIPE, SIG_DFL);
+		/* execv wants writable strings. */
+		char prog[PATH_MAX], a_train[] = "train", a_cfg[] = "--config",
+				     a_fd[] = "--progress-fd", a_3[] = "3", a_res[] = "--resume";
+		ft_strlcpy(prog, w->o->trainer, sizeof(prog));
+		char *argv[] = {
+			prog,	a_train, a_cfg, cfgpath, a_fd, a_3, resume[0] ? a_res : NULL,
+			resume, NULL
+		};
+		execv(prog, argv);
+		fprintf(stderr, "ft-worker: cannot run %s: %s\n", w->o->trainer, strerror(errno));
+		_exit(127);
+	}
+	close(pfd[1]);
+	if (pid < 0) {
+		close(pfd[0]);
+		fail_early(w, j, "fork failed", false);
+		return;
+	}
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+	fcntl(pfd[0], F_SETFD, FD_CLOEXEC);
+	j->pid = pid;
+	j->fd = pfd[0];
+	emit(w, j, "started", json_pack("{s:i}", "pid", (int)pid));
+	ft_logf(FT_LOG_INFO, NULL, id, "attempt %d started (pid %d)%s", attempt, (int)pid,
+		ck ? " from a checkpoint" : "");
+}
+
+static void on_line(struct worker *w, struct job *j, const char *line)
+{
+	json_t *v = json_loads(line, 0, NULL);
+	struct ft_err err;
+	if (!json_is_object(v)) {
+		json_decref(v);
+		return; /* the trainer only writes JSON here; ignore noise */
+	}
+	const char *ev = json_string_value(json_object_get(v, "event"));
+	if (ev && strcmp(ev, "checkpoint") == 0) {
+		const char *path = json_string_value(json_object_get(v, "path"));
+		char hex[65];
+		uint64_t bytes;
+		ft_err_clear(&err);
+		if (path && wk_store_put_dir(w->o->store_dir, path, hex, &bytes, &err) == FT_OK) {
+			json_t *metrics = json_object_get(v, "metrics");
+			emit(w, j, "checkpoint",
+			     json_pack("{s:O, s:s, s:I, s:O?}", "step", json_object_get(v, "step"),
+				       "manifest", hex, "bytes", (json_int_t)bytes, "metrics",
+				       metrics));
+		} else {
+			ft_logf(FT_LOG_WARN, NULL, j->id, "checkpoint not stored: %s", err.msg);
+		}
+	} else if (json_is_integer(json_object_get(v, "step"))) {
+		if (json_is_integer(json_object_get(v, "trained_tokens")))
+			j->trained_tokens =
+				(long)json_integer_value(json_object_get(v, "trained_tokens"));
+		emit(w, j, "progress", json_incref(v));
+	} else if (ev && strcmp(ev, "log") == 0) {
+		emit(w, j, "log", json_incref(v));
+	}
+	json_decref(v);
+}
+
+static void read_progress(struct worker *w, struct job *j)
+{
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(j->fd, buf, sizeof(buf));
+		if (n == 0) {
+			close(j->fd);
+			j->fd = -1;
+			return;
+		}
+		if (n < 0)
+			return; /* EAGAIN */
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == '\n') {
+				on_line(w, j, ft_buf_str(&j->line));
+				ft_buf_reset(&j->line);
+			} else if (ft_buf_addch(&j->line, buf[i])) {
+				ft_buf_reset(&j->line); /* over 1 MiB: not a progress line */
+			}
+		}
+	}
+}
+
+/* Last non-empty line of the trainer's log, for failure messages. */
+static void last_log_line(struct job *j, char *out, size_t n)
+{
+	char path[PATH_MAX + 16], buf[4096];
+	snprintf(path, sizeof(path), "%s/trainer.log", j->dir);
+	out[0] = '\0';
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(buf, sizeof(buf), f)) {
+		size_t l = strlen(buf);
+		while (l && (buf[l - 1] == '\n' || buf[l - 1] == '\r'))
+			buf[--l] = '\0';
+		if (l)
+			ft_strlcpy(out, buf, n);
+	}
+	fclose(f);
+}
+
+static void finish_job(struct worker *w, struct job *j)
+{
+	int code = WIFEXITED(j->status) ? WEXITSTATUS(j->status) : 128 + WTERMSIG(j->status);
+	char msg[600];
+	struct ft_err err;
+	if (j->cancel_req) {
+		emit(w, j, "cancelled", json_pack("{s:i}", "exit_code", code));
+	} else if (j->drain_req) {
+		emit(w, j, "handback", json_pack("{s:s}", "reason", "worker draining"));
+	} else if (code == 0) {
+		char out[PATH_MAX + 16], hex[65], model[512];
+		uint64_t bytes = 0;
+		snprintf(out, sizeof(out), "%s/out", j->dir);
+		ft_err_clear(&err);
+		if (wk_store_put_dir(w->o->store_dir, out, hex, &bytes, &err)) {
+			snprintf(msg, sizeof(msg), "storing the outputs failed: %s", err.msg);
+			emit(w, j, "failed",
+			     json_pack("{s:s, s:b, s:i}", "message", msg, "user_error", 0,
+				       "exit_code", code));
+		} else {
+			emit(w, j, "artifact",
+			     json_pack("{s:s, s:s, s:I}", "kind", "adapter", "manifest", hex,
+				       "bytes", (json_int_t)bytes));
+			snprintf(model, sizeof(model), "ft:%s:%s", j->model, j->id);
+			emit(w, j, "succeeded",
+			     json_pack("{s:s, s:I, s:s}", "fine_tuned_model", model,
+				       "trained_tokens", (json_int_t)j->trained_tokens, "output",
+				       hex));
+		}
+	} else {
+		char last[512];
+		last_log_line(j, last, sizeof(last));
+		snprintf(msg, sizeof(msg), "trainer exited with %d%s%s", code, last[0] ? ": " : "",
+			 last);
+		emit(w, j, "failed",
+		     json_pack("{s:s, s:b, s:i}", "message", msg, "user_error", code == 2,
+			       "exit_code", code));
+	}
+	j->final_sent = true;
+	ft_logf(FT_LOG_INFO, NULL, j->id, "attempt %d ended (exit %d)", j->attempt, code);
+}
+
+/* ---- inbox thread ------------------------------------------------------ */
+
+static void *inbox_thread(void *arg)
+{
+	struct worker *w = arg;
+	struct ft_err err;
+	struct ft_redis *r = NULL;
+	while (!w->inbox_stop) {
+		ft_err_clear(&err);
+		if (!r && !(r = ft_redis_new(w->o->redis_url, 3000, &err))) {
+			ft_sleep_ms(500);
+			continue;
+		}
+		redisReply *rep = ft_redis_cmd(r, FT_REDIS_RETRY, &err, "BRPOP %s%s 1",
+					       FT_WIRE_INBOX_KEY, w->o->id);
+		if (!rep) {
+			ft_sleep_ms(200);
+			continue;
+		}
+		if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+			pthread_mutex_lock(&w->q.mu);
+			if (w->q.n == w->q.cap) {
+				w->q.cap = w->q.cap ? w->q.cap * 2 : 16;
+				w->q.msgs = realloc(w->q.msgs, w->q.cap * sizeof(char *));
+				FT_ASSERT(w->q.msgs);
+			}
+			w->q.msgs[w->q.n++] = ft_xstrdup(rep->element[1]->str);
+			pthread_mutex_unlock(&w->q.mu);
+			(void)!write(w->q.wake[1], "x", 1);
+		}
+		freeReplyObject(rep);
+	}
+	ft_redis_free(r);
+	return NULL;
+}
+
+static void handle_inbox(struct worker *w)
+{
+	char **msgs;
+	size_t n;
+	pthread_mutex_lock(&w->q.mu);
+	msgs = w->q.msgs;
+	n = w->q.n;
+	w->q.msgs = NULL;
+	w->q.n = w->q.cap = 0;
+	pthread_mutex_unlock(&w->q.mu);
+	for (size_t i = 0; i < n; i++) {
+		json_t *m = json_loads(msgs[i], 0, NULL);
+		const char *type = json_string_value(json_object_get(m, "type"));
+		if (type && strcmp(type, "assign") == 0) {
+			if (w->draining) /* not ours to take now: the lease requeues it */
+				ft_warn("draining: not taking %s",
+					json_string_value(json_object_get(m, "job")));
+			else
+				start_job(w, m);
+		} else if (type && strcmp(type, "cancel") == 0) {
+			const char *id = json_string_value(json_object_get(m, "job"));
+			int att = (int)json_integer_value(json_object_get(m, "attempt"));
+			struct job *j = id ? find_job(w, id, att) : NULL;
+			if (j && !j->exited && j->pid > 0 && !j->cancel_req) {
+				j->cancel_req = true;
+				kill(j->pid, SIGTERM);
+				ft_logf(FT_LOG_INFO, NULL, j->id,
+					"cancel: sent SIGTERM to the trainer");
+			} else if (!j && id) {
+				ft_logf(FT_LOG_INFO, NULL, id,
+					"cancel for an attempt not running here");
+			}
+		}
+		json_decref(m);
+		free(msgs[i]);
+	}
+	free(msgs);
+}
+
+/* ---- heartbeat ---------------------------------------------------------- */
+
+static void heartbeat(struct worker *w)
+{
+	char host[128] = "";
+	struct ft_err err;
+	gethostname(host, sizeof(host) - 1);
+	json_t *running = json_array(), *names = json_array();
+	for (int i = 0; i < w->njobs; i++)
+		json_array_append_new(running, json_pack("{s:s, s:i}", "job", w->jobs[i]->id,
+							 "attempt", w->jobs[i]->attempt));
+	for (int i = 0; i < w->gpus && i < 16; i++)
+		json_array_append_new(names, json_string(w->gpu_names[i]));
+	json_t *hb = json_pack("{s:s, s:s, s:i, s:i, s:I, s:o, s:i, s:b, s:I, s:o}", "id", w->o->id,
+			       "host", host, "pid", (int)getpid(), "gpus", w->gpus, "gpu_mem",
+			       (json_int_t)w->gpu_mem, "gpu_names", names, "slots", w->o->slots,
+			       "draining", w->draining, "started_at", (json_int_t)w->started_ms,
+			       "running", running);
+	char *text = json_dumps(hb, JSON_COMPACT);
+	json_decref(hb);
+	ft_err_clear(&err);
+	redisReply *r = ft_redis_cmd(w->redis, FT_REDIS_RETRY, &err, "SET %s%s %s PX %d",
+				     FT_WIRE_WORKER_KEY, w->o->id, text, 3 * w->o->heartbeat_ms);
+	free(text);
+	if (r) {
+		freeReplyObject(r);
+		__atomic_add_fetch(&w->heartbeats, 1, __ATOMIC_RELAXED);
+	} else {
+		ft_warn("heartbeat failed: %s", err.msg);
+	}
+	__atomic_store_n(&w->jobs_now, active_jobs(w), __ATOMIC_RELAXED);
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+static void metrics(struct ft_buf *out, void *ud)
+{
+	struct worker *w = ud;
+	char labels[160];
+	snprintf(labels, sizeof(labels), "worker=\"%s\"", w->o->id);
+	ft_metrics_help(out, "ft_worker_heartbeats_total", "counter", "heartbeats written");
+	ft_metrics_value(out, "ft_worker_heartbeats_total", labels,
+			 (double)__atomic_load_n(&w->heartbeats, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_worker_events_sent_total", "counter", "events sent to the stream");
+	ft_metrics_value(out, "ft_worker_events_sent_total", labels,
+			 (double)__atomic_load_n(&w->events_sent, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_worker_events_resent_total", "counter",
+			"events sent again because no acknowledgement came");
+	ft_metrics_value(out, "ft_worker_events_resent_total", labels,
+			 (double)__atomic_load_n(&w->events_resent, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_worker_jobs_running", "gauge", "job attempts running here");
+	ft_metrics_value(out, "ft_worker_jobs_running", labels,
+			 (double)__atomic_load_n(&w->jobs_now, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_worker_gpus", "gauge", "GPUs this worker offers");
+	ft_metrics_value(out, "ft_worker_gpus", labels, w->gpus);
+}
+
+/* ---- main loop ----------------------------------------------------------- */
+
+enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
+{
+	struct worker w = { 0 };
+	pthread_t th;
+	uint64_t last_hb = 0, last_spool = 0;
+
+	w.o = o;
+	w.started_ms = (uint64_t)ft_time_wall_ms();
+	w.gpus = o->gpus >= 0 ? o->gpus : ft_worker_detect_gpus(&w.gpu_mem, w.gpu_names, 16);
+	w.redis = ft_redis_new(o->redis_url, 3000, err);
+	if (!w.redis)
+		return err->rc;
+	pthread_mutex_init(&w.q.mu, NULL);
+	if (pipe(w.q.wake) != 0)
+		return ft_failf(err, FT_EIO, NULL, "pipe: %s", strerror(errno));
+	fcntl(w.q.wake[0], F_SETFL, O_NONBLOCK);
+	struct ft_metrics_server *ms = NULL;
+	if (o->metrics_port >= 0) {
+		ms = ft_metrics_server_new(o->metrics_addr, o->metrics_port, metrics, &w, err);
+		if (!ms)
+			return err->rc;
+		ft_info("metrics on http://%s:%d/metrics", o->metrics_addr,
+			ft_metrics_server_port(ms));
+	}
+	pthread_create(&th, NULL, inbox_thread, &w);
+	ft_info("worker %s up: %d GPU(s), %d CPU slot(s), trainer %s", o->id, w.gpus, o->slots,
+		o->trainer);
+
+	for (;;) {
+		if (*o->stop && !w.draining) {
+			w.draining = true;
+			ft_info("draining: checkpointing and handing back %d job(s)",
+				active_jobs(&w));
+			for (int i = 0; i < w.njobs; i++) {
+				struct job *j = w.jobs[i];
+				if (!j->exited && j->pid > 0 && !j->cancel_req) {
+					j->drain_req = true;
+					kill(j->pid, SIGTERM);
+				}
+			}
+			last_hb = 0; /* tell the scheduler at once */
+		}
+		if (w.draining && w.njobs == 0)
+			break;
+
+		struct pollfd pfds[MAX_JOBS + 1];
+		struct job *owners[MAX_JOBS + 1];
+		int np = 0;
+		pfds[np].fd = w.q.wake[0];
+		pfds[np].events = POLLIN;
+		owners[np++] = NULL;
+		for (int i = 0; i < w.njobs; i++)
+			if (w.jobs[i]->fd >= 0) {
+				pfds[np].fd = w.jobs[i]->fd;
+				pfds[np].events = POLLIN;
+				owners[np++] = w.jobs[i];
+			}
+		poll(pfds, (nfds_t)np, 200);
+		for (int i = 0; i < np; i++) {
+			if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			if (owners[i]) {
+				read_progress(&w, owners[i]);
+			} else {
+				char drain[64];
+				while (read(w.q.wake[0], drain, sizeof(drain)) > 0)
+					;
+			}
+		}
+		handle_inbox(&w);
+
+		int status;
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			for (int i = 0; i < w.njobs; i++)
+				if (w.jobs[i]->pid == pid) {
+					w.jobs[i]->exited = true;
+					w.jobs[i]->status = status;
+				}
+		}
+		for (int i = 0; i < w.njobs; i++) {
+			struct job *j = w.jobs[i];
+			if (j->exited && j->fd >= 0)
+				read_progress(&w, j); /* what the trainer wrote before exiting */
+			if (j->exited && j->fd < 0 && !j->final_sent)
+				finish_job(&w, j);
+		}
+
+		uint64_t now = ft_time_mono_ms();
+		if (now - last_hb >= (uint64_t)o->heartbeat_ms) {
+			heartbeat(&w);
+			last_hb = now;
+		}
+		if (now - last_spool >= 1000) {
+			last_spool = now;
+			for (int i = 0; i < w.njobs; i++)
+				spool_check(&w, w.jobs[i]);
+			/* Forget attempts whose every event is acknowledged. */
+			for (int i = 0; i < w.njobs;) {
+				if (w.jobs[i]->final_sent && w.jobs[i]->nspool == 0) {
+					job_free(w.jobs[i]);
+					w.jobs[i] = w.jobs[--w.njobs];
+				} else {
+					i++;
+				}
+			}
+		}
+	}
+	w.inbox_stop = 1;
+	pthread_join(th, NULL);
+	ft_metrics_server_free(ms);
+	struct ft_err e2;
+	ft_err_clear(&e2);
+	redisReply *r = ft_redis_cmd(w.redis, 0, &e2, "DEL %s%s", FT_WIRE_WORKER_KEY, o->id);
+	if (r)
+		freeReplyObject(r);
+	ft_redis_free(w.redis);
+	close(w.q.wake[0]);
+	close(w.q.wake[1]);
+	ft_info("worker %s stopped", o->id);
+	return FT_OK;
+}

@@ -1,0 +1,20 @@
+/*
+ * worker_int.h - private to worker/.
+ */
+#ifndef FT_WORKER_INT_H
+#define FT_WORKER_INT_H
+
+#include <sys/types.h>
+
+#include "ft/wire.h"
+#include "ft/worker.h"
+
+enum ft_rc wk_store_put_file(const char *root, const char *path, char hex[65], uint64_t *bytes,
+			     struct ft_err *err);
+enum ft_rc wk_store_put_dir(const char *root, const char *dir, char hex[65], uint64_t *total,
+			    struct ft_err *err);
+enum ft_rc wk_store_get_dir(const char *root, const char *manifest_hex, const char *dir,
+			    struct ft_err *err);
+const char *wk_store_blob_path(const char *root, const char *hex, char *out, size_t n);
+
+#endif

@@ -576,6 +576,11 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 	int nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
 	if (B <= 0 || T <= 0)
 		return ft_failf(err, FT_EINVAL, NULL, "empty batch (%d x %d)", B, T);
+	if (c->sliding_window > 0 && T > c->sliding_window)
+		return ft_failf(err, FT_EINVAL, NULL,
+				"sequences of %d tokens exceed the model's sliding window (%d); "
+				"lower max_seq_length",
+				T, c->sliding_window);
 	enum ft_rc rc = ensure_acts(m, B, T, err);
 	if (rc)
 		return rc;

@@ -85,6 +85,15 @@ static enum ft_rc parse_row(const char *line, size_t len, int vocab, int max_len
 		rc = ft_failf(err, FT_EINVAL, "bad_row", "\"input_ids\" is empty");
 		goto free_row;
 	}
+	for (size_t i = 0; labels && i < nl; i++) {
+		json_int_t x = json_integer_value(json_array_get(labels, i));
+		if (x < 0 && x != FT_IGNORE_INDEX) {
+			rc = ft_failf(err, FT_EINVAL, "bad_row",
+				      "\"labels\"[%zu] = %lld must be -100 or a token id", i,
+				      (long long)x);
+			goto free_row;
+		}
+	}
 	if ((labels && nl != n) || (mask && nm != n)) {
 		rc = ft_failf(err, FT_EINVAL, "bad_row",
 			      "\"%s\" has %zu entries but \"input_ids\" has %zu",
@@ -124,15 +133,40 @@ void ft_rows_release(struct ft_rows *r)
 	memset(r, 0, sizeof(*r));
 }
 
+static enum ft_rc load_stream(FILE *f, const char *path, int vocab, int max_len, bool packing,
+			      struct ft_rows *r, struct ft_err *err);
+
 enum ft_rc ft_rows_load(const char *path, int vocab, int max_len, bool packing, struct ft_rows *r,
 			struct ft_err *err)
 {
 	memset(r, 0, sizeof(*r));
-	r->max_len = max_len;
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return ft_failf(err, errno == ENOENT ? FT_ENOTFOUND : FT_EIO, NULL,
 				"cannot open \"%s\": %s", path, strerror(errno));
+	enum ft_rc rc = load_stream(f, path, vocab, max_len, packing, r, err);
+	fclose(f);
+	return rc;
+}
+
+enum ft_rc ft_rows_parse(const char *data, size_t len, const char *name, int vocab, int max_len,
+			 bool packing, struct ft_rows *r, struct ft_err *err)
+{
+	memset(r, 0, sizeof(*r));
+	if (len == 0)
+		return ft_failf(err, FT_EINVAL, "empty_dataset", "\"%s\" has no rows", name);
+	FILE *f = fmemopen((void *)(uintptr_t)data, len, "rb");
+	if (!f)
+		return ft_failf(err, FT_ENOMEM, NULL, "out of memory");
+	enum ft_rc rc = load_stream(f, name, vocab, max_len, packing, r, err);
+	fclose(f);
+	return rc;
+}
+
+static enum ft_rc load_stream(FILE *f, const char *path, int vocab, int max_len, bool packing,
+			      struct ft_rows *r, struct ft_err *err)
+{
+	r->max_len = max_len;
 	char *line = NULL;
 	size_t lcap = 0, offcap = 1024, tokcap = 0;
 	ssize_t len;
@@ -141,7 +175,7 @@ enum ft_rc ft_rows_load(const char *path, int vocab, int max_len, bool packing, 
 	r->off = calloc(offcap, sizeof(size_t));
 	if (!r->off) {
 		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory");
-		goto close_file;
+		goto free_line;
 	}
 	while ((len = getline(&line, &lcap, f)) >= 0) {
 		lineno++;
@@ -169,7 +203,8 @@ enum ft_rc ft_rows_load(const char *path, int vocab, int max_len, bool packing, 
 		rc = parse_row(line, (size_t)len, vocab, max_len, r, &tokcap, err);
 		if (rc) {
 			ft_err_prefixf(err, "%s line %ld: ", path, lineno);
-			ft_err_line(err, lineno);
+			if (err) /* the file's line, not the JSON parser's */
+				err->line = lineno;
 			break;
 		}
 	}
@@ -194,12 +229,11 @@ enum ft_rc ft_rows_load(const char *path, int vocab, int max_len, bool packing, 
 	}
 	r->unit_first[u] = r->n;
 	r->n_units = u;
-	goto close_file;
+	goto free_line;
 free_rows:
 	ft_rows_release(r);
-close_file:
+free_line:
 	free(line);
-	fclose(f);
 	return rc;
 }
 

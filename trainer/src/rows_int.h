@@ -31,6 +31,9 @@ struct ft_rows {
  * are truncated. */
 enum ft_rc ft_rows_load(const char *path, int vocab, int max_len, bool packing,
 			struct ft_rows *rows, struct ft_err *err);
+/* The same from memory (fuzzing); name is used in messages. */
+enum ft_rc ft_rows_parse(const char *data, size_t len, const char *name, int vocab, int max_len,
+			 bool packing, struct ft_rows *rows, struct ft_err *err);
 void ft_rows_release(struct ft_rows *rows);
 
 /* A micro-batch of B units padded to the longest (T <= max_len). */

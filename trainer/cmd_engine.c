@@ -5,7 +5,7 @@
  *   generate --model DIR [--adapter DIR] --prompt-ids 1,2,3 [--max-new-tokens N]
  *            [--temperature T] [--top-p P] [--seed S]      -> {"ids":[...]} on stdout
  *   merge --model DIR --adapter DIR --out DIR
- *   debug-forward --model DIR [--adapter DIR] --data ROWS --out FILE
+ *   debug-forward --model DIR [--adapter DIR] --data ROWS --out FILE [--pack N]
  *   debug-grads   --model DIR [--adapter DIR | --full] --data ROWS --out FILE
  *
  * The debug commands put all rows of ROWS (pre-tokenized JSONL, see
@@ -13,6 +13,8 @@
  * file: debug-forward the tensor "logits" [rows, T, vocab]; debug-grads the
  * gradient of every trainable tensor under its own name (HF or PEFT). Both
  * put the mean loss over trained tokens in the metadata ("loss", "%.17g").
+ * --pack N packs the rows into sequences of at most N tokens first (as the
+ * job option "packing" does), one batch row per packed sequence.
  * The peer tests compare them with PyTorch + transformers + peft.
  *
  * Exit codes: 0 done (also after SIGTERM with a checkpoint written), 1 the
@@ -233,6 +235,7 @@ int cmd_generate(int argc, char **argv)
 struct dbg {
 	const char *model, *adapter, *data, *out;
 	bool full;
+	long pack; /* > 0: pack rows into sequences of this many tokens */
 	struct ft_model *m;
 	struct ft_rows rows;
 	struct ft_mbatch mb;
@@ -243,7 +246,7 @@ static int dbg_setup(const char *cmd, int argc, char **argv, struct dbg *d)
 	const struct opt opts[] = {
 		{ "--model", OPT_STR, &d->model }, { "--adapter", OPT_STR, &d->adapter },
 		{ "--data", OPT_STR, &d->data },   { "--out", OPT_STR, &d->out },
-		{ "--full", OPT_FLAG, &d->full },
+		{ "--full", OPT_FLAG, &d->full },  { "--pack", OPT_INT, &d->pack },
 	};
 	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), cmd);
 	if (rc || (rc = need(cmd, "--model", d->model)) || (rc = need(cmd, "--data", d->data)) ||
@@ -254,8 +257,9 @@ static int dbg_setup(const char *cmd, int argc, char **argv, struct dbg *d)
 	struct ft_err err;
 	ft_err_clear(&err);
 	const struct ft_model_config *c = ft_model_config(d->m);
-	if (ft_rows_load(d->data, c->vocab_size, c->max_position_embeddings, false, &d->rows,
-			 &err)) {
+	int max_len = d->pack > 0 ? (int)FT_MIN(d->pack, c->max_position_embeddings)
+				  : c->max_position_embeddings;
+	if (ft_rows_load(d->data, c->vocab_size, max_len, d->pack > 0, &d->rows, &err)) {
 		ft_model_free(d->m);
 		return fail(cmd, &err);
 	}

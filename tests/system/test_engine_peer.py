@@ -521,3 +521,58 @@ def test_openai_hyperparameter_names(train_case, build_dir):
     assert len(steps) == 2  # 10 rows / batch 5 = 2 steps in one epoch
     # linear schedule without warmup: step 1 at lr 2 x 2e-5 (full's default)
     assert abs(steps[0]["learning_rate"] - 4e-5) <= 1e-15
+
+
+# ---------------------------------------------------------------- packing, progress fd, bad folders
+
+def test_packed_rows_match_separate_rows(train_case, build_dir):
+    """Packed sequences (positions restart, attention stays in each row) give
+    every row the logits transformers gives it alone."""
+    d, rows = train_case
+    cmd = [ft(build_dir), "debug-forward", "--model", str(d / "model"), "--data",
+           str(d / "train.jsonl"), "--out", str(d / "packed3.st"), "--pack", "32"]
+    run(cmd, env=ENV)
+    with safe_open(str(d / "packed3.st"), "pt") as f:
+        packed = f.get_tensor("logits")
+    assert packed.shape[0] < len(rows)  # several rows share a sequence
+    model = load_hf(d / "model")
+    unit, col = 0, 0
+    for r in rows:
+        n = len(r["input_ids"])
+        if col + n > 32:
+            unit, col = unit + 1, 0
+        with torch.no_grad():
+            ref = model(input_ids=torch.tensor([r["input_ids"]])).logits[0]
+        diff = (packed[unit, col:col + n] - ref).abs().max().item()
+        assert diff <= 1e-4, f"row at unit {unit} col {col}: {diff}"
+        col += n
+
+
+def test_progress_goes_to_the_given_fd(train_case, build_dir, tmp_path):
+    d, _ = train_case
+    job = _job(d, "full", 2)
+    job["output_dir"] = str(tmp_path / "out")
+    (tmp_path / "j.json").write_text(json.dumps(job))
+    r, w = os.pipe()
+    p = subprocess.run([ft(build_dir), "train", "--config", str(tmp_path / "j.json"),
+                        "--progress-fd", str(w)], pass_fds=(w,), capture_output=True,
+                       text=True, env={**os.environ, **ENV}, timeout=120)
+    os.close(w)
+    with os.fdopen(r) as f:
+        lines = [json.loads(x) for x in f.read().splitlines()]
+    assert p.returncode == 0 and p.stdout == ""
+    assert [x["type"] for x in lines][0] == "start" and lines[-1]["type"] == "done"
+    assert [x["step"] for x in lines if x["type"] == "step"] == [1, 2]
+
+
+def test_missing_tensor_is_a_clear_error(tmp_path, build_dir):
+    from safetensors.torch import save_file
+    make_model("llama_gqa", tmp_path / "m")
+    t = load_file(str(tmp_path / "m" / "model.safetensors"))
+    del t["model.layers.1.mlp.up_proj.weight"]
+    save_file(t, str(tmp_path / "m" / "model.safetensors"), metadata={"format": "pt"})
+    write_rows(tmp_path / "r.jsonl", make_rows(1, seed=1))
+    p = run([ft(build_dir), "debug-forward", "--model", str(tmp_path / "m"), "--data",
+             str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "o.st")], check=False)
+    assert p.returncode == 1
+    assert 'has no tensor "model.layers.1.mlp.up_proj.weight"' in p.stderr

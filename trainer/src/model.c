@@ -13,7 +13,8 @@
  *     x_l+1  = m + (silu(c Wg^T) * (c Wu^T)) Wd^T              each + LoRA
  *   logits   = rmsnorm(x_L; norm) W_head^T    (W_head = wte when tied)
  * A LoRA-adapted linear adds  s * (dropout(x) A^T) B^T,  A [r, in], B [out, r],
- * s = alpha / r (or alpha / sqrt(r) with rsLoRA), as peft's Linear does.
+ * s = alpha / r (or alpha / sqrt(r) with rsLoRA), as peft's Linear does
+ * (lora.c).
  *
  * Backward walks the same steps in reverse; every backend op accumulates
  * into its gradients, so the residual stream's gradient dres is carried
@@ -49,14 +50,9 @@ bool ft_linear_parse(const char *name, enum ft_linear *out)
 	return false;
 }
 
-static const char *linear_module(enum ft_linear l)
+const char *ft_linear_module(enum ft_linear l)
 {
 	return l <= FT_LIN_O ? "self_attn" : "mlp";
-}
-
-double ft_lora_scale(const struct ft_lora_config *lc)
-{
-	return lc->rslora ? lc->alpha / sqrt((double)lc->r) : lc->alpha / lc->r;
 }
 
 /* in / out features of a linear. */
@@ -86,16 +82,8 @@ static bool linear_has_bias(const struct ft_model_config *c, enum ft_linear l)
 
 /* ---- the parameter table: record (name, shape, slot), then one block ---- */
 
-struct slotlist {
-	struct ft_param *p;
-	float ***slot;
-	size_t n, cap, total;
-};
-
-static void slot_add(struct slotlist *l, float **slot, bool decay, int ndim, int64_t d0, int64_t d1,
-		     const char *fmt, ...) FT_PRINTF(7, 8);
-static void slot_add(struct slotlist *l, float **slot, bool decay, int ndim, int64_t d0, int64_t d1,
-		     const char *fmt, ...)
+void ft_slot_add(struct ft_slotlist *l, float **slot, bool decay, int ndim, int64_t d0, int64_t d1,
+		 const char *fmt, ...)
 {
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 64;
@@ -120,7 +108,7 @@ static void slot_add(struct slotlist *l, float **slot, bool decay, int ndim, int
 }
 
 /* Allocate one block and point every slot (and p->data) into it. */
-static float *slots_point(struct slotlist *l)
+float *ft_slots_point(struct ft_slotlist *l)
 {
 	float *mem = calloc(l->total ? l->total : 1, sizeof(float));
 	if (!mem)
@@ -137,33 +125,35 @@ static float *slots_point(struct slotlist *l)
 static enum ft_rc build_base(struct ft_model *m, struct ft_err *err)
 {
 	const struct ft_model_config *c = &m->cfg;
-	struct slotlist l = { 0 };
+	struct ft_slotlist l = { 0 };
 	m->layers = calloc((size_t)c->num_layers, sizeof(*m->layers));
 	if (!m->layers)
 		return ft_failf(err, FT_ENOMEM, NULL, "out of memory for %d layers", c->num_layers);
-	slot_add(&l, &m->wte, true, 2, c->vocab_size, c->hidden_size, "model.embed_tokens.weight");
+	ft_slot_add(&l, &m->wte, true, 2, c->vocab_size, c->hidden_size,
+		    "model.embed_tokens.weight");
 	for (int i = 0; i < c->num_layers; i++) {
 		struct ft_layer *L = &m->layers[i];
-		slot_add(&l, &L->ln1, false, 1, c->hidden_size, 0,
-			 "model.layers.%d.input_layernorm.weight", i);
+		ft_slot_add(&l, &L->ln1, false, 1, c->hidden_size, 0,
+			    "model.layers.%d.input_layernorm.weight", i);
 		for (int k = 0; k < FT_LIN_COUNT; k++) {
 			int in, out;
 			ft_model_linear_dims(c, (enum ft_linear)k, &in, &out);
-			slot_add(&l, &L->w[k], true, 2, out, in, "model.layers.%d.%s.%s.weight", i,
-				 linear_module((enum ft_linear)k), linear_names[k]);
+			ft_slot_add(&l, &L->w[k], true, 2, out, in, "model.layers.%d.%s.%s.weight",
+				    i, ft_linear_module((enum ft_linear)k), linear_names[k]);
 			if (linear_has_bias(c, (enum ft_linear)k))
-				slot_add(&l, &L->b[k], false, 1, out, 0,
-					 "model.layers.%d.%s.%s.bias", i,
-					 linear_module((enum ft_linear)k), linear_names[k]);
+				ft_slot_add(&l, &L->b[k], false, 1, out, 0,
+					    "model.layers.%d.%s.%s.bias", i,
+					    ft_linear_module((enum ft_linear)k), linear_names[k]);
 			if (k == FT_LIN_O)
-				slot_add(&l, &L->ln2, false, 1, c->hidden_size, 0,
-					 "model.layers.%d.post_attention_layernorm.weight", i);
+				ft_slot_add(&l, &L->ln2, false, 1, c->hidden_size, 0,
+					    "model.layers.%d.post_attention_layernorm.weight", i);
 		}
 	}
-	slot_add(&l, &m->norm, false, 1, c->hidden_size, 0, "model.norm.weight");
+	ft_slot_add(&l, &m->norm, false, 1, c->hidden_size, 0, "model.norm.weight");
 	if (!c->tie_word_embeddings)
-		slot_add(&l, &m->lm_head, true, 2, c->vocab_size, c->hidden_size, "lm_head.weight");
-	m->params_mem = slots_point(&l);
+		ft_slot_add(&l, &m->lm_head, true, 2, c->vocab_size, c->hidden_size,
+			    "lm_head.weight");
+	m->params_mem = ft_slots_point(&l);
 	m->params = l.p;
 	m->n_params = l.n;
 	m->params_total = l.total;
@@ -267,7 +257,7 @@ static float *gptr(const struct ft_model *m, const float *p)
 	return m->grads_mem + (p - m->params_mem);
 }
 
-static float *lgptr(const struct ft_model *m, const float *p)
+float *ft_model_lora_grad(const struct ft_model *m, const float *p)
 {
 	if (!m->lora_grads_mem || !p)
 		return NULL;
@@ -285,111 +275,6 @@ enum ft_rc ft_model_train_base(struct ft_model *m, struct ft_err *err)
 	for (size_t i = 0; i < m->n_params; i++)
 		m->params[i].grad = gptr(m, m->params[i].data);
 	return FT_OK;
-}
-
-enum ft_rc ft_model_lora_add(struct ft_model *m, const struct ft_lora_config *lc,
-			     struct ft_err *err)
-{
-	const struct ft_model_config *c = &m->cfg;
-	if (m->has_lora)
-		return ft_failf(err, FT_ECONFLICT, NULL, "the model already has LoRA adapters");
-	if (lc->r <= 0 || lc->r > 4096)
-		return ft_failf(err, FT_EINVAL, NULL, "\"r\" must be between 1 and 4096 (got %d)",
-				lc->r);
-	if (!(lc->dropout >= 0 && lc->dropout < 1))
-		return ft_failf(err, FT_EINVAL, NULL, "\"lora_dropout\" must be in [0, 1) (got %g)",
-				lc->dropout);
-	if (!(lc->targets & ((1u << FT_LIN_COUNT) - 1)))
-		return ft_failf(err, FT_EINVAL, NULL, "\"target_modules\" names no linear layer");
-	struct slotlist l = { 0 };
-	for (int i = 0; i < c->num_layers; i++) {
-		struct ft_layer *L = &m->layers[i];
-		for (int k = 0; k < FT_LIN_COUNT; k++) {
-			if (!(lc->targets & (1u << k)))
-				continue;
-			int in, out;
-			ft_model_linear_dims(c, (enum ft_linear)k, &in, &out);
-			slot_add(&l, &L->lora_a[k], true, 2, lc->r, in,
-				 "base_model.model.model.layers.%d.%s.%s.lora_A.weight", i,
-				 linear_module((enum ft_linear)k), linear_names[k]);
-			slot_add(&l, &L->lora_b[k], true, 2, out, lc->r,
-				 "base_model.model.model.layers.%d.%s.%s.lora_B.weight", i,
-				 linear_module((enum ft_linear)k), linear_names[k]);
-		}
-	}
-	m->lora_mem = slots_point(&l);
-	m->lora_params = l.p;
-	m->n_lora_params = l.n;
-	m->lora_total = l.total;
-	free(l.slot);
-	m->lora_grads_mem = calloc(l.total ? l.total : 1, sizeof(float));
-	if (!m->lora_mem || !m->lora_grads_mem)
-		return ft_failf(err, FT_ENOMEM, NULL, "out of memory for LoRA adapters");
-	for (size_t i = 0; i < m->n_lora_params; i++)
-		m->lora_params[i].grad = lgptr(m, m->lora_params[i].data);
-	m->lora = *lc;
-	m->lora_s = (float)ft_lora_scale(lc);
-	m->has_lora = true;
-	m->act_n = 0; /* re-plan activations: LoRA adds some */
-	return FT_OK;
-}
-
-void ft_model_lora_init(struct ft_model *m, uint64_t seed)
-{
-	/* peft: kaiming_uniform_(A, a=sqrt(5)) -> U(-1/sqrt(in), 1/sqrt(in)); B = 0 */
-	struct ft_rng r;
-	ft_rng_seed(&r, ft_rng_derive(seed, FT_RNG_LORA_INIT, 0));
-	for (size_t i = 0; i < m->n_lora_params; i++) {
-		struct ft_param *p = &m->lora_params[i];
-		bool is_a = strstr(p->name, ".lora_A.") != NULL;
-		double bound = 1.0 / sqrt((double)p->shape[1]);
-		for (size_t j = 0; j < p->n; j++)
-			p->data[j] =
-				is_a ? (float)((2.0 * ft_rng_uniform(&r) - 1.0) * bound) : 0.0f;
-	}
-}
-
-const struct ft_lora_config *ft_model_lora(const struct ft_model *m)
-{
-	return m->has_lora ? &m->lora : NULL;
-}
-
-void ft_model_lora_enable(struct ft_model *m, bool on)
-{
-	m->lora_on = on;
-}
-
-void ft_model_lora_merge(struct ft_model *m)
-{
-	if (!m->has_lora)
-		return;
-	const struct ft_model_config *c = &m->cfg;
-	int r = m->lora.r;
-	for (int i = 0; i < c->num_layers; i++) {
-		struct ft_layer *L = &m->layers[i];
-		for (int k = 0; k < FT_LIN_COUNT; k++) {
-			if (!L->lora_a[k])
-				continue;
-			int in, out;
-			ft_model_linear_dims(c, (enum ft_linear)k, &in, &out);
-			/* W[out,in] += s * B[out,r] A[r,in] */
-			float *tmp = ft_xcalloc((size_t)out * in, sizeof(float));
-			ft_cpu_sgemm(out, in, r, L->lora_b[k], r, false, L->lora_a[k], in, false,
-				     tmp, in, false);
-			for (size_t j = 0; j < (size_t)out * in; j++)
-				L->w[k][j] += m->lora_s * tmp[j];
-			free(tmp);
-			L->lora_a[k] = L->lora_b[k] = NULL;
-		}
-	}
-	free(m->lora_mem);
-	free(m->lora_grads_mem);
-	free(m->lora_params);
-	m->lora_mem = m->lora_grads_mem = NULL;
-	m->lora_params = NULL;
-	m->n_lora_params = 0;
-	m->has_lora = false;
-	m->act_n = 0;
 }
 
 /* ---- activations ---- */
@@ -506,29 +391,11 @@ static void linear_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, 
 {
 	const struct ft_backend *be = m->be;
 	struct ft_layer *L = &m->layers[l];
-	struct ft_layer_act *a = &m->acts[l];
 	int IC, OC;
 	ft_model_linear_dims(&m->cfg, k, &IC, &OC);
 	be->matmul_fwd(out, in, L->w[k], L->b[k], N, IC, OC, false);
-	if (!L->lora_a[k] || !m->lora_on)
-		return;
-	const float *x = in;
-	if (a->lx[k] && train) {
-		/* nn.Dropout(p): keep with probability 1-p, scale kept by 1/(1-p);
-		 * the mask is a function of (seed, layer, linear) and is drawn
-		 * again in backward */
-		float p = (float)m->lora.dropout, keep = 1.0f / (1.0f - p);
-		struct ft_rng rng;
-		ft_rng_seed(&rng, ft_rng_derive(drop_seed, (uint64_t)l, (uint64_t)k));
-		size_t n = (size_t)N * IC;
-		for (size_t i = 0; i < n; i++)
-			a->lx[k][i] = ft_rng_uniform(&rng) >= p ? in[i] * keep : 0.0f;
-		x = a->lx[k];
-	}
-	int r = m->lora.r;
-	be->matmul_fwd(a->lu[k], x, L->lora_a[k], NULL, N, IC, r, false);
-	be->scale(a->lu[k], (size_t)N * r, m->lora_s);
-	be->matmul_fwd(out, a->lu[k], L->lora_b[k], NULL, N, r, OC, true);
+	if (L->lora_a[k] && m->lora_on)
+		ft_lora_fwd(m, l, k, out, in, N, drop_seed, train);
 }
 
 static void linear_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, const float *dout,
@@ -536,33 +403,11 @@ static void linear_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, 
 {
 	const struct ft_backend *be = m->be;
 	struct ft_layer *L = &m->layers[l];
-	struct ft_layer_act *a = &m->acts[l];
 	int IC, OC;
 	ft_model_linear_dims(&m->cfg, k, &IC, &OC);
 	be->matmul_bwd(din, gptr(m, L->w[k]), gptr(m, L->b[k]), dout, in, L->w[k], N, IC, OC);
-	if (!L->lora_a[k] || !m->lora_on)
-		return;
-	int r = m->lora.r;
-	float *du = m->s.du;
-	memset(du, 0, sizeof(float) * (size_t)N * r);
-	/* y += u B^T: dB += dout^T u; du = dout B */
-	be->matmul_bwd(du, lgptr(m, L->lora_b[k]), NULL, dout, a->lu[k], L->lora_b[k], N, r, OC);
-	/* u = s x A^T: dA += s du^T x; dx += s du A */
-	be->scale(du, (size_t)N * r, m->lora_s);
-	if (!a->lx[k]) {
-		be->matmul_bwd(din, lgptr(m, L->lora_a[k]), NULL, du, in, L->lora_a[k], N, IC, r);
-		return;
-	}
-	float *dx = m->s.dx;
-	size_t n = (size_t)N * IC;
-	memset(dx, 0, sizeof(float) * n);
-	be->matmul_bwd(dx, lgptr(m, L->lora_a[k]), NULL, du, a->lx[k], L->lora_a[k], N, IC, r);
-	float p = (float)m->lora.dropout, keep = 1.0f / (1.0f - p);
-	struct ft_rng rng;
-	ft_rng_seed(&rng, ft_rng_derive(m->drop_seed, (uint64_t)l, (uint64_t)k));
-	for (size_t i = 0; i < n; i++)
-		if (ft_rng_uniform(&rng) >= p)
-			din[i] += dx[i] * keep;
+	if (L->lora_a[k] && m->lora_on)
+		ft_lora_bwd(m, l, k, din, dout, in, N);
 }
 
 /* ---- forward / backward ---- */

@@ -73,6 +73,27 @@ struct ft_model {
 	int rope_max;
 };
 
+/* The tensor table under construction: record (name, shape, slot), then
+ * ft_slots_point allocates one block and points every slot into it. */
+struct ft_slotlist {
+	struct ft_param *p;
+	float ***slot;
+	size_t n, cap, total;
+};
+void ft_slot_add(struct ft_slotlist *l, float **slot, bool decay, int ndim, int64_t d0, int64_t d1,
+		 const char *fmt, ...) FT_PRINTF(7, 8);
+float *ft_slots_point(struct ft_slotlist *l);
+/* "self_attn" or "mlp" */
+const char *ft_linear_module(enum ft_linear l);
+/* Gradient of a LoRA tensor (same offset in the gradient block). */
+float *ft_model_lora_grad(const struct ft_model *m, const float *p);
+
+/* lora.c: the adapter path of linear k of layer l (see its top comment). */
+void ft_lora_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in, int N,
+		 uint64_t drop_seed, bool train);
+void ft_lora_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, const float *dout,
+		 const float *in, int N);
+
 void ft_model_linear_dims(const struct ft_model_config *c, enum ft_linear l, int *in, int *out);
 /* peft's init: A ~ U(-1/sqrt(in), 1/sqrt(in)) from the job seed, B = 0. */
 void ft_model_lora_init(struct ft_model *m, uint64_t seed);

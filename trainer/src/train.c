@@ -179,6 +179,8 @@ static enum ft_rc evaluate(struct run *r, double *loss, double *acc, struct ft_e
 
 static enum ft_rc save_checkpoint(struct run *r, struct ft_err *err)
 {
+	r->st.data_epoch = r->st.step / r->steps_per_epoch;
+	r->st.data_micro = (r->st.step % r->steps_per_epoch) * r->job->grad_accum;
 	enum ft_rc rc = ft_ckpt_save(r->ckpt_dir, r->tp, r->ntp, r->m, r->v,
 				     r->has_best ? r->best : NULL, &r->st, err);
 	if (!rc)

@@ -62,7 +62,7 @@ enum ft_rc ft_ckpt_save(const char *dir, const struct ft_param *ps, size_t np, c
 	    (rc = meta(w, "format_version", err, "%d", FT_TRAINER_FORMAT_VERSION)) ||
 	    (rc = meta(w, "step", err, "%ld", st->step)) ||
 	    (rc = meta(w, "seed", err, "%" PRIu64, st->seed)) ||
-	    (rc = ft_st_writer_meta(w, "rng", "xoshiro256**/splitmix64 streams of seed", err)) ||
+	    (rc = ft_st_writer_meta(w, "rng", "xoshiro256** + splitmix64 streams of seed", err)) ||
 	    (rc = meta(w, "data_epoch", err, "%ld", st->data_epoch)) ||
 	    (rc = meta(w, "data_micro_batch", err, "%ld", st->data_micro)) ||
 	    (rc = ft_st_writer_meta(w, "method", st->method == FT_METHOD_FULL ? "full" : "lora",

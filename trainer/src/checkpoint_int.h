@@ -21,21 +21,19 @@
  *   | step            | optimizer steps done; the data position follows from it, the seed and the job (epoch = step / steps_per_epoch, the micro-batches of the next step are fixed) |
  *   | data_epoch, data_micro_batch | where the next step reads: epoch and the index of its first micro-batch in that epoch's order (informational: both follow from step) |
  *   | seed            | the job seed (all randomness derives from it: rng.c) |
- *   | rng             | "xoshiro256**/ splitmix64 streams of seed
-			": the generator state is not stored because every stream is re-derived from (seed, purpose, index) |
-			*
-		| method | "lora" or
-	"full" | * | lora_r,
-	lora_targets | adapter shape, checked on resume | * | best_eval_loss | % .17g,
-	"inf" when none | * | best_step,
-	bad_evals | early - stopping state | * | tokens_seen | training tokens consumed so far |
-		* /
+ *   | rng             | "xoshiro256** + splitmix64 streams of seed": the generator state is not stored, every stream is re-derived from (seed, purpose, index) |
+ *   | method          | "lora" or "full"                                    |
+ *   | lora_r, lora_targets | adapter shape, checked on resume              |
+ *   | best_eval_loss  | %.17g, "inf" when none                              |
+ *   | best_step, bad_evals | early-stopping state                          |
+ *   | tokens_seen     | training tokens consumed so far                     |
+ */
 #ifndef FT_CHECKPOINT_INT_H
 #define FT_CHECKPOINT_INT_H
 
 #include "ft/model.h"
 
-			struct ft_ckpt_state {
+struct ft_ckpt_state {
 	long step;
 	uint64_t seed;
 	int method; /* enum ft_method */

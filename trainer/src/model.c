@@ -309,7 +309,7 @@ static size_t plan_acts(struct ft_model *m, int B, int T, float *base)
 		a->q = take(cur, N * qd);
 		a->k = take(cur, N * kd);
 		a->v = take(cur, N * kd);
-		a->probs = take(cur, (size_t)B * c->num_heads * T * T);
+		a->lse = take(cur, (size_t)B * c->num_heads * T);
 		a->att = take(cur, N * qd);
 		a->mid = take(cur, N * C);
 		a->ln2 = take(cur, N * C);
@@ -463,7 +463,7 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 		linear_fwd(m, l, FT_LIN_V, a->v, a->ln1, N, lora_rng, train);
 		be->rope_fwd(a->q, m->rope_cos, m->rope_sin, m->pos, N, nh, hd);
 		be->rope_fwd(a->k, m->rope_cos, m->rope_sin, m->pos, N, nkv, hd);
-		be->attention_fwd(a->att, a->probs, a->q, a->k, a->v, m->doc, B, T, nh, nkv, hd);
+		be->attention_fwd(a->att, a->lse, a->q, a->k, a->v, m->doc, B, T, nh, nkv, hd);
 		linear_fwd(m, l, FT_LIN_O, a->mid, a->att, N, lora_rng, train);
 		for (size_t i = 0; i < (size_t)N * C; i++)
 			a->mid[i] += a->res[i];
@@ -536,8 +536,8 @@ void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 		memset(s->dq, 0, sizeof(float) * (size_t)N * qd);
 		memset(s->dk, 0, sizeof(float) * (size_t)N * kd);
 		memset(s->dv, 0, sizeof(float) * (size_t)N * kd);
-		be->attention_bwd(s->dq, s->dk, s->dv, s->datt, a->probs, a->q, a->k, a->v, B, T,
-				  nh, nkv, hd);
+		be->attention_bwd(s->dq, s->dk, s->dv, s->datt, a->lse, a->q, a->k, a->v, m->doc, B,
+				  T, nh, nkv, hd);
 		be->rope_bwd(s->dq, m->rope_cos, m->rope_sin, m->pos, N, nh, hd);
 		be->rope_bwd(s->dk, m->rope_cos, m->rope_sin, m->pos, N, nkv, hd);
 		memset(s->dln, 0, sizeof(float) * (size_t)N * C);

@@ -22,7 +22,7 @@ struct ft_layer_act {
 	float *res; /* [N,C] block input (residual stream) */
 	float *ln1, *rstd1; /* [N,C], [N] */
 	float *q, *k, *v; /* after RoPE */
-	float *probs; /* [B,nh,T,T] */
+	float *lse; /* [B,nh,T] attention log-sum-exp */
 	float *att; /* [N,nh*hd] */
 	float *mid; /* [N,C] residual after attention */
 	float *ln2, *rstd2;

@@ -194,15 +194,15 @@ FT_TEST(rope_gradients_and_llama3_frequencies)
 
 /* ---- attention ---- */
 struct att_t {
-	float *q, *k, *v, *out, *probs, *R;
+	float *q, *k, *v, *out, *lse, *R;
 	int32_t *doc;
 	int B, T, nh, nkv, hd;
 };
 static double att_loss(void *p)
 {
 	struct att_t *t = p;
-	ft_backend_cpu()->attention_fwd(t->out, t->probs, t->q, t->k, t->v, t->doc, t->B, t->T,
-					t->nh, t->nkv, t->hd);
+	ft_backend_cpu()->attention_fwd(t->out, t->lse, t->q, t->k, t->v, t->doc, t->B, t->T, t->nh,
+					t->nkv, t->hd);
 	return dotp(t->out, t->R, (size_t)t->B * t->T * t->nh * t->hd);
 }
 FT_TEST(attention_gradients_gqa_with_packing)
@@ -212,11 +212,11 @@ FT_TEST(attention_gradients_gqa_with_packing)
 	int32_t doc[14] = { 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0 };
 	t.doc = doc;
 	t.q = rnd(nq, 1), t.k = rnd(nk, 1), t.v = rnd(nk, 1), t.R = rnd(nq, 1);
-	t.out = zeros(nq), t.probs = zeros((size_t)t.B * t.nh * t.T * t.T);
+	t.out = zeros(nq), t.lse = zeros((size_t)t.B * t.nh * t.T);
 	float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
 	att_loss(&t);
-	ft_backend_cpu()->attention_bwd(dq, dk, dv, t.R, t.probs, t.q, t.k, t.v, t.B, t.T, t.nh,
-					t.nkv, t.hd);
+	ft_backend_cpu()->attention_bwd(dq, dk, dv, t.R, t.lse, t.q, t.k, t.v, t.doc, t.B, t.T,
+					t.nh, t.nkv, t.hd);
 	bool ok = fd_check("dq", att_loss, &t, t.q, dq, nq) &&
 		  fd_check("dk", att_loss, &t, t.k, dk, nk) &&
 		  fd_check("dv", att_loss, &t, t.v, dv, nk);
@@ -226,7 +226,7 @@ FT_TEST(attention_gradients_gqa_with_packing)
 	bool self_only = true;
 	for (int d = 0; d < t.hd; d++)
 		self_only &= t.out[3 * t.nh * t.hd + d] == t.v[3 * t.nkv * t.hd + d];
-	free(t.q), free(t.k), free(t.v), free(t.R), free(t.out), free(t.probs);
+	free(t.q), free(t.k), free(t.v), free(t.R), free(t.out), free(t.lse);
 	free(dq), free(dk), free(dv);
 	FT_CHECK(ok);
 	FT_CHECK(self_only);

@@ -14,7 +14,8 @@
  *    (dinp, dweight, dbias), as llm.c does, so that residual branches and
  *    LoRA paths sum naturally; a NULL gradient pointer is skipped (frozen);
  *  - attention tensors q, k, v, out are [B*T, heads*head_dim] (the layout the
- *    projections produce), probs is [B, heads, T, T];
+ *    projections produce); lse is [B, heads, T], the log-sum-exp of each
+ *    query's scores, all backward needs to recompute the probabilities;
  *  - ids and targets are int32; target -100 means "not trained" (PyTorch's
  *    ignore_index).
  * Each op's math is written at the top of its CPU source file.
@@ -63,12 +64,14 @@ struct ft_backend {
 			 int N, int heads, int hd);
 
 	/* Causal grouped-query attention; a query sees keys at earlier or equal
-	 * positions of the same document (doc[B*T]; packing boundaries). */
-	void (*attention_fwd)(float *out, float *probs, const float *q, const float *k,
+	 * positions of the same document (doc[B*T]; packing boundaries). The
+	 * T x T probabilities are never stored: backward recomputes them from
+	 * q, k and lse (memory O(T) per head, as flash attention). */
+	void (*attention_fwd)(float *out, float *lse, const float *q, const float *k,
 			      const float *v, const int32_t *doc, int B, int T, int nh, int nkv,
 			      int hd);
-	void (*attention_bwd)(float *dq, float *dk, float *dv, const float *dout,
-			      const float *probs, const float *q, const float *k, const float *v,
+	void (*attention_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *lse,
+			      const float *q, const float *k, const float *v, const int32_t *doc,
 			      int B, int T, int nh, int nkv, int hd);
 
 	/* out = silu(gate) * up, elementwise over n */

@@ -4,8 +4,9 @@
  * For batch b, query head h (kv head g = h / (nh / nkv)), query position i:
  *   s[i,j] = q[i] . k[j] / sqrt(hd)           for allowed j, else -inf
  *   allowed(i,j) = j <= i and doc[b,j] == doc[b,i]   (packing boundaries)
- *   p[i,:] = softmax(s[i,:]);   out[i] = sum_j p[i,j] v[j]
- * Backward:
+ *   lse[i] = log sum_j exp(s[i,j]);  p[i,j] = exp(s[i,j] - lse[i])
+ *   out[i] = sum_j p[i,j] v[j]
+ * Backward (p recomputed from q, k and lse, so only lse [B,nh,T] is saved):
  *   dv[j] += sum_i p[i,j] dout[i]
  *   dp[i,j] = dout[i] . v[j]
  *   ds[i,j] = p[i,j] (dp[i,j] - sum_j' p[i,j'] dp[i,j'])
@@ -14,24 +15,30 @@
  * The forward runs one task per (b, h); the backward one per (b, g) so that
  * each task owns the dk/dv rows it writes (no races, fixed summation order).
  * Both are written as GEMMs over the whole T x T block (ft_cpu_sgemm with
- * strided operands): computing the masked half too is cheaper than a
- * scalar loop over the causal half.
- * probs[b,h,i,j] is stored for backward; masked entries are 0.
+ * strided operands, run on the task's thread): computing the masked half too
+ * is cheaper than a scalar loop over the causal half. The T x T scratch is
+ * per task, never per layer.
  */
 #include "cpu_int.h"
 
 #include <math.h>
 
 struct att_ctx {
-	float *out, *probs, *dq, *dk, *dv;
-	const float *q, *k, *v, *dout, *cprobs;
+	float *out, *lse, *dq, *dk, *dv;
+	const float *q, *k, *v, *dout, *clse;
 	const int32_t *doc;
 	int B, T, nh, nkv, hd;
 };
 
-/* Per (b, h): S = Q K^T (one GEMM, the upper triangle is computed and then
- * masked), softmax row by row, O = P V (one GEMM; masked P entries are 0).
- * GEMMs inside a pool task run on the calling thread. */
+/* S = Q K^T of one (b, h) into s [T, T]. */
+static void scores(const struct att_ctx *c, int b, int h, float *s)
+{
+	int g = h / (c->nh / c->nkv), T = c->T, hd = c->hd, qs = c->nh * hd, ks = c->nkv * hd;
+	const float *q = c->q + (size_t)b * T * qs + (size_t)h * hd;
+	const float *k = c->k + (size_t)b * T * ks + (size_t)g * hd;
+	ft_cpu_sgemm(T, T, hd, q, qs, false, k, ks, true, s, T, false);
+}
+
 static void att_fwd_task(void *p, int task)
 {
 	const struct att_ctx *c = p;
@@ -39,11 +46,10 @@ static void att_fwd_task(void *p, int task)
 	int T = c->T, hd = c->hd, qs = c->nh * hd, ks = c->nkv * hd;
 	float scale = 1.0f / sqrtf((float)hd);
 	const int32_t *doc = c->doc + (size_t)b * T;
-	const float *q = c->q + (size_t)b * T * qs + (size_t)h * hd;
-	const float *k = c->k + (size_t)b * T * ks + (size_t)g * hd;
-	const float *v = c->v + (size_t)b * T * ks + (size_t)g * hd;
-	float *P = c->probs + ((size_t)b * c->nh + h) * T * T;
-	ft_cpu_sgemm(T, T, hd, q, qs, false, k, ks, true, P, T, false);
+	float *P = malloc(sizeof(float) * (size_t)T * T);
+	FT_ASSERT(P);
+	float *lse = c->lse + ((size_t)b * c->nh + h) * T;
+	scores(c, b, h, P);
 	for (int i = 0; i < T; i++) {
 		float *pr = P + (size_t)i * T;
 		float mx = -INFINITY;
@@ -62,16 +68,19 @@ static void att_fwd_task(void *p, int task)
 			pr[j] *= inv;
 		for (int j = i + 1; j < T; j++)
 			pr[j] = 0.0f;
+		lse[i] = mx + (float)log(sum);
 	}
+	const float *v = c->v + (size_t)b * T * ks + (size_t)g * hd;
 	float *o = c->out + (size_t)b * T * qs + (size_t)h * hd;
 	ft_cpu_sgemm(T, hd, T, P, T, false, v, ks, false, o, qs, false);
+	free(P);
 }
 
-void ft_cpu_attention_fwd(float *out, float *probs, const float *q, const float *k, const float *v,
+void ft_cpu_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
 			  const int32_t *doc, int B, int T, int nh, int nkv, int hd)
 {
 	struct att_ctx c = { .out = out,
-			     .probs = probs,
+			     .lse = lse,
 			     .q = q,
 			     .k = k,
 			     .v = v,
@@ -84,26 +93,33 @@ void ft_cpu_attention_fwd(float *out, float *probs, const float *q, const float 
 	ft_pool_run(att_fwd_task, &c, B * nh);
 }
 
-/* Per (b, g), for each query head h of the group, as GEMMs:
- *   dP = dO V^T;  dS = P (dP - rowsum(P dP)) / sqrt(hd)
- *   dV += P^T dO;  dQ += dS K;  dK += dS^T Q                               */
 static void att_bwd_task(void *p, int task)
 {
 	const struct att_ctx *c = p;
 	int b = task / c->nkv, g = task % c->nkv, group = c->nh / c->nkv;
 	int T = c->T, hd = c->hd, qs = c->nh * hd, ks = c->nkv * hd;
 	float scale = 1.0f / sqrtf((float)hd);
+	const int32_t *doc = c->doc + (size_t)b * T;
+	float *P = malloc(sizeof(float) * (size_t)T * T);
 	float *dS = malloc(sizeof(float) * (size_t)T * T);
-	FT_ASSERT(dS);
+	FT_ASSERT(P && dS);
 	const float *k = c->k + (size_t)b * T * ks + (size_t)g * hd;
 	const float *v = c->v + (size_t)b * T * ks + (size_t)g * hd;
 	float *dk = c->dk + (size_t)b * T * ks + (size_t)g * hd;
 	float *dv = c->dv + (size_t)b * T * ks + (size_t)g * hd;
 	for (int h = g * group; h < (g + 1) * group; h++) {
-		const float *P = c->cprobs + ((size_t)b * c->nh + h) * T * T;
 		const float *q = c->q + (size_t)b * T * qs + (size_t)h * hd;
 		const float *dout = c->dout + (size_t)b * T * qs + (size_t)h * hd;
+		const float *lse = c->clse + ((size_t)b * c->nh + h) * T;
 		float *dq = c->dq + (size_t)b * T * qs + (size_t)h * hd;
+		scores(c, b, h, P);
+		for (int i = 0; i < T; i++) {
+			float *pr = P + (size_t)i * T;
+			for (int j = 0; j <= i; j++)
+				pr[j] = doc[j] == doc[i] ? expf(pr[j] * scale - lse[i]) : 0.0f;
+			for (int j = i + 1; j < T; j++)
+				pr[j] = 0.0f;
+		}
 		ft_cpu_sgemm(T, T, hd, dout, qs, false, v, ks, true, dS, T, false);
 		for (int i = 0; i < T; i++) {
 			const float *pr = P + (size_t)i * T;
@@ -120,20 +136,23 @@ static void att_bwd_task(void *p, int task)
 		ft_cpu_sgemm(T, hd, T, dS, T, false, k, ks, false, dq, qs, true);
 		ft_cpu_sgemm(T, hd, T, dS, T, true, q, qs, false, dk, ks, true);
 	}
+	free(P);
 	free(dS);
 }
-void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *probs,
-			  const float *q, const float *k, const float *v, int B, int T, int nh,
-			  int nkv, int hd)
+
+void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *lse,
+			  const float *q, const float *k, const float *v, const int32_t *doc, int B,
+			  int T, int nh, int nkv, int hd)
 {
 	struct att_ctx c = { .dq = dq,
 			     .dk = dk,
 			     .dv = dv,
 			     .dout = dout,
-			     .cprobs = probs,
+			     .clse = lse,
 			     .q = q,
 			     .k = k,
 			     .v = v,
+			     .doc = doc,
 			     .B = B,
 			     .T = T,
 			     .nh = nh,

@@ -6,6 +6,7 @@
  *   {
  *     "model": "DIR",  "train_file": "rows.jsonl",  "validation_file": "val.jsonl",
  *     "output_dir": "DIR",  "method": "lora" | "full",  "seed": 42,  "threads": 0,
+ *     "objective": "supervised" (the default; the DPO work adds "dpo"),
  *     "lora": { "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": [...] | "all-linear",
  *               "use_rslora": false },
  *     "hyperparameters": { "n_epochs": 3, "batch_size": 4, "learning_rate": 2e-4, ... }
@@ -235,10 +236,9 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 			      struct ft_err *err)
 {
 	static const char *const keys[] = {
-		"model",	   "train_file", "training_file", "validation_file",
-		"output_dir",	   "method",	 "lora",	  "adapter",
-		"hyperparameters", "seed",	 "threads",	  "save_merged",
-		"init_adapter",	   NULL
+		"model",   "train_file",  "training_file", "validation_file", "output_dir",
+		"method",  "lora",	  "adapter",	   "hyperparameters", "seed",
+		"threads", "save_merged", "init_adapter",  "objective",	      NULL
 	};
 	defaults(j);
 	json_t *root = ft_json_parse(text, len, err);
@@ -274,6 +274,17 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 		goto free_root;
 	if (!lora && (rc = ft_json_get_obj(root, "adapter", FT_JSON_NULL_OK, &lora, err)))
 		goto free_root;
+	const char *objective = NULL;
+	if ((rc = ft_json_get_str(root, "objective", FT_JSON_NULL_OK, &objective, err)))
+		goto free_root;
+	if (objective && strcmp(objective, "supervised") != 0 && strcmp(objective, "sft") != 0) {
+		rc = ft_failf(err, FT_EINVAL, "invalid_value",
+			      "\"objective\" \"%s\" is not supported by this trainer (supported: "
+			      "supervised)",
+			      objective);
+		ft_err_param(err, "objective");
+		goto free_root;
+	}
 	if (!j->train_file[0]) {
 		rc = ft_failf(err, FT_EINVAL, "missing_field", "\"train_file\" is required");
 		ft_err_param(err, "train_file");

@@ -576,3 +576,20 @@ def test_missing_tensor_is_a_clear_error(tmp_path, build_dir):
              str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "o.st")], check=False)
     assert p.returncode == 1
     assert 'has no tensor "model.layers.1.mlp.up_proj.weight"' in p.stderr
+
+
+def test_merge_command_matches_peft_merge(train_case, build_dir, tmp_path):
+    d, rows = train_case
+    run([ft(build_dir), "merge", "--model", str(d / "model"), "--adapter",
+         str(d / "rand_adapter"), "--out", str(tmp_path / "merged")], env=ENV)
+    ours = load_hf(tmp_path / "merged")
+    theirs = peft.PeftModel.from_pretrained(load_hf(d / "model"),
+                                            str(d / "rand_adapter")).merge_and_unload()
+    ids, _, mask = pad(rows[:3])
+    with torch.no_grad():
+        a = ours(input_ids=ids, attention_mask=mask).logits
+        b = theirs(input_ids=ids, attention_mask=mask).logits
+    assert_logits_close(a, b, mask)
+    for name, p in theirs.state_dict().items():
+        if name in ours.state_dict():
+            assert (ours.state_dict()[name] - p).abs().max().item() <= 1e-5, name

@@ -212,16 +212,27 @@ static enum ft_rc load_stream(FILE *f, const char *path, int vocab, int max_len,
 		rc = ft_failf(err, FT_EINVAL, "empty_dataset", "\"%s\" has no rows", path);
 	if (rc)
 		goto free_rows;
-	/* units */
-	r->unit_first = calloc(r->n + 1, sizeof(size_t));
-	if (!r->unit_first) {
-		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory");
+	rc = ft_rows_make_units(r, packing, err);
+	if (rc)
 		goto free_rows;
-	}
+	goto free_line;
+free_rows:
+	ft_rows_release(r);
+free_line:
+	free(line);
+	return rc;
+}
+
+enum ft_rc ft_rows_make_units(struct ft_rows *r, bool packing, struct ft_err *err)
+{
+	free(r->unit_first);
+	r->unit_first = calloc(r->n + 1, sizeof(size_t));
+	if (!r->unit_first)
+		return ft_failf(err, FT_ENOMEM, NULL, "out of memory");
 	size_t u = 0, fill = 0;
 	for (size_t i = 0; i < r->n; i++) {
 		size_t l = r->off[i + 1] - r->off[i];
-		if (!packing || i == 0 || fill + l > (size_t)max_len) {
+		if (!packing || i == 0 || fill + l > (size_t)r->max_len) {
 			r->unit_first[u++] = i;
 			fill = 0;
 		}
@@ -229,12 +240,7 @@ static enum ft_rc load_stream(FILE *f, const char *path, int vocab, int max_len,
 	}
 	r->unit_first[u] = r->n;
 	r->n_units = u;
-	goto free_line;
-free_rows:
-	ft_rows_release(r);
-free_line:
-	free(line);
-	return rc;
+	return FT_OK;
 }
 
 static int unit_len(const struct ft_rows *r, size_t u)

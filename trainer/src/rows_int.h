@@ -35,6 +35,9 @@ enum ft_rc ft_rows_load(const char *path, int vocab, int max_len, bool packing,
 enum ft_rc ft_rows_parse(const char *data, size_t len, const char *name, int vocab, int max_len,
 			 bool packing, struct ft_rows *rows, struct ft_err *err);
 void ft_rows_release(struct ft_rows *rows);
+/* (Re)build the units from the rows (greedy packing in row order into
+ * max_len tokens, or one unit per row). */
+enum ft_rc ft_rows_make_units(struct ft_rows *rows, bool packing, struct ft_err *err);
 
 /* A micro-batch of B units padded to the longest (T <= max_len). */
 struct ft_mbatch {

@@ -63,6 +63,9 @@ def make_model(kind, folder, seed=0):
         cfg = transformers.Qwen2Config(tie_word_embeddings=True, use_sliding_window=False,
                                        **common)
         m = transformers.Qwen2ForCausalLM(cfg)
+    elif kind == "mistral_window":
+        cfg = transformers.MistralConfig(tie_word_embeddings=False, sliding_window=4, **common)
+        m = transformers.MistralForCausalLM(cfg)
     elif kind == "llama3_rope":
         cfg = transformers.LlamaConfig(
             tie_word_embeddings=False,
@@ -593,3 +596,23 @@ def test_merge_command_matches_peft_merge(train_case, build_dir, tmp_path):
     for name, p in theirs.state_dict().items():
         if name in ours.state_dict():
             assert (ours.state_dict()[name] - p).abs().max().item() <= 1e-5, name
+
+
+def test_mistral_sliding_window(tmp_path, build_dir):
+    """A window of 4 positions, shorter than the rows: logits and every
+    gradient as transformers' sliding-window mask gives them."""
+    model = make_model("mistral_window", tmp_path / "model", seed=9)
+    rows = make_rows(3, seed=4)
+    write_rows(tmp_path / "rows.jsonl", rows)
+    ids, labels, mask = pad(rows)
+    logits, _ = debug_forward(build_dir, tmp_path / "model", tmp_path / "rows.jsonl",
+                              tmp_path / "f.st")
+    grads, loss = debug_grads(build_dir, tmp_path / "model", tmp_path / "rows.jsonl",
+                              tmp_path / "g.st")
+    out = model(input_ids=ids, attention_mask=mask)
+    s, n = loss_sum_and_count(out.logits, labels)
+    (s / n).backward()
+    assert_logits_close(logits, out.logits.detach(), mask)
+    assert abs(loss - (s / n).item()) <= 1e-5
+    for name, p in model.named_parameters():
+        assert_grad_close(name, grads[name], p.grad)

@@ -421,11 +421,6 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 	int nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
 	if (B <= 0 || T <= 0)
 		return ft_failf(err, FT_EINVAL, NULL, "empty batch (%d x %d)", B, T);
-	if (c->sliding_window > 0 && T > c->sliding_window)
-		return ft_failf(err, FT_EINVAL, NULL,
-				"sequences of %d tokens exceed the model's sliding window (%d); "
-				"lower max_seq_length",
-				T, c->sliding_window);
 	enum ft_rc rc = ensure_acts(m, B, T, err);
 	if (rc)
 		return rc;
@@ -463,7 +458,8 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 		linear_fwd(m, l, FT_LIN_V, a->v, a->ln1, N, lora_rng, train);
 		be->rope_fwd(a->q, m->rope_cos, m->rope_sin, m->pos, N, nh, hd);
 		be->rope_fwd(a->k, m->rope_cos, m->rope_sin, m->pos, N, nkv, hd);
-		be->attention_fwd(a->att, a->lse, a->q, a->k, a->v, m->doc, B, T, nh, nkv, hd);
+		be->attention_fwd(a->att, a->lse, a->q, a->k, a->v, m->doc, c->sliding_window, B, T,
+				  nh, nkv, hd);
 		linear_fwd(m, l, FT_LIN_O, a->mid, a->att, N, lora_rng, train);
 		for (size_t i = 0; i < (size_t)N * C; i++)
 			a->mid[i] += a->res[i];
@@ -536,8 +532,8 @@ void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 		memset(s->dq, 0, sizeof(float) * (size_t)N * qd);
 		memset(s->dk, 0, sizeof(float) * (size_t)N * kd);
 		memset(s->dv, 0, sizeof(float) * (size_t)N * kd);
-		be->attention_bwd(s->dq, s->dk, s->dv, s->datt, a->lse, a->q, a->k, a->v, m->doc, B,
-				  T, nh, nkv, hd);
+		be->attention_bwd(s->dq, s->dk, s->dv, s->datt, a->lse, a->q, a->k, a->v, m->doc,
+				  c->sliding_window, B, T, nh, nkv, hd);
 		be->rope_bwd(s->dq, m->rope_cos, m->rope_sin, m->pos, N, nh, hd);
 		be->rope_bwd(s->dk, m->rope_cos, m->rope_sin, m->pos, N, nkv, hd);
 		memset(s->dln, 0, sizeof(float) * (size_t)N * C);

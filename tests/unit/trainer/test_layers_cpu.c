@@ -196,13 +196,13 @@ FT_TEST(rope_gradients_and_llama3_frequencies)
 struct att_t {
 	float *q, *k, *v, *out, *lse, *R;
 	int32_t *doc;
-	int B, T, nh, nkv, hd;
+	int window, B, T, nh, nkv, hd;
 };
 static double att_loss(void *p)
 {
 	struct att_t *t = p;
-	ft_backend_cpu()->attention_fwd(t->out, t->lse, t->q, t->k, t->v, t->doc, t->B, t->T, t->nh,
-					t->nkv, t->hd);
+	ft_backend_cpu()->attention_fwd(t->out, t->lse, t->q, t->k, t->v, t->doc, t->window, t->B,
+					t->T, t->nh, t->nkv, t->hd);
 	return dotp(t->out, t->R, (size_t)t->B * t->T * t->nh * t->hd);
 }
 FT_TEST(attention_gradients_gqa_with_packing)
@@ -215,8 +215,8 @@ FT_TEST(attention_gradients_gqa_with_packing)
 	t.out = zeros(nq), t.lse = zeros((size_t)t.B * t.nh * t.T);
 	float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
 	att_loss(&t);
-	ft_backend_cpu()->attention_bwd(dq, dk, dv, t.R, t.lse, t.q, t.k, t.v, t.doc, t.B, t.T,
-					t.nh, t.nkv, t.hd);
+	ft_backend_cpu()->attention_bwd(dq, dk, dv, t.R, t.lse, t.q, t.k, t.v, t.doc, t.window, t.B,
+					t.T, t.nh, t.nkv, t.hd);
 	bool ok = fd_check("dq", att_loss, &t, t.q, dq, nq) &&
 		  fd_check("dk", att_loss, &t, t.k, dk, nk) &&
 		  fd_check("dv", att_loss, &t, t.v, dv, nk);
@@ -230,6 +230,39 @@ FT_TEST(attention_gradients_gqa_with_packing)
 	free(dq), free(dk), free(dv);
 	FT_CHECK(ok);
 	FT_CHECK(self_only);
+}
+
+FT_TEST(attention_sliding_window_gradients)
+{
+	/* window 2: position i sees i-1 and i only */
+	struct att_t t = { .window = 2, .B = 1, .T = 6, .nh = 2, .nkv = 1, .hd = 4 };
+	size_t nq = (size_t)t.T * t.nh * t.hd, nk = (size_t)t.T * t.nkv * t.hd;
+	int32_t doc[6] = { 0 };
+	t.doc = doc;
+	t.q = rnd(nq, 1), t.k = rnd(nk, 1), t.v = rnd(nk, 1), t.R = rnd(nq, 1);
+	t.out = zeros(nq), t.lse = zeros((size_t)t.nh * t.T);
+	float *dq = zeros(nq), *dk = zeros(nk), *dv = zeros(nk);
+	att_loss(&t);
+	ft_backend_cpu()->attention_bwd(dq, dk, dv, t.R, t.lse, t.q, t.k, t.v, t.doc, t.window, t.B,
+					t.T, t.nh, t.nkv, t.hd);
+	bool ok = fd_check("dq", att_loss, &t, t.q, dq, nq) &&
+		  fd_check("dk", att_loss, &t, t.k, dk, nk) &&
+		  fd_check("dv", att_loss, &t, t.v, dv, nk);
+	/* hand value: at position 5, head 0 mixes only v[4] and v[5] with
+	 * weights softmax(q5.k4, q5.k5) / sqrt(4) */
+	att_loss(&t);
+	float s4 = 0, s5 = 0;
+	for (int d = 0; d < 4; d++) {
+		s4 += t.q[5 * 8 + d] * t.k[4 * 4 + d] / 2.0f;
+		s5 += t.q[5 * 8 + d] * t.k[5 * 4 + d] / 2.0f;
+	}
+	float p4 = 1.0f / (1.0f + expf(s5 - s4));
+	float want = p4 * t.v[4 * 4 + 0] + (1 - p4) * t.v[5 * 4 + 0];
+	bool hand = fabsf(t.out[5 * 8 + 0] - want) < 1e-5f;
+	free(t.q), free(t.k), free(t.v), free(t.R), free(t.out), free(t.lse);
+	free(dq), free(dk), free(dv);
+	FT_CHECK(ok);
+	FT_CHECK(hand);
 }
 
 /* ---- swiglu ---- */

@@ -64,15 +64,16 @@ struct ft_backend {
 			 int N, int heads, int hd);
 
 	/* Causal grouped-query attention; a query sees keys at earlier or equal
-	 * positions of the same document (doc[B*T]; packing boundaries). The
+	 * positions of the same document (doc[B*T]; packing boundaries) and,
+	 * when window > 0, fewer than window positions back (Mistral). The
 	 * T x T probabilities are never stored: backward recomputes them from
 	 * q, k and lse (memory O(T) per head, as flash attention). */
 	void (*attention_fwd)(float *out, float *lse, const float *q, const float *k,
-			      const float *v, const int32_t *doc, int B, int T, int nh, int nkv,
-			      int hd);
+			      const float *v, const int32_t *doc, int window, int B, int T, int nh,
+			      int nkv, int hd);
 	void (*attention_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *lse,
 			      const float *q, const float *k, const float *v, const int32_t *doc,
-			      int B, int T, int nh, int nkv, int hd);
+			      int window, int B, int T, int nh, int nkv, int hd);
 
 	/* out = silu(gate) * up, elementwise over n */
 	void (*swiglu_fwd)(float *out, const float *gate, const float *up, size_t n);

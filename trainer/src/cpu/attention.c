@@ -4,6 +4,7 @@
  * For batch b, query head h (kv head g = h / (nh / nkv)), query position i:
  *   s[i,j] = q[i] . k[j] / sqrt(hd)           for allowed j, else -inf
  *   allowed(i,j) = j <= i and doc[b,j] == doc[b,i]   (packing boundaries)
+ *                  and, with a sliding window W > 0, i - j < W (Mistral)
  *   lse[i] = log sum_j exp(s[i,j]);  p[i,j] = exp(s[i,j] - lse[i])
  *   out[i] = sum_j p[i,j] v[j]
  * Backward (p recomputed from q, k and lse, so only lse [B,nh,T] is saved):
@@ -27,8 +28,13 @@ struct att_ctx {
 	float *out, *lse, *dq, *dk, *dv;
 	const float *q, *k, *v, *dout, *clse;
 	const int32_t *doc;
-	int B, T, nh, nkv, hd;
+	int window, B, T, nh, nkv, hd;
 };
+
+static inline bool allowed(const struct att_ctx *c, const int32_t *doc, int i, int j)
+{
+	return doc[j] == doc[i] && (c->window <= 0 || i - j < c->window);
+}
 
 /* S = Q K^T of one (b, h) into s [T, T]. */
 static void scores(const struct att_ctx *c, int b, int h, float *s)
@@ -54,7 +60,7 @@ static void att_fwd_task(void *p, int task)
 		float *pr = P + (size_t)i * T;
 		float mx = -INFINITY;
 		for (int j = 0; j <= i; j++) {
-			pr[j] = doc[j] == doc[i] ? pr[j] * scale : -INFINITY;
+			pr[j] = allowed(c, doc, i, j) ? pr[j] * scale : -INFINITY;
 			mx = pr[j] > mx ? pr[j] : mx;
 		}
 		double sum = 0;
@@ -77,7 +83,7 @@ static void att_fwd_task(void *p, int task)
 }
 
 void ft_cpu_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-			  const int32_t *doc, int B, int T, int nh, int nkv, int hd)
+			  const int32_t *doc, int window, int B, int T, int nh, int nkv, int hd)
 {
 	struct att_ctx c = { .out = out,
 			     .lse = lse,
@@ -85,6 +91,7 @@ void ft_cpu_attention_fwd(float *out, float *lse, const float *q, const float *k
 			     .k = k,
 			     .v = v,
 			     .doc = doc,
+			     .window = window,
 			     .B = B,
 			     .T = T,
 			     .nh = nh,
@@ -116,7 +123,7 @@ static void att_bwd_task(void *p, int task)
 		for (int i = 0; i < T; i++) {
 			float *pr = P + (size_t)i * T;
 			for (int j = 0; j <= i; j++)
-				pr[j] = doc[j] == doc[i] ? expf(pr[j] * scale - lse[i]) : 0.0f;
+				pr[j] = allowed(c, doc, i, j) ? expf(pr[j] * scale - lse[i]) : 0.0f;
 			for (int j = i + 1; j < T; j++)
 				pr[j] = 0.0f;
 		}
@@ -141,8 +148,8 @@ static void att_bwd_task(void *p, int task)
 }
 
 void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *lse,
-			  const float *q, const float *k, const float *v, const int32_t *doc, int B,
-			  int T, int nh, int nkv, int hd)
+			  const float *q, const float *k, const float *v, const int32_t *doc,
+			  int window, int B, int T, int nh, int nkv, int hd)
 {
 	struct att_ctx c = { .dq = dq,
 			     .dk = dk,
@@ -153,6 +160,7 @@ void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, co
 			     .k = k,
 			     .v = v,
 			     .doc = doc,
+			     .window = window,
 			     .B = B,
 			     .T = T,
 			     .nh = nh,

@@ -34,10 +34,10 @@ void ft_cpu_rope_bwd(float *dx, const float *cos_t, const float *sin_t, const in
 
 /* attention.c */
 void ft_cpu_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
-			  const int32_t *doc, int B, int T, int nh, int nkv, int hd);
+			  const int32_t *doc, int window, int B, int T, int nh, int nkv, int hd);
 void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *lse,
-			  const float *q, const float *k, const float *v, const int32_t *doc, int B,
-			  int T, int nh, int nkv, int hd);
+			  const float *q, const float *k, const float *v, const int32_t *doc,
+			  int window, int B, int T, int nh, int nkv, int hd);
 
 /* swiglu.c */
 void ft_cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t n);

@@ -616,3 +616,10 @@ def test_mistral_sliding_window(tmp_path, build_dir):
     assert abs(loss - (s / n).item()) <= 1e-5
     for name, p in model.named_parameters():
         assert_grad_close(name, grads[name], p.grad)
+    # generation past the window: the KV cache attends to the last 4 positions only
+    prompt = rows[0]["input_ids"][:6]
+    model.eval()
+    with torch.no_grad():
+        ref = model.generate(input_ids=torch.tensor([prompt]), max_new_tokens=8,
+                             do_sample=False, eos_token_id=2, pad_token_id=0)
+    assert _generate(build_dir, tmp_path / "model", prompt, 8) == ref[0, len(prompt):].tolist()

@@ -2,9 +2,11 @@
  * generate.c - text generation with a KV cache: greedy, or sampling with a
  * temperature and top-p (nucleus), with or without LoRA adapters.
  *
- * Each new token runs the decoder on one row: its k and v (after RoPE) are
- * appended to the layer's cache and its query attends to positions 0..pos
- * of the cache; the prompt is fed the same way, one token at a time.
+ * The prompt runs as one batch through the model's forward; its keys and
+ * values (after RoPE) fill the first rows of each layer's cache. Each new
+ * token then runs the decoder on one row: its k and v are appended to the
+ * cache and its query attends to positions 0..pos of it (and, with a
+ * sliding window W, to the last W only).
  * Sampling: p = softmax(logits / temperature); keep the most probable tokens
  * whose cumulative probability first reaches top_p (at least one),
  * renormalise and draw with the generation seed (xoshiro256**, rng.c).
@@ -57,11 +59,12 @@ static void decode_step(struct ft_model *m, struct kv *cache, int max_len, int32
 		lin1(m, l, FT_LIN_V, vc + (size_t)pos * kd, w->ln, w->tmp);
 		be->rope_fwd(w->q, m->rope_cos, m->rope_sin, &pos, 1, nh, hd);
 		be->rope_fwd(kc + (size_t)pos * kd, m->rope_cos, m->rope_sin, &pos, 1, nkv, hd);
+		int j0 = c->sliding_window > 0 ? FT_MAX(0, pos - c->sliding_window + 1) : 0;
 		for (int h = 0; h < nh; h++) {
 			int g = h / (nh / nkv);
 			const float *qh = w->q + (size_t)h * hd;
 			float mx = -INFINITY;
-			for (int j = 0; j <= pos; j++) {
+			for (int j = j0; j <= pos; j++) {
 				const float *kj = kc + (size_t)j * kd + (size_t)g * hd;
 				float s = 0;
 				for (int d = 0; d < hd; d++)
@@ -70,13 +73,13 @@ static void decode_step(struct ft_model *m, struct kv *cache, int max_len, int32
 				mx = fmaxf(mx, w->scores[j]);
 			}
 			double sum = 0;
-			for (int j = 0; j <= pos; j++) {
+			for (int j = j0; j <= pos; j++) {
 				w->scores[j] = expf(w->scores[j] - mx);
 				sum += w->scores[j];
 			}
 			float *o = w->att + (size_t)h * hd;
 			memset(o, 0, sizeof(float) * (size_t)hd);
-			for (int j = 0; j <= pos; j++) {
+			for (int j = j0; j <= pos; j++) {
 				float p = (float)(w->scores[j] / sum);
 				const float *vj = vc + (size_t)j * kd + (size_t)g * hd;
 				for (int d = 0; d < hd; d++)
@@ -199,9 +202,19 @@ enum ft_rc ft_generate(struct ft_model *m, const int32_t *prompt, size_t n_promp
 	}
 	struct ft_rng g;
 	ft_rng_seed(&g, o->seed);
-	int32_t pos = 0;
-	for (size_t i = 0; i < n_prompt; i++, pos++)
-		decode_step(m, &cache, (int)max_len, prompt[i], pos, &w);
+	/* prefill: one forward over the prompt; its k, v (after RoPE) are the
+	 * first rows of the cache and its last logits pick the first token */
+	struct ft_batch pb = { 1, (int)n_prompt, prompt, NULL, NULL, NULL };
+	if ((rc = ft_model_forward(m, &pb, 0.0f, 0, NULL, err)))
+		goto free_all;
+	for (int l = 0; l < c->num_layers; l++) {
+		memcpy(cache.k + (size_t)l * max_len * kd, m->acts[l].k,
+		       sizeof(float) * n_prompt * (size_t)kd);
+		memcpy(cache.v + (size_t)l * max_len * kd, m->acts[l].v,
+		       sizeof(float) * n_prompt * (size_t)kd);
+	}
+	memcpy(w.logits, m->logits + (n_prompt - 1) * (size_t)V, sizeof(float) * (size_t)V);
+	int32_t pos = (int32_t)n_prompt;
 	for (int t = 0; t < o->max_new_tokens; t++) {
 		int32_t next = pick(w.logits, V, o, &g, cand);
 		out->ids[out->n++] = next;

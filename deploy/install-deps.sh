@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git ca-certificates
       libpq-dev libhiredis-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
       postgresql postgresql-client redis-server redis-tools
-      python3 python3-venv python3-dev clang-format clang libclang-rt-dev)
+      python3 python3-venv python3-dev clang-format clang libclang-rt-dev wrk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,6 +14,8 @@ int cmd_st_copy(int argc, char **argv); /* ft-train st-copy IN OUT: re-write via
 int cmd_st_cast(int argc, char **argv); /* ft-train st-cast IN OUT DTYPE: float tensors to DTYPE */
 int cmd_config_json(int argc,
 		    char **argv); /* ft-train config-json DIR: config.json as we write it */
+int cmd_tokenize(int argc, char **argv); /* cmd_tokenize.c */
+int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 /* cmd_engine.c: training, outputs and the engine's debug dumps */
 int cmd_train(int argc, char **argv); /* ft-train train --config JOB [--resume DIR] */
 int cmd_merge(int argc, char **argv); /* ft-train merge --model M --adapter A --out D */

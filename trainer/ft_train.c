@@ -2,6 +2,7 @@
  * ft_train.c - the ft-train program: a table of subcommands over the
  * trainer library (git's commands[] shape).
  */
+#include "cmd.h"
 #include "ft/trainer.h"
 
 #include "cmd.h"
@@ -27,6 +28,8 @@ static const struct cmd commands[] = {
 	{ "st-copy", cmd_st_copy, NULL }, /* hidden: tests */
 	{ "st-cast", cmd_st_cast, NULL }, /* hidden: tests */
 	{ "config-json", cmd_config_json, NULL }, /* hidden: tests */
+	{ "tokenize", cmd_tokenize, "show the token ids of a text (tokenizer.json)" },
+	{ "detokenize", cmd_detokenize, "decode token ids to text (tokenizer.json)" },
 	{ "train", cmd_train, "train a model from a job file (--config JOB)" },
 	{ "generate", cmd_generate, "generate from a model, with or without an adapter" },
 	{ "merge", cmd_merge, "merge a LoRA adapter into its base model" },

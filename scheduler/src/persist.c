@@ -109,6 +109,12 @@ static void event_message(const char *kind, const json_t *data, char *out, size_
 				 (long long)total, loss);
 		else
 			snprintf(out, n, "Step %lld: training loss=%s", (long long)step, loss);
+	} else if (strcmp(kind, "eval") == 0) {
+		char loss[64] = "", acc[64] = "";
+		fmt_num(loss, sizeof(loss), json_object_get(data, "eval_loss"));
+		fmt_num(acc, sizeof(acc), json_object_get(data, "eval_token_accuracy"));
+		snprintf(out, n, "Step %lld: validation loss=%s, token accuracy=%s",
+			 (long long)json_integer_value(json_object_get(data, "step")), loss, acc);
 	} else if (strcmp(kind, "started") == 0) {
 		snprintf(out, n, "Fine-tuning job started");
 	} else if (strcmp(kind, "checkpoint") == 0) {
@@ -163,7 +169,8 @@ static enum ft_rc apply(struct sched *s, json_t *ev, struct ft_err *err)
 	event_message(kind, data, msg, sizeof(msg));
 	datatext = json_dumps(data ? data : json_object(), JSON_COMPACT | JSON_ENCODE_ANY);
 	const char *level = strcmp(kind, "failed") == 0 ? "error" : "info";
-	const char *type = strcmp(kind, "progress") == 0 ? "metrics" : "message";
+	const char *type =
+		strcmp(kind, "progress") == 0 || strcmp(kind, "eval") == 0 ? "metrics" : "message";
 
 	if (sched_tx(s, "BEGIN", err))
 		goto fail;
@@ -247,6 +254,28 @@ static enum ft_rc apply(struct sched *s, json_t *ev, struct ft_err *err)
 			    " estimated_finish = CASE WHEN $3::float8 IS NULL THEN estimated_finish"
 			    " ELSE now() + $3::float8 * interval '1 second' END WHERE id = $1",
 			    3, pu))
+			goto fail;
+	} else if (strcmp(kind, "eval") == 0) {
+		char step[32], f[3][64];
+		static const char *const keys[] = { "eval_loss", "eval_perplexity",
+						    "eval_token_accuracy" };
+		snprintf(step, sizeof(step), "%lld",
+			 (long long)json_integer_value(json_object_get(data, "step")));
+		const char *pv[6] = { job, att, step };
+		for (int i = 0; i < 3; i++) {
+			fmt_num(f[i], sizeof(f[i]), json_object_get(data, keys[i]));
+			pv[3 + i] = f[i][0] ? f[i] : NULL;
+		}
+		if (ft_pg_command(s->pg, err,
+				  "INSERT INTO job_metrics (job_id, attempt, step, eval_loss, "
+				  "eval_perplexity,"
+				  " eval_token_accuracy) VALUES ($1, $2::int, $3::int, $4::float8, "
+				  "$5::float8, $6::float8)"
+				  " ON CONFLICT (job_id, attempt, step) DO UPDATE SET eval_loss = "
+				  "EXCLUDED.eval_loss,"
+				  " eval_perplexity = EXCLUDED.eval_perplexity,"
+				  " eval_token_accuracy = EXCLUDED.eval_token_accuracy",
+				  6, pv))
 			goto fail;
 	} else if (strcmp(kind, "checkpoint") == 0 || strcmp(kind, "artifact") == 0) {
 		char art[FT_ID_MAX], ck[FT_ID_MAX], step[32];

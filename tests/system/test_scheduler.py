@@ -165,6 +165,8 @@ def test_dispatch_and_event_persistence(sched, migrated_db, rurl):
     for step, loss in enumerate(losses, 1):
         w.event(job, 1, "progress", {"step": step, "total_steps": 3, "train_loss": loss,
                                      "learning_rate": 1e-4, "epoch": step / 3, "eta_seconds": 3 - step})
+    w.event(job, 1, "eval", {"type": "eval", "step": 3, "eval_loss": 1.25, "eval_perplexity": 3.4903429574618414,
+                             "eval_token_accuracy": 0.5})
     ck = w.event(job, 1, "checkpoint", {"step": 2, "manifest": "cd" * 32, "bytes": 1234})
     w.event(job, 1, "checkpoint", {"step": 2, "manifest": "cd" * 32, "bytes": 1234}, event_id=ck["id"])  # duplicate
     w.event(job, 1, "artifact", {"kind": "adapter", "manifest": "ef" * 32, "bytes": 99})
@@ -175,6 +177,9 @@ def test_dispatch_and_event_persistence(sched, migrated_db, rurl):
         metrics = c.execute("SELECT step, train_loss FROM job_metrics WHERE job_id = %s ORDER BY step",
                             (job,)).fetchall()
         assert metrics == [(1, 2.5), (2, 2.0), (3, 1.5)]
+        ev = c.execute("SELECT train_loss, eval_loss, eval_token_accuracy FROM job_metrics"
+                       " WHERE job_id = %s AND step = 3", (job,)).fetchone()
+        assert ev == (1.5, 1.25, 0.5)   # the eval joined the step's row
         msgs = [r[0] for r in c.execute("SELECT message FROM job_events WHERE job_id = %s ORDER BY seq", (job,))]
         assert "Step 2/3: training loss=2" in msgs
         assert "The job has successfully completed" in msgs
@@ -188,7 +193,7 @@ def test_dispatch_and_event_persistence(sched, migrated_db, rurl):
         assert ftm == f"ft:tiny-llama:{job}" and tokens == 300 and fin is not None
     # Every persisted event is acknowledged for the worker's spool.
     acked = w.r.smembers(f"ft:evack:{job}:1")
-    assert acked == {str(i) for i in range(1, 9)}
+    assert acked == {str(i) for i in range(1, 10)}
 
 
 def test_lost_worker_requeues_and_fences_stale_events(sched, migrated_db, rurl):

@@ -54,6 +54,8 @@ struct job {
 	struct spooled *spool;
 	size_t nspool, capspool;
 	bool cancel_req, drain_req, exited, final_sent;
+	bool interrupted, done; /* from the trainer's "interrupted" / "done" lines */
+	char output[65]; /* manifest of the last artifact */
 	int status;
 	long trained_tokens;
 	uint64_t started_ms;
@@ -205,14 +207,24 @@ static void fail_early(struct worker *w, struct job *j, const char *msg, bool us
 	j->exited = true;
 }
 
-/* Translate the assignment into the trainer's job.json. */
+/* Translate the assignment into the trainer's job file (docs/trainer.md):
+ *   model            <- config.model_path
+ *   train_file       <- the training file's blob in the store
+ *   validation_file  <- the validation file's blob, when there is one
+ *   output_dir       <- <job folder>/out
+ *   method           <- "full" when adapter = none, else the adapter ("lora", "qlora")
+ *   objective        <- "dpo" for method dpo (supervised is the trainer's default)
+ *   seed, lora, hyperparameters <- as the API stored them (lora moved out of
+ *                                   hyperparameters, where the API keeps it) */
 static json_t *trainer_config(struct worker *w, json_t *m, struct job *j, struct ft_err *err)
 {
 	json_t *cfg = json_object_get(m, "config"), *in = json_object_get(m, "inputs");
 	const char *train = json_string_value(json_object_get(in, "training_file"));
 	const char *val = json_string_value(json_object_get(in, "validation_file"));
 	const char *model = json_string_value(json_object_get(cfg, "model_path"));
-	char tpath[PATH_MAX], vpath[PATH_MAX], out[PATH_MAX + 16], ck[PATH_MAX + 16];
+	const char *adapter = json_string_value(json_object_get(cfg, "adapter"));
+	const char *method = json_string_value(json_object_get(cfg, "method"));
+	char tpath[PATH_MAX], vpath[PATH_MAX], out[PATH_MAX + 16];
 	if (!train || strlen(train) != 64 || !model || !*model) {
 		ft_failf(err, FT_EINVAL, NULL, "assignment lacks a training file or a model path");
 		return NULL;
@@ -221,16 +233,31 @@ static json_t *trainer_config(struct worker *w, json_t *m, struct job *j, struct
 	if (val)
 		wk_store_blob_path(w->o->store_dir, val, vpath, sizeof(vpath));
 	snprintf(out, sizeof(out), "%s/out", j->dir);
-	snprintf(ck, sizeof(ck), "%s/checkpoints", j->dir);
-	json_t *t = json_pack("{s:s, s:{s:s, s:s?}, s:O, s:O, s:O?, s:O, s:s, s:s, s:O?}", "model",
-			      model, "data", "train", tpath, "validation", val ? vpath : NULL,
-			      "method", json_object_get(cfg, "method"), "adapter",
-			      json_object_get(cfg, "adapter"), "hyperparameters",
-			      json_object_get(cfg, "hyperparameters"), "seed",
-			      json_object_get(cfg, "seed"), "output_dir", out, "checkpoint_dir", ck,
-			      "suffix", json_object_get(cfg, "suffix"));
-	if (!t)
+	json_t *hp = json_deep_copy(json_object_get(cfg, "hyperparameters"));
+	if (!json_is_object(hp)) {
+		json_decref(hp);
+		hp = json_object();
+	}
+	json_t *lora = json_incref(json_object_get(hp, "lora"));
+	json_object_del(hp, "lora");
+	json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o}", "model", model, "train_file", tpath,
+			      "output_dir", out, "method",
+			      adapter && strcmp(adapter, "none") == 0 ? "full"
+			      : adapter				      ? adapter
+								      : "lora",
+			      "seed", json_object_get(cfg, "seed"), "hyperparameters", hp);
+	if (!t) {
+		json_decref(lora);
 		ft_failf(err, FT_EINVAL, NULL, "assignment config has fields of the wrong type");
+		return NULL;
+	}
+	if (val)
+		json_object_set_new(t, "validation_file", json_string(vpath));
+	if (json_is_object(lora))
+		json_object_set(t, "lora", lora);
+	json_decref(lora);
+	if (method && strcmp(method, "dpo") == 0)
+		json_object_set_new(t, "objective", json_string("dpo"));
 	return t;
 }
 
@@ -335,6 +362,7 @@ static void start_job(struct worker *w, json_t *m)
 		ck ? " from a checkpoint" : "");
 }
 
+/* One line from the trainer (docs/trainer.md, "Progress lines"). */
 static void on_line(struct worker *w, struct job *j, const char *line)
 {
 	json_t *v = json_loads(line, 0, NULL);
@@ -343,28 +371,42 @@ static void on_line(struct worker *w, struct job *j, const char *line)
 		json_decref(v);
 		return; /* the trainer only writes JSON here; ignore noise */
 	}
-	const char *ev = json_string_value(json_object_get(v, "event"));
-	if (ev && strcmp(ev, "checkpoint") == 0) {
+	const char *type = json_string_value(json_object_get(v, "type"));
+	if (!type)
+		type = "";
+	if (strcmp(type, "step") == 0 || strcmp(type, "eval") == 0) {
+		emit(w, j, strcmp(type, "step") == 0 ? "progress" : "eval", json_incref(v));
+	} else if (strcmp(type, "checkpoint") == 0 || strcmp(type, "artifact") == 0) {
 		const char *path = json_string_value(json_object_get(v, "path"));
 		char hex[65];
 		uint64_t bytes;
 		ft_err_clear(&err);
-		if (path && wk_store_put_dir(w->o->store_dir, path, hex, &bytes, &err) == FT_OK) {
-			json_t *metrics = json_object_get(v, "metrics");
+		if (!path || wk_store_put_dir(w->o->store_dir, path, hex, &bytes, &err)) {
+			ft_logf(FT_LOG_WARN, NULL, j->id, "%s not stored: %s", type,
+				path ? err.msg : "no path");
+		} else if (type[0] == 'c') {
 			emit(w, j, "checkpoint",
-			     json_pack("{s:O, s:s, s:I, s:O?}", "step", json_object_get(v, "step"),
-				       "manifest", hex, "bytes", (json_int_t)bytes, "metrics",
-				       metrics));
+			     json_pack("{s:O, s:s, s:I}", "step", json_object_get(v, "step"),
+				       "manifest", hex, "bytes", (json_int_t)bytes));
 		} else {
-			ft_logf(FT_LOG_WARN, NULL, j->id, "checkpoint not stored: %s", err.msg);
+			const char *kind = json_string_value(json_object_get(v, "kind"));
+			emit(w, j, "artifact",
+			     json_pack("{s:s, s:s, s:I}", "kind",
+				       kind && strcmp(kind, "model") == 0 ? "merged" : "adapter",
+				       "manifest", hex, "bytes", (json_int_t)bytes));
+			ft_strlcpy(j->output, hex, sizeof(j->output));
 		}
-	} else if (json_is_integer(json_object_get(v, "step"))) {
-		if (json_is_integer(json_object_get(v, "trained_tokens")))
+	} else if (strcmp(type, "interrupted") == 0) {
+		j->interrupted = true;
+	} else if (strcmp(type, "done") == 0) {
+		j->done = true;
+		if (json_is_integer(json_object_get(v, "tokens_seen")))
 			j->trained_tokens =
-				(long)json_integer_value(json_object_get(v, "trained_tokens"));
-		emit(w, j, "progress", json_incref(v));
-	} else if (ev && strcmp(ev, "log") == 0) {
-		emit(w, j, "log", json_incref(v));
+				(long)json_integer_value(json_object_get(v, "tokens_seen"));
+	} else if (strcmp(type, "start") == 0 || strcmp(type, "early_stop") == 0) {
+		emit(w, j, "log",
+		     json_pack("{s:s, s:O}", "message",
+			       type[0] == 's' ? "trainer started" : "early stopping", "detail", v));
 	}
 	json_decref(v);
 }
@@ -411,42 +453,38 @@ static void last_log_line(struct job *j, char *out, size_t n)
 	fclose(f);
 }
 
+/* The trainer exited: report how the attempt ended.
+ *   cancel asked + exit 0 ("interrupted")  -> cancelled
+ *   drain + exit 0                         -> handback (checkpoint stored)
+ *   exit 0 with "done"                     -> succeeded
+ *   otherwise                              -> failed (the scheduler retries unless
+ *                                             attempts are used up or it is a user error)
+ * A user error is exit status 3: the job's own input (job file, data, model) is wrong. */
 static void finish_job(struct worker *w, struct job *j)
 {
 	int code = WIFEXITED(j->status) ? WEXITSTATUS(j->status) : 128 + WTERMSIG(j->status);
 	char msg[600];
-	struct ft_err err;
-	if (j->cancel_req) {
+	if (j->cancel_req && (code == 0 || j->interrupted)) {
 		emit(w, j, "cancelled", json_pack("{s:i}", "exit_code", code));
-	} else if (j->drain_req) {
+	} else if (j->drain_req && (code == 0 || j->interrupted)) {
 		emit(w, j, "handback", json_pack("{s:s}", "reason", "worker draining"));
-	} else if (code == 0) {
-		char out[PATH_MAX + 16], hex[65], model[512];
-		uint64_t bytes = 0;
-		snprintf(out, sizeof(out), "%s/out", j->dir);
-		ft_err_clear(&err);
-		if (wk_store_put_dir(w->o->store_dir, out, hex, &bytes, &err)) {
-			snprintf(msg, sizeof(msg), "storing the outputs failed: %s", err.msg);
-			emit(w, j, "failed",
-			     json_pack("{s:s, s:b, s:i}", "message", msg, "user_error", 0,
-				       "exit_code", code));
-		} else {
-			emit(w, j, "artifact",
-			     json_pack("{s:s, s:s, s:I}", "kind", "adapter", "manifest", hex,
-				       "bytes", (json_int_t)bytes));
-			snprintf(model, sizeof(model), "ft:%s:%s", j->model, j->id);
-			emit(w, j, "succeeded",
-			     json_pack("{s:s, s:I, s:s}", "fine_tuned_model", model,
-				       "trained_tokens", (json_int_t)j->trained_tokens, "output",
-				       hex));
-		}
+	} else if (code == 0 && j->done) {
+		char model[512];
+		snprintf(model, sizeof(model), "ft:%s:%s", j->model, j->id);
+		emit(w, j, "succeeded",
+		     json_pack("{s:s, s:I, s:s}", "fine_tuned_model", model, "trained_tokens",
+			       (json_int_t)j->trained_tokens, "output", j->output));
 	} else {
 		char last[512];
 		last_log_line(j, last, sizeof(last));
-		snprintf(msg, sizeof(msg), "trainer exited with %d%s%s", code, last[0] ? ": " : "",
-			 last);
+		if (code == 0)
+			snprintf(msg, sizeof(msg), "trainer stopped before finishing%s%s",
+				 last[0] ? ": " : "", last);
+		else
+			snprintf(msg, sizeof(msg), "trainer exited with %d%s%s", code,
+				 last[0] ? ": " : "", last);
 		emit(w, j, "failed",
-		     json_pack("{s:s, s:b, s:i}", "message", msg, "user_error", code == 2,
+		     json_pack("{s:s, s:b, s:i}", "message", msg, "user_error", code == 3,
 			       "exit_code", code));
 	}
 	j->final_sent = true;

@@ -10,7 +10,9 @@
  *    pre-tokenizer), unknown characters fall back to <0xXX> byte tokens.
  * Added tokens (special or not) are split out of the text before
  * pre-tokenization when FT_TOK_SPLIT_SPECIAL is given, honouring their
- * lstrip / rstrip / single_word / normalized flags.
+ * lstrip / rstrip / single_word / normalized flags. Without the flag, special
+ * tokens are plain text; added tokens not marked special are still split out,
+ * as the tokenizers package does (its encode_special_tokens = True).
  *
  * Ownership: ft_tokenizer_load returns an object freed by ft_tokenizer_free;
  * it is immutable afterwards and safe to share between threads.

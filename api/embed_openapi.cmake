@@ -1,0 +1,10 @@
+# Turn docs/openapi.yaml into a C array. The file is JSON (valid YAML 1.2)
+# after leading '#' comment lines, which are dropped here.
+file(READ ${IN} content)
+string(REGEX REPLACE "^(#[^\n]*\n)+" "" content "${content}")
+string(LENGTH "${content}" len)
+file(WRITE ${OUT} "/* generated from docs/openapi.yaml; do not edit */\n#include <stddef.h>\n")
+string(HEX "${content}" hex)
+string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," arr "${hex}")
+file(APPEND ${OUT} "const char ft_api_openapi_json[] = {${arr}0x00};\n")
+file(APPEND ${OUT} "const size_t ft_api_openapi_json_len = ${len};\n")

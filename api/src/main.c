@@ -1,0 +1,226 @@
+/*
+ * main.c - the ft-api program.
+ *
+ *   ft-api [--config FILE] [serve]             run the REST API
+ *   ft-api [--config FILE] admin create-team NAME
+ *   ft-api [--config FILE] admin create-key --team TEAM --role ROLE [--name N]
+ *   ft-api [--config FILE] admin register-model --name N --path DIR [--team TEAM]
+ *
+ * Configuration (common/config): listen_addr, listen_port, store_dir,
+ * database_url, redis_url, api_threads, pg_pool_size, max_upload_bytes,
+ * log_level. create-key prints the key once, on stdout, as the last line.
+ */
+#include <signal.h>
+#include <unistd.h>
+
+#include "api_int.h"
+
+extern const char ft_api_openapi_json[];
+extern const size_t ft_api_openapi_json_len;
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	FT_UNUSED(sig);
+	stop_flag = 1;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: ft-api [--config FILE] [serve]\n"
+			"       ft-api [--config FILE] admin create-team NAME\n"
+			"       ft-api [--config FILE] admin create-key --team TEAM --role "
+			"viewer|member|admin [--name N]\n"
+			"       ft-api [--config FILE] admin register-model --name N --path DIR "
+			"[--team TEAM]\n");
+	return 2;
+}
+
+static int serve(struct ft_config *cfg)
+{
+	struct ft_err err;
+	struct api_ctx ctx = { 0 };
+	int rc = 1;
+	ft_err_clear(&err);
+	int threads = (int)ft_config_int(cfg, "api_threads");
+	int pool = FT_MAX((int)ft_config_int(cfg, "pg_pool_size"), threads + 2);
+	ctx.pg = ft_pg_pool_new(ft_config_str(cfg, "database_url"), pool, &err);
+	if (!ctx.pg)
+		goto fail;
+	ctx.store = ft_store_local_new(ft_config_str(cfg, "store_dir"), &err);
+	if (!ctx.store)
+		goto free_pg;
+	int swept = ft_store_sweep_tmp(ctx.store, 3600);
+	if (swept)
+		ft_logf(FT_LOG_INFO, "api", NULL, "removed %d stale temporary uploads", swept);
+	if (ft_config_str(cfg, "redis_url") && *ft_config_str(cfg, "redis_url"))
+		ctx.redis = api_redis_pool_new(ft_config_str(cfg, "redis_url"), threads);
+	ctx.max_upload = (uint64_t)ft_config_int(cfg, "max_upload_bytes");
+	ctx.webhook_allow_http = ft_config_bool(cfg, "webhook_allow_http");
+	ctx.webhook_allow_cidrs = ft_config_str(cfg, "webhook_allow_cidrs");
+	ctx.openapi_json = ft_api_openapi_json;
+	ctx.openapi_len = ft_api_openapi_json_len;
+
+	struct sigaction sa = { 0 };
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	api_validators_start(&ctx, 2);
+	struct MHD_Daemon *d =
+		api_http_start(&ctx, ft_config_str(cfg, "listen_addr"),
+			       (int)ft_config_int(cfg, "listen_port"), threads, &err);
+	if (!d)
+		goto stop_validators;
+	ft_logf(FT_LOG_INFO, "api", NULL, "listening on %s:%d (%d threads, store %s)",
+		ft_config_str(cfg, "listen_addr"), api_http_port(d), threads,
+		ft_config_str(cfg, "store_dir"));
+	while (!stop_flag)
+		pause();
+	ft_logf(FT_LOG_INFO, "api", NULL, "stopping");
+	MHD_stop_daemon(d);
+	rc = 0;
+stop_validators:
+	api_validators_stop(&ctx);
+	api_redis_pool_free(ctx.redis);
+	ft_store_free(ctx.store);
+free_pg:
+	ft_pg_pool_free(ctx.pg);
+fail:
+	if (rc)
+		fprintf(stderr, "ft-api: %s%s%s\n", err.msg, err.detail[0] ? ": " : "", err.detail);
+	return rc;
+}
+
+/* --flag VALUE lookup in argv[from..]. */
+static const char *flag(int argc, char **argv, int from, const char *name)
+{
+	for (int i = from; i + 1 < argc; i++)
+		if (strcmp(argv[i], name) == 0)
+			return argv[i + 1];
+	return NULL;
+}
+
+/* A team given by id or by name. */
+static bool team_lookup(PGconn *db, const char *team, char out[FT_ID_MAX], struct ft_err *err)
+{
+	const char *p[] = { team };
+	PGresult *r = ft_pg_exec(db, err, "SELECT id FROM teams WHERE id = $1 OR name = $1", 1, p);
+	if (!r)
+		return false;
+	bool ok = PQntuples(r) == 1;
+	if (ok)
+		ft_strlcpy(out, PQgetvalue(r, 0, 0), FT_ID_MAX);
+	else
+		ft_failf(err, FT_ENOTFOUND, "not_found", "no team \"%s\"", team);
+	PQclear(r);
+	return ok;
+}
+
+static int admin(struct ft_config *cfg, int argc, char **argv, int i)
+{
+	struct ft_err err;
+	ft_err_clear(&err);
+	if (i >= argc)
+		return usage();
+	const char *cmd = argv[i];
+	PGconn *db = PQconnectdb(ft_config_str(cfg, "database_url"));
+	int rc = 1;
+	if (PQstatus(db) != CONNECTION_OK) {
+		fprintf(stderr, "ft-api admin: cannot connect to PostgreSQL: %s",
+			PQerrorMessage(db));
+		PQfinish(db);
+		return 1;
+	}
+	char team[FT_ID_MAX];
+	if (strcmp(cmd, "create-team") == 0) {
+		if (i + 1 >= argc) {
+			rc = usage();
+			goto finish;
+		}
+		char id[FT_ID_MAX];
+		ft_id_new(FT_ID_TEAM, id);
+		const char *p[] = { id, argv[i + 1] };
+		if (ft_pg_command(db, &err, "INSERT INTO teams (id, name) VALUES ($1, $2)", 2, p))
+			goto fail;
+		printf("%s\n", id);
+		rc = 0;
+	} else if (strcmp(cmd, "create-key") == 0) {
+		const char *t = flag(argc, argv, i, "--team"),
+			   *role_s = flag(argc, argv, i, "--role");
+		const char *name = flag(argc, argv, i, "--name");
+		enum api_role role;
+		if (!t || !role_s) {
+			rc = usage();
+			goto finish;
+		}
+		if (!api_role_parse(role_s, &role)) {
+			ft_failf(&err, FT_EINVAL, NULL,
+				 "unknown role \"%s\" (viewer, member or admin)", role_s);
+			goto fail;
+		}
+		char kid[FT_ID_MAX], key[80];
+		if (!team_lookup(db, t, team, &err) ||
+		    api_key_create(db, team, name ? name : "", role, 600, NULL, kid, key, &err))
+			goto fail;
+		printf("%s\n%s\n", kid, key);
+		rc = 0;
+	} else if (strcmp(cmd, "register-model") == 0) {
+		const char *name = flag(argc, argv, i, "--name"),
+			   *path = flag(argc, argv, i, "--path");
+		const char *t = flag(argc, argv, i, "--team");
+		char id[FT_ID_MAX];
+		if (!name || !path) {
+			rc = usage();
+			goto finish;
+		}
+		if ((t && !team_lookup(db, t, team, &err)) ||
+		    api_model_register(db, t ? team : NULL, name, path, id, &err))
+			goto fail;
+		printf("%s\n", id);
+		rc = 0;
+	} else {
+		fprintf(stderr, "ft-api admin: unknown command \"%s\"\n", cmd);
+		rc = usage();
+	}
+	goto finish;
+fail:
+	fprintf(stderr, "ft-api admin %s: %s%s%s\n", cmd, err.msg, err.detail[0] ? ": " : "",
+		err.detail);
+finish:
+	PQfinish(db);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct ft_config cfg;
+	struct ft_err err;
+	const char *config_path = NULL;
+	int i = 1;
+	ft_err_clear(&err);
+	if (i + 1 < argc && strcmp(argv[i], "--config") == 0) {
+		config_path = argv[i + 1];
+		i += 2;
+	}
+	if (i < argc && (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0))
+		return usage();
+	if (ft_config_load(&cfg, config_path, &err)) {
+		fprintf(stderr, "ft-api: %s\n", err.msg);
+		return 2;
+	}
+	enum ft_log_level lvl = FT_LOG_INFO;
+	ft_log_level_parse(ft_config_str(&cfg, "log_level"), &lvl);
+	ft_log_init("api", lvl);
+	int rc;
+	if (i >= argc || strcmp(argv[i], "serve") == 0)
+		rc = serve(&cfg);
+	else if (strcmp(argv[i], "admin") == 0)
+		rc = admin(&cfg, argc, argv, i + 1);
+	else
+		rc = usage();
+	ft_config_release(&cfg);
+	return rc;
+}

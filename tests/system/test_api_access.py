@@ -1,0 +1,176 @@
+"""Teams, keys and roles against the real server: another team gets 404 on
+every route that names an object, lists never leak, roles are enforced, the
+database holds no plain key, keys expire and are revoked, rate limits give
+429 with Retry-After, and every write and denial leaves an audit row."""
+import hashlib
+import json
+import time
+
+import psycopg
+import pytest
+
+from api_helpers import SFT_LINES, client, jsonl, register_tiny_model, upload, wait_status
+
+
+@pytest.fixture(scope="module")
+def world(api_server, tmp_path_factory):
+    """Team acme with a file, a job, a dataset, a model and a key; team
+    rival with its own admin key."""
+    srv = api_server
+    model = register_tiny_model(srv, tmp_path_factory.mktemp("m"), name="acme-model")
+    f = upload(srv, jsonl(SFT_LINES))
+    with client(srv) as c:
+        job = c.post("/v1/fine_tuning/jobs", json={"model": "acme-model", "training_file": f["id"]}).json()
+        ds = c.post("/v1/datasets", json={"file_id": f["id"], "name": "d"}).json()
+        key = c.post("/v1/keys", json={"name": "ci", "role": "viewer"}).json()
+    rival_team, rival_key = srv.make_team("rival")
+    return dict(model=model, file=f, job=job, ds=ds, key=key, rival_key=rival_key,
+                rival_team=rival_team)
+
+
+def object_routes(w, srv):
+    j, f = w["job"]["id"], w["file"]["id"]
+    return [
+        ("GET", f"/v1/files/{f}", None),
+        ("GET", f"/v1/files/{f}/content", None),
+        ("DELETE", f"/v1/files/{f}", None),
+        ("GET", f"/v1/fine_tuning/jobs/{j}", None),
+        ("POST", f"/v1/fine_tuning/jobs/{j}/cancel", None),
+        ("GET", f"/v1/fine_tuning/jobs/{j}/events", None),
+        ("GET", f"/v1/fine_tuning/jobs/{j}/checkpoints", None),
+        ("GET", f"/v1/datasets/{w['ds']['id']}", None),
+        ("GET", f"/v1/models/{w['model']['id']}", None),
+        ("GET", f"/v1/models/{w['model']['model_id']}", None),
+        ("GET", f"/v1/teams/{srv.team}", None),
+        ("GET", f"/v1/keys/{w['key']['id']}", None),
+        ("DELETE", f"/v1/keys/{w['key']['id']}", None),
+    ]
+
+
+def test_other_team_gets_404_on_every_object_route(world, api_server):
+    with client(api_server, world["rival_key"]) as rival:
+        for method, path, body in object_routes(world, api_server):
+            r = rival.request(method, path, json=body)
+            assert r.status_code == 404, (method, path, r.text)
+            assert r.json()["error"]["code"] == "not_found"
+        # Referencing the other team's objects in a body is the same as a
+        # missing object: nothing tells them apart.
+        r = rival.post("/v1/fine_tuning/jobs", json={"model": "acme-model",
+                                                      "training_file": world["file"]["id"]})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+        r = rival.post("/v1/datasets", json={"file_id": world["file"]["id"]})
+        missing = rival.post("/v1/datasets", json={"file_id": "file-" + "Z" * 24})
+        assert r.status_code == missing.status_code == 400
+        assert r.json()["error"]["message"].replace(world["file"]["id"], "X") == \
+            missing.json()["error"]["message"].replace("file-" + "Z" * 24, "X")
+        # Lists show nothing of acme.
+        for path in ("/v1/files", "/v1/fine_tuning/jobs", "/v1/datasets", "/v1/models", "/v1/keys",
+                     "/v1/teams"):
+            body = rival.get(path).json()
+            text = json.dumps(body)
+            for needle in (world["file"]["id"], world["job"]["id"], world["ds"]["id"],
+                           world["model"]["model_id"], world["key"]["id"], api_server.team):
+                assert needle not in text, (path, needle)
+    # And acme still sees all of it (the 404s above changed nothing).
+    with client(api_server) as c:
+        for method, path, _ in object_routes(world, api_server):
+            if method == "GET":
+                assert c.get(path).status_code == 200, path
+
+
+def test_roles(world, api_server):
+    viewer = world["key"]["key"]
+    with client(api_server, viewer) as c:
+        assert c.get("/v1/files").status_code == 200
+        r = c.post("/v1/datasets", json={"file_id": world["file"]["id"]})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "insufficient_role"
+        assert c.get("/v1/keys").status_code == 403
+    member = api_server.make_key(api_server.team, "member")
+    with client(api_server, member) as c:
+        assert c.post("/v1/datasets", json={"file_id": world["file"]["id"]}).status_code == 200
+        assert c.post("/v1/keys", json={"role": "admin"}).status_code == 403
+
+
+def test_keys_are_stored_hashed_and_shown_once(world, api_server):
+    plain = world["key"]["key"]
+    assert plain.startswith("ftk-") and len(plain) == 48
+    with psycopg.connect(api_server.db_url) as db:
+        rows = db.execute("SELECT prefix, key_hash FROM api_keys").fetchall()
+        dump = db.execute("SELECT string_agg(t::text, ' ') FROM api_keys t").fetchone()[0]
+    assert plain not in dump and api_server.key not in dump
+    assert plain[4:] not in dump
+    hashes = {bytes(h) for _, h in rows}
+    assert hashlib.sha256(plain.encode()).digest() in hashes
+    with client(api_server) as c:
+        got = c.get(f"/v1/keys/{world['key']['id']}").json()
+    assert "key" not in got and got["prefix"] == plain[:16]
+
+
+def test_revoked_and_expired_keys(api_server):
+    with client(api_server) as c:
+        k = c.post("/v1/keys", json={"role": "viewer"}).json()
+        soon = c.post("/v1/keys", json={"role": "viewer", "expires_at": int(time.time()) + 1}).json()
+        with client(api_server, k["key"]) as kc:
+            assert kc.get("/v1/files").status_code == 200
+            assert c.delete(f"/v1/keys/{k['id']}").json()["deleted"] is True
+            r = kc.get("/v1/files")
+            assert r.status_code == 401 and r.json()["error"]["code"] == "key_revoked"
+        time.sleep(1.2)
+        with client(api_server, soon["key"]) as sc:
+            r = sc.get("/v1/files")
+            assert r.status_code == 401 and r.json()["error"]["code"] == "key_expired"
+        got = c.get(f"/v1/keys/{k['id']}").json()
+        assert got["revoked_at"] is not None and got["last_used_at"] is not None
+
+
+def test_rate_limit_gives_429_with_retry_after(api_server):
+    # The window is a calendar minute; if a run straddles two minutes the
+    # count restarts, so try again once with a fresh key.
+    for _ in range(2):
+        with client(api_server) as c:
+            k = c.post("/v1/keys", json={"role": "viewer", "rate_limit_per_min": 5}).json()
+        with client(api_server, k["key"]) as kc:
+            t0 = time.time()
+            rs = [kc.get("/v1/teams") for _ in range(7)]
+            if int(t0 // 60) == int(time.time() // 60):
+                break
+    assert [r.status_code for r in rs] == [200] * 5 + [429] * 2
+    assert 1 <= int(rs[-1].headers["Retry-After"]) <= 60
+    assert rs[-1].json()["error"]["type"] == "rate_limit_error"
+    assert rs[-1].json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_audit_rows_for_writes_and_denials(world, api_server):
+    with client(api_server, world["rival_key"]) as rival:
+        rival.get(f"/v1/keys/{world['key']['id']}")
+    with client(api_server, "ftk-" + "Q" * 44) as bad:
+        assert bad.get("/v1/files").status_code == 401
+    with psycopg.connect(api_server.db_url) as db:
+        rows = db.execute("SELECT action, outcome, status_code, team_id, object_id FROM audit_log").fetchall()
+    actions = {(a, o, s) for a, o, s, _, _ in rows}
+    assert ("files.create", "allowed", 200) in actions
+    assert ("jobs.create", "allowed", 200) in actions
+    assert ("keys.create", "allowed", 200) in actions
+    assert ("files.list", "denied", 401) in actions
+    assert ("datasets.create", "denied", 403) in actions
+    assert any(a == "jobs.create" and obj == world["job"]["id"] and team == api_server.team
+               for a, _, _, team, obj in rows)
+
+
+def test_rate_limiter_fails_open_when_redis_is_down(build_dir, database_url, tmp_path_factory):
+    from conftest import _api_server, free_port
+    import psycopg as _pg
+    dead = f"redis://127.0.0.1:{free_port()}/0"   # nothing listens there
+    srv, name = _api_server(build_dir, database_url, dead, tmp_path_factory)
+    try:
+        with client(srv) as c:
+            assert [c.get("/v1/teams").status_code for _ in range(3)] == [200] * 3
+        log = srv.log_path.read_text()
+        assert "rate limiter: Redis unavailable, letting requests through" in log
+        # Logged at most every 10 s, not once per request.
+        assert log.count("rate limiter: Redis unavailable") == 1
+    finally:
+        rc = srv.stop()
+        with _pg.connect(database_url, autocommit=True) as db:
+            db.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    assert rc == 0

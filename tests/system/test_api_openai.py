@@ -1,0 +1,119 @@
+"""The official openai Python package drives ft-api with only base_url
+changed: upload, supervised and dpo jobs, list, retrieve, page through events,
+cancel. Nothing is patched."""
+import hashlib
+
+import openai
+import pytest
+
+from api_helpers import DPO_LINES, SFT_LINES, jsonl, register_tiny_model, wait_status
+
+
+@pytest.fixture(scope="module")
+def oai(api_server, tmp_path_factory):
+    register_tiny_model(api_server, tmp_path_factory.mktemp("models"))
+    return openai.OpenAI(api_key=api_server.key, base_url=api_server.url + "/v1", max_retries=0)
+
+
+def test_upload_and_read_back(oai, tmp_path):
+    data = jsonl(SFT_LINES)
+    p = tmp_path / "train.jsonl"
+    p.write_bytes(data)
+    with open(p, "rb") as f:
+        fobj = oai.files.create(file=f, purpose="fine-tune")
+    assert fobj.id.startswith("file-") and fobj.object == "file"
+    assert fobj.bytes == len(data) and fobj.filename == "train.jsonl"
+    assert fobj.purpose == "fine-tune"
+    assert oai.files.retrieve(fobj.id).bytes == len(data)
+    assert oai.files.content(fobj.id).read() == data
+    assert fobj.id in [f.id for f in oai.files.list()]
+    # The store holds it under its SHA-256, as hashlib computes it.
+    assert fobj.model_extra["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_supervised_and_dpo_jobs(oai, api_server):
+    sft = oai.files.create(file=("sft.jsonl", jsonl(SFT_LINES)), purpose="fine-tune")
+    dpo = oai.files.create(file=("dpo.jsonl", jsonl(DPO_LINES)), purpose="fine-tune")
+    j1 = oai.fine_tuning.jobs.create(model="tiny-llama", training_file=sft.id, suffix="mine", seed=7,
+                                     hyperparameters={"n_epochs": 2}, metadata={"run": "a"})
+    assert j1.status == "validating_files" and j1.model == "tiny-llama"
+    assert j1.seed == 7 and j1.user_provided_suffix == "mine" and j1.metadata == {"run": "a"}
+    assert j1.hyperparameters.n_epochs == 2 and j1.method.type == "supervised"
+    j2 = oai.fine_tuning.jobs.create(
+        model="tiny-llama", training_file=dpo.id,
+        method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}},
+        extra_body={"adapter": "qlora", "lora": {"r": 8}, "gpus": 1, "priority": 5})
+    assert j2.method.type == "dpo" and j2.method.dpo.hyperparameters.beta == 0.2
+    assert j2.model_extra["adapter"] == "qlora" and j2.model_extra["lora"]["r"] == 8
+    assert j2.model_extra["gpus"] == 1 and j2.model_extra["priority"] == 5
+
+    # The validator moves both to queued.
+    for j in (j1, j2):
+        assert wait_status(api_server, j.id, {"queued"})["id"] == j.id
+        assert oai.fine_tuning.jobs.retrieve(j.id).status == "queued"
+    listed = oai.fine_tuning.jobs.list(limit=1)
+    assert len(listed.data) == 1 and listed.has_more
+    ids = [j.id for j in oai.fine_tuning.jobs.list(limit=1)]  # auto-pages with ?after=
+    assert ids[:2] == [j2.id, j1.id]
+
+
+def test_events_page_and_cancel(oai, api_server):
+    f = oai.files.create(file=("sft.jsonl", jsonl(SFT_LINES)), purpose="fine-tune")
+    j = oai.fine_tuning.jobs.create(model="tiny-llama", training_file=f.id)
+    wait_status(api_server, j.id, {"queued"})
+    cancelled = oai.fine_tuning.jobs.cancel(j.id)
+    assert cancelled.status == "cancelled" and cancelled.finished_at is not None
+    # created, validating, validated, cancelled: four events, newest first,
+    # read one per page through the SDK's cursor pagination.
+    page = oai.fine_tuning.jobs.list_events(j.id, limit=1)
+    assert len(page.data) == 1 and page.has_more
+    msgs = [e.message for e in oai.fine_tuning.jobs.list_events(j.id, limit=1)]
+    assert msgs == ["Job cancelled", "Files validated, moving job to queued state",
+                    f"Validating training file: {f.id}", f"Created fine-tuning job: {j.id}"]
+    assert oai.fine_tuning.jobs.checkpoints.list(j.id).data == []
+    with pytest.raises(openai.ConflictError):
+        oai.fine_tuning.jobs.cancel(j.id)
+
+
+def test_errors_come_back_as_sdk_exceptions(oai):
+    with pytest.raises(openai.NotFoundError):
+        oai.fine_tuning.jobs.retrieve("ftjob-" + "A" * 24)
+    with pytest.raises(openai.BadRequestError) as e:
+        oai.fine_tuning.jobs.create(model="no-such-model", training_file="file-" + "B" * 24)
+    assert e.value.body["param"] == "model" and e.value.body["code"] == "model_not_found"
+    bad = openai.OpenAI(api_key="ftk-" + "x" * 44, base_url=oai.base_url, max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.files.list()
+
+
+def test_models_and_file_delete_through_the_sdk(oai):
+    assert "tiny-llama" in [m.id for m in oai.models.list()]
+    m = oai.models.retrieve("tiny-llama")
+    assert m.id == "tiny-llama" and m.object == "model"
+    assert m.model_extra["architecture"] == "LlamaForCausalLM"
+    f = oai.files.create(file=("gone.jsonl", jsonl(SFT_LINES)), purpose="fine-tune")
+    d = oai.files.delete(f.id)
+    assert d.id == f.id and d.deleted is True
+    with pytest.raises(openai.NotFoundError):
+        oai.files.retrieve(f.id)
+
+
+def test_checkpoints_written_by_the_scheduler_read_through_the_sdk(oai, api_server):
+    import psycopg
+    f = oai.files.create(file=("c.jsonl", jsonl(SFT_LINES)), purpose="fine-tune")
+    j = oai.fine_tuning.jobs.create(model="tiny-llama", training_file=f.id, suffix="ck")
+    with psycopg.connect(api_server.db_url, autocommit=True) as db:
+        for i, step in enumerate((10, 20)):
+            art, ck = f"art-{'A' * 23}{i}", f"ftckpt-{'K' * 23}{i}"
+            db.execute("INSERT INTO artifacts (id, team_id, kind, sha256, bytes, storage_key) "
+                       "VALUES (%s, %s, 'checkpoint', repeat('0', 64), 1, 'sha256/00/x')", (art, api_server.team))
+            db.execute("INSERT INTO checkpoints (id, job_id, attempt, step, artifact_id, metrics, created_at) "
+                       "VALUES (%s, %s, 0, %s, %s, %s, now() + %s * interval '1 second')",
+                       (ck, j.id, step, art, '{"train_loss": 1.5}', i))
+    page = oai.fine_tuning.jobs.checkpoints.list(j.id, limit=1)
+    assert len(page.data) == 1 and page.has_more
+    cks = list(oai.fine_tuning.jobs.checkpoints.list(j.id, limit=1))
+    assert [c.step_number for c in cks] == [20, 10]
+    assert cks[0].metrics.train_loss == 1.5 and cks[0].metrics.step == 20
+    assert cks[0].fine_tuning_job_id == j.id
+    assert cks[0].fine_tuned_model_checkpoint == f"ft:tiny-llama:{api_server.team}:ck:ckpt-step-20"

@@ -2,8 +2,11 @@
  * cmd_engine.c - ft-train's engine subcommands:
  *
  *   train --config JOB [--resume DIR] [--progress-fd N] [--stop-after-steps N]
- *   generate --model DIR [--adapter DIR] --prompt-ids 1,2,3 [--max-new-tokens N]
- *            [--temperature T] [--top-p P] [--seed S]      -> {"ids":[...]} on stdout
+ *   generate --model DIR [--adapter DIR] (--prompt TEXT | --prompt-ids 1,2,3)
+ *            [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
+ *            -> {"ids":[...], "text":"..."} on stdout ("text" with --prompt: the
+ *            model folder's tokenizer.json encodes the prompt, special tokens
+ *            and the post-processor's BOS included, and decodes the answer)
  *   merge --model DIR --adapter DIR --out DIR
  *   debug-forward --model DIR [--adapter DIR] --data ROWS --out FILE [--pack N]
  *   debug-grads   --model DIR [--adapter DIR | --full] --data ROWS --out FILE
@@ -22,6 +25,7 @@
  */
 #include "ft/generate.h"
 #include "ft/safetensors.h"
+#include "ft/tokenizer.h"
 #include "ft/trainer.h"
 
 #include "cmd.h"
@@ -186,22 +190,41 @@ static bool parse_ids(const char *s, int32_t **ids, size_t *n)
 
 int cmd_generate(int argc, char **argv)
 {
-	const char *model = NULL, *adapter = NULL, *prompt = NULL;
+	const char *model = NULL, *adapter = NULL, *prompt = NULL, *text = NULL;
 	long max_new = 32, seed = 0;
 	double temp = 0, top_p = 1;
 	const struct opt opts[] = {
 		{ "--model", OPT_STR, &model },	      { "--adapter", OPT_STR, &adapter },
 		{ "--prompt-ids", OPT_STR, &prompt }, { "--max-new-tokens", OPT_INT, &max_new },
 		{ "--temperature", OPT_NUM, &temp },  { "--top-p", OPT_NUM, &top_p },
-		{ "--seed", OPT_INT, &seed },
+		{ "--seed", OPT_INT, &seed },	      { "--prompt", OPT_STR, &text },
 	};
 	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), "generate");
-	if (rc || (rc = need("generate", "--model", model)) ||
-	    (rc = need("generate", "--prompt-ids", prompt)))
+	if (rc || (rc = need("generate", "--model", model)))
 		return rc;
-	int32_t *ids;
-	size_t n;
-	if (!parse_ids(prompt, &ids, &n) || max_new < 1 || max_new > 1000000) {
+	if (!prompt == !text) {
+		fprintf(stderr, "ft-train generate: give --prompt TEXT or --prompt-ids IDS\n");
+		return 2;
+	}
+	struct ft_err err;
+	ft_err_clear(&err);
+	struct ft_tokenizer *tok = NULL;
+	if (text && ft_tokenizer_load(model, &tok, &err))
+		return fail("generate", &err);
+	int32_t *ids = NULL;
+	size_t n = 0;
+	if (text) {
+		struct ft_ids enc = { 0 };
+		if (ft_tokenizer_encode(tok, text, strlen(text),
+					FT_TOK_SPLIT_SPECIAL | FT_TOK_ADD_SPECIAL, &enc, &err)) {
+			ft_tokenizer_free(tok);
+			return fail("generate", &err);
+		}
+		ids = enc.v;
+		n = enc.len;
+	}
+	if ((!text && !parse_ids(prompt, &ids, &n)) || n == 0 || max_new < 1 || max_new > 1000000) {
+		ft_tokenizer_free(tok);
 		fprintf(stderr, "ft-train generate: \"--prompt-ids\" must be comma-separated token "
 				"ids and \"--max-new-tokens\" at least 1\n");
 		free(ids);
@@ -210,23 +233,32 @@ int cmd_generate(int argc, char **argv)
 	struct ft_model *m;
 	if ((rc = load_model("generate", model, adapter, &m))) {
 		free(ids);
+		ft_tokenizer_free(tok);
 		return rc;
 	}
 	struct ft_gen_opts go = { (int)max_new, temp, top_p, (uint64_t)seed };
 	struct ft_ids_out out = { 0 };
-	struct ft_err err;
-	ft_err_clear(&err);
-	if (ft_generate(m, ids, n, &go, &out, &err)) {
+	struct ft_buf dec = FT_BUF_INIT(1 << 24);
+	if (ft_generate(m, ids, n, &go, &out, &err) ||
+	    (tok && ft_tokenizer_decode(tok, out.ids, out.n, FT_TOK_SKIP_SPECIAL, &dec, &err))) {
 		rc = fail("generate", &err);
 	} else {
-		printf("{\"ids\":[");
+		json_t *ja = json_array();
 		for (size_t i = 0; i < out.n; i++)
-			printf("%s%d", i ? "," : "", out.ids[i]);
-		printf("]}\n");
+			json_array_append_new(ja, json_integer(out.ids[i]));
+		json_t *o = json_pack("{s:o}", "ids", ja);
+		if (tok)
+			json_object_set_new(o, "text", json_stringn(ft_buf_str(&dec), dec.len));
+		char *js = json_dumps(o, JSON_COMPACT);
+		printf("%s\n", js ? js : "{}");
+		free(js);
+		json_decref(o);
 	}
+	ft_buf_release(&dec);
 	free(out.ids);
 	free(ids);
 	ft_model_free(m);
+	ft_tokenizer_free(tok);
 	return rc;
 }
 

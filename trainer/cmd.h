@@ -16,6 +16,8 @@ int cmd_config_json(int argc,
 		    char **argv); /* ft-train config-json DIR: config.json as we write it */
 int cmd_tokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
+int cmd_validate(int argc, char **argv); /* ft-train validate DATA.jsonl [--model DIR] ... */
+int cmd_render(int argc, char **argv); /* ft-train render --model DIR < conversation.json */
 /* cmd_engine.c: training, outputs and the engine's debug dumps */
 int cmd_train(int argc, char **argv); /* ft-train train --config JOB [--resume DIR] */
 int cmd_merge(int argc, char **argv); /* ft-train merge --model M --adapter A --out D */

@@ -30,6 +30,9 @@ static const struct cmd commands[] = {
 	{ "config-json", cmd_config_json, NULL }, /* hidden: tests */
 	{ "tokenize", cmd_tokenize, "show the token ids of a text (tokenizer.json)" },
 	{ "detokenize", cmd_detokenize, "decode token ids to text (tokenizer.json)" },
+	{ "validate", cmd_validate,
+	  "check a JSONL dataset (formats, errors by line, token stats)" },
+	{ "render", cmd_render, "render a conversation (JSON on stdin) with a chat template" },
 	{ "train", cmd_train, "train a model from a job file (--config JOB)" },
 	{ "generate", cmd_generate, "generate from a model, with or without an adapter" },
 	{ "merge", cmd_merge, "merge a LoRA adapter into its base model" },

@@ -1,7 +1,13 @@
 """The engine with text: a tiny byte-level BPE tokenizer with a ChatML
 template is trained here with the `tokenizers` package, beside a tiny random
-Qwen2; `ft-train generate --prompt TEXT` must give the ids and the decoded
-text transformers gives (greedy).
+Qwen2.
+  - chat rows train through the dataset pipeline: the first step's loss (LoRA
+    B = 0, so the base model's) equals within 1e-5 the loss PyTorch computes on
+    the transformers tokenizer's encoding of the same ChatML text, with the
+    assistant's content and its <|im_end|> trained (TRL's assistant-only
+    convention; the newline after <|im_end|> is not trained);
+  - `ft-train generate --prompt TEXT` gives the ids and the decoded text
+    transformers gives (greedy).
 """
 import json
 import shutil
@@ -64,3 +70,29 @@ def test_generate_from_text_matches_transformers(tmp_path, build_dir):
     want = ref[0, ids.shape[1]:].tolist()
     assert ours["ids"] == want
     assert ours["text"] == tok.decode(want, skip_special_tokens=True)
+
+
+def test_chat_rows_train_with_assistant_only_loss(tmp_path, build_dir):
+    _setup(tmp_path)
+    job = {"model": str(tmp_path / "model"), "train_file": str(tmp_path / "chat.jsonl"),
+           "output_dir": str(tmp_path / "out"), "method": "lora",
+           "hyperparameters": {"max_steps": 2, "batch_size": 2, "shuffle": False}}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    p = run([str(build_dir / "trainer" / "ft-train"), "train", "--config",
+             str(tmp_path / "job.json")], env={"FT_NUM_THREADS": "2"})
+    steps = [json.loads(x) for x in p.stdout.splitlines() if '"type":"step"' in x]
+    assert len(steps) == 2
+
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=str(tmp_path / "model" / "tokenizer.json"))
+    prompt = tok(f"<|im_start|>user\n{USER}<|im_end|>\n<|im_start|>assistant\n",
+                 add_special_tokens=False).input_ids
+    answer = tok(f"{ASSISTANT}<|im_end|>", add_special_tokens=False).input_ids
+    newline = tok("\n", add_special_tokens=False).input_ids
+    ids = prompt + answer + newline
+    labels = [-100] * len(prompt) + answer + [-100] * len(newline)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "model",
+                                                              dtype=torch.float32)
+    with torch.no_grad():
+        loss = model(input_ids=torch.tensor([ids] * 2), labels=torch.tensor([labels] * 2)).loss
+    assert abs(steps[0]["train_loss"] - loss.item()) <= 1e-5

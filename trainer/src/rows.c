@@ -304,3 +304,28 @@ void ft_mbatch_release(struct ft_mbatch *mb)
 	free(mb->doc);
 	memset(mb, 0, sizeof(*mb));
 }
+
+bool ft_rows_is_pretokenized(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return true; /* let the reader report it */
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	bool pre = true;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		size_t sp = 0;
+		while (sp < (size_t)len && strchr(" \t\r\n", line[sp]))
+			sp++;
+		if (sp == (size_t)len)
+			continue;
+		json_t *row = json_loadb(line, (size_t)len, 0, NULL);
+		pre = !json_is_object(row) || json_object_get(row, "input_ids") != NULL;
+		json_decref(row);
+		break;
+	}
+	free(line);
+	fclose(f);
+	return pre;
+}

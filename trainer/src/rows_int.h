@@ -34,6 +34,15 @@ enum ft_rc ft_rows_load(const char *path, int vocab, int max_len, bool packing,
 /* The same from memory (fuzzing); name is used in messages. */
 enum ft_rc ft_rows_parse(const char *data, size_t len, const char *name, int vocab, int max_len,
 			 bool packing, struct ft_rows *rows, struct ft_err *err);
+/* Rows from a chat / instruction / text JSONL file through the dataset
+ * pipeline (rows_dataset.c): tokenizer and chat template of model_dir
+ * (template_name NULL: the tokenizer's own). */
+enum ft_rc ft_rows_load_dataset(const char *path, const char *model_dir, const char *template_name,
+				int vocab, int max_len, bool packing, struct ft_rows *rows,
+				struct ft_err *err);
+/* True when the file's first non-blank line is a pre-tokenized row
+ * (has "input_ids"). */
+bool ft_rows_is_pretokenized(const char *path);
 void ft_rows_release(struct ft_rows *rows);
 /* (Re)build the units from the rows (greedy packing in row order into
  * max_len tokens, or one unit per row). */

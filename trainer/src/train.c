@@ -364,6 +364,16 @@ static enum ft_rc run_loop(struct run *r, struct ft_err *err)
 	return FT_OK;
 }
 
+/* Pre-tokenized rows, or any dataset format through the tokenizer. */
+static enum ft_rc load_rows(const struct ft_train_job *j, const char *path, int vocab, int max_len,
+			    bool packing, struct ft_rows *rows, struct ft_err *err)
+{
+	if (ft_rows_is_pretokenized(path))
+		return ft_rows_load(path, vocab, max_len, packing, rows, err);
+	return ft_rows_load_dataset(path, j->model, j->chat_template[0] ? j->chat_template : NULL,
+				    vocab, max_len, packing, rows, err);
+}
+
 enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts *opts,
 			struct ft_err *err)
 {
@@ -404,10 +414,10 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 	int max_len =
 		FT_MIN(j->max_seq_len, c->max_position_embeddings > 0 ? c->max_position_embeddings
 								      : j->max_seq_len);
-	if ((rc = ft_rows_load(j->train_file, c->vocab_size, max_len, j->packing, &r.train, err)))
+	if ((rc = load_rows(j, j->train_file, c->vocab_size, max_len, j->packing, &r.train, err)))
 		goto free_opt;
 	if (j->validation_file[0]) {
-		rc = ft_rows_load(j->validation_file, c->vocab_size, max_len, false, &r.val, err);
+		rc = load_rows(j, j->validation_file, c->vocab_size, max_len, false, &r.val, err);
 		if (rc)
 			goto free_rows;
 		r.has_val = true;

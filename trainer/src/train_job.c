@@ -265,6 +265,8 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 			   sizeof j->output_dir, err)) ||
 	    (rc = get_path(root, "init_adapter", FT_JSON_NULL_OK, j->init_adapter,
 			   sizeof j->init_adapter, err)) ||
+	    (rc = get_path(root, "chat_template", FT_JSON_NULL_OK, j->chat_template,
+			   sizeof j->chat_template, err)) ||
 	    (rc = ft_json_get_str(root, "method", FT_JSON_NULL_OK, &method, err)) ||
 	    (rc = ft_json_get_int(root, "seed", FT_JSON_NULL_OK, 0, INT64_MAX, &seed, err)) ||
 	    (rc = ft_json_get_int(root, "threads", FT_JSON_NULL_OK, 0, 256, &threads, err)) ||

@@ -20,6 +20,7 @@ struct ft_train_job {
 	enum ft_method method;
 	struct ft_lora_config lora;
 	char init_adapter[4096]; /* LoRA: start from this PEFT adapter ("" = peft's init) */
+	char chat_template[32]; /* "" = the tokenizer's own (chat data only) */
 	/* hyperparameters */
 	int n_epochs;
 	int batch_size;

@@ -18,5 +18,11 @@ int cmd_tokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cmd_validate(int argc, char **argv); /* ft-train validate DATA.jsonl [--model DIR] ... */
 int cmd_render(int argc, char **argv); /* ft-train render --model DIR < conversation.json */
+/* cmd_engine.c: training, outputs and the engine's debug dumps */
+int cmd_train(int argc, char **argv); /* ft-train train --config JOB [--resume DIR] */
+int cmd_merge(int argc, char **argv); /* ft-train merge --model M --adapter A --out D */
+int cmd_generate(int argc, char **argv); /* ft-train generate --model M [--adapter A] ... */
+int cmd_debug_forward(int argc, char **argv); /* hidden: logits of rows, for peer tests */
+int cmd_debug_grads(int argc, char **argv); /* hidden: gradients of rows, for peer tests */
 
 #endif

@@ -33,6 +33,11 @@ static const struct cmd commands[] = {
 	{ "validate", cmd_validate,
 	  "check a JSONL dataset (formats, errors by line, token stats)" },
 	{ "render", cmd_render, "render a conversation (JSON on stdin) with a chat template" },
+	{ "train", cmd_train, "train a model from a job file (--config JOB)" },
+	{ "generate", cmd_generate, "generate from a model, with or without an adapter" },
+	{ "merge", cmd_merge, "merge a LoRA adapter into its base model" },
+	{ "debug-forward", cmd_debug_forward, NULL }, /* hidden: peer tests */
+	{ "debug-grads", cmd_debug_grads, NULL }, /* hidden: peer tests */
 };
 
 static void usage(FILE *f)
@@ -49,6 +54,9 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
+	/* `ft-train --config job.json` is `ft-train train --config job.json` */
+	if (strcmp(argv[1], "--config") == 0)
+		return cmd_train(argc, argv);
 	for (size_t i = 0; i < FT_ARRAY_LEN(commands); i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);

@@ -14,4 +14,8 @@
 
 const char *ft_trainer_version(void);
 
+#include "ft/backend.h" /* compute ops; the CPU reference backend */
+#include "ft/model.h" /* the Llama-family model, LoRA, PEFT / HF outputs */
+#include "ft/train.h" /* job files and the training loop */
+
 #endif

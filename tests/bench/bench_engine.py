@@ -1,0 +1,111 @@
+"""Training throughput of the CPU engine beside PyTorch (+ peft) on the same model.
+
+A ~21M-parameter Llama (hidden 512, 6 layers, 8 heads / 4 kv heads, MLP 1376,
+vocab 8192, tied embeddings) is created by transformers; both sides train it
+for a few steps at sequence length 256, batch 4, with the same thread count:
+  - LoRA (r 16 on all linear layers), and
+  - full fine-tuning,
+and the best training tokens per second of a step (after one warm-up step; the
+best rather than the mean because the machines this runs on are shared) are
+printed with their ratio. Never fails on timing: it only prints.
+
+Run: FT_BUILD_DIR=build-rel python tests/bench/bench_engine.py [--threads N] [--steps N]
+(a Release build gives the figures worth recording in docs/performance.md; the
+ASan/UBSan test build works but is slower.)
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import transformers
+import peft
+
+SEQ, BATCH, VOCAB = 256, 4, 8192
+
+
+def make_model(folder):
+    cfg = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=512, intermediate_size=1376,
+                                   num_hidden_layers=6, num_attention_heads=8,
+                                   num_key_value_heads=4, max_position_embeddings=512,
+                                   tie_word_embeddings=True)
+    torch.manual_seed(0)
+    m = transformers.LlamaForCausalLM(cfg)
+    m.save_pretrained(folder)
+    return sum(p.numel() for p in m.parameters())
+
+
+def make_rows(path, n):
+    g = torch.Generator().manual_seed(1)
+    with open(path, "w") as f:
+        for _ in range(n):
+            ids = torch.randint(3, VOCAB, (SEQ,), generator=g).tolist()
+            f.write(json.dumps({"input_ids": ids}) + "\n")
+
+
+def ours(build_dir, d, method, steps, threads):
+    job = {"model": str(d / "model"), "train_file": str(d / "rows.jsonl"),
+           "output_dir": str(d / f"out_{method}"), "method": method, "threads": threads,
+           "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
+           "hyperparameters": {"max_steps": steps, "batch_size": BATCH, "shuffle": False,
+                               "learning_rate": 1e-4, "max_seq_length": SEQ}}
+    (d / f"{method}.json").write_text(json.dumps(job))
+    exe = Path(build_dir) / "trainer" / "ft-train"
+    p = subprocess.run([str(exe), "train", "--config", str(d / f"{method}.json")],
+                       capture_output=True, text=True, check=True)
+    lines = [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+    tps = [x["tokens_per_second"] for x in lines if x["type"] == "step"][1:]  # skip warm-up
+    return max(tps)
+
+
+def theirs(d, method, steps, threads):
+    torch.set_num_threads(threads)
+    model = transformers.AutoModelForCausalLM.from_pretrained(d / "model", dtype=torch.float32)
+    if method == "lora":
+        model = peft.get_peft_model(model, peft.LoraConfig(r=16, lora_alpha=32,
+                                                           target_modules="all-linear"))
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    g = torch.Generator().manual_seed(1)
+    rates = []
+    for step in range(steps):
+        ids = torch.randint(3, VOCAB, (BATCH, SEQ), generator=g)
+        t0 = time.perf_counter()
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        opt.zero_grad()
+        dt = time.perf_counter() - t0
+        if step > 0:
+            rates.append(BATCH * SEQ / dt)
+    return max(rates)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--steps", type=int, default=4)
+    a = ap.parse_args()
+    build_dir = os.environ.get("FT_BUILD_DIR", "build")
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        n = make_model(d / "model")
+        make_rows(d / "rows.jsonl", BATCH * a.steps)
+        print(f"model: {n / 1e6:.1f}M parameters, seq {SEQ}, batch {BATCH}, "
+              f"threads {a.threads}, torch {torch.__version__}")
+        for method in ("lora", "full"):
+            o = ours(build_dir, d, method, a.steps, a.threads)
+            t = theirs(d, method, a.steps, a.threads)
+            print(f"{method:5s} ft-train {o:8.0f} tok/s   pytorch {t:8.0f} tok/s   "
+                  f"ratio {o / t:5.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The engine with text: a tiny byte-level BPE tokenizer with a ChatML
+template is trained here with the `tokenizers` package, beside a tiny random
+Qwen2.
+  - chat rows train through the dataset pipeline: the first step's loss (LoRA
+    B = 0, so the base model's) equals within 1e-5 the loss PyTorch computes on
+    the transformers tokenizer's encoding of the same ChatML text, with the
+    assistant's content and its <|im_end|> trained (TRL's assistant-only
+    convention; the newline after <|im_end|> is not trained);
+  - `ft-train generate --prompt TEXT` gives the ids and the decoded text
+    transformers gives (greedy).
+"""
+import json
+import shutil
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+
+from conftest import run  # noqa: E402
+
+CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+USER = "my order is late, where is it?"
+ASSISTANT = "thanks for waiting, it ships tomorrow"
+
+
+def _setup(d):
+    from tokenizers import Tokenizer, models, trainers, pre_tokenizers, decoders
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tr = trainers.BpeTrainer(vocab_size=300,
+                             special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+                             initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([USER, ASSISTANT, "hello there, how can I help you today?"] * 50, tr)
+    cfg = transformers.Qwen2Config(vocab_size=tok.get_vocab_size(), hidden_size=32,
+                                   intermediate_size=48, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2,
+                                   max_position_embeddings=256, tie_word_embeddings=True,
+                                   use_sliding_window=False)
+    torch.manual_seed(0)
+    transformers.Qwen2ForCausalLM(cfg).save_pretrained(d / "model")
+    tok.save(str(d / "model" / "tokenizer.json"))
+    (d / "model" / "tokenizer_config.json").write_text(json.dumps(
+        {"chat_template": CHATML, "eos_token": "<|im_end|>", "pad_token": "<|endoftext|>",
+         "bos_token": None, "add_bos_token": False}))
+    with open(d / "chat.jsonl", "w") as f:
+        for _ in range(4):
+            f.write(json.dumps({"messages": [{"role": "user", "content": USER},
+                                             {"role": "assistant", "content": ASSISTANT}]})
+                    + "\n")
+
+
+def test_generate_from_text_matches_transformers(tmp_path, build_dir):
+    _setup(tmp_path)
+    prompt = f"<|im_start|>user\n{USER}<|im_end|>\n<|im_start|>assistant\n"
+    p = run([str(build_dir / "trainer" / "ft-train"), "generate", "--model",
+             str(tmp_path / "model"), "--prompt", prompt, "--max-new-tokens", "8"])
+    ours = json.loads(p.stdout)
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=str(tmp_path / "model" / "tokenizer.json"))
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "model",
+                                                              dtype=torch.float32)
+    ids = tok(prompt, add_special_tokens=False, return_tensors="pt").input_ids
+    with torch.no_grad():
+        ref = model.generate(input_ids=ids, max_new_tokens=8, do_sample=False,
+                             eos_token_id=model.config.eos_token_id, pad_token_id=0)
+    want = ref[0, ids.shape[1]:].tolist()
+    assert ours["ids"] == want
+    assert ours["text"] == tok.decode(want, skip_special_tokens=True)
+
+
+def test_chat_rows_train_with_assistant_only_loss(tmp_path, build_dir):
+    _setup(tmp_path)
+    job = {"model": str(tmp_path / "model"), "train_file": str(tmp_path / "chat.jsonl"),
+           "output_dir": str(tmp_path / "out"), "method": "lora",
+           "hyperparameters": {"max_steps": 2, "batch_size": 2, "shuffle": False}}
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    p = run([str(build_dir / "trainer" / "ft-train"), "train", "--config",
+             str(tmp_path / "job.json")], env={"FT_NUM_THREADS": "2"})
+    steps = [json.loads(x) for x in p.stdout.splitlines() if '"type":"step"' in x]
+    assert len(steps) == 2
+
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_file=str(tmp_path / "model" / "tokenizer.json"))
+    prompt = tok(f"<|im_start|>user\n{USER}<|im_end|>\n<|im_start|>assistant\n",
+                 add_special_tokens=False).input_ids
+    answer = tok(f"{ASSISTANT}<|im_end|>", add_special_tokens=False).input_ids
+    newline = tok("\n", add_special_tokens=False).input_ids
+    ids = prompt + answer + newline
+    labels = [-100] * len(prompt) + answer + [-100] * len(newline)
+    model = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "model",
+                                                              dtype=torch.float32)
+    with torch.no_grad():
+        loss = model(input_ids=torch.tensor([ids] * 2), labels=torch.tensor([labels] * 2)).loss
+    assert abs(steps[0]["train_loss"] - loss.item()) <= 1e-5

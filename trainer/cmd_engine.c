@@ -1,0 +1,381 @@
+/*
+ * cmd_engine.c - ft-train's engine subcommands:
+ *
+ *   train --config JOB [--resume DIR] [--progress-fd N] [--stop-after-steps N]
+ *   generate --model DIR [--adapter DIR] (--prompt TEXT | --prompt-ids 1,2,3)
+ *            [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
+ *            -> {"ids":[...], "text":"..."} on stdout ("text" with --prompt: the
+ *            model folder's tokenizer.json encodes the prompt, special tokens
+ *            and the post-processor's BOS included, and decodes the answer)
+ *   merge --model DIR --adapter DIR --out DIR
+ *   debug-forward --model DIR [--adapter DIR] --data ROWS --out FILE [--pack N]
+ *   debug-grads   --model DIR [--adapter DIR | --full] --data ROWS --out FILE
+ *
+ * The debug commands put all rows of ROWS (pre-tokenized JSONL, see
+ * trainer/src/rows_int.h) in one right-padded batch and write a safetensors
+ * file: debug-forward the tensor "logits" [rows, T, vocab]; debug-grads the
+ * gradient of every trainable tensor under its own name (HF or PEFT). Both
+ * put the mean loss over trained tokens in the metadata ("loss", "%.17g").
+ * --pack N packs the rows into sequences of at most N tokens first (as the
+ * job option "packing" does), one batch row per packed sequence.
+ * The peer tests compare them with PyTorch + transformers + peft.
+ *
+ * Exit codes: 0 done (also after SIGTERM with a checkpoint written), 1 the
+ * job failed (message on stderr), 2 bad command line.
+ */
+#include "ft/generate.h"
+#include "ft/safetensors.h"
+#include "ft/tokenizer.h"
+#include "ft/trainer.h"
+
+#include "cmd.h"
+#include "src/rows_int.h"
+
+/* ---- a table-driven option parser ---- */
+
+enum opt_type { OPT_STR, OPT_INT, OPT_NUM, OPT_FLAG };
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	void *out;
+};
+
+static int parse_opts(int argc, char **argv, const struct opt *opts, size_t n, const char *cmd)
+{
+	for (int i = 1; i < argc; i++) {
+		size_t k;
+		for (k = 0; k < n; k++)
+			if (strcmp(argv[i], opts[k].name) == 0)
+				break;
+		if (k == n) {
+			fprintf(stderr, "ft-train %s: unknown option \"%s\"\n", cmd, argv[i]);
+			return 2;
+		}
+		if (opts[k].type == OPT_FLAG) {
+			*(bool *)opts[k].out = true;
+			continue;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "ft-train %s: \"%s\" needs a value\n", cmd, argv[i]);
+			return 2;
+		}
+		const char *v = argv[++i];
+		char *end = NULL;
+		errno = 0;
+		switch (opts[k].type) {
+		case OPT_STR: *(const char **)opts[k].out = v; break;
+		case OPT_INT: *(long *)opts[k].out = strtol(v, &end, 10); break;
+		case OPT_NUM: *(double *)opts[k].out = strtod(v, &end); break;
+		case OPT_FLAG: break;
+		}
+		if (end && (*end || end == v || errno)) {
+			fprintf(stderr, "ft-train %s: \"%s\" must be a number (got \"%s\")\n", cmd,
+				opts[k].name, v);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+static int fail(const char *cmd, const struct ft_err *err)
+{
+	fprintf(stderr, "ft-train %s: %s\n", cmd, err->msg);
+	if (err->detail[0])
+		fprintf(stderr, "  %s\n", err->detail);
+	if (err->hint[0])
+		fprintf(stderr, "  hint: %s\n", err->hint);
+	return 1;
+}
+
+static int need(const char *cmd, const char *name, const char *v)
+{
+	if (v)
+		return 0;
+	fprintf(stderr, "ft-train %s: \"%s\" is required\n", cmd, name);
+	return 2;
+}
+
+/* ---- train ---- */
+
+int cmd_train(int argc, char **argv)
+{
+	const char *config = NULL, *resume = NULL;
+	long fd = 1, stop_after = 0;
+	const struct opt opts[] = {
+		{ "--config", OPT_STR, &config },
+		{ "--resume", OPT_STR, &resume },
+		{ "--progress-fd", OPT_INT, &fd },
+		{ "--stop-after-steps", OPT_INT, &stop_after },
+	};
+	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), "train");
+	if (rc || (rc = need("train", "--config", config)))
+		return rc;
+	struct ft_train_job *job = ft_xcalloc(1, sizeof(*job));
+	struct ft_err err;
+	ft_err_clear(&err);
+	if (ft_train_job_load(config, job, &err)) {
+		free(job);
+		return fail("train", &err);
+	}
+	struct ft_train_opts to = { (int)fd, resume, stop_after };
+	rc = ft_train_run(job, &to, &err) ? fail("train", &err) : 0;
+	free(job);
+	return rc;
+}
+
+/* ---- model + optional adapter ---- */
+
+static int load_model(const char *cmd, const char *dir, const char *adapter, struct ft_model **m)
+{
+	struct ft_err err;
+	ft_err_clear(&err);
+	if (ft_model_load(dir, ft_backend_cpu(), m, &err))
+		return fail(cmd, &err);
+	if (adapter && ft_model_lora_load_peft(*m, adapter, &err)) {
+		ft_model_free(*m);
+		return fail(cmd, &err);
+	}
+	return 0;
+}
+
+int cmd_merge(int argc, char **argv)
+{
+	const char *model = NULL, *adapter = NULL, *out = NULL;
+	const struct opt opts[] = {
+		{ "--model", OPT_STR, &model },
+		{ "--adapter", OPT_STR, &adapter },
+		{ "--out", OPT_STR, &out },
+	};
+	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), "merge");
+	if (rc || (rc = need("merge", "--model", model)) ||
+	    (rc = need("merge", "--adapter", adapter)) || (rc = need("merge", "--out", out)))
+		return rc;
+	struct ft_model *m;
+	if ((rc = load_model("merge", model, adapter, &m)))
+		return rc;
+	struct ft_err err;
+	ft_err_clear(&err);
+	ft_model_lora_merge(m);
+	rc = ft_model_save_hf(m, out, model, &err) ? fail("merge", &err) : 0;
+	ft_model_free(m);
+	return rc;
+}
+
+static bool parse_ids(const char *s, int32_t **ids, size_t *n)
+{
+	size_t cap = 16;
+	*ids = ft_xmalloc(cap * sizeof(int32_t));
+	*n = 0;
+	while (*s) {
+		char *end;
+		errno = 0;
+		long v = strtol(s, &end, 10);
+		if (end == s || errno || v < 0 || v > INT32_MAX)
+			return false;
+		if (*n == cap) {
+			cap *= 2;
+			*ids = realloc(*ids, cap * sizeof(int32_t));
+			FT_ASSERT(*ids);
+		}
+		(*ids)[(*n)++] = (int32_t)v;
+		s = end;
+		if (*s == ',')
+			s++;
+		else if (*s)
+			return false;
+	}
+	return *n > 0;
+}
+
+int cmd_generate(int argc, char **argv)
+{
+	const char *model = NULL, *adapter = NULL, *prompt = NULL, *text = NULL;
+	long max_new = 32, seed = 0;
+	double temp = 0, top_p = 1;
+	const struct opt opts[] = {
+		{ "--model", OPT_STR, &model },	      { "--adapter", OPT_STR, &adapter },
+		{ "--prompt-ids", OPT_STR, &prompt }, { "--max-new-tokens", OPT_INT, &max_new },
+		{ "--temperature", OPT_NUM, &temp },  { "--top-p", OPT_NUM, &top_p },
+		{ "--seed", OPT_INT, &seed },	      { "--prompt", OPT_STR, &text },
+	};
+	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), "generate");
+	if (rc || (rc = need("generate", "--model", model)))
+		return rc;
+	if (!prompt == !text) {
+		fprintf(stderr, "ft-train generate: give --prompt TEXT or --prompt-ids IDS\n");
+		return 2;
+	}
+	struct ft_err err;
+	ft_err_clear(&err);
+	struct ft_tokenizer *tok = NULL;
+	if (text && ft_tokenizer_load(model, &tok, &err))
+		return fail("generate", &err);
+	int32_t *ids = NULL;
+	size_t n = 0;
+	if (text) {
+		struct ft_ids enc = { 0 };
+		if (ft_tokenizer_encode(tok, text, strlen(text),
+					FT_TOK_SPLIT_SPECIAL | FT_TOK_ADD_SPECIAL, &enc, &err)) {
+			ft_tokenizer_free(tok);
+			return fail("generate", &err);
+		}
+		ids = enc.v;
+		n = enc.len;
+	}
+	if ((!text && !parse_ids(prompt, &ids, &n)) || n == 0 || max_new < 1 || max_new > 1000000) {
+		ft_tokenizer_free(tok);
+		fprintf(stderr, "ft-train generate: \"--prompt-ids\" must be comma-separated token "
+				"ids and \"--max-new-tokens\" at least 1\n");
+		free(ids);
+		return 2;
+	}
+	struct ft_model *m;
+	if ((rc = load_model("generate", model, adapter, &m))) {
+		free(ids);
+		ft_tokenizer_free(tok);
+		return rc;
+	}
+	struct ft_gen_opts go = { (int)max_new, temp, top_p, (uint64_t)seed };
+	struct ft_ids_out out = { 0 };
+	struct ft_buf dec = FT_BUF_INIT(1 << 24);
+	if (ft_generate(m, ids, n, &go, &out, &err) ||
+	    (tok && ft_tokenizer_decode(tok, out.ids, out.n, FT_TOK_SKIP_SPECIAL, &dec, &err))) {
+		rc = fail("generate", &err);
+	} else {
+		json_t *ja = json_array();
+		for (size_t i = 0; i < out.n; i++)
+			json_array_append_new(ja, json_integer(out.ids[i]));
+		json_t *o = json_pack("{s:o}", "ids", ja);
+		if (tok)
+			json_object_set_new(o, "text", json_stringn(ft_buf_str(&dec), dec.len));
+		char *js = json_dumps(o, JSON_COMPACT);
+		printf("%s\n", js ? js : "{}");
+		free(js);
+		json_decref(o);
+	}
+	ft_buf_release(&dec);
+	free(out.ids);
+	free(ids);
+	ft_model_free(m);
+	ft_tokenizer_free(tok);
+	return rc;
+}
+
+/* ---- debug dumps ---- */
+
+struct dbg {
+	const char *model, *adapter, *data, *out;
+	bool full;
+	long pack; /* > 0: pack rows into sequences of this many tokens */
+	struct ft_model *m;
+	struct ft_rows rows;
+	struct ft_mbatch mb;
+};
+
+static int dbg_setup(const char *cmd, int argc, char **argv, struct dbg *d)
+{
+	const struct opt opts[] = {
+		{ "--model", OPT_STR, &d->model }, { "--adapter", OPT_STR, &d->adapter },
+		{ "--data", OPT_STR, &d->data },   { "--out", OPT_STR, &d->out },
+		{ "--full", OPT_FLAG, &d->full },  { "--pack", OPT_INT, &d->pack },
+	};
+	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), cmd);
+	if (rc || (rc = need(cmd, "--model", d->model)) || (rc = need(cmd, "--data", d->data)) ||
+	    (rc = need(cmd, "--out", d->out)))
+		return rc;
+	if ((rc = load_model(cmd, d->model, d->adapter, &d->m)))
+		return rc;
+	struct ft_err err;
+	ft_err_clear(&err);
+	const struct ft_model_config *c = ft_model_config(d->m);
+	int max_len = d->pack > 0 ? (int)FT_MIN(d->pack, c->max_position_embeddings)
+				  : c->max_position_embeddings;
+	if (ft_rows_load(d->data, c->vocab_size, max_len, d->pack > 0, &d->rows, &err)) {
+		ft_model_free(d->m);
+		return fail(cmd, &err);
+	}
+	size_t *order = ft_xcalloc(d->rows.n_units, sizeof(size_t));
+	for (size_t i = 0; i < d->rows.n_units; i++)
+		order[i] = i;
+	ft_mbatch_build(&d->mb, &d->rows, order, (int)d->rows.n_units);
+	free(order);
+	return 0;
+}
+
+static void dbg_release(struct dbg *d)
+{
+	ft_mbatch_release(&d->mb);
+	ft_rows_release(&d->rows);
+	ft_model_free(d->m);
+}
+
+static enum ft_rc put_loss(struct ft_st_writer *w, const struct ft_ce_stats *st, struct ft_err *err)
+{
+	char v[64];
+	snprintf(v, sizeof v, "%.17g", st->loss_sum / (double)FT_MAX(1, st->n_tokens));
+	enum ft_rc rc = ft_st_writer_meta(w, "loss", v, err);
+	snprintf(v, sizeof v, "%ld", st->n_tokens);
+	return rc ? rc : ft_st_writer_meta(w, "n_tokens", v, err);
+}
+
+int cmd_debug_forward(int argc, char **argv)
+{
+	struct dbg d = { 0 };
+	int rc = dbg_setup("debug-forward", argc, argv, &d);
+	if (rc)
+		return rc;
+	struct ft_err err;
+	ft_err_clear(&err);
+	struct ft_ce_stats st = { 0 };
+	const struct ft_model_config *c = ft_model_config(d.m);
+	struct ft_st_writer *w = ft_st_writer_new();
+	int64_t shape[3] = { d.mb.b.B, d.mb.b.T, c->vocab_size };
+	if (ft_model_forward(d.m, &d.mb.b, 0.0f, 0, &st, &err) ||
+	    ft_st_writer_add(w, "logits", FT_DTYPE_F32, 3, shape, ft_model_logits(d.m), &err) ||
+	    put_loss(w, &st, &err) || ft_st_writer_write(w, d.out, &err))
+		rc = fail("debug-forward", &err);
+	ft_st_writer_free(w);
+	dbg_release(&d);
+	return rc;
+}
+
+int cmd_debug_grads(int argc, char **argv)
+{
+	struct dbg d = { 0 };
+	int rc = dbg_setup("debug-grads", argc, argv, &d);
+	if (rc)
+		return rc;
+	struct ft_err err;
+	ft_err_clear(&err);
+	if (!d.adapter && !d.full) {
+		fprintf(stderr, "ft-train debug-grads: give --adapter DIR or --full\n");
+		dbg_release(&d);
+		return 2;
+	}
+	struct ft_ce_stats st = { 0 };
+	struct ft_st_writer *w = ft_st_writer_new();
+	size_t np = 0;
+	if (d.full && ft_model_train_base(d.m, &err)) {
+		rc = fail("debug-grads", &err);
+		goto free_writer;
+	}
+	long trained = d.mb.n_trained;
+	ft_model_zero_grad(d.m);
+	if (ft_model_forward(d.m, &d.mb.b, 1.0f / (float)FT_MAX(1, trained), 0, &st, &err)) {
+		rc = fail("debug-grads", &err);
+		goto free_writer;
+	}
+	ft_model_backward(d.m, &d.mb.b);
+	struct ft_param *ps = ft_model_trainable(d.m, &np);
+	for (size_t i = 0; i < np && !rc; i++)
+		if (ft_st_writer_add(w, ps[i].name, FT_DTYPE_F32, ps[i].ndim, ps[i].shape,
+				     ps[i].grad, &err))
+			rc = fail("debug-grads", &err);
+	if (!rc && (put_loss(w, &st, &err) || ft_st_writer_write(w, d.out, &err)))
+		rc = fail("debug-grads", &err);
+free_writer:
+	ft_st_writer_free(w);
+	dbg_release(&d);
+	return rc;
+}

@@ -1,0 +1,129 @@
+/*
+ * ft/model.h - a Llama-family decoder (Llama, Mistral, Qwen2) in fp32 on a
+ * backend (ft/backend.h), with its forward and backward pass, LoRA adapters
+ * on any of its linear layers, and greedy / sampled generation.
+ *
+ * Memory (llm.c's malloc_and_point_parameters): the base weights are ONE
+ * allocation and every tensor points into it; so are the gradients (only
+ * when the base trains, i.e. full fine-tuning), the LoRA weights and their
+ * gradients, and the activations. Frozen tensors have no gradient memory.
+ *
+ * Tensors are listed in a table of struct ft_param with their Hugging Face
+ * names ("model.layers.0.self_attn.q_proj.weight") or, for LoRA, PEFT's
+ * ("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"); the
+ * loaders, the optimizer, checkpoints and the writers all walk that table.
+ *
+ * Ownership: ft_model_new / ft_model_load return a model freed with
+ * ft_model_free. Pointers into the model live as long as it.
+ */
+#ifndef FT_MODEL_H
+#define FT_MODEL_H
+
+#include "ft/backend.h"
+#include "ft/model_config.h"
+
+/* The linear layers of a decoder block, in Hugging Face's names. */
+enum ft_linear {
+	FT_LIN_Q = 0,
+	FT_LIN_K,
+	FT_LIN_V,
+	FT_LIN_O,
+	FT_LIN_GATE,
+	FT_LIN_UP,
+	FT_LIN_DOWN,
+	FT_LIN_COUNT
+};
+/* "q_proj", ... ; and "self_attn" / "mlp" for the module it sits in. */
+const char *ft_linear_name(enum ft_linear l);
+bool ft_linear_parse(const char *name, enum ft_linear *out);
+
+struct ft_lora_config {
+	unsigned targets; /* bit (1 << enum ft_linear) per adapted linear */
+	int r;
+	double alpha;
+	double dropout;
+	bool rslora; /* scale alpha / sqrt(r) instead of alpha / r */
+};
+/* alpha / r, or alpha / sqrt(r) with rsLoRA. */
+double ft_lora_scale(const struct ft_lora_config *lc);
+
+/* One tensor of the table. grad is NULL when it does not train. */
+struct ft_param {
+	char name[128];
+	float *data;
+	float *grad;
+	int ndim;
+	int64_t shape[2];
+	size_t n;
+	bool decay; /* weight decay applies (not norms, not biases) */
+};
+
+/* A batch of B rows of T tokens. targets[b,t] is the token to predict at
+ * position t (already shifted; -100 = not trained); pos restarts at 0 for
+ * each packed document and doc tells documents apart (attention never
+ * crosses a document). pos and doc may be NULL: 0..T-1 and one document. */
+struct ft_batch {
+	int B, T;
+	const int32_t *ids;
+	const int32_t *targets;
+	const int32_t *pos;
+	const int32_t *doc;
+};
+
+struct ft_model;
+
+/* Load DIR (config.json + safetensors, one file or sharded) as fp32. */
+enum ft_rc ft_model_load(const char *model_dir, const struct ft_backend *be, struct ft_model **out,
+			 struct ft_err *err);
+/* A model with zeroed weights for a config (tests, benchmarks). */
+enum ft_rc ft_model_new(const struct ft_model_config *cfg, const struct ft_backend *be,
+			struct ft_model **out, struct ft_err *err);
+void ft_model_free(struct ft_model *m);
+const struct ft_model_config *ft_model_config(const struct ft_model *m);
+
+/* Load a PEFT LoRA adapter folder (adapter_config.json +
+ * adapter_model.safetensors) onto the model; it must have no adapters yet. */
+enum ft_rc ft_model_lora_load_peft(struct ft_model *m, const char *dir, struct ft_err *err);
+/* Write the adapters as a PEFT folder peft's PeftModel.from_pretrained loads.
+ * base_model (may be NULL) goes to "base_model_name_or_path". */
+enum ft_rc ft_model_lora_save_peft(struct ft_model *m, const char *dir, const char *base_model,
+				   struct ft_err *err);
+/* Write the (merged) model as a Hugging Face folder: model.safetensors (F32),
+ * config.json and the tokenizer files copied from base_dir (may be NULL). */
+enum ft_rc ft_model_save_hf(struct ft_model *m, const char *dir, const char *base_dir,
+			    struct ft_err *err);
+
+/* Full fine-tuning: allocate gradients for every base tensor. */
+enum ft_rc ft_model_train_base(struct ft_model *m, struct ft_err *err);
+/* Add LoRA adapters (A, B zero; see ft_model_lora_init). Base stays frozen. */
+enum ft_rc ft_model_lora_add(struct ft_model *m, const struct ft_lora_config *lc,
+			     struct ft_err *err);
+const struct ft_lora_config *ft_model_lora(const struct ft_model *m); /* NULL: none */
+/* Enable / disable the adapters in the forward pass (generation, DPO ref). */
+void ft_model_lora_enable(struct ft_model *m, bool on);
+/* Fold scale * B A into the base weights and drop the adapters. */
+void ft_model_lora_merge(struct ft_model *m);
+
+/* The tensor tables: base (HF names) and LoRA (PEFT names). */
+struct ft_param *ft_model_params(struct ft_model *m, size_t *count);
+struct ft_param *ft_model_lora_params(struct ft_model *m, size_t *count);
+/* The tensors that train (LoRA's when adapters exist, else the base's when
+ * ft_model_train_base was called). */
+struct ft_param *ft_model_trainable(struct ft_model *m, size_t *count);
+
+/* Forward. With targets and grad_scale != 0, the logits are turned into
+ * their gradient (grad_scale * d loss_sum / d logits) ready for backward;
+ * st (may be NULL) gets the loss sum, trained tokens and correct argmaxes.
+ * lora_rng: seed for the LoRA dropout masks of this call (ignored without
+ * dropout or when grad_scale is 0, i.e. evaluation). */
+enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float grad_scale,
+			    uint64_t lora_rng, struct ft_ce_stats *st, struct ft_err *err);
+/* Logits of the last forward, [B*T, vocab] (before the loss turned them
+ * into gradients). */
+const float *ft_model_logits(const struct ft_model *m);
+/* Backward of the last forward (which must have had grad_scale != 0):
+ * accumulates into the gradients of the trainable tensors. */
+void ft_model_backward(struct ft_model *m, const struct ft_batch *b);
+void ft_model_zero_grad(struct ft_model *m);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * backend_cpu.c - the CPU reference backend's op table (ft/backend.h).
+ * Each op lives in its own file beside this one, math at the top.
+ */
+#include "cpu_int.h"
+
+static const struct ft_backend cpu_backend = {
+	.name = "cpu",
+	.matmul_fwd = ft_cpu_matmul_fwd,
+	.matmul_bwd = ft_cpu_matmul_bwd,
+	.rmsnorm_fwd = ft_cpu_rmsnorm_fwd,
+	.rmsnorm_bwd = ft_cpu_rmsnorm_bwd,
+	.rope_fwd = ft_cpu_rope_fwd,
+	.rope_bwd = ft_cpu_rope_bwd,
+	.attention_fwd = ft_cpu_attention_fwd,
+	.attention_bwd = ft_cpu_attention_bwd,
+	.swiglu_fwd = ft_cpu_swiglu_fwd,
+	.swiglu_bwd = ft_cpu_swiglu_bwd,
+	.embedding_fwd = ft_cpu_embedding_fwd,
+	.embedding_bwd = ft_cpu_embedding_bwd,
+	.cross_entropy = ft_cpu_cross_entropy,
+	.adamw = ft_cpu_adamw,
+	.sumsq = ft_cpu_sumsq,
+	.scale = ft_cpu_scale,
+};
+
+const struct ft_backend *ft_backend_cpu(void)
+{
+	return &cpu_backend;
+}

@@ -1,0 +1,61 @@
+/*
+ * cpu_int.h - private declarations of the CPU backend (trainer/src/cpu/).
+ * One function pair per layer file; ft_backend_cpu() (backend_cpu.c) puts
+ * them in the struct ft_backend table. Semantics: ft/backend.h.
+ */
+#ifndef FT_CPU_INT_H
+#define FT_CPU_INT_H
+
+#include "ft/backend.h"
+
+/* threadpool.c */
+void ft_pool_run(void (*fn)(void *ctx, int i), void *ctx, int ntasks);
+
+/* matmul.c: C[M,N] = (accumulate ? C : 0) + op(A)[M,K] op(B)[K,N], where
+ * op(A)(i,k) = transA ? a[k*lda + i] : a[i*lda + k], likewise for B. */
+void ft_cpu_sgemm(int M, int N, int K, const float *a, int lda, bool transA, const float *b,
+		  int ldb, bool transB, float *c, int ldc, bool accumulate);
+void ft_cpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N,
+		       int IC, int OC, bool accumulate);
+void ft_cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+		       const float *w, int N, int IC, int OC);
+
+/* rmsnorm.c */
+void ft_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+			float eps);
+void ft_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+			const float *rstd, int N, int C);
+
+/* rope.c */
+void ft_cpu_rope_fwd(float *x, const float *cos_t, const float *sin_t, const int32_t *pos, int N,
+		     int heads, int hd);
+void ft_cpu_rope_bwd(float *dx, const float *cos_t, const float *sin_t, const int32_t *pos, int N,
+		     int heads, int hd);
+
+/* attention.c */
+void ft_cpu_attention_fwd(float *out, float *lse, const float *q, const float *k, const float *v,
+			  const int32_t *doc, int window, int B, int T, int nh, int nkv, int hd);
+void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *lse,
+			  const float *q, const float *k, const float *v, const int32_t *doc,
+			  int window, int B, int T, int nh, int nkv, int hd);
+
+/* swiglu.c */
+void ft_cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t n);
+void ft_cpu_swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate,
+		       const float *up, size_t n);
+
+/* embedding.c */
+void ft_cpu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C);
+void ft_cpu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C);
+
+/* cross_entropy.c */
+void ft_cpu_cross_entropy(float *logits, const int32_t *targets, int N, int V, float grad_scale,
+			  struct ft_ce_stats *st);
+
+/* adamw.c */
+void ft_cpu_adamw(float *param, const float *grad, float *m, float *v, size_t n,
+		  const struct ft_adamw_args *a);
+double ft_cpu_sumsq(const float *x, size_t n);
+void ft_cpu_scale(float *x, size_t n, float s);
+
+#endif

@@ -1,0 +1,547 @@
+/*
+ * model.c - the Llama-family decoder: parameters, forward, backward, LoRA.
+ *
+ * Forward (per token row; B*T = N rows; C hidden, I intermediate, V vocab):
+ *   x_0      = wte[ids]
+ *   for each layer l:
+ *     a      = rmsnorm(x_l; ln1)
+ *     q,k,v  = a Wq^T (+bq), a Wk^T (+bk), a Wv^T (+bv)      each + LoRA
+ *     q,k    = rope(q, pos), rope(k, pos)
+ *     o      = attention(q, k, v; causal, same document)      (GQA)
+ *     m      = x_l + o Wo^T                                    + LoRA
+ *     c      = rmsnorm(m; ln2)
+ *     x_l+1  = m + (silu(c Wg^T) * (c Wu^T)) Wd^T              each + LoRA
+ *   logits   = rmsnorm(x_L; norm) W_head^T    (W_head = wte when tied)
+ * A LoRA-adapted linear adds  s * (dropout(x) A^T) B^T,  A [r, in], B [out, r],
+ * s = alpha / r (or alpha / sqrt(r) with rsLoRA), as peft's Linear does
+ * (lora.c).
+ *
+ * Backward walks the same steps in reverse; every backend op accumulates
+ * into its gradients, so the residual stream's gradient dres is carried
+ * through each rmsnorm backward (which adds the branch's contribution).
+ *
+ * Memory, one allocation each (llm.c's malloc_and_point_parameters): base
+ * weights; base gradients (full fine-tuning only); LoRA weights; LoRA
+ * gradients; activations (saved for backward, sized for the largest batch
+ * seen); backward scratch.
+ */
+#include "ft/model.h"
+#include "model_int.h"
+#include "rng_int.h"
+
+#include <math.h>
+
+static const char *const linear_names[FT_LIN_COUNT] = {
+	"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+};
+
+const char *ft_linear_name(enum ft_linear l)
+{
+	return l < FT_LIN_COUNT ? linear_names[l] : "?";
+}
+
+bool ft_linear_parse(const char *name, enum ft_linear *out)
+{
+	for (int i = 0; i < FT_LIN_COUNT; i++)
+		if (strcmp(name, linear_names[i]) == 0) {
+			*out = (enum ft_linear)i;
+			return true;
+		}
+	return false;
+}
+
+const char *ft_linear_module(enum ft_linear l)
+{
+	return l <= FT_LIN_O ? "self_attn" : "mlp";
+}
+
+/* in / out features of a linear. */
+void ft_model_linear_dims(const struct ft_model_config *c, enum ft_linear l, int *in, int *out)
+{
+	int C = c->hidden_size, I = c->intermediate_size;
+	int qd = c->num_heads * c->head_dim, kd = c->num_kv_heads * c->head_dim;
+	switch (l) {
+	case FT_LIN_Q: *in = C, *out = qd; break;
+	case FT_LIN_K: *in = C, *out = kd; break;
+	case FT_LIN_V: *in = C, *out = kd; break;
+	case FT_LIN_O: *in = qd, *out = C; break;
+	case FT_LIN_GATE: *in = C, *out = I; break;
+	case FT_LIN_UP: *in = C, *out = I; break;
+	default: *in = I, *out = C; break;
+	}
+}
+
+static bool linear_has_bias(const struct ft_model_config *c, enum ft_linear l)
+{
+	if (l <= FT_LIN_V)
+		return c->qkv_bias;
+	if (l == FT_LIN_O)
+		return c->o_bias;
+	return c->mlp_bias;
+}
+
+/* ---- the parameter table: record (name, shape, slot), then one block ---- */
+
+void ft_slot_add(struct ft_slotlist *l, float **slot, bool decay, int ndim, int64_t d0, int64_t d1,
+		 const char *fmt, ...)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		l->p = realloc(l->p, l->cap * sizeof(*l->p));
+		l->slot = realloc(l->slot, l->cap * sizeof(*l->slot));
+		FT_ASSERT(l->p && l->slot);
+	}
+	struct ft_param *p = &l->p[l->n];
+	memset(p, 0, sizeof(*p));
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->name, sizeof(p->name), fmt, ap);
+	va_end(ap);
+	p->ndim = ndim;
+	p->shape[0] = d0;
+	p->shape[1] = ndim > 1 ? d1 : 0;
+	p->n = (size_t)d0 * (size_t)(ndim > 1 ? d1 : 1);
+	p->decay = decay;
+	l->slot[l->n] = slot;
+	l->total += p->n;
+	l->n++;
+}
+
+/* Allocate one block and point every slot (and p->data) into it. */
+float *ft_slots_point(struct ft_slotlist *l)
+{
+	float *mem = calloc(l->total ? l->total : 1, sizeof(float));
+	if (!mem)
+		return NULL;
+	size_t off = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		l->p[i].data = mem + off;
+		*l->slot[i] = mem + off;
+		off += l->p[i].n;
+	}
+	return mem;
+}
+
+static enum ft_rc build_base(struct ft_model *m, struct ft_err *err)
+{
+	const struct ft_model_config *c = &m->cfg;
+	struct ft_slotlist l = { 0 };
+	m->layers = calloc((size_t)c->num_layers, sizeof(*m->layers));
+	if (!m->layers)
+		return ft_failf(err, FT_ENOMEM, NULL, "out of memory for %d layers", c->num_layers);
+	ft_slot_add(&l, &m->wte, true, 2, c->vocab_size, c->hidden_size,
+		    "model.embed_tokens.weight");
+	for (int i = 0; i < c->num_layers; i++) {
+		struct ft_layer *L = &m->layers[i];
+		ft_slot_add(&l, &L->ln1, false, 1, c->hidden_size, 0,
+			    "model.layers.%d.input_layernorm.weight", i);
+		for (int k = 0; k < FT_LIN_COUNT; k++) {
+			int in, out;
+			ft_model_linear_dims(c, (enum ft_linear)k, &in, &out);
+			ft_slot_add(&l, &L->w[k], true, 2, out, in, "model.layers.%d.%s.%s.weight",
+				    i, ft_linear_module((enum ft_linear)k), linear_names[k]);
+			if (linear_has_bias(c, (enum ft_linear)k))
+				ft_slot_add(&l, &L->b[k], false, 1, out, 0,
+					    "model.layers.%d.%s.%s.bias", i,
+					    ft_linear_module((enum ft_linear)k), linear_names[k]);
+			if (k == FT_LIN_O)
+				ft_slot_add(&l, &L->ln2, false, 1, c->hidden_size, 0,
+					    "model.layers.%d.post_attention_layernorm.weight", i);
+		}
+	}
+	ft_slot_add(&l, &m->norm, false, 1, c->hidden_size, 0, "model.norm.weight");
+	if (!c->tie_word_embeddings)
+		ft_slot_add(&l, &m->lm_head, true, 2, c->vocab_size, c->hidden_size,
+			    "lm_head.weight");
+	m->params_mem = ft_slots_point(&l);
+	m->params = l.p;
+	m->n_params = l.n;
+	m->params_total = l.total;
+	free(l.slot);
+	if (!m->params_mem)
+		return ft_failf(err, FT_ENOMEM, NULL,
+				"out of memory for %zu parameters (%.1f GB in fp32)", l.total,
+				l.total * 4e-9);
+	if (c->tie_word_embeddings)
+		m->lm_head = m->wte;
+	return FT_OK;
+}
+
+enum ft_rc ft_model_new(const struct ft_model_config *cfg, const struct ft_backend *be,
+			struct ft_model **out, struct ft_err *err)
+{
+	struct ft_model *m = calloc(1, sizeof(*m));
+	if (!m)
+		return ft_failf(err, FT_ENOMEM, NULL, "out of memory");
+	m->cfg = *cfg;
+	m->be = be;
+	m->lora_on = true;
+	enum ft_rc rc = build_base(m, err);
+	if (rc)
+		goto fail_model;
+	m->rope_max = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 2048;
+	size_t tsz = (size_t)m->rope_max * (cfg->head_dim / 2);
+	m->rope_cos = malloc(tsz * sizeof(float));
+	m->rope_sin = malloc(tsz * sizeof(float));
+	if (!m->rope_cos || !m->rope_sin) {
+		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory for rope tables");
+		goto fail_model;
+	}
+	struct ft_rope_params rp = { cfg->rope_type,
+				     cfg->rope_theta,
+				     cfg->rope_factor,
+				     cfg->rope_low_freq_factor,
+				     cfg->rope_high_freq_factor,
+				     cfg->rope_original_max_pos };
+	ft_rope_tables(m->rope_cos, m->rope_sin, m->rope_max, cfg->head_dim, &rp);
+	*out = m;
+	return FT_OK;
+fail_model:
+	ft_model_free(m);
+	return rc;
+}
+
+void ft_model_free(struct ft_model *m)
+{
+	if (!m)
+		return;
+	free(m->params_mem);
+	free(m->grads_mem);
+	free(m->params);
+	free(m->layers);
+	free(m->lora_mem);
+	free(m->lora_grads_mem);
+	free(m->lora_params);
+	free(m->act_mem);
+	free(m->scratch_mem);
+	free(m->acts);
+	free(m->pos);
+	free(m->doc);
+	free(m->rope_cos);
+	free(m->rope_sin);
+	free(m);
+}
+
+const struct ft_model_config *ft_model_config(const struct ft_model *m)
+{
+	return &m->cfg;
+}
+
+struct ft_param *ft_model_params(struct ft_model *m, size_t *count)
+{
+	*count = m->n_params;
+	return m->params;
+}
+
+struct ft_param *ft_model_lora_params(struct ft_model *m, size_t *count)
+{
+	*count = m->n_lora_params;
+	return m->lora_params;
+}
+
+struct ft_param *ft_model_trainable(struct ft_model *m, size_t *count)
+{
+	if (m->has_lora)
+		return ft_model_lora_params(m, count);
+	if (m->grads_mem)
+		return ft_model_params(m, count);
+	*count = 0;
+	return NULL;
+}
+
+/* Gradient pointer of a base tensor: same offset in the gradient block. */
+static float *gptr(const struct ft_model *m, const float *p)
+{
+	if (!m->grads_mem || !p)
+		return NULL;
+	return m->grads_mem + (p - m->params_mem);
+}
+
+float *ft_model_lora_grad(const struct ft_model *m, const float *p)
+{
+	if (!m->lora_grads_mem || !p)
+		return NULL;
+	return m->lora_grads_mem + (p - m->lora_mem);
+}
+
+enum ft_rc ft_model_train_base(struct ft_model *m, struct ft_err *err)
+{
+	if (m->grads_mem)
+		return FT_OK;
+	m->grads_mem = calloc(m->params_total, sizeof(float));
+	if (!m->grads_mem)
+		return ft_failf(err, FT_ENOMEM, NULL, "out of memory for %zu gradients",
+				m->params_total);
+	for (size_t i = 0; i < m->n_params; i++)
+		m->params[i].grad = gptr(m, m->params[i].data);
+	return FT_OK;
+}
+
+/* ---- activations ---- */
+
+/* Hands out consecutive pieces of a block; with no block it only counts. */
+struct cursor {
+	float *base;
+	size_t off;
+};
+
+static float *take(struct cursor *cur, size_t n)
+{
+	float *p = cur->base ? cur->base + cur->off : NULL;
+	cur->off += n;
+	return p;
+}
+
+/* Lay out (or size, when base is NULL) the activations for B x T. */
+static size_t plan_acts(struct ft_model *m, int B, int T, float *base)
+{
+	const struct ft_model_config *c = &m->cfg;
+	size_t N = (size_t)B * T, C = c->hidden_size, I = c->intermediate_size;
+	size_t qd = (size_t)c->num_heads * c->head_dim, kd = (size_t)c->num_kv_heads * c->head_dim;
+	size_t r = m->has_lora ? (size_t)m->lora.r : 0;
+	bool drop = m->has_lora && m->lora.dropout > 0;
+	struct cursor cur0 = { base, 0 }, *cur = &cur0;
+	for (int l = 0; l < c->num_layers; l++) {
+		struct ft_layer_act *a = base ? &m->acts[l] : &(struct ft_layer_act){ 0 };
+		a->res = take(cur, N * C);
+		a->ln1 = take(cur, N * C);
+		a->rstd1 = take(cur, N);
+		a->q = take(cur, N * qd);
+		a->k = take(cur, N * kd);
+		a->v = take(cur, N * kd);
+		a->lse = take(cur, (size_t)B * c->num_heads * T);
+		a->att = take(cur, N * qd);
+		a->mid = take(cur, N * C);
+		a->ln2 = take(cur, N * C);
+		a->rstd2 = take(cur, N);
+		a->gate = take(cur, N * I);
+		a->up = take(cur, N * I);
+		a->h = take(cur, N * I);
+		for (int k = 0; k < FT_LIN_COUNT; k++) {
+			a->lu[k] = a->lx[k] = NULL;
+			if (!m->has_lora || !m->layers[l].lora_a[k])
+				continue;
+			int in, out;
+			ft_model_linear_dims(c, (enum ft_linear)k, &in, &out);
+			a->lu[k] = take(cur, N * r);
+			if (drop)
+				a->lx[k] = take(cur, N * in);
+		}
+	}
+	float *res_final = take(cur, N * C);
+	float *lnf = take(cur, N * C);
+	float *rstdf = take(cur, N);
+	float *logits = take(cur, N * c->vocab_size);
+	if (base) {
+		m->res_final = res_final;
+		m->lnf = lnf;
+		m->rstdf = rstdf;
+		m->logits = logits;
+	}
+	return cur->off;
+}
+
+static enum ft_rc ensure_acts(struct ft_model *m, int B, int T, struct ft_err *err)
+{
+	const struct ft_model_config *c = &m->cfg;
+	if (m->act_n && m->act_B == B && m->act_T == T)
+		return FT_OK;
+	free(m->act_mem);
+	free(m->scratch_mem);
+	free(m->acts);
+	m->act_mem = m->scratch_mem = NULL;
+	m->acts = calloc((size_t)c->num_layers, sizeof(*m->acts));
+	size_t n = plan_acts(m, B, T, NULL);
+	m->act_mem = malloc(n * sizeof(float));
+	/* backward scratch: dres, dln, dq, dk, dv, datt, dgate, dup, dh, du, dx */
+	size_t N = (size_t)B * T, C = c->hidden_size, I = c->intermediate_size;
+	size_t qd = (size_t)c->num_heads * c->head_dim, kd = (size_t)c->num_kv_heads * c->head_dim;
+	size_t maxin = FT_MAX(FT_MAX(C, I), qd), r = m->has_lora ? (size_t)m->lora.r : 1;
+	size_t sn = N * (2 * C + qd + 2 * kd + qd + 3 * I + r + maxin);
+	m->scratch_mem = malloc(sn * sizeof(float));
+	if (!m->acts || !m->act_mem || !m->scratch_mem) {
+		m->act_n = 0;
+		return ft_failf(err, FT_ENOMEM, NULL,
+				"out of memory for activations of a %d x %d batch (%.1f GB)", B, T,
+				(n + sn) * 4e-9);
+	}
+	plan_acts(m, B, T, m->act_mem);
+	struct cursor sc = { m->scratch_mem, 0 }, *cur = &sc;
+	m->s.dres = take(cur, N * C);
+	m->s.dln = take(cur, N * C);
+	m->s.dq = take(cur, N * qd);
+	m->s.dk = take(cur, N * kd);
+	m->s.dv = take(cur, N * kd);
+	m->s.datt = take(cur, N * qd);
+	m->s.dgate = take(cur, N * I);
+	m->s.dup = take(cur, N * I);
+	m->s.dh = take(cur, N * I);
+	m->s.du = take(cur, N * r);
+	m->s.dx = take(cur, N * maxin);
+	m->act_n = n;
+	m->act_B = B;
+	m->act_T = T;
+	return FT_OK;
+}
+
+/* ---- one linear layer with its optional LoRA path ---- */
+
+static void linear_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in,
+		       int N, uint64_t drop_seed, bool train)
+{
+	const struct ft_backend *be = m->be;
+	struct ft_layer *L = &m->layers[l];
+	int IC, OC;
+	ft_model_linear_dims(&m->cfg, k, &IC, &OC);
+	be->matmul_fwd(out, in, L->w[k], L->b[k], N, IC, OC, false);
+	if (L->lora_a[k] && m->lora_on)
+		ft_lora_fwd(m, l, k, out, in, N, drop_seed, train);
+}
+
+static void linear_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, const float *dout,
+		       const float *in, int N)
+{
+	const struct ft_backend *be = m->be;
+	struct ft_layer *L = &m->layers[l];
+	int IC, OC;
+	ft_model_linear_dims(&m->cfg, k, &IC, &OC);
+	be->matmul_bwd(din, gptr(m, L->w[k]), gptr(m, L->b[k]), dout, in, L->w[k], N, IC, OC);
+	if (L->lora_a[k] && m->lora_on)
+		ft_lora_bwd(m, l, k, din, dout, in, N);
+}
+
+/* ---- forward / backward ---- */
+
+enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float grad_scale,
+			    uint64_t lora_rng, struct ft_ce_stats *st, struct ft_err *err)
+{
+	const struct ft_model_config *c = &m->cfg;
+	const struct ft_backend *be = m->be;
+	int B = b->B, T = b->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
+	int nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
+	if (B <= 0 || T <= 0)
+		return ft_failf(err, FT_EINVAL, NULL, "empty batch (%d x %d)", B, T);
+	enum ft_rc rc = ensure_acts(m, B, T, err);
+	if (rc)
+		return rc;
+	/* positions and documents: given, or 0..T-1 in one document */
+	m->pos = realloc(m->pos, sizeof(int32_t) * N);
+	m->doc = realloc(m->doc, sizeof(int32_t) * N);
+	FT_ASSERT(m->pos && m->doc);
+	for (int i = 0; i < N; i++) {
+		m->pos[i] = b->pos ? b->pos[i] : i % T;
+		m->doc[i] = b->doc ? b->doc[i] : 0;
+		if (b->ids[i] < 0 || b->ids[i] >= c->vocab_size)
+			return ft_failf(err, FT_EINVAL, NULL,
+					"token id %d is outside the vocabulary (size %d)",
+					b->ids[i], c->vocab_size);
+		if (m->pos[i] < 0 || m->pos[i] >= m->rope_max)
+			return ft_failf(err, FT_EINVAL, NULL,
+					"position %d is beyond the model's %d positions", m->pos[i],
+					m->rope_max);
+		if (b->targets && b->targets[i] != FT_IGNORE_INDEX &&
+		    (b->targets[i] < 0 || b->targets[i] >= c->vocab_size))
+			return ft_failf(err, FT_EINVAL, NULL,
+					"label %d is outside the vocabulary (size %d)",
+					b->targets[i], c->vocab_size);
+	}
+	bool train = grad_scale != 0.0f && b->targets;
+	m->drop_seed = lora_rng;
+	be->embedding_fwd(m->acts[0].res, b->ids, m->wte, N, C);
+	for (int l = 0; l < c->num_layers; l++) {
+		struct ft_layer *L = &m->layers[l];
+		struct ft_layer_act *a = &m->acts[l];
+		float *next = l + 1 < c->num_layers ? m->acts[l + 1].res : m->res_final;
+		be->rmsnorm_fwd(a->ln1, a->rstd1, a->res, L->ln1, N, C, (float)c->rms_norm_eps);
+		linear_fwd(m, l, FT_LIN_Q, a->q, a->ln1, N, lora_rng, train);
+		linear_fwd(m, l, FT_LIN_K, a->k, a->ln1, N, lora_rng, train);
+		linear_fwd(m, l, FT_LIN_V, a->v, a->ln1, N, lora_rng, train);
+		be->rope_fwd(a->q, m->rope_cos, m->rope_sin, m->pos, N, nh, hd);
+		be->rope_fwd(a->k, m->rope_cos, m->rope_sin, m->pos, N, nkv, hd);
+		be->attention_fwd(a->att, a->lse, a->q, a->k, a->v, m->doc, c->sliding_window, B, T,
+				  nh, nkv, hd);
+		linear_fwd(m, l, FT_LIN_O, a->mid, a->att, N, lora_rng, train);
+		for (size_t i = 0; i < (size_t)N * C; i++)
+			a->mid[i] += a->res[i];
+		be->rmsnorm_fwd(a->ln2, a->rstd2, a->mid, L->ln2, N, C, (float)c->rms_norm_eps);
+		linear_fwd(m, l, FT_LIN_GATE, a->gate, a->ln2, N, lora_rng, train);
+		linear_fwd(m, l, FT_LIN_UP, a->up, a->ln2, N, lora_rng, train);
+		be->swiglu_fwd(a->h, a->gate, a->up, (size_t)N * I);
+		linear_fwd(m, l, FT_LIN_DOWN, next, a->h, N, lora_rng, train);
+		for (size_t i = 0; i < (size_t)N * C; i++)
+			next[i] += a->mid[i];
+	}
+	be->rmsnorm_fwd(m->lnf, m->rstdf, m->res_final, m->norm, N, C, (float)c->rms_norm_eps);
+	be->matmul_fwd(m->logits, m->lnf, m->lm_head, NULL, N, C, c->vocab_size, false);
+	m->fwd_train = false;
+	if (b->targets) {
+		struct ft_ce_stats local = { 0 };
+		be->cross_entropy(m->logits, b->targets, N, c->vocab_size, grad_scale,
+				  st ? st : &local);
+		m->fwd_train = train;
+	}
+	return FT_OK;
+}
+
+const float *ft_model_logits(const struct ft_model *m)
+{
+	return m->logits;
+}
+
+void ft_model_zero_grad(struct ft_model *m)
+{
+	if (m->grads_mem)
+		memset(m->grads_mem, 0, m->params_total * sizeof(float));
+	if (m->lora_grads_mem)
+		memset(m->lora_grads_mem, 0, m->lora_total * sizeof(float));
+}
+
+void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
+{
+	const struct ft_model_config *c = &m->cfg;
+	const struct ft_backend *be = m->be;
+	int B = b->B, T = b->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
+	int nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
+	size_t qd = (size_t)nh * hd, kd = (size_t)nkv * hd;
+	struct ft_scratch *s = &m->s;
+	FT_ASSERT(m->fwd_train && m->act_B == B && m->act_T == T);
+
+	/* logits = lnf W_head^T; the logits buffer holds d loss / d logits */
+	memset(s->dln, 0, sizeof(float) * (size_t)N * C);
+	be->matmul_bwd(s->dln, gptr(m, m->lm_head), NULL, m->logits, m->lnf, m->lm_head, N, C,
+		       c->vocab_size);
+	memset(s->dres, 0, sizeof(float) * (size_t)N * C);
+	be->rmsnorm_bwd(s->dres, gptr(m, m->norm), s->dln, m->res_final, m->norm, m->rstdf, N, C);
+
+	for (int l = c->num_layers - 1; l >= 0; l--) {
+		struct ft_layer *L = &m->layers[l];
+		struct ft_layer_act *a = &m->acts[l];
+		/* x_l+1 = mid + down(h): dres is d x_l+1, and passes to mid as is */
+		memset(s->dh, 0, sizeof(float) * (size_t)N * I);
+		linear_bwd(m, l, FT_LIN_DOWN, s->dh, s->dres, a->h, N);
+		memset(s->dgate, 0, sizeof(float) * (size_t)N * I);
+		memset(s->dup, 0, sizeof(float) * (size_t)N * I);
+		be->swiglu_bwd(s->dgate, s->dup, s->dh, a->gate, a->up, (size_t)N * I);
+		memset(s->dln, 0, sizeof(float) * (size_t)N * C);
+		linear_bwd(m, l, FT_LIN_GATE, s->dln, s->dgate, a->ln2, N);
+		linear_bwd(m, l, FT_LIN_UP, s->dln, s->dup, a->ln2, N);
+		be->rmsnorm_bwd(s->dres, gptr(m, L->ln2), s->dln, a->mid, L->ln2, a->rstd2, N, C);
+		/* mid = x_l + o(att): dres is now d mid */
+		memset(s->datt, 0, sizeof(float) * (size_t)N * qd);
+		linear_bwd(m, l, FT_LIN_O, s->datt, s->dres, a->att, N);
+		memset(s->dq, 0, sizeof(float) * (size_t)N * qd);
+		memset(s->dk, 0, sizeof(float) * (size_t)N * kd);
+		memset(s->dv, 0, sizeof(float) * (size_t)N * kd);
+		be->attention_bwd(s->dq, s->dk, s->dv, s->datt, a->lse, a->q, a->k, a->v, m->doc,
+				  c->sliding_window, B, T, nh, nkv, hd);
+		be->rope_bwd(s->dq, m->rope_cos, m->rope_sin, m->pos, N, nh, hd);
+		be->rope_bwd(s->dk, m->rope_cos, m->rope_sin, m->pos, N, nkv, hd);
+		memset(s->dln, 0, sizeof(float) * (size_t)N * C);
+		linear_bwd(m, l, FT_LIN_Q, s->dln, s->dq, a->ln1, N);
+		linear_bwd(m, l, FT_LIN_K, s->dln, s->dk, a->ln1, N);
+		linear_bwd(m, l, FT_LIN_V, s->dln, s->dv, a->ln1, N);
+		be->rmsnorm_bwd(s->dres, gptr(m, L->ln1), s->dln, a->res, L->ln1, a->rstd1, N, C);
+	}
+	if (m->grads_mem)
+		be->embedding_bwd(gptr(m, m->wte), s->dres, b->ids, N, C);
+}

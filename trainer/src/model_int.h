@@ -1,0 +1,101 @@
+/*
+ * model_int.h - the inside of struct ft_model (model.c), shared with the
+ * loaders and writers (model_io.c), the loop (train.c) and generation.
+ */
+#ifndef FT_MODEL_INT_H
+#define FT_MODEL_INT_H
+
+#include "ft/model.h"
+#include "engine_int.h"
+#include "cpu/cpu_int.h"
+
+/* One decoder block's weights (pointers into the model's blocks). */
+struct ft_layer {
+	float *ln1, *ln2;
+	float *w[FT_LIN_COUNT];
+	float *b[FT_LIN_COUNT]; /* NULL when the linear has no bias */
+	float *lora_a[FT_LIN_COUNT], *lora_b[FT_LIN_COUNT]; /* NULL: not adapted */
+};
+
+/* What one block's forward saves for its backward. */
+struct ft_layer_act {
+	float *res; /* [N,C] block input (residual stream) */
+	float *ln1, *rstd1; /* [N,C], [N] */
+	float *q, *k, *v; /* after RoPE */
+	float *lse; /* [B,nh,T] attention log-sum-exp */
+	float *att; /* [N,nh*hd] */
+	float *mid; /* [N,C] residual after attention */
+	float *ln2, *rstd2;
+	float *gate, *up, *h; /* [N,I] */
+	float *lu[FT_LIN_COUNT]; /* LoRA s * x A^T, [N,r] */
+	float *lx[FT_LIN_COUNT]; /* LoRA dropout(x), [N,in] (only with dropout) */
+};
+
+struct ft_scratch {
+	float *dres, *dln, *dq, *dk, *dv, *datt, *dgate, *dup, *dh, *du, *dx;
+};
+
+struct ft_model {
+	struct ft_model_config cfg;
+	const struct ft_backend *be;
+
+	/* base weights: one block, tensors point into it */
+	float *params_mem;
+	size_t params_total;
+	struct ft_param *params;
+	size_t n_params;
+	float *wte, *norm, *lm_head; /* lm_head == wte when tied */
+	struct ft_layer *layers;
+	float *grads_mem; /* full fine-tuning only; same layout as params_mem */
+
+	/* LoRA */
+	bool has_lora, lora_on;
+	struct ft_lora_config lora;
+	float lora_s;
+	float *lora_mem, *lora_grads_mem;
+	size_t lora_total;
+	struct ft_param *lora_params;
+	size_t n_lora_params;
+
+	/* activations for an act_B x act_T batch */
+	float *act_mem, *scratch_mem;
+	size_t act_n;
+	int act_B, act_T;
+	struct ft_layer_act *acts;
+	float *res_final, *lnf, *rstdf, *logits;
+	struct ft_scratch s;
+	int32_t *pos, *doc;
+	bool fwd_train;
+	uint64_t drop_seed;
+
+	/* RoPE tables [rope_max][hd/2] */
+	float *rope_cos, *rope_sin;
+	int rope_max;
+};
+
+/* The tensor table under construction: record (name, shape, slot), then
+ * ft_slots_point allocates one block and points every slot into it. */
+struct ft_slotlist {
+	struct ft_param *p;
+	float ***slot;
+	size_t n, cap, total;
+};
+void ft_slot_add(struct ft_slotlist *l, float **slot, bool decay, int ndim, int64_t d0, int64_t d1,
+		 const char *fmt, ...) FT_PRINTF(7, 8);
+float *ft_slots_point(struct ft_slotlist *l);
+/* "self_attn" or "mlp" */
+const char *ft_linear_module(enum ft_linear l);
+/* Gradient of a LoRA tensor (same offset in the gradient block). */
+float *ft_model_lora_grad(const struct ft_model *m, const float *p);
+
+/* lora.c: the adapter path of linear k of layer l (see its top comment). */
+void ft_lora_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in, int N,
+		 uint64_t drop_seed, bool train);
+void ft_lora_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, const float *dout,
+		 const float *in, int N);
+
+void ft_model_linear_dims(const struct ft_model_config *c, enum ft_linear l, int *in, int *out);
+/* peft's init: A ~ U(-1/sqrt(in), 1/sqrt(in)) from the job seed, B = 0. */
+void ft_model_lora_init(struct ft_model *m, uint64_t seed);
+
+#endif

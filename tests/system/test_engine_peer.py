@@ -623,3 +623,35 @@ def test_mistral_sliding_window(tmp_path, build_dir):
         ref = model.generate(input_ids=torch.tensor([prompt]), max_new_tokens=8,
                              do_sample=False, eos_token_id=2, pad_token_id=0)
     assert _generate(build_dir, tmp_path / "model", prompt, 8) == ref[0, len(prompt):].tolist()
+
+
+def test_pad_token_rows_get_no_input_gradient(build_dir, tmp_path):
+    """transformers builds embed_tokens with padding_idx = pad_token_id: a pad
+    token inside the data gives its embedding row no gradient from the input
+    side. With the row zero at init (transformers zeroes it), RMSNorm at a zero
+    vector would otherwise pass back 1/sqrt(eps)-sized gradients."""
+    d = tmp_path / "model"
+    cfg = transformers.LlamaConfig(vocab_size=61, hidden_size=32, intermediate_size=48,
+                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                   max_position_embeddings=256, rms_norm_eps=1e-6, bos_token_id=1,
+                                   eos_token_id=2, pad_token_id=0, tie_word_embeddings=True)
+    m = transformers.LlamaForCausalLM(cfg)
+    _randomize(m, 3)
+    with torch.no_grad():
+        m.model.embed_tokens.weight[0].zero_()   # as transformers' own init leaves it
+    m.config._attn_implementation = "eager"
+    m.save_pretrained(d)
+    model = load_hf(d)
+    rows = make_rows(4, seed=11)
+    rows[0]["input_ids"][0] = 0                       # pad id first, as a document separator
+    rows[1]["input_ids"][3] = 0
+    write_rows(tmp_path / "rows.jsonl", rows)
+    ids, labels, mask = pad(rows)
+    grads, loss = debug_grads(build_dir, d, tmp_path / "rows.jsonl", tmp_path / "grads.st")
+    model.zero_grad()
+    out = model(input_ids=ids, attention_mask=mask)
+    s, n = loss_sum_and_count(out.logits, labels)
+    (s / n).backward()
+    assert abs(loss - (s / n).item()) <= 1e-5
+    for name, p in model.named_parameters():
+        assert_grad_close(name, grads[name], p.grad)

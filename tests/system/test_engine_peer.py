@@ -655,3 +655,24 @@ def test_pad_token_rows_get_no_input_gradient(build_dir, tmp_path):
     assert abs(loss - (s / n).item()) <= 1e-5
     for name, p in model.named_parameters():
         assert_grad_close(name, grads[name], p.grad)
+
+
+def test_eval_on_start_reports_the_base_models_heldout_loss(train_case, build_dir, tmp_path):
+    """eval_on_start: an eval line at step 0 whose loss is the starting model's
+    mean loss over the validation file's trained tokens (LoRA B = 0, so the
+    base model's), as transformers computes it."""
+    d, rows = train_case
+    val = make_rows(5, seed=99)
+    write_rows(tmp_path / "val.jsonl", val)
+    job = _job(d, "lora", 2, eval_on_start=True)
+    job["validation_file"] = str(tmp_path / "val.jsonl")
+    job["output_dir"] = str(tmp_path / "out")
+    _, lines = _run_job(build_dir, job, tmp_path / "job.json")
+    evals = [l for l in lines if l.get("type") == "eval"]
+    assert [e["step"] for e in evals] == [0, 2]
+    base = load_hf(d / "model")
+    ids, labels, mask = pad(val)
+    with torch.no_grad():
+        s, n = loss_sum_and_count(base(input_ids=ids, attention_mask=mask).logits, labels)
+    assert abs(evals[0]["eval_loss"] - (s / n).item()) <= 1e-5
+    assert evals[-1]["eval_loss"] != evals[0]["eval_loss"]

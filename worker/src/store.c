@@ -1,8 +1,7 @@
 /*
- * store.c - the worker's side of the content-addressed store: put a file
- * (hash while copying to a temp name in the store, fsync, rename to
- * sha256/ab/cdef…), put a folder as a manifest, and materialise a manifest
- * back into a folder (for resume).
+ * store.c - the worker's side of the content-addressed store (ft/registry.h):
+ * put a file, put a folder as a manifest, and materialise a manifest back
+ * into a folder (for resume).
  *
  * Manifest (itself a blob):
  *   { "format": "ftplat-manifest-1", "files": [ { "path": "adapter_model.safetensors",
@@ -15,11 +14,16 @@
 
 #include <jansson.h>
 
+#include "ft/registry.h"
 #include "worker_int.h"
 
+/* The worker's local path of a blob (local-directory store only: jobs read
+ * their training files in place). */
 static void blob_path(const char *root, const char *hex, char *out, size_t n)
 {
-	snprintf(out, n, "%s/sha256/%.2s/%s", root, hex, hex + 2);
+	char key[FT_STORE_KEY_MAX];
+	ft_store_key_for(hex, key);
+	snprintf(out, n, "%s/%s", root, key);
 }
 
 static enum ft_rc mkdirs(const char *path, struct ft_err *err)
@@ -31,83 +35,41 @@ static enum ft_rc mkdirs(const char *path, struct ft_err *err)
 			continue;
 		*p = '\0';
 		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return ft_failf(err, FT_EIO, NULL, "cannot create \"%s\": %s", tmp,
-					strerror(errno));
+			return ft_failf(err, FT_EIO, NULL, "cannot create \"%s\": %s", tmp, strerror(errno));
 		*p = '/';
 	}
 	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-		return ft_failf(err, FT_EIO, NULL, "cannot create \"%s\": %s", tmp,
-				strerror(errno));
+		return ft_failf(err, FT_EIO, NULL, "cannot create \"%s\": %s", tmp, strerror(errno));
 	return FT_OK;
 }
 
-enum ft_rc wk_store_put_file(const char *root, const char *path, char hex[65], uint64_t *bytes,
+/* Stream a file into the store (ft/registry.h: hashed as it goes, fsynced,
+ * renamed; the same content is kept once). */
+enum ft_rc wk_store_put_file(struct ft_store *st, const char *path, char hex[65], uint64_t *bytes,
 			     struct ft_err *err)
 {
-	char tmpdir[PATH_MAX], tmp[PATH_MAX], final[PATH_MAX], dir[PATH_MAX];
-	unsigned char d[32], buf[1 << 16];
-	struct ft_sha256 h;
-	int in = -1, out = -1;
-	enum ft_rc rc = FT_OK;
+	struct ft_store_writer *w = NULL;
+	char buf[1 << 16], key[FT_STORE_KEY_MAX];
 	ssize_t n;
-
-	*bytes = 0;
-	snprintf(tmpdir, sizeof(tmpdir), "%s/tmp", root);
-	if (mkdirs(tmpdir, err))
-		return err->rc;
-	snprintf(tmp, sizeof(tmp), "%s/put-XXXXXX", tmpdir);
-	in = open(path, O_RDONLY | O_CLOEXEC);
+	int in = open(path, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return ft_failf(err, FT_EIO, NULL, "cannot read \"%s\": %s", path, strerror(errno));
-	out = mkstemp(tmp);
-	if (out < 0) {
-		rc = ft_failf(err, FT_EIO, NULL, "cannot create a temp file in %s: %s", tmpdir,
-			      strerror(errno));
-		goto close_in;
+	if (ft_store_writer_new(st, 0, &w, err))
+		goto fail;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (ft_store_writer_write(w, buf, (size_t)n, err))
+			goto fail;
+	if (n < 0) {
+		ft_failf(err, FT_EIO, NULL, "reading \"%s\": %s", path, strerror(errno));
+		goto fail;
 	}
-	if (ft_sha256_init(&h)) {
-		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory");
-		goto close_out;
-	}
-	while ((n = read(in, buf, sizeof(buf))) > 0) {
-		ft_sha256_update(&h, buf, (size_t)n);
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out, buf + off, (size_t)(n - off));
-			if (w < 0) {
-				rc = ft_failf(err, FT_EIO, NULL, "writing to the store: %s",
-					      strerror(errno));
-				ft_sha256_release(&h);
-				goto close_out;
-			}
-			off += w;
-		}
-		*bytes += (uint64_t)n;
-	}
-	ft_sha256_final(&h, d);
-	if (n < 0 || fsync(out) != 0) {
-		rc = ft_failf(err, FT_EIO, NULL, "reading \"%s\" or syncing: %s", path,
-			      strerror(errno));
-		goto close_out;
-	}
-	ft_hex_encode(d, 32, hex);
-	blob_path(root, hex, final, sizeof(final));
-	snprintf(dir, sizeof(dir), "%s/sha256/%.2s", root, hex);
-	if (mkdirs(dir, err)) {
-		rc = err->rc;
-		goto close_out;
-	}
-	if (rename(tmp, final) != 0) {
-		rc = ft_failf(err, FT_EIO, NULL, "cannot store \"%s\": %s", path, strerror(errno));
-		goto close_out;
-	}
-	tmp[0] = '\0';
-close_out:
-	close(out);
-	if (tmp[0])
-		unlink(tmp);
-close_in:
 	close(in);
-	return rc;
+	return ft_store_writer_commit(w, hex, key, bytes, err);
+fail:
+	if (w)
+		ft_store_writer_abort(w);
+	close(in);
+	return err->rc;
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -150,7 +112,7 @@ static enum ft_rc list_files(const char *base, const char *rel, char ***out, siz
 	return rc;
 }
 
-enum ft_rc wk_store_put_dir(const char *root, const char *dir, char hex[65], uint64_t *total,
+enum ft_rc wk_store_put_dir(struct ft_store *st, const char *dir, char hex[65], uint64_t *total,
 			    struct ft_err *err)
 {
 	char **files = NULL;
@@ -165,7 +127,7 @@ enum ft_rc wk_store_put_dir(const char *root, const char *dir, char hex[65], uin
 		char path[PATH_MAX], fhex[65];
 		uint64_t bytes;
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
-		if ((rc = wk_store_put_file(root, path, fhex, &bytes, err)))
+		if ((rc = wk_store_put_file(st, path, fhex, &bytes, err)))
 			goto out;
 		*total += bytes;
 		json_array_append_new(arr, json_pack("{s:s, s:s, s:I}", "path", files[i], "sha256",
@@ -178,7 +140,7 @@ enum ft_rc wk_store_put_dir(const char *root, const char *dir, char hex[65], uin
 		rc = ft_failf(err, FT_EIO, NULL, "cannot write %s", mpath);
 	} else {
 		uint64_t mb;
-		rc = wk_store_put_file(root, mpath, hex, &mb, err);
+		rc = wk_store_put_file(st, mpath, hex, &mb, err);
 		unlink(mpath);
 	}
 	json_decref(m);
@@ -201,15 +163,17 @@ static bool safe_rel(const char *p)
 	return true;
 }
 
-static enum ft_rc copy_file(const char *from, const char *to, struct ft_err *err)
+/* Copy blob hex out of the store into a file. */
+static enum ft_rc copy_blob(struct ft_store *st, const char *hex, const char *to, struct ft_err *err)
 {
-	int in = open(from, O_RDONLY | O_CLOEXEC), out;
-	char buf[1 << 16];
+	char key[FT_STORE_KEY_MAX], buf[1 << 16];
+	uint64_t size;
 	ssize_t n;
+	ft_store_key_for(hex, key);
+	int in = ft_store_open_read(st, key, &size, err);
 	if (in < 0)
-		return ft_failf(err, FT_EIO, NULL, "cannot read blob %s: %s", from,
-				strerror(errno));
-	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		return err->rc;
+	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (out < 0) {
 		close(in);
 		return ft_failf(err, FT_EIO, NULL, "cannot write %s: %s", to, strerror(errno));
@@ -221,34 +185,34 @@ static enum ft_rc copy_file(const char *from, const char *to, struct ft_err *err
 		}
 	close(in);
 	close(out);
-	return n < 0 ? ft_failf(err, FT_EIO, NULL, "copying %s failed", from) : FT_OK;
+	return n < 0 ? ft_failf(err, FT_EIO, NULL, "copying blob %s to %s failed", hex, to) : FT_OK;
 }
 
-enum ft_rc wk_store_get_dir(const char *root, const char *manifest_hex, const char *dir,
+enum ft_rc wk_store_get_dir(struct ft_store *st, const char *manifest_hex, const char *dir,
 			    struct ft_err *err)
 {
 	char mpath[PATH_MAX];
 	json_error_t je;
-	blob_path(root, manifest_hex, mpath, sizeof(mpath));
+	enum ft_rc rc = mkdirs(dir, err);
+	if (rc)
+		return rc;
+	snprintf(mpath, sizeof(mpath), "%s/.manifest.json", dir);
+	if ((rc = copy_blob(st, manifest_hex, mpath, err)))
+		return rc;
 	json_t *m = json_load_file(mpath, 0, &je);
+	unlink(mpath);
 	if (!m)
 		return ft_failf(err, FT_EFORMAT, NULL, "manifest %s: %s", manifest_hex, je.text);
-	enum ft_rc rc = mkdirs(dir, err);
 	size_t i;
 	json_t *f;
-	json_array_foreach(json_object_get(m, "files"), i, f)
-	{
+	json_array_foreach(json_object_get(m, "files"), i, f) {
 		const char *p = json_string_value(json_object_get(f, "path"));
 		const char *h = json_string_value(json_object_get(f, "sha256"));
-		char from[PATH_MAX], to[PATH_MAX], sub[PATH_MAX];
-		if (rc)
-			break;
+		char to[PATH_MAX], sub[PATH_MAX];
 		if (!p || !h || !safe_rel(p) || strlen(h) != 64) {
-			rc = ft_failf(err, FT_EFORMAT, NULL, "manifest %s: bad entry %zu",
-				      manifest_hex, i);
+			rc = ft_failf(err, FT_EFORMAT, NULL, "manifest %s: bad entry %zu", manifest_hex, i);
 			break;
 		}
-		blob_path(root, h, from, sizeof(from));
 		snprintf(to, sizeof(to), "%s/%s", dir, p);
 		ft_strlcpy(sub, to, sizeof(sub));
 		char *slash = strrchr(sub, '/');
@@ -257,7 +221,8 @@ enum ft_rc wk_store_get_dir(const char *root, const char *manifest_hex, const ch
 			if ((rc = mkdirs(sub, err)))
 				break;
 		}
-		rc = copy_file(from, to, err);
+		if ((rc = copy_blob(st, h, to, err)))
+			break;
 	}
 	json_decref(m);
 	return rc;

@@ -29,6 +29,7 @@
 #include <jansson.h>
 
 #include "ft/metrics.h"
+#include "ft/registry.h"
 #include "worker_int.h"
 
 #define MAX_JOBS 64
@@ -71,6 +72,7 @@ struct inbox_q {
 struct worker {
 	const struct ft_worker_opts *o;
 	struct ft_redis *redis;
+	struct ft_store *store;
 	struct job *jobs[MAX_JOBS];
 	int njobs;
 	int gpus;
@@ -318,7 +320,7 @@ static void start_job(struct worker *w, json_t *m)
 	const char *ck = json_string_value(json_object_get(res, "checkpoint"));
 	if (ck) {
 		snprintf(resume, sizeof(resume), "%s/resume", j->dir);
-		if (wk_store_get_dir(w->o->store_dir, ck, resume, &err)) {
+		if (wk_store_get_dir(w->store, ck, resume, &err)) {
 			fail_early(w, j, err.msg, false);
 			return;
 		}
@@ -385,7 +387,7 @@ static void on_line(struct worker *w, struct job *j, const char *line)
 		char hex[65];
 		uint64_t bytes;
 		ft_err_clear(&err);
-		if (!path || wk_store_put_dir(w->o->store_dir, path, hex, &bytes, &err)) {
+		if (!path || wk_store_put_dir(w->store, path, hex, &bytes, &err)) {
 			ft_logf(FT_LOG_WARN, NULL, j->id, "%s not stored: %s", type,
 				path ? err.msg : "no path");
 		} else if (type[0] == 'c') {
@@ -638,9 +640,14 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 	w.o = o;
 	w.started_ms = (uint64_t)ft_time_wall_ms();
 	w.gpus = o->gpus >= 0 ? o->gpus : ft_worker_detect_gpus(&w.gpu_mem, w.gpu_names, 16);
-	w.redis = ft_redis_new(o->redis_url, 3000, err);
-	if (!w.redis)
+	w.store = ft_store_local_new(o->store_dir, err);
+	if (!w.store)
 		return err->rc;
+	w.redis = ft_redis_new(o->redis_url, 3000, err);
+	if (!w.redis) {
+		ft_store_free(w.store);
+		return err->rc;
+	}
 	pthread_mutex_init(&w.q.mu, NULL);
 	if (pipe(w.q.wake) != 0)
 		return ft_failf(err, FT_EIO, NULL, "pipe: %s", strerror(errno));
@@ -746,6 +753,7 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 	if (r)
 		freeReplyObject(r);
 	ft_redis_free(w.redis);
+	ft_store_free(w.store);
 	close(w.q.wake[0]);
 	close(w.q.wake[1]);
 	ft_info("worker %s stopped", o->id);

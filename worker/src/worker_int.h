@@ -9,11 +9,12 @@
 #include "ft/wire.h"
 #include "ft/worker.h"
 
-enum ft_rc wk_store_put_file(const char *root, const char *path, char hex[65], uint64_t *bytes,
+struct ft_store;
+enum ft_rc wk_store_put_file(struct ft_store *st, const char *path, char hex[65], uint64_t *bytes,
 			     struct ft_err *err);
-enum ft_rc wk_store_put_dir(const char *root, const char *dir, char hex[65], uint64_t *total,
+enum ft_rc wk_store_put_dir(struct ft_store *st, const char *dir, char hex[65], uint64_t *total,
 			    struct ft_err *err);
-enum ft_rc wk_store_get_dir(const char *root, const char *manifest_hex, const char *dir,
+enum ft_rc wk_store_get_dir(struct ft_store *st, const char *manifest_hex, const char *dir,
 			    struct ft_err *err);
 const char *wk_store_blob_path(const char *root, const char *hex, char *out, size_t n);
 

@@ -1,0 +1,114 @@
+"""The whole path, every part real: POST /v1/fine_tuning/jobs on ft-api ->
+ft-scheduler -> ft-worker -> ft-train (LoRA SFT on the bundled tiny model and
+a slice of the bundled dialogues) -> succeeded, with events, metrics,
+checkpoints and the adapter in the store; and cancel latency from the API call
+to the trainer's exit."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import psycopg
+import pytest
+from safetensors.numpy import load_file
+
+from api_helpers import client, upload, wait_status
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DATA = os.path.join(ROOT, "data", "customer-service")
+MODEL = os.path.join(ROOT, "data", "models", "ftplat-tiny-cs")
+
+
+@pytest.fixture(scope="module")
+def platform(api_server, build_dir, redis_url, tmp_path_factory):
+    """Scheduler + one CPU worker sharing the API's database and store."""
+    tmp = tmp_path_factory.mktemp("platform")
+    rdb = redis_url.rsplit("/", 1)[0] + "/12"
+    import redis
+    redis.Redis.from_url(rdb).flushdb()
+    env = dict(os.environ, FT_DATABASE_URL=api_server.db_url, FT_REDIS_URL=rdb,
+               FT_STORE_DIR=str(api_server.store_dir), FT_WORK_DIR=str(tmp / "work"),
+               FT_TRAINER_PATH=str(build_dir / "trainer" / "ft-train"), FT_SCHED_TICK_MS="50",
+               FT_HEARTBEAT_MS="500", FT_LEASE_MS="10000", FT_WORKER_ID="wrk-e2e", FT_LOG_LEVEL="info",
+               FT_NUM_THREADS="2")
+    procs = [subprocess.Popen([str(build_dir / "scheduler" / "ft-scheduler")], env=env,
+                              stdout=open(tmp / "sched.log", "w"), stderr=subprocess.STDOUT),
+             subprocess.Popen([str(build_dir / "worker" / "ft-worker")], env=env,
+                              stdout=open(tmp / "worker.log", "w"), stderr=subprocess.STDOUT)]
+    with client(api_server) as c:
+        r = c.post("/v1/models", json={"name": "ftplat-tiny-cs", "path": MODEL})
+        assert r.status_code == 200, r.text
+    lines = open(os.path.join(DATA, "train.jsonl"), "rb").read().splitlines(keepends=True)
+    val = open(os.path.join(DATA, "validation.jsonl"), "rb").read().splitlines(keepends=True)
+    train_f = upload(api_server, b"".join(lines[:48]), name="train.jsonl")
+    val_f = upload(api_server, b"".join(val[:12]), name="validation.jsonl")
+    yield dict(env=env, tmp=tmp, train=train_f["id"], val=val_f["id"], procs=procs)
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def test_lora_job_runs_end_to_end(api_server, platform):
+    with client(api_server) as c:
+        r = c.post("/v1/fine_tuning/jobs", json={
+            "model": "ftplat-tiny-cs", "training_file": platform["train"],
+            "validation_file": platform["val"], "suffix": "e2e", "seed": 5,
+            "hyperparameters": {"n_epochs": 1, "batch_size": 4, "learning_rate_multiplier": 10},
+            "lora": {"r": 8, "alpha": 16}})
+        assert r.status_code == 200, r.text
+        job = r.json()["id"]
+    j = wait_status(api_server, job, ("succeeded", "failed", "cancelled"), timeout=300)
+    assert j["status"] == "succeeded", (j, (platform["tmp"] / "worker.log").read_text()[-3000:])
+    assert j["fine_tuned_model"] == f"ft:ftplat-tiny-cs:{job}"
+    assert j["trained_tokens"] > 1000
+    with client(api_server) as c:
+        events = c.get(f"/v1/fine_tuning/jobs/{job}/events", params={"limit": 100}).json()["data"]
+        msgs = [e["message"] for e in events]
+        assert any(m.startswith("Step 1/12: training loss=") for m in msgs), msgs
+        evals = sorted((e["data"]["step"], e["data"]["eval_loss"]) for e in events
+                       if isinstance(e.get("data"), dict) and e["data"].get("type") == "eval")
+        assert evals[0][0] == 0 and evals[-1][0] == 12
+        assert evals[-1][1] < evals[0][1]          # fine-tuning lowered the held-out loss
+        cks = c.get(f"/v1/fine_tuning/jobs/{job}/checkpoints").json()["data"]
+        assert cks and cks[0]["step_number"] == 12
+    with psycopg.connect(api_server.db_url) as db:
+        steps = db.execute("SELECT count(*) FROM job_metrics WHERE job_id = %s AND train_loss IS NOT NULL",
+                           (job,)).fetchone()[0]
+        assert steps == 12
+        sha = db.execute("SELECT sha256 FROM artifacts WHERE job_id = %s AND kind = 'adapter'",
+                         (job,)).fetchone()[0]
+    # The adapter is in the store as a manifest of its files, loadable by safetensors.
+    store = api_server.store_dir
+    manifest = json.loads((store / "sha256" / sha[:2] / sha[2:]).read_text())
+    files = {f["path"]: f["sha256"] for f in manifest["files"]}
+    assert "adapter_config.json" in files and "adapter_model.safetensors" in files
+    h = files["adapter_model.safetensors"]
+    tensors = load_file(str(store / "sha256" / h[:2] / h[2:]))
+    assert "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" in tensors
+
+
+def test_cancel_latency(api_server, platform):
+    with client(api_server) as c:
+        job = c.post("/v1/fine_tuning/jobs", json={
+            "model": "ftplat-tiny-cs", "training_file": platform["train"],
+            "hyperparameters": {"n_epochs": 50, "batch_size": 2}}).json()["id"]
+        deadline = time.time() + 120
+        while True:        # running, with at least one step done
+            ev = c.get(f"/v1/fine_tuning/jobs/{job}/events").json()["data"]
+            if any(e["message"].startswith("Step ") for e in ev):
+                break
+            assert time.time() < deadline, "the job never started training"
+            time.sleep(0.1)
+        t0 = time.monotonic()
+        assert c.post(f"/v1/fine_tuning/jobs/{job}/cancel").status_code == 200
+    j = wait_status(api_server, job, ("cancelled", "failed", "succeeded"), timeout=60)
+    latency = time.monotonic() - t0
+    assert j["status"] == "cancelled", j
+    worker_log = (platform["tmp"] / "worker.log").read_text()
+    assert f"cancel: sent SIGTERM to the trainer" in worker_log
+    print(f"cancel latency (API call -> trainer exited and the job is cancelled): {latency * 1000:.0f} ms")

@@ -335,7 +335,9 @@ static int datasets_validate(struct ctx *x)
 	int rc = file_arg(x, x->argv[0], fid, sizeof(fid));
 	if (rc)
 		return rc;
-	rc = call(x, "POST", "/v1/datasets", json_pack("{s:s}", "file_id", fid), &d);
+	json_t *body = json_pack("{s:s}", "file_id", fid);
+	rc = call(x, "POST", "/v1/datasets", body, &d);
+	json_decref(body);
 	if (rc)
 		return rc;
 	snprintf(p, sizeof(p), "/v1/datasets/%s", json_string_value(json_object_get(d, "id")));

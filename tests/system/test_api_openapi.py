@@ -39,7 +39,10 @@ def test_schemathesis_finds_no_5xx_and_no_nonconforming_response(api_server, roo
           "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
                       "response_schema_conformance,response_headers_conformance",
           "--max-examples", "12", "--workers", "2", "--phases", "examples,coverage,fuzzing",
-          "--generation-deterministic", "--no-color", "--request-timeout", "20"]
+          "--generation-deterministic", "--no-color", "--request-timeout", "20",
+          # Hypothesis health checks measure the machine, not the API: a loaded CI
+          # box trips "too_slow" and fails a phase with every case passing.
+          "--suppress-health-check", "all"]
     p = subprocess.run(st, capture_output=True, text=True, timeout=280, cwd=tmp_path)
     out = p.stdout + p.stderr
-    assert p.returncode == 0 and "No issues found" in out, out[-6000:]
+    assert p.returncode == 0 and "No issues found" in out, out

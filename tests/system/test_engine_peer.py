@@ -623,3 +623,56 @@ def test_mistral_sliding_window(tmp_path, build_dir):
         ref = model.generate(input_ids=torch.tensor([prompt]), max_new_tokens=8,
                              do_sample=False, eos_token_id=2, pad_token_id=0)
     assert _generate(build_dir, tmp_path / "model", prompt, 8) == ref[0, len(prompt):].tolist()
+
+
+def test_pad_token_rows_get_no_input_gradient(build_dir, tmp_path):
+    """transformers builds embed_tokens with padding_idx = pad_token_id: a pad
+    token inside the data gives its embedding row no gradient from the input
+    side. With the row zero at init (transformers zeroes it), RMSNorm at a zero
+    vector would otherwise pass back 1/sqrt(eps)-sized gradients."""
+    d = tmp_path / "model"
+    cfg = transformers.LlamaConfig(vocab_size=61, hidden_size=32, intermediate_size=48,
+                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                   max_position_embeddings=256, rms_norm_eps=1e-6, bos_token_id=1,
+                                   eos_token_id=2, pad_token_id=0, tie_word_embeddings=True)
+    m = transformers.LlamaForCausalLM(cfg)
+    _randomize(m, 3)
+    with torch.no_grad():
+        m.model.embed_tokens.weight[0].zero_()   # as transformers' own init leaves it
+    m.config._attn_implementation = "eager"
+    m.save_pretrained(d)
+    model = load_hf(d)
+    rows = make_rows(4, seed=11)
+    rows[0]["input_ids"][0] = 0                       # pad id first, as a document separator
+    rows[1]["input_ids"][3] = 0
+    write_rows(tmp_path / "rows.jsonl", rows)
+    ids, labels, mask = pad(rows)
+    grads, loss = debug_grads(build_dir, d, tmp_path / "rows.jsonl", tmp_path / "grads.st")
+    model.zero_grad()
+    out = model(input_ids=ids, attention_mask=mask)
+    s, n = loss_sum_and_count(out.logits, labels)
+    (s / n).backward()
+    assert abs(loss - (s / n).item()) <= 1e-5
+    for name, p in model.named_parameters():
+        assert_grad_close(name, grads[name], p.grad)
+
+
+def test_eval_on_start_reports_the_base_models_heldout_loss(train_case, build_dir, tmp_path):
+    """eval_on_start: an eval line at step 0 whose loss is the starting model's
+    mean loss over the validation file's trained tokens (LoRA B = 0, so the
+    base model's), as transformers computes it."""
+    d, rows = train_case
+    val = make_rows(5, seed=99)
+    write_rows(tmp_path / "val.jsonl", val)
+    job = _job(d, "lora", 2, eval_on_start=True)
+    job["validation_file"] = str(tmp_path / "val.jsonl")
+    job["output_dir"] = str(tmp_path / "out")
+    _, lines = _run_job(build_dir, job, tmp_path / "job.json")
+    evals = [l for l in lines if l.get("type") == "eval"]
+    assert [e["step"] for e in evals] == [0, 2]
+    base = load_hf(d / "model")
+    ids, labels, mask = pad(val)
+    with torch.no_grad():
+        s, n = loss_sum_and_count(base(input_ids=ids, attention_mask=mask).logits, labels)
+    assert abs(evals[0]["eval_loss"] - (s / n).item()) <= 1e-5
+    assert evals[-1]["eval_loss"] != evals[0]["eval_loss"]

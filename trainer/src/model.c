@@ -542,6 +542,17 @@ void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 		linear_bwd(m, l, FT_LIN_V, s->dln, s->dv, a->ln1, N);
 		be->rmsnorm_bwd(s->dres, gptr(m, L->ln1), s->dln, a->res, L->ln1, a->rstd1, N, C);
 	}
-	if (m->grads_mem)
+	if (m->grads_mem) {
+		/* transformers builds embed_tokens as nn.Embedding(..., padding_idx =
+		 * pad_token_id): the pad token's row gets no gradient from the input
+		 * side (a tied lm_head still gives it one). Drop those positions'
+		 * gradient before scattering it, so ours is the same. */
+		int pad = m->cfg.pad_token_id;
+		if (pad >= 0)
+			for (int n = 0; n < N; n++)
+				if (b->ids[n] == pad)
+					memset(s->dres + (size_t)n * C, 0,
+					       sizeof(float) * (size_t)C);
 		be->embedding_bwd(gptr(m, m->wte), s->dres, b->ids, N, C);
+	}
 }

@@ -279,6 +279,17 @@ static enum ft_rc run_loop(struct run *r, struct ft_err *err)
 	long first_step = r->st.step;
 	bool evaluated_last = false;
 	enum ft_rc rc = FT_OK;
+	if (r->has_val && j->eval_on_start && r->st.step == 0) {
+		/* The starting point's held-out loss (for LoRA: the base model, since
+		 * B = 0). Logged only: it does not take part in early stopping. */
+		double el, ea;
+		if ((rc = evaluate(r, &el, &ea, err)))
+			return rc;
+		emit(r->fd,
+		     "{\"type\":\"eval\",\"step\":0,\"eval_loss\":%s,\"eval_perplexity\":%s,"
+		     "\"eval_token_accuracy\":%s,\"best\":false}",
+		     num(b1, sizeof b1, el), num(b2, sizeof b2, exp(el)), num(b3, sizeof b3, ea));
+	}
 	while (r->st.step < r->total_steps) {
 		double loss, gnorm, lr;
 		long tokens;

@@ -172,6 +172,7 @@ static enum ft_rc parse_hparams(const json_t *o, struct ft_train_job *j, bool *l
 					    "packing",
 					    "shuffle",
 					    "eval_steps",
+					    "eval_on_start",
 					    "early_stopping_patience",
 					    "save_steps",
 					    NULL };
@@ -205,6 +206,7 @@ static enum ft_rc parse_hparams(const json_t *o, struct ft_train_job *j, bool *l
 	    (rc = ft_json_get_int(o, "max_seq_length", FT_JSON_NULL_OK, 2, 1 << 20, &sl, err)) ||
 	    (rc = ft_json_get_bool(o, "packing", FT_JSON_NULL_OK, &j->packing, err)) ||
 	    (rc = ft_json_get_bool(o, "shuffle", FT_JSON_NULL_OK, &j->shuffle, err)) ||
+	    (rc = ft_json_get_bool(o, "eval_on_start", FT_JSON_NULL_OK, &j->eval_on_start, err)) ||
 	    (rc = ft_json_get_int(o, "eval_steps", FT_JSON_NULL_OK, 0, 1000000000, &es, err)) ||
 	    (rc = ft_json_get_int(o, "early_stopping_patience", FT_JSON_NULL_OK, 0, 1000000, &pat,
 				  err)) ||

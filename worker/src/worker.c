@@ -251,8 +251,12 @@ static json_t *trainer_config(struct worker *w, json_t *m, struct job *j, struct
 		ft_failf(err, FT_EINVAL, NULL, "assignment config has fields of the wrong type");
 		return NULL;
 	}
-	if (val)
+	if (val) {
 		json_object_set_new(t, "validation_file", json_string(vpath));
+		/* The platform always shows the held-out loss before training too. */
+		if (!json_object_get(hp, "eval_on_start"))
+			json_object_set_new(hp, "eval_on_start", json_true());
+	}
 	if (json_is_object(lora))
 		json_object_set(t, "lora", lora);
 	json_decref(lora);

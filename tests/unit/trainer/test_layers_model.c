@@ -38,6 +38,8 @@ static struct ft_model_config tiny(bool tied, bool bias)
 	c.rms_norm_eps = 1e-6;
 	c.rope_theta = 10000;
 	c.tie_word_embeddings = tied;
+	c.pad_token_id = -1; /* no padding_idx: every embedding row gets its full gradient */
+	c.bos_token_id = -1;
 	c.qkv_bias = bias;
 	return c;
 }

@@ -474,8 +474,9 @@ static void progress_line(json_t *job, bool tty)
 /* Poll a job until it ends; prints progress unless quiet. */
 static int wait_job(struct ctx *x, const char *id, bool show_progress)
 {
-	char p[256], last[512] = "";
+	char p[256], last[512] = "", last_status[32] = "";
 	bool tty = isatty(STDOUT_FILENO) && !x->o.json;
+	uint64_t last_print = 0;
 	struct ft_deadline dl =
 		ft_deadline_in_ms((uint64_t)(x->o.timeout > 0 ? x->o.timeout : 86400) * 1000);
 	snprintf(p, sizeof(p), "/v1/fine_tuning/jobs/%s", id);
@@ -490,9 +491,15 @@ static int wait_job(struct ctx *x, const char *id, bool show_progress)
 				     JSON_COMPACT | JSON_ENCODE_ANY);
 		snprintf(now, sizeof(now), "%s %s", st ? st : "", m ? m : "");
 		free(m);
-		if (show_progress && strcmp(now, last) != 0) {
+		/* On a terminal the line is redrawn at every change; in a log, a line
+		 * at most every 2 s, and at every change of status. */
+		bool status_changed = st && strcmp(st, last_status) != 0;
+		if (show_progress && strcmp(now, last) != 0 &&
+		    (tty || status_changed || ft_time_mono_ms() - last_print >= 2000)) {
 			progress_line(j, tty);
 			ft_strlcpy(last, now, sizeof(last));
+			ft_strlcpy(last_status, st ? st : "", sizeof(last_status));
+			last_print = ft_time_mono_ms();
 		}
 		if (st && terminal(st)) {
 			if (tty && show_progress)

@@ -101,12 +101,12 @@ ctl="$build/cli/ftctl"
 
 step "fine-tune (LoRA) on data/customer-service"
 data=$root/data/customer-service
-job_out=$("$ctl" --json jobs create --model ftplat-tiny-cs --training-file "$data/train.jsonl" \
+"$ctl" jobs create --model ftplat-tiny-cs --training-file "$data/train.jsonl" \
   --validation-file "$data/validation.jsonl" --epochs "${FT_QUICKSTART_EPOCHS:-5}" \
-  --lora-r 16 --lr-multiplier "${FT_QUICKSTART_LR_MULT:-10}" --suffix support --seed 42)
-job=$(printf '%s' "$job_out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-echo "job $job"
-"$ctl" jobs wait "$job"
+  --lora-r 16 --lr-multiplier "${FT_QUICKSTART_LR_MULT:-10}" --suffix support --seed 42 \
+  --follow | tee "$state/follow.log"
+job=$(sed -n 's/^created \(ftjob-[0-9A-Za-z]*\)$/\1/p' "$state/follow.log" | head -1)
+[ -n "$job" ] || { echo "quickstart: the job was not created" >&2; exit 1; }
 
 step "result"
 "$ctl" --json jobs get "$job" > "$state/job.json"

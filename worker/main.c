@@ -70,6 +70,7 @@ int main(int argc, char **argv)
 		.gpus = (int)ft_config_int(&cfg, "worker_gpus"),
 		.slots = (int)ft_config_int(&cfg, "worker_slots"),
 		.heartbeat_ms = (int)ft_config_int(&cfg, "heartbeat_ms"),
+		.checkpoint_steps = (int)ft_config_int(&cfg, "checkpoint_steps"),
 		.stop = &stop,
 		.metrics_addr = ft_config_str(&cfg, "metrics_addr"),
 		.metrics_port = (int)ft_config_int(&cfg, "metrics_port"),

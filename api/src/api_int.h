@@ -42,6 +42,7 @@ struct api_ctx {
 	struct ft_store *store;
 	struct api_redis_pool *redis; /* NULL: no rate limiting */
 	uint64_t max_upload;
+	int job_max_attempts; /* attempts a job gets before it fails */
 	bool webhook_allow_http; /* plain-http webhook URLs (development) */
 	const char *webhook_allow_cidrs; /* special addresses webhooks may reach */
 	const char *openapi_json; /* served at /v1/openapi.json */

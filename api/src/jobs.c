@@ -565,19 +565,21 @@ enum ft_rc h_jobs_create(struct api_req *r)
 	if (meta_s)
 		api_defer(r->arena, free, meta_s);
 	const char *meta_p = meta_s ? meta_s : "{}";
-	const char *p[] = { id,	    r->team_id, model,	PQgetvalue(mres, 0, 0),
-			    tf,	    vf,		method, adapter,
-			    hp_s,   suffix,	seed_s, meta_p,
-			    prio_s, gpus_s };
+	char attempts_s[16];
+	snprintf(attempts_s, sizeof(attempts_s), "%d", r->ctx->job_max_attempts);
+	const char *p[] = { id,	    r->team_id, model,	   PQgetvalue(mres, 0, 0),
+			    tf,	    vf,		method,	   adapter,
+			    hp_s,   suffix,	seed_s,	   meta_p,
+			    prio_s, gpus_s,	attempts_s };
 	if (api_db_begin(r) ||
 	    api_db_cmd(
 		    r,
 		    "INSERT INTO jobs (id, team_id, model, base_model_id, training_file_id, "
 		    "validation_file_id, method, adapter, hyperparameters, suffix, seed, metadata, "
-		    "priority, requested_gpus) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, "
-		    "$10, "
-		    "$11::bigint, $12::jsonb, $13::int, $14::int)",
-		    14, p) ||
+		    "priority, requested_gpus, max_attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+		    "$8, "
+		    "$9::jsonb, $10, $11::bigint, $12::jsonb, $13::int, $14::int, $15::int)",
+		    15, p) ||
 	    api_db_cmd(
 		    r,
 		    "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, reason) "

@@ -58,6 +58,7 @@ static int serve(struct ft_config *cfg)
 		ctx.redis = api_redis_pool_new(ft_config_str(cfg, "redis_url"), threads);
 	ctx.max_upload = (uint64_t)ft_config_int(cfg, "max_upload_bytes");
 	ctx.webhook_allow_http = ft_config_bool(cfg, "webhook_allow_http");
+	ctx.job_max_attempts = (int)ft_config_int(cfg, "job_max_attempts");
 	ctx.webhook_allow_cidrs = ft_config_str(cfg, "webhook_allow_cidrs");
 	ctx.openapi_json = ft_api_openapi_json;
 	ctx.openapi_len = ft_api_openapi_json_len;

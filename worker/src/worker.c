@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -240,6 +241,9 @@ static json_t *trainer_config(struct worker *w, json_t *m, struct job *j, struct
 		json_decref(hp);
 		hp = json_object();
 	}
+	/* Periodic checkpoints are what a job resumes from when its worker is lost. */
+	if (!json_object_get(hp, "save_steps") && w->o->checkpoint_steps > 0)
+		json_object_set_new(hp, "save_steps", json_integer(w->o->checkpoint_steps));
 	json_t *lora = json_incref(json_object_get(hp, "lora"));
 	json_object_del(hp, "lora");
 	json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o}", "model", model, "train_file", tpath,
@@ -329,8 +333,14 @@ static void start_job(struct worker *w, json_t *m)
 		fail_early(w, j, "pipe failed", false);
 		return;
 	}
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
+		/* A trainer must not outlive its worker: once the worker is gone its
+		 * lease runs out and the job runs elsewhere, from the last checkpoint. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(137);
 		int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (logfd >= 0) {
 			dup2(logfd, 1);

@@ -19,6 +19,7 @@ struct ft_worker_opts {
 	int gpus; /* -1: detect */
 	int slots; /* CPU jobs at once when gpus == 0 */
 	int heartbeat_ms;
+	int checkpoint_steps; /* save_steps given to jobs that set none */
 	volatile int *stop; /* set: drain (checkpoint, hand back) and exit */
 	const char *metrics_addr;
 	int metrics_port; /* -1: no /metrics; 0: any free port */

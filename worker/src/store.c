@@ -35,11 +35,13 @@ static enum ft_rc mkdirs(const char *path, struct ft_err *err)
 			continue;
 		*p = '\0';
 		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return ft_failf(err, FT_EIO, NULL, "cannot create \"%s\": %s", tmp, strerror(errno));
+			return ft_failf(err, FT_EIO, NULL, "cannot create \"%s\": %s", tmp,
+					strerror(errno));
 		*p = '/';
 	}
 	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-		return ft_failf(err, FT_EIO, NULL, "cannot create \"%s\": %s", tmp, strerror(errno));
+		return ft_failf(err, FT_EIO, NULL, "cannot create \"%s\": %s", tmp,
+				strerror(errno));
 	return FT_OK;
 }
 
@@ -164,7 +166,8 @@ static bool safe_rel(const char *p)
 }
 
 /* Copy blob hex out of the store into a file. */
-static enum ft_rc copy_blob(struct ft_store *st, const char *hex, const char *to, struct ft_err *err)
+static enum ft_rc copy_blob(struct ft_store *st, const char *hex, const char *to,
+			    struct ft_err *err)
 {
 	char key[FT_STORE_KEY_MAX], buf[1 << 16];
 	uint64_t size;
@@ -205,12 +208,14 @@ enum ft_rc wk_store_get_dir(struct ft_store *st, const char *manifest_hex, const
 		return ft_failf(err, FT_EFORMAT, NULL, "manifest %s: %s", manifest_hex, je.text);
 	size_t i;
 	json_t *f;
-	json_array_foreach(json_object_get(m, "files"), i, f) {
+	json_array_foreach(json_object_get(m, "files"), i, f)
+	{
 		const char *p = json_string_value(json_object_get(f, "path"));
 		const char *h = json_string_value(json_object_get(f, "sha256"));
 		char to[PATH_MAX], sub[PATH_MAX];
 		if (!p || !h || !safe_rel(p) || strlen(h) != 64) {
-			rc = ft_failf(err, FT_EFORMAT, NULL, "manifest %s: bad entry %zu", manifest_hex, i);
+			rc = ft_failf(err, FT_EFORMAT, NULL, "manifest %s: bad entry %zu",
+				      manifest_hex, i);
 			break;
 		}
 		snprintf(to, sizeof(to), "%s/%s", dir, p);

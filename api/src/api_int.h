@@ -96,6 +96,8 @@ struct api_req {
 	long retry_after;
 	struct ft_err err;
 
+	uint64_t t0_ns; /* when the request arrived (metrics) */
+
 	/* idempotency and audit */
 	const char *idem_key;
 	bool idem_reserved;
@@ -118,6 +120,15 @@ struct api_route {
 	enum api_role role; /* least role allowed */
 	const char *action; /* audit name: "files.create" */
 };
+
+size_t api_route_count(void);
+const struct api_route *api_route_at(size_t i);
+size_t api_route_index(const struct api_route *r);
+
+/* ---- metrics.c --------------------------------------------------------- */
+void api_metrics_begin(void);
+void api_metrics_end(const struct api_route *route, int status, uint64_t ns);
+void api_metrics_render(struct ft_buf *out, void *ud);
 
 const struct api_route *api_route_find(const char *method, const char *url, struct api_req *r,
 				       bool *method_mismatch);

@@ -384,6 +384,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 		r->resp_fd = -1;
 		r->method = api_strdup(a, method);
 		r->url = api_strdup(a, url);
+		r->t0_ns = ft_time_mono_ns();
+		api_metrics_begin();
 		ft_buf_init(&r->raw, API_JSON_MAX);
 		api_defer(a, req_free, r);
 		*con_cls = r;
@@ -418,8 +420,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	FT_UNUSED(conn);
 	FT_UNUSED(toe);
 	struct api_req *r = *con_cls;
-	if (r)
+	if (r) {
+		api_metrics_end(r->route, r->status, ft_time_mono_ns() - r->t0_ns);
 		api_arena_free(r->arena);
+	}
 	*con_cls = NULL;
 }
 

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "ft/metrics.h"
 #include "api_int.h"
 
 extern const char ft_api_openapi_json[];
@@ -75,6 +76,18 @@ static int serve(struct ft_config *cfg)
 			       (int)ft_config_int(cfg, "listen_port"), threads, &err);
 	if (!d)
 		goto stop_validators;
+	struct ft_metrics_server *ms = NULL;
+	if (ft_config_int(cfg, "metrics_port") >= 0) {
+		ms = ft_metrics_server_new(ft_config_str(cfg, "metrics_addr"),
+					   (int)ft_config_int(cfg, "metrics_port"), api_metrics_render, NULL,
+					   &err);
+		if (!ms) {
+			MHD_stop_daemon(d);
+			goto stop_validators;
+		}
+		ft_logf(FT_LOG_INFO, "api", NULL, "metrics on http://%s:%d/metrics",
+			ft_config_str(cfg, "metrics_addr"), ft_metrics_server_port(ms));
+	}
 	ft_logf(FT_LOG_INFO, "api", NULL, "listening on %s:%d (%d threads, store %s)",
 		ft_config_str(cfg, "listen_addr"), api_http_port(d), threads,
 		ft_config_str(cfg, "store_dir"));
@@ -82,6 +95,7 @@ static int serve(struct ft_config *cfg)
 		pause();
 	ft_logf(FT_LOG_INFO, "api", NULL, "stopping");
 	MHD_stop_daemon(d);
+	ft_metrics_server_free(ms);
 	rc = 0;
 stop_validators:
 	api_validators_stop(&ctx);

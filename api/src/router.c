@@ -81,6 +81,21 @@ static bool match(const char *pattern, const char *url, struct api_req *r, const
 	return *p == 0 && *u == 0;
 }
 
+size_t api_route_count(void)
+{
+	return FT_ARRAY_LEN(routes);
+}
+
+const struct api_route *api_route_at(size_t i)
+{
+	return i < FT_ARRAY_LEN(routes) ? &routes[i] : NULL;
+}
+
+size_t api_route_index(const struct api_route *r)
+{
+	return (size_t)(r - routes);
+}
+
 const struct api_route *api_route_find(const char *method, const char *url, struct api_req *r,
 				       bool *method_mismatch)
 {

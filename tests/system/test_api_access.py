@@ -174,3 +174,32 @@ def test_rate_limiter_fails_open_when_redis_is_down(build_dir, database_url, tmp
         with _pg.connect(database_url, autocommit=True) as db:
             db.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     assert rc == 0
+
+
+def test_metrics_endpoint_counts_requests(build_dir, database_url, redis_url, tmp_path_factory):
+    """ft-api's /metrics (its own port) counts answered requests by route and
+    status class, in Prometheus text format."""
+    import socket
+    import urllib.request
+    from conftest import _api_server
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv, name = _api_server(build_dir, database_url, redis_url, tmp_path_factory, metrics_port=port)
+    try:
+        with client(srv) as c:
+            for _ in range(3):
+                assert c.get("/v1/fine_tuning/jobs").status_code == 200
+            assert c.get("/v1/files/file-" + "Q" * 24).status_code == 404
+            assert c.get("/v1/nope").status_code == 404
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        lines = dict(l.rsplit(" ", 1) for l in text.splitlines() if l and not l.startswith("#"))
+        assert float(lines['ft_api_requests_total{method="GET",route="/v1/fine_tuning/jobs",code="2xx"}']) == 3
+        assert float(lines['ft_api_requests_total{method="GET",route="/v1/files/{id}",code="4xx"}']) == 1
+        assert float(lines['ft_api_requests_total{method="",route="unmatched",code="4xx"}']) == 1
+        assert float(lines['ft_api_request_seconds_sum{method="GET",route="/v1/fine_tuning/jobs"}']) > 0
+        assert "# TYPE ft_api_requests_in_flight gauge" in text
+    finally:
+        srv.stop()
+        with psycopg.connect(database_url, autocommit=True) as c:
+            c.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

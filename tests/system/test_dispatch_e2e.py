@@ -31,7 +31,7 @@ def platform(api_server, build_dir, redis_url, tmp_path_factory):
                FT_STORE_DIR=str(api_server.store_dir), FT_WORK_DIR=str(tmp / "work"),
                FT_TRAINER_PATH=str(build_dir / "trainer" / "ft-train"), FT_SCHED_TICK_MS="50",
                FT_HEARTBEAT_MS="500", FT_LEASE_MS="10000", FT_WORKER_ID="wrk-e2e", FT_LOG_LEVEL="info",
-               FT_NUM_THREADS="2")
+               FT_NUM_THREADS="2", FT_CHECKPOINT_STEPS="6")
     procs = [subprocess.Popen([str(build_dir / "scheduler" / "ft-scheduler")], env=env,
                               stdout=open(tmp / "sched.log", "w"), stderr=subprocess.STDOUT),
              subprocess.Popen([str(build_dir / "worker" / "ft-worker")], env=env,
@@ -112,3 +112,47 @@ def test_cancel_latency(api_server, platform):
     worker_log = (platform["tmp"] / "worker.log").read_text()
     assert f"cancel: sent SIGTERM to the trainer" in worker_log
     print(f"cancel latency (API call -> trainer exited and the job is cancelled): {latency * 1000:.0f} ms")
+
+
+def test_worker_drain_hands_the_job_back_and_it_resumes(api_server, platform, build_dir):
+    """SIGTERM to a worker: its trainer checkpoints, the job is handed back
+    (queued, without using up an attempt) and the worker exits 0; a new worker
+    resumes it from that checkpoint, not from step 1."""
+    with client(api_server) as c:
+        job = c.post("/v1/fine_tuning/jobs", json={
+            "model": "ftplat-tiny-cs", "training_file": platform["train"],
+            "hyperparameters": {"n_epochs": 50, "batch_size": 2}}).json()["id"]
+        deadline = time.time() + 120
+        while not c.get(f"/v1/fine_tuning/jobs/{job}/checkpoints").json()["data"]:
+            assert time.time() < deadline, "no checkpoint was stored"
+            time.sleep(0.1)
+    worker = platform["procs"][1]
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(60) == 0
+    with psycopg.connect(api_server.db_url) as db:
+        deadline = time.time() + 30
+        while db.execute("SELECT status FROM jobs WHERE id = %s", (job,)).fetchone()[0] != "queued":
+            assert time.time() < deadline, "the job was not handed back"
+            time.sleep(0.1)
+        reason, max_attempts = db.execute(
+            "SELECT t.reason, j.max_attempts FROM job_transitions t JOIN jobs j ON j.id = t.job_id"
+            " WHERE t.job_id = %s ORDER BY t.id DESC LIMIT 1", (job,)).fetchone()
+        assert reason == "worker draining: handed back" and max_attempts == 4   # 3 + the hand-back
+    env = dict(platform["env"], FT_WORKER_ID="wrk-e2e-2")
+    platform["procs"][1] = subprocess.Popen([str(build_dir / "worker" / "ft-worker")], env=env,
+                                            stdout=open(platform["tmp"] / "worker2.log", "w"),
+                                            stderr=subprocess.STDOUT)
+    with psycopg.connect(api_server.db_url) as db:
+        deadline = time.time() + 60
+        while True:
+            first = db.execute("SELECT min(step) FROM job_metrics WHERE job_id = %s AND attempt = 2",
+                               (job,)).fetchone()[0]
+            if first is not None:
+                break
+            assert time.time() < deadline, "the job did not resume"
+            time.sleep(0.1)
+        assert first > 1, "attempt 2 started from step 1 instead of the checkpoint"
+    assert "from a checkpoint" in (platform["tmp"] / "worker2.log").read_text()
+    with client(api_server) as c:
+        c.post(f"/v1/fine_tuning/jobs/{job}/cancel")
+    assert wait_status(api_server, job, ("cancelled",), timeout=60)["status"] == "cancelled"

@@ -153,6 +153,12 @@ enum ft_rc api_page_args(struct api_req *r, const char *id_prefix, long *limit, 
 /* {"object":"list","data":[...],"has_more":..,"first_id","last_id"}; drops the
  * extra row fetched to learn has_more. */
 json_t *api_list(json_t *data, long limit);
+/* A list endpoint: rows of table whose owner_col = owner, newest first,
+ * keyset-paginated on (created_at, id) with ?limit and ?after (an id with
+ * id_prefix), each row made JSON by row_fn; sets r->resp. */
+enum ft_rc api_list_newest(struct api_req *r, const char *id_prefix, const char *table,
+			   const char *owner_col, const char *owner, const char *cols,
+			   json_t *(*row_fn)(const PGresult *res, int row));
 /* Unix seconds of a timestamptz column rendered with extract(epoch ...). */
 json_t *api_epoch(const PGresult *res, int row, int col);
 json_t *api_text_or_null(const PGresult *res, int row, int col);

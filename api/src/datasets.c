@@ -84,27 +84,8 @@ enum ft_rc h_datasets_create(struct api_req *r)
 
 enum ft_rc h_datasets_list(struct api_req *r)
 {
-	long limit;
-	const char *after;
-	if (api_page_args(r, FT_ID_DATASET, &limit, &after))
-		return FT_EINVAL;
-	char lim[16];
-	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { r->team_id, after, lim };
-	PGresult *res =
-		api_db(r,
-		       "SELECT " DS_COLS " FROM datasets WHERE team_id = $1 "
-		       "AND ($2::text IS NULL OR (created_at, id) < "
-		       "  (SELECT created_at, id FROM datasets WHERE id = $2 AND team_id = $1)) "
-		       "ORDER BY created_at DESC, id DESC LIMIT $3::int",
-		       3, p);
-	if (!res)
-		return r->err.rc;
-	json_t *data = json_array();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(data, ds_json(res, i));
-	r->resp = api_own(r, api_list(data, limit));
-	return FT_OK;
+	return api_list_newest(r, FT_ID_DATASET, "datasets", "team_id", r->team_id, DS_COLS,
+			       ds_json);
 }
 
 enum ft_rc h_datasets_get(struct api_req *r)

@@ -600,27 +600,7 @@ enum ft_rc h_jobs_create(struct api_req *r)
 
 enum ft_rc h_jobs_list(struct api_req *r)
 {
-	long limit;
-	const char *after;
-	if (api_page_args(r, FT_ID_JOB, &limit, &after))
-		return FT_EINVAL;
-	char lim[16];
-	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { r->team_id, after, lim };
-	PGresult *res =
-		api_db(r,
-		       "SELECT " JOB_COLS " FROM jobs WHERE team_id = $1 "
-		       "AND ($2::text IS NULL OR (created_at, id) < "
-		       "  (SELECT created_at, id FROM jobs WHERE id = $2 AND team_id = $1)) "
-		       "ORDER BY created_at DESC, id DESC LIMIT $3::int",
-		       3, p);
-	if (!res)
-		return r->err.rc;
-	json_t *data = json_array();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(data, job_json(res, i));
-	r->resp = api_own(r, api_list(data, limit));
-	return FT_OK;
+	return api_list_newest(r, FT_ID_JOB, "jobs", "team_id", r->team_id, JOB_COLS, job_json);
 }
 
 enum ft_rc h_jobs_get(struct api_req *r)

@@ -79,8 +79,8 @@ static int serve(struct ft_config *cfg)
 	struct ft_metrics_server *ms = NULL;
 	if (ft_config_int(cfg, "metrics_port") >= 0) {
 		ms = ft_metrics_server_new(ft_config_str(cfg, "metrics_addr"),
-					   (int)ft_config_int(cfg, "metrics_port"), api_metrics_render, NULL,
-					   &err);
+					   (int)ft_config_int(cfg, "metrics_port"),
+					   api_metrics_render, NULL, &err);
 		if (!ms) {
 			MHD_stop_daemon(d);
 			goto stop_validators;

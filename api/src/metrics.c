@@ -39,7 +39,8 @@ void api_metrics_render(struct ft_buf *out, void *ud)
 	FT_UNUSED(ud);
 	char labels[256];
 	size_t n = FT_MIN(api_route_count(), (size_t)ROUTES_MAX);
-	ft_metrics_help(out, "ft_api_requests_total", "counter", "requests answered, by route and status class");
+	ft_metrics_help(out, "ft_api_requests_total", "counter",
+			"requests answered, by route and status class");
 	for (size_t i = 0; i <= ROUTES_MAX; i++) {
 		if (i >= n && i != ROUTES_MAX)
 			continue;
@@ -50,17 +51,19 @@ void api_metrics_render(struct ft_buf *out, void *ud)
 				continue;
 			snprintf(labels, sizeof(labels), "method=\"%s\",route=\"%s\",code=\"%s\"",
 				 rt ? rt->method : "", rt ? rt->pattern : "unmatched",
-				 c ? (const char *[]){ "", "1xx", "2xx", "3xx", "4xx", "5xx" }[c] : "other");
+				 c ? (const char *[]){ "", "1xx", "2xx", "3xx", "4xx", "5xx" }[c]
+				   : "other");
 			ft_metrics_value(out, "ft_api_requests_total", labels, (double)v);
 		}
 	}
-	ft_metrics_help(out, "ft_api_request_seconds_sum", "counter", "seconds spent answering, by route");
+	ft_metrics_help(out, "ft_api_request_seconds_sum", "counter",
+			"seconds spent answering, by route");
 	for (size_t i = 0; i < n; i++) {
 		uint64_t v = __atomic_load_n(&nanos[i], __ATOMIC_RELAXED);
 		if (!v)
 			continue;
-		snprintf(labels, sizeof(labels), "method=\"%s\",route=\"%s\"", api_route_at(i)->method,
-			 api_route_at(i)->pattern);
+		snprintf(labels, sizeof(labels), "method=\"%s\",route=\"%s\"",
+			 api_route_at(i)->method, api_route_at(i)->pattern);
 		ft_metrics_value(out, "ft_api_request_seconds_sum", labels, (double)v * 1e-9);
 	}
 	ft_metrics_help(out, "ft_api_requests_in_flight", "gauge", "requests being handled");

@@ -125,27 +125,7 @@ enum ft_rc h_keys_create(struct api_req *r)
 
 enum ft_rc h_keys_list(struct api_req *r)
 {
-	long limit;
-	const char *after;
-	if (api_page_args(r, FT_ID_KEY, &limit, &after))
-		return FT_EINVAL;
-	char lim[16];
-	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { r->team_id, after, lim };
-	PGresult *res =
-		api_db(r,
-		       "SELECT " KEY_COLS " FROM api_keys WHERE team_id = $1 "
-		       "AND ($2::text IS NULL OR (created_at, id) < "
-		       "  (SELECT created_at, id FROM api_keys WHERE id = $2 AND team_id = $1)) "
-		       "ORDER BY created_at DESC, id DESC LIMIT $3::int",
-		       3, p);
-	if (!res)
-		return r->err.rc;
-	json_t *data = json_array();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(data, key_json(res, i));
-	r->resp = api_own(r, api_list(data, limit));
-	return FT_OK;
+	return api_list_newest(r, FT_ID_KEY, "api_keys", "team_id", r->team_id, KEY_COLS, key_json);
 }
 
 enum ft_rc h_keys_get(struct api_req *r)

@@ -183,6 +183,34 @@ enum ft_rc api_page_args(struct api_req *r, const char *id_prefix, long *limit, 
 	return FT_OK;
 }
 
+enum ft_rc api_list_newest(struct api_req *r, const char *id_prefix, const char *table,
+			   const char *owner_col, const char *owner, const char *cols,
+			   json_t *(*row_fn)(const PGresult *res, int row))
+{
+	long limit;
+	const char *after;
+	if (api_page_args(r, id_prefix, &limit, &after))
+		return FT_EINVAL;
+	char lim[16];
+	snprintf(lim, sizeof(lim), "%ld", limit + 1);
+	const char *p[] = { owner, after, lim };
+	/* table, owner_col and cols are the caller's constants, never input. */
+	const char *sql =
+		api_printf(r->arena,
+			   "SELECT %s FROM %s WHERE %s = $1 AND ($2::text IS NULL OR"
+			   " (created_at, id) < (SELECT created_at, id FROM %s WHERE id = $2"
+			   " AND %s = $1)) ORDER BY created_at DESC, id DESC LIMIT $3::int",
+			   cols, table, owner_col, table, owner_col);
+	PGresult *res = api_db(r, sql, 3, p);
+	if (!res)
+		return r->err.rc;
+	json_t *data = json_array();
+	for (int i = 0; i < PQntuples(res); i++)
+		json_array_append_new(data, row_fn(res, i));
+	r->resp = api_own(r, api_list(data, limit));
+	return FT_OK;
+}
+
 json_t *api_list(json_t *data, long limit)
 {
 	bool more = (long)json_array_size(data) > limit;

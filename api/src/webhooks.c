@@ -176,27 +176,8 @@ enum ft_rc h_webhooks_create(struct api_req *r)
 
 enum ft_rc h_webhooks_list(struct api_req *r)
 {
-	long limit;
-	const char *after;
-	if (api_page_args(r, FT_ID_WEBHOOK, &limit, &after))
-		return FT_EINVAL;
-	char lim[16];
-	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { r->team_id, after, lim };
-	PGresult *res = api_db(r,
-			       "SELECT " WH_COLS
-			       " FROM webhooks WHERE team_id = $1 AND ($2::text IS NULL OR"
-			       " (created_at, id) < (SELECT created_at, id FROM webhooks WHERE id "
-			       "= $2 AND team_id = $1))"
-			       " ORDER BY created_at DESC, id DESC LIMIT $3::int",
-			       3, p);
-	if (!res)
-		return r->err.rc;
-	json_t *data = json_array();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(data, webhook_json(res, i));
-	r->resp = api_own(r, api_list(data, limit));
-	return FT_OK;
+	return api_list_newest(r, FT_ID_WEBHOOK, "webhooks", "team_id", r->team_id, WH_COLS,
+			       webhook_json);
 }
 
 enum ft_rc h_webhooks_get(struct api_req *r)
@@ -240,27 +221,10 @@ enum ft_rc h_webhooks_rotate(struct api_req *r)
 enum ft_rc h_webhooks_deliveries(struct api_req *r)
 {
 	const char *id = r->params[0];
-	long limit;
-	const char *after;
-	if (own_webhook(r, id) || api_page_args(r, FT_ID_DELIVERY, &limit, &after))
-		return r->err.rc ? r->err.rc : FT_EINVAL;
-	char lim[16];
-	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { id, after, lim };
-	PGresult *res = api_db(
-		r,
-		"SELECT " DL_COLS
-		" FROM webhook_deliveries WHERE webhook_id = $1 AND ($2::text IS NULL OR"
-		" (created_at, id) < (SELECT created_at, id FROM webhook_deliveries WHERE id = $2"
-		" AND webhook_id = $1)) ORDER BY created_at DESC, id DESC LIMIT $3::int",
-		3, p);
-	if (!res)
+	if (own_webhook(r, id))
 		return r->err.rc;
-	json_t *data = json_array();
-	for (int i = 0; i < PQntuples(res); i++)
-		json_array_append_new(data, delivery_json(res, i));
-	r->resp = api_own(r, api_list(data, limit));
-	return FT_OK;
+	return api_list_newest(r, FT_ID_DELIVERY, "webhook_deliveries", "webhook_id", id, DL_COLS,
+			       delivery_json);
 }
 
 enum ft_rc h_webhooks_redeliver(struct api_req *r)

@@ -4,7 +4,7 @@
 # when everything is there. Needs root or sudo only when something is missing.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config git ca-certificates
+pkgs=(build-essential cmake pkg-config git ca-certificates curl
       libpq-dev libhiredis-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
       postgresql postgresql-client redis-server redis-tools
       python3 python3-venv python3-dev clang-format clang libclang-rt-dev wrk)

@@ -4,7 +4,8 @@
 #   2. creates the Python virtualenv from tests/requirements.txt;
 #   3. builds with ASan + UBSan (-Werror) in build-test/;
 #   4. starts a throwaway PostgreSQL and Redis on loopback (deploy/dev/services.sh);
-#   5. runs CTest (C unit tests) and pytest (system tests);
+#   5. runs CTest (C unit tests, fuzz corpus replays, format check), a short
+#      libFuzzer run of every harness (clang build in build-fuzz/), and pytest;
 #   6. stops the servers, whatever happened, and exits non-zero on any failure.
 #
 # Environment:
@@ -67,6 +68,24 @@ step "unit tests (ctest)"
 ctest --test-dir "$build" --output-on-failure -j"$jobs" 2>&1 | tee "$tmp/ctest.log"
 ctest_rc=${PIPESTATUS[0]}
 
+step "fuzzing (libFuzzer with clang, ${FT_FUZZ_SECONDS:-10} s per harness)"
+# The replays above run every seed under ASan; here each harness mutates its
+# corpus for a while in a clang build (tests/fuzz/README.md).
+fuzz_build=${FT_FUZZ_BUILD_DIR:-build-fuzz}
+fuzz_rc=0
+if cmake -S . -B "$fuzz_build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+     -DFT_FUZZ=ON -DFT_ASAN=ON -DFT_UBSAN=ON -DFT_CUDA=OFF -DFT_FUZZ_SECONDS="${FT_FUZZ_SECONDS:-10}" \
+     >"$tmp/fuzz-configure.log" 2>&1 &&
+   cmake --build "$fuzz_build" -j"$jobs" --target $(cd tests/fuzz && ls fuzz_*.c | sed 's/\.c$//') \
+     >"$tmp/fuzz-build.log" 2>&1; then
+  ctest --test-dir "$fuzz_build" -L fuzz -R '/run$' --output-on-failure -j"$jobs" 2>&1 | tee "$tmp/fuzz.log"
+  fuzz_rc=${PIPESTATUS[0]}
+else
+  tail -30 "$tmp/fuzz-configure.log" "$tmp/fuzz-build.log"
+  echo "tests/run.sh: the fuzzing build failed" >&2
+  fuzz_rc=1
+fi
+
 step "system tests (pytest)"
 "$venv/bin/python" -m pytest -v -ra tests/system ${PYTEST_ARGS:-} 2>&1 | tee "$tmp/pytest.log"
 pytest_rc=${PIPESTATUS[0]}
@@ -76,14 +95,18 @@ pytest_rc=${PIPESTATUS[0]}
 c_pass=$(sed -nE 's/.*tests passed, ([0-9]+) tests failed out of ([0-9]+).*/\2 \1/p' "$tmp/ctest.log" | tail -1)
 c_total=${c_pass%% *}; c_fail=${c_pass##* }
 c_total=${c_total:-0}; c_fail=${c_fail:-0}
+f_pass=$(sed -nE 's/.*tests passed, ([0-9]+) tests failed out of ([0-9]+).*/\2 \1/p' "$tmp/fuzz.log" 2>/dev/null | tail -1)
+f_total=${f_pass%% *}; f_fail=${f_pass##* }
+f_total=${f_total:-0}; f_fail=${f_fail:-0}
+[ "$fuzz_rc" = 0 ] || [ "$f_fail" != 0 ] || f_fail=1
 p_line=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$tmp/pytest.log" | tail -1)
 p_pass=$(echo "$p_line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 p_fail=$(echo "$p_line" | grep -oE '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}')
 p_skip=$(echo "$p_line" | grep -oE '[0-9]+ skipped' | grep -oE '[0-9]+' || echo 0)
-passed=$(( c_total - c_fail + ${p_pass:-0} ))
-failed=$(( c_fail + ${p_fail:-0} ))
+passed=$(( c_total - c_fail + f_total - f_fail + ${p_pass:-0} ))
+failed=$(( c_fail + f_fail + ${p_fail:-0} ))
 echo
-echo "ctest exit $ctest_rc, pytest exit $pytest_rc"
+echo "ctest exit $ctest_rc, fuzzing exit $fuzz_rc, pytest exit $pytest_rc"
 echo "${passed} passed, ${failed} failed, ${p_skip:-0} skipped"
-[ "$ctest_rc" = 0 ] && [ "$pytest_rc" = 0 ] || exit 1
+[ "$ctest_rc" = 0 ] && [ "$fuzz_rc" = 0 ] && [ "$pytest_rc" = 0 ] || exit 1
 exit 0

@@ -36,8 +36,11 @@ struct opts {
 	bool has_lr_mult, has_beta;
 };
 
+struct command;
+
 struct ctx {
 	struct ft_client *c;
+	const struct command *cmd;
 	struct opts o;
 	int argc;
 	char **argv; /* positional arguments after the command */
@@ -50,6 +53,10 @@ struct command {
 	int nargs; /* positional arguments required */
 	const char *usage;
 	const char *help;
+	/* Commands that act on one object (fn = object_call): the method and the
+	 * path, each "{}" replaced by the next positional argument. */
+	const char *method;
+	const char *path;
 };
 
 /* ---- output ---------------------------------------------------------- */
@@ -262,20 +269,6 @@ static int files_list(struct ctx *x)
 	return print_list(x, "/v1/files", file_cols);
 }
 
-static int files_get(struct ctx *x)
-{
-	char p[256];
-	snprintf(p, sizeof(p), "/v1/files/%s", x->argv[0]);
-	return print_one(x, "GET", p, NULL);
-}
-
-static int files_delete(struct ctx *x)
-{
-	char p[256];
-	snprintf(p, sizeof(p), "/v1/files/%s", x->argv[0]);
-	return print_one(x, "DELETE", p, NULL);
-}
-
 static int files_content(struct ctx *x)
 {
 	char p[256];
@@ -403,20 +396,6 @@ static const char *const job_cols[] = { "id",	      "model",	     "status", "fin
 static int jobs_list(struct ctx *x)
 {
 	return print_list(x, "/v1/fine_tuning/jobs", job_cols);
-}
-
-static int jobs_get(struct ctx *x)
-{
-	char p[256];
-	snprintf(p, sizeof(p), "/v1/fine_tuning/jobs/%s", x->argv[0]);
-	return print_one(x, "GET", p, NULL);
-}
-
-static int jobs_cancel(struct ctx *x)
-{
-	char p[256];
-	snprintf(p, sizeof(p), "/v1/fine_tuning/jobs/%s/cancel", x->argv[0]);
-	return print_one(x, "POST", p, NULL);
 }
 
 static int jobs_checkpoints(struct ctx *x)
@@ -676,13 +655,6 @@ static int keys_create(struct ctx *x)
 	return print_one(x, "POST", "/v1/keys", b);
 }
 
-static int keys_revoke(struct ctx *x)
-{
-	char p[256];
-	snprintf(p, sizeof(p), "/v1/keys/%s", x->argv[0]);
-	return print_one(x, "DELETE", p, NULL);
-}
-
 static int webhooks_list(struct ctx *x)
 {
 	static const char *const cols[] = { "id", "url", "events", "enabled", "created_at", NULL };
@@ -702,13 +674,6 @@ static int webhooks_create(struct ctx *x)
 			 json_pack("{s:s, s:o}", "url", x->o.url, "events", ev));
 }
 
-static int webhooks_delete(struct ctx *x)
-{
-	char p[256];
-	snprintf(p, sizeof(p), "/v1/webhooks/%s", x->argv[0]);
-	return print_one(x, "DELETE", p, NULL);
-}
-
 static int webhooks_deliveries(struct ctx *x)
 {
 	char p[256];
@@ -720,62 +685,81 @@ static int webhooks_deliveries(struct ctx *x)
 	return print_list(x, p, cols);
 }
 
-static int webhooks_redeliver(struct ctx *x)
+/* The single-object commands: fill the path template and print the answer. */
+static int object_call(struct ctx *x)
 {
-	char p[256];
-	snprintf(p, sizeof(p), "/v1/webhooks/%s/deliveries/%s/redeliver", x->argv[0], x->argv[1]);
-	return print_one(x, "POST", p, NULL);
+	char p[1024];
+	size_t o = 0;
+	int arg = 0;
+	for (const char *t = x->cmd->path; *t && o + 1 < sizeof(p); t++) {
+		if (t[0] == '{' && t[1] == '}' && arg < x->argc) {
+			o += ft_strlcpy(p + o, x->argv[arg++], sizeof(p) - o);
+			t++;
+			continue;
+		}
+		p[o++] = *t;
+	}
+	p[FT_MIN(o, sizeof(p) - 1)] = '\0';
+	return print_one(x, x->cmd->method, p, NULL);
 }
 
 static int completion(struct ctx *x);
 
 static const struct command commands[] = {
 	{ "files", "upload", files_upload, 1, "files upload FILE [--purpose fine-tune]",
-	  "upload a JSONL file" },
-	{ "files", "list", files_list, 0, "files list [--limit N] [--after ID]", "list files" },
-	{ "files", "get", files_get, 1, "files get FILE_ID", "show a file" },
-	{ "files", "delete", files_delete, 1, "files delete FILE_ID", "delete a file" },
-	{ "files", "content", files_content, 1, "files content FILE_ID [-o OUT]",
-	  "download a file" },
+	  "upload a JSONL file", NULL, NULL },
+	{ "files", "list", files_list, 0, "files list [--limit N] [--after ID]", "list files", NULL,
+	  NULL },
+	{ "files", "get", object_call, 1, "files get FILE_ID", "show a file", "GET",
+	  "/v1/files/{}" },
+	{ "files", "delete", object_call, 1, "files delete FILE_ID", "delete a file", "DELETE",
+	  "/v1/files/{}" },
+	{ "files", "content", files_content, 1, "files content FILE_ID [-o OUT]", "download a file",
+	  NULL, NULL },
 	{ "datasets", "validate", datasets_validate, 1, "datasets validate FILE|FILE_ID",
-	  "validate a dataset and print its report (exit 1 when invalid)" },
+	  "validate a dataset and print its report (exit 1 when invalid)", NULL, NULL },
 	{ "datasets", "show", datasets_show, 1, "datasets show DATASET_ID",
-	  "report, statistics and preview" },
-	{ "datasets", "list", datasets_list, 0, "datasets list", "list datasets" },
+	  "report, statistics and preview", NULL, NULL },
+	{ "datasets", "list", datasets_list, 0, "datasets list", "list datasets", NULL, NULL },
 	{ "jobs", "create", jobs_create, 0,
 	  "jobs create --model M --training-file FILE|ID [--validation-file FILE|ID] [--method "
 	  "supervised|dpo]\n"
 	  "        [--epochs N] [--batch-size N] [--lr-multiplier X] [--beta X] [--adapter "
 	  "lora|qlora|none]\n"
 	  "        [--lora-r N] [--suffix S] [--seed N] [--gpus N] [--priority N] [--follow]",
-	  "create a fine-tuning job (--follow: show progress until it ends)" },
-	{ "jobs", "list", jobs_list, 0, "jobs list [--limit N] [--after ID]", "list jobs" },
-	{ "jobs", "get", jobs_get, 1, "jobs get JOB_ID", "show a job" },
-	{ "jobs", "events", jobs_events, 1, "jobs events JOB_ID [--follow]",
-	  "list a job's events" },
+	  "create a fine-tuning job (--follow: show progress until it ends)", NULL, NULL },
+	{ "jobs", "list", jobs_list, 0, "jobs list [--limit N] [--after ID]", "list jobs", NULL,
+	  NULL },
+	{ "jobs", "get", object_call, 1, "jobs get JOB_ID", "show a job", "GET",
+	  "/v1/fine_tuning/jobs/{}" },
+	{ "jobs", "events", jobs_events, 1, "jobs events JOB_ID [--follow]", "list a job's events",
+	  NULL, NULL },
 	{ "jobs", "checkpoints", jobs_checkpoints, 1, "jobs checkpoints JOB_ID",
-	  "list a job's checkpoints" },
-	{ "jobs", "cancel", jobs_cancel, 1, "jobs cancel JOB_ID", "cancel a job" },
+	  "list a job's checkpoints", NULL, NULL },
+	{ "jobs", "cancel", object_call, 1, "jobs cancel JOB_ID", "cancel a job", "POST",
+	  "/v1/fine_tuning/jobs/{}/cancel" },
 	{ "jobs", "wait", jobs_wait, 1, "jobs wait JOB_ID [--timeout SECONDS]",
-	  "wait for a job to end (exit 0 succeeded, 4 failed, 5 cancelled)" },
-	{ "models", "list", models_list, 0, "models list", "list base models" },
-	{ "keys", "list", keys_list, 0, "keys list", "list API keys (admin)" },
+	  "wait for a job to end (exit 0 succeeded, 4 failed, 5 cancelled)", NULL, NULL },
+	{ "models", "list", models_list, 0, "models list", "list base models", NULL, NULL },
+	{ "keys", "list", keys_list, 0, "keys list", "list API keys (admin)", NULL, NULL },
 	{ "keys", "create", keys_create, 0,
 	  "keys create [--role viewer|member|admin] [--name NAME]",
-	  "create an API key; the key is shown once" },
-	{ "keys", "revoke", keys_revoke, 1, "keys revoke KEY_ID", "revoke an API key" },
-	{ "webhooks", "list", webhooks_list, 0, "webhooks list", "list webhook endpoints" },
+	  "create an API key; the key is shown once", NULL, NULL },
+	{ "keys", "revoke", object_call, 1, "keys revoke KEY_ID", "revoke an API key", "DELETE",
+	  "/v1/keys/{}" },
+	{ "webhooks", "list", webhooks_list, 0, "webhooks list", "list webhook endpoints", NULL,
+	  NULL },
 	{ "webhooks", "create", webhooks_create, 0,
 	  "webhooks create --url URL --event TYPE [--event TYPE...]",
-	  "add a webhook endpoint; its secret is shown once" },
-	{ "webhooks", "delete", webhooks_delete, 1, "webhooks delete WEBHOOK_ID",
-	  "delete a webhook endpoint" },
+	  "add a webhook endpoint; its secret is shown once", NULL, NULL },
+	{ "webhooks", "delete", object_call, 1, "webhooks delete WEBHOOK_ID",
+	  "delete a webhook endpoint", "DELETE", "/v1/webhooks/{}" },
 	{ "webhooks", "deliveries", webhooks_deliveries, 1, "webhooks deliveries WEBHOOK_ID",
-	  "list an endpoint's deliveries" },
-	{ "webhooks", "redeliver", webhooks_redeliver, 2,
-	  "webhooks redeliver WEBHOOK_ID DELIVERY_ID", "send a delivery again" },
+	  "list an endpoint's deliveries", NULL, NULL },
+	{ "webhooks", "redeliver", object_call, 2, "webhooks redeliver WEBHOOK_ID DELIVERY_ID",
+	  "send a delivery again", "POST", "/v1/webhooks/{}/deliveries/{}/redeliver" },
 	{ "completion", "bash", completion, 0, "completion bash",
-	  "print the bash completion script" },
+	  "print the bash completion script", NULL, NULL },
 };
 
 static int completion(struct ctx *x)
@@ -1030,6 +1014,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: ftctl %s\n", cmd->usage);
 		return EX_USAGE;
 	}
+	x.cmd = cmd;
 	if (cmd->fn == completion)
 		return completion(&x);
 

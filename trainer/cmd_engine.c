@@ -98,6 +98,15 @@ static int need(const char *cmd, const char *name, const char *v)
 
 /* ---- train ---- */
 
+/* Exit status of a failed job: 3 when the job's own input is wrong (its job
+ * file, data or model folder: retrying cannot help, the worker reports a
+ * user error), 1 for anything else (the scheduler may retry elsewhere). */
+static int train_fail(const struct ft_err *err)
+{
+	fail("train", err);
+	return err->rc == FT_EINVAL || err->rc == FT_EFORMAT || err->rc == FT_ENOTFOUND ? 3 : 1;
+}
+
 int cmd_train(int argc, char **argv)
 {
 	const char *config = NULL, *resume = NULL;
@@ -116,10 +125,10 @@ int cmd_train(int argc, char **argv)
 	ft_err_clear(&err);
 	if (ft_train_job_load(config, job, &err)) {
 		free(job);
-		return fail("train", &err);
+		return train_fail(&err);
 	}
 	struct ft_train_opts to = { (int)fd, resume, stop_after };
-	rc = ft_train_run(job, &to, &err) ? fail("train", &err) : 0;
+	rc = ft_train_run(job, &to, &err) ? train_fail(&err) : 0;
 	free(job);
 	return rc;
 }

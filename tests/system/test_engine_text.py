@@ -11,6 +11,7 @@ Qwen2.
 """
 import json
 import shutil
+import subprocess
 
 import pytest
 
@@ -96,3 +97,20 @@ def test_chat_rows_train_with_assistant_only_loss(tmp_path, build_dir):
     with torch.no_grad():
         loss = model(input_ids=torch.tensor([ids] * 2), labels=torch.tensor([labels] * 2)).loss
     assert abs(steps[0]["train_loss"] - loss.item()) <= 1e-5
+
+
+def test_exit_status_tells_user_errors_from_failures(build_dir, tmp_path):
+    """3 for a job whose own input is wrong (the worker does not retry it), 2 for
+    a bad command line; the message names what is wrong."""
+    exe = str(build_dir / "trainer" / "ft-train")
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text('{"model": 5}')
+    p = subprocess.run([exe, "train", "--config", str(bad_json)], capture_output=True, text=True)
+    assert p.returncode == 3 and '"model" must be a string (got integer)' in p.stderr, p.stderr
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps({"model": str(tmp_path / "nope"), "train_file": str(tmp_path / "x.jsonl"),
+                                   "output_dir": str(tmp_path / "out")}))
+    p = subprocess.run([exe, "train", "--config", str(missing)], capture_output=True, text=True)
+    assert p.returncode == 3 and "nope" in p.stderr, p.stderr
+    p = subprocess.run([exe, "train"], capture_output=True, text=True)
+    assert p.returncode == 2

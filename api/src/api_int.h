@@ -209,6 +209,9 @@ enum ft_rc h_files_get(struct api_req *r);
 enum ft_rc h_files_delete(struct api_req *r);
 enum ft_rc h_files_content(struct api_req *r);
 enum ft_rc h_jobs_create(struct api_req *r);
+/* GPU memory a job needs (bytes), for admission; the model is in jobs.c. */
+long long api_estimate_gpu_mem(long long params, long hidden, long layers, const char *adapter,
+			       long batch);
 enum ft_rc h_jobs_list(struct api_req *r);
 enum ft_rc h_jobs_get(struct api_req *r);
 enum ft_rc h_jobs_cancel(struct api_req *r);

@@ -527,8 +527,9 @@ enum ft_rc h_jobs_create(struct api_req *r)
 	/* What exists and belongs to the team. */
 	const char *pm[] = { model, r->team_id };
 	PGresult *mres = api_db(r,
-				"SELECT id FROM base_models WHERE name = $1 "
-				"AND (team_id IS NULL OR team_id = $2)",
+				"SELECT id, parameter_count, coalesce(config->>'hidden_size', '0'),"
+				" coalesce(config->>'num_hidden_layers', '0') FROM base_models"
+				" WHERE name = $1 AND (team_id IS NULL OR team_id = $2)",
 				2, pm);
 	if (!mres)
 		return r->err.rc;
@@ -565,21 +566,29 @@ enum ft_rc h_jobs_create(struct api_req *r)
 	if (meta_s)
 		api_defer(r->arena, free, meta_s);
 	const char *meta_p = meta_s ? meta_s : "{}";
-	char attempts_s[16];
+	char attempts_s[16], mem_s[24];
 	snprintf(attempts_s, sizeof(attempts_s), "%d", r->ctx->job_max_attempts);
-	const char *p[] = { id,	    r->team_id, model,	   PQgetvalue(mres, 0, 0),
-			    tf,	    vf,		method,	   adapter,
-			    hp_s,   suffix,	seed_s,	   meta_p,
-			    prio_s, gpus_s,	attempts_s };
+	json_t *bs = json_object_get(hp, "batch_size");
+	snprintf(mem_s, sizeof(mem_s), "%lld",
+		 api_estimate_gpu_mem(strtoll(PQgetvalue(mres, 0, 1), NULL, 10),
+				      atol(PQgetvalue(mres, 0, 2)), atol(PQgetvalue(mres, 0, 3)),
+				      adapter,
+				      json_is_integer(bs) ? (long)json_integer_value(bs) : 4));
+	const char *p[] = { id,	    r->team_id, model,	    PQgetvalue(mres, 0, 0),
+			    tf,	    vf,		method,	    adapter,
+			    hp_s,   suffix,	seed_s,	    meta_p,
+			    prio_s, gpus_s,	attempts_s, mem_s };
 	if (api_db_begin(r) ||
 	    api_db_cmd(
 		    r,
 		    "INSERT INTO jobs (id, team_id, model, base_model_id, training_file_id, "
 		    "validation_file_id, method, adapter, hyperparameters, suffix, seed, metadata, "
-		    "priority, requested_gpus, max_attempts) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-		    "$8, "
-		    "$9::jsonb, $10, $11::bigint, $12::jsonb, $13::int, $14::int, $15::int)",
-		    15, p) ||
+		    "priority, requested_gpus, max_attempts, est_gpu_mem_bytes) VALUES ($1, $2, "
+		    "$3, "
+		    "$4, $5, $6, $7, $8, $9::jsonb, $10, $11::bigint, $12::jsonb, $13::int, "
+		    "$14::int, "
+		    "$15::int, $16::bigint)",
+		    16, p) ||
 	    api_db_cmd(
 		    r,
 		    "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, reason) "
@@ -596,6 +605,26 @@ enum ft_rc h_jobs_create(struct api_req *r)
 	r->obj_type = "fine_tuning.job";
 	r->obj_id = api_strdup(r->arena, id);
 	return FT_OK;
+}
+
+/* The GPU memory a job will need, for the scheduler's admission: a rough,
+ * deliberately simple model of the CUDA backend (bf16 compute):
+ *   weights      P x 2 bytes (bf16); QLoRA: P x 0.55 (NF4 + scales)
+ *   training     full: P x 16 (fp32 master copy, gradient, two AdamW moments);
+ *                LoRA / QLoRA: 0.5 % of P trained, x 16
+ *   activations  batch x 2048 (the trainer's max_seq_length) x hidden
+ *                x (2 x layers + 34) x 2 bytes
+ *   overhead     1 GiB (CUDA context, cuBLAS workspace)
+ * hidden and layers come from the model's config.json (0 when unknown). */
+long long api_estimate_gpu_mem(long long params, long hidden, long layers, const char *adapter,
+			       long batch)
+{
+	double p = (double)params, w, t;
+	bool qlora = strcmp(adapter, "qlora") == 0, full = strcmp(adapter, "none") == 0;
+	w = qlora ? p * 0.55 : p * 2;
+	t = full ? p * 16 : p * 0.005 * 16;
+	double act = (double)batch * 2048.0 * (double)hidden * (double)(2 * layers + 34) * 2.0;
+	return (long long)(w + t + act) + (1LL << 30);
 }
 
 enum ft_rc h_jobs_list(struct api_req *r)

@@ -19,25 +19,12 @@ int main(int argc, char **argv)
 {
 	struct ft_config cfg = { 0 };
 	struct ft_err err;
-	enum ft_log_level lvl = FT_LOG_INFO;
 	char name[128];
-	const char *cfg_path = NULL;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-			cfg_path = argv[++i];
-		} else {
-			fprintf(stderr, "usage: ft-scheduler [--config FILE]\n");
-			return strcmp(argv[i], "--help") == 0 ? 0 : 2;
-		}
-	}
+	int st = ft_config_daemon_start(argc, argv, "ft-scheduler", "scheduler", &cfg);
+	if (st >= 0)
+		return st;
 	ft_err_clear(&err);
-	if (ft_config_load(&cfg, cfg_path, &err)) {
-		fprintf(stderr, "ft-scheduler: %s\n", err.msg);
-		return 1;
-	}
-	ft_log_level_parse(ft_config_str(&cfg, "log_level"), &lvl);
-	ft_log_init("scheduler", lvl);
 	char host[64] = "host";
 	gethostname(host, sizeof(host) - 1);
 	snprintf(name, sizeof(name), "%s:%d", host, (int)getpid());

@@ -20,25 +20,12 @@ int main(int argc, char **argv)
 {
 	struct ft_config cfg = { 0 };
 	struct ft_err err;
-	enum ft_log_level lvl = FT_LOG_INFO;
-	const char *cfg_path = NULL;
 	char id[FT_ID_MAX + 64], trainer[PATH_MAX];
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-			cfg_path = argv[++i];
-		} else {
-			fprintf(stderr, "usage: ft-worker [--config FILE]\n");
-			return strcmp(argv[i], "--help") == 0 ? 0 : 2;
-		}
-	}
+	int st = ft_config_daemon_start(argc, argv, "ft-worker", "worker", &cfg);
+	if (st >= 0)
+		return st;
 	ft_err_clear(&err);
-	if (ft_config_load(&cfg, cfg_path, &err)) {
-		fprintf(stderr, "ft-worker: %s\n", err.msg);
-		return 1;
-	}
-	ft_log_level_parse(ft_config_str(&cfg, "log_level"), &lvl);
-	ft_log_init("worker", lvl);
 	if (ft_config_str(&cfg, "worker_id"))
 		ft_strlcpy(id, ft_config_str(&cfg, "worker_id"), sizeof(id));
 	else

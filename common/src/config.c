@@ -6,6 +6,7 @@
 #include <ctype.h>
 
 #include "ft/config.h"
+#include "ft/log.h"
 
 static const struct ft_config_key keys[] = {
 	{ "database_url", FT_CFG_STR, "postgresql://localhost/ftplat", 0, 0,
@@ -294,4 +295,29 @@ bool ft_config_bool(const struct ft_config *cfg, const char *key)
 const char *ft_config_origin(const struct ft_config *cfg, const char *key)
 {
 	return cfg->origin[must_index(key)];
+}
+
+int ft_config_daemon_start(int argc, char **argv, const char *prog, const char *component,
+			   struct ft_config *cfg)
+{
+	const char *path = NULL;
+	struct ft_err err;
+	enum ft_log_level lvl = FT_LOG_INFO;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+			path = argv[++i];
+		} else {
+			bool help = strcmp(argv[i], "--help") == 0;
+			fprintf(help ? stdout : stderr, "usage: %s [--config FILE]\n", prog);
+			return help ? 0 : 2;
+		}
+	}
+	ft_err_clear(&err);
+	if (ft_config_load(cfg, path, &err)) {
+		fprintf(stderr, "%s: %s\n", prog, err.msg);
+		return 1;
+	}
+	ft_log_level_parse(ft_config_str(cfg, "log_level"), &lvl);
+	ft_log_init(component, lvl);
+	return -1;
 }

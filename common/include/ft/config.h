@@ -47,4 +47,11 @@ const char *ft_config_origin(const struct ft_config *cfg, const char *key);
 enum ft_rc ft_config_set(struct ft_config *cfg, const char *key, const char *value,
 			 const char *origin, struct ft_err *err);
 
+/* The start of a daemon's main(): `PROG [--config FILE]`, then the
+ * configuration loaded and logging set up (component, log_level). Returns
+ * -1 to go on, or the exit status to return (0 after --help, 2 for a bad
+ * command line, 1 for a bad configuration, with the reason on stderr). */
+int ft_config_daemon_start(int argc, char **argv, const char *prog, const char *component,
+			   struct ft_config *cfg);
+
 #endif

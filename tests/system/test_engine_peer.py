@@ -364,6 +364,29 @@ def test_full_training_matches_torch_loop(train_case, build_dir):
     assert_logits_close(logits, ref, mask)
 
 
+@pytest.mark.parametrize("method,every", [("full", 2), ("lora", True)])
+def test_gradient_checkpointing_same_steps(train_case, build_dir, method, every):
+    """Activation checkpointing recomputes layers in backward: every step's
+    loss is bit-identical to the run that kept all activations, and so is
+    the PyTorch loop's within 1e-4 (the peer check of the other tests)."""
+    d, rows = train_case
+    plain, ckpt = _job(d, method, 8), _job(d, method, 8, gradient_checkpointing=every)
+    plain["output_dir"] += "_plain"
+    ckpt["output_dir"] += "_ckpt"
+    _, a = _run_job(build_dir, plain, d / f"plain_{method}.json")
+    _, b = _run_job(build_dir, ckpt, d / f"ckpt_{method}.json")
+    la = [x["train_loss"] for x in a if x["type"] == "step"]
+    lb = [x["train_loss"] for x in b if x["type"] == "step"]
+    assert len(la) == 8 and la == lb
+    if method == "full":
+        theirs = _torch_loop(load_hf(d / "model"), rows, 8, "full")
+    else:
+        theirs = _torch_loop(peft.PeftModel.from_pretrained(
+            load_hf(d / "model"), str(d / "init_adapter"), is_trainable=True), rows, 8, "lora")
+    for i, (x, y) in enumerate(zip(lb, theirs)):
+        assert abs(x - y) <= 1e-4 * abs(y), f"step {i + 1}: ours {x} torch {y}"
+
+
 def test_exact_resume(train_case, build_dir):
     d, _ = train_case
     job = _job(d, "lora", 12)

@@ -301,9 +301,20 @@ static size_t plan_acts(struct ft_model *m, int B, int T, float *base)
 	size_t r = m->has_lora ? (size_t)m->lora.r : 0;
 	bool drop = m->has_lora && m->lora.dropout > 0;
 	struct cursor cur0 = { base, 0 }, *cur = &cur0;
+	/* Activation checkpointing: a recomputed layer keeps only its input
+	 * (res) and borrows the rest from one shared set, which backward fills
+	 * again by re-running that layer's forward just before it needs it. */
+	struct ft_layer_act shared = { 0 };
+	bool have_shared = false;
 	for (int l = 0; l < c->num_layers; l++) {
 		struct ft_layer_act *a = base ? &m->acts[l] : &(struct ft_layer_act){ 0 };
 		a->res = take(cur, N * C);
+		if (ft_model_layer_recomputed(m, l) && have_shared) {
+			float *res = a->res;
+			*a = shared;
+			a->res = res;
+			continue;
+		}
 		a->ln1 = take(cur, N * C);
 		a->rstd1 = take(cur, N);
 		a->q = take(cur, N * qd);
@@ -327,6 +338,10 @@ static size_t plan_acts(struct ft_model *m, int B, int T, float *base)
 			if (drop)
 				a->lx[k] = take(cur, N * in);
 		}
+		if (ft_model_layer_recomputed(m, l)) {
+			shared = *a;
+			have_shared = true;
+		}
 	}
 	float *res_final = take(cur, N * C);
 	float *lnf = take(cur, N * C);
@@ -339,6 +354,17 @@ static size_t plan_acts(struct ft_model *m, int B, int T, float *base)
 		m->logits = logits;
 	}
 	return cur->off;
+}
+
+void ft_model_set_checkpointing(struct ft_model *m, int every)
+{
+	m->ckpt_every = every > 0 ? every : 0;
+	m->act_n = 0; /* re-plan */
+}
+
+size_t ft_model_activation_bytes(const struct ft_model *m)
+{
+	return m->act_n * sizeof(float);
 }
 
 static enum ft_rc ensure_acts(struct ft_model *m, int B, int T, struct ft_err *err)
@@ -412,13 +438,55 @@ static void linear_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, 
 
 /* ---- forward / backward ---- */
 
+/* Layer l's forward from its saved input acts[l].res. With to_next false
+ * (the recomputation of a checkpointed layer in backward) it stops before
+ * the down projection's base matmul: backward needs h and the LoRA path's
+ * saved u, not the next layer's input. */
+static void layer_fwd(struct ft_model *m, int l, int B, int T, uint64_t lora_rng, bool train,
+		      bool to_next)
+{
+	const struct ft_model_config *c = &m->cfg;
+	const struct ft_backend *be = m->be;
+	int N = B * T, C = c->hidden_size, I = c->intermediate_size;
+	int nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
+	struct ft_layer *L = &m->layers[l];
+	struct ft_layer_act *a = &m->acts[l];
+	float *next = l + 1 < c->num_layers ? m->acts[l + 1].res : m->res_final;
+	be->rmsnorm_fwd(a->ln1, a->rstd1, a->res, L->ln1, N, C, (float)c->rms_norm_eps);
+	linear_fwd(m, l, FT_LIN_Q, a->q, a->ln1, N, lora_rng, train);
+	linear_fwd(m, l, FT_LIN_K, a->k, a->ln1, N, lora_rng, train);
+	linear_fwd(m, l, FT_LIN_V, a->v, a->ln1, N, lora_rng, train);
+	be->rope_fwd(a->q, m->rope_cos, m->rope_sin, m->pos, N, nh, hd);
+	be->rope_fwd(a->k, m->rope_cos, m->rope_sin, m->pos, N, nkv, hd);
+	be->attention_fwd(a->att, a->lse, a->q, a->k, a->v, m->doc, c->sliding_window, B, T, nh,
+			  nkv, hd);
+	linear_fwd(m, l, FT_LIN_O, a->mid, a->att, N, lora_rng, train);
+	for (size_t i = 0; i < (size_t)N * C; i++)
+		a->mid[i] += a->res[i];
+	be->rmsnorm_fwd(a->ln2, a->rstd2, a->mid, L->ln2, N, C, (float)c->rms_norm_eps);
+	linear_fwd(m, l, FT_LIN_GATE, a->gate, a->ln2, N, lora_rng, train);
+	linear_fwd(m, l, FT_LIN_UP, a->up, a->ln2, N, lora_rng, train);
+	be->swiglu_fwd(a->h, a->gate, a->up, (size_t)N * I);
+	if (!to_next) {
+		/* the down projection's LoRA path saves u (and its dropout
+		 * input) for backward; its output goes to scratch */
+		if (L->lora_a[FT_LIN_DOWN] && m->lora_on) {
+			memset(m->s.dx, 0, sizeof(float) * (size_t)N * C);
+			ft_lora_fwd(m, l, FT_LIN_DOWN, m->s.dx, a->h, N, lora_rng, train);
+		}
+		return;
+	}
+	linear_fwd(m, l, FT_LIN_DOWN, next, a->h, N, lora_rng, train);
+	for (size_t i = 0; i < (size_t)N * C; i++)
+		next[i] += a->mid[i];
+}
+
 enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float grad_scale,
 			    uint64_t lora_rng, struct ft_ce_stats *st, struct ft_err *err)
 {
 	const struct ft_model_config *c = &m->cfg;
 	const struct ft_backend *be = m->be;
-	int B = b->B, T = b->T, N = B * T, C = c->hidden_size, I = c->intermediate_size;
-	int nh = c->num_heads, nkv = c->num_kv_heads, hd = c->head_dim;
+	int B = b->B, T = b->T, N = B * T, C = c->hidden_size;
 	if (B <= 0 || T <= 0)
 		return ft_failf(err, FT_EINVAL, NULL, "empty batch (%d x %d)", B, T);
 	enum ft_rc rc = ensure_acts(m, B, T, err);
@@ -448,29 +516,8 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 	bool train = grad_scale != 0.0f && b->targets;
 	m->drop_seed = lora_rng;
 	be->embedding_fwd(m->acts[0].res, b->ids, m->wte, N, C);
-	for (int l = 0; l < c->num_layers; l++) {
-		struct ft_layer *L = &m->layers[l];
-		struct ft_layer_act *a = &m->acts[l];
-		float *next = l + 1 < c->num_layers ? m->acts[l + 1].res : m->res_final;
-		be->rmsnorm_fwd(a->ln1, a->rstd1, a->res, L->ln1, N, C, (float)c->rms_norm_eps);
-		linear_fwd(m, l, FT_LIN_Q, a->q, a->ln1, N, lora_rng, train);
-		linear_fwd(m, l, FT_LIN_K, a->k, a->ln1, N, lora_rng, train);
-		linear_fwd(m, l, FT_LIN_V, a->v, a->ln1, N, lora_rng, train);
-		be->rope_fwd(a->q, m->rope_cos, m->rope_sin, m->pos, N, nh, hd);
-		be->rope_fwd(a->k, m->rope_cos, m->rope_sin, m->pos, N, nkv, hd);
-		be->attention_fwd(a->att, a->lse, a->q, a->k, a->v, m->doc, c->sliding_window, B, T,
-				  nh, nkv, hd);
-		linear_fwd(m, l, FT_LIN_O, a->mid, a->att, N, lora_rng, train);
-		for (size_t i = 0; i < (size_t)N * C; i++)
-			a->mid[i] += a->res[i];
-		be->rmsnorm_fwd(a->ln2, a->rstd2, a->mid, L->ln2, N, C, (float)c->rms_norm_eps);
-		linear_fwd(m, l, FT_LIN_GATE, a->gate, a->ln2, N, lora_rng, train);
-		linear_fwd(m, l, FT_LIN_UP, a->up, a->ln2, N, lora_rng, train);
-		be->swiglu_fwd(a->h, a->gate, a->up, (size_t)N * I);
-		linear_fwd(m, l, FT_LIN_DOWN, next, a->h, N, lora_rng, train);
-		for (size_t i = 0; i < (size_t)N * C; i++)
-			next[i] += a->mid[i];
-	}
+	for (int l = 0; l < c->num_layers; l++)
+		layer_fwd(m, l, B, T, lora_rng, train, true);
 	be->rmsnorm_fwd(m->lnf, m->rstdf, m->res_final, m->norm, N, C, (float)c->rms_norm_eps);
 	be->matmul_fwd(m->logits, m->lnf, m->lm_head, NULL, N, C, c->vocab_size, false);
 	m->fwd_train = false;
@@ -516,6 +563,8 @@ void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 	for (int l = c->num_layers - 1; l >= 0; l--) {
 		struct ft_layer *L = &m->layers[l];
 		struct ft_layer_act *a = &m->acts[l];
+		if (ft_model_layer_recomputed(m, l))
+			layer_fwd(m, l, B, T, m->drop_seed, true, false);
 		/* x_l+1 = mid + down(h): dres is d x_l+1, and passes to mid as is */
 		memset(s->dh, 0, sizeof(float) * (size_t)N * I);
 		linear_bwd(m, l, FT_LIN_DOWN, s->dh, s->dres, a->h, N);

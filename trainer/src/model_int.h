@@ -67,6 +67,7 @@ struct ft_model {
 	int32_t *pos, *doc;
 	bool fwd_train;
 	uint64_t drop_seed;
+	int ckpt_every; /* activation checkpointing: layers l % ckpt_every == 0 (0: off) */
 
 	/* RoPE tables [rope_max][hd/2] */
 	float *rope_cos, *rope_sin;
@@ -83,6 +84,11 @@ struct ft_slotlist {
 void ft_slot_add(struct ft_slotlist *l, float **slot, bool decay, int ndim, int64_t d0, int64_t d1,
 		 const char *fmt, ...) FT_PRINTF(7, 8);
 float *ft_slots_point(struct ft_slotlist *l);
+/* Whether layer l's activations are recomputed in backward (checkpointed). */
+static inline bool ft_model_layer_recomputed(const struct ft_model *m, int l)
+{
+	return m->ckpt_every > 0 && l % m->ckpt_every == 0;
+}
 /* "self_attn" or "mlp" */
 const char *ft_linear_module(enum ft_linear l);
 /* Gradient of a LoRA tensor (same offset in the gradient block). */

@@ -409,6 +409,7 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 	}
 	if (rc)
 		goto free_model;
+	ft_model_set_checkpointing(r.model, j->grad_ckpt);
 	r.tp = ft_model_trainable(r.model, &r.ntp);
 	for (size_t i = 0; i < r.ntp; i++)
 		r.ntrain += r.tp[i].n;

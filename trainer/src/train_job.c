@@ -70,6 +70,32 @@ static enum ft_rc get_int_auto(const json_t *o, const char *key, long long lo, l
 	return ft_json_get_int(o, key, FT_JSON_NULL_OK, lo, hi, out, err);
 }
 
+/* gradient_checkpointing: false (off), true (every layer) or k >= 1 (layers
+ * 0, k, 2k, ... recompute their activations in backward). */
+static enum ft_rc get_checkpointing(const json_t *o, int *out, struct ft_err *err)
+{
+	json_t *v = json_object_get(o, "gradient_checkpointing");
+	if (json_is_boolean(v)) {
+		*out = json_is_true(v) ? 1 : 0;
+		return FT_OK;
+	}
+	if (v && !json_is_null(v) && !json_is_integer(v)) {
+		ft_failf(
+			err, FT_EINVAL, "invalid_type",
+			"\"hyperparameters.gradient_checkpointing\" must be true, false or a layer "
+			"interval (got %s)",
+			ft_json_type_name(v));
+		ft_err_param(err, "gradient_checkpointing");
+		return FT_EINVAL;
+	}
+	long long k = *out;
+	enum ft_rc rc =
+		ft_json_get_int(o, "gradient_checkpointing", FT_JSON_NULL_OK, 0, 1 << 20, &k, err);
+	if (rc == FT_OK)
+		*out = (int)k;
+	return rc;
+}
+
 static enum ft_rc get_num_auto(const json_t *o, const char *key, double lo, double hi, double *out,
 			       struct ft_err *err)
 {
@@ -170,6 +196,7 @@ static enum ft_rc parse_hparams(const json_t *o, struct ft_train_job *j, bool *l
 					    "max_grad_norm",
 					    "max_seq_length",
 					    "packing",
+					    "gradient_checkpointing",
 					    "shuffle",
 					    "eval_steps",
 					    "eval_on_start",
@@ -205,6 +232,7 @@ static enum ft_rc parse_hparams(const json_t *o, struct ft_train_job *j, bool *l
 				  err)) ||
 	    (rc = ft_json_get_int(o, "max_seq_length", FT_JSON_NULL_OK, 2, 1 << 20, &sl, err)) ||
 	    (rc = ft_json_get_bool(o, "packing", FT_JSON_NULL_OK, &j->packing, err)) ||
+	    (rc = get_checkpointing(o, &j->grad_ckpt, err)) ||
 	    (rc = ft_json_get_bool(o, "shuffle", FT_JSON_NULL_OK, &j->shuffle, err)) ||
 	    (rc = ft_json_get_bool(o, "eval_on_start", FT_JSON_NULL_OK, &j->eval_on_start, err)) ||
 	    (rc = ft_json_get_int(o, "eval_steps", FT_JSON_NULL_OK, 0, 1000000000, &es, err)) ||

@@ -39,6 +39,15 @@ FT_TEST(job_defaults_and_openai_names)
 	FT_CHECK(fabs(j.learning_rate - 2e-5) < 1e-18);
 	FT_CHECK(j.lora.targets == (1u << FT_LIN_COUNT) - 1);
 	FT_CHECK(j.lora.rslora && j.lora.alpha == 32);
+	FT_CHECK_INT(j.grad_ckpt, 0);
+	FT_CHECK(parse("{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\","
+		       "\"hyperparameters\":{\"gradient_checkpointing\":true}}",
+		       &j, &e) == FT_OK);
+	FT_CHECK_INT(j.grad_ckpt, 1);
+	FT_CHECK(parse("{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\","
+		       "\"hyperparameters\":{\"gradient_checkpointing\":3}}",
+		       &j, &e) == FT_OK);
+	FT_CHECK_INT(j.grad_ckpt, 3);
 }
 
 FT_TEST(job_errors_name_the_field)
@@ -57,6 +66,12 @@ FT_TEST(job_errors_name_the_field)
 		{ "{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\",\"lora\":{\"r\":"
 		  "\"8\"}}",
 		  "\"r\" must be an integer (got string)", "lora.r" },
+		{ "{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\",\"hyperparameters\":"
+		  "{\"gradient_checkpointing\":\"yes\"}}",
+		  "\"hyperparameters.gradient_checkpointing\" must be true, false or a layer "
+		  "interval "
+		  "(got string)",
+		  "hyperparameters.gradient_checkpointing" },
 		{ "{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\",\"epochs\":3}",
 		  "unknown field \"epochs\"", NULL },
 	};

@@ -104,6 +104,15 @@ void ft_model_lora_enable(struct ft_model *m, bool on);
 /* Fold scale * B A into the base weights and drop the adapters. */
 void ft_model_lora_merge(struct ft_model *m);
 
+/* Activation checkpointing: every-th layer (0, 1 * every, 2 * every, ...)
+ * keeps only its input in the forward pass and is recomputed in backward
+ * (1 = every layer, 0 = off). Same gradients, bit for bit; saves that
+ * layer's activations for one more forward per step. */
+void ft_model_set_checkpointing(struct ft_model *m, int every);
+/* Bytes of activation memory planned for the last batch shape (0 before
+ * the first forward). */
+size_t ft_model_activation_bytes(const struct ft_model *m);
+
 /* The tensor tables: base (HF names) and LoRA (PEFT names). */
 struct ft_param *ft_model_params(struct ft_model *m, size_t *count);
 struct ft_param *ft_model_lora_params(struct ft_model *m, size_t *count);

@@ -35,6 +35,7 @@ struct ft_train_job {
 	double max_grad_norm; /* <= 0: no clipping */
 	int max_seq_len; /* rows are truncated to this */
 	bool packing;
+	int grad_ckpt; /* activation checkpointing: recompute every k-th layer (0: off) */
 	bool shuffle;
 	uint64_t seed;
 	long eval_steps; /* 0: evaluate only at the end */

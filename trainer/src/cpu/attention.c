@@ -15,14 +15,20 @@
  *   dk[j]  += sum_i ds[i,j] q[i] / sqrt(hd)
  * The forward runs one task per (b, h); the backward one per (b, g) so that
  * each task owns the dk/dv rows it writes (no races, fixed summation order).
- * Both are written as GEMMs over the whole T x T block (ft_cpu_sgemm with
- * strided operands, run on the task's thread): computing the masked half too
- * is cheaper than a scalar loop over the causal half. The T x T scratch is
- * per task, never per layer.
+ * Queries go in blocks of QB rows; block [i0, i1) only meets keys [j0, i1),
+ * j0 the first key its first row may see (its document's start when the
+ * row's document ids are non-decreasing, as packing makes them, and the
+ * sliding window's edge), so the causal upper triangle and earlier packed
+ * documents are skipped at block granularity: about half the T x T work for
+ * one long document, much less for packed short ones. Each block is a few
+ * GEMMs (ft_cpu_sgemm with strided operands, on the task's thread) with the
+ * element mask applied inside the block. The QB x T scratch is per task.
  */
 #include "cpu_int.h"
 
 #include <math.h>
+
+#define QB 64 /* query rows per block */
 
 struct att_ctx {
 	float *out, *lse, *dq, *dk, *dv;
@@ -33,16 +39,60 @@ struct att_ctx {
 
 static inline bool allowed(const struct att_ctx *c, const int32_t *doc, int i, int j)
 {
-	return doc[j] == doc[i] && (c->window <= 0 || i - j < c->window);
+	return j <= i && doc[j] == doc[i] && (c->window <= 0 || i - j < c->window);
 }
 
-/* S = Q K^T of one (b, h) into s [T, T]. */
-static void scores(const struct att_ctx *c, int b, int h, float *s)
+/* lo[i]: no key before lo[i] is allowed for query i (or any later query):
+ * the start of i's run of equal document ids when the ids never decrease
+ * along the row, else 0; raised to the window's edge. */
+static void key_floor(const struct att_ctx *c, const int32_t *doc, int *lo)
 {
-	int g = h / (c->nh / c->nkv), T = c->T, hd = c->hd, qs = c->nh * hd, ks = c->nkv * hd;
-	const float *q = c->q + (size_t)b * T * qs + (size_t)h * hd;
-	const float *k = c->k + (size_t)b * T * ks + (size_t)g * hd;
-	ft_cpu_sgemm(T, T, hd, q, qs, false, k, ks, true, s, T, false);
+	bool sorted = true;
+	for (int i = 1; i < c->T && sorted; i++)
+		sorted = doc[i] >= doc[i - 1];
+	for (int i = 0; i < c->T; i++) {
+		lo[i] = !sorted ? 0 : i > 0 && doc[i] == doc[i - 1] ? lo[i - 1] : i;
+		if (c->window > 0 && i - c->window + 1 > lo[i])
+			lo[i] = i - c->window + 1;
+	}
+}
+
+/* Probabilities of query rows [i0, i1) over keys [j0, i1) into P (row
+ * stride nk = i1 - j0); with lse_out the forward (computes lse), else the
+ * backward (recomputes P from the saved lse). */
+static void probs(const struct att_ctx *c, const int32_t *doc, const float *q, const float *k,
+		  int i0, int i1, int j0, float *P, float *lse_out, const float *lse_in)
+{
+	int hd = c->hd, qs = c->nh * hd, ks = c->nkv * hd, nk = i1 - j0;
+	float scale = 1.0f / sqrtf((float)hd);
+	ft_cpu_sgemm(i1 - i0, nk, hd, q + (size_t)i0 * qs, qs, false, k + (size_t)j0 * ks, ks, true,
+		     P, nk, false);
+	for (int i = i0; i < i1; i++) {
+		float *pr = P + (size_t)(i - i0) * nk;
+		if (!lse_out) {
+			for (int j = j0; j < i1; j++)
+				pr[j - j0] = allowed(c, doc, i, j)
+						     ? expf(pr[j - j0] * scale - lse_in[i])
+						     : 0.0f;
+			continue;
+		}
+		float mx = -INFINITY;
+		for (int j = j0; j < i1; j++) {
+			float s = allowed(c, doc, i, j) ? pr[j - j0] * scale : -INFINITY;
+			pr[j - j0] = s;
+			mx = s > mx ? s : mx;
+		}
+		double sum = 0;
+		for (int j = j0; j < i1; j++) {
+			float e = pr[j - j0] == -INFINITY ? 0.0f : expf(pr[j - j0] - mx);
+			pr[j - j0] = e;
+			sum += e;
+		}
+		float inv = (float)(1.0 / sum);
+		for (int j = j0; j < i1; j++)
+			pr[j - j0] *= inv;
+		lse_out[i] = mx + (float)log(sum);
+	}
 }
 
 static void att_fwd_task(void *p, int task)
@@ -50,35 +100,23 @@ static void att_fwd_task(void *p, int task)
 	const struct att_ctx *c = p;
 	int b = task / c->nh, h = task % c->nh, g = h / (c->nh / c->nkv);
 	int T = c->T, hd = c->hd, qs = c->nh * hd, ks = c->nkv * hd;
-	float scale = 1.0f / sqrtf((float)hd);
 	const int32_t *doc = c->doc + (size_t)b * T;
-	float *P = malloc(sizeof(float) * (size_t)T * T);
-	FT_ASSERT(P);
-	float *lse = c->lse + ((size_t)b * c->nh + h) * T;
-	scores(c, b, h, P);
-	for (int i = 0; i < T; i++) {
-		float *pr = P + (size_t)i * T;
-		float mx = -INFINITY;
-		for (int j = 0; j <= i; j++) {
-			pr[j] = allowed(c, doc, i, j) ? pr[j] * scale : -INFINITY;
-			mx = pr[j] > mx ? pr[j] : mx;
-		}
-		double sum = 0;
-		for (int j = 0; j <= i; j++) {
-			float e = pr[j] == -INFINITY ? 0.0f : expf(pr[j] - mx);
-			pr[j] = e;
-			sum += e;
-		}
-		float inv = (float)(1.0 / sum);
-		for (int j = 0; j <= i; j++)
-			pr[j] *= inv;
-		for (int j = i + 1; j < T; j++)
-			pr[j] = 0.0f;
-		lse[i] = mx + (float)log(sum);
-	}
+	float *P = malloc(sizeof(float) * (size_t)QB * T);
+	int *lo = malloc(sizeof(int) * (size_t)T);
+	FT_ASSERT(P && lo);
+	key_floor(c, doc, lo);
+	const float *q = c->q + (size_t)b * T * qs + (size_t)h * hd;
+	const float *k = c->k + (size_t)b * T * ks + (size_t)g * hd;
 	const float *v = c->v + (size_t)b * T * ks + (size_t)g * hd;
 	float *o = c->out + (size_t)b * T * qs + (size_t)h * hd;
-	ft_cpu_sgemm(T, hd, T, P, T, false, v, ks, false, o, qs, false);
+	float *lse = c->lse + ((size_t)b * c->nh + h) * T;
+	for (int i0 = 0; i0 < T; i0 += QB) {
+		int i1 = FT_MIN(T, i0 + QB), j0 = lo[i0], nk = i1 - j0;
+		probs(c, doc, q, k, i0, i1, j0, P, lse, NULL);
+		ft_cpu_sgemm(i1 - i0, hd, nk, P, nk, false, v + (size_t)j0 * ks, ks, false,
+			     o + (size_t)i0 * qs, qs, false);
+	}
+	free(lo);
 	free(P);
 }
 
@@ -107,9 +145,11 @@ static void att_bwd_task(void *p, int task)
 	int T = c->T, hd = c->hd, qs = c->nh * hd, ks = c->nkv * hd;
 	float scale = 1.0f / sqrtf((float)hd);
 	const int32_t *doc = c->doc + (size_t)b * T;
-	float *P = malloc(sizeof(float) * (size_t)T * T);
-	float *dS = malloc(sizeof(float) * (size_t)T * T);
-	FT_ASSERT(P && dS);
+	float *P = malloc(sizeof(float) * (size_t)QB * T);
+	float *dS = malloc(sizeof(float) * (size_t)QB * T);
+	int *lo = malloc(sizeof(int) * (size_t)T);
+	FT_ASSERT(P && dS && lo);
+	key_floor(c, doc, lo);
 	const float *k = c->k + (size_t)b * T * ks + (size_t)g * hd;
 	const float *v = c->v + (size_t)b * T * ks + (size_t)g * hd;
 	float *dk = c->dk + (size_t)b * T * ks + (size_t)g * hd;
@@ -119,30 +159,30 @@ static void att_bwd_task(void *p, int task)
 		const float *dout = c->dout + (size_t)b * T * qs + (size_t)h * hd;
 		const float *lse = c->clse + ((size_t)b * c->nh + h) * T;
 		float *dq = c->dq + (size_t)b * T * qs + (size_t)h * hd;
-		scores(c, b, h, P);
-		for (int i = 0; i < T; i++) {
-			float *pr = P + (size_t)i * T;
-			for (int j = 0; j <= i; j++)
-				pr[j] = allowed(c, doc, i, j) ? expf(pr[j] * scale - lse[i]) : 0.0f;
-			for (int j = i + 1; j < T; j++)
-				pr[j] = 0.0f;
+		for (int i0 = 0; i0 < T; i0 += QB) {
+			int i1 = FT_MIN(T, i0 + QB), j0 = lo[i0], nk = i1 - j0, nq = i1 - i0;
+			probs(c, doc, q, k, i0, i1, j0, P, NULL, lse);
+			/* dP = dout V^T, then dS = P (dP - rowsum(P dP)) / sqrt(hd) */
+			ft_cpu_sgemm(nq, nk, hd, dout + (size_t)i0 * qs, qs, false,
+				     v + (size_t)j0 * ks, ks, true, dS, nk, false);
+			for (int r = 0; r < nq; r++) {
+				const float *pr = P + (size_t)r * nk;
+				float *ds = dS + (size_t)r * nk;
+				double pdp = 0;
+				for (int j = 0; j < nk; j++)
+					pdp += (double)pr[j] * ds[j];
+				for (int j = 0; j < nk; j++)
+					ds[j] = pr[j] * (ds[j] - (float)pdp) * scale;
+			}
+			ft_cpu_sgemm(nk, hd, nq, P, nk, true, dout + (size_t)i0 * qs, qs, false,
+				     dv + (size_t)j0 * ks, ks, true);
+			ft_cpu_sgemm(nq, hd, nk, dS, nk, false, k + (size_t)j0 * ks, ks, false,
+				     dq + (size_t)i0 * qs, qs, true);
+			ft_cpu_sgemm(nk, hd, nq, dS, nk, true, q + (size_t)i0 * qs, qs, false,
+				     dk + (size_t)j0 * ks, ks, true);
 		}
-		ft_cpu_sgemm(T, T, hd, dout, qs, false, v, ks, true, dS, T, false);
-		for (int i = 0; i < T; i++) {
-			const float *pr = P + (size_t)i * T;
-			float *ds = dS + (size_t)i * T;
-			double pdp = 0;
-			for (int j = 0; j <= i; j++)
-				pdp += (double)pr[j] * ds[j];
-			for (int j = 0; j <= i; j++)
-				ds[j] = pr[j] * (ds[j] - (float)pdp) * scale;
-			for (int j = i + 1; j < T; j++)
-				ds[j] = 0.0f;
-		}
-		ft_cpu_sgemm(T, hd, T, P, T, true, dout, qs, false, dv, ks, true);
-		ft_cpu_sgemm(T, hd, T, dS, T, false, k, ks, false, dq, qs, true);
-		ft_cpu_sgemm(T, hd, T, dS, T, true, q, qs, false, dk, ks, true);
 	}
+	free(lo);
 	free(P);
 	free(dS);
 }

@@ -56,9 +56,32 @@ HP_PUBLIC = obj({
     "batch_size": auto_or(I, minimum=1, maximum=256),
     "learning_rate_multiplier": auto_or(N, exclusiveMinimum=0, maximum=100),
 }, required=[])
-HP_IN = dict(HP_PUBLIC, additionalProperties=False)
+# Ours beside OpenAI's: passed to the trainer's job file (docs/trainer.md).
+HP_OURS = {
+    "learning_rate": {"type": N, "minimum": 0, "maximum": 10},
+    "lr_scheduler_type": {"type": S, "enum": ["linear", "cosine", "constant",
+                                              "constant_with_warmup"]},
+    "warmup_steps": {"type": I, "minimum": 0, "maximum": 1000000000},
+    "warmup_ratio": {"type": N, "minimum": 0, "maximum": 1},
+    "weight_decay": {"type": N, "minimum": 0, "maximum": 10},
+    "max_grad_norm": {"type": N, "minimum": 0, "maximum": 1000000000},
+    "gradient_accumulation_steps": {"type": I, "minimum": 1, "maximum": 4096},
+    "max_steps": {"type": I, "minimum": 1, "maximum": 1000000000},
+    "max_seq_length": {"type": I, "minimum": 2, "maximum": 1 << 20},
+    "packing": {"type": B},
+    "shuffle": {"type": B},
+    "gradient_checkpointing": {"oneOf": [{"type": B},
+                                         {"type": I, "minimum": 0, "maximum": 1 << 20}]},
+    "eval_steps": {"type": I, "minimum": 0, "maximum": 1000000000},
+    "eval_on_start": {"type": B},
+    "early_stopping_patience": {"type": I, "minimum": 0, "maximum": 1000000},
+    "save_steps": {"type": I, "minimum": 0, "maximum": 1000000000},
+}
+HP_IN = {"type": "object", "additionalProperties": False,
+         "properties": dict(HP_PUBLIC["properties"], **HP_OURS)}
 HP_DPO_IN = {"type": "object", "additionalProperties": False, "properties": dict(
-    HP_PUBLIC["properties"], beta=auto_or(N, exclusiveMinimum=0, maximum=2))}
+    HP_IN["properties"], beta=auto_or(N, exclusiveMinimum=0, maximum=2),
+    label_smoothing={"type": N, "minimum": 0, "maximum": 0.5})}
 
 schemas = {
     "Error": obj({"error": obj({

@@ -72,9 +72,17 @@ static json_t *job_json(const PGresult *res, int i)
 			  hp_or_auto(hp, "batch_size"), "learning_rate_multiplier",
 			  hp_or_auto(hp, "learning_rate_multiplier"));
 	json_object_set_new(j, "hyperparameters", json_deep_copy(pub));
+	/* the method's hyperparameters: OpenAI's, then every one of ours set */
 	json_t *mhp = json_deep_copy(pub);
 	if (strcmp(method, "dpo") == 0)
 		json_object_set_new(mhp, "beta", hp_or_auto(hp, "beta"));
+	const char *hk;
+	json_t *hv;
+	json_object_foreach(hp, hk, hv)
+	{
+		if (strcmp(hk, "lora") != 0 && !json_object_get(mhp, hk))
+			json_object_set(mhp, hk, hv);
+	}
 	json_object_set_new(
 		j, "method",
 		json_pack("{s:s,s:{s:o}}", "type", method, method, "hyperparameters", mhp));
@@ -112,21 +120,67 @@ static json_t *job_json(const PGresult *res, int i)
 
 /* ---- request checking -------------------------------------------------- */
 
+/* The hyperparameters a job accepts. OpenAI's (n_epochs, batch_size,
+ * learning_rate_multiplier, and beta for dpo) also take "auto"; ours pass
+ * to the trainer's job file as they are (docs/trainer.md), with the
+ * trainer's own ranges, so a job the API accepts never fails there on one. */
+enum hp_kind { HP_INT, HP_NUM, HP_BOOL, HP_BOOL_OR_INT, HP_CHOICE };
+
 struct hp_rule {
 	const char *name;
-	bool integer;
+	enum hp_kind kind;
 	double min, max;
 	const char *method; /* NULL: any */
+	bool openai; /* "auto" allowed */
+	const char *const *choices; /* HP_CHOICE */
 };
+
+static const char *const schedulers[] = { "linear", "cosine", "constant", "constant_with_warmup",
+					  NULL };
 
 static const struct hp_rule hp_rules[] = {
-	{ "n_epochs", true, 1, 50, NULL },
-	{ "batch_size", true, 1, 256, NULL },
-	{ "learning_rate_multiplier", false, 1e-6, 100, NULL },
-	{ "beta", false, 1e-6, 2, "dpo" },
+	{ "n_epochs", HP_INT, 1, 50, NULL, true, NULL },
+	{ "batch_size", HP_INT, 1, 256, NULL, true, NULL },
+	{ "learning_rate_multiplier", HP_NUM, 1e-6, 100, NULL, true, NULL },
+	{ "beta", HP_NUM, 1e-6, 2, "dpo", true, NULL },
+	{ "label_smoothing", HP_NUM, 0, 0.5, "dpo", false, NULL },
+	{ "learning_rate", HP_NUM, 0, 10, NULL, false, NULL },
+	{ "lr_scheduler_type", HP_CHOICE, 0, 0, NULL, false, schedulers },
+	{ "warmup_steps", HP_INT, 0, 1e9, NULL, false, NULL },
+	{ "warmup_ratio", HP_NUM, 0, 1, NULL, false, NULL },
+	{ "weight_decay", HP_NUM, 0, 10, NULL, false, NULL },
+	{ "max_grad_norm", HP_NUM, 0, 1e9, NULL, false, NULL },
+	{ "gradient_accumulation_steps", HP_INT, 1, 4096, NULL, false, NULL },
+	{ "max_steps", HP_INT, 1, 1e9, NULL, false, NULL },
+	{ "max_seq_length", HP_INT, 2, 1 << 20, NULL, false, NULL },
+	{ "packing", HP_BOOL, 0, 0, NULL, false, NULL },
+	{ "shuffle", HP_BOOL, 0, 0, NULL, false, NULL },
+	{ "gradient_checkpointing", HP_BOOL_OR_INT, 0, 1 << 20, NULL, false, NULL },
+	{ "eval_steps", HP_INT, 0, 1e9, NULL, false, NULL },
+	{ "eval_on_start", HP_BOOL, 0, 0, NULL, false, NULL },
+	{ "early_stopping_patience", HP_INT, 0, 1e6, NULL, false, NULL },
+	{ "save_steps", HP_INT, 0, 1e9, NULL, false, NULL },
 };
 
-/* Copy the hyperparameters in src (each "auto" or a number in range) into dst. */
+static const char *const hp_kind_names[] = {
+	[HP_INT] = "an integer",     [HP_NUM] = "a number",
+	[HP_BOOL] = "true or false", [HP_BOOL_OR_INT] = "true, false or an integer",
+	[HP_CHOICE] = "a string",
+};
+
+static bool hp_type_ok(const struct hp_rule *rule, const json_t *v)
+{
+	switch (rule->kind) {
+	case HP_INT: return json_is_integer(v);
+	case HP_NUM: return json_is_number(v);
+	case HP_BOOL: return json_is_boolean(v);
+	case HP_BOOL_OR_INT: return json_is_boolean(v) || json_is_integer(v);
+	default: return json_is_string(v);
+	}
+}
+
+/* Copy the hyperparameters in src (each in range, or "auto" for OpenAI's)
+ * into dst. */
 static enum ft_rc check_hp(struct api_req *r, json_t *src, const char *param, const char *method,
 			   json_t *dst)
 {
@@ -156,24 +210,43 @@ static enum ft_rc check_hp(struct api_req *r, json_t *src, const char *param, co
 		}
 		if (json_is_null(v))
 			continue;
-		if (json_is_string(v) && strcmp(json_string_value(v), "auto") == 0) {
+		if (rule->openai && json_is_string(v) &&
+		    strcmp(json_string_value(v), "auto") == 0) {
 			json_object_set(dst, k, v);
 			continue;
 		}
-		if (rule->integer ? !json_is_integer(v) : !json_is_number(v)) {
-			ft_failf(&r->err, FT_EINVAL, "invalid_type",
-				 "\"%s\" must be \"auto\" or %s (got %s)", p,
-				 rule->integer ? "an integer" : "a number", ft_json_type_name(v));
+		if (!hp_type_ok(rule, v)) {
+			ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"%s\" must be %s%s (got %s)",
+				 p, rule->openai ? "\"auto\" or " : "", hp_kind_names[rule->kind],
+				 ft_json_type_name(v));
 			ft_err_param(&r->err, p);
 			return FT_EINVAL;
 		}
-		double x = json_number_value(v);
-		if (!(x >= rule->min && x <= rule->max)) {
-			ft_failf(&r->err, FT_EINVAL, "out_of_range",
-				 "\"%s\" must be between %g and %g (got %g)", p, rule->min,
-				 rule->max, x);
-			ft_err_param(&r->err, p);
-			return FT_EINVAL;
+		if (rule->kind == HP_CHOICE) {
+			const char *const *c = rule->choices;
+			while (*c && strcmp(*c, json_string_value(v)) != 0)
+				c++;
+			if (!*c) {
+				char all[256];
+				size_t n = 0;
+				for (c = rule->choices; *c && n < sizeof(all); c++)
+					n += (size_t)snprintf(all + n, sizeof(all) - n, "%s%s",
+							      c == rule->choices ? "" : ", ", *c);
+				ft_failf(&r->err, FT_EINVAL, "invalid_value",
+					 "\"%s\" must be one of %s (got \"%.64s\")", p, all,
+					 json_string_value(v));
+				ft_err_param(&r->err, p);
+				return FT_EINVAL;
+			}
+		} else if (!json_is_boolean(v)) {
+			double x = json_number_value(v);
+			if (!(x >= rule->min && x <= rule->max)) {
+				ft_failf(&r->err, FT_EINVAL, "out_of_range",
+					 "\"%s\" must be between %g and %g (got %g)", p, rule->min,
+					 rule->max, x);
+				ft_err_param(&r->err, p);
+				return FT_EINVAL;
+			}
 		}
 		json_object_set(dst, k, v);
 	}

@@ -31,6 +31,8 @@ struct opts {
 	const char *role, *name, *url, *after;
 	const char *events[16];
 	int n_events;
+	const char *hps[32]; /* --hp KEY=VALUE */
+	int n_hps;
 	long long epochs, batch_size, seed, limit, lora_r, gpus, priority;
 	double lr_mult, beta, timeout;
 	bool has_lr_mult, has_beta;
@@ -542,6 +544,15 @@ static int jobs_create(struct ctx *x)
 	const char *method = o->method ? o->method : "supervised";
 	if (o->has_beta && strcmp(method, "dpo") == 0)
 		json_object_set_new(hp, "beta", json_real(o->beta));
+	/* --hp KEY=VALUE: VALUE as JSON when it is (numbers, true, false),
+	 * else a string; the API checks names, types and ranges */
+	for (int i = 0; i < o->n_hps; i++) {
+		const char *eq = strchr(o->hps[i], '=');
+		char key[64];
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - o->hps[i]), o->hps[i]);
+		json_t *v = json_loads(eq + 1, JSON_DECODE_ANY, NULL);
+		json_object_set_new(hp, key, v ? v : json_string(eq + 1));
+	}
 	json_t *body = json_pack("{s:s, s:s, s:{s:s, s:{s:o}}}", "model", o->model, "training_file",
 				 tf, "method", "type", method, method, "hyperparameters", hp);
 	if (o->validation_file)
@@ -726,7 +737,8 @@ static const struct command commands[] = {
 	  "supervised|dpo]\n"
 	  "        [--epochs N] [--batch-size N] [--lr-multiplier X] [--beta X] [--adapter "
 	  "lora|qlora|none]\n"
-	  "        [--lora-r N] [--suffix S] [--seed N] [--gpus N] [--priority N] [--follow]",
+	  "        [--lora-r N] [--hp KEY=VALUE]... [--suffix S] [--seed N] [--gpus N] [--priority "
+	  "N] [--follow]",
 	  "create a fine-tuning job (--follow: show progress until it ends)", NULL, NULL },
 	{ "jobs", "list", jobs_list, 0, "jobs list [--limit N] [--after ID]", "list jobs", NULL,
 	  NULL },
@@ -887,7 +899,8 @@ int main(int argc, char **argv)
 		O_ROLE,
 		O_NAME,
 		O_URL,
-		O_EVENT
+		O_EVENT,
+		O_HP
 	};
 	static const struct option lo[] = { { "json", no_argument, NULL, O_JSON },
 					    { "follow", no_argument, NULL, O_FOLLOW },
@@ -913,6 +926,7 @@ int main(int argc, char **argv)
 					    { "name", required_argument, NULL, O_NAME },
 					    { "url", required_argument, NULL, O_URL },
 					    { "event", required_argument, NULL, O_EVENT },
+					    { "hp", required_argument, NULL, O_HP },
 					    { "help", no_argument, NULL, 'h' },
 					    { "output", required_argument, NULL, 'o' },
 					    { NULL, 0, NULL, 0 } };
@@ -948,6 +962,11 @@ int main(int argc, char **argv)
 		case O_EVENT:
 			if (o->n_events < 16)
 				o->events[o->n_events++] = optarg;
+			break;
+		case O_HP:
+			bad |= !strchr(optarg, '=') || optarg[0] == '=' || o->n_hps == 32;
+			if (!bad)
+				o->hps[o->n_hps++] = optarg;
 			break;
 		case O_EPOCHS: bad |= !parse_ll(optarg, &o->epochs); break;
 		case O_BATCH: bad |= !parse_ll(optarg, &o->batch_size); break;

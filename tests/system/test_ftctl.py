@@ -76,8 +76,18 @@ def test_jobs_create_list_get_events_cancel_wait(ctl, api_server, files, tmp_pat
     w = ctl("jobs", "wait", job, "--timeout", "60")
     assert w.returncode == 5 and "cancelled" in w.stderr
     dpo = json.loads(ctl("--json", "jobs", "create", "--model", "ctl-model", "--training-file",
-                         str(files / "dpo.jsonl"), "--method", "dpo", "--beta", "0.2", check=0).stdout)
+                         str(files / "dpo.jsonl"), "--method", "dpo", "--beta", "0.2",
+                         "--hp", "label_smoothing=0.1", "--hp", "packing=true",
+                         "--hp", "lr_scheduler_type=cosine", check=0).stdout)
     assert dpo["method"]["type"] == "dpo"
+    hp = dpo["method"]["dpo"]["hyperparameters"]
+    assert hp["beta"] == 0.2 and hp["label_smoothing"] == 0.1 and hp["packing"] is True
+    assert hp["lr_scheduler_type"] == "cosine"
+    # a hyperparameter the API does not know is refused with its name (exit 1)
+    p = ctl("jobs", "create", "--model", "ctl-model", "--training-file", str(files / "dpo.jsonl"),
+            "--hp", "colour=red", check=1)
+    assert "colour" in p.stderr
+    assert ctl("jobs", "create", "--hp", "novalue", check=2).returncode == 2
 
 
 def test_models_keys_webhooks(ctl, api_server, tmp_path):

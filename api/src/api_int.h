@@ -102,6 +102,7 @@ struct api_req {
 	const char *idem_key;
 	bool idem_reserved;
 	const char *obj_type, *obj_id;
+	bool not_found; /* api_not_found answered: audited as a denial */
 };
 
 typedef enum ft_rc (*api_handler)(struct api_req *r);

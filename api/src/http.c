@@ -364,7 +364,7 @@ static void finish(struct api_req *r)
 		idem_end(r);
 	if (r->route && !(r->route->flags & RT_PUBLIC) &&
 	    (((r->route->flags & RT_WRITE) && r->status < 500) || r->status == 401 ||
-	     r->status == 403 || r->status == 429))
+	     r->status == 403 || r->status == 429 || (r->status == 404 && r->not_found)))
 		api_audit(r, r->status < 400 ? "allowed" : "denied");
 }
 

@@ -287,9 +287,14 @@ enum ft_rc api_json_clean(struct api_req *r, json_t *v, const char *param)
 
 enum ft_rc api_not_found(struct api_req *r, const char *what, const char *id)
 {
-	/* The id is echoed only when it is printable, to keep the body clean. */
-	if (api_valid_text(id, 64))
+	/* Audited as a denial (it may be another team's object: probing shows
+	 * in the log); the id is echoed only when it is printable, to keep the
+	 * body and the log clean. */
+	r->not_found = true;
+	if (api_valid_text(id, 64)) {
+		r->obj_id = api_strdup(r->arena, id);
 		return ft_failf(&r->err, FT_ENOTFOUND, "not_found", "no %s \"%s\"", what, id);
+	}
 	return ft_failf(&r->err, FT_ENOTFOUND, "not_found", "no such %s", what);
 }
 

@@ -143,6 +143,8 @@ def test_rate_limit_gives_429_with_retry_after(api_server):
 def test_audit_rows_for_writes_and_denials(world, api_server):
     with client(api_server, world["rival_key"]) as rival:
         rival.get(f"/v1/keys/{world['key']['id']}")
+        # another team's job reads as missing, and the attempt is audited
+        assert rival.get(f"/v1/fine_tuning/jobs/{world['job']['id']}").status_code == 404
     with client(api_server, "ftk-" + "Q" * 44) as bad:
         assert bad.get("/v1/files").status_code == 401
     with psycopg.connect(api_server.db_url) as db:
@@ -155,6 +157,8 @@ def test_audit_rows_for_writes_and_denials(world, api_server):
     assert ("datasets.create", "denied", 403) in actions
     assert any(a == "jobs.create" and obj == world["job"]["id"] and team == api_server.team
                for a, _, _, team, obj in rows)
+    assert any(a == "jobs.get" and o == "denied" and s == 404 and obj == world["job"]["id"]
+               and team != api_server.team for a, o, s, team, obj in rows)
 
 
 def test_rate_limiter_fails_open_when_redis_is_down(build_dir, database_url, tmp_path_factory):

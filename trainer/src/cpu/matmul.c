@@ -12,14 +12,15 @@
  *   dw:      A = dout^T,     B = inp   (M=OC,     N=IC, K=N rows)
  *
  * The GEMM (the BLIS/GotoBLAS shape, kept small):
- *   - C is cut into tiles of MC x NC; each tile is one task of the thread
- *     pool, so every element of C is owned by one thread and is summed in a
- *     fixed order (K in chunks of KC, in increasing order): results do not
- *     depend on scheduling;
- *   - per K chunk the task packs its block of A into panels of MR rows
- *     (k-major) and its block of B into panels of NR columns, so the
- *     micro-kernel streams both from contiguous memory whatever the
- *     transposition of the operands;
+ *   - C is cut into tiles of mt x NC (mt a multiple of MC, as large as
+ *     leaves about two tasks per thread); each tile is one task of the
+ *     thread pool, so every element of C is owned by one thread and is
+ *     summed in a fixed order (K in chunks of KC, in increasing order):
+ *     results do not depend on scheduling (nor on mt);
+ *   - per K chunk the task packs its block of B into panels of NR columns
+ *     once, then for each MC-row block packs A into panels of MR rows
+ *     (k-major), so the micro-kernel streams both from contiguous memory
+ *     whatever the transposition of the operands;
  *   - the micro-kernel keeps an MR x NR block of C in registers (6 x 2
  *     vectors: 6 x 32 floats with AVX-512, 6 x 16 otherwise) and does one
  *     broadcast-multiply-add per element of A per k: GCC vector extensions,
@@ -51,6 +52,7 @@ struct gemm {
 	int ldc;
 	bool accumulate;
 	int tiles_n;
+	int mt; /* rows of C per task (a multiple of MC) */
 };
 
 static _Thread_local float *t_apack, *t_bpack;
@@ -152,39 +154,46 @@ static void micro_kernel(int kc, const float *restrict ap, const float *restrict
 static void gemm_tile(void *ctx, int t)
 {
 	const struct gemm *g = ctx;
-	int i0 = (t / g->tiles_n) * MC, j0 = (t % g->tiles_n) * NC;
-	int mc = FT_MIN(MC, g->M - i0), nc = FT_MIN(NC, g->N - j0);
+	int i0 = (t / g->tiles_n) * g->mt, j0 = (t % g->tiles_n) * NC;
+	int mt = FT_MIN(g->mt, g->M - i0), nc = FT_MIN(NC, g->N - j0);
 	if (!t_apack) {
 		t_apack = aligned_alloc(64, sizeof(float) * MC * KC);
 		t_bpack = aligned_alloc(64, sizeof(float) * NC * KC);
 		FT_ASSERT(t_apack && t_bpack);
 	}
 	if (g->K == 0) {
-		for (int i = 0; i < mc && !g->accumulate; i++)
+		for (int i = 0; i < mt && !g->accumulate; i++)
 			memset(g->c + (size_t)(i0 + i) * g->ldc + j0, 0, sizeof(float) * nc);
 		return;
 	}
 	for (int k0 = 0; k0 < g->K; k0 += KC) {
 		int kc = FT_MIN(KC, g->K - k0);
 		bool add = g->accumulate || k0 > 0;
-		pack_a(g, t_apack, i0, mc, k0, kc);
+		/* the B block is packed once per K chunk and serves all the
+		 * task's MC-row blocks */
 		pack_b(g, t_bpack, j0, nc, k0, kc);
-		for (int jp = 0; jp < nc; jp += NR) {
-			int nr = FT_MIN(NR, nc - jp);
-			const float *bp = t_bpack + (size_t)(jp / NR) * kc * NR;
-			for (int ip = 0; ip < mc; ip += MR) {
-				int mr = FT_MIN(MR, mc - ip);
-				float acc[MR][NR];
-				micro_kernel(kc, t_apack + (size_t)(ip / MR) * kc * MR, bp, acc);
-				for (int r = 0; r < mr; r++) {
-					float *crow =
-						g->c + (size_t)(i0 + ip + r) * g->ldc + j0 + jp;
-					if (add)
-						for (int j = 0; j < nr; j++)
-							crow[j] += acc[r][j];
-					else
-						for (int j = 0; j < nr; j++)
-							crow[j] = acc[r][j];
+		for (int ib = i0; ib < i0 + mt; ib += MC) {
+			int mc = FT_MIN(MC, i0 + mt - ib);
+			pack_a(g, t_apack, ib, mc, k0, kc);
+			for (int jp = 0; jp < nc; jp += NR) {
+				int nr = FT_MIN(NR, nc - jp);
+				const float *bp = t_bpack + (size_t)(jp / NR) * kc * NR;
+				for (int ip = 0; ip < mc; ip += MR) {
+					int mr = FT_MIN(MR, mc - ip);
+					float acc[MR][NR];
+					micro_kernel(kc, t_apack + (size_t)(ip / MR) * kc * MR, bp,
+						     acc);
+					for (int r = 0; r < mr; r++) {
+						float *crow = g->c +
+							      (size_t)(ib + ip + r) * g->ldc + j0 +
+							      jp;
+						if (add)
+							for (int j = 0; j < nr; j++)
+								crow[j] += acc[r][j];
+						else
+							for (int j = 0; j < nr; j++)
+								crow[j] = acc[r][j];
+					}
 				}
 			}
 		}
@@ -196,9 +205,14 @@ void ft_cpu_sgemm(int M, int N, int K, const float *a, int lda, bool transA, con
 {
 	if (M <= 0 || N <= 0)
 		return;
-	struct gemm g = { M, N, K, a, b, lda, ldb, transA, transB, c, ldc, accumulate, 0 };
+	struct gemm g = { M, N, K, a, b, lda, ldb, transA, transB, c, ldc, accumulate, 0, 0 };
 	g.tiles_n = (N + NC - 1) / NC;
-	int tiles = ((M + MC - 1) / MC) * g.tiles_n;
+	/* Rows per task: as many as leave about two tasks per thread, in whole
+	 * MC blocks, so that a packed B block is reused as much as possible. */
+	int want = 2 * ft_pool_threads(), row_tasks = (want + g.tiles_n - 1) / g.tiles_n;
+	int rows = (M + row_tasks - 1) / row_tasks;
+	g.mt = FT_MAX(MC, (rows + MC - 1) / MC * MC);
+	int tiles = ((M + g.mt - 1) / g.mt) * g.tiles_n;
 	ft_pool_run(gemm_tile, &g, tiles);
 }
 

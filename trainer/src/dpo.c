@@ -238,7 +238,8 @@ static enum ft_rc parse_stream(FILE *f, const char *name, int vocab, int max_len
 			rc = parse_pair(line, (size_t)len, vocab, &pb, &ex, err);
 		if (rc) {
 			ft_err_prefixf(err, "%s line %ld: ", name, lineno);
-			ft_err_line(err, lineno); /* the file's line, not the JSON parser's */
+			if (err) /* the file's line, not the JSON parser's */
+				err->line = lineno;
 		}
 	}
 	if (!rc)

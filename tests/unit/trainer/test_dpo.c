@@ -23,6 +23,7 @@
  */
 #include "ftest.h"
 #include "ft/model.h"
+#include "ft/train.h"
 #include "../../../trainer/src/dpo_int.h"
 
 #include <math.h>
@@ -153,6 +154,59 @@ FT_TEST(bad_pair_rows_name_their_line)
 	}
 	struct ft_rows r;
 	FT_CHECK(ft_pairs_parse("\n", 1, "e.jsonl", 11, 64, &r, NULL) == FT_EINVAL);
+}
+
+/* ---- the job file ---- */
+
+static enum ft_rc parse_job(const char *hp, const char *objective, struct ft_train_job *j,
+			    struct ft_err *e)
+{
+	char text[512];
+	snprintf(text, sizeof text,
+		 "{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\","
+		 "\"objective\":\"%s\",\"hyperparameters\":%s}",
+		 objective, hp);
+	ft_err_clear(e);
+	return ft_train_job_parse(text, strlen(text), j, e);
+}
+
+FT_TEST(job_objective_beta_and_label_smoothing)
+{
+	struct ft_train_job j;
+	struct ft_err e;
+	FT_CHECK(parse_job("{}", "dpo", &j, &e) == FT_OK);
+	FT_CHECK_INT(j.objective, FT_OBJ_DPO);
+	FT_CHECK(j.dpo_beta == 0.1 && j.dpo_label_smoothing == 0.0); /* trl's defaults */
+	FT_CHECK(parse_job("{\"beta\":\"auto\",\"label_smoothing\":0.2}", "dpo", &j, &e) == FT_OK);
+	FT_CHECK(j.dpo_beta == 0.1 && j.dpo_label_smoothing == 0.2);
+	FT_CHECK(parse_job("{\"beta\":0.25}", "dpo", &j, &e) == FT_OK);
+	FT_CHECK(j.dpo_beta == 0.25);
+	FT_CHECK(parse_job("{}", "sft", &j, &e) == FT_OK);
+	FT_CHECK_INT(j.objective, FT_OBJ_SUPERVISED);
+
+	static const struct {
+		const char *hp, *objective, *msg, *param;
+	} bad[] = {
+		{ "{\"beta\":0.2}", "supervised", "\"beta\" is a DPO hyperparameter",
+		  "hyperparameters.beta" },
+		{ "{\"label_smoothing\":0.6}", "dpo",
+		  "\"label_smoothing\" must be between 0 and 0.5",
+		  "hyperparameters.label_smoothing" },
+		{ "{\"beta\":\"big\"}", "dpo", "\"beta\" must be a number",
+		  "hyperparameters.beta" },
+		{ "{\"packing\":true}", "dpo", "\"hyperparameters.packing\" does not go with",
+		  "hyperparameters.packing" },
+		{ "{}", "kto", "\"objective\" must be \"supervised\" or \"dpo\" (got \"kto\")",
+		  "objective" },
+	};
+	for (size_t i = 0; i < FT_ARRAY_LEN(bad); i++) {
+		FT_CHECK(parse_job(bad[i].hp, bad[i].objective, &j, &e) == FT_EINVAL);
+		if (!strstr(e.msg, bad[i].msg) || strcmp(e.param, bad[i].param) != 0)
+			fprintf(stderr, "got: %s (%s)\nwant: %s (%s)\n", e.msg, e.param, bad[i].msg,
+				bad[i].param);
+		FT_CHECK(strstr(e.msg, bad[i].msg) != NULL);
+		FT_CHECK_STR(e.param, bad[i].param);
+	}
 }
 
 /* ---- the model's sequence-level gradient against finite differences ---- */

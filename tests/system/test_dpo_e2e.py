@@ -35,6 +35,10 @@ def test_dpo_job_runs_end_to_end(api_server, platform):  # noqa: F811
     with client(api_server) as c:
         events = c.get(f"/v1/fine_tuning/jobs/{job}/events", params={"limit": 100}).json()["data"]
     data = [e["data"] for e in events if isinstance(e.get("data"), dict)]
+    msgs = [e["message"] for e in events]
+    assert "Step 2/2: training loss=" in " ".join(msgs)
+    assert any(m.startswith("Step 0: validation loss=0.69314718") and
+               m.endswith("reward accuracy=0") for m in msgs), msgs
     steps = sorted((d for d in data if d.get("type") == "step"), key=lambda d: d["step"])
     evals = sorted((d for d in data if d.get("type") == "eval"), key=lambda d: d["step"])
     assert [d["step"] for d in steps] == [1, 2]          # 8 pairs, 4 per step, one epoch

@@ -232,7 +232,7 @@ static enum ft_rc dpo_precompute(struct run *r, const struct ft_rows *rows, doub
 	enum ft_rc rc = FT_OK;
 	if (!pre || !idx) {
 		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory for reference log-probs");
-		goto fail;
+		goto free_idx;
 	}
 	for (size_t i = 0; i < n && !rc; i += bs) {
 		int P = (int)FT_MIN(bs, n - i);
@@ -247,7 +247,7 @@ static enum ft_rc dpo_precompute(struct run *r, const struct ft_rows *rows, doub
 			pre[2 * (i + k) + 1] = ref[P + k];
 		}
 	}
-fail:
+free_idx:
 	free(idx);
 	if (rc) {
 		free(pre);

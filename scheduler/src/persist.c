@@ -110,11 +110,14 @@ static void event_message(const char *kind, const json_t *data, char *out, size_
 		else
 			snprintf(out, n, "Step %lld: training loss=%s", (long long)step, loss);
 	} else if (strcmp(kind, "eval") == 0) {
+		/* DPO evaluations report reward accuracy instead of token accuracy */
+		json_t *rw = json_object_get(data, "eval_rewards/accuracies");
 		char loss[64] = "", acc[64] = "";
 		fmt_num(loss, sizeof(loss), json_object_get(data, "eval_loss"));
-		fmt_num(acc, sizeof(acc), json_object_get(data, "eval_token_accuracy"));
-		snprintf(out, n, "Step %lld: validation loss=%s, token accuracy=%s",
-			 (long long)json_integer_value(json_object_get(data, "step")), loss, acc);
+		fmt_num(acc, sizeof(acc), rw ? rw : json_object_get(data, "eval_token_accuracy"));
+		snprintf(out, n, "Step %lld: validation loss=%s, %s accuracy=%s",
+			 (long long)json_integer_value(json_object_get(data, "step")), loss,
+			 rw ? "reward" : "token", acc);
 	} else if (strcmp(kind, "started") == 0) {
 		snprintf(out, n, "Fine-tuning job started");
 	} else if (strcmp(kind, "checkpoint") == 0) {

@@ -481,8 +481,9 @@ static void layer_fwd(struct ft_model *m, int l, int B, int T, uint64_t lora_rng
 		next[i] += a->mid[i];
 }
 
-enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float grad_scale,
-			    uint64_t lora_rng, struct ft_ce_stats *st, struct ft_err *err)
+/* Everything up to the logits; train draws the LoRA dropout masks. */
+static enum ft_rc forward_logits(struct ft_model *m, const struct ft_batch *b, bool train,
+				 uint64_t lora_rng, struct ft_err *err)
 {
 	const struct ft_model_config *c = &m->cfg;
 	const struct ft_backend *be = m->be;
@@ -513,17 +514,27 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 					"label %d is outside the vocabulary (size %d)",
 					b->targets[i], c->vocab_size);
 	}
-	bool train = grad_scale != 0.0f && b->targets;
 	m->drop_seed = lora_rng;
 	be->embedding_fwd(m->acts[0].res, b->ids, m->wte, N, C);
 	for (int l = 0; l < c->num_layers; l++)
 		layer_fwd(m, l, B, T, lora_rng, train, true);
 	be->rmsnorm_fwd(m->lnf, m->rstdf, m->res_final, m->norm, N, C, (float)c->rms_norm_eps);
 	be->matmul_fwd(m->logits, m->lnf, m->lm_head, NULL, N, C, c->vocab_size, false);
+	return FT_OK;
+}
+
+enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float grad_scale,
+			    uint64_t lora_rng, struct ft_ce_stats *st, struct ft_err *err)
+{
+	const struct ft_backend *be = m->be;
+	bool train = grad_scale != 0.0f && b->targets;
 	m->fwd_train = false;
+	enum ft_rc rc = forward_logits(m, b, train, lora_rng, err);
+	if (rc)
+		return rc;
 	if (b->targets) {
 		struct ft_ce_stats local = { 0 };
-		be->cross_entropy(m->logits, b->targets, N, c->vocab_size, grad_scale,
+		be->cross_entropy(m->logits, b->targets, b->B * b->T, m->cfg.vocab_size, grad_scale,
 				  st ? st : &local);
 		m->fwd_train = train;
 	}
@@ -533,6 +544,42 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 const float *ft_model_logits(const struct ft_model *m)
 {
 	return m->logits;
+}
+
+/* ---- sequence-level losses (DPO): logits kept, then turned into gradients ---- */
+
+enum ft_rc ft_model_forward_keep(struct ft_model *m, const struct ft_batch *b, uint64_t lora_rng,
+				 struct ft_err *err)
+{
+	m->fwd_train = false;
+	return forward_logits(m, b, true, lora_rng, err);
+}
+
+void ft_model_row_logps(struct ft_model *m, const struct ft_batch *b, double *logp)
+{
+	int T = b->T, V = m->cfg.vocab_size;
+	FT_ASSERT(b->targets && m->act_B == b->B && m->act_T == T);
+	for (int r = 0; r < b->B; r++) {
+		struct ft_ce_stats st = { 0 };
+		m->be->cross_entropy(m->logits + (size_t)r * T * V, b->targets + (size_t)r * T, T,
+				     V, 0.0f, &st);
+		logp[r] = -st.loss_sum;
+	}
+}
+
+void ft_model_logits_grad_rows(struct ft_model *m, const struct ft_batch *b, const float *scale)
+{
+	int T = b->T, V = m->cfg.vocab_size;
+	FT_ASSERT(b->targets && m->act_B == b->B && m->act_T == T);
+	for (int r = 0; r < b->B; r++) {
+		float *x = m->logits + (size_t)r * T * V;
+		struct ft_ce_stats st = { 0 };
+		if (scale[r] == 0.0f) /* the op leaves logits as they are for a zero scale */
+			memset(x, 0, sizeof(float) * (size_t)T * V);
+		else
+			m->be->cross_entropy(x, b->targets + (size_t)r * T, T, V, scale[r], &st);
+	}
+	m->fwd_train = true;
 }
 
 void ft_model_zero_grad(struct ft_model *m)

@@ -21,6 +21,19 @@
  *     every save_steps; on SIGTERM/SIGINT: checkpoint and stop
  *   final evaluation; outputs: PEFT adapter (LoRA), merged / full HF folder.
  *
+ * DPO (objective dpo; the loss and its metrics in dpo.c): the units are
+ * preference pairs; a micro-batch of P pairs is ONE batch of 2P rows
+ * (the P prompt + chosen sequences, then the P prompt + rejected ones,
+ * right-padded: trl's concatenated forward). Per micro-batch:
+ *     ref  = reference log-probs: the same model with its adapters off (LoRA,
+ *            QLoRA: an evaluation forward), or, for full fine-tuning, those
+ *            computed before training from the starting weights (kept for
+ *            the run; on --resume computed again from the model folder
+ *            before the checkpoint's weights are loaded, so they are the same)
+ *     pi   = policy log-probs from a training forward that keeps its logits
+ *     coef = d (loss / pairs of the step) / d pi; the logits of each row
+ *            become -coef * (softmax - onehot); backward as for SFT.
+ *
  * Everything the next step computes follows from (weights, AdamW moments,
  * step, seed), all in the checkpoint, and every op sums in a fixed order:
  * a run stopped at step k and resumed gives bit-identical losses.
@@ -29,6 +42,7 @@
  */
 #include "ft/train.h"
 #include "checkpoint_int.h"
+#include "dpo_int.h"
 #include "io_int.h"
 #include "model_int.h"
 #include "rng_int.h"
@@ -114,13 +128,27 @@ struct run {
 	struct ft_mbatch mb;
 	int fd;
 	char ckpt_dir[4200];
+	/* DPO */
+	bool dpo;
+	size_t n_units; /* what an epoch goes over: train units, or pairs for DPO */
+	double *ref_train, *ref_val; /* full fine-tuning: reference log-probs per row */
+	double *dpo_buf; /* a micro-batch's ref | pi | coef, 2P each */
+	float *dpo_scale; /* 2P */
+	size_t *dpo_rows; /* 2P */
+	struct ft_dpo_metrics step_dpo; /* of the last step */
+};
+
+/* What an evaluation reports: SFT loss and token accuracy, or DPO's metrics. */
+struct eval_result {
+	double loss, acc;
+	struct ft_dpo_metrics dpo;
 };
 
 static void epoch_order(struct run *r, long epoch)
 {
 	if (r->order_epoch == epoch)
 		return;
-	size_t n = r->train.n_units;
+	size_t n = r->n_units;
 	for (size_t i = 0; i < n; i++)
 		r->order[i] = i;
 	if (r->job->shuffle) {
@@ -142,7 +170,7 @@ static int micro_units(const struct run *r, long mi, const size_t **units)
 {
 	size_t first = (size_t)mi * r->job->batch_size;
 	*units = r->order + first;
-	return (int)FT_MIN((size_t)r->job->batch_size, r->train.n_units - first);
+	return (int)FT_MIN((size_t)r->job->batch_size, r->n_units - first);
 }
 
 static void copy_trainable(struct run *r, float *dst, bool to_model)
@@ -157,8 +185,139 @@ static void copy_trainable(struct run *r, float *dst, bool to_model)
 	}
 }
 
-static enum ft_rc evaluate(struct run *r, double *loss, double *acc, struct ft_err *err)
+/* ---- DPO ---- */
+
+/* Build the micro-batch of pairs[0..P): their chosen rows, then their
+ * rejected rows. */
+static void dpo_build(struct run *r, const struct ft_rows *rows, const size_t *pairs, int P)
 {
+	for (int k = 0; k < P; k++) {
+		r->dpo_rows[k] = 2 * pairs[k];
+		r->dpo_rows[P + k] = 2 * pairs[k] + 1;
+	}
+	ft_mbatch_build(&r->mb, rows, r->dpo_rows, 2 * P);
+}
+
+/* Reference log-probs ref[2P] of the built micro-batch: precomputed (pre,
+ * by row), or an evaluation forward with the adapters off. */
+static enum ft_rc dpo_ref(struct run *r, const double *pre, const size_t *pairs, int P, double *ref,
+			  struct ft_err *err)
+{
+	if (pre) {
+		for (int k = 0; k < P; k++) {
+			ref[k] = pre[2 * pairs[k]];
+			ref[P + k] = pre[2 * pairs[k] + 1];
+		}
+		return FT_OK;
+	}
+	struct ft_batch nb = r->mb.b;
+	nb.targets = NULL; /* logits only */
+	ft_model_lora_enable(r->model, false);
+	enum ft_rc rc = ft_model_forward(r->model, &nb, 0.0f, 0, NULL, err);
+	ft_model_lora_enable(r->model, true);
+	if (!rc)
+		ft_model_row_logps(r->model, &r->mb.b, ref);
+	return rc;
+}
+
+/* Full fine-tuning: the reference log-probs of every row of rows, from the
+ * model as it is now (before training), batch_size pairs at a time. */
+static enum ft_rc dpo_precompute(struct run *r, const struct ft_rows *rows, double **out,
+				 struct ft_err *err)
+{
+	size_t n = ft_pairs_count(rows);
+	size_t bs = (size_t)r->job->batch_size;
+	double *pre = calloc(2 * n + 1, sizeof(double));
+	size_t *idx = calloc(bs, sizeof(size_t));
+	enum ft_rc rc = FT_OK;
+	if (!pre || !idx) {
+		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory for reference log-probs");
+		goto free_idx;
+	}
+	for (size_t i = 0; i < n && !rc; i += bs) {
+		int P = (int)FT_MIN(bs, n - i);
+		for (int k = 0; k < P; k++)
+			idx[k] = i + (size_t)k;
+		dpo_build(r, rows, idx, P);
+		double *ref = r->dpo_buf;
+		if ((rc = dpo_ref(r, NULL, idx, P, ref, err)))
+			break;
+		for (int k = 0; k < P; k++) {
+			pre[2 * (i + k)] = ref[k];
+			pre[2 * (i + k) + 1] = ref[P + k];
+		}
+	}
+free_idx:
+	free(idx);
+	if (rc) {
+		free(pre);
+		return rc;
+	}
+	*out = pre;
+	return FT_OK;
+}
+
+/* One micro-batch of P pairs: loss and metrics into sums; when train,
+ * the gradient of scale * (sum of the pairs' losses) is accumulated. */
+static enum ft_rc dpo_micro(struct run *r, const struct ft_rows *rows, const double *pre,
+			    const size_t *pairs, int P, bool train, uint64_t drop, double scale,
+			    struct ft_dpo_sums *sums, struct ft_err *err)
+{
+	const struct ft_train_job *j = r->job;
+	double *ref = r->dpo_buf, *pi = ref + 2 * P, *coef = pi + 2 * P;
+	dpo_build(r, rows, pairs, P);
+	enum ft_rc rc = dpo_ref(r, pre, pairs, P, ref, err);
+	if (rc)
+		return rc;
+	if (train) {
+		rc = ft_model_forward_keep(r->model, &r->mb.b, drop, err);
+	} else {
+		struct ft_batch nb = r->mb.b;
+		nb.targets = NULL;
+		rc = ft_model_forward(r->model, &nb, 0.0f, 0, NULL, err);
+	}
+	if (rc)
+		return rc;
+	ft_model_row_logps(r->model, &r->mb.b, pi);
+	ft_dpo_pairs(pi, pi + P, ref, ref + P, P, j->dpo_beta, j->dpo_label_smoothing, scale,
+		     train ? coef : NULL, sums);
+	if (!train)
+		return FT_OK;
+	/* d loss / d logits = coef * (onehot - softmax) = -coef * (softmax - onehot) */
+	for (int k = 0; k < 2 * P; k++)
+		r->dpo_scale[k] = (float)-coef[k];
+	ft_model_logits_grad_rows(r->model, &r->mb.b, r->dpo_scale);
+	ft_model_backward(r->model, &r->mb.b);
+	return FT_OK;
+}
+
+static enum ft_rc dpo_evaluate(struct run *r, struct eval_result *e, struct ft_err *err)
+{
+	struct ft_dpo_sums sums = { 0 };
+	size_t n = ft_pairs_count(&r->val), bs = (size_t)r->job->batch_size;
+	size_t *idx = calloc(bs, sizeof(size_t));
+	enum ft_rc rc = FT_OK;
+	if (!idx)
+		return ft_failf(err, FT_ENOMEM, NULL, "out of memory");
+	for (size_t i = 0; i < n && !rc; i += bs) {
+		int P = (int)FT_MIN(bs, n - i);
+		for (int k = 0; k < P; k++)
+			idx[k] = i + (size_t)k;
+		rc = dpo_micro(r, &r->val, r->ref_val, idx, P, false, 0, 0.0, &sums, err);
+	}
+	free(idx);
+	ft_dpo_metrics(&sums, &e->dpo);
+	e->loss = e->dpo.loss;
+	e->acc = NAN;
+	return rc;
+}
+
+/* ---- evaluation ---- */
+
+static enum ft_rc evaluate(struct run *r, struct eval_result *e, struct ft_err *err)
+{
+	if (r->dpo)
+		return dpo_evaluate(r, e, err);
 	struct ft_ce_stats st = { 0 };
 	size_t *idx = malloc(sizeof(size_t) * r->val.n_units);
 	if (!idx)
@@ -172,9 +331,46 @@ static enum ft_rc evaluate(struct run *r, double *loss, double *acc, struct ft_e
 		rc = ft_model_forward(r->model, &r->mb.b, 0.0f, 0, &st, err);
 	}
 	free(idx);
-	*loss = st.n_tokens ? st.loss_sum / (double)st.n_tokens : NAN;
-	*acc = st.n_tokens ? (double)st.n_correct / (double)st.n_tokens : NAN;
+	e->loss = st.n_tokens ? st.loss_sum / (double)st.n_tokens : NAN;
+	e->acc = st.n_tokens ? (double)st.n_correct / (double)st.n_tokens : NAN;
 	return rc;
+}
+
+/* The DPO metrics as JSON fields after a comma: ,"<prefix>rewards/chosen":...
+ * (nothing for SFT). */
+static void dpo_fields(const struct run *r, const char *prefix, const struct ft_dpo_metrics *d,
+		       char *out, size_t n)
+{
+	char b[6][40];
+	out[0] = 0;
+	if (!r->dpo)
+		return;
+	snprintf(out, n,
+		 ",\"%srewards/chosen\":%s,\"%srewards/rejected\":%s,\"%srewards/accuracies\":%s,"
+		 "\"%srewards/margins\":%s,\"%slogps/chosen\":%s,\"%slogps/rejected\":%s",
+		 prefix, num(b[0], sizeof b[0], d->chosen), prefix,
+		 num(b[1], sizeof b[1], d->rejected), prefix, num(b[2], sizeof b[2], d->accuracy),
+		 prefix, num(b[3], sizeof b[3], d->margin), prefix,
+		 num(b[4], sizeof b[4], d->logp_chosen), prefix,
+		 num(b[5], sizeof b[5], d->logp_rejected));
+}
+
+/* An "eval" line: SFT's loss, perplexity and token accuracy, or DPO's loss
+ * and metrics with the eval_ prefix. */
+static void emit_eval(struct run *r, long step, const struct eval_result *e, bool best)
+{
+	char b1[40], b2[40], b3[40], extra[700];
+	if (r->dpo) {
+		dpo_fields(r, "eval_", &e->dpo, extra, sizeof extra);
+		emit(r->fd, "{\"type\":\"eval\",\"step\":%ld,\"eval_loss\":%s%s,\"best\":%s}", step,
+		     num(b1, sizeof b1, e->loss), extra, best ? "true" : "false");
+		return;
+	}
+	emit(r->fd,
+	     "{\"type\":\"eval\",\"step\":%ld,\"eval_loss\":%s,\"eval_perplexity\":%s,"
+	     "\"eval_token_accuracy\":%s,\"best\":%s}",
+	     step, num(b1, sizeof b1, e->loss), num(b2, sizeof b2, exp(e->loss)),
+	     num(b3, sizeof b3, e->acc), best ? "true" : "false");
 }
 
 static enum ft_rc save_checkpoint(struct run *r, struct ft_err *err)
@@ -189,16 +385,52 @@ static enum ft_rc save_checkpoint(struct run *r, struct ft_err *err)
 	return rc;
 }
 
+static enum ft_rc apply_step(struct run *r, double *gnorm, double *lr, long tokens);
+
+/* DPO's gradient of one optimizer step: the mean loss over its pairs. */
+static enum ft_rc dpo_step_grads(struct run *r, long epoch, long first, long last, double *loss,
+				 long *tokens, struct ft_err *err)
+{
+	const struct ft_train_job *j = r->job;
+	long pairs = 0;
+	for (long mi = first; mi < last; mi++) {
+		const size_t *u;
+		pairs += micro_units(r, mi, &u);
+	}
+	struct ft_dpo_sums sums = { 0 };
+	ft_model_zero_grad(r->model);
+	*tokens = 0;
+	for (long mi = first; mi < last; mi++) {
+		const size_t *u;
+		int P = micro_units(r, mi, &u);
+		uint64_t drop = ft_rng_derive(j->seed, FT_RNG_DROPOUT,
+					      (uint64_t)(epoch * r->micro_per_epoch + mi));
+		enum ft_rc rc = dpo_micro(r, &r->train, r->ref_train, u, P, true, drop,
+					  1.0 / (double)FT_MAX(1, pairs), &sums, err);
+		if (rc)
+			return rc;
+		*tokens += r->mb.n_tokens;
+	}
+	ft_dpo_metrics(&sums, &r->step_dpo);
+	*loss = r->step_dpo.loss;
+	return FT_OK;
+}
+
 /* One optimizer step; returns the mean loss over its trained tokens. */
 static enum ft_rc train_step(struct run *r, double *loss, double *gnorm, double *lr, long *tokens,
 			     struct ft_err *err)
 {
 	const struct ft_train_job *j = r->job;
-	const struct ft_backend *be = r->model->be;
 	long step = r->st.step, epoch = step / r->steps_per_epoch;
 	long first = (step % r->steps_per_epoch) * j->grad_accum;
 	long last = FT_MIN(first + j->grad_accum, r->micro_per_epoch);
 	epoch_order(r, epoch);
+	if (r->dpo) {
+		enum ft_rc rc = dpo_step_grads(r, epoch, first, last, loss, tokens, err);
+		if (rc)
+			return rc;
+		return apply_step(r, gnorm, lr, *tokens);
+	}
 
 	long trained = 0;
 	for (long mi = first; mi < last; mi++) {
@@ -223,7 +455,15 @@ static enum ft_rc train_step(struct run *r, double *loss, double *gnorm, double 
 		*tokens += r->mb.n_tokens;
 	}
 	*loss = st.n_tokens ? st.loss_sum / (double)st.n_tokens : 0.0;
+	return apply_step(r, gnorm, lr, *tokens);
+}
 
+/* Clip, AdamW, count the step. */
+static enum ft_rc apply_step(struct run *r, double *gnorm, double *lr, long tokens)
+{
+	const struct ft_train_job *j = r->job;
+	const struct ft_backend *be = r->model->be;
+	long step = r->st.step;
 	double ss = 0;
 	for (size_t i = 0; i < r->ntp; i++)
 		ss += be->sumsq(r->tp[i].grad, r->tp[i].n);
@@ -243,7 +483,7 @@ static enum ft_rc train_step(struct run *r, double *loss, double *gnorm, double 
 		off += r->tp[i].n;
 	}
 	r->st.step++;
-	r->st.tokens_seen += *tokens;
+	r->st.tokens_seen += tokens;
 	return FT_OK;
 }
 
@@ -282,13 +522,10 @@ static enum ft_rc run_loop(struct run *r, struct ft_err *err)
 	if (r->has_val && j->eval_on_start && r->st.step == 0) {
 		/* The starting point's held-out loss (for LoRA: the base model, since
 		 * B = 0). Logged only: it does not take part in early stopping. */
-		double el, ea;
-		if ((rc = evaluate(r, &el, &ea, err)))
+		struct eval_result e;
+		if ((rc = evaluate(r, &e, err)))
 			return rc;
-		emit(r->fd,
-		     "{\"type\":\"eval\",\"step\":0,\"eval_loss\":%s,\"eval_perplexity\":%s,"
-		     "\"eval_token_accuracy\":%s,\"best\":false}",
-		     num(b1, sizeof b1, el), num(b2, sizeof b2, exp(el)), num(b3, sizeof b3, ea));
+		emit_eval(r, 0, &e, false);
 	}
 	while (r->st.step < r->total_steps) {
 		double loss, gnorm, lr;
@@ -300,23 +537,26 @@ static enum ft_rc run_loop(struct run *r, struct ft_err *err)
 		double dt = (ft_time_mono_ns() - t0) * 1e-9;
 		double avg =
 			(ft_time_mono_ns() - t_start) * 1e-9 / (double)(r->st.step - first_step);
+		char extra[700];
+		dpo_fields(r, "", &r->step_dpo, extra, sizeof extra);
 		emit(r->fd,
 		     "{\"type\":\"step\",\"step\":%ld,\"total_steps\":%ld,\"epoch\":%s,"
-		     "\"train_loss\":%s,\"learning_rate\":%s,\"grad_norm\":%s,"
+		     "\"train_loss\":%s%s,\"learning_rate\":%s,\"grad_norm\":%s,"
 		     "\"tokens_per_second\":%.1f,\"eta_seconds\":%.1f}",
 		     r->st.step, r->total_steps,
 		     num(b1, sizeof b1, (double)r->st.step / (double)r->steps_per_epoch),
-		     num(b2, sizeof b2, loss), num(b3, sizeof b3, lr), num(b4, sizeof b4, gnorm),
-		     dt > 0 ? tokens / dt : 0.0, avg * (double)(r->total_steps - r->st.step));
+		     num(b2, sizeof b2, loss), extra, num(b3, sizeof b3, lr),
+		     num(b4, sizeof b4, gnorm), dt > 0 ? tokens / dt : 0.0,
+		     avg * (double)(r->total_steps - r->st.step));
 		evaluated_last = false;
 		if (r->has_val && j->eval_steps > 0 && r->st.step % j->eval_steps == 0) {
-			double el, ea;
-			if ((rc = evaluate(r, &el, &ea, err)))
+			struct eval_result e;
+			if ((rc = evaluate(r, &e, err)))
 				return rc;
 			evaluated_last = true;
-			bool better = el < r->st.best_eval_loss;
+			bool better = e.loss < r->st.best_eval_loss;
 			if (better) {
-				r->st.best_eval_loss = el;
+				r->st.best_eval_loss = e.loss;
 				r->st.best_step = r->st.step;
 				r->st.bad_evals = 0;
 				if (j->early_stopping_patience > 0) {
@@ -326,11 +566,7 @@ static enum ft_rc run_loop(struct run *r, struct ft_err *err)
 			} else {
 				r->st.bad_evals++;
 			}
-			emit(r->fd,
-			     "{\"type\":\"eval\",\"step\":%ld,\"eval_loss\":%s,"
-			     "\"eval_perplexity\":%s,\"eval_token_accuracy\":%s,\"best\":%s}",
-			     r->st.step, num(b1, sizeof b1, el), num(b2, sizeof b2, exp(el)),
-			     num(b3, sizeof b3, ea), better ? "true" : "false");
+			emit_eval(r, r->st.step, &e, better);
 			if (j->early_stopping_patience > 0 &&
 			    r->st.bad_evals >= j->early_stopping_patience) {
 				emit(r->fd,
@@ -353,16 +589,12 @@ static enum ft_rc run_loop(struct run *r, struct ft_err *err)
 		}
 	}
 	if (r->has_val && !evaluated_last) {
-		double el, ea;
-		if ((rc = evaluate(r, &el, &ea, err)))
+		struct eval_result e;
+		if ((rc = evaluate(r, &e, err)))
 			return rc;
-		emit(r->fd,
-		     "{\"type\":\"eval\",\"step\":%ld,\"eval_loss\":%s,\"eval_perplexity\":%s,"
-		     "\"eval_token_accuracy\":%s,\"best\":%s}",
-		     r->st.step, num(b1, sizeof b1, el), num(b2, sizeof b2, exp(el)),
-		     num(b3, sizeof b3, ea), el < r->st.best_eval_loss ? "true" : "false");
-		if (el < r->st.best_eval_loss && j->early_stopping_patience > 0) {
-			r->st.best_eval_loss = el;
+		emit_eval(r, r->st.step, &e, e.loss < r->st.best_eval_loss);
+		if (e.loss < r->st.best_eval_loss && j->early_stopping_patience > 0) {
+			r->st.best_eval_loss = e.loss;
 			r->st.best_step = r->st.step;
 			copy_trainable(r, r->best, false);
 			r->has_best = true;
@@ -375,10 +607,14 @@ static enum ft_rc run_loop(struct run *r, struct ft_err *err)
 	return FT_OK;
 }
 
-/* Pre-tokenized rows, or any dataset format through the tokenizer. */
+/* Pre-tokenized rows, or any dataset format through the tokenizer; for
+ * DPO, preference pairs (dpo_int.h). */
 static enum ft_rc load_rows(const struct ft_train_job *j, const char *path, int vocab, int max_len,
 			    bool packing, struct ft_rows *rows, struct ft_err *err)
 {
+	if (j->objective == FT_OBJ_DPO)
+		return ft_pairs_load(path, j->model, j->chat_template[0] ? j->chat_template : NULL,
+				     vocab, max_len, rows, err);
 	if (ft_rows_is_pretokenized(path))
 		return ft_rows_load(path, vocab, max_len, packing, rows, err);
 	return ft_rows_load_dataset(path, j->model, j->chat_template[0] ? j->chat_template : NULL,
@@ -434,12 +670,27 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 			goto free_rows;
 		r.has_val = true;
 	}
-	r.order = calloc(r.train.n_units, sizeof(size_t));
-	if (!r.order) {
-		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory");
-		goto free_rows;
+	r.dpo = j->objective == FT_OBJ_DPO;
+	r.n_units = r.dpo ? ft_pairs_count(&r.train) : r.train.n_units;
+	r.order = calloc(r.n_units, sizeof(size_t));
+	if (r.dpo) {
+		size_t bs = (size_t)j->batch_size;
+		r.dpo_buf = calloc(6 * bs, sizeof(double));
+		r.dpo_scale = calloc(2 * bs, sizeof(float));
+		r.dpo_rows = calloc(2 * bs, sizeof(size_t));
 	}
-	r.micro_per_epoch = (long)((r.train.n_units + j->batch_size - 1) / j->batch_size);
+	if (!r.order || (r.dpo && (!r.dpo_buf || !r.dpo_scale || !r.dpo_rows))) {
+		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory");
+		goto free_order;
+	}
+	/* Full-fine-tuning DPO: the reference is the starting model, so its
+	 * log-probs are computed now, before a checkpoint's weights replace it. */
+	if (r.dpo && !ft_model_lora(r.model)) {
+		if ((rc = dpo_precompute(&r, &r.train, &r.ref_train, err)) ||
+		    (r.has_val && (rc = dpo_precompute(&r, &r.val, &r.ref_val, err))))
+			goto free_order;
+	}
+	r.micro_per_epoch = (long)((r.n_units + j->batch_size - 1) / j->batch_size);
 	r.steps_per_epoch = (r.micro_per_epoch + j->grad_accum - 1) / j->grad_accum;
 	r.total_steps = j->max_steps > 0 ? j->max_steps : (long)j->n_epochs * r.steps_per_epoch;
 	r.warmup = j->warmup_steps > 0 ? j->warmup_steps
@@ -458,10 +709,11 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 			goto free_order;
 	}
 	emit(r.fd,
-	     "{\"type\":\"start\",\"method\":\"%s\",\"trainable_parameters\":%zu,"
-	     "\"total_steps\":%ld,\"steps_per_epoch\":%ld,\"first_step\":%ld,\"threads\":%d}",
-	     j->method == FT_METHOD_LORA ? "lora" : "full", r.ntrain, r.total_steps,
-	     r.steps_per_epoch, r.st.step, ft_pool_threads());
+	     "{\"type\":\"start\",\"method\":\"%s\",\"objective\":\"%s\","
+	     "\"trainable_parameters\":%zu,\"total_steps\":%ld,\"steps_per_epoch\":%ld,"
+	     "\"first_step\":%ld,\"threads\":%d}",
+	     j->method == FT_METHOD_LORA ? "lora" : "full", r.dpo ? "dpo" : "supervised", r.ntrain,
+	     r.total_steps, r.steps_per_epoch, r.st.step, ft_pool_threads());
 
 	struct sigaction sa = { 0 }, old_term, old_int;
 	sa.sa_handler = on_signal;
@@ -474,6 +726,11 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 	sigaction(SIGINT, &old_int, NULL);
 free_order:
 	free(r.order);
+	free(r.dpo_buf);
+	free(r.dpo_scale);
+	free(r.dpo_rows);
+	free(r.ref_train);
+	free(r.ref_val);
 	ft_mbatch_release(&r.mb);
 free_rows:
 	ft_rows_release(&r.train);

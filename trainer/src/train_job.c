@@ -6,14 +6,15 @@
  *   {
  *     "model": "DIR",  "train_file": "rows.jsonl",  "validation_file": "val.jsonl",
  *     "output_dir": "DIR",  "method": "lora" | "full",  "seed": 42,  "threads": 0,
- *     "objective": "supervised" (the default; the DPO work adds "dpo"),
+ *     "objective": "supervised" (the default) | "dpo",
  *     "lora": { "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": [...] | "all-linear",
  *               "use_rslora": false },
- *     "hyperparameters": { "n_epochs": 3, "batch_size": 4, "learning_rate": 2e-4, ... }
+ *     "hyperparameters": { "n_epochs": 3, "batch_size": 4, "learning_rate": 2e-4, ...,
+ *                          "beta": 0.1, "label_smoothing": 0 (dpo only) }
  *   }
  * OpenAI's names are accepted beside ours: n_epochs (= epochs), batch_size,
  * learning_rate_multiplier (scales the method's default learning rate), and
- * "auto" for any of the three; training_file (= train_file).
+ * "auto" for any of the three and for beta; training_file (= train_file).
  */
 #include "ft/train.h"
 #include "io_int.h"
@@ -42,6 +43,7 @@ static void defaults(struct ft_train_job *j)
 	j->max_seq_len = 2048;
 	j->shuffle = true;
 	j->seed = 42;
+	j->dpo_beta = 0.1; /* trl's DPOConfig and OpenAI's default */
 }
 
 static enum ft_rc get_path(const json_t *o, const char *key, unsigned flags, char *out,
@@ -202,6 +204,8 @@ static enum ft_rc parse_hparams(const json_t *o, struct ft_train_job *j, bool *l
 					    "eval_on_start",
 					    "early_stopping_patience",
 					    "save_steps",
+					    "beta",
+					    "label_smoothing",
 					    NULL };
 	long long ep = j->n_epochs, bs = j->batch_size, ga = j->grad_accum, ms = j->max_steps;
 	long long ws = j->warmup_steps, sl = j->max_seq_len, es = j->eval_steps,
@@ -238,8 +242,23 @@ static enum ft_rc parse_hparams(const json_t *o, struct ft_train_job *j, bool *l
 	    (rc = ft_json_get_int(o, "eval_steps", FT_JSON_NULL_OK, 0, 1000000000, &es, err)) ||
 	    (rc = ft_json_get_int(o, "early_stopping_patience", FT_JSON_NULL_OK, 0, 1000000, &pat,
 				  err)) ||
-	    (rc = ft_json_get_int(o, "save_steps", FT_JSON_NULL_OK, 0, 1000000000, &ss, err)))
+	    (rc = ft_json_get_int(o, "save_steps", FT_JSON_NULL_OK, 0, 1000000000, &ss, err)) ||
+	    (rc = get_num_auto(o, "beta", 1e-6, 1e3, &j->dpo_beta, err)) ||
+	    (rc = ft_json_get_num(o, "label_smoothing", FT_JSON_NULL_OK, 0, 0.5,
+				  &j->dpo_label_smoothing, err)))
 		return rc;
+	static const char *const dpo_only[] = { "beta", "label_smoothing" };
+	for (size_t i = 0; i < FT_ARRAY_LEN(dpo_only); i++) {
+		json_t *v = json_object_get(o, dpo_only[i]);
+		if (j->objective != FT_OBJ_DPO && v && !json_is_null(v)) {
+			ft_failf(err, FT_EINVAL, "invalid_value",
+				 "\"%s\" is a DPO hyperparameter: set \"objective\": \"dpo\" or "
+				 "remove it",
+				 dpo_only[i]);
+			ft_err_param(err, dpo_only[i]);
+			return FT_EINVAL;
+		}
+	}
 	*lr_given = lr >= 0;
 	j->n_epochs = (int)ep, j->batch_size = (int)bs, j->grad_accum = (int)ga;
 	j->max_steps = ms, j->learning_rate = lr, j->warmup_steps = ws, j->max_seq_len = (int)sl;
@@ -309,10 +328,12 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 	const char *objective = NULL;
 	if ((rc = ft_json_get_str(root, "objective", FT_JSON_NULL_OK, &objective, err)))
 		goto free_root;
-	if (objective && strcmp(objective, "supervised") != 0 && strcmp(objective, "sft") != 0) {
+	if (objective && strcmp(objective, "dpo") == 0) {
+		j->objective = FT_OBJ_DPO;
+	} else if (objective && strcmp(objective, "supervised") != 0 &&
+		   strcmp(objective, "sft") != 0) {
 		rc = ft_failf(err, FT_EINVAL, "invalid_value",
-			      "\"objective\" \"%s\" is not supported by this trainer (supported: "
-			      "supervised)",
+			      "\"objective\" must be \"supervised\" or \"dpo\" (got \"%s\")",
 			      objective);
 		ft_err_param(err, "objective");
 		goto free_root;
@@ -340,6 +361,14 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 	}
 	if (hp && (rc = parse_hparams(hp, j, &lr_given, &mult, err))) {
 		ft_json_err_nest(err, "hyperparameters");
+		goto free_root;
+	}
+	if (j->objective == FT_OBJ_DPO && j->packing) {
+		rc = ft_failf(
+			err, FT_EINVAL, "invalid_value",
+			"\"hyperparameters.packing\" does not go with objective \"dpo\" (each "
+			"pair is scored as two whole sequences): remove it");
+		ft_err_param(err, "hyperparameters.packing");
 		goto free_root;
 	}
 	if (!lr_given)

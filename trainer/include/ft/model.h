@@ -135,4 +135,17 @@ const float *ft_model_logits(const struct ft_model *m);
 void ft_model_backward(struct ft_model *m, const struct ft_batch *b);
 void ft_model_zero_grad(struct ft_model *m);
 
+/* Sequence-level losses (DPO), in three calls per micro-batch:
+ *   ft_model_forward_keep      a training forward (LoRA dropout masks drawn
+ *                              from lora_rng) that keeps the logits;
+ *   ft_model_row_logps         logp[r] = sum over row r's trained positions
+ *                              of log softmax(logits)[target] (b->targets);
+ *   ft_model_logits_grad_rows  logits of row r -> scale[r] * (softmax -
+ *                              onehot) on its trained positions, 0 elsewhere;
+ * then ft_model_backward. b must be the batch of the forward. */
+enum ft_rc ft_model_forward_keep(struct ft_model *m, const struct ft_batch *b, uint64_t lora_rng,
+				 struct ft_err *err);
+void ft_model_row_logps(struct ft_model *m, const struct ft_batch *b, double *logp);
+void ft_model_logits_grad_rows(struct ft_model *m, const struct ft_batch *b, const float *scale);
+
 #endif

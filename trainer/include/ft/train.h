@@ -11,13 +11,16 @@
 
 enum ft_method { FT_METHOD_LORA = 0, FT_METHOD_FULL };
 enum ft_sched { FT_SCHED_LINEAR = 0, FT_SCHED_COSINE, FT_SCHED_CONSTANT };
+/* The loss: next-token cross-entropy, or DPO over preference pairs. */
+enum ft_objective { FT_OBJ_SUPERVISED = 0, FT_OBJ_DPO };
 
 struct ft_train_job {
 	char model[4096]; /* Hugging Face folder */
-	char train_file[4096]; /* JSONL: {"input_ids": [...], "labels": [...]} */
+	char train_file[4096]; /* JSONL rows (SFT) or preference pairs (DPO) */
 	char validation_file[4096]; /* "" when none */
 	char output_dir[4096];
 	enum ft_method method;
+	enum ft_objective objective;
 	struct ft_lora_config lora;
 	char init_adapter[4096]; /* LoRA: start from this PEFT adapter ("" = peft's init) */
 	char chat_template[32]; /* "" = the tokenizer's own (chat data only) */
@@ -44,6 +47,9 @@ struct ft_train_job {
 	long save_steps; /* 0: checkpoint only on SIGTERM and at the end */
 	bool save_merged; /* LoRA: also write a merged model folder */
 	int threads; /* 0: FT_NUM_THREADS or all cores */
+	/* DPO (objective dpo) */
+	double dpo_beta; /* 0.1 */
+	double dpo_label_smoothing; /* 0: trl's sigmoid loss; > 0: cDPO */
 };
 
 /* Defaults, then the JSON text. Unknown fields are errors. */

@@ -80,7 +80,7 @@ HP_OURS = {
 HP_IN = {"type": "object", "additionalProperties": False,
          "properties": dict(HP_PUBLIC["properties"], **HP_OURS)}
 HP_DPO_IN = {"type": "object", "additionalProperties": False, "properties": dict(
-    HP_IN["properties"], beta=auto_or(N, exclusiveMinimum=0, maximum=2),
+    {k: v for k, v in HP_IN["properties"].items() if k != "packing"}, beta=auto_or(N, exclusiveMinimum=0, maximum=2),
     label_smoothing={"type": N, "minimum": 0, "maximum": 0.5})}
 
 schemas = {

@@ -153,7 +153,7 @@ static const struct hp_rule hp_rules[] = {
 	{ "gradient_accumulation_steps", HP_INT, 1, 4096, NULL, false, NULL },
 	{ "max_steps", HP_INT, 1, 1e9, NULL, false, NULL },
 	{ "max_seq_length", HP_INT, 2, 1 << 20, NULL, false, NULL },
-	{ "packing", HP_BOOL, 0, 0, NULL, false, NULL },
+	{ "packing", HP_BOOL, 0, 0, "supervised", false, NULL },
 	{ "shuffle", HP_BOOL, 0, 0, NULL, false, NULL },
 	{ "gradient_checkpointing", HP_BOOL_OR_INT, 0, 1 << 20, NULL, false, NULL },
 	{ "eval_steps", HP_INT, 0, 1e9, NULL, false, NULL },
@@ -201,10 +201,13 @@ static enum ft_rc check_hp(struct api_req *r, json_t *src, const char *param, co
 			if (strcmp(hp_rules[i].name, k) == 0)
 				rule = &hp_rules[i];
 		if (!rule || (rule->method && strcmp(rule->method, method) != 0)) {
-			ft_failf(&r->err, FT_EINVAL, "unknown_field",
-				 rule ? "unknown field \"%s\" (only for method \"dpo\")"
-				      : "unknown field \"%s\"",
-				 p);
+			if (rule)
+				ft_failf(&r->err, FT_EINVAL, "unknown_field",
+					 "unknown field \"%s\" (only for method \"%s\")", p,
+					 rule->method);
+			else
+				ft_failf(&r->err, FT_EINVAL, "unknown_field",
+					 "unknown field \"%s\"", p);
 			ft_err_param(&r->err, p);
 			return FT_EINVAL;
 		}

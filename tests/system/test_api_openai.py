@@ -56,7 +56,7 @@ def test_supervised_and_dpo_jobs(oai, api_server):
     ids = [j.id for j in oai.fine_tuning.jobs.list(limit=1)]  # auto-pages with ?after=
     assert ids[:2] == [j2.id, j1.id]
     # our hyperparameters beside OpenAI's, shown under the method as given
-    ours = {"max_seq_length": 512, "packing": True, "gradient_checkpointing": 2,
+    ours = {"max_seq_length": 512, "gradient_checkpointing": 2,
             "lr_scheduler_type": "cosine", "warmup_ratio": 0.1, "label_smoothing": 0.1}
     j3 = oai.fine_tuning.jobs.create(
         model="tiny-llama", training_file=dpo.id,

@@ -82,6 +82,8 @@ def test_oversized_upload_is_413_and_stores_nothing(api_server):
      "unknown_field", "hyperparameters.label_smoothing"),
     (b'{"model": "m", "training_file": "f", "method": {"type": "dpo", "dpo": {"hyperparameters": {"label_smoothing": 0.9}}}}',
      "out_of_range", "method.dpo.hyperparameters.label_smoothing"),
+    (b'{"model": "m", "training_file": "f", "method": {"type": "dpo", "dpo": {"hyperparameters": {"packing": true}}}}',
+     "unknown_field", "method.dpo.hyperparameters.packing"),
     (b'{"model": "m", "training_file": "f", "lora": {"r": "8"}}', "invalid_type", "lora.r"),
     (b'{"model": "m", "training_file": "f", "adapter": "dora"}', "invalid_value", "adapter"),
     (b'{"model": "m", "training_file": "f", "metadata": {"k": 1}}', "invalid_value", "metadata"),

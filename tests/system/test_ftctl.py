@@ -77,11 +77,11 @@ def test_jobs_create_list_get_events_cancel_wait(ctl, api_server, files, tmp_pat
     assert w.returncode == 5 and "cancelled" in w.stderr
     dpo = json.loads(ctl("--json", "jobs", "create", "--model", "ctl-model", "--training-file",
                          str(files / "dpo.jsonl"), "--method", "dpo", "--beta", "0.2",
-                         "--hp", "label_smoothing=0.1", "--hp", "packing=true",
+                         "--hp", "label_smoothing=0.1", "--hp", "max_seq_length=512",
                          "--hp", "lr_scheduler_type=cosine", check=0).stdout)
     assert dpo["method"]["type"] == "dpo"
     hp = dpo["method"]["dpo"]["hyperparameters"]
-    assert hp["beta"] == 0.2 and hp["label_smoothing"] == 0.1 and hp["packing"] is True
+    assert hp["beta"] == 0.2 and hp["label_smoothing"] == 0.1 and hp["max_seq_length"] == 512
     assert hp["lr_scheduler_type"] == "cosine"
     # a hyperparameter the API does not know is refused with its name (exit 1)
     p = ctl("jobs", "create", "--model", "ctl-model", "--training-file", str(files / "dpo.jsonl"),

@@ -184,3 +184,161 @@ def test_ours_loads_in_bitsandbytes(build_dir, tmp_path, dtype):
             # bitsandbytes dequantises to the source dtype: the fp32 value, rounded
             theirs = bnb_f.dequantize_4bit(ours[name], st, quant_type="nf4")
             assert torch.equal(deq[name].to(dtype), theirs), name
+
+
+# ---------------------------------------------------------------- QLoRA engine
+
+LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def _is_linear(name):
+    return name.startswith("model.layers.") and name.endswith(".weight") and \
+        name.split(".")[-2] in LINEARS
+
+
+def _dequantized_base(model_dir):
+    """The base QLoRA trains on, built with bitsandbytes alone: every decoder
+    linear quantised by quantize_4bit(nf4, 64, compress_statistics=True) and
+    dequantised; everything else as it is."""
+    sd = load_file(str(model_dir / "model.safetensors"))
+    m = load_hf(model_dir)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if _is_linear(name):
+                q, st = _bnb_quant(sd[name], True)
+                p.copy_(_bnb_dequant(q, st))
+    return m
+
+
+def _bnb_folder(model_dir, out):
+    """The same model folder with its decoder linears stored as bitsandbytes'
+    4-bit state dict (what transformers saves for a Linear4bit)."""
+    out.mkdir()
+    sd = load_file(str(model_dir / "model.safetensors"))
+    new = {}
+    for name, t in sd.items():
+        if not _is_linear(name):
+            new[name] = t
+            continue
+        q, st = _bnb_quant(t, True)
+        new[name] = q
+        for k, v in st.as_dict(packed=True).items():
+            new[f"{name}.{k}"] = v.contiguous()
+    save_file(new, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "config.json").write_text((model_dir / "config.json").read_text())
+    return out
+
+
+@pytest.fixture(scope="module")
+def qcase(tmp_path_factory):
+    d = tmp_path_factory.mktemp("qlora")
+    make_model("llama_gqa", d / "model", seed=4)
+    rows = make_rows(5, seed=12)
+    write_rows(d / "rows.jsonl", rows)
+    pm = _peft_model(_dequantized_base(d / "model"), "all-linear")
+    pm.save_pretrained(d / "adapter")
+    return d, rows
+
+
+def test_qlora_forward_and_gradients_match_peft_on_dequantized_base(qcase, build_dir):
+    d, rows = qcase
+    ids, labels, mask = pad(rows)
+    logits, loss = debug_forward(build_dir, d / "model", d / "rows.jsonl", d / "qf.st",
+                                 adapter=d / "adapter", extra=["--nf4"])
+    grads, gloss = debug_grads(build_dir, d / "model", d / "rows.jsonl", d / "qg.st",
+                               adapter=d / "adapter", extra=["--nf4"])
+    pm = peft.PeftModel.from_pretrained(_dequantized_base(d / "model"), str(d / "adapter"),
+                                        is_trainable=True)
+    out = pm(input_ids=ids, attention_mask=mask)
+    s, n = loss_sum_and_count(out.logits, labels)
+    (s / n).backward()
+    assert_logits_close(logits, out.logits.detach(), mask, tol=1e-5)
+    assert abs(loss - (s / n).item()) <= 1e-5 and abs(gloss - loss) <= 1e-6
+    theirs = {k.replace(".default", ""): p.grad for k, p in pm.named_parameters()
+              if p.requires_grad}
+    assert set(grads) == set(theirs)
+    for name, g in theirs.items():
+        assert_grad_close(name, grads[name], g)
+    # the folder stored in bitsandbytes' 4-bit format loads as the same base
+    bf = _bnb_folder(d / "model", d / "bnb_model")
+    logits2, _ = debug_forward(build_dir, bf, d / "rows.jsonl", d / "qf2.st",
+                               adapter=d / "adapter")
+    assert torch.equal(logits2, logits)
+
+
+def _qjob(d, out, steps, **kw):
+    job = {"model": str(d / "model"), "train_file": str(d / "train.jsonl"),
+           "output_dir": str(d / out), "method": "qlora", "seed": 5,
+           "lora": {"r": 4, "alpha": 8, "dropout": 0.1, "target_modules": "all-linear"},
+           "hyperparameters": {"max_steps": steps, "batch_size": 2, "learning_rate": 1e-2,
+                               "lr_scheduler_type": "constant", "shuffle": True}}
+    job.update(kw)
+    return job
+
+
+def _train(build_dir, job, path, *extra):
+    path.write_text(json.dumps(job))
+    p = run([ft(build_dir), "train", "--config", str(path), *extra], env=ENV)
+    return [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")]
+
+
+def test_qlora_training_loss_falls_adapter_loads_in_peft_and_resumes(qcase, build_dir):
+    d, _ = qcase
+    rows = make_rows(12, seed=31)
+    write_rows(d / "train.jsonl", rows)
+    lines = _train(build_dir, _qjob(d, "q30", 30), d / "q30.json")
+    start = lines[0]
+    assert start["method"] == "qlora"
+    print(f"\nbase weights: fp32 part {start['base_bytes_f32']} B + NF4 part "
+          f"{start['base_bytes_nf4']} B")
+    losses = [x["train_loss"] for x in lines if x["type"] == "step"]
+    assert len(losses) == 30
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+    cfg = json.loads((d / "q30" / "adapter" / "adapter_config.json").read_text())
+    assert cfg["peft_type"] == "LORA" and cfg["r"] == 4
+    # the adapter on the dequantised base in peft gives our logits
+    ids, labels, mask = pad(rows[:4])
+    write_rows(d / "eval4.jsonl", rows[:4])
+    logits, _ = debug_forward(build_dir, d / "model", d / "eval4.jsonl", d / "qa.st",
+                              adapter=d / "q30" / "adapter", extra=["--nf4"])
+    pm = peft.PeftModel.from_pretrained(_dequantized_base(d / "model"),
+                                        str(d / "q30" / "adapter"))
+    with torch.no_grad():
+        ref = pm(input_ids=ids, attention_mask=mask).logits
+    assert_logits_close(logits, ref, mask, tol=1e-5)
+    # exact resume: the base is quantised again, bit for bit
+    full = _train(build_dir, _qjob(d, "qr_full", 8), d / "qr1.json")
+    part1 = _train(build_dir, _qjob(d, "qr_part", 8), d / "qr2.json", "--stop-after-steps", "3")
+    part2 = _train(build_dir, _qjob(d, "qr_part", 8), d / "qr2.json", "--resume",
+                   str(d / "qr_part" / "checkpoint"))
+    a = [x["train_loss"] for x in full if x["type"] == "step"]
+    b = [x["train_loss"] for x in part1 + part2 if x["type"] == "step"]
+    assert len(a) == 8 and a == b
+
+
+def test_qlora_merged_output_is_the_dequantized_merge(qcase, build_dir):
+    """save_merged for QLoRA: the adapter folded into the DEQUANTISED base,
+    written in fp32 - what peft's merge_and_unload gives on that base."""
+    d, rows = qcase
+    write_rows(d / "train.jsonl", make_rows(12, seed=31))
+    job = _qjob(d, "qm", 2, save_merged=True)
+    _train(build_dir, job, d / "qm.json")
+    merged = load_hf(d / "qm" / "model")
+    ref = peft.PeftModel.from_pretrained(_dequantized_base(d / "model"),
+                                         str(d / "qm" / "adapter")).merge_and_unload()
+    for name, p in ref.state_dict().items():
+        diff = (merged.state_dict()[name] - p).abs().max().item()
+        assert diff <= 1e-6, (name, diff)
+
+
+def test_qlora_job_errors(build_dir, tmp_path):
+    job = {"model": "/nonexistent", "train_file": "t.jsonl", "output_dir": str(tmp_path),
+           "method": "lora", "qlora": {"double_quant": False}}
+    (tmp_path / "j.json").write_text(json.dumps(job))
+    p = run([ft(build_dir), "--config", str(tmp_path / "j.json")], check=False)
+    assert p.returncode == 3 and '"qlora" is set but "method" is not "qlora"' in p.stderr
+    job["method"], job["qlora"] = "qlora", {"double_quantization": True}
+    (tmp_path / "j.json").write_text(json.dumps(job))
+    p = run([ft(build_dir), "--config", str(tmp_path / "j.json")], check=False)
+    assert p.returncode == 3 and 'unknown field "double_quantization"' in p.stderr

@@ -225,7 +225,12 @@ def _bnb_folder(model_dir, out):
         for k, v in st.as_dict(packed=True).items():
             new[f"{name}.{k}"] = v.contiguous()
     save_file(new, str(out / "model.safetensors"), metadata={"format": "pt"})
-    (out / "config.json").write_text((model_dir / "config.json").read_text())
+    cfg = json.loads((model_dir / "config.json").read_text())
+    cfg["quantization_config"] = {   # as transformers writes it for load_in_4bit
+        "quant_method": "bitsandbytes", "load_in_4bit": True, "load_in_8bit": False,
+        "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
+        "bnb_4bit_compute_dtype": "float32", "bnb_4bit_quant_storage": "uint8"}
+    (out / "config.json").write_text(json.dumps(cfg))
     return out
 
 
@@ -264,6 +269,14 @@ def test_qlora_forward_and_gradients_match_peft_on_dequantized_base(qcase, build
     logits2, _ = debug_forward(build_dir, bf, d / "rows.jsonl", d / "qf2.st",
                                adapter=d / "adapter")
     assert torch.equal(logits2, logits)
+    # merging into it writes an fp32 folder whose config has no quantization_config
+    run([ft(build_dir), "merge", "--model", str(bf), "--adapter", str(d / "adapter"), "--out",
+         str(d / "bnb_merged")], env=ENV)
+    assert "quantization_config" not in json.loads((d / "bnb_merged" / "config.json").read_text())
+    merged = load_hf(d / "bnb_merged")
+    with torch.no_grad():
+        ref = merged(input_ids=ids, attention_mask=mask).logits
+    assert_logits_close(logits, ref, mask, tol=1e-5)
 
 
 def _qjob(d, out, steps, **kw):

@@ -41,9 +41,9 @@ static enum ft_rc meta(struct ft_st_writer *w, const char *key, struct ft_err *e
 	return ft_st_writer_meta(w, key, v, err);
 }
 
-static const char *const method_names[] = { [FT_METHOD_LORA] = "lora",
-					    [FT_METHOD_FULL] = "full",
-					    [FT_METHOD_QLORA] = "qlora" };
+static const char *const method_names[] = {
+	[FT_METHOD_LORA] = "lora", [FT_METHOD_FULL] = "full", [FT_METHOD_QLORA] = "qlora"
+};
 
 static const char *method_name(int m)
 {

@@ -284,9 +284,10 @@ enum ft_rc ft_model_train_base(struct ft_model *m, struct ft_err *err)
 	if (m->grads_mem)
 		return FT_OK;
 	if (m->nf4)
-		return ft_failf(err, FT_EINVAL, NULL,
-				"the base model is quantised to 4 bits (NF4): it cannot be fine-tuned "
-				"in full; train LoRA adapters on it (method \"qlora\")");
+		return ft_failf(
+			err, FT_EINVAL, NULL,
+			"the base model is quantised to 4 bits (NF4): it cannot be fine-tuned "
+			"in full; train LoRA adapters on it (method \"qlora\")");
 	m->grads_mem = calloc(m->params_total, sizeof(float));
 	if (!m->grads_mem)
 		return ft_failf(err, FT_ENOMEM, NULL, "out of memory for %zu gradients",

@@ -59,7 +59,8 @@ static enum ft_rc load_tensor(const struct ft_st_tensor *t, struct ft_param *p, 
 
 static void linear_weight_name(char *buf, size_t sz, int l, enum ft_linear k)
 {
-	snprintf(buf, sz, "model.layers.%d.%s.%s.weight", l, ft_linear_module(k), ft_linear_name(k));
+	snprintf(buf, sz, "model.layers.%d.%s.%s.weight", l, ft_linear_module(k),
+		 ft_linear_name(k));
 }
 
 /* The NF4 weights of every decoder linear: read (4-bit in the folder) or
@@ -382,6 +383,20 @@ static const char *const side_files[] = {
 	"generation_config.json", "tokenizer.model",	   "chat_template.jinja",
 };
 
+/* A config.json with "quantization_config" (a bitsandbytes 4-bit folder)
+ * must not go with fp32 weights: transformers would load them as 4-bit. */
+static bool quantized_config(const char *path)
+{
+	struct ft_buf b;
+	struct ft_err e;
+	ft_buf_init(&b, 1 << 24);
+	ft_err_clear(&e);
+	bool q = ft_read_file(path, &b, &e) == FT_OK &&
+		 strstr(ft_buf_str(&b), "\"quantization_config\"") != NULL;
+	ft_buf_release(&b);
+	return q;
+}
+
 enum ft_rc ft_model_save_hf(struct ft_model *m, const char *dir, const char *base_dir,
 			    struct ft_err *err)
 {
@@ -395,7 +410,7 @@ enum ft_rc ft_model_save_hf(struct ft_model *m, const char *dir, const char *bas
 	char src[4096], dst[4096];
 	snprintf(dst, sizeof dst, "%s/config.json", dir);
 	snprintf(src, sizeof src, "%s/config.json", base_dir ? base_dir : "");
-	if (base_dir && ft_file_exists(src)) {
+	if (base_dir && ft_file_exists(src) && !quantized_config(src)) {
 		rc = ft_copy_file(src, dst, err);
 	} else {
 		struct ft_buf b;

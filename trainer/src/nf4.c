@@ -59,70 +59,134 @@ const float ft_nf4_code[16] = {
 };
 
 const float ft_nf4_dynamic_map[256] = {
-	-0x1.fc66660000000p-1f, -0x1.f533340000000p-1f, -0x1.ee00000000000p-1f, -0x1.e6cccc0000000p-1f,
-	-0x1.df999a0000000p-1f, -0x1.d866660000000p-1f, -0x1.d133340000000p-1f, -0x1.ca00000000000p-1f,
-	-0x1.c2cccc0000000p-1f, -0x1.bb999a0000000p-1f, -0x1.b466660000000p-1f, -0x1.ad33340000000p-1f,
-	-0x1.a600000000000p-1f, -0x1.9ecccc0000000p-1f, -0x1.97999a0000000p-1f, -0x1.9066660000000p-1f,
-	-0x1.8933340000000p-1f, -0x1.8200000000000p-1f, -0x1.7acccc0000000p-1f, -0x1.73999a0000000p-1f,
-	-0x1.6c66680000000p-1f, -0x1.6533340000000p-1f, -0x1.5e00000000000p-1f, -0x1.56cccc0000000p-1f,
-	-0x1.4f999a0000000p-1f, -0x1.4866680000000p-1f, -0x1.4133340000000p-1f, -0x1.3a00000000000p-1f,
-	-0x1.32cccc0000000p-1f, -0x1.2b999a0000000p-1f, -0x1.2466680000000p-1f, -0x1.1d33340000000p-1f,
-	-0x1.1600000000000p-1f, -0x1.0ecccc0000000p-1f, -0x1.0799980000000p-1f, -0x1.0066660000000p-1f,
-	-0x1.f266640000000p-2f, -0x1.e400000000000p-2f, -0x1.d599980000000p-2f, -0x1.c733340000000p-2f,
-	-0x1.b8cccc0000000p-2f, -0x1.aa66660000000p-2f, -0x1.9c00000000000p-2f, -0x1.8d99980000000p-2f,
-	-0x1.7f33340000000p-2f, -0x1.70cccc0000000p-2f, -0x1.6266660000000p-2f, -0x1.5400000000000p-2f,
-	-0x1.4599980000000p-2f, -0x1.3733340000000p-2f, -0x1.28cccc0000000p-2f, -0x1.1a66680000000p-2f,
-	-0x1.0c00000000000p-2f, -0x1.fb33320000000p-3f, -0x1.de66660000000p-3f, -0x1.c1999a0000000p-3f,
-	-0x1.a4cccc0000000p-3f, -0x1.8800000000000p-3f, -0x1.6b33340000000p-3f, -0x1.4e66660000000p-3f,
-	-0x1.31999a0000000p-3f, -0x1.14cccc0000000p-3f, -0x1.f000000000000p-4f, -0x1.b666680000000p-4f,
-	-0x1.93d70a0000000p-4f, -0x1.8851ee0000000p-4f, -0x1.7cccce0000000p-4f, -0x1.7147ae0000000p-4f,
-	-0x1.65c2900000000p-4f, -0x1.5a3d700000000p-4f, -0x1.4eb8540000000p-4f, -0x1.4333340000000p-4f,
-	-0x1.37ae140000000p-4f, -0x1.2c28f60000000p-4f, -0x1.20a3d60000000p-4f, -0x1.151eba0000000p-4f,
-	-0x1.09999a0000000p-4f, -0x1.fc28f60000000p-5f, -0x1.e51eba0000000p-5f, -0x1.ce147a0000000p-5f,
-	-0x1.b70a3e0000000p-5f, -0x1.a000000000000p-5f, -0x1.88f5c20000000p-5f, -0x1.71eb860000000p-5f,
-	-0x1.5ae1460000000p-5f, -0x1.43d70a0000000p-5f, -0x1.2cccce0000000p-5f, -0x1.15c2900000000p-5f,
-	-0x1.fd70a40000000p-6f, -0x1.cf5c2a0000000p-6f, -0x1.a147ae0000000p-6f, -0x1.7333340000000p-6f,
-	-0x1.451eba0000000p-6f, -0x1.170a3e0000000p-6f, -0x1.d1eb860000000p-7f, -0x1.75c2900000000p-7f,
-	-0x1.3e76c80000000p-7f, -0x1.2c08300000000p-7f, -0x1.19999a0000000p-7f, -0x1.072b020000000p-7f,
-	-0x1.e978d40000000p-8f, -0x1.c49ba60000000p-8f, -0x1.9fbe760000000p-8f, -0x1.7ae1480000000p-8f,
-	-0x1.56041a0000000p-8f, -0x1.3126e80000000p-8f, -0x1.0c49ba0000000p-8f, -0x1.ced9140000000p-9f,
-	-0x1.851eb80000000p-9f, -0x1.3b645a0000000p-9f, -0x1.e353f80000000p-10f, -0x1.4fdf3a0000000p-10f,
-	-0x1.eecbfe0000000p-11f, -0x1.b3d07c0000000p-11f, -0x1.78d5000000000p-11f, -0x1.3dd9820000000p-11f,
-	-0x1.02de020000000p-11f, -0x1.8fc5060000000p-12f, -0x1.19ce0a0000000p-12f, -0x1.47ae160000000p-13f,
-	-0x1.743e960000000p-14f, -0x1.15df660000000p-14f, -0x1.6f00680000000p-15f, -0x1.64840c0000000p-16f,
-	-0x1.040bfe0000000p-17f, -0x1.b435280000000p-19f, -0x1.27476e0000000p-21f, 0x0p+0f,
-	0x1.27476e0000000p-21f, 0x1.b435280000000p-19f, 0x1.040bfe0000000p-17f, 0x1.64840c0000000p-16f,
-	0x1.6f00680000000p-15f, 0x1.15df660000000p-14f, 0x1.743e960000000p-14f, 0x1.47ae160000000p-13f,
-	0x1.19ce0a0000000p-12f, 0x1.8fc5060000000p-12f, 0x1.02de020000000p-11f, 0x1.3dd9820000000p-11f,
-	0x1.78d5000000000p-11f, 0x1.b3d07c0000000p-11f, 0x1.eecbfe0000000p-11f, 0x1.4fdf3a0000000p-10f,
-	0x1.e353f80000000p-10f, 0x1.3b645a0000000p-9f, 0x1.851eb80000000p-9f, 0x1.ced9140000000p-9f,
-	0x1.0c49ba0000000p-8f, 0x1.3126e80000000p-8f, 0x1.56041a0000000p-8f, 0x1.7ae1480000000p-8f,
-	0x1.9fbe760000000p-8f, 0x1.c49ba60000000p-8f, 0x1.e978d40000000p-8f, 0x1.072b020000000p-7f,
-	0x1.19999a0000000p-7f, 0x1.2c08300000000p-7f, 0x1.3e76c80000000p-7f, 0x1.75c2900000000p-7f,
-	0x1.d1eb860000000p-7f, 0x1.170a3e0000000p-6f, 0x1.451eba0000000p-6f, 0x1.7333340000000p-6f,
-	0x1.a147ae0000000p-6f, 0x1.cf5c2a0000000p-6f, 0x1.fd70a40000000p-6f, 0x1.15c2900000000p-5f,
-	0x1.2cccce0000000p-5f, 0x1.43d70a0000000p-5f, 0x1.5ae1460000000p-5f, 0x1.71eb860000000p-5f,
-	0x1.88f5c20000000p-5f, 0x1.a000000000000p-5f, 0x1.b70a3e0000000p-5f, 0x1.ce147a0000000p-5f,
-	0x1.e51eba0000000p-5f, 0x1.fc28f60000000p-5f, 0x1.09999a0000000p-4f, 0x1.151eba0000000p-4f,
-	0x1.20a3d60000000p-4f, 0x1.2c28f60000000p-4f, 0x1.37ae140000000p-4f, 0x1.4333340000000p-4f,
-	0x1.4eb8540000000p-4f, 0x1.5a3d700000000p-4f, 0x1.65c2900000000p-4f, 0x1.7147ae0000000p-4f,
-	0x1.7cccce0000000p-4f, 0x1.8851ee0000000p-4f, 0x1.93d70a0000000p-4f, 0x1.b666680000000p-4f,
-	0x1.f000000000000p-4f, 0x1.14cccc0000000p-3f, 0x1.31999a0000000p-3f, 0x1.4e66660000000p-3f,
-	0x1.6b33340000000p-3f, 0x1.8800000000000p-3f, 0x1.a4cccc0000000p-3f, 0x1.c1999a0000000p-3f,
-	0x1.de66660000000p-3f, 0x1.fb33320000000p-3f, 0x1.0c00000000000p-2f, 0x1.1a66680000000p-2f,
-	0x1.28cccc0000000p-2f, 0x1.3733340000000p-2f, 0x1.4599980000000p-2f, 0x1.5400000000000p-2f,
-	0x1.6266660000000p-2f, 0x1.70cccc0000000p-2f, 0x1.7f33340000000p-2f, 0x1.8d99980000000p-2f,
-	0x1.9c00000000000p-2f, 0x1.aa66660000000p-2f, 0x1.b8cccc0000000p-2f, 0x1.c733340000000p-2f,
-	0x1.d599980000000p-2f, 0x1.e400000000000p-2f, 0x1.f266640000000p-2f, 0x1.0066660000000p-1f,
-	0x1.0799980000000p-1f, 0x1.0ecccc0000000p-1f, 0x1.1600000000000p-1f, 0x1.1d33340000000p-1f,
-	0x1.2466680000000p-1f, 0x1.2b999a0000000p-1f, 0x1.32cccc0000000p-1f, 0x1.3a00000000000p-1f,
-	0x1.4133340000000p-1f, 0x1.4866680000000p-1f, 0x1.4f999a0000000p-1f, 0x1.56cccc0000000p-1f,
-	0x1.5e00000000000p-1f, 0x1.6533340000000p-1f, 0x1.6c66680000000p-1f, 0x1.73999a0000000p-1f,
-	0x1.7acccc0000000p-1f, 0x1.8200000000000p-1f, 0x1.8933340000000p-1f, 0x1.9066660000000p-1f,
-	0x1.97999a0000000p-1f, 0x1.9ecccc0000000p-1f, 0x1.a600000000000p-1f, 0x1.ad33340000000p-1f,
-	0x1.b466660000000p-1f, 0x1.bb999a0000000p-1f, 0x1.c2cccc0000000p-1f, 0x1.ca00000000000p-1f,
-	0x1.d133340000000p-1f, 0x1.d866660000000p-1f, 0x1.df999a0000000p-1f, 0x1.e6cccc0000000p-1f,
-	0x1.ee00000000000p-1f, 0x1.f533340000000p-1f, 0x1.fc66660000000p-1f, 0x1.0000000000000p+0f,
+	-0x1.fc66660000000p-1f,	 -0x1.f533340000000p-1f,
+	-0x1.ee00000000000p-1f,	 -0x1.e6cccc0000000p-1f,
+	-0x1.df999a0000000p-1f,	 -0x1.d866660000000p-1f,
+	-0x1.d133340000000p-1f,	 -0x1.ca00000000000p-1f,
+	-0x1.c2cccc0000000p-1f,	 -0x1.bb999a0000000p-1f,
+	-0x1.b466660000000p-1f,	 -0x1.ad33340000000p-1f,
+	-0x1.a600000000000p-1f,	 -0x1.9ecccc0000000p-1f,
+	-0x1.97999a0000000p-1f,	 -0x1.9066660000000p-1f,
+	-0x1.8933340000000p-1f,	 -0x1.8200000000000p-1f,
+	-0x1.7acccc0000000p-1f,	 -0x1.73999a0000000p-1f,
+	-0x1.6c66680000000p-1f,	 -0x1.6533340000000p-1f,
+	-0x1.5e00000000000p-1f,	 -0x1.56cccc0000000p-1f,
+	-0x1.4f999a0000000p-1f,	 -0x1.4866680000000p-1f,
+	-0x1.4133340000000p-1f,	 -0x1.3a00000000000p-1f,
+	-0x1.32cccc0000000p-1f,	 -0x1.2b999a0000000p-1f,
+	-0x1.2466680000000p-1f,	 -0x1.1d33340000000p-1f,
+	-0x1.1600000000000p-1f,	 -0x1.0ecccc0000000p-1f,
+	-0x1.0799980000000p-1f,	 -0x1.0066660000000p-1f,
+	-0x1.f266640000000p-2f,	 -0x1.e400000000000p-2f,
+	-0x1.d599980000000p-2f,	 -0x1.c733340000000p-2f,
+	-0x1.b8cccc0000000p-2f,	 -0x1.aa66660000000p-2f,
+	-0x1.9c00000000000p-2f,	 -0x1.8d99980000000p-2f,
+	-0x1.7f33340000000p-2f,	 -0x1.70cccc0000000p-2f,
+	-0x1.6266660000000p-2f,	 -0x1.5400000000000p-2f,
+	-0x1.4599980000000p-2f,	 -0x1.3733340000000p-2f,
+	-0x1.28cccc0000000p-2f,	 -0x1.1a66680000000p-2f,
+	-0x1.0c00000000000p-2f,	 -0x1.fb33320000000p-3f,
+	-0x1.de66660000000p-3f,	 -0x1.c1999a0000000p-3f,
+	-0x1.a4cccc0000000p-3f,	 -0x1.8800000000000p-3f,
+	-0x1.6b33340000000p-3f,	 -0x1.4e66660000000p-3f,
+	-0x1.31999a0000000p-3f,	 -0x1.14cccc0000000p-3f,
+	-0x1.f000000000000p-4f,	 -0x1.b666680000000p-4f,
+	-0x1.93d70a0000000p-4f,	 -0x1.8851ee0000000p-4f,
+	-0x1.7cccce0000000p-4f,	 -0x1.7147ae0000000p-4f,
+	-0x1.65c2900000000p-4f,	 -0x1.5a3d700000000p-4f,
+	-0x1.4eb8540000000p-4f,	 -0x1.4333340000000p-4f,
+	-0x1.37ae140000000p-4f,	 -0x1.2c28f60000000p-4f,
+	-0x1.20a3d60000000p-4f,	 -0x1.151eba0000000p-4f,
+	-0x1.09999a0000000p-4f,	 -0x1.fc28f60000000p-5f,
+	-0x1.e51eba0000000p-5f,	 -0x1.ce147a0000000p-5f,
+	-0x1.b70a3e0000000p-5f,	 -0x1.a000000000000p-5f,
+	-0x1.88f5c20000000p-5f,	 -0x1.71eb860000000p-5f,
+	-0x1.5ae1460000000p-5f,	 -0x1.43d70a0000000p-5f,
+	-0x1.2cccce0000000p-5f,	 -0x1.15c2900000000p-5f,
+	-0x1.fd70a40000000p-6f,	 -0x1.cf5c2a0000000p-6f,
+	-0x1.a147ae0000000p-6f,	 -0x1.7333340000000p-6f,
+	-0x1.451eba0000000p-6f,	 -0x1.170a3e0000000p-6f,
+	-0x1.d1eb860000000p-7f,	 -0x1.75c2900000000p-7f,
+	-0x1.3e76c80000000p-7f,	 -0x1.2c08300000000p-7f,
+	-0x1.19999a0000000p-7f,	 -0x1.072b020000000p-7f,
+	-0x1.e978d40000000p-8f,	 -0x1.c49ba60000000p-8f,
+	-0x1.9fbe760000000p-8f,	 -0x1.7ae1480000000p-8f,
+	-0x1.56041a0000000p-8f,	 -0x1.3126e80000000p-8f,
+	-0x1.0c49ba0000000p-8f,	 -0x1.ced9140000000p-9f,
+	-0x1.851eb80000000p-9f,	 -0x1.3b645a0000000p-9f,
+	-0x1.e353f80000000p-10f, -0x1.4fdf3a0000000p-10f,
+	-0x1.eecbfe0000000p-11f, -0x1.b3d07c0000000p-11f,
+	-0x1.78d5000000000p-11f, -0x1.3dd9820000000p-11f,
+	-0x1.02de020000000p-11f, -0x1.8fc5060000000p-12f,
+	-0x1.19ce0a0000000p-12f, -0x1.47ae160000000p-13f,
+	-0x1.743e960000000p-14f, -0x1.15df660000000p-14f,
+	-0x1.6f00680000000p-15f, -0x1.64840c0000000p-16f,
+	-0x1.040bfe0000000p-17f, -0x1.b435280000000p-19f,
+	-0x1.27476e0000000p-21f, 0x0p+0f,
+	0x1.27476e0000000p-21f,	 0x1.b435280000000p-19f,
+	0x1.040bfe0000000p-17f,	 0x1.64840c0000000p-16f,
+	0x1.6f00680000000p-15f,	 0x1.15df660000000p-14f,
+	0x1.743e960000000p-14f,	 0x1.47ae160000000p-13f,
+	0x1.19ce0a0000000p-12f,	 0x1.8fc5060000000p-12f,
+	0x1.02de020000000p-11f,	 0x1.3dd9820000000p-11f,
+	0x1.78d5000000000p-11f,	 0x1.b3d07c0000000p-11f,
+	0x1.eecbfe0000000p-11f,	 0x1.4fdf3a0000000p-10f,
+	0x1.e353f80000000p-10f,	 0x1.3b645a0000000p-9f,
+	0x1.851eb80000000p-9f,	 0x1.ced9140000000p-9f,
+	0x1.0c49ba0000000p-8f,	 0x1.3126e80000000p-8f,
+	0x1.56041a0000000p-8f,	 0x1.7ae1480000000p-8f,
+	0x1.9fbe760000000p-8f,	 0x1.c49ba60000000p-8f,
+	0x1.e978d40000000p-8f,	 0x1.072b020000000p-7f,
+	0x1.19999a0000000p-7f,	 0x1.2c08300000000p-7f,
+	0x1.3e76c80000000p-7f,	 0x1.75c2900000000p-7f,
+	0x1.d1eb860000000p-7f,	 0x1.170a3e0000000p-6f,
+	0x1.451eba0000000p-6f,	 0x1.7333340000000p-6f,
+	0x1.a147ae0000000p-6f,	 0x1.cf5c2a0000000p-6f,
+	0x1.fd70a40000000p-6f,	 0x1.15c2900000000p-5f,
+	0x1.2cccce0000000p-5f,	 0x1.43d70a0000000p-5f,
+	0x1.5ae1460000000p-5f,	 0x1.71eb860000000p-5f,
+	0x1.88f5c20000000p-5f,	 0x1.a000000000000p-5f,
+	0x1.b70a3e0000000p-5f,	 0x1.ce147a0000000p-5f,
+	0x1.e51eba0000000p-5f,	 0x1.fc28f60000000p-5f,
+	0x1.09999a0000000p-4f,	 0x1.151eba0000000p-4f,
+	0x1.20a3d60000000p-4f,	 0x1.2c28f60000000p-4f,
+	0x1.37ae140000000p-4f,	 0x1.4333340000000p-4f,
+	0x1.4eb8540000000p-4f,	 0x1.5a3d700000000p-4f,
+	0x1.65c2900000000p-4f,	 0x1.7147ae0000000p-4f,
+	0x1.7cccce0000000p-4f,	 0x1.8851ee0000000p-4f,
+	0x1.93d70a0000000p-4f,	 0x1.b666680000000p-4f,
+	0x1.f000000000000p-4f,	 0x1.14cccc0000000p-3f,
+	0x1.31999a0000000p-3f,	 0x1.4e66660000000p-3f,
+	0x1.6b33340000000p-3f,	 0x1.8800000000000p-3f,
+	0x1.a4cccc0000000p-3f,	 0x1.c1999a0000000p-3f,
+	0x1.de66660000000p-3f,	 0x1.fb33320000000p-3f,
+	0x1.0c00000000000p-2f,	 0x1.1a66680000000p-2f,
+	0x1.28cccc0000000p-2f,	 0x1.3733340000000p-2f,
+	0x1.4599980000000p-2f,	 0x1.5400000000000p-2f,
+	0x1.6266660000000p-2f,	 0x1.70cccc0000000p-2f,
+	0x1.7f33340000000p-2f,	 0x1.8d99980000000p-2f,
+	0x1.9c00000000000p-2f,	 0x1.aa66660000000p-2f,
+	0x1.b8cccc0000000p-2f,	 0x1.c733340000000p-2f,
+	0x1.d599980000000p-2f,	 0x1.e400000000000p-2f,
+	0x1.f266640000000p-2f,	 0x1.0066660000000p-1f,
+	0x1.0799980000000p-1f,	 0x1.0ecccc0000000p-1f,
+	0x1.1600000000000p-1f,	 0x1.1d33340000000p-1f,
+	0x1.2466680000000p-1f,	 0x1.2b999a0000000p-1f,
+	0x1.32cccc0000000p-1f,	 0x1.3a00000000000p-1f,
+	0x1.4133340000000p-1f,	 0x1.4866680000000p-1f,
+	0x1.4f999a0000000p-1f,	 0x1.56cccc0000000p-1f,
+	0x1.5e00000000000p-1f,	 0x1.6533340000000p-1f,
+	0x1.6c66680000000p-1f,	 0x1.73999a0000000p-1f,
+	0x1.7acccc0000000p-1f,	 0x1.8200000000000p-1f,
+	0x1.8933340000000p-1f,	 0x1.9066660000000p-1f,
+	0x1.97999a0000000p-1f,	 0x1.9ecccc0000000p-1f,
+	0x1.a600000000000p-1f,	 0x1.ad33340000000p-1f,
+	0x1.b466660000000p-1f,	 0x1.bb999a0000000p-1f,
+	0x1.c2cccc0000000p-1f,	 0x1.ca00000000000p-1f,
+	0x1.d133340000000p-1f,	 0x1.d866660000000p-1f,
+	0x1.df999a0000000p-1f,	 0x1.e6cccc0000000p-1f,
+	0x1.ee00000000000p-1f,	 0x1.f533340000000p-1f,
+	0x1.fc66660000000p-1f,	 0x1.0000000000000p+0f,
 };
 
 /* ---- layout ---- */
@@ -145,7 +209,7 @@ size_t ft_nf4_layout(int64_t rows, int64_t cols, bool nested)
 	dims(rows, cols, &n, &nb, &nn);
 	size_t sz = round16((n + 1) / 2);
 	if (nested)
-		return sz + round16(nb) + round16(nn * sizeof(float)) + 256 * sizeof(float);
+		return sz + round16(nb) + round16(nn * sizeof(float));
 	return sz + round16(nb * sizeof(float));
 }
 
@@ -168,9 +232,7 @@ void ft_nf4_point(struct ft_nf4 *q, void *mem, int64_t rows, int64_t cols, bool 
 	q->qabsmax = p;
 	p += round16(q->nblocks);
 	q->nested_absmax = (float *)(void *)p;
-	p += round16(q->nnested * sizeof(float));
-	q->code2 = (float *)(void *)p;
-	memcpy(q->code2, ft_nf4_dynamic_map, sizeof(ft_nf4_dynamic_map));
+	q->code2 = ft_nf4_dynamic_map;
 }
 
 /* ---- torch's fp32 sum (SumKernel.cpp cascade_sum, one thread) ---- */
@@ -345,7 +407,6 @@ enum ft_rc ft_nf4_quantize(struct ft_nf4 *q, const float *w, struct ft_err *err)
 		for (size_t i = i0; i < i1; i++)
 			q->qabsmax[i] = g_lut[lut_index(am[i] * inv)];
 	}
-	memcpy(q->code2, ft_nf4_dynamic_map, sizeof(ft_nf4_dynamic_map));
 	free(am);
 	return FT_OK;
 }
@@ -393,8 +454,7 @@ static const struct {
 	{ "float16", FT_DTYPE_F16 },
 };
 
-static enum ft_rc bad(struct ft_err *err, const char *field, const char *fmt, ...)
-	FT_PRINTF(3, 4);
+static enum ft_rc bad(struct ft_err *err, const char *field, const char *fmt, ...) FT_PRINTF(3, 4);
 static enum ft_rc bad(struct ft_err *err, const char *field, const char *fmt, ...)
 {
 	char msg[256];
@@ -410,9 +470,10 @@ static enum ft_rc bad(struct ft_err *err, const char *field, const char *fmt, ..
 enum ft_rc ft_nf4_state_parse(const char *text, size_t len, struct ft_nf4_state *st,
 			      struct ft_err *err)
 {
-	static const char *const keys[] = { "quant_type",	"blocksize",	"dtype",
-					    "shape",		"nested_blocksize", "nested_dtype",
-					    "nested_offset", NULL };
+	static const char *const keys[] = {
+		"quant_type",	    "blocksize",    "dtype",	     "shape",
+		"nested_blocksize", "nested_dtype", "nested_offset", NULL
+	};
 	memset(st, 0, sizeof(*st));
 	json_t *o = ft_json_parse(text, len, err);
 	if (!o) {
@@ -433,8 +494,7 @@ enum ft_rc ft_nf4_state_parse(const char *text, size_t len, struct ft_nf4_state 
 	    (rc = ft_json_get_int(o, "blocksize", FT_JSON_REQUIRED, 1, 1 << 20, &bs, err)) ||
 	    (rc = ft_json_get_str(o, "dtype", FT_JSON_REQUIRED, &dt, err)) ||
 	    (rc = ft_json_get_arr(o, "shape", FT_JSON_REQUIRED, &shape, err)) ||
-	    (rc = ft_json_get_int(o, "nested_blocksize", FT_JSON_NULL_OK, 1, 1 << 20, &nbs,
-				  err)) ||
+	    (rc = ft_json_get_int(o, "nested_blocksize", FT_JSON_NULL_OK, 1, 1 << 20, &nbs, err)) ||
 	    (rc = ft_json_get_str(o, "nested_dtype", FT_JSON_NULL_OK, &ndt, err)) ||
 	    (rc = ft_json_get_num(o, "nested_offset", FT_JSON_NULL_OK, -3.4e38, 3.4e38, &off,
 				  err))) {
@@ -455,8 +515,8 @@ enum ft_rc ft_nf4_state_parse(const char *text, size_t len, struct ft_nf4_state 
 		if (strcmp(dt, dtypes[i].name) == 0)
 			break;
 	if (i == FT_ARRAY_LEN(dtypes)) {
-		rc = bad(err, "dtype", "\"dtype\" must be float32, bfloat16 or float16 (got \"%s\")",
-			 dt);
+		rc = bad(err, "dtype",
+			 "\"dtype\" must be float32, bfloat16 or float16 (got \"%s\")", dt);
 		goto free_json;
 	}
 	st->dtype = dtypes[i].dtype;
@@ -476,8 +536,9 @@ enum ft_rc ft_nf4_state_parse(const char *text, size_t len, struct ft_nf4_state 
 		   json_object_get(o, "nested_offset");
 	if (any) {
 		if (nbs != FT_NF4_NESTED_BLOCK) {
-			rc = bad(err, "nested_blocksize", "\"nested_blocksize\" must be %d (got %lld)",
-				 FT_NF4_NESTED_BLOCK, nbs);
+			rc = bad(err, "nested_blocksize",
+				 "\"nested_blocksize\" must be %d (got %lld)", FT_NF4_NESTED_BLOCK,
+				 nbs);
 			goto free_json;
 		}
 		if (!ndt || strcmp(ndt, "float32") != 0) {
@@ -527,10 +588,11 @@ enum ft_rc ft_nf4_state_json(const struct ft_nf4 *q, struct ft_buf *out)
 	for (size_t i = 0; i < FT_ARRAY_LEN(dtypes); i++)
 		if (dtypes[i].dtype == q->src_dtype)
 			dt = dtypes[i].name;
-	enum ft_rc rc = ft_buf_addf(out,
-				    "{\"quant_type\": \"nf4\", \"blocksize\": %d, \"dtype\": \"%s\", "
-				    "\"shape\": [%" PRId64 ", %" PRId64 "]",
-				    FT_NF4_BLOCK, dt, q->rows, q->cols);
+	enum ft_rc rc =
+		ft_buf_addf(out,
+			    "{\"quant_type\": \"nf4\", \"blocksize\": %d, \"dtype\": \"%s\", "
+			    "\"shape\": [%" PRId64 ", %" PRId64 "]",
+			    FT_NF4_BLOCK, dt, q->rows, q->cols);
 	if (!rc && q->nested) {
 		rc = ft_buf_addf(out,
 				 ", \"nested_blocksize\": %d, \"nested_dtype\": \"float32\", "
@@ -629,25 +691,32 @@ enum ft_rc ft_nf4_st_read(const struct ft_st_set *set, const char *name,
 	float map[16];
 	memcpy(map, tm->data, sizeof map);
 	if (memcmp(map, ft_nf4_code, sizeof map) != 0)
-		return ft_failf(err, FT_EFORMAT, "bad_tensor",
-				"tensor \"%s.quant_map\" is not the NF4 codebook (only bitsandbytes' "
-				"standard nf4 is supported)",
-				name);
+		return ft_failf(
+			err, FT_EFORMAT, "bad_tensor",
+			"tensor \"%s.quant_map\" is not the NF4 codebook (only bitsandbytes' "
+			"standard nf4 is supported)",
+			name);
 	memcpy(q->packed, tw->data, (q->n + 1) / 2);
 	if (!q->nested) {
 		memcpy(q->absmax, ta->data, q->nblocks * sizeof(float));
 		return finite_f32(q->absmax, q->nblocks, name, ".absmax", err);
 	}
+	float map2[256];
+	memcpy(map2, tnm->data, sizeof map2);
+	if (memcmp(map2, ft_nf4_dynamic_map, sizeof map2) != 0)
+		return ft_failf(
+			err, FT_EFORMAT, "bad_tensor",
+			"tensor \"%s.nested_quant_map\" is not bitsandbytes' signed dynamic map "
+			"(create_dynamic_map(signed=True))",
+			name);
 	memcpy(q->qabsmax, ta->data, q->nblocks);
 	memcpy(q->nested_absmax, tn->data, q->nnested * sizeof(float));
-	memcpy(q->code2, tnm->data, 256 * sizeof(float));
-	if ((rc = finite_f32(q->nested_absmax, q->nnested, name, ".nested_absmax", err)) ||
-	    (rc = finite_f32(q->code2, 256, name, ".nested_quant_map", err)))
+	if ((rc = finite_f32(q->nested_absmax, q->nnested, name, ".nested_absmax", err)))
 		return rc;
-	return isfinite(q->offset) ? FT_OK
-				   : ft_failf(err, FT_EFORMAT, "bad_tensor",
-					      "4-bit weight \"%s\": nested_offset is not finite",
-					      name);
+	return isfinite(q->offset)
+		       ? FT_OK
+		       : ft_failf(err, FT_EFORMAT, "bad_tensor",
+				  "4-bit weight \"%s\": nested_offset is not finite", name);
 }
 
 enum ft_rc ft_nf4_st_add(struct ft_st_writer *w, const char *name, const struct ft_nf4 *q,
@@ -658,12 +727,12 @@ enum ft_rc ft_nf4_st_add(struct ft_st_writer *w, const char *name, const struct 
 	int64_t nb = (int64_t)q->nblocks, nn = (int64_t)q->nnested, c16 = 16, c256 = 256;
 	int64_t jl = (int64_t)json->len;
 	enum ft_rc rc = ft_st_writer_add(w, name, FT_DTYPE_U8, 2, shp, q->packed, err);
-#define ADD(suffix, dt, shape, data)                                                           \
-	do {                                                                                   \
-		if (!rc) {                                                                     \
-			snprintf(full, sizeof full, "%s%s", name, suffix);                     \
-			rc = ft_st_writer_add(w, full, dt, 1, shape, data, err);               \
-		}                                                                              \
+#define ADD(suffix, dt, shape, data)                                             \
+	do {                                                                     \
+		if (!rc) {                                                       \
+			snprintf(full, sizeof full, "%s%s", name, suffix);       \
+			rc = ft_st_writer_add(w, full, dt, 1, shape, data, err); \
+		}                                                                \
 	} while (0)
 	if (q->nested) {
 		ADD(".absmax", FT_DTYPE_U8, &nb, q->qabsmax);

@@ -460,9 +460,9 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 		if (rc)
 			goto free_order;
 	}
-	static const char *const mnames[] = { [FT_METHOD_LORA] = "lora",
-					      [FT_METHOD_FULL] = "full",
-					      [FT_METHOD_QLORA] = "qlora" };
+	static const char *const mnames[] = {
+		[FT_METHOD_LORA] = "lora", [FT_METHOD_FULL] = "full", [FT_METHOD_QLORA] = "qlora"
+	};
 	emit(r.fd,
 	     "{\"type\":\"start\",\"method\":\"%s\",\"trainable_parameters\":%zu,"
 	     "\"total_steps\":%ld,\"steps_per_epoch\":%ld,\"first_step\":%ld,\"threads\":%d,"

@@ -239,10 +239,10 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 			      struct ft_err *err)
 {
 	static const char *const keys[] = {
-		"model",   "train_file",  "training_file", "validation_file", "output_dir",
-		"method",  "lora",	  "adapter",	   "hyperparameters", "seed",
-		"threads", "save_merged", "init_adapter",  "objective",	      "qlora",
-		NULL
+		"model",	   "train_file", "training_file", "validation_file",
+		"output_dir",	   "method",	 "lora",	  "adapter",
+		"hyperparameters", "seed",	 "threads",	  "save_merged",
+		"init_adapter",	   "objective",	 "qlora",	  NULL
 	};
 	defaults(j);
 	json_t *root = ft_json_parse(text, len, err);
@@ -301,7 +301,7 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 	j->threads = (int)threads;
 	if (method && strcmp(method, "lora") == 0) {
 		j->method = FT_METHOD_LORA;
-	j->double_quant = true;
+		j->double_quant = true;
 	} else if (method && strcmp(method, "full") == 0) {
 		j->method = FT_METHOD_FULL;
 	} else if (method && strcmp(method, "qlora") == 0) {

@@ -23,7 +23,7 @@
  *   | NAME.absmax                            | U8 (double quant) or F32 | [nb] |
  *   | NAME.quant_map                         | F32   | [16]           |
  *   | NAME.nested_absmax                     | F32   | [ceil(nb/256)] (double quant) |
- *   | NAME.nested_quant_map                  | F32   | [256] (double quant) |
+ *   | NAME.nested_quant_map                  | F32   | [256] (double quant; must be the dynamic map) |
  *   | NAME.quant_state.bitsandbytes__nf4     | U8    | [len]: UTF-8 JSON |
  * The JSON (QuantState.as_dict(packed=True)): {"quant_type": "nf4",
  * "blocksize": 64, "dtype": "float32"|"bfloat16"|"float16", "shape": [rows,
@@ -59,7 +59,7 @@ struct ft_nf4 {
 	float *absmax; /* [nblocks] when !nested */
 	uint8_t *qabsmax; /* [nblocks] when nested */
 	float *nested_absmax; /* [nnested] when nested */
-	float *code2; /* [256] nested map when nested (copied from the file) */
+	const float *code2; /* the nested map: ft_nf4_dynamic_map (the only one read) */
 	float offset;
 };
 

@@ -48,8 +48,8 @@ static void fwd_task(void *ctx, int t)
 		int kc = FT_MIN(KC, j->IC - k0);
 		ft_nf4_dequant_tile(j->w, o0, to, k0, kc, s, kc);
 		/* out[:, o0:o0+to] (+)= in[:, k0:k0+kc] s^T */
-		ft_cpu_sgemm_serial(j->N, to, kc, j->in + k0, j->IC, false, s, kc, true, j->out + o0,
-				    j->OC, k0 > 0);
+		ft_cpu_sgemm_serial(j->N, to, kc, j->in + k0, j->IC, false, s, kc, true,
+				    j->out + o0, j->OC, k0 > 0);
 	}
 }
 
@@ -74,8 +74,8 @@ static void bwd_task(void *ctx, int t)
 		int kc = FT_MIN(KC, j->OC - k0);
 		ft_nf4_dequant_tile(j->w, k0, kc, i0, ti, s, ti);
 		/* dinp[:, i0:i0+ti] += dout[:, k0:k0+kc] s */
-		ft_cpu_sgemm_serial(j->N, ti, kc, j->in + k0, j->OC, false, s, ti, false, j->out + i0,
-				    j->IC, true);
+		ft_cpu_sgemm_serial(j->N, ti, kc, j->in + k0, j->OC, false, s, ti, false,
+				    j->out + i0, j->IC, true);
 	}
 }
 

@@ -149,6 +149,13 @@ static enum ft_rc load_dir(const char *model_dir, const struct ft_backend *be, b
 	char q0[160];
 	linear_weight_name(q0, sizeof q0, 0, FT_LIN_Q);
 	bool nf4 = force_nf4 || (cfg.num_layers > 0 && ft_nf4_st_has(set, q0));
+	if (nf4 && (!be->matmul_nf4_fwd || !be->matmul_nf4_bwd_input)) {
+		rc = ft_failf(err, FT_EINVAL, "unsupported",
+			      "the %s backend has no NF4 matmul: 4-bit (QLoRA) bases run on the "
+			      "CPU backend",
+			      be->name);
+		goto close_set;
+	}
 	rc = ft_model_create(&cfg, be, nf4, &m, err);
 	if (rc)
 		goto close_set;

@@ -2,11 +2,13 @@
  * test_nf4.c - NF4 by hand: the codebook (the QLoRA paper's values as
  * bitsandbytes stores them), the nibble order, one block worked out on
  * paper, bitsandbytes' tie and padding rules, double quantisation of two
- * scales, and the quant_state JSON (the text json.dumps wrote for a
- * bitsandbytes QuantState, byte for byte) with its errors. The peer test
+ * scales, the quant_state JSON (the text json.dumps wrote for a
+ * bitsandbytes QuantState, byte for byte) with its errors, and the NF4
+ * matmul ops giving the same bits as the fp32 ones on the dequantised weight. The peer test
  * tests/system/test_qlora_peer.py compares whole tensors with bitsandbytes.
  */
 #include "ftest.h"
+#include "ft/backend.h"
 #include "ft/nf4.h"
 
 #include <math.h>
@@ -161,6 +163,44 @@ FT_TEST(nf4_quant_state_json)
 	FT_CHECK(strstr(ft_buf_str(&b), "\"nested_offset\": 9.999999747378752e-06}") != NULL);
 	ft_buf_release(&b);
 	free(x.mem);
+}
+
+FT_TEST(nf4_matmul_equals_fp32_matmul_on_the_dequantised_weight)
+{
+	/* The NF4 ops dequantise 64 x 256 tiles and reduce in chunks of 256 in
+	 * increasing order, as the fp32 GEMM does: the results are the same bits
+	 * as matmul_fwd / matmul_bwd on the dequantised weight. Sizes cross the
+	 * tile (OC 130 > 64) and chunk (IC 300 > 256) edges; N is odd. */
+	enum { N = 7, IC = 300, OC = 130 };
+	const struct ft_backend *be = ft_backend_cpu();
+	float *w = malloc(sizeof(float) * OC * IC), *wd = malloc(sizeof(float) * OC * IC);
+	float x[N * IC], dy[N * OC], bias[OC], y1[N * OC], y2[N * OC], dx1[N * IC], dx2[N * IC];
+	uint32_t s = 12345;
+	for (int i = 0; i < OC * IC; i++) {
+		s = s * 1103515245u + 12345u;
+		w[i] = ((float)(s >> 8) / 16777216.0f - 0.5f) * 0.2f;
+	}
+	for (int i = 0; i < N * IC; i++)
+		x[i] = dx1[i] = dx2[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+	for (int i = 0; i < N * OC; i++)
+		dy[i] = (float)((i * 13) % 29) / 14.0f - 1.0f;
+	for (int i = 0; i < OC; i++)
+		bias[i] = 0.01f * (float)i;
+	struct q qq;
+	struct ft_err err;
+	ft_err_clear(&err);
+	qnew(&qq, OC, IC, true);
+	FT_CHECK(ft_nf4_quantize(&qq.q, w, &err) == FT_OK);
+	ft_nf4_dequant(&qq.q, wd);
+	be->matmul_fwd(y1, x, wd, bias, N, IC, OC, false);
+	be->matmul_nf4_fwd(y2, x, &qq.q, bias, N, IC, OC);
+	FT_CHECK(memcmp(y1, y2, sizeof y1) == 0);
+	be->matmul_bwd(dx1, NULL, NULL, dy, x, wd, N, IC, OC);
+	be->matmul_nf4_bwd_input(dx2, dy, &qq.q, N, IC, OC);
+	FT_CHECK(memcmp(dx1, dx2, sizeof dx1) == 0);
+	free(qq.mem);
+	free(w);
+	free(wd);
 }
 
 static const char *parse_msg(const char *text)

@@ -3,11 +3,11 @@
  *
  *   train --config JOB [--resume DIR] [--progress-fd N] [--stop-after-steps N]
  *   generate --model DIR [--adapter DIR] (--prompt TEXT | --prompt-ids 1,2,3)
- *            [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
+ *            [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S] [--nf4]
  *            -> {"ids":[...], "text":"..."} on stdout ("text" with --prompt: the
  *            model folder's tokenizer.json encodes the prompt, special tokens
  *            and the post-processor's BOS included, and decodes the answer)
- *   merge --model DIR --adapter DIR --out DIR
+ *   merge --model DIR --adapter DIR --out DIR [--nf4]
  *   debug-forward --model DIR [--adapter DIR] --data ROWS --out FILE [--pack N] [--nf4]
  *   debug-grads   --model DIR [--adapter DIR | --full] --data ROWS --out FILE [--nf4]
  *
@@ -16,7 +16,7 @@
  * file: debug-forward the tensor "logits" [rows, T, vocab]; debug-grads the
  * gradient of every trainable tensor under its own name (HF or PEFT). Both
  * put the mean loss over trained tokens in the metadata ("loss", "%.17g").
- * --nf4 loads the base as QLoRA does (decoder linears quantised to NF4 with
+ * --nf4 (also for generate and merge) loads the base as QLoRA does (decoder linears quantised to NF4 with
  * double quantisation, ft_model_load_nf4).
  * --pack N packs the rows into sequences of at most N tokens first (as the
  * job option "packing" does), one batch row per packed sequence.
@@ -137,16 +137,8 @@ int cmd_train(int argc, char **argv)
 
 /* ---- model + optional adapter ---- */
 
-static int load_model_nf4(const char *cmd, const char *dir, const char *adapter, bool nf4,
-			  struct ft_model **m);
-
-static int load_model(const char *cmd, const char *dir, const char *adapter, struct ft_model **m)
-{
-	return load_model_nf4(cmd, dir, adapter, false, m);
-}
-
-static int load_model_nf4(const char *cmd, const char *dir, const char *adapter, bool nf4,
-			  struct ft_model **m)
+static int load_model(const char *cmd, const char *dir, const char *adapter, bool nf4,
+		      struct ft_model **m)
 {
 	struct ft_err err;
 	ft_err_clear(&err);
@@ -163,17 +155,19 @@ static int load_model_nf4(const char *cmd, const char *dir, const char *adapter,
 int cmd_merge(int argc, char **argv)
 {
 	const char *model = NULL, *adapter = NULL, *out = NULL;
+	bool nf4 = false;
 	const struct opt opts[] = {
 		{ "--model", OPT_STR, &model },
 		{ "--adapter", OPT_STR, &adapter },
 		{ "--out", OPT_STR, &out },
+		{ "--nf4", OPT_FLAG, &nf4 },
 	};
 	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), "merge");
 	if (rc || (rc = need("merge", "--model", model)) ||
 	    (rc = need("merge", "--adapter", adapter)) || (rc = need("merge", "--out", out)))
 		return rc;
 	struct ft_model *m;
-	if ((rc = load_model("merge", model, adapter, &m)))
+	if ((rc = load_model("merge", model, adapter, nf4, &m)))
 		return rc;
 	struct ft_err err;
 	ft_err_clear(&err);
@@ -214,11 +208,13 @@ int cmd_generate(int argc, char **argv)
 	const char *model = NULL, *adapter = NULL, *prompt = NULL, *text = NULL;
 	long max_new = 32, seed = 0;
 	double temp = 0, top_p = 1;
+	bool nf4 = false;
 	const struct opt opts[] = {
 		{ "--model", OPT_STR, &model },	      { "--adapter", OPT_STR, &adapter },
 		{ "--prompt-ids", OPT_STR, &prompt }, { "--max-new-tokens", OPT_INT, &max_new },
 		{ "--temperature", OPT_NUM, &temp },  { "--top-p", OPT_NUM, &top_p },
 		{ "--seed", OPT_INT, &seed },	      { "--prompt", OPT_STR, &text },
+		{ "--nf4", OPT_FLAG, &nf4 },
 	};
 	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), "generate");
 	if (rc || (rc = need("generate", "--model", model)))
@@ -252,7 +248,7 @@ int cmd_generate(int argc, char **argv)
 		return 2;
 	}
 	struct ft_model *m;
-	if ((rc = load_model("generate", model, adapter, &m))) {
+	if ((rc = load_model("generate", model, adapter, nf4, &m))) {
 		free(ids);
 		ft_tokenizer_free(tok);
 		return rc;
@@ -306,7 +302,7 @@ static int dbg_setup(const char *cmd, int argc, char **argv, struct dbg *d)
 	if (rc || (rc = need(cmd, "--model", d->model)) || (rc = need(cmd, "--data", d->data)) ||
 	    (rc = need(cmd, "--out", d->out)))
 		return rc;
-	if ((rc = load_model_nf4(cmd, d->model, d->adapter, d->nf4, &d->m)))
+	if ((rc = load_model(cmd, d->model, d->adapter, d->nf4, &d->m)))
 		return rc;
 	struct ft_err err;
 	ft_err_clear(&err);

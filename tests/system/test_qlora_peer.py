@@ -343,6 +343,22 @@ def test_qlora_merged_output_is_the_dequantized_merge(qcase, build_dir):
     for name, p in ref.state_dict().items():
         diff = (merged.state_dict()[name] - p).abs().max().item()
         assert diff <= 1e-6, (name, diff)
+    # `ft-train merge --nf4` writes the same folder, bit for bit
+    run([ft(build_dir), "merge", "--model", str(d / "model"), "--adapter",
+         str(d / "qm" / "adapter"), "--nf4", "--out", str(d / "qm_merge")], env=ENV)
+    a = load_file(str(d / "qm" / "model" / "model.safetensors"))
+    b = load_file(str(d / "qm_merge" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # and `generate --nf4` with the adapter is greedy decoding of peft on the dequantised base
+    pm = peft.PeftModel.from_pretrained(_dequantized_base(d / "model"), str(d / "qm" / "adapter"))
+    prompt = rows[0]["input_ids"][:6]
+    with torch.no_grad():
+        want = pm.generate(input_ids=torch.tensor([prompt]), max_new_tokens=10, do_sample=False,
+                           eos_token_id=2, pad_token_id=0)[0, len(prompt):].tolist()
+    p = run([ft(build_dir), "generate", "--model", str(d / "model"), "--adapter",
+             str(d / "qm" / "adapter"), "--nf4", "--prompt-ids", ",".join(map(str, prompt)),
+             "--max-new-tokens", "10"], env=ENV)
+    assert json.loads(p.stdout)["ids"] == want
 
 
 def test_qlora_job_errors(build_dir, tmp_path):

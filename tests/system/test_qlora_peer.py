@@ -361,6 +361,34 @@ def test_qlora_merged_output_is_the_dequantized_merge(qcase, build_dir):
     assert json.loads(p.stdout)["ids"] == want
 
 
+def _r16(n):
+    return (n + 15) // 16 * 16
+
+
+def test_qlora_base_memory(qcase, build_dir):
+    """The bytes of the base as laid out by hand: per linear (n = out x in)
+    ceil(n/2) packed bytes + per 64-block a u8 (double quant: + an fp32 per
+    256 blocks) or an fp32 scale, each array rounded up to 16 bytes; the
+    fp32 part is everything but the linears."""
+    d, _ = qcase
+    write_rows(d / "train.jsonl", make_rows(4, seed=3))
+    shapes = [(32, 32), (16, 32), (16, 32), (32, 32), (48, 32), (48, 32), (32, 48)] * 2
+    sd = load_file(str(d / "model" / "model.safetensors"))
+    f32 = 4 * sum(t.numel() for k, t in sd.items() if not _is_linear(k))
+    for dq in (True, False):
+        job = _qjob(d, f"mem_{dq}", 1, qlora={"double_quant": dq})
+        start = _train(build_dir, job, d / f"mem_{dq}.json")[0]
+        want = 0
+        for o, i in shapes:
+            n = o * i
+            nb = -(-n // 64)
+            want += _r16(-(-n // 2)) + (_r16(nb) + _r16(4 * -(-nb // 256)) if dq else _r16(4 * nb))
+        assert start["base_bytes_nf4"] == want and start["base_bytes_f32"] == f32
+        lin = 4 * sum(o * i for o, i in shapes)
+        print(f"\ndouble_quant={dq}: linears {lin} B in fp32, {want} B in NF4 "
+              f"({lin / want:.2f}x); rest {f32} B fp32")
+
+
 def test_qlora_job_errors(build_dir, tmp_path):
     job = {"model": "/nonexistent", "train_file": "t.jsonl", "output_dir": str(tmp_path),
            "method": "lora", "qlora": {"double_quant": False}}

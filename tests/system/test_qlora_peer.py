@@ -245,8 +245,21 @@ def qcase(tmp_path_factory):
     return d, rows
 
 
-def test_qlora_forward_and_gradients_match_peft_on_dequantized_base(qcase, build_dir):
-    d, rows = qcase
+@pytest.fixture(scope="module", params=["llama_gqa", "qwen2_tied"])
+def qmodel(request, tmp_path_factory):
+    """A GQA Llama with an untied head, and a Qwen2 with q/k/v biases (which
+    stay fp32) and tied embeddings."""
+    d = tmp_path_factory.mktemp("q_" + request.param)
+    make_model(request.param, d / "model", seed=4)
+    rows = make_rows(5, seed=12)
+    write_rows(d / "rows.jsonl", rows)
+    pm = _peft_model(_dequantized_base(d / "model"), "all-linear")
+    pm.save_pretrained(d / "adapter")
+    return d, rows
+
+
+def test_qlora_forward_and_gradients_match_peft_on_dequantized_base(qmodel, build_dir):
+    d, rows = qmodel
     ids, labels, mask = pad(rows)
     logits, loss = debug_forward(build_dir, d / "model", d / "rows.jsonl", d / "qf.st",
                                  adapter=d / "adapter", extra=["--nf4"])

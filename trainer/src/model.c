@@ -25,8 +25,8 @@
  * lm_head); the backend's matmul_nf4 ops dequantise tiles on the fly.
  *
  * Memory, one allocation each (llm.c's malloc_and_point_parameters): base
- * weights; NF4 weights (QLoRA); base gradients (full fine-tuning only); LoRA weights; LoRA
- * gradients; activations (saved for backward, sized for the largest batch
+ * weights; NF4 weights (QLoRA); base gradients (full fine-tuning only);
+ * LoRA weights; LoRA gradients; activations (saved for backward, sized for the largest batch
  * seen); backward scratch.
  */
 #include "ft/model.h"
@@ -347,6 +347,7 @@ enum ft_rc ft_model_nf4_to_f32(struct ft_model *m, struct ft_err *err)
 	size_t old_n = m->n_params;
 	struct ft_layer *old_layers = m->layers;
 	m->nf4 = false;
+	m->params_mem = NULL, m->params = NULL, m->layers = NULL;
 	enum ft_rc rc = build_base(m, err);
 	if (rc) {
 		free(m->params_mem);

@@ -677,7 +677,7 @@ enum ft_rc ft_nf4_st_read(const struct ft_st_set *set, const char *name,
 {
 	q->offset = st->offset;
 	q->src_dtype = st->dtype;
-	const struct ft_st_tensor *tw, *ta, *tm, *tn = NULL, *tnm = NULL;
+	const struct ft_st_tensor *tw = NULL, *ta = NULL, *tm = NULL, *tn = NULL, *tnm = NULL;
 	enum ft_rc rc;
 	if ((rc = need(set, name, "", FT_DTYPE_U8, (q->n + 1) / 2, &tw, err)) ||
 	    (rc = need(set, name, ".absmax", q->nested ? FT_DTYPE_U8 : FT_DTYPE_F32, q->nblocks,

@@ -53,6 +53,8 @@ def _tensors():
     t["large"] = torch.randn(40, 33, generator=g) * 3e4
     t["tiny"] = torch.randn(16, 80, generator=g) * 1e-6
     t["many_blocks"] = torch.randn(300, 224, generator=g) * 0.02   # 1050 blocks: 5 nested blocks
+    # 20480 blocks: torch's cascade sum (the offset) goes three levels deep
+    t["wide"] = torch.randn(1024, 1280, generator=g) * (1 + torch.rand(1024, 1, generator=g))
     t["midpoints"] = _midpoint_values().reshape(16, -1)
     return t
 

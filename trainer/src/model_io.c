@@ -13,7 +13,7 @@
  *                              target_modules, peft_type "LORA", ...
  *   adapter_model.safetensors  base_model.model.model.layers.<i>.<module>.
  *                              <linear>.lora_{A,B}.weight, F32
- * QLoRA (ft_model_load_nf4, and ft_model_load when layer 0's q_proj is
+ * QLoRA (ft_model_load_nf4, and ft_model_load when any decoder linear is
  * stored so): a decoder linear stored as bitsandbytes' 4-bit state dict
  * (NAME U8 + NAME.absmax, .quant_map, [.nested_absmax, .nested_quant_map,]
  * .quant_state.bitsandbytes__nf4; ft/nf4.h) is read as it is; a float one
@@ -146,9 +146,13 @@ static enum ft_rc load_dir(const char *model_dir, const struct ft_backend *be, b
 	if (rc)
 		return rc;
 	struct ft_model *m = NULL;
-	char q0[160];
-	linear_weight_name(q0, sizeof q0, 0, FT_LIN_Q);
-	bool nf4 = force_nf4 || (cfg.num_layers > 0 && ft_nf4_st_has(set, q0));
+	bool nf4 = force_nf4;
+	for (int i = 0; !nf4 && i < cfg.num_layers * FT_LIN_COUNT; i++) {
+		char name[160];
+		linear_weight_name(name, sizeof name, i / FT_LIN_COUNT,
+				   (enum ft_linear)(i % FT_LIN_COUNT));
+		nf4 = ft_nf4_st_has(set, name);
+	}
 	if (nf4 && (!be->matmul_nf4_fwd || !be->matmul_nf4_bwd_input)) {
 		rc = ft_failf(err, FT_EINVAL, "unsupported",
 			      "the %s backend has no NF4 matmul: 4-bit (QLoRA) bases run on the "

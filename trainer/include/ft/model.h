@@ -79,8 +79,8 @@ enum ft_rc ft_model_load(const char *model_dir, const struct ft_backend *be, str
  * (ft/nf4.h): weights the folder stores in bitsandbytes' 4-bit format are
  * read as they are, the others are quantised at load, one at a time
  * (double_quant: bitsandbytes' compress_statistics). Embeddings, norms and
- * lm_head stay fp32. ft_model_load reads a folder whose linears are stored
- * in the 4-bit format this way too (quantising any that are not). */
+ * lm_head stay fp32. ft_model_load reads a folder where any linear is stored
+ * in the 4-bit format this way too (quantising those that are not). */
 enum ft_rc ft_model_load_nf4(const char *model_dir, const struct ft_backend *be, bool double_quant,
 			     struct ft_model **out, struct ft_err *err);
 /* Bytes of the NF4 weights (0 when the model has none) and of the fp32 ones. */

@@ -338,11 +338,13 @@ static uint16_t lut_index(float v)
 
 /* ---- quantise / dequantise ---- */
 
+/* #{ j : bounds[j] < s } over the 15 sorted bounds: a binary search */
 static uint8_t nf4_code_of(float s, const float bounds[15])
 {
 	uint8_t q = 0;
-	while (q < 15 && bounds[q] < s)
-		q++;
+	for (uint8_t step = 8; step; step >>= 1)
+		if (bounds[q + step - 1] < s)
+			q += step;
 	return q;
 }
 

@@ -24,5 +24,8 @@ int cmd_merge(int argc, char **argv); /* ft-train merge --model M --adapter A --
 int cmd_generate(int argc, char **argv); /* ft-train generate --model M [--adapter A] ... */
 int cmd_debug_forward(int argc, char **argv); /* hidden: logits of rows, for peer tests */
 int cmd_debug_grads(int argc, char **argv); /* hidden: gradients of rows, for peer tests */
+/* cmd_nf4.c: hidden helpers of the NF4 peer test */
+int cmd_nf4_quantize(int argc, char **argv); /* nf4-quantize DIR OUT [--no-double-quant] */
+int cmd_nf4_dequantize(int argc, char **argv); /* nf4-dequantize DIR OUT */
 
 #endif

@@ -3,19 +3,21 @@
  *
  *   train --config JOB [--resume DIR] [--progress-fd N] [--stop-after-steps N]
  *   generate --model DIR [--adapter DIR] (--prompt TEXT | --prompt-ids 1,2,3)
- *            [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S]
+ *            [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S] [--nf4]
  *            -> {"ids":[...], "text":"..."} on stdout ("text" with --prompt: the
  *            model folder's tokenizer.json encodes the prompt, special tokens
  *            and the post-processor's BOS included, and decodes the answer)
- *   merge --model DIR --adapter DIR --out DIR
- *   debug-forward --model DIR [--adapter DIR] --data ROWS --out FILE [--pack N]
- *   debug-grads   --model DIR [--adapter DIR | --full] --data ROWS --out FILE
+ *   merge --model DIR --adapter DIR --out DIR [--nf4]
+ *   debug-forward --model DIR [--adapter DIR] --data ROWS --out FILE [--pack N] [--nf4]
+ *   debug-grads   --model DIR [--adapter DIR | --full] --data ROWS --out FILE [--nf4]
  *
  * The debug commands put all rows of ROWS (pre-tokenized JSONL, see
  * trainer/src/rows_int.h) in one right-padded batch and write a safetensors
  * file: debug-forward the tensor "logits" [rows, T, vocab]; debug-grads the
  * gradient of every trainable tensor under its own name (HF or PEFT). Both
  * put the mean loss over trained tokens in the metadata ("loss", "%.17g").
+ * --nf4 (also for generate and merge) loads the base as QLoRA does (decoder linears quantised to NF4 with
+ * double quantisation, ft_model_load_nf4).
  * --pack N packs the rows into sequences of at most N tokens first (as the
  * job option "packing" does), one batch row per packed sequence.
  * The peer tests compare them with PyTorch + transformers + peft.
@@ -135,11 +137,13 @@ int cmd_train(int argc, char **argv)
 
 /* ---- model + optional adapter ---- */
 
-static int load_model(const char *cmd, const char *dir, const char *adapter, struct ft_model **m)
+static int load_model(const char *cmd, const char *dir, const char *adapter, bool nf4,
+		      struct ft_model **m)
 {
 	struct ft_err err;
 	ft_err_clear(&err);
-	if (ft_model_load(dir, ft_backend_cpu(), m, &err))
+	if (nf4 ? ft_model_load_nf4(dir, ft_backend_cpu(), true, m, &err)
+		: ft_model_load(dir, ft_backend_cpu(), m, &err))
 		return fail(cmd, &err);
 	if (adapter && ft_model_lora_load_peft(*m, adapter, &err)) {
 		ft_model_free(*m);
@@ -151,17 +155,19 @@ static int load_model(const char *cmd, const char *dir, const char *adapter, str
 int cmd_merge(int argc, char **argv)
 {
 	const char *model = NULL, *adapter = NULL, *out = NULL;
+	bool nf4 = false;
 	const struct opt opts[] = {
 		{ "--model", OPT_STR, &model },
 		{ "--adapter", OPT_STR, &adapter },
 		{ "--out", OPT_STR, &out },
+		{ "--nf4", OPT_FLAG, &nf4 },
 	};
 	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), "merge");
 	if (rc || (rc = need("merge", "--model", model)) ||
 	    (rc = need("merge", "--adapter", adapter)) || (rc = need("merge", "--out", out)))
 		return rc;
 	struct ft_model *m;
-	if ((rc = load_model("merge", model, adapter, &m)))
+	if ((rc = load_model("merge", model, adapter, nf4, &m)))
 		return rc;
 	struct ft_err err;
 	ft_err_clear(&err);
@@ -202,11 +208,13 @@ int cmd_generate(int argc, char **argv)
 	const char *model = NULL, *adapter = NULL, *prompt = NULL, *text = NULL;
 	long max_new = 32, seed = 0;
 	double temp = 0, top_p = 1;
+	bool nf4 = false;
 	const struct opt opts[] = {
 		{ "--model", OPT_STR, &model },	      { "--adapter", OPT_STR, &adapter },
 		{ "--prompt-ids", OPT_STR, &prompt }, { "--max-new-tokens", OPT_INT, &max_new },
 		{ "--temperature", OPT_NUM, &temp },  { "--top-p", OPT_NUM, &top_p },
 		{ "--seed", OPT_INT, &seed },	      { "--prompt", OPT_STR, &text },
+		{ "--nf4", OPT_FLAG, &nf4 },
 	};
 	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), "generate");
 	if (rc || (rc = need("generate", "--model", model)))
@@ -240,7 +248,7 @@ int cmd_generate(int argc, char **argv)
 		return 2;
 	}
 	struct ft_model *m;
-	if ((rc = load_model("generate", model, adapter, &m))) {
+	if ((rc = load_model("generate", model, adapter, nf4, &m))) {
 		free(ids);
 		ft_tokenizer_free(tok);
 		return rc;
@@ -275,7 +283,7 @@ int cmd_generate(int argc, char **argv)
 
 struct dbg {
 	const char *model, *adapter, *data, *out;
-	bool full;
+	bool full, nf4;
 	long pack; /* > 0: pack rows into sequences of this many tokens */
 	struct ft_model *m;
 	struct ft_rows rows;
@@ -288,12 +296,13 @@ static int dbg_setup(const char *cmd, int argc, char **argv, struct dbg *d)
 		{ "--model", OPT_STR, &d->model }, { "--adapter", OPT_STR, &d->adapter },
 		{ "--data", OPT_STR, &d->data },   { "--out", OPT_STR, &d->out },
 		{ "--full", OPT_FLAG, &d->full },  { "--pack", OPT_INT, &d->pack },
+		{ "--nf4", OPT_FLAG, &d->nf4 },
 	};
 	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), cmd);
 	if (rc || (rc = need(cmd, "--model", d->model)) || (rc = need(cmd, "--data", d->data)) ||
 	    (rc = need(cmd, "--out", d->out)))
 		return rc;
-	if ((rc = load_model(cmd, d->model, d->adapter, &d->m)))
+	if ((rc = load_model(cmd, d->model, d->adapter, d->nf4, &d->m)))
 		return rc;
 	struct ft_err err;
 	ft_err_clear(&err);

@@ -38,6 +38,8 @@ static const struct cmd commands[] = {
 	{ "merge", cmd_merge, "merge a LoRA adapter into its base model" },
 	{ "debug-forward", cmd_debug_forward, NULL }, /* hidden: peer tests */
 	{ "debug-grads", cmd_debug_grads, NULL }, /* hidden: peer tests */
+	{ "nf4-quantize", cmd_nf4_quantize, NULL }, /* hidden: peer tests */
+	{ "nf4-dequantize", cmd_nf4_dequantize, NULL }, /* hidden: peer tests */
 };
 
 static void usage(FILE *f)

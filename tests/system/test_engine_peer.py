@@ -132,9 +132,9 @@ def loss_sum_and_count(logits, labels):
 
 # ---------------------------------------------------------------- helpers
 
-def debug_forward(build_dir, model_dir, rows_path, out, adapter=None):
+def debug_forward(build_dir, model_dir, rows_path, out, adapter=None, extra=()):
     cmd = [ft(build_dir), "debug-forward", "--model", str(model_dir), "--data", str(rows_path),
-           "--out", str(out)]
+           "--out", str(out), *extra]
     if adapter:
         cmd += ["--adapter", str(adapter)]
     run(cmd, env=ENV)
@@ -142,9 +142,9 @@ def debug_forward(build_dir, model_dir, rows_path, out, adapter=None):
         return f.get_tensor("logits"), float(f.metadata()["loss"])
 
 
-def debug_grads(build_dir, model_dir, rows_path, out, adapter=None):
+def debug_grads(build_dir, model_dir, rows_path, out, adapter=None, extra=()):
     cmd = [ft(build_dir), "debug-grads", "--model", str(model_dir), "--data", str(rows_path),
-           "--out", str(out)]
+           "--out", str(out), *extra]
     cmd += ["--adapter", str(adapter)] if adapter else ["--full"]
     run(cmd, env=ENV)
     with safe_open(str(out), "pt") as f:
@@ -519,7 +519,7 @@ def test_eval_metrics_and_early_stopping(train_case, build_dir):
     ({"hyperparameters": {"batch_size": "four"}},
      '"hyperparameters.batch_size" must be an integer'),
     ({"hyperparameters": {"n_epoch": 3}}, 'unknown field "n_epoch"'),
-    ({"method": "qlora-ish"}, '"method" must be "lora" or "full"'),
+    ({"method": "qlora-ish"}, '"method" must be "lora", "qlora" or "full"'),
     ({"lora": {"target_modules": ["qproj"]}}, '"target_modules"[0] must be one of'),
     ({"model": None}, '"model" is required'),
 ])

@@ -41,6 +41,23 @@ static enum ft_rc meta(struct ft_st_writer *w, const char *key, struct ft_err *e
 	return ft_st_writer_meta(w, key, v, err);
 }
 
+static const char *const method_names[] = {
+	[FT_METHOD_LORA] = "lora", [FT_METHOD_FULL] = "full", [FT_METHOD_QLORA] = "qlora"
+};
+
+static const char *method_name(int m)
+{
+	return m >= 0 && m < (int)FT_ARRAY_LEN(method_names) ? method_names[m] : "lora";
+}
+
+static int method_parse(const char *s)
+{
+	for (size_t i = 0; s && i < FT_ARRAY_LEN(method_names); i++)
+		if (strcmp(s, method_names[i]) == 0)
+			return (int)i;
+	return FT_METHOD_LORA;
+}
+
 enum ft_rc ft_ckpt_save(const char *dir, const struct ft_param *ps, size_t np, const float *m,
 			const float *v, const float *best, const struct ft_ckpt_state *st,
 			struct ft_err *err)
@@ -65,8 +82,7 @@ enum ft_rc ft_ckpt_save(const char *dir, const struct ft_param *ps, size_t np, c
 	    (rc = ft_st_writer_meta(w, "rng", "xoshiro256** + splitmix64 streams of seed", err)) ||
 	    (rc = meta(w, "data_epoch", err, "%ld", st->data_epoch)) ||
 	    (rc = meta(w, "data_micro_batch", err, "%ld", st->data_micro)) ||
-	    (rc = ft_st_writer_meta(w, "method", st->method == FT_METHOD_FULL ? "full" : "lora",
-				    err)) ||
+	    (rc = ft_st_writer_meta(w, "method", method_name(st->method), err)) ||
 	    (rc = meta(w, "lora_r", err, "%d", st->lora_r)) ||
 	    (rc = meta(w, "lora_targets", err, "%u", st->lora_targets)) ||
 	    (rc = ft_st_writer_meta(w, "best_eval_loss", best_s, err)) ||
@@ -156,13 +172,13 @@ enum ft_rc ft_ckpt_load(const char *dir, struct ft_param *ps, size_t np, float *
 		goto close_file;
 	}
 	st->seed = seed ? strtoull(seed, NULL, 10) : 0;
-	st->method = method && strcmp(method, "full") == 0 ? FT_METHOD_FULL : FT_METHOD_LORA;
+	st->method = method_parse(method);
 	st->lora_r = (int)r;
 	st->lora_targets = (unsigned)targets;
 	st->bad_evals = (int)bad;
 	st->best_eval_loss = !bl || strcmp(bl, "inf") == 0 ? INFINITY : strtod(bl, NULL);
 	if (st->seed != want->seed || st->method != want->method ||
-	    (st->method == FT_METHOD_LORA &&
+	    (st->method != FT_METHOD_FULL &&
 	     (st->lora_r != want->lora_r || st->lora_targets != want->lora_targets))) {
 		rc = ft_failf(err, FT_ECONFLICT, "checkpoint_mismatch",
 			      "%s was written by a different job (seed, method or adapter shape "

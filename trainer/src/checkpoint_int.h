@@ -22,7 +22,7 @@
  *   | data_epoch, data_micro_batch | where the next step reads: epoch and the index of its first micro-batch in that epoch's order (informational: both follow from step) |
  *   | seed            | the job seed (all randomness derives from it: rng.c) |
  *   | rng             | "xoshiro256** + splitmix64 streams of seed": the generator state is not stored, every stream is re-derived from (seed, purpose, index) |
- *   | method          | "lora" or "full"                                    |
+ *   | method          | "lora", "qlora" or "full" (a QLoRA base is not stored: it is quantised again, deterministically, or read again from the folder) |
  *   | lora_r, lora_targets | adapter shape, checked on resume              |
  *   | best_eval_loss  | %.17g, "inf" when none                              |
  *   | best_step, bad_evals | early-stopping state                          |

@@ -28,7 +28,7 @@ static void lin1(struct ft_model *m, int l, enum ft_linear k, float *out, const 
 	int IC, OC;
 	ft_model_linear_dims(&m->cfg, k, &IC, &OC);
 	struct ft_layer *L = &m->layers[l];
-	m->be->matmul_fwd(out, in, L->w[k], L->b[k], 1, IC, OC, false);
+	ft_model_linear_base(m, l, k, out, in, 1);
 	if (L->lora_a[k] && m->lora_on) {
 		m->be->matmul_fwd(tmp, in, L->lora_a[k], NULL, 1, IC, m->lora.r, false);
 		m->be->scale(tmp, (size_t)m->lora.r, m->lora_s);

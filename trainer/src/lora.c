@@ -106,6 +106,11 @@ void ft_model_lora_merge(struct ft_model *m)
 {
 	if (!m->has_lora)
 		return;
+	/* an NF4 base merges into its dequantisation (fails only out of memory,
+	 * which aborts here as ft_xcalloc below does) */
+	struct ft_err err;
+	ft_err_clear(&err);
+	FT_ASSERT(ft_model_nf4_to_f32(m, &err) == FT_OK);
 	const struct ft_model_config *c = &m->cfg;
 	int r = m->lora.r;
 	for (int i = 0; i < c->num_layers; i++) {

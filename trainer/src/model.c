@@ -20,9 +20,13 @@
  * into its gradients, so the residual stream's gradient dres is carried
  * through each rmsnorm backward (which adds the branch's contribution).
  *
+ * QLoRA: the decoder linears' weights are NF4 (ft/nf4.h) in one block of
+ * their own and the fp32 block holds the rest (embeddings, norms, biases,
+ * lm_head); the backend's matmul_nf4 ops dequantise tiles on the fly.
+ *
  * Memory, one allocation each (llm.c's malloc_and_point_parameters): base
- * weights; base gradients (full fine-tuning only); LoRA weights; LoRA
- * gradients; activations (saved for backward, sized for the largest batch
+ * weights; NF4 weights (QLoRA); base gradients (full fine-tuning only);
+ * LoRA weights; LoRA gradients; activations (saved for backward, sized for the largest batch
  * seen); backward scratch.
  */
 #include "ft/model.h"
@@ -138,8 +142,10 @@ static enum ft_rc build_base(struct ft_model *m, struct ft_err *err)
 		for (int k = 0; k < FT_LIN_COUNT; k++) {
 			int in, out;
 			ft_model_linear_dims(c, (enum ft_linear)k, &in, &out);
-			ft_slot_add(&l, &L->w[k], true, 2, out, in, "model.layers.%d.%s.%s.weight",
-				    i, ft_linear_module((enum ft_linear)k), linear_names[k]);
+			if (!m->nf4)
+				ft_slot_add(&l, &L->w[k], true, 2, out, in,
+					    "model.layers.%d.%s.%s.weight", i,
+					    ft_linear_module((enum ft_linear)k), linear_names[k]);
 			if (linear_has_bias(c, (enum ft_linear)k))
 				ft_slot_add(&l, &L->b[k], false, 1, out, 0,
 					    "model.layers.%d.%s.%s.bias", i,
@@ -170,11 +176,18 @@ static enum ft_rc build_base(struct ft_model *m, struct ft_err *err)
 enum ft_rc ft_model_new(const struct ft_model_config *cfg, const struct ft_backend *be,
 			struct ft_model **out, struct ft_err *err)
 {
+	return ft_model_create(cfg, be, false, out, err);
+}
+
+enum ft_rc ft_model_create(const struct ft_model_config *cfg, const struct ft_backend *be, bool nf4,
+			   struct ft_model **out, struct ft_err *err)
+{
 	struct ft_model *m = calloc(1, sizeof(*m));
 	if (!m)
 		return ft_failf(err, FT_ENOMEM, NULL, "out of memory");
 	m->cfg = *cfg;
 	m->be = be;
+	m->nf4 = nf4;
 	m->lora_on = true;
 	enum ft_rc rc = build_base(m, err);
 	if (rc)
@@ -206,6 +219,8 @@ void ft_model_free(struct ft_model *m)
 	if (!m)
 		return;
 	free(m->params_mem);
+	free(m->nf4_mem);
+	free(m->nf4_w);
 	free(m->grads_mem);
 	free(m->params);
 	free(m->layers);
@@ -268,12 +283,102 @@ enum ft_rc ft_model_train_base(struct ft_model *m, struct ft_err *err)
 {
 	if (m->grads_mem)
 		return FT_OK;
+	if (m->nf4)
+		return ft_failf(
+			err, FT_EINVAL, NULL,
+			"the base model is quantised to 4 bits (NF4): it cannot be fine-tuned "
+			"in full; train LoRA adapters on it (method \"qlora\")");
 	m->grads_mem = calloc(m->params_total, sizeof(float));
 	if (!m->grads_mem)
 		return ft_failf(err, FT_ENOMEM, NULL, "out of memory for %zu gradients",
 				m->params_total);
 	for (size_t i = 0; i < m->n_params; i++)
 		m->params[i].grad = gptr(m, m->params[i].data);
+	return FT_OK;
+}
+
+/* ---- NF4 weights (QLoRA) ---- */
+
+enum ft_rc ft_model_nf4_alloc(struct ft_model *m, const bool *nested, struct ft_err *err)
+{
+	const struct ft_model_config *c = &m->cfg;
+	size_t nw = (size_t)c->num_layers * FT_LIN_COUNT, total = 0;
+	FT_ASSERT(m->nf4 && !m->nf4_mem);
+	for (size_t i = 0; i < nw; i++) {
+		int in, out;
+		ft_model_linear_dims(c, (enum ft_linear)(i % FT_LIN_COUNT), &in, &out);
+		total += ft_nf4_layout(out, in, nested[i]);
+	}
+	m->nf4_w = calloc(nw, sizeof(*m->nf4_w));
+	m->nf4_mem = aligned_alloc(64, (total + 63) & ~(size_t)63);
+	if (!m->nf4_w || !m->nf4_mem)
+		return ft_failf(err, FT_ENOMEM, NULL, "out of memory for the NF4 weights (%.1f MB)",
+				total * 1e-6);
+	m->nf4_bytes = total;
+	uint8_t *p = m->nf4_mem;
+	for (size_t i = 0; i < nw; i++) {
+		int in, out;
+		enum ft_linear k = (enum ft_linear)(i % FT_LIN_COUNT);
+		ft_model_linear_dims(c, k, &in, &out);
+		ft_nf4_point(&m->nf4_w[i], p, out, in, nested[i]);
+		m->layers[i / FT_LIN_COUNT].q[k] = &m->nf4_w[i];
+		p += ft_nf4_layout(out, in, nested[i]);
+	}
+	return FT_OK;
+}
+
+size_t ft_model_nf4_bytes(const struct ft_model *m)
+{
+	return m->nf4 ? m->nf4_bytes : 0;
+}
+
+size_t ft_model_f32_bytes(const struct ft_model *m)
+{
+	return m->params_total * sizeof(float);
+}
+
+enum ft_rc ft_model_nf4_to_f32(struct ft_model *m, struct ft_err *err)
+{
+	if (!m->nf4)
+		return FT_OK;
+	/* build the fp32 table again, with the linears, and move every tensor */
+	float *old_mem = m->params_mem;
+	struct ft_param *old_p = m->params;
+	size_t old_n = m->n_params;
+	struct ft_layer *old_layers = m->layers;
+	m->nf4 = false;
+	m->params_mem = NULL, m->params = NULL, m->layers = NULL;
+	enum ft_rc rc = build_base(m, err);
+	if (rc) {
+		free(m->params_mem);
+		free(m->params);
+		free(m->layers);
+		m->params_mem = old_mem, m->params = old_p, m->n_params = old_n;
+		m->layers = old_layers;
+		m->nf4 = true;
+		return rc;
+	}
+	for (size_t i = 0, j = 0; i < m->n_params; i++) {
+		struct ft_param *p = &m->params[i];
+		if (j < old_n && strcmp(old_p[j].name, p->name) == 0) {
+			memcpy(p->data, old_p[j].data, p->n * sizeof(float));
+			j++;
+		}
+	}
+	for (int l = 0; l < m->cfg.num_layers; l++)
+		for (int k = 0; k < FT_LIN_COUNT; k++) {
+			ft_nf4_dequant(old_layers[l].q[k], m->layers[l].w[k]);
+			m->layers[l].lora_a[k] = old_layers[l].lora_a[k];
+			m->layers[l].lora_b[k] = old_layers[l].lora_b[k];
+		}
+	free(old_mem);
+	free(old_p);
+	free(old_layers);
+	free(m->nf4_mem);
+	free(m->nf4_w);
+	m->nf4_mem = NULL;
+	m->nf4_w = NULL;
+	m->nf4_bytes = 0;
 	return FT_OK;
 }
 
@@ -412,14 +517,23 @@ static enum ft_rc ensure_acts(struct ft_model *m, int B, int T, struct ft_err *e
 
 /* ---- one linear layer with its optional LoRA path ---- */
 
-static void linear_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in,
-		       int N, uint64_t drop_seed, bool train)
+void ft_model_linear_base(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in,
+			  int N)
 {
-	const struct ft_backend *be = m->be;
 	struct ft_layer *L = &m->layers[l];
 	int IC, OC;
 	ft_model_linear_dims(&m->cfg, k, &IC, &OC);
-	be->matmul_fwd(out, in, L->w[k], L->b[k], N, IC, OC, false);
+	if (L->q[k])
+		m->be->matmul_nf4_fwd(out, in, L->q[k], L->b[k], N, IC, OC);
+	else
+		m->be->matmul_fwd(out, in, L->w[k], L->b[k], N, IC, OC, false);
+}
+
+static void linear_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in,
+		       int N, uint64_t drop_seed, bool train)
+{
+	struct ft_layer *L = &m->layers[l];
+	ft_model_linear_base(m, l, k, out, in, N);
 	if (L->lora_a[k] && m->lora_on)
 		ft_lora_fwd(m, l, k, out, in, N, drop_seed, train);
 }
@@ -431,7 +545,11 @@ static void linear_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, 
 	struct ft_layer *L = &m->layers[l];
 	int IC, OC;
 	ft_model_linear_dims(&m->cfg, k, &IC, &OC);
-	be->matmul_bwd(din, gptr(m, L->w[k]), gptr(m, L->b[k]), dout, in, L->w[k], N, IC, OC);
+	if (L->q[k])
+		be->matmul_nf4_bwd_input(din, dout, L->q[k], N, IC, OC); /* frozen: no dW */
+	else
+		be->matmul_bwd(din, gptr(m, L->w[k]), gptr(m, L->b[k]), dout, in, L->w[k], N, IC,
+			       OC);
 	if (L->lora_a[k] && m->lora_on)
 		ft_lora_bwd(m, l, k, din, dout, in, N);
 }

@@ -6,6 +6,7 @@
 #define FT_MODEL_INT_H
 
 #include "ft/model.h"
+#include "ft/nf4.h"
 #include "engine_int.h"
 #include "cpu/cpu_int.h"
 
@@ -15,6 +16,7 @@ struct ft_layer {
 	float *w[FT_LIN_COUNT];
 	float *b[FT_LIN_COUNT]; /* NULL when the linear has no bias */
 	float *lora_a[FT_LIN_COUNT], *lora_b[FT_LIN_COUNT]; /* NULL: not adapted */
+	struct ft_nf4 *q[FT_LIN_COUNT]; /* QLoRA: the NF4 weight (w[k] is NULL then) */
 };
 
 /* What one block's forward saves for its backward. */
@@ -47,6 +49,11 @@ struct ft_model {
 	float *wte, *norm, *lm_head; /* lm_head == wte when tied */
 	struct ft_layer *layers;
 	float *grads_mem; /* full fine-tuning only; same layout as params_mem */
+	/* QLoRA: the decoder linears in NF4, all in one block (nf4.h) */
+	bool nf4;
+	void *nf4_mem;
+	size_t nf4_bytes;
+	struct ft_nf4 *nf4_w; /* [num_layers * FT_LIN_COUNT] */
 
 	/* LoRA */
 	bool has_lora, lora_on;
@@ -93,6 +100,18 @@ static inline bool ft_model_layer_recomputed(const struct ft_model *m, int l)
 const char *ft_linear_module(enum ft_linear l);
 /* Gradient of a LoRA tensor (same offset in the gradient block). */
 float *ft_model_lora_grad(const struct ft_model *m, const float *p);
+
+/* A model whose decoder linears will be NF4 (nf4): their fp32 slots are
+ * not allocated; ft_model_nf4_alloc lays out the NF4 block once the
+ * per-weight double-quantisation flags (nested[l * FT_LIN_COUNT + k]) are known. */
+enum ft_rc ft_model_create(const struct ft_model_config *cfg, const struct ft_backend *be, bool nf4,
+			   struct ft_model **out, struct ft_err *err);
+enum ft_rc ft_model_nf4_alloc(struct ft_model *m, const bool *nested, struct ft_err *err);
+/* Replace the NF4 weights by their fp32 dequantisation (merging, writing). */
+enum ft_rc ft_model_nf4_to_f32(struct ft_model *m, struct ft_err *err);
+/* out[N,OC] = in W^T + b for linear k of layer l, fp32 or NF4 (no LoRA). */
+void ft_model_linear_base(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in,
+			  int N);
 
 /* lora.c: the adapter path of linear k of layer l (see its top comment). */
 void ft_lora_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in, int N,

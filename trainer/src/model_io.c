@@ -13,6 +13,12 @@
  *                              target_modules, peft_type "LORA", ...
  *   adapter_model.safetensors  base_model.model.model.layers.<i>.<module>.
  *                              <linear>.lora_{A,B}.weight, F32
+ * QLoRA (ft_model_load_nf4, and ft_model_load when any decoder linear is
+ * stored so): a decoder linear stored as bitsandbytes' 4-bit state dict
+ * (NAME U8 + NAME.absmax, .quant_map, [.nested_absmax, .nested_quant_map,]
+ * .quant_state.bitsandbytes__nf4; ft/nf4.h) is read as it is; a float one
+ * is converted to fp32 in a scratch buffer of one weight and quantised.
+ *
  * On loading, the adapted linears are taken from the tensors present (they
  * must be the same in every layer); options we do not implement (DoRA,
  * lora_bias, rank/alpha patterns, layers_to_transform, modules_to_save) are
@@ -51,8 +57,85 @@ static enum ft_rc load_tensor(const struct ft_st_tensor *t, struct ft_param *p, 
 	return rc;
 }
 
-enum ft_rc ft_model_load(const char *model_dir, const struct ft_backend *be, struct ft_model **out,
-			 struct ft_err *err)
+static void linear_weight_name(char *buf, size_t sz, int l, enum ft_linear k)
+{
+	snprintf(buf, sz, "model.layers.%d.%s.%s.weight", l, ft_linear_module(k),
+		 ft_linear_name(k));
+}
+
+/* The NF4 weights of every decoder linear: read (4-bit in the folder) or
+ * quantised at load. */
+static enum ft_rc load_nf4(struct ft_model *m, const struct ft_st_set *set, const char *dir,
+			   bool double_quant, struct ft_err *err)
+{
+	const struct ft_model_config *c = &m->cfg;
+	size_t nw = (size_t)c->num_layers * FT_LIN_COUNT, maxn = 0;
+	bool *nested = calloc(nw, sizeof(bool)), *pre = calloc(nw, sizeof(bool));
+	struct ft_nf4_state *st = calloc(nw, sizeof(*st));
+	float *tmp = NULL;
+	enum ft_rc rc = FT_OK;
+	char name[160];
+	if (!nested || !pre || !st) {
+		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory");
+		goto free_all;
+	}
+	for (size_t i = 0; i < nw && !rc; i++) {
+		enum ft_linear k = (enum ft_linear)(i % FT_LIN_COUNT);
+		int in, out;
+		ft_model_linear_dims(c, k, &in, &out);
+		linear_weight_name(name, sizeof name, (int)(i / FT_LIN_COUNT), k);
+		maxn = FT_MAX(maxn, (size_t)in * out);
+		if (ft_nf4_st_has(set, name)) {
+			pre[i] = true;
+			rc = ft_nf4_st_state(set, name, out, in, &st[i], err);
+			nested[i] = st[i].nested;
+			continue;
+		}
+		const struct ft_st_tensor *t = ft_st_set_find(set, name);
+		if (!t) {
+			rc = ft_failf(err, FT_EFORMAT, "missing_tensor",
+				      "model folder \"%s\" has no tensor \"%s\"", dir, name);
+			break;
+		}
+		if (t->ndim != 2 || t->shape[0] != out || t->shape[1] != in)
+			rc = ft_failf(err, FT_EFORMAT, "bad_tensor",
+				      "tensor \"%s\" must have shape [%d, %d]", name, out, in);
+		nested[i] = double_quant;
+	}
+	if (rc || (rc = ft_model_nf4_alloc(m, nested, err)))
+		goto prefix;
+	for (size_t i = 0; i < nw && !rc; i++) {
+		enum ft_linear k = (enum ft_linear)(i % FT_LIN_COUNT);
+		struct ft_nf4 *q = m->layers[i / FT_LIN_COUNT].q[k];
+		linear_weight_name(name, sizeof name, (int)(i / FT_LIN_COUNT), k);
+		if (pre[i]) {
+			rc = ft_nf4_st_read(set, name, &st[i], q, err);
+			continue;
+		}
+		if (!tmp && !(tmp = malloc(maxn * sizeof(float)))) {
+			rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory for one weight");
+			break;
+		}
+		const struct ft_st_tensor *t = ft_st_set_find(set, name);
+		q->src_dtype = (int)t->dtype;
+		if (!(rc = ft_st_to_f32(t, tmp, err)))
+			rc = ft_nf4_quantize(q, tmp, err);
+		if (rc)
+			ft_err_prefixf(err, "tensor \"%s\": ", name);
+	}
+prefix:
+	if (rc)
+		ft_err_prefixf(err, "%s: ", dir);
+free_all:
+	free(tmp);
+	free(st);
+	free(pre);
+	free(nested);
+	return rc;
+}
+
+static enum ft_rc load_dir(const char *model_dir, const struct ft_backend *be, bool force_nf4,
+			   bool double_quant, struct ft_model **out, struct ft_err *err)
 {
 	struct ft_model_config cfg;
 	enum ft_rc rc = ft_model_config_load(model_dir, &cfg, err);
@@ -63,7 +146,21 @@ enum ft_rc ft_model_load(const char *model_dir, const struct ft_backend *be, str
 	if (rc)
 		return rc;
 	struct ft_model *m = NULL;
-	rc = ft_model_new(&cfg, be, &m, err);
+	bool nf4 = force_nf4;
+	for (int i = 0; !nf4 && i < cfg.num_layers * FT_LIN_COUNT; i++) {
+		char name[160];
+		linear_weight_name(name, sizeof name, i / FT_LIN_COUNT,
+				   (enum ft_linear)(i % FT_LIN_COUNT));
+		nf4 = ft_nf4_st_has(set, name);
+	}
+	if (nf4 && (!be->matmul_nf4_fwd || !be->matmul_nf4_bwd_input)) {
+		rc = ft_failf(err, FT_EINVAL, "unsupported",
+			      "the %s backend has no NF4 matmul: 4-bit (QLoRA) bases run on the "
+			      "CPU backend",
+			      be->name);
+		goto close_set;
+	}
+	rc = ft_model_create(&cfg, be, nf4, &m, err);
 	if (rc)
 		goto close_set;
 	for (size_t i = 0; i < m->n_params; i++) {
@@ -81,6 +178,8 @@ enum ft_rc ft_model_load(const char *model_dir, const struct ft_backend *be, str
 		if (rc)
 			goto free_model;
 	}
+	if (nf4 && (rc = load_nf4(m, set, model_dir, double_quant, err)))
+		goto free_model;
 	ft_st_set_close(set);
 	*out = m;
 	return FT_OK;
@@ -89,6 +188,18 @@ free_model:
 close_set:
 	ft_st_set_close(set);
 	return rc;
+}
+
+enum ft_rc ft_model_load(const char *model_dir, const struct ft_backend *be, struct ft_model **out,
+			 struct ft_err *err)
+{
+	return load_dir(model_dir, be, false, true, out, err);
+}
+
+enum ft_rc ft_model_load_nf4(const char *model_dir, const struct ft_backend *be, bool double_quant,
+			     struct ft_model **out, struct ft_err *err)
+{
+	return load_dir(model_dir, be, true, double_quant, out, err);
 }
 
 /* ---- PEFT adapters ---- */
@@ -283,16 +394,34 @@ static const char *const side_files[] = {
 	"generation_config.json", "tokenizer.model",	   "chat_template.jinja",
 };
 
+/* A config.json with "quantization_config" (a bitsandbytes 4-bit folder)
+ * must not go with fp32 weights: transformers would load them as 4-bit. */
+static bool quantized_config(const char *path)
+{
+	struct ft_buf b;
+	struct ft_err e;
+	ft_buf_init(&b, 1 << 24);
+	ft_err_clear(&e);
+	bool q = ft_read_file(path, &b, &e) == FT_OK &&
+		 strstr(ft_buf_str(&b), "\"quantization_config\"") != NULL;
+	ft_buf_release(&b);
+	return q;
+}
+
 enum ft_rc ft_model_save_hf(struct ft_model *m, const char *dir, const char *base_dir,
 			    struct ft_err *err)
 {
-	enum ft_rc rc = ft_mkdir_p(dir, err);
+	/* an NF4 base is written as its fp32 dequantisation */
+	enum ft_rc rc = ft_model_nf4_to_f32(m, err);
+	if (rc)
+		return rc;
+	rc = ft_mkdir_p(dir, err);
 	if (rc)
 		return rc;
 	char src[4096], dst[4096];
 	snprintf(dst, sizeof dst, "%s/config.json", dir);
 	snprintf(src, sizeof src, "%s/config.json", base_dir ? base_dir : "");
-	if (base_dir && ft_file_exists(src)) {
+	if (base_dir && ft_file_exists(src) && !quantized_config(src)) {
 		rc = ft_copy_file(src, dst, err);
 	} else {
 		struct ft_buf b;

@@ -1,7 +1,8 @@
 /*
  * train.c - the training loop: one readable driver (llm.c's train_gpt2.c).
  *
- *   load the model; add LoRA (peft's init from the job seed) or train all;
+ *   load the model (QLoRA: decoder linears in NF4); add LoRA (peft's init
+ *   from the job seed) or train all;
  *   load the rows; steps_per_epoch = ceil(ceil(units / batch) / accum)
  *   for step = first .. total-1:
  *     epoch's order = a permutation drawn from (seed, epoch) (or file order)
@@ -494,7 +495,7 @@ static enum ft_rc write_outputs(struct run *r, struct ft_err *err)
 	enum ft_rc rc;
 	if (j->early_stopping_patience > 0 && r->has_best)
 		copy_trainable(r, r->best, true);
-	if (j->method == FT_METHOD_LORA) {
+	if (j->method != FT_METHOD_FULL) {
 		snprintf(dir, sizeof dir, "%s/adapter", j->output_dir);
 		rc = ft_model_lora_save_peft(r->model, dir, j->model, err);
 		if (rc)
@@ -631,12 +632,16 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 	snprintf(r.ckpt_dir, sizeof r.ckpt_dir, "%s/checkpoint", j->output_dir);
 	if ((rc = ft_mkdir_p(j->output_dir, err)))
 		return rc;
-	if ((rc = ft_model_load(j->model, ft_backend_cpu(), &r.model, err)))
+	bool lora = j->method != FT_METHOD_FULL;
+	rc = j->method == FT_METHOD_QLORA
+		     ? ft_model_load_nf4(j->model, ft_backend_cpu(), j->double_quant, &r.model, err)
+		     : ft_model_load(j->model, ft_backend_cpu(), &r.model, err);
+	if (rc)
 		return rc;
 	const struct ft_model_config *c = ft_model_config(r.model);
-	if (j->method == FT_METHOD_LORA && j->init_adapter[0]) {
+	if (lora && j->init_adapter[0]) {
 		rc = ft_model_lora_load_peft(r.model, j->init_adapter, err);
-	} else if (j->method == FT_METHOD_LORA) {
+	} else if (lora) {
 		rc = ft_model_lora_add(r.model, &j->lora, err);
 		if (!rc)
 			ft_model_lora_init(r.model, j->seed);
@@ -697,9 +702,8 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 				       : (long)ceil(j->warmup_ratio * (double)r.total_steps);
 	r.st = (struct ft_ckpt_state){ .seed = j->seed,
 				       .method = j->method,
-				       .lora_r = j->method == FT_METHOD_LORA ? j->lora.r : 0,
-				       .lora_targets =
-					       j->method == FT_METHOD_LORA ? j->lora.targets : 0,
+				       .lora_r = lora ? j->lora.r : 0,
+				       .lora_targets = lora ? j->lora.targets : 0,
 				       .best_eval_loss = INFINITY };
 	if (opts->resume_dir) {
 		struct ft_ckpt_state want = r.st;
@@ -708,12 +712,16 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 		if (rc)
 			goto free_order;
 	}
+	static const char *const mnames[] = {
+		[FT_METHOD_LORA] = "lora", [FT_METHOD_FULL] = "full", [FT_METHOD_QLORA] = "qlora"
+	};
 	emit(r.fd,
 	     "{\"type\":\"start\",\"method\":\"%s\",\"objective\":\"%s\","
 	     "\"trainable_parameters\":%zu,\"total_steps\":%ld,\"steps_per_epoch\":%ld,"
-	     "\"first_step\":%ld,\"threads\":%d}",
-	     j->method == FT_METHOD_LORA ? "lora" : "full", r.dpo ? "dpo" : "supervised", r.ntrain,
-	     r.total_steps, r.steps_per_epoch, r.st.step, ft_pool_threads());
+	     "\"first_step\":%ld,\"threads\":%d,\"base_bytes_f32\":%zu,\"base_bytes_nf4\":%zu}",
+	     mnames[j->method], r.dpo ? "dpo" : "supervised", r.ntrain, r.total_steps,
+	     r.steps_per_epoch, r.st.step, ft_pool_threads(), ft_model_f32_bytes(r.model),
+	     ft_model_nf4_bytes(r.model));
 
 	struct sigaction sa = { 0 }, old_term, old_int;
 	sa.sa_handler = on_signal;

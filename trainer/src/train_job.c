@@ -28,6 +28,7 @@ static void defaults(struct ft_train_job *j)
 {
 	memset(j, 0, sizeof(*j));
 	j->method = FT_METHOD_LORA;
+	j->double_quant = true;
 	j->lora = (struct ft_lora_config){ (1u << FT_LIN_Q) | (1u << FT_LIN_V), 8, 16.0, 0.05,
 					   false };
 	j->n_epochs = 3;
@@ -285,9 +286,10 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 			      struct ft_err *err)
 {
 	static const char *const keys[] = {
-		"model",   "train_file",  "training_file", "validation_file", "output_dir",
-		"method",  "lora",	  "adapter",	   "hyperparameters", "seed",
-		"threads", "save_merged", "init_adapter",  "objective",	      NULL
+		"model",	   "train_file", "training_file", "validation_file",
+		"output_dir",	   "method",	 "lora",	  "adapter",
+		"hyperparameters", "seed",	 "threads",	  "save_merged",
+		"init_adapter",	   "objective",	 "qlora",	  NULL
 	};
 	defaults(j);
 	json_t *root = ft_json_parse(text, len, err);
@@ -296,7 +298,7 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 	enum ft_rc rc;
 	const char *method = NULL;
 	long long seed = 42, threads = 0;
-	json_t *lora = NULL, *hp = NULL;
+	json_t *lora = NULL, *hp = NULL, *qlora = NULL;
 	bool lr_given = false;
 	double mult = 1.0;
 	if (!json_is_object(root)) {
@@ -321,7 +323,8 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 	    (rc = ft_json_get_int(root, "threads", FT_JSON_NULL_OK, 0, 256, &threads, err)) ||
 	    (rc = ft_json_get_bool(root, "save_merged", FT_JSON_NULL_OK, &j->save_merged, err)) ||
 	    (rc = ft_json_get_obj(root, "lora", FT_JSON_NULL_OK, &lora, err)) ||
-	    (rc = ft_json_get_obj(root, "hyperparameters", FT_JSON_NULL_OK, &hp, err)))
+	    (rc = ft_json_get_obj(root, "hyperparameters", FT_JSON_NULL_OK, &hp, err)) ||
+	    (rc = ft_json_get_obj(root, "qlora", FT_JSON_NULL_OK, &qlora, err)))
 		goto free_root;
 	if (!lora && (rc = ft_json_get_obj(root, "adapter", FT_JSON_NULL_OK, &lora, err)))
 		goto free_root;
@@ -347,13 +350,32 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 	j->threads = (int)threads;
 	if (method && strcmp(method, "lora") == 0) {
 		j->method = FT_METHOD_LORA;
+		j->double_quant = true;
 	} else if (method && strcmp(method, "full") == 0) {
 		j->method = FT_METHOD_FULL;
+	} else if (method && strcmp(method, "qlora") == 0) {
+		j->method = FT_METHOD_QLORA;
 	} else if (method) {
 		rc = ft_failf(err, FT_EINVAL, "invalid_value",
-			      "\"method\" must be \"lora\" or \"full\" (got \"%s\")", method);
+			      "\"method\" must be \"lora\", \"qlora\" or \"full\" (got \"%s\")",
+			      method);
 		ft_err_param(err, "method");
 		goto free_root;
+	}
+	if (qlora) {
+		static const char *const qkeys[] = { "double_quant", NULL };
+		if ((rc = ft_json_check_keys(qlora, qkeys, err)) ||
+		    (rc = ft_json_get_bool(qlora, "double_quant", FT_JSON_NULL_OK, &j->double_quant,
+					   err))) {
+			ft_json_err_nest(err, "qlora");
+			goto free_root;
+		}
+		if (j->method != FT_METHOD_QLORA) {
+			rc = ft_failf(err, FT_EINVAL, "invalid_value",
+				      "\"qlora\" is set but \"method\" is not \"qlora\"");
+			ft_err_param(err, "qlora");
+			goto free_root;
+		}
 	}
 	if (lora && (rc = parse_lora(lora, &j->lora, err))) {
 		ft_json_err_nest(err, "lora");
@@ -372,7 +394,7 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 		goto free_root;
 	}
 	if (!lr_given)
-		j->learning_rate = j->method == FT_METHOD_LORA ? DEFAULT_LR_LORA : DEFAULT_LR_FULL;
+		j->learning_rate = j->method == FT_METHOD_FULL ? DEFAULT_LR_FULL : DEFAULT_LR_LORA;
 	j->learning_rate *= mult;
 free_root:
 	json_decref(root);

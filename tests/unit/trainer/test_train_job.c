@@ -50,6 +50,30 @@ FT_TEST(job_defaults_and_openai_names)
 	FT_CHECK_INT(j.grad_ckpt, 3);
 }
 
+FT_TEST(job_qlora)
+{
+	struct ft_train_job j;
+	struct ft_err e;
+	FT_CHECK(parse("{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\","
+		       "\"method\":\"qlora\"}",
+		       &j, &e) == FT_OK);
+	FT_CHECK_INT(j.method, FT_METHOD_QLORA);
+	FT_CHECK(j.double_quant);
+	FT_CHECK(fabs(j.learning_rate - 2e-4) < 1e-18); /* LoRA's default */
+	FT_CHECK(parse("{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\","
+		       "\"method\":\"qlora\",\"qlora\":{\"double_quant\":false}}",
+		       &j, &e) == FT_OK);
+	FT_CHECK(!j.double_quant);
+	FT_CHECK(parse("{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\","
+		       "\"qlora\":{\"double_quant\":false}}",
+		       &j, &e) == FT_EINVAL);
+	FT_CHECK_STR(e.msg, "\"qlora\" is set but \"method\" is not \"qlora\"");
+	FT_CHECK(parse("{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\","
+		       "\"method\":\"qlora\",\"qlora\":{\"double_quant\":1}}",
+		       &j, &e) == FT_EINVAL);
+	FT_CHECK_STR(e.param, "qlora.double_quant");
+}
+
 FT_TEST(job_errors_name_the_field)
 {
 	static const struct {

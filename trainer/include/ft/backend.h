@@ -27,6 +27,8 @@
 
 #define FT_IGNORE_INDEX (-100)
 
+struct ft_nf4; /* ft/nf4.h: a 4-bit NF4 weight (QLoRA's frozen base) */
+
 /* Result of the cross-entropy op over the rows it was given. */
 struct ft_ce_stats {
 	double loss_sum; /* sum of -log p(target) over trained rows */
@@ -49,6 +51,15 @@ struct ft_backend {
 	/* dinp += dout w; dw += dout^T inp; dbias += sum_rows dout */
 	void (*matmul_bwd)(float *dinp, float *dw, float *dbias, const float *dout,
 			   const float *inp, const float *w, int N, int IC, int OC);
+
+	/* The same linear with a frozen NF4 weight w [OC, IC] (QLoRA): the
+	 * weight is dequantised a tile at a time into per-thread scratch, never
+	 * whole. There is no weight gradient (the base is frozen). */
+	void (*matmul_nf4_fwd)(float *out, const float *inp, const struct ft_nf4 *w,
+			       const float *bias, int N, int IC, int OC);
+	/* dinp[N,IC] += dout[N,OC] deq(w) */
+	void (*matmul_nf4_bwd_input)(float *dinp, const float *dout, const struct ft_nf4 *w, int N,
+				     int IC, int OC);
 
 	/* out = inp * rsqrt(mean(inp^2) + eps) * w; rstd[N] saved for backward */
 	void (*rmsnorm_fwd)(float *out, float *rstd, const float *inp, const float *w, int N, int C,

@@ -75,6 +75,17 @@ struct ft_model;
 /* Load DIR (config.json + safetensors, one file or sharded) as fp32. */
 enum ft_rc ft_model_load(const char *model_dir, const struct ft_backend *be, struct ft_model **out,
 			 struct ft_err *err);
+/* QLoRA: load DIR with the 7 decoder linears of every layer held in NF4
+ * (ft/nf4.h): weights the folder stores in bitsandbytes' 4-bit format are
+ * read as they are, the others are quantised at load, one at a time
+ * (double_quant: bitsandbytes' compress_statistics). Embeddings, norms and
+ * lm_head stay fp32. ft_model_load reads a folder where any linear is stored
+ * in the 4-bit format this way too (quantising those that are not). */
+enum ft_rc ft_model_load_nf4(const char *model_dir, const struct ft_backend *be, bool double_quant,
+			     struct ft_model **out, struct ft_err *err);
+/* Bytes of the NF4 weights (0 when the model has none) and of the fp32 ones. */
+size_t ft_model_nf4_bytes(const struct ft_model *m);
+size_t ft_model_f32_bytes(const struct ft_model *m);
 /* A model with zeroed weights for a config (tests, benchmarks). */
 enum ft_rc ft_model_new(const struct ft_model_config *cfg, const struct ft_backend *be,
 			struct ft_model **out, struct ft_err *err);
@@ -101,7 +112,8 @@ enum ft_rc ft_model_lora_add(struct ft_model *m, const struct ft_lora_config *lc
 const struct ft_lora_config *ft_model_lora(const struct ft_model *m); /* NULL: none */
 /* Enable / disable the adapters in the forward pass (generation, DPO ref). */
 void ft_model_lora_enable(struct ft_model *m, bool on);
-/* Fold scale * B A into the base weights and drop the adapters. */
+/* Fold scale * B A into the base weights and drop the adapters. An NF4
+ * base is dequantised to fp32 first (the merged model is fp32). */
 void ft_model_lora_merge(struct ft_model *m);
 
 /* Activation checkpointing: every-th layer (0, 1 * every, 2 * every, ...)

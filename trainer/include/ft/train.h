@@ -9,7 +9,7 @@
 
 #include "ft/model.h"
 
-enum ft_method { FT_METHOD_LORA = 0, FT_METHOD_FULL };
+enum ft_method { FT_METHOD_LORA = 0, FT_METHOD_FULL, FT_METHOD_QLORA };
 enum ft_sched { FT_SCHED_LINEAR = 0, FT_SCHED_COSINE, FT_SCHED_CONSTANT };
 /* The loss: next-token cross-entropy, or DPO over preference pairs. */
 enum ft_objective { FT_OBJ_SUPERVISED = 0, FT_OBJ_DPO };
@@ -22,6 +22,7 @@ struct ft_train_job {
 	enum ft_method method;
 	enum ft_objective objective;
 	struct ft_lora_config lora;
+	bool double_quant; /* QLoRA: "qlora.double_quant" (default true) */
 	char init_adapter[4096]; /* LoRA: start from this PEFT adapter ("" = peft's init) */
 	char chat_template[32]; /* "" = the tokenizer's own (chat data only) */
 	/* hyperparameters */

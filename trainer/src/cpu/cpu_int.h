@@ -15,10 +15,19 @@ void ft_pool_run(void (*fn)(void *ctx, int i), void *ctx, int ntasks);
  * op(A)(i,k) = transA ? a[k*lda + i] : a[i*lda + k], likewise for B. */
 void ft_cpu_sgemm(int M, int N, int K, const float *a, int lda, bool transA, const float *b,
 		  int ldb, bool transB, float *c, int ldc, bool accumulate);
+/* The same GEMM on the calling thread only (inside a pool task). */
+void ft_cpu_sgemm_serial(int M, int N, int K, const float *a, int lda, bool transA, const float *b,
+			 int ldb, bool transB, float *c, int ldc, bool accumulate);
 void ft_cpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N,
 		       int IC, int OC, bool accumulate);
 void ft_cpu_matmul_bwd(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
 		       const float *w, int N, int IC, int OC);
+
+/* matmul_nf4.c */
+void ft_cpu_matmul_nf4_fwd(float *out, const float *inp, const struct ft_nf4 *w, const float *bias,
+			   int N, int IC, int OC);
+void ft_cpu_matmul_nf4_bwd_input(float *dinp, const float *dout, const struct ft_nf4 *w, int N,
+				 int IC, int OC);
 
 /* rmsnorm.c */
 void ft_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,

@@ -216,6 +216,18 @@ void ft_cpu_sgemm(int M, int N, int K, const float *a, int lda, bool transA, con
 	ft_pool_run(gemm_tile, &g, tiles);
 }
 
+void ft_cpu_sgemm_serial(int M, int N, int K, const float *a, int lda, bool transA, const float *b,
+			 int ldb, bool transB, float *c, int ldc, bool accumulate)
+{
+	if (M <= 0 || N <= 0)
+		return;
+	struct gemm g = { M, N, K, a, b, lda, ldb, transA, transB, c, ldc, accumulate, 0, 0 };
+	g.tiles_n = (N + NC - 1) / NC;
+	g.mt = (M + MC - 1) / MC * MC; /* one task per column block: B packed once */
+	for (int t = 0; t < g.tiles_n; t++)
+		gemm_tile(&g, t);
+}
+
 void ft_cpu_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N,
 		       int IC, int OC, bool accumulate)
 {

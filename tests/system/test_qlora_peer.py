@@ -414,3 +414,17 @@ def test_qlora_job_errors(build_dir, tmp_path):
     (tmp_path / "j.json").write_text(json.dumps(job))
     p = run([ft(build_dir), "--config", str(tmp_path / "j.json")], check=False)
     assert p.returncode == 3 and 'unknown field "double_quantization"' in p.stderr
+
+
+def test_qlora_with_gradient_checkpointing_is_identical(qcase, build_dir):
+    """Recomputing every layer (NF4 matmuls and LoRA dropout included) in
+    backward gives the plain run's steps bit for bit."""
+    d, _ = qcase
+    write_rows(d / "train.jsonl", make_rows(8, seed=37))
+    plain = _train(build_dir, _qjob(d, "ck_plain", 5), d / "ck_plain.json")
+    job = _qjob(d, "ck_every", 5)
+    job["hyperparameters"]["gradient_checkpointing"] = True
+    every = _train(build_dir, job, d / "ck_every.json")
+    la = [x["train_loss"] for x in plain if x["type"] == "step"]
+    lb = [x["train_loss"] for x in every if x["type"] == "step"]
+    assert len(la) == 5 and la == lb

@@ -8,6 +8,8 @@
 #ifndef FT_TRAIN_CMD_H
 #define FT_TRAIN_CMD_H
 
+#include "ft/err.h"
+
 int cmd_inspect(int argc, char **argv); /* ft-train inspect MODEL [--json] [--hash] */
 int cmd_st_dump(int argc, char **argv); /* ft-train st-dump FILE NAME [--f32]: raw bytes */
 int cmd_st_copy(int argc, char **argv); /* ft-train st-copy IN OUT: re-write via our writer */
@@ -24,5 +26,9 @@ int cmd_merge(int argc, char **argv); /* ft-train merge --model M --adapter A --
 int cmd_generate(int argc, char **argv); /* ft-train generate --model M [--adapter A] ... */
 int cmd_debug_forward(int argc, char **argv); /* hidden: logits of rows, for peer tests */
 int cmd_debug_grads(int argc, char **argv); /* hidden: gradients of rows, for peer tests */
+int cmd_estimate(int argc, char **argv); /* ft-train estimate --config JOB: GPU memory */
+/* cmd_gpus.c: the --gpus N option of train (0 = CPU); fills err when N GPUs
+ * cannot be used */
+enum ft_rc cmd_gpus_check(long gpus, struct ft_err *err);
 
 #endif

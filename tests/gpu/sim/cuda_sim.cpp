@@ -8,6 +8,7 @@
 
 #include <ucontext.h>
 
+#include <mutex>
 #include <vector>
 
 uint3 threadIdx, blockIdx;
@@ -186,8 +187,12 @@ static void fiber_start(fiber &f, char *stack)
 #endif
 }
 
+/* Ranks of the NCCL stand-in are threads: one launch at a time. */
+static std::mutex launch_mu;
+
 void sim_launch_fn(sim_config c, void (*fn)(void *), void *arg)
 {
+	std::lock_guard<std::mutex> lock(launch_mu);
 	unsigned nt = c.block.x * c.block.y * c.block.z;
 	if (nt == 0 || nt > 1024)
 		die("bad block size");
@@ -257,7 +262,7 @@ const char *cudaGetErrorString(cudaError_t e)
 }
 cudaError_t cudaGetDeviceCount(int *n)
 {
-	*n = 1;
+	*n = 8; /* the NCCL stand-in runs one rank per "device" */
 	return cudaSuccess;
 }
 cudaError_t cudaSetDevice(int)

@@ -95,6 +95,10 @@ pytest_rc=${PIPESTATUS[0]}
 c_pass=$(sed -nE 's/.*tests passed, ([0-9]+) tests failed out of ([0-9]+).*/\2 \1/p' "$tmp/ctest.log" | tail -1)
 c_total=${c_pass%% *}; c_fail=${c_pass##* }
 c_total=${c_total:-0}; c_fail=${c_fail:-0}
+# CTest counts a skipped test (exit 77, e.g. the GPU tests without a GPU) as
+# passed in its summary and lists it under "did not run": count it as skipped.
+c_skip=$(grep -cE '^[[:space:]]*[0-9]+ - .* \(Skipped\)$' "$tmp/ctest.log" || true)
+c_skip=${c_skip:-0}
 f_pass=$(sed -nE 's/.*tests passed, ([0-9]+) tests failed out of ([0-9]+).*/\2 \1/p' "$tmp/fuzz.log" 2>/dev/null | tail -1)
 f_total=${f_pass%% *}; f_fail=${f_pass##* }
 f_total=${f_total:-0}; f_fail=${f_fail:-0}
@@ -103,10 +107,10 @@ p_line=$(grep -E '^=+ .*(passed|failed|error).* in [0-9.]+s' "$tmp/pytest.log" |
 p_pass=$(echo "$p_line" | grep -oE '[0-9]+ passed' | grep -oE '[0-9]+' || echo 0)
 p_fail=$(echo "$p_line" | grep -oE '[0-9]+ (failed|error)' | awk '{s+=$1} END {print s+0}')
 p_skip=$(echo "$p_line" | grep -oE '[0-9]+ skipped' | grep -oE '[0-9]+' || echo 0)
-passed=$(( c_total - c_fail + f_total - f_fail + ${p_pass:-0} ))
+passed=$(( c_total - c_fail - c_skip + f_total - f_fail + ${p_pass:-0} ))
 failed=$(( c_fail + f_fail + ${p_fail:-0} ))
 echo
 echo "ctest exit $ctest_rc, fuzzing exit $fuzz_rc, pytest exit $pytest_rc"
-echo "${passed} passed, ${failed} failed, ${p_skip:-0} skipped"
+echo "${passed} passed, ${failed} failed, $(( ${p_skip:-0} + c_skip )) skipped"
 [ "$ctest_rc" = 0 ] && [ "$fuzz_rc" = 0 ] && [ "$pytest_rc" = 0 ] || exit 1
 exit 0

@@ -8,6 +8,8 @@
 #ifndef FT_TRAIN_CMD_H
 #define FT_TRAIN_CMD_H
 
+#include "ft/err.h"
+
 int cmd_inspect(int argc, char **argv); /* ft-train inspect MODEL [--json] [--hash] */
 int cmd_st_dump(int argc, char **argv); /* ft-train st-dump FILE NAME [--f32]: raw bytes */
 int cmd_st_copy(int argc, char **argv); /* ft-train st-copy IN OUT: re-write via our writer */
@@ -27,5 +29,9 @@ int cmd_debug_grads(int argc, char **argv); /* hidden: gradients of rows, for pe
 /* cmd_nf4.c: hidden helpers of the NF4 peer test */
 int cmd_nf4_quantize(int argc, char **argv); /* nf4-quantize DIR OUT [--no-double-quant] */
 int cmd_nf4_dequantize(int argc, char **argv); /* nf4-dequantize DIR OUT */
+int cmd_estimate(int argc, char **argv); /* ft-train estimate --config JOB: GPU memory */
+/* cmd_gpus.c: the --gpus N option of train (0 = CPU); fills err when N GPUs
+ * cannot be used */
+enum ft_rc cmd_gpus_check(long gpus, struct ft_err *err);
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * cmd_engine.c - ft-train's engine subcommands:
  *
- *   train --config JOB [--resume DIR] [--progress-fd N] [--stop-after-steps N]
+ *   train --config JOB [--resume DIR] [--progress-fd N] [--stop-after-steps N] [--gpus N]
+ *            (--gpus: cmd_gpus.c; N > 0 needs CUDA and says clearly why it cannot run)
  *   generate --model DIR [--adapter DIR] (--prompt TEXT | --prompt-ids 1,2,3)
  *            [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S] [--nf4]
  *            -> {"ids":[...], "text":"..."} on stdout ("text" with --prompt: the
@@ -112,19 +113,22 @@ static int train_fail(const struct ft_err *err)
 int cmd_train(int argc, char **argv)
 {
 	const char *config = NULL, *resume = NULL;
-	long fd = 1, stop_after = 0;
+	long fd = 1, stop_after = 0, gpus = 0;
 	const struct opt opts[] = {
-		{ "--config", OPT_STR, &config },
-		{ "--resume", OPT_STR, &resume },
-		{ "--progress-fd", OPT_INT, &fd },
-		{ "--stop-after-steps", OPT_INT, &stop_after },
+		{ "--config", OPT_STR, &config },  { "--resume", OPT_STR, &resume },
+		{ "--progress-fd", OPT_INT, &fd }, { "--stop-after-steps", OPT_INT, &stop_after },
+		{ "--gpus", OPT_INT, &gpus },
 	};
 	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), "train");
 	if (rc || (rc = need("train", "--config", config)))
 		return rc;
-	struct ft_train_job *job = ft_xcalloc(1, sizeof(*job));
 	struct ft_err err;
 	ft_err_clear(&err);
+	if (cmd_gpus_check(gpus, &err)) {
+		fail("train", &err);
+		return 2; /* the command line asks for what this machine or build lacks */
+	}
+	struct ft_train_job *job = ft_xcalloc(1, sizeof(*job));
 	if (ft_train_job_load(config, job, &err)) {
 		free(job);
 		return train_fail(&err);

@@ -36,6 +36,7 @@ static const struct cmd commands[] = {
 	{ "train", cmd_train, "train a model from a job file (--config JOB)" },
 	{ "generate", cmd_generate, "generate from a model, with or without an adapter" },
 	{ "merge", cmd_merge, "merge a LoRA adapter into its base model" },
+	{ "estimate", cmd_estimate, "GPU memory a job needs (--config JOB [--gpu-mem-gib N])" },
 	{ "debug-forward", cmd_debug_forward, NULL }, /* hidden: peer tests */
 	{ "debug-grads", cmd_debug_grads, NULL }, /* hidden: peer tests */
 	{ "nf4-quantize", cmd_nf4_quantize, NULL }, /* hidden: peer tests */

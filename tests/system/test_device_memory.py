@@ -101,9 +101,9 @@ def _same_run(build_dir, d, job, *extra):
 LORA = {"r": 4, "alpha": 8, "dropout": 0.1, "target_modules": "all-linear"}
 
 JOBS = {
-    # LoRA with dropout, evaluation, merged output
-    "lora": dict(method="lora", lora=LORA, save_merged=True,
-                 validation_file="VAL", hp={"eval_steps": 2}),
+    # LoRA with dropout, evaluation (early stopping keeps a best copy), merged output
+    "lora": dict(method="lora", lora=LORA, save_merged=True, validation_file="VAL",
+                 hp={"eval_steps": 1, "early_stopping_patience": 3, "eval_on_start": True}),
     # full fine-tuning, packed rows, gradient checkpointing
     "full": dict(method="full", hp={"packing": True, "max_seq_length": 24,
                                     "gradient_checkpointing": True}),

@@ -180,3 +180,20 @@ def test_cuda_device_without_the_backend_exits_3(case, build_dir, tmp_path):
     p = run([ft(build_dir), "train", "--config", str(path)], check=False,
             env={"FT_BACKEND": ""})
     assert p.returncode == 3 and '"device" must be "cpu" or "cuda" (got "tpu")' in p.stderr
+
+
+@pytest.mark.parametrize("cmd,extra", [("debug-forward", ["--pack", "24"]),
+                                       ("debug-grads", ["--full"]),
+                                       ("debug-grads", ["--nf4", "--adapter", "ADAPTER"])])
+def test_debug_dumps_are_identical(case, build_dir, cmd, extra):
+    if "ADAPTER" in extra:
+        _, out = _train(build_dir, case, _job(case, "dbg", "lora", lora=LORA), "cpu")
+        extra = [out + "/adapter" if x == "ADAPTER" else x for x in extra]
+    dumps = {}
+    for backend in ("cpu", "cpu-guarded"):
+        dst = case / f"{cmd}_{backend}.safetensors"
+        run([ft(build_dir), cmd, "--model", str(case / "model"), "--data",
+             str(case / "train.jsonl"), "--out", str(dst), *extra],
+            env={"FT_NUM_THREADS": "2", "FT_BACKEND": backend})
+        dumps[backend] = dst.read_bytes()
+    assert len(dumps["cpu"]) > 1000 and dumps["cpu-guarded"] == dumps["cpu"]

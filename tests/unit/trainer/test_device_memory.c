@@ -6,12 +6,14 @@
  *
  * A trap is checked in a forked child: its SIGSEGV handler exits 42 when
  * the faulting address is the guarded one (43 for any other fault); a
- * child that survives the access exits 0.
+ * child that survives the access exits 0. An op given a host tensor must
+ * abort (SIGABRT).
  */
 #include "ftest.h"
 #include "ft/model.h"
 
 #include <math.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,6 +104,32 @@ FT_TEST(guarded_ops_compute_as_the_cpu)
 	/* and the memory is still guarded after the ops */
 	FT_CHECK_INT(child_touch(y, 4 * sizeof(float), READ_IT), 42);
 	be->free(mask);
+	be->free(x);
+	be->free(y);
+}
+
+/* An op given a host pointer where a tensor belongs aborts (the other half
+ * of the rule: what a GPU could not read). */
+FT_TEST(guarded_ops_refuse_host_tensors)
+{
+	const struct ft_backend *be = ft_backend_cpu_guarded();
+	float *y = be->alloc(4 * sizeof(float));
+	float host[4] = { 1, 2, 3, 4 };
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY); /* the abort message is expected */
+		dup2(fd, 2);
+		be->add(y, host, 4);
+		_exit(0);
+	}
+	int st = 0;
+	FT_CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+	FT_CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+	/* and the same call on backend memory is fine */
+	float *x = be->alloc(4 * sizeof(float));
+	be->upload(x, host, sizeof host);
+	be->add(y, x, 4);
 	be->free(x);
 	be->free(y);
 }

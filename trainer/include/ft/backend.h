@@ -24,7 +24,8 @@
  *  - the guarded CPU backend (ft_backend_cpu_guarded) keeps this honest
  *    without a GPU: host_memory is false and its memory is mprotect'ed
  *    PROT_NONE except while one of its own operations runs, so host code
- *    that dereferences backend memory dies with SIGSEGV.
+ *    that dereferences backend memory dies with SIGSEGV, and its ops abort
+ *    when a tensor argument is host memory.
  *
  * Conventions, for every op:
  *  - tensors are dense, row-major, fp32; "N" is the number of token rows

@@ -5,10 +5,11 @@
  *            (--gpus: cmd_gpus.c; N > 0 needs CUDA and says clearly why it cannot run)
  *   generate --model DIR [--adapter DIR] (--prompt TEXT | --prompt-ids 1,2,3)
  *            [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S] [--nf4]
+ *            [--device cpu|cuda]
  *            -> {"ids":[...], "text":"..."} on stdout ("text" with --prompt: the
  *            model folder's tokenizer.json encodes the prompt, special tokens
  *            and the post-processor's BOS included, and decodes the answer)
- *   merge --model DIR --adapter DIR --out DIR [--nf4]
+ *   merge --model DIR --adapter DIR --out DIR [--nf4] [--device cpu|cuda]
  *   debug-forward --model DIR [--adapter DIR] --data ROWS --out FILE [--pack N] [--nf4]
  *   debug-grads   --model DIR [--adapter DIR | --full] --data ROWS --out FILE [--nf4]
  *
@@ -22,9 +23,12 @@
  * --pack N packs the rows into sequences of at most N tokens first (as the
  * job option "packing" does), one batch row per packed sequence.
  * The peer tests compare them with PyTorch + transformers + peft.
+ * --device picks the backend (default cpu; the job file's "device" for
+ * train); FT_BACKEND in the environment replaces it (tests: cpu-guarded).
  *
  * Exit codes: 0 done (also after SIGTERM with a checkpoint written), 1 the
- * job failed (message on stderr), 2 bad command line.
+ * job failed (message on stderr), 2 bad command line, 3 the job's own input
+ * is wrong (train) or the device is not available.
  */
 #include "ft/generate.h"
 #include "ft/safetensors.h"
@@ -141,13 +145,18 @@ int cmd_train(int argc, char **argv)
 
 /* ---- model + optional adapter ---- */
 
+/* device: "cpu" (NULL) or "cuda" (ft_backend_select; FT_BACKEND replaces it) */
 static int load_model(const char *cmd, const char *dir, const char *adapter, bool nf4,
-		      struct ft_model **m)
+		      const char *device, struct ft_model **m)
 {
 	struct ft_err err;
 	ft_err_clear(&err);
-	if (nf4 ? ft_model_load_nf4(dir, ft_backend_cpu(), true, m, &err)
-		: ft_model_load(dir, ft_backend_cpu(), m, &err))
+	const struct ft_backend *be;
+	if (ft_backend_select(device, &be, &err)) {
+		fail(cmd, &err);
+		return 3;
+	}
+	if (nf4 ? ft_model_load_nf4(dir, be, true, m, &err) : ft_model_load(dir, be, m, &err))
 		return fail(cmd, &err);
 	if (adapter && ft_model_lora_load_peft(*m, adapter, &err)) {
 		ft_model_free(*m);
@@ -158,20 +167,19 @@ static int load_model(const char *cmd, const char *dir, const char *adapter, boo
 
 int cmd_merge(int argc, char **argv)
 {
-	const char *model = NULL, *adapter = NULL, *out = NULL;
+	const char *model = NULL, *adapter = NULL, *out = NULL, *device = NULL;
 	bool nf4 = false;
 	const struct opt opts[] = {
-		{ "--model", OPT_STR, &model },
-		{ "--adapter", OPT_STR, &adapter },
-		{ "--out", OPT_STR, &out },
-		{ "--nf4", OPT_FLAG, &nf4 },
+		{ "--model", OPT_STR, &model },	  { "--adapter", OPT_STR, &adapter },
+		{ "--out", OPT_STR, &out },	  { "--nf4", OPT_FLAG, &nf4 },
+		{ "--device", OPT_STR, &device },
 	};
 	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), "merge");
 	if (rc || (rc = need("merge", "--model", model)) ||
 	    (rc = need("merge", "--adapter", adapter)) || (rc = need("merge", "--out", out)))
 		return rc;
 	struct ft_model *m;
-	if ((rc = load_model("merge", model, adapter, nf4, &m)))
+	if ((rc = load_model("merge", model, adapter, nf4, device, &m)))
 		return rc;
 	struct ft_err err;
 	ft_err_clear(&err);
@@ -209,7 +217,7 @@ static bool parse_ids(const char *s, int32_t **ids, size_t *n)
 
 int cmd_generate(int argc, char **argv)
 {
-	const char *model = NULL, *adapter = NULL, *prompt = NULL, *text = NULL;
+	const char *model = NULL, *adapter = NULL, *prompt = NULL, *text = NULL, *device = NULL;
 	long max_new = 32, seed = 0;
 	double temp = 0, top_p = 1;
 	bool nf4 = false;
@@ -218,7 +226,7 @@ int cmd_generate(int argc, char **argv)
 		{ "--prompt-ids", OPT_STR, &prompt }, { "--max-new-tokens", OPT_INT, &max_new },
 		{ "--temperature", OPT_NUM, &temp },  { "--top-p", OPT_NUM, &top_p },
 		{ "--seed", OPT_INT, &seed },	      { "--prompt", OPT_STR, &text },
-		{ "--nf4", OPT_FLAG, &nf4 },
+		{ "--nf4", OPT_FLAG, &nf4 },	      { "--device", OPT_STR, &device },
 	};
 	int rc = parse_opts(argc, argv, opts, FT_ARRAY_LEN(opts), "generate");
 	if (rc || (rc = need("generate", "--model", model)))
@@ -252,7 +260,7 @@ int cmd_generate(int argc, char **argv)
 		return 2;
 	}
 	struct ft_model *m;
-	if ((rc = load_model("generate", model, adapter, nf4, &m))) {
+	if ((rc = load_model("generate", model, adapter, nf4, device, &m))) {
 		free(ids);
 		ft_tokenizer_free(tok);
 		return rc;
@@ -306,7 +314,7 @@ static int dbg_setup(const char *cmd, int argc, char **argv, struct dbg *d)
 	if (rc || (rc = need(cmd, "--model", d->model)) || (rc = need(cmd, "--data", d->data)) ||
 	    (rc = need(cmd, "--out", d->out)))
 		return rc;
-	if ((rc = load_model(cmd, d->model, d->adapter, d->nf4, &d->m)))
+	if ((rc = load_model(cmd, d->model, d->adapter, d->nf4, NULL, &d->m)))
 		return rc;
 	struct ft_err err;
 	ft_err_clear(&err);
@@ -353,11 +361,18 @@ int cmd_debug_forward(int argc, char **argv)
 	const struct ft_model_config *c = ft_model_config(d.m);
 	struct ft_st_writer *w = ft_st_writer_new();
 	int64_t shape[3] = { d.mb.b.B, d.mb.b.T, c->vocab_size };
-	if (ft_model_forward(d.m, &d.mb.b, 0.0f, 0, &st, &err) ||
-	    ft_st_writer_add(w, "logits", FT_DTYPE_F32, 3, shape, ft_model_logits(d.m), &err) ||
-	    put_loss(w, &st, &err) || ft_st_writer_write(w, d.out, &err))
+	size_t nl = (size_t)d.mb.b.B * d.mb.b.T * c->vocab_size;
+	float *logits = ft_xmalloc(nl * sizeof(float));
+	if (ft_model_forward(d.m, &d.mb.b, 0.0f, 0, &st, &err)) {
 		rc = fail("debug-forward", &err);
+	} else {
+		ft_model_read(d.m, logits, ft_model_logits(d.m), nl); /* backend memory */
+		if (ft_st_writer_add(w, "logits", FT_DTYPE_F32, 3, shape, logits, &err) ||
+		    put_loss(w, &st, &err) || ft_st_writer_write(w, d.out, &err))
+			rc = fail("debug-forward", &err);
+	}
 	ft_st_writer_free(w);
+	free(logits);
 	dbg_release(&d);
 	return rc;
 }
@@ -378,6 +393,7 @@ int cmd_debug_grads(int argc, char **argv)
 	struct ft_ce_stats st = { 0 };
 	struct ft_st_writer *w = ft_st_writer_new();
 	size_t np = 0;
+	float *grads = NULL;
 	if (d.full && ft_model_train_base(d.m, &err)) {
 		rc = fail("debug-grads", &err);
 		goto free_writer;
@@ -390,13 +406,20 @@ int cmd_debug_grads(int argc, char **argv)
 	}
 	ft_model_backward(d.m, &d.mb.b);
 	struct ft_param *ps = ft_model_trainable(d.m, &np);
-	for (size_t i = 0; i < np && !rc; i++)
+	size_t ng = 0;
+	for (size_t i = 0; i < np; i++)
+		ng += ps[i].n;
+	grads = ft_xmalloc((ng + 1) * sizeof(float)); /* the writer reads them at the end */
+	for (size_t i = 0, off = 0; i < np && !rc; off += ps[i].n, i++) {
+		ft_model_read(d.m, grads + off, ps[i].grad, ps[i].n);
 		if (ft_st_writer_add(w, ps[i].name, FT_DTYPE_F32, ps[i].ndim, ps[i].shape,
-				     ps[i].grad, &err))
+				     grads + off, &err))
 			rc = fail("debug-grads", &err);
+	}
 	if (!rc && (put_loss(w, &st, &err) || ft_st_writer_write(w, d.out, &err)))
 		rc = fail("debug-grads", &err);
 free_writer:
+	free(grads);
 	ft_st_writer_free(w);
 	dbg_release(&d);
 	return rc;

@@ -1,8 +1,13 @@
 /*
  * checkpoint.c - write and read training checkpoints; the format is the
  * field table in checkpoint_int.h.
+ *
+ * The tensors are backend memory: off the host, saving downloads every set
+ * into one host block (the writer reads them when it writes), and loading
+ * converts one tensor at a time into a staging buffer and uploads it.
  */
 #include "checkpoint_int.h"
+#include "engine_int.h"
 #include "ft/safetensors.h"
 #include "ft/train.h"
 #include "ft/trainer.h"
@@ -12,15 +17,22 @@
 
 #define CKPT_FILE "checkpoint.safetensors"
 
-static enum ft_rc add_set(struct ft_st_writer *w, const char *prefix, const struct ft_param *ps,
-			  size_t np, const float *mem, struct ft_err *err)
+/* stage: NULL on a host-memory backend, else room for the set's floats. */
+static enum ft_rc add_set(struct ft_st_writer *w, const struct ft_backend *be, const char *prefix,
+			  const struct ft_param *ps, size_t np, const float *mem, float *stage,
+			  struct ft_err *err)
 {
 	size_t off = 0;
 	for (size_t i = 0; i < np; i++) {
 		char name[200];
 		snprintf(name, sizeof name, "%s/%s", prefix, ps[i].name);
-		enum ft_rc rc = ft_st_writer_add(w, name, FT_DTYPE_F32, ps[i].ndim, ps[i].shape,
-						 mem ? mem + off : ps[i].data, err);
+		const float *data = mem ? mem + off : ps[i].data;
+		if (stage) {
+			be->download(stage + off, data, ps[i].n * sizeof(float));
+			data = stage + off;
+		}
+		enum ft_rc rc =
+			ft_st_writer_add(w, name, FT_DTYPE_F32, ps[i].ndim, ps[i].shape, data, err);
 		if (rc)
 			return rc;
 		off += ps[i].n;
@@ -58,23 +70,32 @@ static int method_parse(const char *s)
 	return FT_METHOD_LORA;
 }
 
-enum ft_rc ft_ckpt_save(const char *dir, const struct ft_param *ps, size_t np, const float *m,
-			const float *v, const float *best, const struct ft_ckpt_state *st,
-			struct ft_err *err)
+enum ft_rc ft_ckpt_save(const char *dir, const struct ft_backend *be, const struct ft_param *ps,
+			size_t np, const float *m, const float *v, const float *best,
+			const struct ft_ckpt_state *st, struct ft_err *err)
 {
 	enum ft_rc rc = ft_mkdir_p(dir, err);
 	if (rc)
 		return rc;
+	size_t nf = 0, nsets = best ? 4 : 3;
+	for (size_t i = 0; i < np; i++)
+		nf += ps[i].n;
+	float *stage = NULL;
+	if (!be->host_memory && !(stage = malloc((nsets * nf + 1) * sizeof(float))))
+		return ft_failf(err, FT_ENOMEM, NULL,
+				"out of memory for a host copy of the checkpoint (%zu floats)",
+				nsets * nf);
 	struct ft_st_writer *w = ft_st_writer_new();
 	char best_s[40];
 	if (isinf(st->best_eval_loss))
 		ft_strlcpy(best_s, "inf", sizeof best_s);
 	else
 		snprintf(best_s, sizeof best_s, "%.17g", st->best_eval_loss);
-	if ((rc = add_set(w, "param", ps, np, NULL, err)) ||
-	    (rc = add_set(w, "adam_m", ps, np, m, err)) ||
-	    (rc = add_set(w, "adam_v", ps, np, v, err)) ||
-	    (best && (rc = add_set(w, "best", ps, np, best, err))) ||
+	if ((rc = add_set(w, be, "param", ps, np, NULL, stage, err)) ||
+	    (rc = add_set(w, be, "adam_m", ps, np, m, stage ? stage + nf : NULL, err)) ||
+	    (rc = add_set(w, be, "adam_v", ps, np, v, stage ? stage + 2 * nf : NULL, err)) ||
+	    (best &&
+	     (rc = add_set(w, be, "best", ps, np, best, stage ? stage + 3 * nf : NULL, err))) ||
 	    (rc = ft_st_writer_meta(w, "format", "ftplat-checkpoint", err)) ||
 	    (rc = meta(w, "format_version", err, "%d", FT_TRAINER_FORMAT_VERSION)) ||
 	    (rc = meta(w, "step", err, "%ld", st->step)) ||
@@ -95,6 +116,7 @@ enum ft_rc ft_ckpt_save(const char *dir, const struct ft_param *ps, size_t np, c
 	rc = ft_st_writer_write(w, path, err);
 free_writer:
 	ft_st_writer_free(w);
+	free(stage);
 	return rc;
 }
 
@@ -116,8 +138,9 @@ static enum ft_rc meta_long(const struct ft_st_file *f, const char *path, const 
 	return FT_OK;
 }
 
-static enum ft_rc read_set(const struct ft_st_file *f, const char *path, const char *prefix,
-			   struct ft_param *ps, size_t np, float *mem, struct ft_err *err)
+static enum ft_rc read_set(const struct ft_st_file *f, const struct ft_backend *be,
+			   const char *path, const char *prefix, struct ft_param *ps, size_t np,
+			   float *mem, struct ft_err *err)
 {
 	size_t off = 0;
 	for (size_t i = 0; i < np; i++) {
@@ -130,7 +153,13 @@ static enum ft_rc read_set(const struct ft_st_file *f, const char *path, const c
 				"%s: tensor \"%s\" is missing or has the wrong size (is the "
 				"checkpoint from this job?)",
 				path, name);
-		enum ft_rc rc = ft_st_to_f32(t, mem ? mem + off : ps[i].data, err);
+		float *dst = mem ? mem + off : ps[i].data;
+		float *h = ft_dev_map(be, dst, ps[i].n * sizeof(float), false);
+		if (!h)
+			return ft_failf(err, FT_ENOMEM, NULL, "%s: out of memory for \"%s\"", path,
+					name);
+		enum ft_rc rc = ft_st_to_f32(t, h, err);
+		ft_dev_unmap(be, dst, h, ps[i].n * sizeof(float), rc == FT_OK);
 		if (rc)
 			return rc;
 		off += ps[i].n;
@@ -138,9 +167,10 @@ static enum ft_rc read_set(const struct ft_st_file *f, const char *path, const c
 	return FT_OK;
 }
 
-enum ft_rc ft_ckpt_load(const char *dir, struct ft_param *ps, size_t np, float *m, float *v,
-			float *best, bool *has_best, const struct ft_ckpt_state *want,
-			struct ft_ckpt_state *st, struct ft_err *err)
+enum ft_rc ft_ckpt_load(const char *dir, const struct ft_backend *be, struct ft_param *ps,
+			size_t np, float *m, float *v, float *best, bool *has_best,
+			const struct ft_ckpt_state *want, struct ft_ckpt_state *st,
+			struct ft_err *err)
 {
 	char path[4200];
 	snprintf(path, sizeof path, "%s/" CKPT_FILE, dir);
@@ -186,16 +216,16 @@ enum ft_rc ft_ckpt_load(const char *dir, struct ft_param *ps, size_t np, float *
 			      path);
 		goto close_file;
 	}
-	if ((rc = read_set(f, path, "param", ps, np, NULL, err)) ||
-	    (rc = read_set(f, path, "adam_m", ps, np, m, err)) ||
-	    (rc = read_set(f, path, "adam_v", ps, np, v, err)))
+	if ((rc = read_set(f, be, path, "param", ps, np, NULL, err)) ||
+	    (rc = read_set(f, be, path, "adam_m", ps, np, m, err)) ||
+	    (rc = read_set(f, be, path, "adam_v", ps, np, v, err)))
 		goto close_file;
 	*has_best = false;
 	if (best && np > 0) {
 		char name[200];
 		snprintf(name, sizeof name, "best/%s", ps[0].name);
 		if (ft_st_find(f, name)) {
-			rc = read_set(f, path, "best", ps, np, best, err);
+			rc = read_set(f, be, path, "best", ps, np, best, err);
 			*has_best = rc == FT_OK;
 		}
 	}

@@ -46,14 +46,17 @@ struct ft_ckpt_state {
 	long data_epoch, data_micro; /* informational */
 };
 
-/* m, v and best (may be NULL) hold the tensors of ps back to back. */
-enum ft_rc ft_ckpt_save(const char *dir, const struct ft_param *ps, size_t np, const float *m,
-			const float *v, const float *best, const struct ft_ckpt_state *st,
-			struct ft_err *err);
+/* m, v and best (may be NULL) hold the tensors of ps back to back. All of
+ * them (and ps' data) are memory of backend be (ft/backend.h): staged
+ * through the host when it is not host memory. */
+enum ft_rc ft_ckpt_save(const char *dir, const struct ft_backend *be, const struct ft_param *ps,
+			size_t np, const float *m, const float *v, const float *best,
+			const struct ft_ckpt_state *st, struct ft_err *err);
 /* Restores the weights into ps and m, v, best (when the file has them; *has_best
  * tells). The state's seed/method/lora fields must match want's. */
-enum ft_rc ft_ckpt_load(const char *dir, struct ft_param *ps, size_t np, float *m, float *v,
-			float *best, bool *has_best, const struct ft_ckpt_state *want,
-			struct ft_ckpt_state *st, struct ft_err *err);
+enum ft_rc ft_ckpt_load(const char *dir, const struct ft_backend *be, struct ft_param *ps,
+			size_t np, float *m, float *v, float *best, bool *has_best,
+			const struct ft_ckpt_state *want, struct ft_ckpt_state *st,
+			struct ft_err *err);
 
 #endif

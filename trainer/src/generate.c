@@ -10,6 +10,10 @@
  * Sampling: p = softmax(logits / temperature); keep the most probable tokens
  * whose cumulative probability first reaches top_p (at least one),
  * renormalise and draw with the generation seed (xoshiro256**, rng.c).
+ *
+ * Memory: the cache and the decoder's work rows are backend memory; the
+ * host uploads each new token and its position, and downloads one row of
+ * logits per token (on the CPU the row is read in place).
  */
 #include "ft/generate.h"
 #include "model_int.h"
@@ -37,7 +41,8 @@ static void lin1(struct ft_model *m, int l, enum ft_linear k, float *out, const 
 }
 
 struct work {
-	float *x, *ln, *q, *k, *v, *att, *mid, *gate, *up, *h, *tmp, *logits, *scores;
+	float *x, *ln, *q, *k, *v, *att, *mid, *gate, *up, *h, *tmp, *logits, *scores, *rstd;
+	int32_t *tok; /* [2]: the token and its position */
 };
 
 static void decode_step(struct ft_model *m, struct kv *cache, int max_len, int32_t token,
@@ -47,57 +52,32 @@ static void decode_step(struct ft_model *m, struct kv *cache, int max_len, int32
 	const struct ft_backend *be = m->be;
 	int C = c->hidden_size, I = c->intermediate_size, nh = c->num_heads;
 	int nkv = c->num_kv_heads, hd = c->head_dim, kd = nkv * hd;
-	float rstd, scale = 1.0f / sqrtf((float)hd);
-	be->embedding_fwd(w->x, &token, m->wte, 1, C);
+	int32_t tp[2] = { token, pos };
+	be->upload(w->tok, tp, sizeof tp);
+	const int32_t *dpos = w->tok + 1;
+	be->embedding_fwd(w->x, w->tok, m->wte, 1, C);
 	for (int l = 0; l < c->num_layers; l++) {
 		struct ft_layer *L = &m->layers[l];
 		float *kc = cache->k + (size_t)l * max_len * kd;
 		float *vc = cache->v + (size_t)l * max_len * kd;
-		be->rmsnorm_fwd(w->ln, &rstd, w->x, L->ln1, 1, C, (float)c->rms_norm_eps);
+		be->rmsnorm_fwd(w->ln, w->rstd, w->x, L->ln1, 1, C, (float)c->rms_norm_eps);
 		lin1(m, l, FT_LIN_Q, w->q, w->ln, w->tmp);
 		lin1(m, l, FT_LIN_K, kc + (size_t)pos * kd, w->ln, w->tmp);
 		lin1(m, l, FT_LIN_V, vc + (size_t)pos * kd, w->ln, w->tmp);
-		be->rope_fwd(w->q, m->rope_cos, m->rope_sin, &pos, 1, nh, hd);
-		be->rope_fwd(kc + (size_t)pos * kd, m->rope_cos, m->rope_sin, &pos, 1, nkv, hd);
+		be->rope_fwd(w->q, m->rope_cos, m->rope_sin, dpos, 1, nh, hd);
+		be->rope_fwd(kc + (size_t)pos * kd, m->rope_cos, m->rope_sin, dpos, 1, nkv, hd);
 		int j0 = c->sliding_window > 0 ? FT_MAX(0, pos - c->sliding_window + 1) : 0;
-		for (int h = 0; h < nh; h++) {
-			int g = h / (nh / nkv);
-			const float *qh = w->q + (size_t)h * hd;
-			float mx = -INFINITY;
-			for (int j = j0; j <= pos; j++) {
-				const float *kj = kc + (size_t)j * kd + (size_t)g * hd;
-				float s = 0;
-				for (int d = 0; d < hd; d++)
-					s += qh[d] * kj[d];
-				w->scores[j] = s * scale;
-				mx = fmaxf(mx, w->scores[j]);
-			}
-			double sum = 0;
-			for (int j = j0; j <= pos; j++) {
-				w->scores[j] = expf(w->scores[j] - mx);
-				sum += w->scores[j];
-			}
-			float *o = w->att + (size_t)h * hd;
-			memset(o, 0, sizeof(float) * (size_t)hd);
-			for (int j = j0; j <= pos; j++) {
-				float p = (float)(w->scores[j] / sum);
-				const float *vj = vc + (size_t)j * kd + (size_t)g * hd;
-				for (int d = 0; d < hd; d++)
-					o[d] += p * vj[d];
-			}
-		}
+		be->attention_decode(w->att, w->scores, w->q, kc, vc, j0, pos, nh, nkv, hd);
 		lin1(m, l, FT_LIN_O, w->mid, w->att, w->tmp);
-		for (int i = 0; i < C; i++)
-			w->mid[i] += w->x[i];
-		be->rmsnorm_fwd(w->ln, &rstd, w->mid, L->ln2, 1, C, (float)c->rms_norm_eps);
+		be->add(w->mid, w->x, (size_t)C);
+		be->rmsnorm_fwd(w->ln, w->rstd, w->mid, L->ln2, 1, C, (float)c->rms_norm_eps);
 		lin1(m, l, FT_LIN_GATE, w->gate, w->ln, w->tmp);
 		lin1(m, l, FT_LIN_UP, w->up, w->ln, w->tmp);
 		be->swiglu_fwd(w->h, w->gate, w->up, (size_t)I);
 		lin1(m, l, FT_LIN_DOWN, w->x, w->h, w->tmp);
-		for (int i = 0; i < C; i++)
-			w->x[i] += w->mid[i];
+		be->add(w->x, w->mid, (size_t)C);
 	}
-	be->rmsnorm_fwd(w->ln, &rstd, w->x, m->norm, 1, C, (float)c->rms_norm_eps);
+	be->rmsnorm_fwd(w->ln, w->rstd, w->x, m->norm, 1, C, (float)c->rms_norm_eps);
 	be->matmul_fwd(w->logits, w->ln, m->lm_head, NULL, 1, C, c->vocab_size, false);
 }
 
@@ -151,6 +131,7 @@ enum ft_rc ft_generate(struct ft_model *m, const int32_t *prompt, size_t n_promp
 		       const struct ft_gen_opts *o, struct ft_ids_out *out, struct ft_err *err)
 {
 	const struct ft_model_config *c = &m->cfg;
+	const struct ft_backend *be = m->be;
 	int kd = c->num_kv_heads * c->head_dim, V = c->vocab_size;
 	long max_len = (long)n_prompt + o->max_new_tokens;
 	if (n_prompt == 0)
@@ -167,17 +148,21 @@ enum ft_rc ft_generate(struct ft_model *m, const int32_t *prompt, size_t n_promp
 					prompt[i], V);
 	struct kv cache;
 	size_t csz = (size_t)c->num_layers * max_len * kd;
-	cache.k = malloc(csz * sizeof(float));
-	cache.v = malloc(csz * sizeof(float));
+	cache.k = be->alloc(csz * sizeof(float));
+	cache.v = be->alloc(csz * sizeof(float));
 	size_t ws = (size_t)c->hidden_size * 4 + (size_t)c->num_heads * c->head_dim * 2 +
 		    (size_t)kd * 2 + (size_t)c->intermediate_size * 3 + 4096 + (size_t)V +
-		    (size_t)max_len;
-	float *wmem = malloc(ws * sizeof(float));
+		    (size_t)max_len + 1;
+	float *wmem = be->alloc(ws * sizeof(float));
+	int32_t *tok = be->alloc(2 * sizeof(int32_t));
+	/* the host's copy of one row of logits (not needed on the CPU) */
+	float *hlog = be->host_memory ? NULL : malloc(sizeof(float) * (size_t)V);
 	struct cand *cand = malloc(sizeof(*cand) * (size_t)V);
 	out->ids = malloc(sizeof(int32_t) * (size_t)(o->max_new_tokens + 1));
 	out->n = 0;
 	enum ft_rc rc = FT_OK;
-	if (!cache.k || !cache.v || !wmem || !cand || !out->ids) {
+	if (!cache.k || !cache.v || !wmem || !tok || (!be->host_memory && !hlog) || !cand ||
+	    !out->ids) {
 		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory for generation");
 		goto free_all;
 	}
@@ -195,7 +180,9 @@ enum ft_rc ft_generate(struct ft_model *m, const int32_t *prompt, size_t n_promp
 	w.h = p, p += c->intermediate_size;
 	w.tmp = p, p += 4096;
 	w.logits = p, p += V;
+	w.rstd = p, p += 1;
 	w.scores = p;
+	w.tok = tok;
 	if (m->has_lora && m->lora.r > 4096) {
 		rc = ft_failf(err, FT_EINVAL, NULL, "LoRA rank too large for generation");
 		goto free_all;
@@ -208,15 +195,19 @@ enum ft_rc ft_generate(struct ft_model *m, const int32_t *prompt, size_t n_promp
 	if ((rc = ft_model_forward(m, &pb, 0.0f, 0, NULL, err)))
 		goto free_all;
 	for (int l = 0; l < c->num_layers; l++) {
-		memcpy(cache.k + (size_t)l * max_len * kd, m->acts[l].k,
-		       sizeof(float) * n_prompt * (size_t)kd);
-		memcpy(cache.v + (size_t)l * max_len * kd, m->acts[l].v,
-		       sizeof(float) * n_prompt * (size_t)kd);
+		be->copy(cache.k + (size_t)l * max_len * kd, m->acts[l].k,
+			 sizeof(float) * n_prompt * (size_t)kd);
+		be->copy(cache.v + (size_t)l * max_len * kd, m->acts[l].v,
+			 sizeof(float) * n_prompt * (size_t)kd);
 	}
-	memcpy(w.logits, m->logits + (n_prompt - 1) * (size_t)V, sizeof(float) * (size_t)V);
+	be->copy(w.logits, m->logits + (n_prompt - 1) * (size_t)V, sizeof(float) * (size_t)V);
+	/* the host reads the logits row in place on the CPU, else a download */
+	const float *row = be->host_memory ? w.logits : hlog;
 	int32_t pos = (int32_t)n_prompt;
 	for (int t = 0; t < o->max_new_tokens; t++) {
-		int32_t next = pick(w.logits, V, o, &g, cand);
+		if (!be->host_memory)
+			be->download(hlog, w.logits, sizeof(float) * (size_t)V);
+		int32_t next = pick(row, V, o, &g, cand);
 		out->ids[out->n++] = next;
 		bool eos = false;
 		for (int e = 0; e < c->n_eos; e++)
@@ -226,9 +217,11 @@ enum ft_rc ft_generate(struct ft_model *m, const int32_t *prompt, size_t n_promp
 		decode_step(m, &cache, (int)max_len, next, pos++, &w);
 	}
 free_all:
-	free(cache.k);
-	free(cache.v);
-	free(wmem);
+	be->free(cache.k);
+	be->free(cache.v);
+	be->free(wmem);
+	be->free(tok);
+	free(hlog);
 	free(cand);
 	if (rc) {
 		free(out->ids);

@@ -60,12 +60,12 @@ enum ft_rc ft_model_lora_add(struct ft_model *m, const struct ft_lora_config *lc
 				    ft_linear_name((enum ft_linear)k));
 		}
 	}
-	m->lora_mem = ft_slots_point(&l);
+	m->lora_mem = ft_slots_point(&l, m->be);
 	m->lora_params = l.p;
 	m->n_lora_params = l.n;
 	m->lora_total = l.total;
 	free(l.slot);
-	m->lora_grads_mem = calloc(l.total ? l.total : 1, sizeof(float));
+	m->lora_grads_mem = ft_dev_calloc(m->be, (l.total ? l.total : 1) * sizeof(float));
 	if (!m->lora_mem || !m->lora_grads_mem)
 		return ft_failf(err, FT_ENOMEM, NULL, "out of memory for LoRA adapters");
 	for (size_t i = 0; i < m->n_lora_params; i++)
@@ -86,9 +86,11 @@ void ft_model_lora_init(struct ft_model *m, uint64_t seed)
 		struct ft_param *p = &m->lora_params[i];
 		bool is_a = strstr(p->name, ".lora_A.") != NULL;
 		double bound = 1.0 / sqrt((double)p->shape[1]);
+		float *h = ft_dev_map(m->be, p->data, p->n * sizeof(float), false);
+		FT_ASSERT(h); /* one tensor's staging; out of memory aborts as ft_xmalloc */
 		for (size_t j = 0; j < p->n; j++)
-			p->data[j] =
-				is_a ? (float)((2.0 * ft_rng_uniform(&r) - 1.0) * bound) : 0.0f;
+			h[j] = is_a ? (float)((2.0 * ft_rng_uniform(&r) - 1.0) * bound) : 0.0f;
+		ft_dev_unmap(m->be, p->data, h, p->n * sizeof(float), true);
 	}
 }
 
@@ -112,6 +114,7 @@ void ft_model_lora_merge(struct ft_model *m)
 	ft_err_clear(&err);
 	FT_ASSERT(ft_model_nf4_to_f32(m, &err) == FT_OK);
 	const struct ft_model_config *c = &m->cfg;
+	const struct ft_backend *be = m->be;
 	int r = m->lora.r;
 	for (int i = 0; i < c->num_layers; i++) {
 		struct ft_layer *L = &m->layers[i];
@@ -120,24 +123,48 @@ void ft_model_lora_merge(struct ft_model *m)
 				continue;
 			int in, out;
 			ft_model_linear_dims(c, (enum ft_linear)k, &in, &out);
-			/* W[out,in] += s * B[out,r] A[r,in] */
-			float *tmp = ft_xcalloc((size_t)out * in, sizeof(float));
-			ft_cpu_sgemm(out, in, r, L->lora_b[k], r, false, L->lora_a[k], in, false,
-				     tmp, in, false);
-			for (size_t j = 0; j < (size_t)out * in; j++)
-				L->w[k][j] += m->lora_s * tmp[j];
+			/* W[out,in] += s * B[out,r] A[r,in], on the host (once, at the
+			 * end: staged one weight at a time when memory is not the host's) */
+			size_t nw = (size_t)out * in, na = (size_t)r * in, nb = (size_t)out * r;
+			float *w = ft_dev_map(be, L->w[k], nw * sizeof(float), true);
+			float *a = ft_dev_map(be, L->lora_a[k], na * sizeof(float), true);
+			float *b = ft_dev_map(be, L->lora_b[k], nb * sizeof(float), true);
+			FT_ASSERT(w && a && b);
+			float *tmp = ft_xcalloc(nw, sizeof(float));
+			ft_cpu_sgemm(out, in, r, b, r, false, a, in, false, tmp, in, false);
+			for (size_t j = 0; j < nw; j++)
+				w[j] += m->lora_s * tmp[j];
 			free(tmp);
+			ft_dev_unmap(be, L->lora_b[k], b, nb * sizeof(float), false);
+			ft_dev_unmap(be, L->lora_a[k], a, na * sizeof(float), false);
+			ft_dev_unmap(be, L->w[k], w, nw * sizeof(float), true);
 			L->lora_a[k] = L->lora_b[k] = NULL;
 		}
 	}
-	free(m->lora_mem);
-	free(m->lora_grads_mem);
+	be->free(m->lora_mem);
+	be->free(m->lora_grads_mem);
 	free(m->lora_params);
 	m->lora_mem = m->lora_grads_mem = NULL;
 	m->lora_params = NULL;
 	m->n_lora_params = 0;
 	m->has_lora = false;
 	m->act_n = 0;
+}
+
+/* The dropout mask of linear k of layer l for seed (n elements, 1 = kept),
+ * drawn on the host into the backend's mask buffer. */
+static const uint8_t *drop_mask(struct ft_model *m, uint64_t seed, int l, enum ft_linear k,
+				size_t n)
+{
+	float p = (float)m->lora.dropout;
+	uint8_t *h = m->be->host_memory ? m->drop_mask : m->drop_h;
+	struct ft_rng rng;
+	ft_rng_seed(&rng, ft_rng_derive(seed, (uint64_t)l, (uint64_t)k));
+	for (size_t i = 0; i < n; i++)
+		h[i] = ft_rng_uniform(&rng) >= p;
+	if (!m->be->host_memory)
+		m->be->upload(m->drop_mask, h, n);
+	return m->drop_mask;
 }
 
 void ft_lora_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in, int N,
@@ -153,12 +180,9 @@ void ft_lora_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, const 
 		/* nn.Dropout(p): keep with probability 1-p, scale kept by 1/(1-p);
 		 * the mask is a function of (seed, layer, linear) and is drawn
 		 * again in backward */
-		float p = (float)m->lora.dropout, keep = 1.0f / (1.0f - p);
-		struct ft_rng rng;
-		ft_rng_seed(&rng, ft_rng_derive(drop_seed, (uint64_t)l, (uint64_t)k));
+		float keep = 1.0f / (1.0f - (float)m->lora.dropout);
 		size_t n = (size_t)N * IC;
-		for (size_t i = 0; i < n; i++)
-			a->lx[k][i] = ft_rng_uniform(&rng) >= p ? in[i] * keep : 0.0f;
+		be->dropout_fwd(a->lx[k], in, drop_mask(m, drop_seed, l, k, n), n, keep);
 		x = a->lx[k];
 	}
 	int r = m->lora.r;
@@ -177,7 +201,7 @@ void ft_lora_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, const 
 	ft_model_linear_dims(&m->cfg, k, &IC, &OC);
 	int r = m->lora.r;
 	float *du = m->s.du;
-	memset(du, 0, sizeof(float) * (size_t)N * r);
+	be->zero(du, sizeof(float) * (size_t)N * r);
 	/* y += u B^T: dB += dout^T u; du = dout B */
 	be->matmul_bwd(du, ft_model_lora_grad(m, L->lora_b[k]), NULL, dout, a->lu[k], L->lora_b[k],
 		       N, r, OC);
@@ -190,13 +214,9 @@ void ft_lora_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, const 
 	}
 	float *dx = m->s.dx;
 	size_t n = (size_t)N * IC;
-	memset(dx, 0, sizeof(float) * n);
+	be->zero(dx, sizeof(float) * n);
 	be->matmul_bwd(dx, ft_model_lora_grad(m, L->lora_a[k]), NULL, du, a->lx[k], L->lora_a[k], N,
 		       IC, r);
-	float p = (float)m->lora.dropout, keep = 1.0f / (1.0f - p);
-	struct ft_rng rng;
-	ft_rng_seed(&rng, ft_rng_derive(m->drop_seed, (uint64_t)l, (uint64_t)k));
-	for (size_t i = 0; i < n; i++)
-		if (ft_rng_uniform(&rng) >= p)
-			din[i] += dx[i] * keep;
+	float keep = 1.0f / (1.0f - (float)m->lora.dropout);
+	be->dropout_bwd(din, dx, drop_mask(m, m->drop_seed, l, k, n), n, keep);
 }

@@ -27,7 +27,11 @@
  * Memory, one allocation each (llm.c's malloc_and_point_parameters): base
  * weights; NF4 weights (QLoRA); base gradients (full fine-tuning only);
  * LoRA weights; LoRA gradients; activations (saved for backward, sized for the largest batch
- * seen); backward scratch.
+ * seen); backward scratch. All of it is backend memory (ft/backend.h): the
+ * host reaches it through the backend's upload / download / zero / copy
+ * and its ops (the residual adds are the add op), never by dereferencing;
+ * on the CPU (host_memory) the staging helpers hand out the memory itself.
+ * Each forward uploads the batch's ids, targets, positions and doc ids.
  */
 #include "ft/model.h"
 #include "model_int.h"
@@ -84,6 +88,8 @@ static bool linear_has_bias(const struct ft_model_config *c, enum ft_linear l)
 	return c->mlp_bias;
 }
 
+static void free_acts(struct ft_model *m);
+
 /* ---- the parameter table: record (name, shape, slot), then one block ---- */
 
 void ft_slot_add(struct ft_slotlist *l, float **slot, bool decay, int ndim, int64_t d0, int64_t d1,
@@ -112,9 +118,9 @@ void ft_slot_add(struct ft_slotlist *l, float **slot, bool decay, int ndim, int6
 }
 
 /* Allocate one block and point every slot (and p->data) into it. */
-float *ft_slots_point(struct ft_slotlist *l)
+float *ft_slots_point(struct ft_slotlist *l, const struct ft_backend *be)
 {
-	float *mem = calloc(l->total ? l->total : 1, sizeof(float));
+	float *mem = ft_dev_calloc(be, (l->total ? l->total : 1) * sizeof(float));
 	if (!mem)
 		return NULL;
 	size_t off = 0;
@@ -159,7 +165,7 @@ static enum ft_rc build_base(struct ft_model *m, struct ft_err *err)
 	if (!c->tie_word_embeddings)
 		ft_slot_add(&l, &m->lm_head, true, 2, c->vocab_size, c->hidden_size,
 			    "lm_head.weight");
-	m->params_mem = ft_slots_point(&l);
+	m->params_mem = ft_slots_point(&l, m->be);
 	m->params = l.p;
 	m->n_params = l.n;
 	m->params_total = l.total;
@@ -193,10 +199,14 @@ enum ft_rc ft_model_create(const struct ft_model_config *cfg, const struct ft_ba
 	if (rc)
 		goto fail_model;
 	m->rope_max = cfg->max_position_embeddings > 0 ? cfg->max_position_embeddings : 2048;
-	size_t tsz = (size_t)m->rope_max * (cfg->head_dim / 2);
-	m->rope_cos = malloc(tsz * sizeof(float));
-	m->rope_sin = malloc(tsz * sizeof(float));
-	if (!m->rope_cos || !m->rope_sin) {
+	size_t tsz = (size_t)m->rope_max * (cfg->head_dim / 2) * sizeof(float);
+	m->rope_cos = be->alloc(tsz);
+	m->rope_sin = be->alloc(tsz);
+	float *hcos = m->rope_cos ? ft_dev_map(be, m->rope_cos, tsz, false) : NULL;
+	float *hsin = m->rope_sin ? ft_dev_map(be, m->rope_sin, tsz, false) : NULL;
+	if (!hcos || !hsin) {
+		ft_dev_unmap(be, m->rope_cos, hcos, tsz, false);
+		ft_dev_unmap(be, m->rope_sin, hsin, tsz, false);
 		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory for rope tables");
 		goto fail_model;
 	}
@@ -206,7 +216,9 @@ enum ft_rc ft_model_create(const struct ft_model_config *cfg, const struct ft_ba
 				     cfg->rope_low_freq_factor,
 				     cfg->rope_high_freq_factor,
 				     cfg->rope_original_max_pos };
-	ft_rope_tables(m->rope_cos, m->rope_sin, m->rope_max, cfg->head_dim, &rp);
+	ft_rope_tables(hcos, hsin, m->rope_max, cfg->head_dim, &rp);
+	ft_dev_unmap(be, m->rope_cos, hcos, tsz, true);
+	ft_dev_unmap(be, m->rope_sin, hsin, tsz, true);
 	*out = m;
 	return FT_OK;
 fail_model:
@@ -218,22 +230,20 @@ void ft_model_free(struct ft_model *m)
 {
 	if (!m)
 		return;
-	free(m->params_mem);
-	free(m->nf4_mem);
+	const struct ft_backend *be = m->be;
+	be->free(m->params_mem);
+	be->free(m->nf4_mem);
+	be->free(m->nf4_map);
 	free(m->nf4_w);
-	free(m->grads_mem);
+	be->free(m->grads_mem);
 	free(m->params);
 	free(m->layers);
-	free(m->lora_mem);
-	free(m->lora_grads_mem);
+	be->free(m->lora_mem);
+	be->free(m->lora_grads_mem);
 	free(m->lora_params);
-	free(m->act_mem);
-	free(m->scratch_mem);
-	free(m->acts);
-	free(m->pos);
-	free(m->doc);
-	free(m->rope_cos);
-	free(m->rope_sin);
+	free_acts(m);
+	be->free(m->rope_cos);
+	be->free(m->rope_sin);
 	free(m);
 }
 
@@ -288,7 +298,7 @@ enum ft_rc ft_model_train_base(struct ft_model *m, struct ft_err *err)
 			err, FT_EINVAL, NULL,
 			"the base model is quantised to 4 bits (NF4): it cannot be fine-tuned "
 			"in full; train LoRA adapters on it (method \"qlora\")");
-	m->grads_mem = calloc(m->params_total, sizeof(float));
+	m->grads_mem = ft_dev_calloc(m->be, m->params_total * sizeof(float));
 	if (!m->grads_mem)
 		return ft_failf(err, FT_ENOMEM, NULL, "out of memory for %zu gradients",
 				m->params_total);
@@ -310,10 +320,12 @@ enum ft_rc ft_model_nf4_alloc(struct ft_model *m, const bool *nested, struct ft_
 		total += ft_nf4_layout(out, in, nested[i]);
 	}
 	m->nf4_w = calloc(nw, sizeof(*m->nf4_w));
-	m->nf4_mem = aligned_alloc(64, (total + 63) & ~(size_t)63);
-	if (!m->nf4_w || !m->nf4_mem)
+	m->nf4_mem = m->be->alloc(total);
+	m->nf4_map = m->be->alloc(sizeof ft_nf4_dynamic_map);
+	if (!m->nf4_w || !m->nf4_mem || !m->nf4_map)
 		return ft_failf(err, FT_ENOMEM, NULL, "out of memory for the NF4 weights (%.1f MB)",
 				total * 1e-6);
+	m->be->upload(m->nf4_map, ft_nf4_dynamic_map, sizeof ft_nf4_dynamic_map);
 	m->nf4_bytes = total;
 	uint8_t *p = m->nf4_mem;
 	for (size_t i = 0; i < nw; i++) {
@@ -321,10 +333,39 @@ enum ft_rc ft_model_nf4_alloc(struct ft_model *m, const bool *nested, struct ft_
 		enum ft_linear k = (enum ft_linear)(i % FT_LIN_COUNT);
 		ft_model_linear_dims(c, k, &in, &out);
 		ft_nf4_point(&m->nf4_w[i], p, out, in, nested[i]);
+		if (nested[i]) /* the ops read the map where they read the weight */
+			m->nf4_w[i].code2 = m->be->host_memory ? ft_nf4_dynamic_map : m->nf4_map;
 		m->layers[i / FT_LIN_COUNT].q[k] = &m->nf4_w[i];
 		p += ft_nf4_layout(out, in, nested[i]);
 	}
 	return FT_OK;
+}
+
+enum ft_rc ft_model_nf4_map(const struct ft_model *m, const struct ft_nf4 *q, struct ft_nf4 *hq,
+			    bool fetch, struct ft_err *err)
+{
+	if (m->be->host_memory) {
+		*hq = *q;
+		return FT_OK;
+	}
+	size_t bytes = ft_nf4_layout(q->rows, q->cols, q->nested);
+	void *h = ft_dev_map(m->be, q->packed, bytes, fetch);
+	if (!h)
+		return ft_failf(err, FT_ENOMEM, NULL, "out of memory for one NF4 weight");
+	ft_nf4_point(hq, h, q->rows, q->cols, q->nested);
+	hq->src_dtype = q->src_dtype;
+	hq->offset = q->offset;
+	return FT_OK;
+}
+
+void ft_model_nf4_unmap(const struct ft_model *m, struct ft_nf4 *q, struct ft_nf4 *hq, bool store)
+{
+	q->src_dtype = hq->src_dtype;
+	q->offset = hq->offset;
+	if (m->be->host_memory)
+		return;
+	ft_dev_unmap(m->be, q->packed, hq->packed, ft_nf4_layout(q->rows, q->cols, q->nested),
+		     store);
 }
 
 size_t ft_model_nf4_bytes(const struct ft_model *m)
@@ -344,16 +385,17 @@ enum ft_rc ft_model_nf4_to_f32(struct ft_model *m, struct ft_err *err)
 	/* build the fp32 table again, with the linears, and move every tensor */
 	float *old_mem = m->params_mem;
 	struct ft_param *old_p = m->params;
-	size_t old_n = m->n_params;
+	size_t old_n = m->n_params, old_total = m->params_total;
 	struct ft_layer *old_layers = m->layers;
 	m->nf4 = false;
 	m->params_mem = NULL, m->params = NULL, m->layers = NULL;
 	enum ft_rc rc = build_base(m, err);
 	if (rc) {
-		free(m->params_mem);
+		m->be->free(m->params_mem);
 		free(m->params);
 		free(m->layers);
 		m->params_mem = old_mem, m->params = old_p, m->n_params = old_n;
+		m->params_total = old_total;
 		m->layers = old_layers;
 		m->nf4 = true;
 		return rc;
@@ -361,22 +403,48 @@ enum ft_rc ft_model_nf4_to_f32(struct ft_model *m, struct ft_err *err)
 	for (size_t i = 0, j = 0; i < m->n_params; i++) {
 		struct ft_param *p = &m->params[i];
 		if (j < old_n && strcmp(old_p[j].name, p->name) == 0) {
-			memcpy(p->data, old_p[j].data, p->n * sizeof(float));
+			m->be->copy(p->data, old_p[j].data, p->n * sizeof(float));
 			j++;
 		}
 	}
-	for (int l = 0; l < m->cfg.num_layers; l++)
-		for (int k = 0; k < FT_LIN_COUNT; k++) {
-			ft_nf4_dequant(old_layers[l].q[k], m->layers[l].w[k]);
+	for (int l = 0; l < m->cfg.num_layers && !rc; l++)
+		for (int k = 0; k < FT_LIN_COUNT && !rc; k++) {
+			/* dequantise on the host, one weight at a time */
+			int in, out;
+			ft_model_linear_dims(&m->cfg, (enum ft_linear)k, &in, &out);
+			float *w = m->layers[l].w[k];
+			size_t bytes = (size_t)in * out * sizeof(float);
+			struct ft_nf4 hq;
+			float *hw = ft_dev_map(m->be, w, bytes, false);
+			if (!hw || (rc = ft_model_nf4_map(m, old_layers[l].q[k], &hq, true, err))) {
+				ft_dev_unmap(m->be, w, hw, bytes, false);
+				rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory");
+				break;
+			}
+			ft_nf4_dequant(&hq, hw);
+			ft_model_nf4_unmap(m, old_layers[l].q[k], &hq, false);
+			ft_dev_unmap(m->be, w, hw, bytes, true);
 			m->layers[l].lora_a[k] = old_layers[l].lora_a[k];
 			m->layers[l].lora_b[k] = old_layers[l].lora_b[k];
 		}
-	free(old_mem);
+	if (rc) { /* back to the NF4 model */
+		m->be->free(m->params_mem);
+		free(m->params);
+		free(m->layers);
+		m->params_mem = old_mem, m->params = old_p, m->n_params = old_n;
+		m->params_total = old_total;
+		m->layers = old_layers;
+		m->nf4 = true;
+		return rc;
+	}
+	m->be->free(old_mem);
 	free(old_p);
 	free(old_layers);
-	free(m->nf4_mem);
+	m->be->free(m->nf4_mem);
+	m->be->free(m->nf4_map);
 	free(m->nf4_w);
 	m->nf4_mem = NULL;
+	m->nf4_map = NULL;
 	m->nf4_w = NULL;
 	m->nf4_bytes = 0;
 	return FT_OK;
@@ -472,25 +540,57 @@ size_t ft_model_activation_bytes(const struct ft_model *m)
 	return m->act_n * sizeof(float);
 }
 
+/* Activations, scratch and the batch's arrays (backend memory, but acts
+ * and the staging buffers). */
+static void free_acts(struct ft_model *m)
+{
+	const struct ft_backend *be = m->be;
+	be->free(m->act_mem);
+	be->free(m->scratch_mem);
+	be->free(m->pos);
+	be->free(m->doc);
+	be->free(m->ids_d);
+	be->free(m->tgt_d);
+	be->free(m->drop_mask);
+	free(m->acts);
+	free(m->pos_h);
+	free(m->doc_h);
+	free(m->drop_h);
+	m->act_mem = m->scratch_mem = NULL;
+	m->pos = m->doc = m->pos_h = m->doc_h = m->ids_d = m->tgt_d = NULL;
+	m->drop_mask = m->drop_h = NULL;
+	m->acts = NULL;
+}
+
 static enum ft_rc ensure_acts(struct ft_model *m, int B, int T, struct ft_err *err)
 {
 	const struct ft_model_config *c = &m->cfg;
+	const struct ft_backend *be = m->be;
 	if (m->act_n && m->act_B == B && m->act_T == T)
 		return FT_OK;
-	free(m->act_mem);
-	free(m->scratch_mem);
-	free(m->acts);
-	m->act_mem = m->scratch_mem = NULL;
+	free_acts(m);
 	m->acts = calloc((size_t)c->num_layers, sizeof(*m->acts));
 	size_t n = plan_acts(m, B, T, NULL);
-	m->act_mem = malloc(n * sizeof(float));
+	m->act_mem = be->alloc(n * sizeof(float));
 	/* backward scratch: dres, dln, dq, dk, dv, datt, dgate, dup, dh, du, dx */
 	size_t N = (size_t)B * T, C = c->hidden_size, I = c->intermediate_size;
 	size_t qd = (size_t)c->num_heads * c->head_dim, kd = (size_t)c->num_kv_heads * c->head_dim;
 	size_t maxin = FT_MAX(FT_MAX(C, I), qd), r = m->has_lora ? (size_t)m->lora.r : 1;
 	size_t sn = N * (2 * C + qd + 2 * kd + qd + 3 * I + r + maxin);
-	m->scratch_mem = malloc(sn * sizeof(float));
-	if (!m->acts || !m->act_mem || !m->scratch_mem) {
+	m->scratch_mem = be->alloc(sn * sizeof(float));
+	size_t ib = N * sizeof(int32_t);
+	bool ok = m->acts && m->act_mem && m->scratch_mem;
+	ok = ok && (m->pos = be->alloc(ib)) && (m->doc = be->alloc(ib));
+	if (ok && !be->host_memory)
+		ok = (m->pos_h = malloc(ib)) && (m->doc_h = malloc(ib)) &&
+		     (m->ids_d = be->alloc(ib)) && (m->tgt_d = be->alloc(ib));
+	if (ok && m->has_lora && m->lora.dropout > 0) {
+		ok = (m->drop_mask = be->alloc(N * maxin)) != NULL;
+		if (ok && !be->host_memory)
+			ok = (m->drop_h = malloc(N * maxin)) != NULL;
+	}
+	if (!ok) {
+		free_acts(m);
 		m->act_n = 0;
 		return ft_failf(err, FT_ENOMEM, NULL,
 				"out of memory for activations of a %d x %d batch (%.1f GB)", B, T,
@@ -579,8 +679,7 @@ static void layer_fwd(struct ft_model *m, int l, int B, int T, uint64_t lora_rng
 	be->attention_fwd(a->att, a->lse, a->q, a->k, a->v, m->doc, c->sliding_window, B, T, nh,
 			  nkv, hd);
 	linear_fwd(m, l, FT_LIN_O, a->mid, a->att, N, lora_rng, train);
-	for (size_t i = 0; i < (size_t)N * C; i++)
-		a->mid[i] += a->res[i];
+	be->add(a->mid, a->res, (size_t)N * C);
 	be->rmsnorm_fwd(a->ln2, a->rstd2, a->mid, L->ln2, N, C, (float)c->rms_norm_eps);
 	linear_fwd(m, l, FT_LIN_GATE, a->gate, a->ln2, N, lora_rng, train);
 	linear_fwd(m, l, FT_LIN_UP, a->up, a->ln2, N, lora_rng, train);
@@ -589,14 +688,13 @@ static void layer_fwd(struct ft_model *m, int l, int B, int T, uint64_t lora_rng
 		/* the down projection's LoRA path saves u (and its dropout
 		 * input) for backward; its output goes to scratch */
 		if (L->lora_a[FT_LIN_DOWN] && m->lora_on) {
-			memset(m->s.dx, 0, sizeof(float) * (size_t)N * C);
+			be->zero(m->s.dx, sizeof(float) * (size_t)N * C);
 			ft_lora_fwd(m, l, FT_LIN_DOWN, m->s.dx, a->h, N, lora_rng, train);
 		}
 		return;
 	}
 	linear_fwd(m, l, FT_LIN_DOWN, next, a->h, N, lora_rng, train);
-	for (size_t i = 0; i < (size_t)N * C; i++)
-		next[i] += a->mid[i];
+	be->add(next, a->mid, (size_t)N * C);
 }
 
 /* Everything up to the logits; train draws the LoRA dropout masks. */
@@ -611,20 +709,20 @@ static enum ft_rc forward_logits(struct ft_model *m, const struct ft_batch *b, b
 	enum ft_rc rc = ensure_acts(m, B, T, err);
 	if (rc)
 		return rc;
-	/* positions and documents: given, or 0..T-1 in one document */
-	m->pos = realloc(m->pos, sizeof(int32_t) * N);
-	m->doc = realloc(m->doc, sizeof(int32_t) * N);
-	FT_ASSERT(m->pos && m->doc);
+	/* positions and documents: given, or 0..T-1 in one document; filled
+	 * on the host (in place on the CPU), then uploaded */
+	int32_t *pos = be->host_memory ? m->pos : m->pos_h;
+	int32_t *doc = be->host_memory ? m->doc : m->doc_h;
 	for (int i = 0; i < N; i++) {
-		m->pos[i] = b->pos ? b->pos[i] : i % T;
-		m->doc[i] = b->doc ? b->doc[i] : 0;
+		pos[i] = b->pos ? b->pos[i] : i % T;
+		doc[i] = b->doc ? b->doc[i] : 0;
 		if (b->ids[i] < 0 || b->ids[i] >= c->vocab_size)
 			return ft_failf(err, FT_EINVAL, NULL,
 					"token id %d is outside the vocabulary (size %d)",
 					b->ids[i], c->vocab_size);
-		if (m->pos[i] < 0 || m->pos[i] >= m->rope_max)
+		if (pos[i] < 0 || pos[i] >= m->rope_max)
 			return ft_failf(err, FT_EINVAL, NULL,
-					"position %d is beyond the model's %d positions", m->pos[i],
+					"position %d is beyond the model's %d positions", pos[i],
 					m->rope_max);
 		if (b->targets && b->targets[i] != FT_IGNORE_INDEX &&
 		    (b->targets[i] < 0 || b->targets[i] >= c->vocab_size))
@@ -632,8 +730,14 @@ static enum ft_rc forward_logits(struct ft_model *m, const struct ft_batch *b, b
 					"label %d is outside the vocabulary (size %d)",
 					b->targets[i], c->vocab_size);
 	}
+	if (!be->host_memory) {
+		be->upload(m->pos, pos, sizeof(int32_t) * (size_t)N);
+		be->upload(m->doc, doc, sizeof(int32_t) * (size_t)N);
+	}
+	m->ids = ft_model_batch_ints(m, m->ids_d, b->ids, (size_t)N);
+	m->tgt = b->targets ? ft_model_batch_ints(m, m->tgt_d, b->targets, (size_t)N) : NULL;
 	m->drop_seed = lora_rng;
-	be->embedding_fwd(m->acts[0].res, b->ids, m->wte, N, C);
+	be->embedding_fwd(m->acts[0].res, m->ids, m->wte, N, C);
 	for (int l = 0; l < c->num_layers; l++)
 		layer_fwd(m, l, B, T, lora_rng, train, true);
 	be->rmsnorm_fwd(m->lnf, m->rstdf, m->res_final, m->norm, N, C, (float)c->rms_norm_eps);
@@ -652,7 +756,7 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 		return rc;
 	if (b->targets) {
 		struct ft_ce_stats local = { 0 };
-		be->cross_entropy(m->logits, b->targets, b->B * b->T, m->cfg.vocab_size, grad_scale,
+		be->cross_entropy(m->logits, m->tgt, b->B * b->T, m->cfg.vocab_size, grad_scale,
 				  st ? st : &local);
 		m->fwd_train = train;
 	}
@@ -662,6 +766,20 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 const float *ft_model_logits(const struct ft_model *m)
 {
 	return m->logits;
+}
+
+void ft_model_read(const struct ft_model *m, float *host, const float *t, size_t n)
+{
+	m->be->download(host, t, n * sizeof(float));
+}
+
+const int32_t *ft_model_batch_ints(const struct ft_model *m, int32_t *dev, const int32_t *src,
+				   size_t n)
+{
+	if (m->be->host_memory)
+		return src;
+	m->be->upload(dev, src, n * sizeof(int32_t));
+	return dev;
 }
 
 /* ---- sequence-level losses (DPO): logits kept, then turned into gradients ---- */
@@ -677,10 +795,12 @@ void ft_model_row_logps(struct ft_model *m, const struct ft_batch *b, double *lo
 {
 	int T = b->T, V = m->cfg.vocab_size;
 	FT_ASSERT(b->targets && m->act_B == b->B && m->act_T == T);
+	/* the forward may have had no targets (logits only): upload them */
+	const int32_t *tgt = ft_model_batch_ints(m, m->tgt_d, b->targets, (size_t)b->B * T);
 	for (int r = 0; r < b->B; r++) {
 		struct ft_ce_stats st = { 0 };
-		m->be->cross_entropy(m->logits + (size_t)r * T * V, b->targets + (size_t)r * T, T,
-				     V, 0.0f, &st);
+		m->be->cross_entropy(m->logits + (size_t)r * T * V, tgt + (size_t)r * T, T, V, 0.0f,
+				     &st);
 		logp[r] = -st.loss_sum;
 	}
 }
@@ -689,13 +809,14 @@ void ft_model_logits_grad_rows(struct ft_model *m, const struct ft_batch *b, con
 {
 	int T = b->T, V = m->cfg.vocab_size;
 	FT_ASSERT(b->targets && m->act_B == b->B && m->act_T == T);
+	const int32_t *tgt = ft_model_batch_ints(m, m->tgt_d, b->targets, (size_t)b->B * T);
 	for (int r = 0; r < b->B; r++) {
 		float *x = m->logits + (size_t)r * T * V;
 		struct ft_ce_stats st = { 0 };
 		if (scale[r] == 0.0f) /* the op leaves logits as they are for a zero scale */
-			memset(x, 0, sizeof(float) * (size_t)T * V);
+			m->be->zero(x, sizeof(float) * (size_t)T * V);
 		else
-			m->be->cross_entropy(x, b->targets + (size_t)r * T, T, V, scale[r], &st);
+			m->be->cross_entropy(x, tgt + (size_t)r * T, T, V, scale[r], &st);
 	}
 	m->fwd_train = true;
 }
@@ -703,9 +824,9 @@ void ft_model_logits_grad_rows(struct ft_model *m, const struct ft_batch *b, con
 void ft_model_zero_grad(struct ft_model *m)
 {
 	if (m->grads_mem)
-		memset(m->grads_mem, 0, m->params_total * sizeof(float));
+		m->be->zero(m->grads_mem, m->params_total * sizeof(float));
 	if (m->lora_grads_mem)
-		memset(m->lora_grads_mem, 0, m->lora_total * sizeof(float));
+		m->be->zero(m->lora_grads_mem, m->lora_total * sizeof(float));
 }
 
 void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
@@ -719,10 +840,10 @@ void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 	FT_ASSERT(m->fwd_train && m->act_B == B && m->act_T == T);
 
 	/* logits = lnf W_head^T; the logits buffer holds d loss / d logits */
-	memset(s->dln, 0, sizeof(float) * (size_t)N * C);
+	be->zero(s->dln, sizeof(float) * (size_t)N * C);
 	be->matmul_bwd(s->dln, gptr(m, m->lm_head), NULL, m->logits, m->lnf, m->lm_head, N, C,
 		       c->vocab_size);
-	memset(s->dres, 0, sizeof(float) * (size_t)N * C);
+	be->zero(s->dres, sizeof(float) * (size_t)N * C);
 	be->rmsnorm_bwd(s->dres, gptr(m, m->norm), s->dln, m->res_final, m->norm, m->rstdf, N, C);
 
 	for (int l = c->num_layers - 1; l >= 0; l--) {
@@ -731,26 +852,26 @@ void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 		if (ft_model_layer_recomputed(m, l))
 			layer_fwd(m, l, B, T, m->drop_seed, true, false);
 		/* x_l+1 = mid + down(h): dres is d x_l+1, and passes to mid as is */
-		memset(s->dh, 0, sizeof(float) * (size_t)N * I);
+		be->zero(s->dh, sizeof(float) * (size_t)N * I);
 		linear_bwd(m, l, FT_LIN_DOWN, s->dh, s->dres, a->h, N);
-		memset(s->dgate, 0, sizeof(float) * (size_t)N * I);
-		memset(s->dup, 0, sizeof(float) * (size_t)N * I);
+		be->zero(s->dgate, sizeof(float) * (size_t)N * I);
+		be->zero(s->dup, sizeof(float) * (size_t)N * I);
 		be->swiglu_bwd(s->dgate, s->dup, s->dh, a->gate, a->up, (size_t)N * I);
-		memset(s->dln, 0, sizeof(float) * (size_t)N * C);
+		be->zero(s->dln, sizeof(float) * (size_t)N * C);
 		linear_bwd(m, l, FT_LIN_GATE, s->dln, s->dgate, a->ln2, N);
 		linear_bwd(m, l, FT_LIN_UP, s->dln, s->dup, a->ln2, N);
 		be->rmsnorm_bwd(s->dres, gptr(m, L->ln2), s->dln, a->mid, L->ln2, a->rstd2, N, C);
 		/* mid = x_l + o(att): dres is now d mid */
-		memset(s->datt, 0, sizeof(float) * (size_t)N * qd);
+		be->zero(s->datt, sizeof(float) * (size_t)N * qd);
 		linear_bwd(m, l, FT_LIN_O, s->datt, s->dres, a->att, N);
-		memset(s->dq, 0, sizeof(float) * (size_t)N * qd);
-		memset(s->dk, 0, sizeof(float) * (size_t)N * kd);
-		memset(s->dv, 0, sizeof(float) * (size_t)N * kd);
+		be->zero(s->dq, sizeof(float) * (size_t)N * qd);
+		be->zero(s->dk, sizeof(float) * (size_t)N * kd);
+		be->zero(s->dv, sizeof(float) * (size_t)N * kd);
 		be->attention_bwd(s->dq, s->dk, s->dv, s->datt, a->lse, a->q, a->k, a->v, m->doc,
 				  c->sliding_window, B, T, nh, nkv, hd);
 		be->rope_bwd(s->dq, m->rope_cos, m->rope_sin, m->pos, N, nh, hd);
 		be->rope_bwd(s->dk, m->rope_cos, m->rope_sin, m->pos, N, nkv, hd);
-		memset(s->dln, 0, sizeof(float) * (size_t)N * C);
+		be->zero(s->dln, sizeof(float) * (size_t)N * C);
 		linear_bwd(m, l, FT_LIN_Q, s->dln, s->dq, a->ln1, N);
 		linear_bwd(m, l, FT_LIN_K, s->dln, s->dk, a->ln1, N);
 		linear_bwd(m, l, FT_LIN_V, s->dln, s->dv, a->ln1, N);
@@ -765,8 +886,8 @@ void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 		if (pad >= 0)
 			for (int n = 0; n < N; n++)
 				if (b->ids[n] == pad)
-					memset(s->dres + (size_t)n * C, 0,
-					       sizeof(float) * (size_t)C);
-		be->embedding_bwd(gptr(m, m->wte), s->dres, b->ids, N, C);
+					be->zero(s->dres + (size_t)n * C,
+						 sizeof(float) * (size_t)C);
+		be->embedding_bwd(gptr(m, m->wte), s->dres, m->ids, N, C);
 	}
 }

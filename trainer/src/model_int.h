@@ -53,7 +53,8 @@ struct ft_model {
 	bool nf4;
 	void *nf4_mem;
 	size_t nf4_bytes;
-	struct ft_nf4 *nf4_w; /* [num_layers * FT_LIN_COUNT] */
+	struct ft_nf4 *nf4_w; /* [num_layers * FT_LIN_COUNT] (host headers) */
+	float *nf4_map; /* backend copy of ft_nf4_dynamic_map (the headers' code2) */
 
 	/* LoRA */
 	bool has_lora, lora_on;
@@ -71,7 +72,15 @@ struct ft_model {
 	struct ft_layer_act *acts;
 	float *res_final, *lnf, *rstdf, *logits;
 	struct ft_scratch s;
-	int32_t *pos, *doc;
+	/* the batch on the backend, [act_B * act_T] each: positions and doc ids
+	 * (filled on the host: pos_h / doc_h staging, NULL on a host-memory
+	 * backend), ids and targets (ids / tgt: what the ops read - the batch's
+	 * own arrays on a host-memory backend, else ids_d / tgt_d uploaded) */
+	int32_t *pos, *doc, *pos_h, *doc_h;
+	int32_t *ids_d, *tgt_d;
+	const int32_t *ids, *tgt;
+	/* LoRA dropout masks drawn on the host (drop_h staging), [N * max in] */
+	uint8_t *drop_mask, *drop_h;
 	bool fwd_train;
 	uint64_t drop_seed;
 	int ckpt_every; /* activation checkpointing: layers l % ckpt_every == 0 (0: off) */
@@ -90,7 +99,16 @@ struct ft_slotlist {
 };
 void ft_slot_add(struct ft_slotlist *l, float **slot, bool decay, int ndim, int64_t d0, int64_t d1,
 		 const char *fmt, ...) FT_PRINTF(7, 8);
-float *ft_slots_point(struct ft_slotlist *l);
+float *ft_slots_point(struct ft_slotlist *l, const struct ft_backend *be);
+/* The batch's int32 arrays (n of them) as the ops read them: src itself on a
+ * host-memory backend, else uploaded into dev. */
+const int32_t *ft_model_batch_ints(const struct ft_model *m, int32_t *dev, const int32_t *src,
+				   size_t n);
+/* Host views of an NF4 weight that lives on the backend: a header over a
+ * staging copy of its bytes (fetched or not), and the upload back. */
+enum ft_rc ft_model_nf4_map(const struct ft_model *m, const struct ft_nf4 *q, struct ft_nf4 *hq,
+			    bool fetch, struct ft_err *err);
+void ft_model_nf4_unmap(const struct ft_model *m, struct ft_nf4 *q, struct ft_nf4 *hq, bool store);
 /* Whether layer l's activations are recomputed in backward (checkpointed). */
 static inline bool ft_model_layer_recomputed(const struct ft_model *m, int l)
 {

@@ -30,8 +30,8 @@
 
 #include <math.h>
 
-static enum ft_rc load_tensor(const struct ft_st_tensor *t, struct ft_param *p, const char *what,
-			      struct ft_err *err)
+static enum ft_rc load_tensor(const struct ft_backend *be, const struct ft_st_tensor *t,
+			      struct ft_param *p, const char *what, struct ft_err *err)
 {
 	bool ok = t->ndim == p->ndim && t->shape[0] == p->shape[0] &&
 		  (p->ndim == 1 || t->shape[1] == p->shape[1]);
@@ -51,7 +51,13 @@ static enum ft_rc load_tensor(const struct ft_st_tensor *t, struct ft_param *p, 
 				"]",
 				what, p->name, got, p->shape[0], p->shape[1]);
 	}
-	enum ft_rc rc = ft_st_to_f32(t, p->data, err);
+	/* converted in a staging buffer, then uploaded (in place on the CPU) */
+	float *h = ft_dev_map(be, p->data, p->n * sizeof(float), false);
+	if (!h)
+		return ft_failf(err, FT_ENOMEM, NULL, "%s: out of memory for tensor \"%s\"", what,
+				p->name);
+	enum ft_rc rc = ft_st_to_f32(t, h, err);
+	ft_dev_unmap(be, p->data, h, p->n * sizeof(float), rc == FT_OK);
 	if (rc)
 		ft_err_prefixf(err, "%s: ", what);
 	return rc;
@@ -106,20 +112,26 @@ static enum ft_rc load_nf4(struct ft_model *m, const struct ft_st_set *set, cons
 		goto prefix;
 	for (size_t i = 0; i < nw && !rc; i++) {
 		enum ft_linear k = (enum ft_linear)(i % FT_LIN_COUNT);
-		struct ft_nf4 *q = m->layers[i / FT_LIN_COUNT].q[k];
+		struct ft_nf4 *q = m->layers[i / FT_LIN_COUNT].q[k], hq;
 		linear_weight_name(name, sizeof name, (int)(i / FT_LIN_COUNT), k);
+		/* read or quantised into a host view of the weight, then uploaded */
+		if ((rc = ft_model_nf4_map(m, q, &hq, false, err)))
+			break;
 		if (pre[i]) {
-			rc = ft_nf4_st_read(set, name, &st[i], q, err);
+			rc = ft_nf4_st_read(set, name, &st[i], &hq, err);
+			ft_model_nf4_unmap(m, q, &hq, rc == FT_OK);
 			continue;
 		}
 		if (!tmp && !(tmp = malloc(maxn * sizeof(float)))) {
+			ft_model_nf4_unmap(m, q, &hq, false);
 			rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory for one weight");
 			break;
 		}
 		const struct ft_st_tensor *t = ft_st_set_find(set, name);
-		q->src_dtype = (int)t->dtype;
+		hq.src_dtype = (int)t->dtype;
 		if (!(rc = ft_st_to_f32(t, tmp, err)))
-			rc = ft_nf4_quantize(q, tmp, err);
+			rc = ft_nf4_quantize(&hq, tmp, err);
+		ft_model_nf4_unmap(m, q, &hq, rc == FT_OK);
 		if (rc)
 			ft_err_prefixf(err, "tensor \"%s\": ", name);
 	}
@@ -174,7 +186,7 @@ static enum ft_rc load_dir(const char *model_dir, const struct ft_backend *be, b
 					  "Face layout?");
 			goto free_model;
 		}
-		rc = load_tensor(t, p, model_dir, err);
+		rc = load_tensor(be, t, p, model_dir, err);
 		if (rc)
 			goto free_model;
 	}
@@ -295,7 +307,7 @@ enum ft_rc ft_model_lora_load_peft(struct ft_model *m, const char *dir, struct f
 				      path, p->name);
 			goto close_file;
 		}
-		rc = load_tensor(t, p, path, err);
+		rc = load_tensor(m->be, t, p, path, err);
 		if (rc)
 			goto close_file;
 	}
@@ -317,20 +329,35 @@ release_text:
 	return rc;
 }
 
-static enum ft_rc write_params(const struct ft_param *ps, size_t n, const char *path,
-			       struct ft_err *err)
+/* The writer reads the tensors when it writes: off the host, they are
+ * downloaded first into one staging block (the whole set). */
+static enum ft_rc write_params(const struct ft_backend *be, const struct ft_param *ps, size_t n,
+			       const char *path, struct ft_err *err)
 {
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += ps[i].n;
+	float *stage = NULL;
+	if (!be->host_memory && !(stage = malloc((total ? total : 1) * sizeof(float))))
+		return ft_failf(err, FT_ENOMEM, NULL,
+				"out of memory for a host copy of %zu parameters to write", total);
 	struct ft_st_writer *w = ft_st_writer_new();
 	enum ft_rc rc = FT_OK;
-	for (size_t i = 0; i < n && !rc; i++) {
-		rc = ft_st_writer_add(w, ps[i].name, FT_DTYPE_F32, ps[i].ndim, ps[i].shape,
-				      ps[i].data, err);
+	for (size_t i = 0, off = 0; i < n && !rc; off += ps[i].n, i++) {
+		const float *data = ps[i].data;
+		if (stage) {
+			be->download(stage + off, data, ps[i].n * sizeof(float));
+			data = stage + off;
+		}
+		rc = ft_st_writer_add(w, ps[i].name, FT_DTYPE_F32, ps[i].ndim, ps[i].shape, data,
+				      err);
 	}
 	if (!rc)
 		rc = ft_st_writer_meta(w, "format", "pt", err);
 	if (!rc)
 		rc = ft_st_writer_write(w, path, err);
 	ft_st_writer_free(w);
+	free(stage);
 	return rc;
 }
 
@@ -385,7 +412,7 @@ enum ft_rc ft_model_lora_save_peft(struct ft_model *m, const char *dir, const ch
 	if (rc)
 		return rc;
 	snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
-	return write_params(m->lora_params, m->n_lora_params, path, err);
+	return write_params(m->be, m->lora_params, m->n_lora_params, path, err);
 }
 
 /* Tokenizer and generation files copied from the base into a merged folder. */
@@ -441,5 +468,5 @@ enum ft_rc ft_model_save_hf(struct ft_model *m, const char *dir, const char *bas
 	}
 	snprintf(dst, sizeof dst, "%s/model.safetensors", dir);
 	/* a tied model's table has no lm_head.weight, as transformers saves it */
-	return write_params(m->params, m->n_params, dst, err);
+	return write_params(m->be, m->params, m->n_params, dst, err);
 }

@@ -39,6 +39,10 @@
  * step, seed), all in the checkpoint, and every op sums in a fixed order:
  * a run stopped at step k and resumed gives bit-identical losses.
  *
+ * Memory: the model, its gradients and the AdamW moments live on the job's
+ * backend ("device"; ft/backend.h); the loop touches them only through the
+ * backend's ops (sumsq, scale, adamw, copy), and checkpoints stage them.
+ *
  * Progress: one JSON object per line on progress_fd (docs/trainer.md).
  */
 #include "ft/train.h"
@@ -117,7 +121,8 @@ struct run {
 	struct ft_model *model;
 	struct ft_param *tp; /* trainable tensors */
 	size_t ntp, ntrain; /* tensors, floats */
-	float *opt_mem; /* m | v | best, one block */
+	const struct ft_backend *be;
+	float *opt_mem; /* m | v | best, one block (backend memory) */
 	float *m, *v, *best;
 	struct ft_rows train, val;
 	bool has_val;
@@ -179,9 +184,9 @@ static void copy_trainable(struct run *r, float *dst, bool to_model)
 	size_t off = 0;
 	for (size_t i = 0; i < r->ntp; i++) {
 		if (to_model)
-			memcpy(r->tp[i].data, dst + off, r->tp[i].n * sizeof(float));
+			r->be->copy(r->tp[i].data, dst + off, r->tp[i].n * sizeof(float));
 		else
-			memcpy(dst + off, r->tp[i].data, r->tp[i].n * sizeof(float));
+			r->be->copy(dst + off, r->tp[i].data, r->tp[i].n * sizeof(float));
 		off += r->tp[i].n;
 	}
 }
@@ -378,7 +383,7 @@ static enum ft_rc save_checkpoint(struct run *r, struct ft_err *err)
 {
 	r->st.data_epoch = r->st.step / r->steps_per_epoch;
 	r->st.data_micro = (r->st.step % r->steps_per_epoch) * r->job->grad_accum;
-	enum ft_rc rc = ft_ckpt_save(r->ckpt_dir, r->tp, r->ntp, r->m, r->v,
+	enum ft_rc rc = ft_ckpt_save(r->ckpt_dir, r->be, r->tp, r->ntp, r->m, r->v,
 				     r->has_best ? r->best : NULL, &r->st, err);
 	if (!rc)
 		emit(r->fd, "{\"type\":\"checkpoint\",\"step\":%ld,\"path\":\"%s\"}", r->st.step,
@@ -633,9 +638,11 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 	if ((rc = ft_mkdir_p(j->output_dir, err)))
 		return rc;
 	bool lora = j->method != FT_METHOD_FULL;
+	if ((rc = ft_backend_select(j->device, &r.be, err)))
+		return rc;
 	rc = j->method == FT_METHOD_QLORA
-		     ? ft_model_load_nf4(j->model, ft_backend_cpu(), j->double_quant, &r.model, err)
-		     : ft_model_load(j->model, ft_backend_cpu(), &r.model, err);
+		     ? ft_model_load_nf4(j->model, r.be, j->double_quant, &r.model, err)
+		     : ft_model_load(j->model, r.be, &r.model, err);
 	if (rc)
 		return rc;
 	const struct ft_model_config *c = ft_model_config(r.model);
@@ -655,7 +662,7 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 	for (size_t i = 0; i < r.ntp; i++)
 		r.ntrain += r.tp[i].n;
 	size_t nbest = j->early_stopping_patience > 0 ? r.ntrain : 0;
-	r.opt_mem = calloc(2 * r.ntrain + nbest + 1, sizeof(float));
+	r.opt_mem = ft_dev_calloc(r.be, (2 * r.ntrain + nbest + 1) * sizeof(float));
 	if (!r.opt_mem) {
 		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory for the optimizer state");
 		goto free_model;
@@ -707,8 +714,8 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 				       .best_eval_loss = INFINITY };
 	if (opts->resume_dir) {
 		struct ft_ckpt_state want = r.st;
-		rc = ft_ckpt_load(opts->resume_dir, r.tp, r.ntp, r.m, r.v, r.best, &r.has_best,
-				  &want, &r.st, err);
+		rc = ft_ckpt_load(opts->resume_dir, r.be, r.tp, r.ntp, r.m, r.v, r.best,
+				  &r.has_best, &want, &r.st, err);
 		if (rc)
 			goto free_order;
 	}
@@ -718,10 +725,11 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 	emit(r.fd,
 	     "{\"type\":\"start\",\"method\":\"%s\",\"objective\":\"%s\","
 	     "\"trainable_parameters\":%zu,\"total_steps\":%ld,\"steps_per_epoch\":%ld,"
-	     "\"first_step\":%ld,\"threads\":%d,\"base_bytes_f32\":%zu,\"base_bytes_nf4\":%zu}",
+	     "\"first_step\":%ld,\"threads\":%d,\"base_bytes_f32\":%zu,\"base_bytes_nf4\":%zu,"
+	     "\"device\":\"%s\"}",
 	     mnames[j->method], r.dpo ? "dpo" : "supervised", r.ntrain, r.total_steps,
 	     r.steps_per_epoch, r.st.step, ft_pool_threads(), ft_model_f32_bytes(r.model),
-	     ft_model_nf4_bytes(r.model));
+	     ft_model_nf4_bytes(r.model), r.be->name);
 
 	struct sigaction sa = { 0 }, old_term, old_int;
 	sa.sa_handler = on_signal;
@@ -744,7 +752,7 @@ free_rows:
 	ft_rows_release(&r.train);
 	ft_rows_release(&r.val);
 free_opt:
-	free(r.opt_mem);
+	r.be->free(r.opt_mem);
 free_model:
 	ft_model_free(r.model);
 	return rc;

@@ -6,6 +6,7 @@
  *   {
  *     "model": "DIR",  "train_file": "rows.jsonl",  "validation_file": "val.jsonl",
  *     "output_dir": "DIR",  "method": "lora" | "full",  "seed": 42,  "threads": 0,
+ *     "device": "cpu" | "cuda",
  *     "objective": "supervised" (the default) | "dpo",
  *     "lora": { "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": [...] | "all-linear",
  *               "use_rslora": false },
@@ -286,10 +287,10 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 			      struct ft_err *err)
 {
 	static const char *const keys[] = {
-		"model",	   "train_file", "training_file", "validation_file",
-		"output_dir",	   "method",	 "lora",	  "adapter",
-		"hyperparameters", "seed",	 "threads",	  "save_merged",
-		"init_adapter",	   "objective",	 "qlora",	  NULL
+		"model",   "train_file",  "training_file", "validation_file", "output_dir",
+		"method",  "lora",	  "adapter",	   "hyperparameters", "seed",
+		"threads", "save_merged", "init_adapter",  "objective",	      "qlora",
+		"device",  NULL
 	};
 	defaults(j);
 	json_t *root = ft_json_parse(text, len, err);
@@ -328,9 +329,17 @@ enum ft_rc ft_train_job_parse(const char *text, size_t len, struct ft_train_job 
 		goto free_root;
 	if (!lora && (rc = ft_json_get_obj(root, "adapter", FT_JSON_NULL_OK, &lora, err)))
 		goto free_root;
-	const char *objective = NULL;
-	if ((rc = ft_json_get_str(root, "objective", FT_JSON_NULL_OK, &objective, err)))
+	const char *objective = NULL, *device = NULL;
+	if ((rc = ft_json_get_str(root, "objective", FT_JSON_NULL_OK, &objective, err)) ||
+	    (rc = ft_json_get_str(root, "device", FT_JSON_NULL_OK, &device, err)))
 		goto free_root;
+	if (device && strcmp(device, "cpu") != 0 && strcmp(device, "cuda") != 0) {
+		rc = ft_failf(err, FT_EINVAL, "invalid_value",
+			      "\"device\" must be \"cpu\" or \"cuda\" (got \"%s\")", device);
+		ft_err_param(err, "device");
+		goto free_root;
+	}
+	ft_strlcpy(j->device, device ? device : "cpu", sizeof j->device);
 	if (objective && strcmp(objective, "dpo") == 0) {
 		j->objective = FT_OBJ_DPO;
 	} else if (objective && strcmp(objective, "supervised") != 0 &&

@@ -1,9 +1,31 @@
 /*
- * ft/backend.h - the compute operations a trainer backend provides.
+ * ft/backend.h - the memory and compute operations a trainer backend provides.
  *
  * The model (trainer/src/model.c) is written once against this table; the
  * CPU backend (trainer/src/cpu/, fp32, the reference) fills it, and the CUDA
  * backend fills its own and is tested op by op against the CPU one.
+ *
+ * Memory rules (every backend, every caller):
+ *  - every tensor the ops are given lives in BACKEND memory, from ->alloc:
+ *    weights, gradients, LoRA tensors, activations, scratch, RoPE tables,
+ *    optimizer moments, NF4 blocks, and the int32 ids / targets / positions
+ *    / doc ids of a batch. Pointer arithmetic inside an allocation is fine
+ *    (tensors are offsets into blocks); dereferencing one from host code is
+ *    not;
+ *  - host code reaches backend memory only through ->upload, ->download,
+ *    ->zero and ->copy (loaders and writers stage one tensor at a time in a
+ *    host buffer); ops return host results only where their signature says
+ *    so (sumsq's value, cross_entropy's struct ft_ce_stats), and take their
+ *    small host arguments (struct ft_adamw_args, struct ft_nf4's header) by
+ *    host pointer;
+ *  - host_memory true (the CPU backend) says backend pointers ARE host
+ *    pointers: callers may then read and write them directly instead of
+ *    staging (the fast paths; no copies on the CPU);
+ *  - the guarded CPU backend (ft_backend_cpu_guarded) keeps this honest
+ *    without a GPU: host_memory is false and its memory is mprotect'ed
+ *    PROT_NONE except while one of its own operations runs, so host code
+ *    that dereferences backend memory dies with SIGSEGV, and its ops abort
+ *    when a tensor argument is host memory.
  *
  * Conventions, for every op:
  *  - tensors are dense, row-major, fp32; "N" is the number of token rows
@@ -24,6 +46,7 @@
 #define FT_BACKEND_H
 
 #include "ft/base.h"
+#include "ft/err.h"
 
 #define FT_IGNORE_INDEX (-100)
 
@@ -44,6 +67,31 @@ struct ft_adamw_args {
 
 struct ft_backend {
 	const char *name;
+
+	/* ---- memory (the rules at the top) ---- */
+	bool host_memory; /* backend pointers are host pointers (the CPU) */
+	/* bytes of backend memory, 64-byte aligned, NOT initialised; NULL when
+	 * out of memory. alloc(0) returns a pointer free accepts. */
+	void *(*alloc)(size_t bytes);
+	void (*free)(void *dev); /* NULL is ignored */
+	void (*upload)(void *dev, const void *host, size_t bytes);
+	void (*download)(void *host, const void *dev, size_t bytes);
+	void (*zero)(void *dev, size_t bytes);
+	void (*copy)(void *dev_dst, const void *dev_src, size_t bytes);
+
+	/* ---- the model's small elementwise glue (cpu/glue.c) ---- */
+	/* y[n] += x[n] (residual adds) */
+	void (*add)(float *y, const float *x, size_t n);
+	/* LoRA dropout with a mask the host drew (u8, 1 = kept):
+	 * fwd: out[i] = mask[i] ? in[i] * keep : 0;  bwd: din[i] += mask[i] ? dout[i] * keep */
+	void (*dropout_fwd)(float *out, const float *in, const uint8_t *mask, size_t n, float keep);
+	void (*dropout_bwd)(float *din, const float *dout, const uint8_t *mask, size_t n,
+			    float keep);
+	/* Generation: one query q[nh*hd] against the KV cache rows j0..pos
+	 * (kc, vc [>= pos+1, nkv*hd]); out[nh*hd]; scores is scratch of
+	 * pos + 1 floats. softmax(q k_j / sqrt(hd)) v_j per head (GQA). */
+	void (*attention_decode)(float *out, float *scores, const float *q, const float *kc,
+				 const float *vc, int j0, int pos, int nh, int nkv, int hd);
 
 	/* out[N,OC] = (accumulate ? out : 0) + inp[N,IC] w[OC,IC]^T + bias[OC] */
 	void (*matmul_fwd)(float *out, const float *inp, const float *w, const float *bias, int N,
@@ -112,6 +160,15 @@ struct ft_backend {
 
 /* The CPU reference backend (always available). */
 const struct ft_backend *ft_backend_cpu(void);
+/* The same kernels on mprotect-guarded memory (tests; see the top). */
+const struct ft_backend *ft_backend_cpu_guarded(void);
+
+/* The backend of a device name: "cpu" (also NULL or ""), "cuda", or the
+ * test hook "cpu-guarded". The environment variable FT_BACKEND, when set
+ * and not empty, replaces the name (tests run whole jobs on cpu-guarded).
+ * "cuda" without the CUDA backend compiled in, or without a GPU, is an
+ * FT_EINVAL error naming the device. */
+enum ft_rc ft_backend_select(const char *device, const struct ft_backend **out, struct ft_err *err);
 
 /* Threads used by the CPU backend: FT_NUM_THREADS or the online CPUs. */
 int ft_pool_threads(void);

@@ -14,7 +14,10 @@
  * loaders, the optimizer, checkpoints and the writers all walk that table.
  *
  * Ownership: ft_model_new / ft_model_load return a model freed with
- * ft_model_free. Pointers into the model live as long as it.
+ * ft_model_free. Pointers into the model live as long as it. Tensor data
+ * (struct ft_param's data and grad, the logits) is BACKEND memory
+ * (ft/backend.h): host code reads it with ft_model_read, or directly only
+ * when the backend's host_memory is true (the CPU).
  */
 #ifndef FT_MODEL_H
 #define FT_MODEL_H
@@ -140,8 +143,12 @@ struct ft_param *ft_model_trainable(struct ft_model *m, size_t *count);
 enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float grad_scale,
 			    uint64_t lora_rng, struct ft_ce_stats *st, struct ft_err *err);
 /* Logits of the last forward, [B*T, vocab] (before the loss turned them
- * into gradients). */
+ * into gradients), in BACKEND memory (ft/backend.h): read them on the host
+ * with ft_model_read. */
 const float *ft_model_logits(const struct ft_model *m);
+/* Copy n floats of a model tensor t (backend memory: logits, a struct
+ * ft_param's data or grad) to host[n]. */
+void ft_model_read(const struct ft_model *m, float *host, const float *t, size_t n);
 /* Backward of the last forward (which must have had grad_scale != 0):
  * accumulates into the gradients of the trainable tensors. */
 void ft_model_backward(struct ft_model *m, const struct ft_batch *b);

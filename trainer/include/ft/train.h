@@ -48,6 +48,7 @@ struct ft_train_job {
 	long save_steps; /* 0: checkpoint only on SIGTERM and at the end */
 	bool save_merged; /* LoRA: also write a merged model folder */
 	int threads; /* 0: FT_NUM_THREADS or all cores */
+	char device[16]; /* "cpu" (default) | "cuda": ft_backend_select */
 	/* DPO (objective dpo) */
 	double dpo_beta; /* 0.1 */
 	double dpo_label_smoothing; /* 0: trl's sigmoid loss; > 0: cDPO */

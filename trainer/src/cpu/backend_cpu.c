@@ -6,6 +6,17 @@
 
 static const struct ft_backend cpu_backend = {
 	.name = "cpu",
+	.host_memory = true,
+	.alloc = ft_cpu_alloc,
+	.free = ft_cpu_free,
+	.upload = ft_cpu_upload,
+	.download = ft_cpu_download,
+	.zero = ft_cpu_zero,
+	.copy = ft_cpu_copy,
+	.add = ft_cpu_add,
+	.dropout_fwd = ft_cpu_dropout_fwd,
+	.dropout_bwd = ft_cpu_dropout_bwd,
+	.attention_decode = ft_cpu_attention_decode,
 	.matmul_fwd = ft_cpu_matmul_fwd,
 	.matmul_bwd = ft_cpu_matmul_bwd,
 	.matmul_nf4_fwd = ft_cpu_matmul_nf4_fwd,

@@ -67,4 +67,17 @@ void ft_cpu_adamw(float *param, const float *grad, float *m, float *v, size_t n,
 double ft_cpu_sumsq(const float *x, size_t n);
 void ft_cpu_scale(float *x, size_t n, float s);
 
+/* glue.c: memory and the elementwise glue */
+void *ft_cpu_alloc(size_t bytes);
+void ft_cpu_free(void *dev);
+void ft_cpu_upload(void *dev, const void *host, size_t bytes);
+void ft_cpu_download(void *host, const void *dev, size_t bytes);
+void ft_cpu_zero(void *dev, size_t bytes);
+void ft_cpu_copy(void *dst, const void *src, size_t bytes);
+void ft_cpu_add(float *y, const float *x, size_t n);
+void ft_cpu_dropout_fwd(float *out, const float *in, const uint8_t *mask, size_t n, float keep);
+void ft_cpu_dropout_bwd(float *din, const float *dout, const uint8_t *mask, size_t n, float keep);
+void ft_cpu_attention_decode(float *out, float *scores, const float *q, const float *kc,
+			     const float *vc, int j0, int pos, int nh, int nkv, int hd);
+
 #endif

@@ -2,8 +2,10 @@
  * ft_train.c - the ft-train program: a table of subcommands over the
  * trainer library (git's commands[] shape).
  */
-#include "cmd.h"
 #include "ft/trainer.h"
+#ifdef FT_HAVE_CUDA
+#include "ft/backend_cuda.h"
+#endif
 
 #include "cmd.h"
 
@@ -53,6 +55,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+#ifdef FT_HAVE_CUDA
+	ft_backend_set_cuda(ft_backend_cuda);
+#endif
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;

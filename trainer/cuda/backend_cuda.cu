@@ -164,6 +164,17 @@ static struct ft_backend cuda_backend;
 static void fill_table(struct ft_backend *b)
 {
 	b->name = "cuda";
+	b->host_memory = false;
+	b->alloc = ft_cuda_be_alloc;
+	b->free = ft_cuda_free;
+	b->upload = ft_cuda_upload;
+	b->download = ft_cuda_download;
+	b->zero = ft_cuda_be_zero;
+	b->copy = ft_cuda_be_copy;
+	b->add = ft_cuda_add;
+	b->dropout_fwd = ft_cuda_dropout_fwd;
+	b->dropout_bwd = ft_cuda_dropout_bwd;
+	b->attention_decode = ft_cuda_attention_decode;
 	b->matmul_fwd = ft_cuda_matmul_fwd;
 	b->matmul_bwd = ft_cuda_matmul_bwd;
 	b->matmul_nf4_fwd = ft_cuda_matmul_nf4_fwd;

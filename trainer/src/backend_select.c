@@ -9,13 +9,11 @@
  *   | "cpu-guarded" | ft_backend_cpu_guarded() (tests)                    |
  *
  * FT_BACKEND in the environment replaces the name (the tests run whole
- * jobs on cpu-guarded). The one place that knows about CUDA: the lead's
- * merge connects it here.
+ * jobs on cpu-guarded). fttrainer does not link the CUDA backend (that
+ * library depends on this one): a program built with it hands over the
+ * getter with ft_backend_set_cuda (ft-train's main does).
  */
 #include "ft/backend.h"
-#ifdef FT_HAVE_CUDA
-#include "ft/backend_cuda.h"
-#endif
 
 static const struct ft_backend *cpu(struct ft_err *err)
 {
@@ -29,25 +27,31 @@ static const struct ft_backend *cpu_guarded(struct ft_err *err)
 	return ft_backend_cpu_guarded();
 }
 
+static const struct ft_backend *(*cuda_get)(struct ft_err *err);
+
+void ft_backend_set_cuda(const struct ft_backend *(*get)(struct ft_err *err))
+{
+	cuda_get = get;
+}
+
 static const struct ft_backend *cuda(struct ft_err *err)
 {
-#ifdef FT_HAVE_CUDA
-	struct ft_err e;
-	ft_err_clear(&e);
-	const struct ft_backend *be = ft_backend_cuda(&e);
-	if (!be) {
-		ft_failf(err, FT_EINVAL, "no_device", "device \"cuda\" is not available: %s",
-			 e.msg);
-		return NULL;
+	if (cuda_get) {
+		struct ft_err e;
+		ft_err_clear(&e);
+		const struct ft_backend *be = cuda_get(&e);
+		if (!be) {
+			ft_failf(err, FT_EINVAL, "no_device",
+				 "device \"cuda\" is not available: %s", e.msg);
+			return NULL;
+		}
+		return be;
 	}
-	return be;
-#else
 	ft_failf(err, FT_EINVAL, "no_device",
 		 "device \"cuda\" is not available: this ft-train was built without the CUDA "
 		 "backend");
 	ft_err_hintf(err, "use \"device\": \"cpu\", or build on a machine with nvcc");
 	return NULL;
-#endif
 }
 
 static const struct {

@@ -169,6 +169,10 @@ const struct ft_backend *ft_backend_cpu_guarded(void);
  * "cuda" without the CUDA backend compiled in, or without a GPU, is an
  * FT_EINVAL error naming the device. */
 enum ft_rc ft_backend_select(const char *device, const struct ft_backend **out, struct ft_err *err);
+/* The CUDA backend's getter (ft/backend_cuda.h's ft_backend_cuda), given by
+ * a program that links the CUDA backend (ft-train does at startup when
+ * built with it); until then "cuda" is refused as not built in. */
+void ft_backend_set_cuda(const struct ft_backend *(*get)(struct ft_err *err));
 
 /* Threads used by the CPU backend: FT_NUM_THREADS or the online CPUs. */
 int ft_pool_threads(void);

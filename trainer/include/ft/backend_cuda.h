@@ -61,6 +61,12 @@ void ft_cuda_sync(void);
 void ft_cuda_f32_to_bf16(ft_bf16 *out, const float *in, size_t n);
 void ft_cuda_bf16_to_f32(float *out, const ft_bf16 *in, size_t n);
 
+/* The table's memory entries (glue.cu): alloc without an error struct
+ * (NULL when out of memory), zero, device-to-device copy. */
+void *ft_cuda_be_alloc(size_t bytes);
+void ft_cuda_be_zero(void *dev, size_t bytes);
+void ft_cuda_be_copy(void *dev_dst, const void *dev_src, size_t bytes);
+
 /* ---- the fp32 ops of the table (semantics: ft/backend.h) ---- */
 void ft_cuda_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N,
 			int IC, int OC, bool accumulate);
@@ -90,6 +96,13 @@ void ft_cuda_adamw(float *param, const float *grad, float *m, float *v, size_t n
 		   const struct ft_adamw_args *a);
 double ft_cuda_sumsq(const float *x, size_t n);
 void ft_cuda_scale(float *x, size_t n, float s);
+
+/* The model's glue (glue.cu; semantics: ft/backend.h) */
+void ft_cuda_add(float *y, const float *x, size_t n);
+void ft_cuda_dropout_fwd(float *out, const float *in, const uint8_t *mask, size_t n, float keep);
+void ft_cuda_dropout_bwd(float *din, const float *dout, const uint8_t *mask, size_t n, float keep);
+void ft_cuda_attention_decode(float *out, float *scores, const float *q, const float *kc,
+			      const float *vc, int j0, int pos, int nh, int nkv, int hd);
 
 /* Fused residual add + RMSNorm (the pre-norm block boundary):
  *   res = a + b;  out = rmsnorm(res) * w;  rstd saved

@@ -124,7 +124,7 @@ static uint64_t free_memory(const struct est_opts *o)
 
 int cmd_estimate(int argc, char **argv)
 {
-	struct est_opts o = { .gpus = 1 };
+	struct est_opts o = { .gpus = 1, .ckpt = -1 };
 	int rc = parse(argc, argv, &o);
 	if (rc)
 		return rc;
@@ -139,15 +139,16 @@ int cmd_estimate(int argc, char **argv)
 	}
 	struct ft_mem_job mj = {
 		.model = &mc,
-		.method = job->method == FT_METHOD_FULL ? FT_MEM_FULL
-			  : o.qlora			? FT_MEM_QLORA
-							: FT_MEM_LORA,
+		.method = job->method == FT_METHOD_FULL		      ? FT_MEM_FULL
+			  : o.qlora || job->method == FT_METHOD_QLORA ? FT_MEM_QLORA
+								      : FT_MEM_LORA,
 		.lora_r = job->lora.r,
 		.lora_targets = job->lora.targets,
 		.lora_dropout = job->lora.dropout > 0,
 		.batch_size = job->batch_size,
 		.seq_len = job->max_seq_len,
-		.checkpoint_every = (int)o.ckpt,
+		/* the job's own gradient_checkpointing unless the option says */
+		.checkpoint_every = o.ckpt >= 0 ? (int)o.ckpt : job->grad_ckpt,
 		.logits_chunk = (int)o.chunk,
 		.gpus = (int)o.gpus,
 		.zero1 = o.zero1,

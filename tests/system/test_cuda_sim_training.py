@@ -128,3 +128,32 @@ def test_generation_on_the_cuda_kernels(case, build_dir):
         p = run(args, env=dict(ENV, FT_CUDA_SIM="1"))
         out.append(p.stdout)
     assert out[0] == out[1] and out[0].strip()
+
+
+def test_a_job_that_does_not_fit_the_gpu_fails_before_loading(case, build_dir):
+    """The estimate (ft/mem_estimate.h, fp32 path) is checked against the
+    device's free memory before anything is allocated: with 2 GiB free (1 of them the runtime term) the
+    2-layer model fits at batch 2 but not at batch 256 x 4096 tokens, and
+    the error shows the breakdown and the remedy."""
+    env = dict(ENV, FT_CUDA_SIM="1", FT_CUDA_SIM_FREE_MIB="2048")
+    small = _job(case, "fits", "cuda", hp={"max_steps": 1})
+    path = Path(small["output_dir"] + ".json")
+    path.write_text(json.dumps(small))
+    assert run([str(sim_exe(build_dir)), "train", "--config", str(path)], env=env).returncode == 0
+    big = _job(case, "toobig", "cuda", hp={"max_steps": 1, "batch_size": 256,
+                                            "max_seq_length": 4096})
+    big_model = case / "model_long"
+    if not big_model.exists():
+        import shutil
+        shutil.copytree(case / "model", big_model)
+        cfg = json.loads((big_model / "config.json").read_text())
+        cfg["max_position_embeddings"] = 4096
+        (big_model / "config.json").write_text(json.dumps(cfg))
+    big["model"] = str(big_model)
+    path = Path(big["output_dir"] + ".json")
+    path.write_text(json.dumps(big))
+    p = run([str(sim_exe(build_dir)), "train", "--config", str(path)], env=env, check=False)
+    assert p.returncode == 1, p.stderr
+    assert "job needs" in p.stderr and "but the GPU has 2.0 GiB free" in p.stderr, p.stderr
+    assert "enable gradient_checkpointing or lower batch_size" in p.stderr
+    assert not (Path(big["output_dir"]) / "checkpoint").exists()

@@ -171,6 +171,7 @@ static void fill_table(struct ft_backend *b)
 	b->download = ft_cuda_download;
 	b->zero = ft_cuda_be_zero;
 	b->copy = ft_cuda_be_copy;
+	b->mem_info = ft_cuda_be_mem_info;
 	b->add = ft_cuda_add;
 	b->dropout_fwd = ft_cuda_dropout_fwd;
 	b->dropout_bwd = ft_cuda_dropout_bwd;

@@ -109,6 +109,13 @@ extern "C" void ft_cuda_be_copy(void *dst, const void *src, size_t bytes)
 		FT_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice));
 }
 
+extern "C" bool ft_cuda_be_mem_info(size_t *free_bytes, size_t *total_bytes)
+{
+	struct ft_err err;
+	ft_err_clear(&err);
+	return ft_cuda_mem_info(free_bytes, total_bytes, &err) == FT_OK;
+}
+
 extern "C" void ft_cuda_add(float *y, const float *x, size_t n)
 {
 	if (n == 0)

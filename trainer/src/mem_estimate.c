@@ -40,6 +40,11 @@
  *   runtime     1 GiB (CUDA context, cuBLASLt), + 512 MiB with G > 1 (NCCL)
  * The per-token term is what grows with batch_size and seq_len; the rest is
  * fixed by the model and method.
+ * With fp32 (the path ft-train runs on "device": "cuda" until the bf16 one
+ * is wired): every "2" above for bf16 storage becomes 4, the trained
+ * tensors are their own master copy (weights count them once, optimizer
+ * 8 S for the moments), and QLoRA's dequantised slice is at most 32 MiB
+ * (cuda/matmul_nf4.cu).
  */
 #include "ft/mem_estimate.h"
 #include "ft/dp.h"
@@ -115,6 +120,7 @@ void ft_mem_estimate(const struct ft_mem_job *j, struct ft_mem_estimate *e)
 	uint64_t kvd = (uint64_t)c->num_kv_heads * (uint64_t)c->head_dim;
 	uint64_t n = (uint64_t)j->batch_size * (uint64_t)j->seq_len;
 	bool adapters = j->method != FT_MEM_FULL;
+	uint64_t es = j->fp32 ? 4 : 2; /* bytes per stored weight / activation */
 
 	memset(e, 0, sizeof(*e));
 	e->params = ft_model_config_param_count(c);
@@ -135,11 +141,11 @@ void ft_mem_estimate(const struct ft_mem_job *j, struct ft_mem_estimate *e)
 		e->trainable = e->params;
 
 	if (j->method == FT_MEM_QLORA)
-		e->weights = L * nf4 + 2 * (e->params - L * linear_params);
+		e->weights = L * nf4 + es * (e->params - L * linear_params);
 	else
-		e->weights = 2 * e->params;
+		e->weights = es * e->params;
 	if (adapters)
-		e->weights += 2 * e->trainable;
+		e->weights += es * e->trainable;
 
 	e->gradients = 4 * e->trainable;
 	uint64_t opt_elems = e->trainable;
@@ -148,20 +154,20 @@ void ft_mem_estimate(const struct ft_mem_job *j, struct ft_mem_estimate *e)
 		ft_dp_shard_compute(e->trainable, j->gpus, 0, &s);
 		opt_elems = s.shard_len;
 	}
-	e->optimizer = 12 * opt_elems;
+	e->optimizer = (j->fp32 ? 8 : 12) * opt_elems;
 
-	uint64_t A = 2 * (4 * C + 2 * qd + 2 * kvd + 3 * I + lora_elems) + 4 * (2 + nh);
+	uint64_t A = es * (4 * C + 2 * qd + 2 * kvd + 3 * I + lora_elems) + 4 * (2 + nh);
 	if (j->checkpoint_every > 0) {
 		uint64_t k = FT_MIN((uint64_t)j->checkpoint_every, L);
-		e->activations = n * (ceil_div(L, k) * 2 * C + k * A);
+		e->activations = n * (ceil_div(L, k) * es * C + k * A);
 	} else {
 		e->activations = n * L * A;
 	}
 	uint64_t rows = j->logits_chunk > 0 ? FT_MIN((uint64_t)j->logits_chunk, n) : n;
 	e->logits = rows * V * 4;
-	e->workspace = 2 * n * (3 * I + 2 * C) + LT_WORKSPACE;
+	e->workspace = es * n * (3 * I + 2 * C) + LT_WORKSPACE;
 	if (j->method == FT_MEM_QLORA)
-		e->workspace += 2 * C * I;
+		e->workspace += j->fp32 ? FT_MIN(4 * C * I, (uint64_t)32 << 20) : 2 * C * I;
 	e->runtime = RUNTIME + (j->gpus > 1 ? RUNTIME_NCCL : 0);
 	e->total = e->weights + e->gradients + e->optimizer + e->activations + e->logits +
 		   e->workspace + e->runtime;

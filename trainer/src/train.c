@@ -46,6 +46,7 @@
  * Progress: one JSON object per line on progress_fd (docs/trainer.md).
  */
 #include "ft/train.h"
+#include "ft/mem_estimate.h"
 #include "checkpoint_int.h"
 #include "dpo_int.h"
 #include "io_int.h"
@@ -615,6 +616,46 @@ static enum ft_rc run_loop(struct run *r, struct ft_err *err)
 
 /* Pre-tokenized rows, or any dataset format through the tokenizer; for
  * DPO, preference pairs (dpo_int.h). */
+/* On a device with a memory limit (the GPU), the job's estimate
+ * (ft/mem_estimate.h, the fp32 path the model runs) against the free
+ * memory, before anything is allocated: a job that cannot fit fails here
+ * with the breakdown and what to change, not with an allocation failure
+ * half way through loading. */
+static enum ft_rc check_device_memory(const struct ft_train_job *j, const struct ft_backend *be,
+				      struct ft_err *err)
+{
+	size_t free_b = 0, total_b = 0;
+	if (!be->mem_info || !be->mem_info(&free_b, &total_b))
+		return FT_OK;
+	struct ft_model_config mc;
+	enum ft_rc rc = ft_model_config_load(j->model, &mc, err);
+	if (rc)
+		return rc;
+	int seq = mc.max_position_embeddings > 0
+			  ? FT_MIN(j->max_seq_len, mc.max_position_embeddings)
+			  : j->max_seq_len;
+	struct ft_mem_job mj = {
+		.model = &mc,
+		.method = j->method == FT_METHOD_FULL	 ? FT_MEM_FULL
+			  : j->method == FT_METHOD_QLORA ? FT_MEM_QLORA
+							 : FT_MEM_LORA,
+		.lora_r = j->lora.r,
+		.lora_targets = j->lora.targets,
+		.lora_dropout = j->lora.dropout > 0,
+		/* DPO runs chosen and rejected together: twice the rows */
+		.batch_size = j->batch_size * (j->objective == FT_OBJ_DPO ? 2 : 1),
+		.seq_len = seq,
+		.checkpoint_every = j->grad_ckpt,
+		.gpus = 1,
+		.fp32 = true,
+	};
+	if ((rc = ft_mem_job_check(&mj, err)))
+		return rc;
+	struct ft_mem_estimate e;
+	ft_mem_estimate(&mj, &e);
+	return ft_mem_estimate_check(&mj, &e, free_b, err);
+}
+
 static enum ft_rc load_rows(const struct ft_train_job *j, const char *path, int vocab, int max_len,
 			    bool packing, struct ft_rows *rows, struct ft_err *err)
 {
@@ -639,6 +680,8 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 		return rc;
 	bool lora = j->method != FT_METHOD_FULL;
 	if ((rc = ft_backend_select(j->device, &r.be, err)))
+		return rc;
+	if ((rc = check_device_memory(j, r.be, err)))
 		return rc;
 	rc = j->method == FT_METHOD_QLORA
 		     ? ft_model_load_nf4(j->model, r.be, j->double_quant, &r.model, err)

@@ -175,6 +175,32 @@ FT_TEST(llama1b_full_zero1_two_gpus)
 	FT_CHECK_INT(e.logits, 525336576LL);
 }
 
+FT_TEST(llama1b_full_fp32_path)
+{
+	/* ft-train's "device": "cuda" runs the fp32 path: 4-byte weights,
+	 * activations and workspace; the weights are their own master copy */
+	struct ft_model_config c = llama1b();
+	struct ft_mem_job j = { .model = &c,
+				.method = FT_MEM_FULL,
+				.batch_size = 8,
+				.seq_len = 1024,
+				.checkpoint_every = 1,
+				.gpus = 1,
+				.fp32 = true };
+	struct ft_mem_estimate e;
+	ft_mem_estimate(&j, &e);
+	FT_CHECK_INT(e.weights, 4943257600LL); /* 4 P */
+	FT_CHECK_INT(e.gradients, 4943257600LL); /* 4 P */
+	FT_CHECK_INT(e.optimizer, 9886515200LL); /* 8 P: m and v */
+	/* A = 4 (4*2048 + 2*2048 + 2*512 + 3*8192) + 4 (2 + 32) = 151,688;
+	 * n (16 * 4 * 2048 + 151,688) = 8192 * 282,760 = 2,316,369,920 */
+	FT_CHECK_INT(e.activations, 2316369920LL);
+	FT_CHECK_INT(e.logits, 4202692608LL); /* fp32 either way */
+	/* 4 * 8192 * (3*8192 + 2*2048) + 32 MiB = 939,524,096 + 33,554,432 */
+	FT_CHECK_INT(e.workspace, 973078528LL);
+	FT_CHECK_INT(e.runtime, 1073741824LL);
+}
+
 FT_TEST(job_check_names_the_field)
 {
 	struct ft_model_config c = llama1b();

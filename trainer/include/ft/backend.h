@@ -78,6 +78,9 @@ struct ft_backend {
 	void (*download)(void *host, const void *dev, size_t bytes);
 	void (*zero)(void *dev, size_t bytes);
 	void (*copy)(void *dev_dst, const void *dev_src, size_t bytes);
+	/* Free and total bytes of the device (NULL: no limit worth checking,
+	 * the CPU); train checks its memory estimate against it first. */
+	bool (*mem_info)(size_t *free_bytes, size_t *total_bytes);
 
 	/* ---- the model's small elementwise glue (cpu/glue.c) ---- */
 	/* y[n] += x[n] (residual adds) */

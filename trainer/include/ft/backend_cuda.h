@@ -66,6 +66,7 @@ void ft_cuda_bf16_to_f32(float *out, const ft_bf16 *in, size_t n);
 void *ft_cuda_be_alloc(size_t bytes);
 void ft_cuda_be_zero(void *dev, size_t bytes);
 void ft_cuda_be_copy(void *dev_dst, const void *dev_src, size_t bytes);
+bool ft_cuda_be_mem_info(size_t *free_bytes, size_t *total_bytes);
 
 /* ---- the fp32 ops of the table (semantics: ft/backend.h) ---- */
 void ft_cuda_matmul_fwd(float *out, const float *inp, const float *w, const float *bias, int N,

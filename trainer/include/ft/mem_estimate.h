@@ -36,6 +36,9 @@ struct ft_mem_job {
 	int logits_chunk; /* rows of logits alive at once; 0: all batch_size * seq_len */
 	int gpus; /* data-parallel degree, >= 1 */
 	bool zero1; /* shard the optimizer state over the GPUs */
+	bool fp32; /* the fp32 path (ft-train's "device": "cuda" today): weights,
+		    * activations and workspace in 4 bytes, the trained tensors are
+		    * their own master copy (optimizer: the two moments only) */
 };
 
 struct ft_mem_estimate {

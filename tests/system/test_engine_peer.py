@@ -207,6 +207,7 @@ def test_full_finetuning_gradients(model_case, build_dir):
 def _peft_model(base, targets, r=4, alpha=8.0, rslora=False, seed=5):
     cfg = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=targets, lora_dropout=0.0,
                           use_rslora=rslora)
+    torch.manual_seed(seed)  # peft draws lora_A from the global generator: pin it
     pm = peft.get_peft_model(base, cfg)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():

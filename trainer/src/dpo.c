@@ -270,27 +270,11 @@ enum ft_rc ft_pairs_parse(const char *data, size_t len, const char *name, int vo
  * "input_ids": supervised rows, refused by name in parse_pair). */
 static bool pairs_pretokenized(const char *path)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return true; /* let the reader report it */
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	bool pre = false;
-	while ((len = getline(&line, &cap, f)) >= 0) {
-		size_t sp = 0;
-		while (sp < (size_t)len && strchr(" \t\r\n", line[sp]))
-			sp++;
-		if (sp == (size_t)len)
-			continue;
-		json_t *row = json_loadb(line, (size_t)len, 0, NULL);
-		pre = json_is_object(row) &&
-		      (json_object_get(row, "prompt_ids") || json_object_get(row, "input_ids"));
-		json_decref(row);
-		break;
-	}
-	free(line);
-	fclose(f);
+	bool opened;
+	json_t *row = ft_rows_first_row(path, &opened);
+	bool pre = !opened || (json_is_object(row) && (json_object_get(row, "prompt_ids") ||
+						       json_object_get(row, "input_ids")));
+	json_decref(row);
 	return pre;
 }
 

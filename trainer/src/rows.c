@@ -305,27 +305,36 @@ void ft_mbatch_release(struct ft_mbatch *mb)
 	memset(mb, 0, sizeof(*mb));
 }
 
-bool ft_rows_is_pretokenized(const char *path)
+json_t *ft_rows_first_row(const char *path, bool *opened)
 {
 	FILE *f = fopen(path, "rb");
+	*opened = f != NULL;
 	if (!f)
-		return true; /* let the reader report it */
+		return NULL;
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	bool pre = true;
+	json_t *row = NULL;
 	while ((len = getline(&line, &cap, f)) >= 0) {
 		size_t sp = 0;
 		while (sp < (size_t)len && strchr(" \t\r\n", line[sp]))
 			sp++;
 		if (sp == (size_t)len)
 			continue;
-		json_t *row = json_loadb(line, (size_t)len, 0, NULL);
-		pre = !json_is_object(row) || json_object_get(row, "input_ids") != NULL;
-		json_decref(row);
+		row = json_loadb(line, (size_t)len, 0, NULL);
 		break;
 	}
 	free(line);
 	fclose(f);
+	return row;
+}
+
+bool ft_rows_is_pretokenized(const char *path)
+{
+	bool opened;
+	json_t *row = ft_rows_first_row(path, &opened);
+	/* unreadable, empty or not an object: let the reader report it */
+	bool pre = !opened || !json_is_object(row) || json_object_get(row, "input_ids") != NULL;
+	json_decref(row);
 	return pre;
 }

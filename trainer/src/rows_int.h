@@ -43,6 +43,9 @@ enum ft_rc ft_rows_load_dataset(const char *path, const char *model_dir, const c
 /* True when the file's first non-blank line is a pre-tokenized row
  * (has "input_ids"). */
 bool ft_rows_is_pretokenized(const char *path);
+/* The first non-blank line of a JSONL file parsed (NULL when there is none
+ * or it is not JSON); *opened says whether the file could be opened. */
+json_t *ft_rows_first_row(const char *path, bool *opened);
 void ft_rows_release(struct ft_rows *rows);
 /* (Re)build the units from the rows (greedy packing in row order into
  * max_len tokens, or one unit per row). */

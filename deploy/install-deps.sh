@@ -7,7 +7,9 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git ca-certificates curl
       libpq-dev libhiredis-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libssl-dev
       postgresql postgresql-client redis-server redis-tools
-      python3 python3-venv python3-dev clang-format clang libclang-rt-dev wrk)
+      python3 python3-venv python3-dev clang-format clang libclang-rt-dev wrk
+      systemd iproute2
+      chromium fonts-wqy-microhei)   # the console's browser test (headless Chromium, CJK glyphs)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,7 @@
 -- 0001_initial: the whole initial schema of ftplat.
 --
 -- Conventions:
---   * ids are text with a type prefix ("ftjob-…", "file-…"; see common/include/ft/id.h);
+--   * ids are text with a type prefix ("ftjob-…", "file-…"; see common/base/include/ft/id.h);
 --   * enums are text + CHECK, so that adding a value is a one-line migration;
 --   * every row that a user can see belongs to a team (team_id), and every list
 --     the API serves has an index that starts with team_id and ends with the

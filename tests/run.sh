@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian machine:
 #   1. installs missing Debian packages (deploy/install-deps.sh);
-#   2. creates the Python virtualenv from tests/requirements.txt;
+#   2. creates the Python virtualenv from tests/requirements.txt (and, without
+#      their dependencies, tests/requirements-nodeps.txt);
 #   3. builds with ASan + UBSan (-Werror) in build-test/;
-#   4. starts a throwaway PostgreSQL and Redis on loopback (deploy/dev/services.sh);
+#   4. starts a throwaway PostgreSQL, Redis and S3 store (SeaweedFS) on loopback
+#      (deploy/dev/services.sh);
 #   5. runs CTest (C unit tests, fuzz corpus replays, format check), a short
 #      libFuzzer run of every harness (clang build in build-fuzz/), and pytest;
 #   6. stops the servers, whatever happened, and exits non-zero on any failure.
 #
 # Environment:
-#   FT_VENV        virtualenv folder (default: ~/.cache/ftplat/venv-<hash of requirements>)
+#   FT_VENV        virtualenv folder (default: ~/.cache/ftplat/venv-<hash of both requirements files>)
 #   FT_BUILD_DIR   build folder (default: build-test)
 #   FT_KEEP_TMP=1  keep the temp folder with server logs after the run
 #   PYTEST_ARGS    extra pytest arguments (e.g. "-k migrations")
@@ -25,7 +27,7 @@ step "system packages"
 deploy/install-deps.sh || { echo "tests/run.sh: installing packages failed" >&2; exit 1; }
 
 step "python virtualenv"
-req_hash=$(sha256sum tests/requirements.txt | cut -c1-12)
+req_hash=$(cat tests/requirements.txt tests/requirements-nodeps.txt | sha256sum | cut -c1-12)
 venv=${FT_VENV:-$HOME/.cache/ftplat/venv-$req_hash}
 if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.ftplat-ready" ]; then
   rm -rf "$venv"
@@ -33,6 +35,7 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$venv/.ftplat-ready" ]; then
   /usr/bin/python3 -m venv "$venv" || exit 1
   "$venv/bin/pip" install -q --upgrade pip >/dev/null || exit 1
   "$venv/bin/pip" install -q -r tests/requirements.txt || { echo "tests/run.sh: pip install failed" >&2; exit 1; }
+  "$venv/bin/pip" install -q --no-deps -r tests/requirements-nodeps.txt || { echo "tests/run.sh: pip install failed" >&2; exit 1; }
   touch "$venv/.ftplat-ready"
 fi
 echo "using $venv"
@@ -55,7 +58,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step "services (PostgreSQL, Redis on loopback)"
+step "services (PostgreSQL, Redis, S3 on loopback)"
 deploy/dev/services.sh start "$tmp" || { echo "tests/run.sh: could not start services" >&2; exit 1; }
 # shellcheck disable=SC1091
 . "$tmp/env"
@@ -81,7 +84,7 @@ if cmake -S . -B "$fuzz_build" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWi
   ctest --test-dir "$fuzz_build" -L fuzz -R '/run$' --output-on-failure -j"$jobs" 2>&1 | tee "$tmp/fuzz.log"
   fuzz_rc=${PIPESTATUS[0]}
 else
-  tail -30 "$tmp/fuzz-configure.log" "$tmp/fuzz-build.log"
+  tail -n 30 "$tmp/fuzz-configure.log" "$tmp/fuzz-build.log"
   echo "tests/run.sh: the fuzzing build failed" >&2
   fuzz_rc=1
 fi

@@ -3,7 +3,12 @@
  * (ft/mem_estimate.h), before it is queued or launched.
  *
  *   estimate --config JOB [--gpu-mem-gib N] [--json] [--gpus N] [--zero1]
- *            [--gradient-checkpointing K] [--logits-chunk ROWS] [--qlora]
+ *            [--gradient-checkpointing K] [--logits-chunk ROWS] [--qlora] [--bf16]
+ *
+ * The estimate is ft_train_job_mem's (ft/train.h): the one train checks
+ * before allocating on a GPU, ft-api stores with every job and the
+ * scheduler places GPU jobs by; it is of the path jobs run (fp32 on CUDA
+ * today), and --bf16 shows the bf16 plan instead.
  *
  * The job file gives the model folder (its config.json only), the method,
  * LoRA rank / targets / dropout, batch_size and max_seq_len. The run's
@@ -34,7 +39,7 @@
 struct est_opts {
 	const char *config;
 	double gpu_mem_gib;
-	bool json, zero1, qlora;
+	bool json, zero1, qlora, bf16;
 	long gpus, ckpt, chunk;
 };
 
@@ -52,6 +57,10 @@ static int parse(int argc, char **argv, struct est_opts *o)
 		}
 		if (strcmp(a, "--qlora") == 0) {
 			o->qlora = true;
+			continue;
+		}
+		if (strcmp(a, "--bf16") == 0) {
+			o->bf16 = true;
 			continue;
 		}
 		if (i + 1 >= argc) {
@@ -137,22 +146,18 @@ int cmd_estimate(int argc, char **argv)
 		free(job);
 		return 3;
 	}
-	struct ft_mem_job mj = {
-		.model = &mc,
-		.method = job->method == FT_METHOD_FULL		      ? FT_MEM_FULL
-			  : o.qlora || job->method == FT_METHOD_QLORA ? FT_MEM_QLORA
-								      : FT_MEM_LORA,
-		.lora_r = job->lora.r,
-		.lora_targets = job->lora.targets,
-		.lora_dropout = job->lora.dropout > 0,
-		.batch_size = job->batch_size,
-		.seq_len = job->max_seq_len,
-		/* the job's own gradient_checkpointing unless the option says */
-		.checkpoint_every = o.ckpt >= 0 ? (int)o.ckpt : job->grad_ckpt,
-		.logits_chunk = (int)o.chunk,
-		.gpus = (int)o.gpus,
-		.zero1 = o.zero1,
-	};
+	struct ft_mem_job mj;
+	ft_train_job_mem(job, &mc, (int)o.gpus, &mj);
+	if (o.qlora)
+		mj.method = FT_MEM_QLORA;
+	if (o.ckpt >= 0) /* the option replaces the job's own gradient_checkpointing */
+		mj.checkpoint_every = (int)o.ckpt;
+	mj.logits_chunk = (int)o.chunk;
+	mj.zero1 = o.zero1;
+	/* the path jobs run (fp32 on CUDA today: what train checks, ft-api stores
+	 * and the scheduler places by), or with --bf16 the bf16 plan (docs/gpu.md) */
+	if (o.bf16)
+		mj.fp32 = false;
 	free(job);
 	if (ft_mem_job_check(&mj, &err)) {
 		fprintf(stderr, "ft-train estimate: %s\n", err.msg);

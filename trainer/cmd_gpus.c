@@ -8,7 +8,7 @@
  *   no device visible     "no CUDA device (<driver's reason>)"
  *   N > devices           "asked for N GPUs but only M CUDA devices are visible"
  *   otherwise             the CUDA training loop is not wired into `train`
- *                         yet: the backend's kernels (trainer/cuda/) and the
+ *                         yet: the backend's kernels (engine/backends/cuda/) and the
  *                         NCCL layer exist as a library and are tested on
  *                         their own (tests/gpu/), so this says so rather than
  *                         silently training on the CPU.

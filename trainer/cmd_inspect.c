@@ -5,7 +5,9 @@
  *
  *   ft-train inspect MODEL [--json] [--hash]
  *       MODEL is a Hugging Face folder (config.json + model.safetensors or a
- *       sharded model.safetensors.index.json) or a .safetensors file. Prints
+ *       sharded model.safetensors.index.json), a .safetensors file, or a GGUF
+ *       file (its config from the metadata; tensors with their ggml type and
+ *       shape in PyTorch order, "gguf_version" in the JSON). Prints
  *       the architecture, sizes, parameter count and every tensor (name,
  *       dtype, shape); --hash adds each tensor's SHA-256 (reads all data).
  *       --json output:
@@ -30,6 +32,7 @@
 #include <jansson.h>
 
 #include "ft/crypto.h"
+#include "ft/gguf.h"
 #include "ft/model_config.h"
 #include "ft/safetensors.h"
 
@@ -106,6 +109,32 @@ static void shape_str(const struct ft_st_tensor *t, char *out, size_t n)
 		snprintf(out + o, n - o, "]");
 }
 
+/* The config lines of the text output; elems: what the tensors hold. */
+static void print_config(const struct ft_model_config *c, uint64_t elems, const char *from)
+{
+	printf("architecture: %s (%s)\n", c->architecture, model_types[c->arch]);
+	printf("sizes: vocab %d, hidden %d, intermediate %d, layers %d, heads %d, kv heads "
+	       "%d, head_dim %d\n",
+	       c->vocab_size, c->hidden_size, c->intermediate_size, c->num_layers, c->num_heads,
+	       c->num_kv_heads, c->head_dim);
+	printf("positions: %d, rms_norm_eps %g, rope theta %g, scaling %s",
+	       c->max_position_embeddings, c->rms_norm_eps, c->rope_theta,
+	       rope_names[c->rope_type]);
+	if (c->rope_type != FT_ROPE_DEFAULT)
+		printf(" (factor %g", c->rope_factor);
+	if (c->rope_type == FT_ROPE_LLAMA3)
+		printf(", low %g, high %g, original %d", c->rope_low_freq_factor,
+		       c->rope_high_freq_factor, c->rope_original_max_pos);
+	printf("%s\n", c->rope_type != FT_ROPE_DEFAULT ? ")" : "");
+	printf("tied embeddings: %s; bias: qkv %s, o %s, mlp %s\n",
+	       c->tie_word_embeddings ? "yes" : "no", c->qkv_bias ? "yes" : "no",
+	       c->o_bias ? "yes" : "no", c->mlp_bias ? "yes" : "no");
+	printf("parameters: %" PRIu64 " (from %s)\n", ft_model_config_param_count(c), from);
+	if (elems != ft_model_config_param_count(c))
+		printf("note: the tensors hold %" PRIu64 " elements, not what %s implies\n", elems,
+		       from);
+}
+
 static void print_text(const char *path, const struct ft_model_config *c, bool have_config,
 		       const struct weights *w, bool hash)
 {
@@ -114,31 +143,8 @@ static void print_text(const char *path, const struct ft_model_config *c, bool h
 	for (size_t i = 0; i < n; i++)
 		elems += weights_at(w, i)->nelem;
 	printf("model: %s\n", path);
-	if (have_config) {
-		printf("architecture: %s (%s)\n", c->architecture, model_types[c->arch]);
-		printf("sizes: vocab %d, hidden %d, intermediate %d, layers %d, heads %d, kv heads "
-		       "%d, head_dim %d\n",
-		       c->vocab_size, c->hidden_size, c->intermediate_size, c->num_layers,
-		       c->num_heads, c->num_kv_heads, c->head_dim);
-		printf("positions: %d, rms_norm_eps %g, rope theta %g, scaling %s",
-		       c->max_position_embeddings, c->rms_norm_eps, c->rope_theta,
-		       rope_names[c->rope_type]);
-		if (c->rope_type != FT_ROPE_DEFAULT)
-			printf(" (factor %g", c->rope_factor);
-		if (c->rope_type == FT_ROPE_LLAMA3)
-			printf(", low %g, high %g, original %d", c->rope_low_freq_factor,
-			       c->rope_high_freq_factor, c->rope_original_max_pos);
-		printf("%s\n", c->rope_type != FT_ROPE_DEFAULT ? ")" : "");
-		printf("tied embeddings: %s; bias: qkv %s, o %s, mlp %s\n",
-		       c->tie_word_embeddings ? "yes" : "no", c->qkv_bias ? "yes" : "no",
-		       c->o_bias ? "yes" : "no", c->mlp_bias ? "yes" : "no");
-		printf("parameters: %" PRIu64 " (from config.json)\n",
-		       ft_model_config_param_count(c));
-		if (elems != ft_model_config_param_count(c))
-			printf("note: the tensors hold %" PRIu64
-			       " elements, not what config.json implies\n",
-			       elems);
-	}
+	if (have_config)
+		print_config(c, elems, "config.json");
 	printf("tensors: %zu, %" PRIu64 " elements\n", n, elems);
 	for (size_t i = 0; i < n; i++) {
 		const struct ft_st_tensor *t = weights_at(w, i);
@@ -201,6 +207,95 @@ static int fail(const char *what, const struct ft_err *err)
 	return 1;
 }
 
+/* A GGUF file: its config (from the metadata), then every tensor with its
+ * ggml type and its shape in PyTorch order. */
+static int inspect_gguf(const char *path, bool as_json, bool hash)
+{
+	struct ft_err err;
+	struct ft_gguf *g;
+	struct ft_model_config c;
+	ft_err_clear(&err);
+	if (ft_gguf_open(path, &g, &err))
+		return fail("inspect", &err);
+	bool have_config = ft_gguf_model_config(g, &c, &err) == FT_OK;
+	size_t n = ft_gguf_tensor_count(g);
+	uint64_t elems = 0;
+	json_t *root = json_object(), *tensors = json_array();
+	if (!as_json) {
+		printf("model: %s (GGUF v%u)\n", path, ft_gguf_version(g));
+		if (have_config)
+			for (size_t i = 0; i < n; i++)
+				elems += strcmp(ft_gguf_tensor_at(g, i)->name, "rope_freqs.weight")
+						 ? ft_gguf_tensor_at(g, i)->nelem
+						 : 0;
+		if (have_config)
+			print_config(&c, elems, "the metadata");
+		else
+			printf("config: %s\n", err.msg);
+		printf("tensors: %zu\n", n);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct ft_gguf_tensor *t = ft_gguf_tensor_at(g, i);
+		const struct ft_ggml_type_info *ti = ft_ggml_type_info(t->type);
+		json_t *shape = json_array();
+		char sh[128] = "[";
+		for (int d = t->n_dims - 1; d >= 0; d--) {
+			size_t k = strlen(sh);
+			snprintf(sh + k, sizeof sh - k, "%" PRIu64 "%s", t->ne[d], d ? ", " : "]");
+			json_array_append_new(shape, json_integer((json_int_t)t->ne[d]));
+		}
+		char hex[FT_SHA256_HEX_LEN + 1] = "";
+		if (hash)
+			ft_sha256_hex(t->data, t->nbytes, hex);
+		if (as_json) {
+			json_t *o = json_pack("{s:s, s:s, s:o, s:I}", "name", t->name, "type",
+					      ti ? ti->name : "?", "shape", shape, "nbytes",
+					      (json_int_t)t->nbytes);
+			if (hash)
+				json_object_set_new(o, "sha256", json_string(hex));
+			json_array_append_new(tensors, o);
+		} else {
+			json_decref(shape);
+			printf("  %-32s %-5s %s%s%s\n", t->name, ti ? ti->name : "?", sh,
+			       hash ? " " : "", hex);
+		}
+	}
+	if (as_json) {
+		json_t *cj = NULL;
+		struct ft_err e2;
+		ft_err_clear(&e2);
+		json_object_set_new(root, "path", json_string(path));
+		json_object_set_new(root, "gguf_version", json_integer(ft_gguf_version(g)));
+		json_object_set_new(root, "config",
+				    ft_gguf_config_json(g, NULL, &cj, &e2) == FT_OK ? cj
+										    : json_null());
+		json_object_set_new(
+			root, "param_count",
+			have_config ? json_integer((json_int_t)ft_model_config_param_count(&c))
+				    : json_null());
+		json_object_set_new(root, "tensors", tensors);
+		char *s = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
+		printf("%s\n", s ? s : "null");
+		free(s);
+	} else {
+		json_decref(tensors);
+	}
+	json_decref(root);
+	ft_gguf_close(g);
+	return 0;
+}
+
+/* A file that starts with the GGUF magic. */
+static bool is_gguf(const char *path)
+{
+	char m[4];
+	FILE *f = fopen(path, "rb");
+	bool yes = f && fread(m, 1, 4, f) == 4 && memcmp(m, "GGUF", 4) == 0;
+	if (f)
+		fclose(f);
+	return yes;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
 	const char *path = NULL;
@@ -225,9 +320,12 @@ int cmd_inspect(int argc, char **argv)
 	}
 	if (!path) {
 		fprintf(stderr,
-			"usage: ft-train inspect MODEL_DIR|FILE.safetensors [--json] [--hash]\n");
+			"usage: ft-train inspect MODEL_DIR|FILE.safetensors|MODEL.gguf [--json] "
+			"[--hash]\n");
 		return 2;
 	}
+	if (is_gguf(path))
+		return inspect_gguf(path, as_json, hash);
 	ft_err_clear(&err);
 	memset(&cfg, 0, sizeof(cfg));
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {

@@ -2,7 +2,7 @@
  * cmd_tokenize.c - `ft-train tokenize` and `ft-train detokenize`: look at
  * what a tokenizer.json does with a text, and a batch mode for peer tests.
  *
- *   ft-train tokenize --model DIR|tokenizer.json [--special] [--json] TEXT|-
+ *   ft-train tokenize --model DIR|tokenizer.json|MODEL.gguf [--special] [--json] TEXT|-
  *       --special: split special tokens out of the text and add the
  *       post-processor's tokens (BOS). Prints "<id>\t<token>" lines, or
  *       {"ids": [...], "tokens": [...]} with --json. "-" reads the text from stdin.
@@ -37,6 +37,13 @@ static struct ft_tokenizer *open_model(const char *path, struct ft_err *err)
 				 strerror(errno));
 			return NULL;
 		}
+		char magic[4] = "";
+		if (fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0) {
+			fclose(f); /* a GGUF model file: its tokenizer metadata */
+			ft_tokenizer_load(path, &t, err);
+			return t;
+		}
+		rewind(f);
 		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
 			if (ft_buf_add(&b, chunk, n))
 				break;

@@ -2,7 +2,7 @@
  * cmd_validate.c - `ft-train validate` and `ft-train render`.
  *
  *   ft-train validate DATA.jsonl [--model MODEL_DIR] [--method sft|dpo]
- *                    [--template NAME] [--max-seq-len N] [--train-on-inputs]
+ *                    [--template NAME] [--max-seq-len N] [--truncate-long] [--train-on-inputs]
  *                    [--val-fraction F] [--seed N] [--json]
  *
  * checks every line of a dataset (ft/dataset.h) and prints the report: the
@@ -31,7 +31,8 @@ static int usage_validate(void)
 {
 	fprintf(stderr,
 		"usage: ft-train validate DATA.jsonl [--model MODEL_DIR] [--method sft|dpo]\n"
-		"         [--template NAME] [--max-seq-len N] [--train-on-inputs]\n"
+		"         [--template NAME] [--max-seq-len N] [--truncate-long] "
+		"[--train-on-inputs]\n"
 		"         [--val-fraction F] [--seed N] [--json]\n"
 		"templates: %s\n",
 		ft_chat_template_names());
@@ -64,6 +65,8 @@ static bool parse_args(int argc, char **argv, struct args *a, bool want_data)
 			a->json = true;
 		} else if (strcmp(o, "--train-on-inputs") == 0) {
 			a->opts.train_on_inputs = true;
+		} else if (strcmp(o, "--truncate-long") == 0) {
+			a->opts.truncate_long = true;
 		} else if (strcmp(o, "--model") == 0 && val) {
 			a->model = val, i++;
 		} else if (strcmp(o, "--template") == 0 && val) {

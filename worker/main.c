@@ -42,6 +42,17 @@ int main(int argc, char **argv)
 		if (access(trainer, X_OK) != 0)
 			snprintf(trainer, sizeof(trainer), "%s/../trainer/ft-train", dir);
 	}
+	/* Jobs read their training files in place from a local store; fetching
+	 * inputs from an object store into a local cache is issue 20, item 2. */
+	if (strcmp(ft_config_str(&cfg, "store_backend"), "local") != 0) {
+		fprintf(stderr,
+			"ft-worker: store_backend = \"%s\" is not supported by workers yet; "
+			"run workers with store_backend = local on a store_dir shared with "
+			"ft-api\n",
+			ft_config_str(&cfg, "store_backend"));
+		ft_config_release(&cfg);
+		return 1;
+	}
 	struct sigaction sa = { 0 };
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);

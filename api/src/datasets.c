@@ -1,7 +1,7 @@
 /*
  * datasets.c - /v1/datasets: an uploaded file plus what validation learned
- * about it (format, line-numbered report, statistics, a preview of
- * rendered examples). Created in status "validating"; the validator threads
+ * about it (format, line-numbered report, statistics, a preview of the
+ * first examples as text and as turns {role, content}). Created in status "validating"; the validator threads
  * fill it in and move it to "valid" or "invalid".
  */
 #include "api_int.h"
@@ -15,6 +15,7 @@ static json_t *ds_json(const PGresult *res, int i)
 	json_t *d = json_object();
 	json_t *report = api_jsonb(res, i, 5);
 	json_t *preview = json_object_get(report, "preview");
+	json_t *turns = json_object_get(report, "preview_messages");
 	json_object_set_new(d, "id", json_string(PQgetvalue(res, i, 0)));
 	json_object_set_new(d, "object", json_string("dataset"));
 	json_object_set_new(d, "file_id", json_string(PQgetvalue(res, i, 1)));
@@ -22,8 +23,11 @@ static json_t *ds_json(const PGresult *res, int i)
 	json_object_set_new(d, "format", api_text_or_null(res, i, 3));
 	json_object_set_new(d, "status", json_string(PQgetvalue(res, i, 4)));
 	json_object_set_new(d, "preview", preview ? json_incref(preview) : json_array());
-	if (json_is_object(report))
+	json_object_set_new(d, "preview_messages", turns ? json_incref(turns) : json_array());
+	if (json_is_object(report)) {
 		json_object_del(report, "preview");
+		json_object_del(report, "preview_messages");
+	}
 	json_object_set_new(d, "report", report);
 	json_object_set_new(d, "stats", api_jsonb(res, i, 6));
 	json_object_set_new(d, "created_at", api_epoch(res, i, 7));

@@ -199,6 +199,9 @@ enum ft_rc h_files_create(struct api_req *r)
 	u->committed = true; /* commit frees the writer, whatever happens */
 	if (ft_store_writer_commit(u->w, sha, key, &n, &r->err))
 		return r->err.rc;
+	/* the team's storage quota (a refused upload's blob is collected later) */
+	if (api_quota_check(r, n, "file"))
+		return r->err.rc;
 	ft_id_new(FT_ID_FILE, id);
 	snprintf(bytes, sizeof(bytes), "%" PRIu64, n);
 	const char *p[] = { id, r->team_id, u->filename, bytes, sha };

@@ -12,11 +12,15 @@
  *   model, training_file, validation_file, method {type, supervised|dpo:
  *   {hyperparameters}}, hyperparameters (legacy), suffix, seed, metadata,
  *   integrations (null or []), and ours: adapter (none|lora|qlora),
- *   lora {r, alpha, dropout, target_modules}, gpus, priority.
+ *   lora {r, alpha, dropout, target_modules}, gpus, priority, registered_model.
+ * "model" goes through the one resolver (resolve.c): a base model, or a
+ * model version (NAME@ALIAS, NAME/N, ft:BASE:JOB) whose adapter the job
+ * continues training from.
  *
  * Status as shown to OpenAI clients: our "dispatched" reads "queued" and
  * "cancelling" reads "running"; the exact state is in "state".
  */
+#include <math.h>
 #include <unistd.h>
 
 #include "api_int.h"
@@ -27,7 +31,9 @@
 	"suffix, seed, metadata::text, status, priority, requested_gpus, attempt, worker_id, "   \
 	"error::text, fine_tuned_model, trained_tokens, latest_metrics::text, "                  \
 	"extract(epoch from estimated_finish)::bigint, extract(epoch from created_at)::bigint, " \
-	"extract(epoch from finished_at)::bigint, team_id, max_attempts"
+	"extract(epoch from finished_at)::bigint, team_id, max_attempts, registered_model, "     \
+	"(SELECT mv.name || '/' || mv.version FROM model_versions mv "                           \
+	"WHERE mv.id = jobs.parent_version_id)"
 
 static const struct {
 	const char *state, *openai;
@@ -114,144 +120,30 @@ static json_t *job_json(const PGresult *res, int i)
 			    json_integer(strtoll(PQgetvalue(res, i, 23), NULL, 10)));
 	json_object_set_new(j, "worker", api_text_or_null(res, i, 14));
 	json_object_set_new(j, "latest_metrics", api_jsonb(res, i, 18));
+	/* the registry: the model its version goes to, the version it continues */
+	json_object_set_new(j, "registered_model", api_text_or_null(res, i, 24));
+	json_object_set_new(j, "parent_version", api_text_or_null(res, i, 25));
 	json_decref(hp);
 	return j;
 }
 
 /* ---- request checking -------------------------------------------------- */
 
-/* The hyperparameters a job accepts. OpenAI's (n_epochs, batch_size,
- * learning_rate_multiplier, and beta for dpo) also take "auto"; ours pass
- * to the trainer's job file as they are (docs/trainer.md), with the
- * trainer's own ranges, so a job the API accepts never fails there on one. */
-enum hp_kind { HP_INT, HP_NUM, HP_BOOL, HP_BOOL_OR_INT, HP_CHOICE };
-
-struct hp_rule {
-	const char *name;
-	enum hp_kind kind;
-	double min, max;
-	const char *method; /* NULL: any */
-	bool openai; /* "auto" allowed */
-	const char *const *choices; /* HP_CHOICE */
-};
-
-static const char *const schedulers[] = { "linear", "cosine", "constant", "constant_with_warmup",
-					  NULL };
-
-static const struct hp_rule hp_rules[] = {
-	{ "n_epochs", HP_INT, 1, 50, NULL, true, NULL },
-	{ "batch_size", HP_INT, 1, 256, NULL, true, NULL },
-	{ "learning_rate_multiplier", HP_NUM, 1e-6, 100, NULL, true, NULL },
-	{ "beta", HP_NUM, 1e-6, 2, "dpo", true, NULL },
-	{ "label_smoothing", HP_NUM, 0, 0.5, "dpo", false, NULL },
-	{ "learning_rate", HP_NUM, 0, 10, NULL, false, NULL },
-	{ "lr_scheduler_type", HP_CHOICE, 0, 0, NULL, false, schedulers },
-	{ "warmup_steps", HP_INT, 0, 1e9, NULL, false, NULL },
-	{ "warmup_ratio", HP_NUM, 0, 1, NULL, false, NULL },
-	{ "weight_decay", HP_NUM, 0, 10, NULL, false, NULL },
-	{ "max_grad_norm", HP_NUM, 0, 1e9, NULL, false, NULL },
-	{ "gradient_accumulation_steps", HP_INT, 1, 4096, NULL, false, NULL },
-	{ "max_steps", HP_INT, 1, 1e9, NULL, false, NULL },
-	{ "max_seq_length", HP_INT, 2, 1 << 20, NULL, false, NULL },
-	{ "packing", HP_BOOL, 0, 0, "supervised", false, NULL },
-	{ "shuffle", HP_BOOL, 0, 0, NULL, false, NULL },
-	{ "gradient_checkpointing", HP_BOOL_OR_INT, 0, 1 << 20, NULL, false, NULL },
-	{ "eval_steps", HP_INT, 0, 1e9, NULL, false, NULL },
-	{ "eval_on_start", HP_BOOL, 0, 0, NULL, false, NULL },
-	{ "early_stopping_patience", HP_INT, 0, 1e6, NULL, false, NULL },
-	{ "save_steps", HP_INT, 0, 1e9, NULL, false, NULL },
-};
-
-static const char *const hp_kind_names[] = {
-	[HP_INT] = "an integer",     [HP_NUM] = "a number",
-	[HP_BOOL] = "true or false", [HP_BOOL_OR_INT] = "true, false or an integer",
-	[HP_CHOICE] = "a string",
-};
-
-static bool hp_type_ok(const struct hp_rule *rule, const json_t *v)
-{
-	switch (rule->kind) {
-	case HP_INT: return json_is_integer(v);
-	case HP_NUM: return json_is_number(v);
-	case HP_BOOL: return json_is_boolean(v);
-	case HP_BOOL_OR_INT: return json_is_boolean(v) || json_is_integer(v);
-	default: return json_is_string(v);
-	}
-}
-
-/* Copy the hyperparameters in src (each in range, or "auto" for OpenAI's)
- * into dst. */
+/* Copy the hyperparameters in src into dst, each checked against the
+ * trainer's own table (ft/train.h ft_hparams: names, types, ranges, the
+ * methods they go with), so a job the API accepts never fails in the
+ * trainer on one of them. */
 static enum ft_rc check_hp(struct api_req *r, json_t *src, const char *param, const char *method,
 			   json_t *dst)
 {
-	if (!json_is_object(src)) {
-		ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"%s\" must be an object (got %s)",
-			 param, ft_json_type_name(src));
-		ft_err_param(&r->err, param);
+	if (ft_hparams_check(src, strcmp(method, "dpo") == 0, param, &r->err))
 		return FT_EINVAL;
-	}
 	const char *k;
 	json_t *v;
 	json_object_foreach(src, k, v)
 	{
-		const struct hp_rule *rule = NULL;
-		char p[128];
-		snprintf(p, sizeof(p), "%s.%s", param, k);
-		for (size_t i = 0; i < FT_ARRAY_LEN(hp_rules); i++)
-			if (strcmp(hp_rules[i].name, k) == 0)
-				rule = &hp_rules[i];
-		if (!rule || (rule->method && strcmp(rule->method, method) != 0)) {
-			if (rule)
-				ft_failf(&r->err, FT_EINVAL, "unknown_field",
-					 "unknown field \"%s\" (only for method \"%s\")", p,
-					 rule->method);
-			else
-				ft_failf(&r->err, FT_EINVAL, "unknown_field",
-					 "unknown field \"%s\"", p);
-			ft_err_param(&r->err, p);
-			return FT_EINVAL;
-		}
-		if (json_is_null(v))
-			continue;
-		if (rule->openai && json_is_string(v) &&
-		    strcmp(json_string_value(v), "auto") == 0) {
+		if (!json_is_null(v))
 			json_object_set(dst, k, v);
-			continue;
-		}
-		if (!hp_type_ok(rule, v)) {
-			ft_failf(&r->err, FT_EINVAL, "invalid_type", "\"%s\" must be %s%s (got %s)",
-				 p, rule->openai ? "\"auto\" or " : "", hp_kind_names[rule->kind],
-				 ft_json_type_name(v));
-			ft_err_param(&r->err, p);
-			return FT_EINVAL;
-		}
-		if (rule->kind == HP_CHOICE) {
-			const char *const *c = rule->choices;
-			while (*c && strcmp(*c, json_string_value(v)) != 0)
-				c++;
-			if (!*c) {
-				char all[256];
-				size_t n = 0;
-				for (c = rule->choices; *c && n < sizeof(all); c++)
-					n += (size_t)snprintf(all + n, sizeof(all) - n, "%s%s",
-							      c == rule->choices ? "" : ", ", *c);
-				ft_failf(&r->err, FT_EINVAL, "invalid_value",
-					 "\"%s\" must be one of %s (got \"%.64s\")", p, all,
-					 json_string_value(v));
-				ft_err_param(&r->err, p);
-				return FT_EINVAL;
-			}
-		} else if (!json_is_boolean(v)) {
-			double x = json_number_value(v);
-			if (!(x >= rule->min && x <= rule->max)) {
-				ft_failf(&r->err, FT_EINVAL, "out_of_range",
-					 "\"%s\" must be between %g and %g (got %g)", p, rule->min,
-					 rule->max, x);
-				ft_err_param(&r->err, p);
-				return FT_EINVAL;
-			}
-		}
-		json_object_set(dst, k, v);
 	}
 	return FT_OK;
 }
@@ -404,69 +296,36 @@ static const char *team_file(struct api_req *r, const char *param, const char *i
 	return PQgetvalue(res, 0, 0);
 }
 
-/* Detect the format of the first non-blank line; FT_DS_UNKNOWN when it
- * cannot be told (the asynchronous validation will say why). */
-static enum ft_ds_format sniff_format(struct api_req *r, const char *sha)
-{
-	char key[FT_STORE_KEY_MAX];
-	struct ft_err e;
-	ft_err_clear(&e);
-	ft_store_key_for(sha, key);
-	int fd = ft_store_open_read(r->ctx->store, key, NULL, &e);
-	if (fd < 0)
-		return FT_DS_UNKNOWN;
-	size_t cap = 1u << 20, len = 0;
-	char *buf = malloc(cap);
-	enum ft_ds_format f = FT_DS_UNKNOWN;
-	if (!buf)
-		goto close_fd;
-	while (len < cap) {
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-		if (memchr(buf + len - (size_t)n, '\n', (size_t)n))
-			break;
-	}
-	size_t start = 0;
-	while (start < len) {
-		char *nl = memchr(buf + start, '\n', len - start);
-		size_t end = nl ? (size_t)(nl - buf) : len;
-		json_t *v = ft_json_parse(buf + start, end - start, NULL);
-		bool blank = true;
-		for (size_t i = start; i < end; i++)
-			if (!strchr(" \t\r", buf[i]))
-				blank = false;
-		if (!blank) {
-			f = ft_ds_format_detect(v);
-			json_decref(v);
-			break;
-		}
-		json_decref(v);
-		if (!nl)
-			break;
-		start = end + 1;
-	}
-	free(buf);
-close_fd:
-	close(fd);
-	return f;
-}
-
+/* The file's first row must fit the method: ftdata's own check
+ * (ft_data_check_first_row), so the refusal is word for word the error the
+ * validator would give that line. A file that cannot be read here, or whose
+ * first row is not valid, is left to the validator threads to report. */
 static enum ft_rc check_file_format(struct api_req *r, const char *param, const char *id,
 				    const char *sha, const char *method)
 {
-	enum ft_ds_format f = sniff_format(r, sha);
-	if (f == FT_DS_UNKNOWN || ft_ds_format_fits(f, method))
+	char key[FT_STORE_KEY_MAX];
+	struct ft_err e;
+	enum ft_data_method m;
+	enum ft_data_format f;
+	ft_err_clear(&e);
+	if (!ft_api_method_parse(method, &m))
+		return FT_OK; /* parse_create refused it already */
+	ft_store_key_for(sha, key);
+	int fd = ft_store_open_read(r->ctx->store, key, NULL, &e);
+	if (fd < 0)
 		return FT_OK;
-	ft_failf(&r->err, FT_EINVAL, "invalid_file_format",
-		 "%s \"%s\" line 1 is in format \"%s\", which cannot train with method \"%s\"%s",
-		 param, id, ft_ds_format_name(f), method,
-		 strcmp(method, "dpo") == 0
-			 ? " (dpo needs \"prompt\"/\"chosen\"/\"rejected\" or \"preferred_output\")"
-			 : " (use method \"dpo\" for preference data)");
+	FILE *fp = fdopen(fd, "rb");
+	if (!fp) {
+		close(fd);
+		return FT_OK;
+	}
+	enum ft_rc rc = ft_data_check_first_row(fp, m, &f, &e);
+	fclose(fp);
+	if (rc != FT_EINVAL)
+		return FT_OK;
+	ft_failf(&r->err, FT_EINVAL, e.code, "%s \"%s\" %s", param, id, e.msg);
 	ft_err_param(&r->err, param);
-	ft_err_line(&r->err, 1);
+	ft_err_line(&r->err, e.line);
 	return FT_EINVAL;
 }
 
@@ -511,49 +370,42 @@ static enum ft_rc job_by_id(struct api_req *r, const char *id)
 	return FT_OK;
 }
 
-enum ft_rc h_jobs_create(struct api_req *r)
+/* A create (or estimate) request, once checked: everything the job row
+ * needs, and the trainer's own reading of it. */
+struct job_req {
+	const char *model, *tf, *vf, *suffix, *method, *adapter, *registered_model;
+	long long seed, gpus, priority;
+	json_t *hp; /* the hyperparameters, "lora" inside (the job row's layout) */
+	json_t *meta;
+	const char *model_id; /* base_models.id */
+	const struct api_model_target *target; /* what "model" resolved to */
+	char rm[FT_NAME_MAX + 1]; /* the registered model its version goes to */
+	struct ft_train_job *tj; /* the job as ft-train will read it (defaults applied) */
+	long long mem; /* ft_train_job_mem's bytes per GPU; 0 when unknown */
+};
+
+static enum ft_rc check_job_fields(struct api_req *r, const struct job_req *q, json_t *b)
 {
-	static const char *const keys[] = { "model",
-					    "training_file",
-					    "validation_file",
-					    "method",
-					    "hyperparameters",
-					    "suffix",
-					    "seed",
-					    "metadata",
-					    "integrations",
-					    "adapter",
-					    "lora",
-					    "gpus",
-					    "priority",
-					    NULL };
-	json_t *b;
-	const char *model = NULL, *tf = NULL, *vf = NULL, *suffix = NULL, *method = "supervised";
-	const char *adapter = "lora";
-	long long seed = -1, gpus = 0, priority = 0;
-	if (api_body_object(r, false, &b) || api_check_keys(r, b, NULL, keys) ||
-	    ft_json_get_str(b, "model", FT_JSON_REQUIRED | FT_JSON_NONEMPTY, &model, &r->err) ||
-	    ft_json_get_str(b, "training_file", FT_JSON_REQUIRED | FT_JSON_NONEMPTY, &tf,
-			    &r->err) ||
-	    ft_json_get_str(b, "validation_file", FT_JSON_NULL_OK, &vf, &r->err) ||
-	    ft_json_get_str(b, "suffix", FT_JSON_NULL_OK, &suffix, &r->err) ||
-	    ft_json_get_int(b, "seed", FT_JSON_NULL_OK, 0, 2147483647, &seed, &r->err) ||
-	    ft_json_get_str(b, "adapter", FT_JSON_NULL_OK, &adapter, &r->err) ||
-	    ft_json_get_int(b, "gpus", FT_JSON_NULL_OK, 0, 64, &gpus, &r->err) ||
-	    ft_json_get_int(b, "priority", FT_JSON_NULL_OK, -100, 100, &priority, &r->err))
-		return FT_EINVAL;
-	if (!api_valid_text(model, 256)) {
+	if (!api_valid_text(q->model, 256)) {
 		ft_failf(&r->err, FT_EINVAL, "invalid_value", "\"model\" is not a model name");
 		ft_err_param(&r->err, "model");
 		return FT_EINVAL;
 	}
-	if (suffix && (strlen(suffix) > 64 || !api_valid_text(suffix, 64))) {
+	if (q->suffix && (strlen(q->suffix) > 64 || !api_valid_text(q->suffix, 64))) {
 		ft_failf(&r->err, FT_EINVAL, "invalid_value",
 			 "\"suffix\" must be at most 64 printable characters");
 		ft_err_param(&r->err, "suffix");
 		return FT_EINVAL;
 	}
-	if (strcmp(adapter, "lora") && strcmp(adapter, "qlora") && strcmp(adapter, "none")) {
+	if (q->registered_model && !ft_registered_name_valid(q->registered_model)) {
+		ft_failf(&r->err, FT_EINVAL, "invalid_value",
+			 "\"registered_model\" must be 1 to 128 of A-Z a-z 0-9 . _ - starting with "
+			 "a letter or a digit");
+		ft_err_param(&r->err, "registered_model");
+		return FT_EINVAL;
+	}
+	if (strcmp(q->adapter, "lora") && strcmp(q->adapter, "qlora") &&
+	    strcmp(q->adapter, "none")) {
 		ft_failf(&r->err, FT_EINVAL, "invalid_value",
 			 "\"adapter\" must be \"lora\", \"qlora\" or \"none\"");
 		ft_err_param(&r->err, "adapter");
@@ -566,141 +418,370 @@ enum ft_rc h_jobs_create(struct api_req *r)
 		ft_err_param(&r->err, "integrations");
 		return FT_EINVAL;
 	}
-	json_t *hp = api_own(r, json_object());
+	return FT_OK;
+}
+
+/* The hyperparameters (method's, then the legacy top-level ones, against
+ * the trainer's table) and the adapter's settings, into q->hp. */
+static enum ft_rc check_job_hp(struct api_req *r, struct job_req *q, json_t *b)
+{
+	q->hp = api_own(r, json_object());
 	json_t *m = json_object_get(b, "method");
-	if (m && !json_is_null(m) && check_method(r, m, &method, hp))
+	if (m && !json_is_null(m) && check_method(r, m, &q->method, q->hp))
 		return FT_EINVAL;
 	json_t *legacy = json_object_get(b, "hyperparameters");
 	if (legacy && !json_is_null(legacy)) {
 		json_t *tmp = api_own(r, json_object());
-		if (check_hp(r, legacy, "hyperparameters", method, tmp))
+		if (check_hp(r, legacy, "hyperparameters", q->method, tmp))
 			return FT_EINVAL;
 		const char *k;
 		json_t *v;
 		json_object_foreach(tmp, k, v)
 		{
-			if (!json_object_get(hp, k))
-				json_object_set(hp, k, v);
+			if (!json_object_get(q->hp, k))
+				json_object_set(q->hp, k, v);
 		}
 	}
 	json_t *lora = json_object_get(b, "lora");
-	if (strcmp(adapter, "none") == 0) {
-		if (lora && !json_is_null(lora)) {
-			ft_failf(&r->err, FT_EINVAL, "invalid_value",
-				 "\"lora\" needs adapter \"lora\" or \"qlora\"");
-			ft_err_param(&r->err, "lora");
-			return FT_EINVAL;
+	if (strcmp(q->adapter, "none") != 0)
+		return check_lora(r, lora, q->hp);
+	if (lora && !json_is_null(lora)) {
+		ft_failf(&r->err, FT_EINVAL, "invalid_value",
+			 "\"lora\" needs adapter \"lora\" or \"qlora\"");
+		ft_err_param(&r->err, "lora");
+		return FT_EINVAL;
+	}
+	return FT_OK;
+}
+
+/* The request's fields, their types and OpenAI's shape. */
+static enum ft_rc parse_create(struct api_req *r, json_t *b, struct job_req *q)
+{
+	static const char *const keys[] = {
+		"model",  "training_file", "validation_file", "method",		  "hyperparameters",
+		"suffix", "seed",	   "metadata",	      "integrations",	  "adapter",
+		"lora",	  "gpus",	   "priority",	      "registered_model", NULL
+	};
+	*q = (struct job_req){ .method = "supervised", .adapter = "lora", .seed = -1 };
+	if (api_check_keys(r, b, NULL, keys) ||
+	    ft_json_get_str(b, "model", FT_JSON_REQUIRED | FT_JSON_NONEMPTY, &q->model, &r->err) ||
+	    ft_json_get_str(b, "training_file", FT_JSON_REQUIRED | FT_JSON_NONEMPTY, &q->tf,
+			    &r->err) ||
+	    ft_json_get_str(b, "validation_file", FT_JSON_NULL_OK, &q->vf, &r->err) ||
+	    ft_json_get_str(b, "suffix", FT_JSON_NULL_OK, &q->suffix, &r->err) ||
+	    ft_json_get_int(b, "seed", FT_JSON_NULL_OK, 0, 2147483647, &q->seed, &r->err) ||
+	    ft_json_get_str(b, "adapter", FT_JSON_NULL_OK, &q->adapter, &r->err) ||
+	    ft_json_get_int(b, "gpus", FT_JSON_NULL_OK, 0, 64, &q->gpus, &r->err) ||
+	    ft_json_get_int(b, "priority", FT_JSON_NULL_OK, -100, 100, &q->priority, &r->err) ||
+	    ft_json_get_str(b, "registered_model", FT_JSON_NULL_OK, &q->registered_model,
+			    &r->err) ||
+	    check_job_fields(r, q, b) || check_job_hp(r, q, b))
+		return FT_EINVAL;
+	q->meta = json_object_get(b, "metadata");
+	if (q->meta && json_is_null(q->meta))
+		q->meta = NULL;
+	if (q->meta && check_metadata(r, q->meta))
+		return FT_EINVAL;
+	return FT_OK;
+}
+
+/* The trainer's own parser on the object the worker will write
+ * (ft_train_job_from_spec): its verdict on the job, and what it will do with
+ * the data (the validator threads read max_seq_len and chat_template). */
+enum ft_rc api_job_trainer_view(const char *method, const char *adapter, json_t *hp,
+				bool has_validation, struct ft_train_job *tj, struct ft_err *err)
+{
+	struct ft_job_spec spec = {
+		.model_dir = "model",
+		.train_file = "training_file",
+		.validation_file = has_validation ? "validation_file" : NULL,
+		.output_dir = "out",
+		.adapter = adapter,
+		.method = method,
+		.hyperparameters = hp,
+		.eval_on_start = true,
+	};
+	json_t *job = ft_train_job_from_spec(&spec, err);
+	if (!job)
+		return FT_EINVAL;
+	char *text = json_dumps(job, JSON_COMPACT);
+	json_decref(job);
+	if (!text)
+		return ft_failf(err, FT_ENOMEM, NULL, "out of memory");
+	enum ft_rc rc = ft_train_job_parse(text, strlen(text), tj, err);
+	free(text);
+	return rc;
+}
+
+/* The trainer's verdict on the job and the GPU memory it needs on the model
+ * (ft_train_job_mem: what train checks, what the scheduler places by; 0 when
+ * the model's config cannot say). */
+static enum ft_rc trainer_verdict(struct api_req *r, struct job_req *q, const char *model_config,
+				  long long *mem)
+{
+	struct ft_train_job *tj = api_alloc(r->arena, sizeof(*tj));
+	if (api_job_trainer_view(q->method, q->adapter, q->hp, q->vf != NULL, tj, &r->err))
+		return FT_EINVAL;
+	q->tj = tj;
+	struct ft_model_config mc;
+	struct ft_err e;
+	ft_err_clear(&e);
+	*mem = 0;
+	if (ft_model_config_parse(model_config, strlen(model_config), &mc, &e) == FT_OK) {
+		struct ft_mem_job mj;
+		struct ft_mem_estimate est;
+		ft_train_job_mem(tj, &mc, (int)FT_MAX(q->gpus, 1), &mj);
+		if (ft_mem_job_check(&mj, &e) == FT_OK) {
+			ft_mem_estimate(&mj, &est);
+			*mem = (long long)est.total;
 		}
-	} else if (check_lora(r, lora, hp)) {
-		return FT_EINVAL;
 	}
-	json_t *meta = json_object_get(b, "metadata");
-	if (meta && json_is_null(meta))
-		meta = NULL;
-	if (meta && check_metadata(r, meta))
-		return FT_EINVAL;
+	return FT_OK;
+}
 
-	/* What exists and belongs to the team. */
-	const char *pm[] = { model, r->team_id };
-	PGresult *mres = api_db(r,
-				"SELECT id, parameter_count, coalesce(config->>'hidden_size', '0'),"
-				" coalesce(config->>'num_hidden_layers', '0') FROM base_models"
-				" WHERE name = $1 AND (team_id IS NULL OR team_id = $2)",
-				2, pm);
-	if (!mres)
-		return r->err.rc;
-	if (PQntuples(mres) == 0) {
-		ft_failf(&r->err, FT_EINVAL, "model_not_found",
-			 "model \"%s\" does not exist; list the base models with GET /v1/models",
-			 model);
-		ft_err_param(&r->err, "model");
-		return FT_EINVAL;
-	}
-	const char *tsha = team_file(r, "training_file", tf);
-	if (!tsha)
-		return r->err.rc;
-	const char *vsha = NULL;
-	if (vf && !(vsha = team_file(r, "validation_file", vf)))
-		return r->err.rc;
-	if (check_file_format(r, "training_file", tf, tsha, method) ||
-	    (vf && check_file_format(r, "validation_file", vf, vsha, method)))
-		return FT_EINVAL;
-
+/* The job row, its first transition and events, in one transaction.
+ * parent: the version it continues (or NULL); rm: its registered model. */
+static enum ft_rc insert_job(struct api_req *r, const struct job_req *q, const char *base_id,
+			     const char *parent, const char *rm, long long mem, char *id)
+{
+	long long seed = q->seed;
 	if (seed < 0) {
 		uint32_t s;
 		ft_random_bytes(&s, sizeof(s));
 		seed = s & 0x7fffffff;
 	}
-	char id[FT_ID_MAX], seed_s[24], gpus_s[8], prio_s[8];
+	char seed_s[24], gpus_s[8], prio_s[8], attempts_s[16], mem_s[24];
 	ft_id_new(FT_ID_JOB, id);
 	snprintf(seed_s, sizeof(seed_s), "%lld", seed);
-	snprintf(gpus_s, sizeof(gpus_s), "%lld", gpus);
-	snprintf(prio_s, sizeof(prio_s), "%lld", priority);
-	char *hp_s = json_dumps(hp, JSON_COMPACT);
-	char *meta_s = meta ? json_dumps(meta, JSON_COMPACT) : NULL;
+	snprintf(gpus_s, sizeof(gpus_s), "%lld", q->gpus);
+	snprintf(prio_s, sizeof(prio_s), "%lld", q->priority);
+	snprintf(attempts_s, sizeof(attempts_s), "%d", r->ctx->job_max_attempts);
+	snprintf(mem_s, sizeof(mem_s), "%lld", mem);
+	char *hp_s = json_dumps(q->hp, JSON_COMPACT);
+	char *meta_s = q->meta ? json_dumps(q->meta, JSON_COMPACT) : NULL;
 	api_defer(r->arena, free, hp_s);
 	if (meta_s)
 		api_defer(r->arena, free, meta_s);
-	const char *meta_p = meta_s ? meta_s : "{}";
-	char attempts_s[16], mem_s[24];
-	snprintf(attempts_s, sizeof(attempts_s), "%d", r->ctx->job_max_attempts);
-	json_t *bs = json_object_get(hp, "batch_size");
-	snprintf(mem_s, sizeof(mem_s), "%lld",
-		 api_estimate_gpu_mem(strtoll(PQgetvalue(mres, 0, 1), NULL, 10),
-				      atol(PQgetvalue(mres, 0, 2)), atol(PQgetvalue(mres, 0, 3)),
-				      adapter,
-				      json_is_integer(bs) ? (long)json_integer_value(bs) : 4));
-	const char *p[] = { id,	    r->team_id, model,	    PQgetvalue(mres, 0, 0),
-			    tf,	    vf,		method,	    adapter,
-			    hp_s,   suffix,	seed_s,	    meta_p,
-			    prio_s, gpus_s,	attempts_s, mem_s };
+	const char *p[] = { id,	    r->team_id, q->model,   base_id,
+			    q->tf,  q->vf,	q->method,  q->adapter,
+			    hp_s,   q->suffix,	seed_s,	    meta_s ? meta_s : "{}",
+			    prio_s, gpus_s,	attempts_s, mem ? mem_s : NULL,
+			    rm,	    parent };
 	if (api_db_begin(r) ||
-	    api_db_cmd(
-		    r,
-		    "INSERT INTO jobs (id, team_id, model, base_model_id, training_file_id, "
-		    "validation_file_id, method, adapter, hyperparameters, suffix, seed, metadata, "
-		    "priority, requested_gpus, max_attempts, est_gpu_mem_bytes) VALUES ($1, $2, "
-		    "$3, "
-		    "$4, $5, $6, $7, $8, $9::jsonb, $10, $11::bigint, $12::jsonb, $13::int, "
-		    "$14::int, "
-		    "$15::int, $16::bigint)",
-		    16, p) ||
-	    api_db_cmd(
-		    r,
-		    "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, reason) "
-		    "VALUES ($1, NULL, 'validating_files', 0, 'created')",
-		    1, p) ||
+	    api_db_cmd(r,
+		       "INSERT INTO jobs (id, team_id, model, base_model_id, training_file_id, "
+		       "validation_file_id, method, adapter, hyperparameters, suffix, seed, "
+		       "metadata, priority, requested_gpus, max_attempts, est_gpu_mem_bytes, "
+		       "registered_model, parent_version_id) "
+		       "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11::bigint, "
+		       "$12::jsonb, $13::int, $14::int, $15::int, $16::bigint, $17, $18)",
+		       18, p) ||
+	    api_db_cmd(r,
+		       "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, "
+		       "reason) VALUES ($1, NULL, 'validating_files', 0, 'created')",
+		       1, p) ||
 	    api_job_event(r->db, id, "info", "message",
 			  api_printf(r->arena, "Created fine-tuning job: %s", id), NULL, &r->err) ||
 	    api_job_event(r->db, id, "info", "message",
-			  api_printf(r->arena, "Validating training file: %s", tf), NULL,
+			  api_printf(r->arena, "Validating training file: %s", q->tf), NULL,
 			  &r->err) ||
 	    job_in_tx(r, id) || api_db_commit(r))
 		return r->err.rc;
+	return FT_OK;
+}
+
+/* A job that names a version continues training it: the version must be
+ * a LoRA adapter (its folder is where the adapter starts: the trainer's
+ * init_adapter), the job an adapter job, and the adapter's shape is the
+ * version's (a "lora" object would contradict it). A checkpoint is promoted
+ * to a version first. */
+static enum ft_rc check_continuation(struct api_req *r, const struct job_req *q,
+				     const struct api_model_target *t, json_t *b)
+{
+	if (t->kind == TARGET_BASE)
+		return FT_OK;
+	const char *why = NULL, *param = "model";
+	json_t *lora = json_object_get(b, "lora");
+	if (t->kind == TARGET_CHECKPOINT) {
+		why = "is a checkpoint: promote it to a version first (POST "
+		      "/v1/registry/models/{name}/versions), then continue from that version";
+	} else if (strcmp(t->version_kind, "adapter") != 0) {
+		why = "is a whole fine-tuned model: continuing training is from LoRA versions "
+		      "(adapters) only";
+	} else if (strcmp(q->adapter, "none") == 0) {
+		why = "is a LoRA adapter: continue it with adapter \"lora\" or \"qlora\"";
+		param = "adapter";
+	} else if (lora && !json_is_null(lora)) {
+		why = "sets the adapter's r, alpha and target modules: continue it without "
+		      "\"lora\"";
+		param = "lora";
+	}
+	if (!why)
+		return FT_OK;
+	ft_failf(&r->err, FT_EINVAL, "invalid_model", "\"%s\" %s", q->model, why);
+	ft_err_param(&r->err, param);
+	return FT_EINVAL;
+}
+
+/* What create and estimate share: the fields, the model (a base model, or a
+ * version to continue: resolve.c, ft/modelref.h), the trainer's verdict, the
+ * files (they belong to the team, their format fits the method). Nothing
+ * is written. */
+static enum ft_rc job_prepare(struct api_req *r, struct job_req *q)
+{
+	json_t *b;
+	if (api_body_object(r, false, &b))
+		return r->err.rc;
+	if (parse_create(r, b, q))
+		return FT_EINVAL;
+	struct api_model_target *t = api_alloc(r->arena, sizeof(*t));
+	if (api_model_resolve(r, q->model, "model", t)) {
+		r->err.rc = FT_EINVAL;
+		return FT_EINVAL;
+	}
+	if (check_continuation(r, q, t, b))
+		return FT_EINVAL;
+	q->target = t;
+	/* the registered model its version goes to: asked for; else the one it
+	 * continues; else its suffix, else its base's name (ft/modelref.h) */
+	if (q->registered_model)
+		ft_strlcpy(q->rm, q->registered_model, sizeof(q->rm));
+	else if (t->kind == TARGET_VERSION)
+		ft_strlcpy(q->rm, t->model, sizeof(q->rm));
+	else if (!(q->suffix && ft_registered_name_from(q->suffix, q->rm)) &&
+		 !ft_registered_name_from(t->base_name, q->rm))
+		ft_strlcpy(q->rm, "model", sizeof(q->rm));
+	q->model_id = t->base_id;
+	if (trainer_verdict(r, q, t->base_config, &q->mem))
+		return r->err.rc;
+	const char *tsha = team_file(r, "training_file", q->tf);
+	if (!tsha)
+		return r->err.rc;
+	const char *vsha = NULL;
+	if (q->vf && !(vsha = team_file(r, "validation_file", q->vf)))
+		return r->err.rc;
+	if (check_file_format(r, "training_file", q->tf, tsha, q->method) ||
+	    (q->vf && check_file_format(r, "validation_file", q->vf, vsha, q->method)))
+		return FT_EINVAL;
+	return FT_OK;
+}
+
+/* POST /v1/fine_tuning/jobs: prepared as above, then the row; the
+ * validator threads check every line next. */
+enum ft_rc h_jobs_create(struct api_req *r)
+{
+	struct job_req q;
+	char id[FT_ID_MAX];
+	if (job_prepare(r, &q) || api_quota_check(r, 1, NULL) ||
+	    insert_job(r, &q, q.model_id,
+		       q.target->kind == TARGET_VERSION ? q.target->version_id : NULL, q.rm, q.mem,
+		       id))
+		return r->err.rc ? r->err.rc : FT_EINVAL;
 	api_validators_kick(r->ctx);
 	r->obj_type = "fine_tuning.job";
 	r->obj_id = api_strdup(r->arena, id);
 	return FT_OK;
 }
 
-/* The GPU memory a job will need, for the scheduler's admission: a rough,
- * deliberately simple model of the CUDA backend (bf16 compute):
- *   weights      P x 2 bytes (bf16); QLoRA: P x 0.55 (NF4 + scales)
- *   training     full: P x 16 (fp32 master copy, gradient, two AdamW moments);
- *                LoRA / QLoRA: 0.5 % of P trained, x 16
- *   activations  batch x 2048 (the trainer's max_seq_length) x hidden
- *                x (2 x layers + 34) x 2 bytes
- *   overhead     1 GiB (CUDA context, cuBLAS workspace)
- * hidden and layers come from the model's config.json (0 when unknown). */
-long long api_estimate_gpu_mem(long long params, long hidden, long layers, const char *adapter,
-			       long batch)
+/* GET /v1/fine_tuning/hyperparameters: the trainer's table (ft_hparams),
+ * for forms and clients that want the ranges before they submit. */
+enum ft_rc h_jobs_hparams(struct api_req *r)
 {
-	double p = (double)params, w, t;
-	bool qlora = strcmp(adapter, "qlora") == 0, full = strcmp(adapter, "none") == 0;
-	w = qlora ? p * 0.55 : p * 2;
-	t = full ? p * 16 : p * 0.005 * 16;
-	double act = (double)batch * 2048.0 * (double)hidden * (double)(2 * layers + 34) * 2.0;
-	return (long long)(w + t + act) + (1LL << 30);
+	r->resp = api_own(r, json_pack("{s:s, s:o}", "object", "list", "data", ft_hparams_json()));
+	return FT_OK;
+}
+
+static json_t *num_or_null(bool known, double v)
+{
+	return known ? json_integer((json_int_t)llround(v)) : json_null();
+}
+
+/* POST /v1/fine_tuning/jobs/estimate: the same body and checks as create,
+ * nothing written. What the job will cost, each figure from its one source:
+ *   gpu_memory_bytes   the trainer's estimate (ft_train_job_mem): what
+ *                      train checks and the scheduler places by
+ *   training_examples  the training file's newest valid dataset (its report)
+ *   training_tokens    that dataset's stats.approx_tokens (validate.c)
+ *   steps              the trainer's arithmetic: ceil(ceil(examples / batch)
+ *                      / accumulation) x epochs, or max_steps; unknown with
+ *                      packing (rows are then packed, not counted)
+ *   total_tokens       training_tokens x epochs (x steps / epoch steps
+ *                      under max_steps)
+ *   tokens_per_second  the median of the steps measured on the team's 20
+ *                      newest jobs of this base model, adapter and method
+ *   seconds            total_tokens / tokens_per_second
+ * A figure without its source is null (no dataset yet, no earlier job). */
+enum ft_rc h_jobs_estimate(struct api_req *r)
+{
+	struct job_req q;
+	if (job_prepare(r, &q))
+		return r->err.rc ? r->err.rc : FT_EINVAL;
+	/* the trainer's reading of the job: its defaults, not a copy of them */
+	double epochs = q.tj->n_epochs, batch = q.tj->batch_size, accum = q.tj->grad_accum;
+	double max_steps = q.tj->max_steps > 0 ? (double)q.tj->max_steps : 0;
+	bool packing = q.tj->packing;
+	const char *pd[] = { q.tf, r->team_id };
+	PGresult *ds = api_db(r,
+			      "SELECT id, (report->>'n_examples')::bigint, "
+			      "(stats->>'approx_tokens')::bigint FROM datasets "
+			      "WHERE file_id = $1 AND team_id = $2 AND status = 'valid' "
+			      "ORDER BY validated_at DESC, id DESC LIMIT 1",
+			      2, pd);
+	if (!ds)
+		return r->err.rc;
+	const char *pt[] = { r->team_id, q.model_id, q.adapter, q.method };
+	PGresult *tp = api_db(r,
+			      "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+			      "tokens_per_second), count(*) FROM job_metrics "
+			      "WHERE tokens_per_second > 0 AND job_id IN (SELECT id FROM jobs "
+			      "WHERE team_id = $1 AND base_model_id = $2 AND adapter = $3 "
+			      "AND method = $4 ORDER BY created_at DESC LIMIT 20)",
+			      4, pt);
+	if (!tp)
+		return r->err.rc;
+	bool have_ds = PQntuples(ds) == 1;
+	bool have_ex = have_ds && !PQgetisnull(ds, 0, 1);
+	bool have_tok = have_ds && !PQgetisnull(ds, 0, 2);
+	double examples = have_ex ? strtod(PQgetvalue(ds, 0, 1), NULL) : 0;
+	double tokens = have_tok ? strtod(PQgetvalue(ds, 0, 2), NULL) : 0;
+	bool have_tps = !PQgetisnull(tp, 0, 0);
+	double tps = have_tps ? strtod(PQgetvalue(tp, 0, 0), NULL) : 0;
+
+	bool have_steps = have_ex && !packing && examples > 0;
+	double epoch_steps = have_steps ? ceil(ceil(examples / batch) / accum) : 0;
+	double steps = max_steps > 0 ? max_steps : epochs * epoch_steps;
+	have_steps = have_steps || max_steps > 0;
+	double total = epochs * tokens;
+	bool have_total = have_tok;
+	if (max_steps > 0) {
+		have_total = have_tok && epoch_steps > 0;
+		total = have_total ? tokens * max_steps / epoch_steps : 0;
+	}
+	json_t *e = json_object();
+	json_object_set_new(e, "object", json_string("fine_tuning.job.estimate"));
+	json_object_set_new(e, "model", json_string(q.model));
+	json_object_set_new(e, "method", json_string(q.method));
+	json_object_set_new(e, "adapter", json_string(q.adapter));
+	json_object_set_new(
+		e, "hyperparameters",
+		json_pack("{s:I,s:I,s:I,s:o}", "n_epochs", (json_int_t)epochs, "batch_size",
+			  (json_int_t)batch, "gradient_accumulation_steps", (json_int_t)accum,
+			  "max_steps",
+			  max_steps > 0 ? json_integer((json_int_t)max_steps) : json_null()));
+	json_object_set_new(e, "gpu_memory_bytes", q.mem ? json_integer(q.mem) : json_null());
+	json_object_set_new(e, "dataset",
+			    have_ds ? json_string(PQgetvalue(ds, 0, 0)) : json_null());
+	json_object_set_new(e, "training_examples", num_or_null(have_ex, examples));
+	json_object_set_new(e, "training_tokens", num_or_null(have_tok, tokens));
+	json_object_set_new(e, "steps", num_or_null(have_steps, steps));
+	json_object_set_new(e, "total_tokens", num_or_null(have_total, total));
+	json_object_set_new(e, "tokens_per_second", have_tps ? json_real(tps) : json_null());
+	json_object_set_new(e, "throughput_samples",
+			    json_integer(strtoll(PQgetvalue(tp, 0, 1), NULL, 10)));
+	json_object_set_new(e, "seconds",
+			    num_or_null(have_total && have_tps && tps > 0, total / tps));
+	r->resp = api_own(r, e);
+	return FT_OK;
 }
 
 enum ft_rc h_jobs_list(struct api_req *r)
@@ -761,7 +842,7 @@ enum ft_rc h_jobs_cancel(struct api_req *r)
 				  strcmp(to, "cancelled") == 0
 					  ? "Job cancelled"
 					  : "Cancelling job: waiting for the worker to stop",
-				  NULL, &r->err))
+				  api_printf(r->arena, "{\"status\":\"%s\"}", to), &r->err))
 			return r->err.rc;
 	}
 	if (job_in_tx(r, id) || api_db_commit(r))
@@ -784,11 +865,55 @@ static enum ft_rc job_visible(struct api_req *r, const char *id)
 	return FT_OK;
 }
 
+/* ?stream=true: the live stream (stream.c) after the event named by
+ * Last-Event-ID, which must be one of this job's. */
+static enum ft_rc jobs_events_stream(struct api_req *r, const char *id)
+{
+	if (api_query(r, "after") || api_query(r, "limit")) {
+		ft_failf(&r->err, FT_EINVAL, "invalid_value",
+			 "\"after\" and \"limit\" page the list; a stream starts at the first "
+			 "event, or after the one named by the Last-Event-ID header");
+		ft_err_param(&r->err, api_query(r, "after") ? "after" : "limit");
+		return FT_EINVAL;
+	}
+	long long seq = 0;
+	const char *last = api_header(r, "Last-Event-ID");
+	if (last && *last) {
+		const char *p[] = { last, id };
+		PGresult *res = NULL;
+		if (ft_id_valid(FT_ID_EVENT, last)) {
+			res = api_db(r, "SELECT seq FROM job_events WHERE id = $1 AND job_id = $2",
+				     2, p);
+			if (!res)
+				return r->err.rc;
+		}
+		if (!res || PQntuples(res) == 0) {
+			ft_failf(&r->err, FT_EINVAL, "invalid_value",
+				 "Last-Event-ID is not an event of job \"%s\"", id);
+			ft_err_param(&r->err, "Last-Event-ID");
+			return FT_EINVAL;
+		}
+		seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	}
+	return api_stream_job_events(r, id, seq);
+}
+
 enum ft_rc h_jobs_events(struct api_req *r)
 {
 	long limit;
 	const char *after, *id = r->params[0];
-	if (job_visible(r, id) || api_page_args(r, FT_ID_EVENT, &limit, &after))
+	const char *stream = api_query(r, "stream");
+	if (stream && strcmp(stream, "true") && strcmp(stream, "false")) {
+		ft_failf(&r->err, FT_EINVAL, "invalid_value",
+			 "\"stream\" must be true or false (got \"%.32s\")", stream);
+		ft_err_param(&r->err, "stream");
+		return FT_EINVAL;
+	}
+	if (job_visible(r, id))
+		return r->err.rc;
+	if (stream && strcmp(stream, "true") == 0)
+		return jobs_events_stream(r, id);
+	if (api_page_args(r, FT_ID_EVENT, &limit, &after))
 		return r->err.rc;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
@@ -803,17 +928,8 @@ enum ft_rc h_jobs_events(struct api_req *r)
 	if (!res)
 		return r->err.rc;
 	json_t *data = json_array();
-	for (int i = 0; i < PQntuples(res); i++) {
-		json_t *e = json_object();
-		json_object_set_new(e, "id", json_string(PQgetvalue(res, i, 0)));
-		json_object_set_new(e, "object", json_string("fine_tuning.job.event"));
-		json_object_set_new(e, "created_at", api_epoch(res, i, 1));
-		json_object_set_new(e, "level", json_string(PQgetvalue(res, i, 2)));
-		json_object_set_new(e, "message", json_string(PQgetvalue(res, i, 3)));
-		json_object_set_new(e, "data", api_jsonb(res, i, 4));
-		json_object_set_new(e, "type", json_string(PQgetvalue(res, i, 5)));
-		json_array_append_new(data, e);
-	}
+	for (int i = 0; i < PQntuples(res); i++)
+		json_array_append_new(data, api_event_json(res, i, 0));
 	r->resp = api_own(r, api_list(data, limit));
 	return FT_OK;
 }
@@ -830,8 +946,9 @@ enum ft_rc h_jobs_checkpoints(struct api_req *r)
 	PGresult *res =
 		api_db(r,
 		       "SELECT c.id, extract(epoch from c.created_at)::bigint, c.step, "
-		       "c.metrics::text, j.model, coalesce(j.suffix, ''), j.team_id "
-		       "FROM checkpoints c JOIN jobs j ON j.id = c.job_id WHERE c.job_id = $1 "
+		       "c.metrics::text, b.name "
+		       "FROM checkpoints c JOIN jobs j ON j.id = c.job_id "
+		       "JOIN base_models b ON b.id = j.base_model_id WHERE c.job_id = $1 "
 		       "AND ($2::text IS NULL OR (c.created_at, c.id) < "
 		       "  (SELECT created_at, id FROM checkpoints WHERE id = $2 AND job_id = $1)) "
 		       "ORDER BY c.created_at DESC, c.id DESC LIMIT $3::int",
@@ -851,10 +968,10 @@ enum ft_rc h_jobs_checkpoints(struct api_req *r)
 		json_object_set_new(c, "id", json_string(PQgetvalue(res, i, 0)));
 		json_object_set_new(c, "object", json_string("fine_tuning.job.checkpoint"));
 		json_object_set_new(c, "created_at", api_epoch(res, i, 1));
-		json_object_set_new(c, "fine_tuned_model_checkpoint",
-				    json_sprintf("ft:%s:%s:%s:ckpt-step-%lld",
-						 PQgetvalue(res, i, 4), PQgetvalue(res, i, 6),
-						 PQgetvalue(res, i, 5), step));
+		/* the job's fine-tuned model's name and the step (ft/modelref.h) */
+		char name[600];
+		ft_model_ref_ckpt_name(PQgetvalue(res, i, 4), id, (long)step, name, sizeof(name));
+		json_object_set_new(c, "fine_tuned_model_checkpoint", json_string(name));
 		json_object_set_new(c, "fine_tuning_job_id", json_string(id));
 		json_object_set_new(c, "metrics", metrics);
 		json_object_set_new(c, "step_number", json_integer(step));

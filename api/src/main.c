@@ -4,13 +4,20 @@
  *   ft-api [--config FILE] [serve]             run the REST API
  *   ft-api [--config FILE] admin create-team NAME
  *   ft-api [--config FILE] admin create-key --team TEAM --role ROLE [--name N]
- *   ft-api [--config FILE] admin register-model --name N --path DIR [--team TEAM]
+ *   ft-api [--config FILE] admin register-model --name N --path DIR|MODEL.gguf [--team TEAM]
+ *                                               [--description TEXT]
  *
- * Configuration (common/config): listen_addr, listen_port, store_dir,
+ * Configuration (common/config): listen_addr, listen_port, store_backend, store_dir, s3_*,
  * database_url, redis_url, api_threads, pg_pool_size, max_upload_bytes,
- * log_level. create-key prints the key once, on stdout, as the last line.
+ * log_level, and the limits on clients (body_timeout_s, min_body_rate,
+ * upload_max_per_key, upload_max_per_ip, max_connections,
+ * max_connections_per_ip, idle_timeout_s), key_cache_ttl_s, tmp_sweep_s,
+ * webui_dir, stream_poll_ms and stream_heartbeat_ms. create-key prints the
+ * key once, on stdout, as the last line.
  */
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "ft/metrics.h"
@@ -33,9 +40,39 @@ static int usage(void)
 			"       ft-api [--config FILE] admin create-team NAME\n"
 			"       ft-api [--config FILE] admin create-key --team TEAM --role "
 			"viewer|member|admin [--name N]\n"
-			"       ft-api [--config FILE] admin register-model --name N --path DIR "
-			"[--team TEAM]\n");
+			"       ft-api [--config FILE] admin register-model --name N --path "
+			"DIR|MODEL.gguf [--team TEAM] [--description TEXT]\n");
 	return 2;
+}
+
+#define LINGER_MAX 256 /* connections closing gracefully at once (linger.c) */
+/* Descriptors beside the connections: lingering sockets, the pools, the
+ * store's files, the listener. */
+#define SPARE_FDS (LINGER_MAX + 128)
+
+/* Raise the open-files limit to what max_connections needs (up to the hard
+ * limit); returns the connections that fit. */
+static unsigned open_files_for(unsigned max_connections)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return max_connections;
+	rlim_t want = (rlim_t)max_connections + SPARE_FDS;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur =
+			rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		unsigned fit =
+			rl.rlim_cur > SPARE_FDS + 16 ? (unsigned)(rl.rlim_cur - SPARE_FDS) : 16;
+		ft_logf(FT_LOG_WARN, "api", NULL,
+			"max_connections %u lowered to %u: the open-files limit is %llu",
+			max_connections, fit, (unsigned long long)rl.rlim_cur);
+		return fit;
+	}
+	return max_connections;
 }
 
 static int serve(struct ft_config *cfg)
@@ -45,24 +82,58 @@ static int serve(struct ft_config *cfg)
 	int rc = 1;
 	ft_err_clear(&err);
 	int threads = (int)ft_config_int(cfg, "api_threads");
-	int pool = FT_MAX((int)ft_config_int(cfg, "pg_pool_size"), threads + 2);
+	const char *secret = ft_config_str(cfg, "secret_key");
+	if (secret && *secret) {
+		if (ft_secretbox_key_parse(secret, ctx.secret_key, &err))
+			goto fail;
+		ctx.has_secret_key = true;
+	}
+	/* one connection per worker thread, the two validators, the background thread */
+	int pool = FT_MAX((int)ft_config_int(cfg, "pg_pool_size"), threads + 3);
 	ctx.pg = ft_pg_pool_new(ft_config_str(cfg, "database_url"), pool, &err);
 	if (!ctx.pg)
 		goto fail;
-	ctx.store = ft_store_local_new(ft_config_str(cfg, "store_dir"), &err);
+	ctx.store = ft_store_open_config(cfg, &err);
 	if (!ctx.store)
 		goto free_pg;
-	int swept = ft_store_sweep_tmp(ctx.store, 3600);
+	/* Temporaries whose writer died (this process's last run, killed): */
+	int swept = ft_store_sweep_tmp(ctx.store, 0);
 	if (swept)
-		ft_logf(FT_LOG_INFO, "api", NULL, "removed %d stale temporary uploads", swept);
-	if (ft_config_str(cfg, "redis_url") && *ft_config_str(cfg, "redis_url"))
-		ctx.redis = api_redis_pool_new(ft_config_str(cfg, "redis_url"), threads);
+		ft_logf(FT_LOG_INFO, "api", NULL, "removed %d abandoned temporary uploads", swept);
+	ctx.key_cache_ttl_ms = (uint64_t)ft_config_int(cfg, "key_cache_ttl_s") * 1000;
+	ctx.keys = ft_apikeys_new(ctx.key_cache_ttl_ms, 100000);
+	ctx.usage = api_usage_new(ft_config_str(cfg, "redis_url"));
+	ctx.linger = api_linger_new(LINGER_MAX, 5000);
 	ctx.max_upload = (uint64_t)ft_config_int(cfg, "max_upload_bytes");
+	ctx.upload_max_per_key = ft_config_int(cfg, "upload_max_per_key");
+	ctx.upload_max_per_ip = ft_config_int(cfg, "upload_max_per_ip");
+	ctx.body_timeout_s = (unsigned)ft_config_int(cfg, "body_timeout_s");
+	ctx.min_body_rate = (uint64_t)ft_config_int(cfg, "min_body_rate");
+	ctx.idle_timeout_s = (unsigned)ft_config_int(cfg, "idle_timeout_s");
+	ctx.tmp_sweep_ms = (uint64_t)ft_config_int(cfg, "tmp_sweep_s") * 1000;
+	struct api_conn_limits lim = {
+		.max_connections = open_files_for((unsigned)ft_config_int(cfg, "max_connections")),
+		.max_connections_per_ip = (unsigned)ft_config_int(cfg, "max_connections_per_ip"),
+	};
 	ctx.webhook_allow_http = ft_config_bool(cfg, "webhook_allow_http");
 	ctx.job_max_attempts = (int)ft_config_int(cfg, "job_max_attempts");
+	ctx.storage_quota = (uint64_t)ft_config_int(cfg, "storage_quota_bytes");
 	ctx.webhook_allow_cidrs = ft_config_str(cfg, "webhook_allow_cidrs");
+	ctx.endpoint_allow_http = ft_config_bool(cfg, "endpoint_allow_http");
+	ctx.endpoint_allow_cidrs = ft_config_str(cfg, "endpoint_allow_cidrs");
 	ctx.openapi_json = ft_api_openapi_json;
 	ctx.openapi_len = ft_api_openapi_json_len;
+	char webui[4096];
+	ctx.webui_fd = -1;
+	if (api_console_dir(ft_config_str(cfg, "webui_dir"), webui, sizeof(webui)))
+		ctx.webui_fd = open(webui, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (ctx.webui_fd < 0)
+		ft_logf(FT_LOG_WARN, "api", NULL,
+			"the web console is off: no index.html in \"%s\" (set webui_dir)", webui);
+	ctx.streams = api_streams_start(ctx.pg, ft_config_int(cfg, "stream_poll_ms"),
+					ft_config_int(cfg, "stream_heartbeat_ms"));
+	if (!ctx.streams)
+		ft_logf(FT_LOG_WARN, "api", NULL, "live event streams are off: no thread");
 
 	struct sigaction sa = { 0 };
 	sa.sa_handler = on_signal;
@@ -71,9 +142,10 @@ static int serve(struct ft_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 
 	api_validators_start(&ctx, 2);
+	struct api_background *bg = api_background_start(&ctx, ft_config_str(cfg, "database_url"));
 	struct MHD_Daemon *d =
 		api_http_start(&ctx, ft_config_str(cfg, "listen_addr"),
-			       (int)ft_config_int(cfg, "listen_port"), threads, &err);
+			       (int)ft_config_int(cfg, "listen_port"), threads, &lim, &err);
 	if (!d)
 		goto stop_validators;
 	struct ft_metrics_server *ms = NULL;
@@ -82,24 +154,38 @@ static int serve(struct ft_config *cfg)
 					   (int)ft_config_int(cfg, "metrics_port"),
 					   api_metrics_render, NULL, &err);
 		if (!ms) {
+			api_streams_stop(ctx.streams);
 			MHD_stop_daemon(d);
 			goto stop_validators;
 		}
 		ft_logf(FT_LOG_INFO, "api", NULL, "metrics on http://%s:%d/metrics",
 			ft_config_str(cfg, "metrics_addr"), ft_metrics_server_port(ms));
 	}
-	ft_logf(FT_LOG_INFO, "api", NULL, "listening on %s:%d (%d threads, store %s)",
+	ft_logf(FT_LOG_INFO, "api", NULL, "listening on %s:%d (%d threads, %s store %s)",
 		ft_config_str(cfg, "listen_addr"), api_http_port(d), threads,
-		ft_config_str(cfg, "store_dir"));
+		ft_store_backend(ctx.store),
+		strcmp(ft_store_backend(ctx.store), "s3") == 0 ? ft_config_str(cfg, "s3_bucket")
+							       : ft_config_str(cfg, "store_dir"));
+	if (ctx.webui_fd >= 0)
+		ft_logf(FT_LOG_INFO, "api", NULL, "web console on http://%s:%d/ (files from %s)",
+			ft_config_str(cfg, "listen_addr"), api_http_port(d), webui);
 	while (!stop_flag)
 		pause();
 	ft_logf(FT_LOG_INFO, "api", NULL, "stopping");
+	api_streams_stop(ctx.streams); /* no suspended connection may outlive the daemon */
 	MHD_stop_daemon(d);
 	ft_metrics_server_free(ms);
 	rc = 0;
 stop_validators:
+	api_background_stop(bg);
+	api_streams_stop(ctx.streams);
+	api_streams_free(ctx.streams);
+	if (ctx.webui_fd >= 0)
+		close(ctx.webui_fd);
 	api_validators_stop(&ctx);
-	api_redis_pool_free(ctx.redis);
+	api_linger_free(ctx.linger);
+	api_usage_free(ctx.usage);
+	ft_apikeys_free(ctx.keys);
 	ft_store_free(ctx.store);
 free_pg:
 	ft_pg_pool_free(ctx.pg);
@@ -186,13 +272,14 @@ static int admin(struct ft_config *cfg, int argc, char **argv, int i)
 		const char *name = flag(argc, argv, i, "--name"),
 			   *path = flag(argc, argv, i, "--path");
 		const char *t = flag(argc, argv, i, "--team");
+		const char *desc = flag(argc, argv, i, "--description");
 		char id[FT_ID_MAX];
 		if (!name || !path) {
 			rc = usage();
 			goto finish;
 		}
 		if ((t && !team_lookup(db, t, team, &err)) ||
-		    api_model_register(db, t ? team : NULL, name, path, id, &err))
+		    api_model_register(db, t ? team : NULL, name, path, desc, id, &err))
 			goto fail;
 		printf("%s\n", id);
 		rc = 0;

@@ -1,7 +1,8 @@
 /*
  * teams.c - /v1/teams and /v1/keys. A key sees its own team only; keys
  * are managed by the team's admins. A new key is shown once, in the
- * response that creates it; afterwards only its prefix is.
+ * response that creates it (an idempotent replay of that request answers
+ * the key without it); afterwards only its prefix is.
  */
 #include "api_int.h"
 
@@ -117,6 +118,11 @@ enum ft_rc h_keys_create(struct api_req *r)
 		return r->err.rc;
 	json_t *k = key_json(res, 0);
 	json_object_set_new(k, "key", json_string(key));
+	r->secret_field = "key"; /* not in what an idempotent replay answers */
+	/* A lookup of this prefix cached as "no such key" (someone guessed it)
+	 * must not outlive the key's creation; other processes hear the
+	 * trigger's NOTIFY. */
+	ft_apikeys_invalidate(r->ctx->keys, PQgetvalue(res, 0, 3));
 	r->obj_type = "api_key";
 	r->obj_id = api_strdup(r->arena, kid);
 	r->resp = api_own(r, k);
@@ -152,15 +158,37 @@ enum ft_rc h_keys_delete(struct api_req *r)
 	const char *p[] = { id, r->team_id };
 	PGresult *res = api_db(r,
 			       "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
-			       "WHERE id = $1 AND team_id = $2 RETURNING id",
+			       "WHERE id = $1 AND team_id = $2 RETURNING prefix",
 			       2, p);
 	if (!res)
 		return r->err.rc;
 	if (PQntuples(res) == 0)
 		return api_not_found(r, "key", id);
+	/* Committed (autocommit): this process stops accepting the key now;
+	 * the others when the trigger's NOTIFY reaches them (ft/apikey.h). */
+	ft_apikeys_invalidate(r->ctx->keys, PQgetvalue(res, 0, 0));
 	r->obj_type = "api_key";
 	r->obj_id = id;
 	r->resp =
 		api_own(r, json_pack("{s:s,s:s,s:b}", "id", id, "object", "api_key", "deleted", 1));
+	return FT_OK;
+}
+
+/* GET /v1/me: the calling key, its role and its team; what a client (the
+ * console) needs to know which actions to offer. */
+enum ft_rc h_me(struct api_req *r)
+{
+	const char *p[] = { r->team_id, r->key_id };
+	PGresult *res = api_db(r,
+			       "SELECT " TEAM_COLS ", (SELECT name FROM api_keys WHERE id = $2) "
+			       "FROM teams WHERE id = $1",
+			       2, p);
+	if (!res)
+		return r->err.rc;
+	if (PQntuples(res) == 0)
+		return api_not_found(r, "team", r->team_id);
+	r->resp = api_own(r, json_pack("{s:s,s:s,s:s,s:s,s:o}", "object", "caller", "key_id",
+				       r->key_id, "key_name", PQgetvalue(res, 0, 6), "role",
+				       api_role_name(r->role), "team", team_json(res, 0)));
 	return FT_OK;
 }

@@ -7,8 +7,6 @@
  * rows come newest first; the handler fetches limit+1 rows and
  * api_list() turns the extra one into has_more.
  */
-#include <netinet/in.h>
-
 #include "api_int.h"
 
 static void clear_result(void *p)
@@ -46,37 +44,24 @@ PGresult *api_db(struct api_req *r, const char *sql, int n, const char *const *p
 	return res;
 }
 
-/* Hot-path queries run as named prepared statements: planning costs more
- * than executing these point lookups. A connection that does not know the
- * statement yet (new or reset) answers 26000; then it is prepared and run
- * again. Must not be used inside a transaction (the failed first try would
- * abort it). */
+/* Hot-path queries run as named prepared statements (ft_pg_exec_prepared:
+ * not inside a transaction). */
 PGresult *api_db_prepared(struct api_req *r, const char *name, const char *sql, int n,
 			  const char *const *params)
 {
 	PGconn *c = conn_of(r);
 	if (!c)
 		return NULL;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		PGresult *res = PQexecPrepared(c, name, n, params, NULL, NULL, 0);
-		ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-			api_defer(r->arena, clear_result, res);
-			return res;
-		}
-		const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-		bool unknown = state && strcmp(state, "26000") == 0;
-		PQclear(res);
-		if (!unknown || attempt)
-			break;
-		PGresult *prep = PQprepare(c, name, sql, n, NULL);
-		bool ok = prep && PQresultStatus(prep) == PGRES_COMMAND_OK;
-		PQclear(prep);
-		if (!ok)
-			break;
-	}
-	/* Say why, the usual way. */
-	return api_db(r, sql, n, params);
+	PGresult *res = ft_pg_exec_prepared(c, &r->err, name, sql, n, params);
+	if (res)
+		api_defer(r->arena, clear_result, res);
+	return res;
+}
+
+/* The request's connection, taken from the pool on first use. */
+PGconn *api_db_conn(struct api_req *r)
+{
+	return conn_of(r);
 }
 
 enum ft_rc api_db_cmd(struct api_req *r, const char *sql, int n, const char *const *params)
@@ -92,6 +77,14 @@ enum ft_rc api_db_begin(struct api_req *r)
 enum ft_rc api_db_commit(struct api_req *r)
 {
 	return api_db_cmd(r, "COMMIT", 0, NULL);
+}
+
+void api_db_release(struct api_req *r)
+{
+	if (r->db && PQtransactionStatus(r->db) == PQTRANS_IDLE) {
+		ft_pg_pool_put(r->ctx->pg, r->db);
+		r->db = NULL;
+	}
 }
 
 const char *api_query(struct api_req *r, const char *name)
@@ -298,6 +291,15 @@ enum ft_rc api_not_found(struct api_req *r, const char *what, const char *id)
 	return ft_failf(&r->err, FT_ENOTFOUND, "not_found", "no such %s", what);
 }
 
+void api_resp_header(struct api_req *r, const char *name, const char *value)
+{
+	if (r->n_resp_hdrs >= (int)FT_ARRAY_LEN(r->resp_hdrs))
+		return;
+	r->resp_hdrs[r->n_resp_hdrs][0] = api_strdup(r->arena, name);
+	r->resp_hdrs[r->n_resp_hdrs][1] = api_strdup(r->arena, value);
+	r->n_resp_hdrs++;
+}
+
 bool api_valid_text(const char *s, size_t max)
 {
 	size_t n = 0;
@@ -333,15 +335,6 @@ void api_audit(struct api_req *r, const char *outcome)
 	struct ft_err saved = r->err;
 	ft_err_clear(&r->err);
 	snprintf(status, sizeof(status), "%d", r->status);
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	char addr[64] = "";
-	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET) {
-		struct sockaddr_in sin;
-		memcpy(&sin, ci->client_addr, sizeof(sin));
-		const unsigned char *b = (const unsigned char *)&sin.sin_addr;
-		snprintf(addr, sizeof(addr), "%u.%u.%u.%u", b[0], b[1], b[2], b[3]);
-	}
 	json_t *dj = json_pack("{s:s,s:s}", "method", r->method, "code",
 			       outcome[0] == 'd' ? saved.code : "");
 	char *detail = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
@@ -353,7 +346,7 @@ void api_audit(struct api_req *r, const char *outcome)
 			    r->obj_id,
 			    outcome,
 			    status,
-			    addr,
+			    r->addr,
 			    detail };
 	if (api_db_cmd(r,
 		       "INSERT INTO audit_log (team_id, key_id, action, object_type, object_id, "
@@ -381,6 +374,26 @@ bool api_role_parse(const char *s, enum api_role *out)
 		}
 	}
 	return false;
+}
+
+/* Readiness (GET /health): this process answers and PostgreSQL does too;
+ * 503 "unavailable" otherwise, so a load balancer or a Kubernetes readiness
+ * probe stops sending requests while the database is away. */
+enum ft_rc h_health(struct api_req *r)
+{
+	if (!api_db(r, "SELECT 1", 0, NULL)) /* the arena clears the result */
+		return r->err.rc;
+	r->resp = api_own(r, json_pack("{s:s, s:s, s:s}", "status", "ok", "database", "ok", "store",
+				       ft_store_backend(r->ctx->store)));
+	return FT_OK;
+}
+
+/* Liveness (GET /health/live): the HTTP threads answer. It does not touch
+ * the database, so an outage there does not get every replica restarted. */
+enum ft_rc h_health_live(struct api_req *r)
+{
+	r->resp = api_own(r, json_pack("{s:s}", "status", "ok"));
+	return FT_OK;
 }
 
 enum ft_rc h_openapi(struct api_req *r)

@@ -24,8 +24,19 @@
 	"extract(epoch from created_at)::bigint, extract(epoch from next_attempt_at)::bigint, " \
 	"extract(epoch from delivered_at)::bigint, payload::text"
 
-static const char *const event_types[] = { "fine_tuning.job.succeeded", "fine_tuning.job.failed",
-					   "fine_tuning.job.cancelled", "model_version.created",
+/* The event types an endpoint may subscribe to (docs/api.md, "Webhooks"). */
+static const char *const event_types[] = { "fine_tuning.job.succeeded",
+					   "fine_tuning.job.failed",
+					   "fine_tuning.job.cancelled",
+					   "model.version.created",
+					   "model.alias.moved",
+					   "model.export.succeeded",
+					   "model.export.failed",
+					   "eval.succeeded",
+					   "eval.failed",
+					   "experiment.arm.stopped",
+					   "experiment.decided",
+					   "monitor.drift.detected",
 					   NULL };
 
 static json_t *events_json(const char *pgarray)
@@ -101,8 +112,10 @@ static enum ft_rc one(struct api_req *r, const char *id, const char *secret)
 	if (PQntuples(res) == 0)
 		return api_not_found(r, "webhook", id);
 	json_t *w = webhook_json(res, 0);
-	if (secret)
+	if (secret) {
 		json_object_set_new(w, "secret", json_string(secret));
+		r->secret_field = "secret"; /* shown once: not replayed */
+	}
 	r->resp = api_own(r, w);
 	r->obj_type = "webhook";
 	r->obj_id = api_strdup(r->arena, id);
@@ -140,12 +153,14 @@ enum ft_rc h_webhooks_create(struct api_req *r)
 		for (const char *const *t = event_types; name && *t; t++)
 			known |= strcmp(*t, name) == 0;
 		if (!known) {
+			struct ft_buf names = FT_BUF_INIT(4096);
+			for (const char *const *t = event_types; *t; t++)
+				(void)!ft_buf_addf(&names, "%s%s", t == event_types ? "" : ", ",
+						   *t);
 			ft_buf_release(&arr);
 			ft_failf(&r->err, FT_EINVAL, "invalid_value",
-				 "\"events\" item %zu must be one of fine_tuning.job.succeeded, "
-				 "fine_tuning.job.failed, fine_tuning.job.cancelled, "
-				 "model_version.created",
-				 i);
+				 "\"events\" item %zu must be one of %s", i, ft_buf_str(&names));
+			ft_buf_release(&names);
 			ft_err_param(&r->err, "events");
 			return FT_EINVAL;
 		}

@@ -1,6 +1,9 @@
 /*
  * client.c - HTTP calls to ft-api with libcurl; API errors into struct ft_err.
  */
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <curl/curl.h>
 
 #include "ft/client.h"
@@ -198,4 +201,198 @@ enum ft_rc ft_client_download(struct ft_client *c, const char *path, FILE *f, st
 		rc = api_error(st, &d.errbody, err);
 	ft_buf_release(&d.errbody);
 	return rc;
+}
+
+/* ---- streams ------------------------------------------------------------ */
+
+struct stream {
+	CURL *curl;
+	struct ft_sse_parser sse;
+	ft_sse_fn fn;
+	void *ud;
+	struct ft_buf errbody;
+	enum ft_rc rc;
+};
+
+static size_t to_stream(char *p, size_t size, size_t n, void *ud)
+{
+	struct stream *s = ud;
+	long st = 0;
+	curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &st);
+	if (st < 200 || st > 299)
+		return ft_buf_add(&s->errbody, p, size * n) ? 0 : size * n;
+	s->rc = ft_sse_feed(&s->sse, p, size * n, s->fn, s->ud);
+	/* a short count makes curl stop: the callback asked to, or a limit */
+	return s->rc || s->sse.stopped ? 0 : size * n;
+}
+
+/* An event stream: GET (body NULL) or POST of a JSON text. */
+static enum ft_rc stream_request(struct ft_client *c, const char *path, const char *body,
+				 const char *last_event_id, ft_sse_fn fn, void *ud,
+				 struct ft_err *err)
+{
+	struct stream s = { .curl = c->curl, .fn = fn, .ud = ud };
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: text/event-stream");
+	long st = 0;
+	char h[300];
+	ft_sse_init(&s.sse);
+	ft_buf_init(&s.errbody, 1u << 20);
+	if (last_event_id && *last_event_id) {
+		snprintf(h, sizeof(h), "Last-Event-ID: %s", last_event_id);
+		hdrs = curl_slist_append(hdrs, h);
+	}
+	curl_easy_reset(c->curl);
+	if (body) {
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+	}
+	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, to_stream);
+	curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &s);
+	/* ft-api sends a heartbeat at least every 15 s: a minute of silence is a
+	 * dead connection, which the caller resumes with Last-Event-ID */
+	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(c->curl, CURLOPT_LOW_SPEED_TIME, 60L);
+	enum ft_rc rc = perform(c, body ? "POST" : "GET", path, hdrs, &st, err);
+	if (rc && (s.sse.stopped || s.rc)) {
+		/* perform saw the write callback's short count: ours, not a fault */
+		ft_err_clear(err);
+		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &st);
+		rc = FT_OK;
+		if (s.rc)
+			rc = ft_failf(
+				err, s.rc, "bad_stream",
+				"the event stream has a line or an event over the size limit");
+	}
+	if (!rc && (st < 200 || st > 299))
+		rc = api_error(st, &s.errbody, err);
+	ft_buf_release(&s.errbody);
+	ft_sse_release(&s.sse);
+	return rc;
+}
+
+enum ft_rc ft_client_stream(struct ft_client *c, const char *path, const char *last_event_id,
+			    ft_sse_fn fn, void *ud, struct ft_err *err)
+{
+	return stream_request(c, path, NULL, last_event_id, fn, ud, err);
+}
+
+enum ft_rc ft_client_stream_post(struct ft_client *c, const char *path, json_t *body, ft_sse_fn fn,
+				 void *ud, struct ft_err *err)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	if (!text)
+		return ft_failf(err, FT_ENOMEM, NULL, "out of memory");
+	enum ft_rc rc = stream_request(c, path, text, NULL, fn, ud, err);
+	free(text);
+	return rc;
+}
+
+enum ft_rc ft_chat_chunk_parse(const char *data, size_t n, struct ft_buf *text, bool *done,
+			       struct ft_err *err)
+{
+	*done = false;
+	if (n == 6 && memcmp(data, "[DONE]", 6) == 0) {
+		*done = true;
+		return FT_OK;
+	}
+	json_t *v = json_loadb(data, n, 0, NULL);
+	json_t *e = json_object_get(v, "error");
+	enum ft_rc rc = FT_OK;
+	if (json_is_object(e)) {
+		const char *msg = json_string_value(json_object_get(e, "message"));
+		rc = ft_failf(err, FT_EUNAVAIL, json_string_value(json_object_get(e, "code")),
+			      "the server stopped the answer: %s", msg ? msg : "(no message)");
+	} else if (!json_is_object(v) || !json_is_array(json_object_get(v, "choices"))) {
+		rc = ft_failf(err, FT_EFORMAT, "bad_stream",
+			      "the server sent an event that is not a chat.completion.chunk");
+	} else {
+		json_t *delta =
+			json_object_get(json_array_get(json_object_get(v, "choices"), 0), "delta");
+		json_t *content = json_object_get(delta, "content");
+		if (json_is_string(content) &&
+		    ft_buf_add(text, json_string_value(content), json_string_length(content)))
+			rc = ft_failf(err, FT_ELIMIT, "answer_too_long",
+				      "the answer passed the size limit");
+	}
+	json_decref(v);
+	return rc;
+}
+
+/* SHA-256 of a file's bytes as hex. */
+static enum ft_rc file_sha256(const char *path, char hex[65], struct ft_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return ft_failf(err, FT_EIO, "cannot_read", "cannot read \"%s\": %s", path,
+				strerror(errno));
+	struct ft_sha256 h;
+	unsigned char d[FT_SHA256_LEN], buf[65536];
+	size_t n;
+	if (ft_sha256_init(&h)) {
+		fclose(f);
+		return ft_failf(err, FT_EINTERNAL, NULL, "cannot start SHA-256");
+	}
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+		ft_sha256_update(&h, buf, n);
+	fclose(f);
+	ft_sha256_final(&h, d);
+	ft_hex_encode(d, sizeof(d), hex);
+	return FT_OK;
+}
+
+enum ft_rc ft_client_download_file(struct ft_client *c, const char *path, const char *dest,
+				   uint64_t size, const char *sha256, uint64_t *fetched,
+				   struct ft_err *err)
+{
+	struct stat st;
+	uint64_t have = stat(dest, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	char hex[65];
+	*fetched = 0;
+	if (have > size)
+		have = 0; /* not a prefix of this file: start again */
+	if (have < size) {
+		FILE *f = fopen(dest, have ? "ab" : "wb");
+		if (!f)
+			return ft_failf(err, FT_EIO, "cannot_write", "cannot write \"%s\": %s",
+					dest, strerror(errno));
+		long st_code = 0;
+		struct download d = { c->curl, f, FT_BUF_INIT(1u << 20) };
+		struct curl_slist *hdrs = NULL;
+		char range[64], ifr[96];
+		curl_easy_reset(c->curl);
+		if (have) {
+			snprintf(range, sizeof(range), "%" PRIu64 "-", have);
+			snprintf(ifr, sizeof(ifr), "If-Range: \"%s\"", sha256);
+			curl_easy_setopt(c->curl, CURLOPT_RANGE, range);
+			hdrs = curl_slist_append(hdrs, ifr);
+		}
+		curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, to_download);
+		curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &d);
+		enum ft_rc rc = perform(c, "GET", path, hdrs, &st_code, err);
+		long at = ftell(f);
+		if (fclose(f) != 0 && !rc)
+			rc = ft_failf(err, FT_EIO, "cannot_write", "writing \"%s\" failed", dest);
+		if (!rc && (st_code < 200 || st_code > 299))
+			rc = api_error(st_code, &d.errbody, err);
+		if (!rc && have && st_code == 200) {
+			/* the server sent the whole file (it ignored the range): keep
+			 * only what it sent, from the start */
+			ft_buf_release(&d.errbody);
+			return ft_client_download_file(c, path, dest, size, sha256, fetched, err);
+		}
+		ft_buf_release(&d.errbody);
+		if (rc)
+			return rc;
+		*fetched = (uint64_t)at - have;
+	}
+	enum ft_rc rc = file_sha256(dest, hex, err);
+	if (rc)
+		return rc;
+	if (strcmp(hex, sha256) != 0) {
+		unlink(dest);
+		return ft_failf(err, FT_EFORMAT, "checksum_mismatch",
+				"\"%s\" has SHA-256 %s, not %s as listed; removed it, run again",
+				dest, hex, sha256);
+	}
+	return FT_OK;
 }

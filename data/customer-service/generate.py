@@ -9,6 +9,7 @@ random.Random with a fixed seed.  Running it again reproduces the files byte for
 byte (no sets, no dict-order surprises, no clock, no environment).
 
     python3 generate.py [OUTDIR]          # OUTDIR defaults to this folder
+    python3 generate.py --train-plus FILE # also FILE: train.jsonl + 320 more phrasings
 
 Files written (one JSON object per line, UTF-8, "\\n" line ends):
 
@@ -19,6 +20,8 @@ Files written (one JSON object per line, UTF-8, "\\n" line ends):
   preference_validation.jsonl  same, prompts disjoint from preference.jsonl
   corpus.txt                   plain text for pretraining a tiny model from scratch
   heldout_questions.json       6 validation questions (3 en, 3 zh) with reference answers
+  heldout_facts.json           48 hand-written questions (24 en, 24 zh) with the facts a
+                               correct answer must contain (policy accuracy)
 
 How the split works: every scenario has several user phrasings per language; the
 last one is held out (validation only).  Scenarios marked holdout=True appear only
@@ -29,6 +32,7 @@ import json
 import random
 import re
 import sys
+import unicodedata
 from pathlib import Path
 
 SEED = 20261123
@@ -1159,11 +1163,11 @@ def answers_for(sc, lang, tmpl):
     return computed or ok  # use the customer's numbers when they gave them
 
 
-def dialogue(r, sc, lang, tmpl_idx, n_follow, style=None):
-    """One conversation: system, the first user turn from user[lang][tmpl_idx], n follow-ups."""
+def dialogue(r, sc, lang, tmpl_idx, n_follow, style=None, tmpl=None):
+    """One conversation: system, the first user turn from user[lang][tmpl_idx] (or tmpl), n follow-ups."""
     s = make_slots(r, lang, sc)
     style = style or r.choice(STYLES)
-    tmpl = sc["user"][lang][tmpl_idx]
+    tmpl = tmpl or sc["user"][lang][tmpl_idx]
     user = apply_style(r, lang, tmpl.format(**s), style)
     body = r.choice(answers_for(sc, lang, tmpl)).format(**s)
     msgs = [{"role": "system", "content": SYSTEM[lang]}, {"role": "user", "content": user},
@@ -1181,6 +1185,229 @@ def n_follow_for(r, sc):
     if not sc["follow"] or r.random() >= 0.5:
         return 0
     return 1 if r.random() < 0.6 else 2
+
+
+# ---------------------------------------------------------------------------
+# More customer phrasings per scenario (train only): the words customers use
+# vary far more than four phrasings show, and a small model answers a question
+# worded in new words with the wrong policy.  Each phrasing here becomes one
+# single-turn dialogue after train.jsonl's rows in the file --train-plus writes
+# (its own random stream, so every other file stays as it was); no committed
+# file holds them: at the quickstart's training budget they did not raise the
+# policy accuracy (docs/quickstart.md, "Choosing the recipe").  The held-out
+# fact questions are checked against them too.  Holdout scenarios get none.
+# ---------------------------------------------------------------------------
+EXTRA_USER = {
+    "return_basic": {
+        "en": ["Changed my mind about the {p}. What is the time limit to return it?",
+               "What's the return window on clothing?",
+               "The {p} isn't what I expected. Can I still send it back for a refund?",
+               "do you accept returns? the {p} is unworn"],
+        "zh": ["{p}不想要了，退货期限是多久？", "衣服买回来不喜欢，多少天内可以退？",
+               "{p}跟我想的不一样，还能退回去吗？", "没穿过的{p}能退吗，有时间限制吗"]},
+    "return_electronics": {
+        "en": ["How long is the return period for electronics like the {p}?",
+               "I unboxed the {p} but never used it. Can I still return it?",
+               "Is the return window shorter for gadgets?", "return a {p} bought last week, unused - possible?"],
+        "zh": ["数码产品几天内可以退货？", "{p}拆了包装但没用，还能退吗？", "电子产品的退货时间比衣服短吗？",
+               "上周买的{p}没用过，可以退吗"]},
+    "return_final_sale": {
+        "en": ["Are clearance items returnable?", "Can I send back something I bought on final sale, like the {p}?",
+               "the {p} was a final sale item, any way to return it?", "Do sale items have the same return policy?"],
+        "zh": ["清仓商品可以退货吗？", "最终特价买的{p}能退换吗？", "特价商品的退货政策一样吗？", "{p}是清仓款，还能退吗"]},
+    "return_late": {
+        "en": ["It's been over a month since delivery. Can I still return the {p}?",
+               "Is the return window over after {dlate} days?", "return after a month possible?",
+               "I missed the return deadline for the {p}. Any chance?"],
+        "zh": ["签收超过一个月了，{p}还能退吗？", "过了一个月还能退货吗？", "{p}买了{dlate}天了，退货期过了吗？",
+               "错过退货期限了，还有办法退吗"]},
+    "exchange_size": {
+        "en": ["Can I get the {p} in {new_size} instead?", "The {p} is too big. How do I swap it for a {new_size}?",
+               "Is it free to exchange for size {new_size}?",
+               "need a {new_size} instead of {size} for my {p}, how does exchange work"],
+        "zh": ["{p}尺码不合适，能换成{new_size}码吗？", "{p}太大了，想换{new_size}码，怎么换？", "换成{new_size}码要收费吗？",
+               "{p}要换成{new_size}码，流程是什么"]},
+    "exchange_colour": {
+        "en": ["Can I exchange the {p} for the {new_colour} one?",
+               "I'd like to swap my {colour} {p} for {new_colour}. Until when can I do that?",
+               "colour exchange to {new_colour} free?", "Is it possible to change to {new_colour} after delivery?"],
+        "zh": ["{p}能换成{new_colour}吗？", "想把{colour}的{p}换成{new_colour}，多久内可以换？", "换成{new_colour}免费吗？",
+               "收货后还能换成{new_colour}吗"]},
+    "exchange_again": {
+        "en": ["The replacement size doesn't fit either. Can I exchange a second time?",
+               "Is there a fee for exchanging the {p} again?", "how much is a second exchange?",
+               "Already swapped once, need another size. Cost?"],
+        "zh": ["换过一次还是不合适，能再换一次吗？", "{p}第二次换货要收多少钱？", "再次换货有费用吗",
+               "已经换过尺码了，还要再换，要付费吗？"]},
+    "refund_when": {
+        "en": ["How many days until my refund arrives?", "When will I see the money for my returned {p}?",
+               "refund timeline after a return?", "You received my return. How long before the refund is processed?"],
+        "zh": ["退款几天能到账？", "退回的{p}什么时候能收到退款？", "退货后多久退款",
+               "你们已经收到我的退货了，退款要等多少天？"]},
+    "refund_method": {
+        "en": ["Can the refund go to a different bank account?", "My card expired. Where will my refund go?",
+               "refund to another card?",
+               "Could you send the money back to my debit card instead of the credit card I used?"],
+        "zh": ["退款可以退到另一个账户吗？", "原来的银行卡过期了，退款会退到哪里？", "能退到别的卡吗",
+               "我用信用卡付的，退款能打到借记卡上吗？"]},
+    "refund_shipping_fee": {
+        "en": ["Do I get the delivery charge back when I return something?", "Is the shipping cost refunded with my return?",
+               "shipping fee refunded on returns?", "Will you refund the postage I paid for the {p}?"],
+        "zh": ["退货时运费能退回来吗？", "退了{p}，当初的运费退不退？", "运费退吗", "退货会把邮费一起退给我吗？"]},
+    "shipping_time": {
+        "en": ["How many business days does standard delivery take?", "What's the usual delivery time?",
+               "when will my order arrive with normal shipping?", "How soon do orders reach {city}?"],
+        "zh": ["标准快递一般需要多长时间？", "一般多久能收到货？", "普通发货多久到", "寄到{city}一般要多久？"]},
+    "shipping_free": {
+        "en": ["Do you offer free shipping?", "What's the shipping fee for a small order?",
+               "how much do I need to spend for free delivery", "My order is ¥{amount}. Will I pay for shipping?"],
+        "zh": ["你们包邮吗？", "小额订单运费多少？", "满多少包邮", "我的订单¥{amount}，要付运费吗？"]},
+    "shipping_express": {
+        "en": ["How much is express shipping?", "Can I get my {p} faster? What does it cost?",
+               "express delivery time and price?", "Is there a quicker shipping option to {city}?"],
+        "zh": ["加急快递多少钱？", "{p}能快点送到吗？要加多少钱？", "加急几天到 多少钱", "寄到{city}有更快的配送吗？"]},
+    "shipping_remote": {
+        "en": ["How long does shipping to {region} take?", "Is express available for {region}?",
+               "delivery time to {region}?", "Do you ship to {region}, and how many days?"],
+        "zh": ["寄到{region}要几天？", "{region}能发加急吗？", "{region}这种偏远地区多久到", "你们发{region}吗？多少天能到？"]},
+    "tracking_where": {
+        "en": ["How do I track my order?", "Where can I find my tracking number?", "track package?",
+               "Has my {p} shipped? How do I check?"],
+        "zh": ["怎么查看物流？", "快递单号在哪里看？", "查快递", "{p}发货了吗？在哪里查？"]},
+    "tracking_stalled": {
+        "en": ["My tracking hasn't updated in days. What should I do?",
+               "The parcel seems stuck in transit. Can you help?", "no tracking updates for {ustall} days",
+               "How long before you investigate a delayed parcel?"],
+        "zh": ["物流好几天没更新了，怎么办？", "包裹好像卡在路上了，能帮忙吗？", "物流{ustall}天没动",
+               "快递一直不动，你们多久会去查？"]},
+    "tracking_delivered_not_received": {
+        "en": ["My order shows delivered but I don't have it.",
+               "The courier marked my parcel as delivered, but it's not here.", "delivered but not received",
+               "Tracking for {order} says it was left at my door. Nothing there. What now?"],
+        "zh": ["显示签收了但我没收到货。", "快递说送到了，可是我没拿到。", "签收了没收到",
+               "订单{order}显示放门口了，但什么都没有，怎么办？"]},
+    "cancel_before_ship": {
+        "en": ["How do I cancel an order that hasn't shipped?", "Can I cancel my order for the {p}? I changed my mind.",
+               "cancel before shipping, refund how long?", "I want to cancel {order}. Is there a fee?"],
+        "zh": ["还没发货的订单怎么取消？", "{p}不想要了，订单能取消吗？", "没发货能取消吗 退款多久",
+               "想取消订单{order}，要收费吗？"]},
+    "cancel_after_ship": {
+        "en": ["My order already shipped. Can I still cancel it?",
+               "It's on the way but I don't want it anymore. What can I do?", "cancel after dispatch?",
+               "The {p} is in transit. How do I stop the order?"],
+        "zh": ["订单已经发货了，还能取消吗？", "东西寄出了，我不想要了，怎么办？", "发货后还能取消吗",
+               "{p}已经发出了，怎么取消？"]},
+    "change_address": {
+        "en": ["How do I change my shipping address?", "Can I update the address on order {order}?",
+               "change delivery address?", "I moved. Can my {p} go to a new address?"],
+        "zh": ["收货地址怎么修改？", "订单{order}的地址能改吗？", "改地址", "我搬家了，{p}能寄到新地址吗？"]},
+    "damaged": {
+        "en": ["The {p} arrived broken. What do I do?", "My order came damaged. How do I report it?",
+               "damaged item, what now", "The {p} was cracked when I opened the box. Can I get a replacement?"],
+        "zh": ["{p}到货就是坏的，怎么处理？", "收到的商品有破损，怎么反馈？", "东西坏了",
+               "打开箱子{p}就裂了，能换新的吗？"]},
+    "wrong_item": {
+        "en": ["I received the wrong item. What should I do?", "You sent me a {other} instead of the {p}.",
+               "wrong colour delivered", "The size I received isn't the one I ordered. How do I fix this?"],
+        "zh": ["收到的东西不对，怎么办？", "我买的是{p}，你们发成了{other}。", "颜色发错了",
+               "收到的尺码跟下单的不一样，怎么处理？"]},
+    "missing_item": {
+        "en": ["Something is missing from my order.", "My parcel arrived without the {p}.", "item missing from box",
+               "I only got part of my order {order}. What now?"],
+        "zh": ["订单里少了一件东西。", "箱子里没有{p}。", "少发了", "订单{order}只收到一部分，怎么办？"]},
+    "warranty_claim": {
+        "en": ["How long is the warranty on electronics?", "My {p} has a defect. Is it covered?", "warranty period?",
+               "The {p} stopped charging after {m_in} months. Can you repair it?"],
+        "zh": ["数码产品的保修期是多久？", "{p}有质量问题，能保修吗？", "保修期多长", "{p}用了{m_in}个月就充不进电了，能修吗？"]},
+    "warranty_expired": {
+        "en": ["My {p} is {m_out} months old and broke. Is it still under warranty?", "Out of warranty repair options?",
+               "warranty expired, can you fix it?", "The {p} died after more than a year. Free repair?"],
+        "zh": ["{p}买了{m_out}个月坏了，还在保修期吗？", "过保了还能修吗？", "过了保修期怎么办",
+               "{p}用了一年多坏了，还能保修吗？"]},
+    "warranty_accident": {
+        "en": ["I dropped my {p}. Does the warranty cover it?", "Is water damage covered by warranty?",
+               "accidental damage covered?", "The {p} got wet and stopped working. Can I claim warranty?"],
+        "zh": ["{p}摔坏了，保修吗？", "进水坏了在保修范围内吗？", "意外损坏保修吗", "{p}淋了雨开不了机，能保修吗？"]},
+    "presale_size": {
+        "en": ["How does the {p} fit?", "Should I size up or down for the {p}?", "which size should I order?",
+               "I'm usually a {size}. What size {p} do you recommend?"],
+        "zh": ["{p}尺码准吗？", "{p}应该买什么尺码？", "尺码怎么挑", "我一般穿{size}，{p}推荐哪个码？"]},
+    "presale_material": {
+        "en": ["What fabric is the {p}?", "Tell me about the material of the {p}.", "{p} made of what?",
+               "How should I care for the {p}, and what is it made of?"],
+        "zh": ["{p}是什么面料？", "介绍一下{p}的材质。", "{p}啥材质", "{p}用什么材料做的？怎么保养？"]},
+    "presale_stock": {
+        "en": ["Is the {p} available in {size}?", "The {p} shows sold out. Can I get notified?", "{p} in stock?",
+               "How do I know when the {p} in {colour} is back?"],
+        "zh": ["{p}有{size}码吗？", "{p}显示售罄，能到货通知我吗？", "{p}有货吗", "{colour}的{p}什么时候有货，怎么知道？"]},
+    "presale_restock": {
+        "en": ["Do you know when the {p} will be restocked?", "Will the {p} come back in stock soon?",
+               "restock date?", "Is there an exact date for the {p} restock?"],
+        "zh": ["{p}还会再补货吗？", "{p}近期会补货吗？", "补货时间", "{p}具体哪天上架？"]},
+    "coupon_combine": {
+        "en": ["Can I use more than one coupon?", "Is it possible to combine {code} with another discount code?",
+               "multiple coupons per order?", "Can coupons be stacked at checkout?"],
+        "zh": ["可以同时用多张优惠券吗？", "{code}能和别的优惠码一起用吗？", "多张券能一起用吗", "结账时优惠券可以叠加吗？"]},
+    "coupon_not_working": {
+        "en": ["Why isn't my coupon code working?", "The code {code} says invalid. Why?", "coupon won't apply",
+               "My discount isn't showing on the {p}. What's wrong?"],
+        "zh": ["优惠券为什么用不了？", "{code}提示无效，为什么？", "券用不了", "买{p}优惠没生效，怎么回事？"]},
+    "coupon_expired": {
+        "en": ["Can you extend an expired coupon?", "My coupon ran out. Can I get a new one?",
+               "expired coupon reissue?", "I forgot to use {code} before it expired. Can you help?"],
+        "zh": ["过期的优惠券能延期吗？", "优惠券过期了，能重新发吗？", "券过期了怎么办", "{code}过期前忘了用，还能补吗？"]},
+    "points": {
+        "en": ["How many points do I need for ¥1 off?", "What are my {points} points worth?", "points worth?",
+               "Is there a limit on how many points I can use per order?"],
+        "zh": ["多少积分抵一块钱？", "{points}积分值多少钱？", "积分能抵多少", "每单最多能用多少积分？"]},
+    "price_drop": {
+        "en": ["The {p} got cheaper after I bought it. Can I get a refund for the difference?",
+               "Do you have price protection?", "price dropped after purchase",
+               "I paid ¥{price} for the {p} and it's now ¥{new_price}. What can you do?"],
+        "zh": ["{p}买完就降价了，能退差价吗？", "你们有价保吗？", "买了就降价",
+               "{p}我付了¥{price}，现在¥{new_price}，能补差价吗？"]},
+    "price_drop_late": {
+        "en": ["The price dropped {dout7} days after my order. Can I get the difference?",
+               "Is price protection still valid after two weeks?", "price drop after {dout7} days refund?",
+               "How long does price protection last?"],
+        "zh": ["下单{dout7}天后降价了，还能退差价吗？", "两周后降价还保价吗？", "价保多长时间", "价格保护有效期是多久？"]},
+    "invoice_personal": {
+        "en": ["How can I get an invoice?", "I need a receipt for order {order}.", "e-invoice?",
+               "Where do I request an invoice for the {p}?"],
+        "zh": ["怎么开发票？", "订单{order}需要发票。", "电子发票", "{p}的发票在哪里申请？"]},
+    "invoice_company": {
+        "en": ["Can I get an invoice with my company's tax number?", "How do I request a business invoice?",
+               "company invoice how?", "We need a company invoice for order {order}. How long will it take?"],
+        "zh": ["能开带税号的公司发票吗？", "单位发票怎么申请？", "开公司票", "订单{order}要开单位发票，多久能收到？"]},
+    "contact_hours": {
+        "en": ["What's your phone number?", "When is your customer service available?", "hotline number?",
+               "How can I contact you by phone?"],
+        "zh": ["客服电话多少？", "你们客服什么时候在线？", "热线电话", "怎么打电话联系你们？"]},
+    "contact_human": {
+        "en": ["Can I talk to a human agent?", "I need to speak to a real person.", "agent please",
+               "How do I reach a live person?"],
+        "zh": ["能转人工吗？", "我要跟真人说话。", "人工客服", "怎么联系真人客服？"]},
+}
+
+
+def build_extra(seen):
+    """One single-turn dialogue per EXTRA_USER phrasing, in scenario order."""
+    r = random.Random(SEED + 2)
+    out = []
+    for sc in SCENARIOS:
+        if sc["holdout"]:
+            continue
+        for lang in ("en", "zh"):
+            for tmpl in EXTRA_USER[sc["name"]][lang]:
+                for _ in range(50):
+                    d = dialogue(r, sc, lang, 0, 0, tmpl=tmpl)
+                    if d[1]["content"] not in seen:
+                        break
+                else:
+                    raise SystemExit(f"{sc['name']} ({lang}): {tmpl!r} repeats a user turn")
+                seen.add(d[1]["content"])
+                out.append(d)
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -1243,6 +1470,210 @@ def build_heldout(r, seen):
             raise SystemExit(f"held-out question for {name} collides with train")
         out.append({"language": lang, "topic": sc["topic"], "system": d[0]["content"],
                     "question": d[1]["content"], "reference_answer": d[2]["content"]})
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Held-out fact questions (heldout_facts.json): hand-written customer questions
+# worded unlike every user turn of the training files, each with the policy
+# facts a correct answer must contain.  A fact is a list of accepted spellings;
+# the matching rule (README.md, "heldout_facts.json") is: normalise the answer
+# and each spelling (Unicode NFKC, lower case, runs of whitespace to one space);
+# a fact is present when any spelling occurs in the answer; an answer is
+# correct when every fact is present.  The spellings are built from FACTS.
+# ---------------------------------------------------------------------------
+EN_NUM = {1: "one", 2: "two", 3: "three", 5: "five", 7: "seven", 10: "ten", 12: "twelve", 15: "fifteen",
+          30: "thirty", 48: "forty-eight"}
+ZH_NUM = {1: "一", 2: "两", 3: "三", 5: "五", 7: "七", 10: "十", 12: "十二", 15: "十五", 30: "三十"}
+
+
+def sp_days(n):
+    w, z = EN_NUM[n], ZH_NUM[n]
+    return [f"{n} days", f"{n}-day", f"{w} days", f"{w}-day", f"{n}天", f"{n} 天", f"{z}天", f"{n}日"]
+
+
+def sp_business_days(n):
+    w, z = EN_NUM[n], ZH_NUM[n]
+    return [f"{n} business days", f"{n} working days", f"{w} business days", f"{w} working days",
+            f"{n} business day", f"{n}个工作日", f"{n} 个工作日", f"{z}个工作日"]
+
+
+def sp_range(v):
+    a, b = (int(x) for x in v.split("-"))
+    return [f"{a}-{b}", f"{a}–{b}", f"{a}—{b}", f"{a} - {b}", f"{a} to {b}", f"{a}~{b}", f"{a}到{b}",
+            f"{a}至{b}", f"{EN_NUM[a]} to {EN_NUM[b]}", f"{ZH_NUM[a]}到{ZH_NUM[b]}"]
+
+
+def sp_yuan(n):  # NFKC turns the full-width ￥ into ¥
+    return [f"¥{n}", f"¥ {n}", f"{n} yuan", f"rmb {n}", f"rmb{n}", f"{n} rmb", f"cny {n}", f"{n}元", f"{n} 元",
+            f"{n}块"]
+
+
+def sp_hours(n):
+    return [f"{n} hours", f"{n}-hour", f"{n} hrs", f"{EN_NUM[n]} hours", f"{n}小时", f"{n} 小时", f"{n}个小时"]
+
+
+def sp_years(n):
+    m = 12 * n
+    return [f"{n}-year", f"{n} year", f"{EN_NUM[n]} year", f"{EN_NUM[n]}-year", f"{m} months", f"{m}-month",
+            f"{n}年", f"{n} 年", f"{ZH_NUM[n]}年", f"{m}个月"]
+
+
+FACT = {
+    "return_window": sp_days(F["return_days"]),
+    "electronics_window": sp_days(F["electronics_return_days"]),
+    "exchange_free": ["is free", "are free", "for free", "free of charge", "no charge", "at no cost",
+                      "free exchange", "免费", "不收费", "不收取费用"],
+    "label_fee": sp_yuan(F["return_label_fee"]),
+    "refund_days": sp_range(F["refund_days"]),
+    "original_payment": ["original payment", "original method", "same payment method", "原路", "原支付方式",
+                         "原付款方式"],
+    "free_over": sp_yuan(F["free_shipping_over"]),
+    "standard_days": sp_range(F["standard_days"]),
+    "express_fee": sp_yuan(F["express_fee"]),
+    "express_days": sp_range(F["express_days"]),
+    "stalled_days": sp_business_days(F["stalled_tracking_days"]),
+    "investigation": ["investigation", "investigate", "调查"],
+    "replacement": ["replacement", "replace", "补发"],
+    "refuse": ["refuse", "decline the delivery", "reject the delivery", "拒收"],
+    "damage_hours": sp_hours(F["damage_report_hours"]),
+    "warranty": sp_years(F["warranty_years"]),
+    "defects_only": ["manufacturing defect", "manufacturing defects", "制造缺陷"],
+    "not_covered": ["not covered", "aren't covered", "isn't covered", "doesn't cover", "does not cover",
+                    "不在保修范围", "不保修", "不属于保修"],
+    "paid_repair": ["paid repair", "付费维修", "付费修理"],
+    "size_up": ["larger", "bigger", "size up", "大一码", "大一号", "选大"],
+    "notify_me": ["notify me", "到货提醒"],
+    "one_coupon": ["one coupon", "1 coupon", "only one", "single coupon", "一张"],
+    "points_per_yuan": [f"{F['points_per_yuan_off']} points", f"{F['points_per_yuan_off']} pts",
+                        f"{F['points_per_yuan_off']}积分", f"{F['points_per_yuan_off']} 积分",
+                        f"{F['points_per_yuan_off']}分"],
+    "points_cap": [f"{F['points_max_pct']}%", f"{F['points_max_pct']} %", f"{F['points_max_pct']} percent",
+                   "百分之二十"],
+    "price_days": sp_days(F["price_adjust_days"]),
+    "invoice_days": sp_business_days(F["invoice_days"]),
+    "hotline": [F["hotline"], F["hotline"].replace("-", " "), F["hotline"].replace("-", "")],
+}
+
+# (language, scenario whose answer is the reference, question, facts[, slots the
+# reference answer quotes from the question])
+FACT_QUESTIONS = [
+    ("en", "return_basic", "Three weeks ago a sweater from you showed up and I've decided against keeping it. "
+     "The labels are still attached. What's the deadline for posting it back?", ["return_window"]),
+    ("en", "return_electronics", "I regret buying your noise-cancelling headphones, they're still sealed. "
+     "How many days do gadgets get for sending back?", ["electronics_window"]),
+    ("en", "exchange_size", "These chinos in 30 pinch at the waist. If I want a 32 instead, how long do I "
+     "have to arrange that, and will the swap cost me?", ["return_window", "exchange_free"], {"new_size": "32"}),
+    ("en", "exchange_again", "I traded my boots for a bigger pair once already and they still hurt. "
+     "Is a second trade also on the house, or is there a charge?", ["label_fee"]),
+    ("en", "refund_when", "My parcel with the returned jacket has landed at your depot. Roughly how many working "
+     "days before the money is back on my card?", ["refund_days"]),
+    ("en", "refund_method", "My bank replaced my card after it was stolen. Could the money from my return be "
+     "paid into my husband's account instead?", ["original_payment"]),
+    ("en", "shipping_free", "What's the minimum basket value before delivery stops costing extra?", ["free_over"]),
+    ("en", "shipping_time", "Checking out this morning with the regular courier option to Suzhou. "
+     "About how many working days should I expect?", ["standard_days"]),
+    ("en", "shipping_express", "I'm in a rush. What does your quickest delivery option cost, and how soon "
+     "would it turn up?", ["express_fee", "express_days"]),
+    ("en", "tracking_stalled", "My package status has been frozen on one update for ages. After how long do "
+     "you chase the courier?", ["stalled_days"]),
+    ("en", "tracking_delivered_not_received", "The courier app insists my box was dropped off, yet nothing is "
+     "here and the neighbours haven't seen it. What will you do about it?", ["investigation", "replacement"]),
+    ("en", "cancel_before_ship", "I regret an order I made twenty minutes ago and it hasn't left your "
+     "warehouse. If I call it off, how soon does my payment come back?", ["refund_days"]),
+    ("en", "cancel_after_ship", "The box is already with the courier but I've changed my mind about wanting it. "
+     "What are my options now?", ["refuse", "return_window"]),
+    ("en", "damaged", "My stoneware plates turned up with two of them shattered. Is there a time limit for "
+     "telling you about it?", ["damage_hours"]),
+    ("en", "wrong_item", "You sent me a navy jacket when I paid for a black one. How long have I got to flag "
+     "this?", ["damage_hours"]),
+    ("en", "warranty_claim", "My fitness watch screen flickers nonstop after five months of normal use. How long "
+     "does your cover last on gadgets like this?", ["warranty"]),
+    ("en", "warranty_accident", "I knocked my headphones into the bath and now they're silent. Does your "
+     "guarantee pay for fixing that?", ["defects_only", "not_covered"]),
+    ("en", "presale_size", "According to your chart I'm right on the line between M and L for the linen shirt. "
+     "Which way should I go?", ["size_up"]),
+    ("en", "presale_stock", "The olive chinos show as unavailable in my size. Is there some way to be alerted "
+     "once they return?", ["notify_me"]),
+    ("en", "coupon_combine", "I'm holding a 20-off voucher plus a 50-off voucher. Will checkout accept both at "
+     "once?", ["one_coupon"]),
+    ("en", "points", "How many of my reward points add up to one yuan off, and is there a cap per purchase?",
+     ["points_per_yuan", "points_cap"]),
+    ("en", "price_drop", "Four days after I paid for a kettle, you cut its price. Do you give back the gap?",
+     ["price_days"]),
+    ("en", "invoice_company", "Our accounts department wants an electronic invoice with the business name on it. "
+     "How quickly would it reach my inbox?", ["invoice_days"]),
+    ("en", "contact_hours", "Is there a phone line I can ring to sort this out with somebody?", ["hotline"]),
+    ("zh", "return_basic", "月底收到的长裤，标签都没剪，现在决定不留了，最晚收货后多少天内要寄回？", ["return_window"]),
+    ("zh", "return_electronics", "充电宝拿回来一直没拆封，后悔了，数码类东西退回有几天时间？", ["electronics_window"]),
+    ("zh", "exchange_colour", "收到的黑色羽绒服跟想象中差太多，想换成藏青色，要在多久之内申请？换的话收费吗？",
+     ["return_window", "exchange_free"], {"new_colour": "藏青色"}),
+    ("zh", "exchange_again", "跑鞋已经调过一回尺码了，还是不跟脚，再调一次需要我出钱吗？", ["label_fee"]),
+    ("zh", "refund_when", "寄回的包裹仓库那边签收了，钱大概几个工作日能回到我卡上？", ["refund_days"]),
+    ("zh", "refund_method", "付款用的那张卡已经挂失了，退款能打到我老公的账户上吗？", ["original_payment"]),
+    ("zh", "shipping_free", "买满多少钱就不用另付快递费了？", ["free_over"]),
+    ("zh", "shipping_time", "普通快递寄苏州一般需要几个工作日？", ["standard_days"]),
+    ("zh", "shipping_express", "着急用，最快的配送方式收费多少、几天能送达？", ["express_fee", "express_days"]),
+    ("zh", "tracking_stalled", "快递信息好几天都停在一个中转站，一般停多久你们才会介入？", ["stalled_days"]),
+    ("zh", "tracking_delivered_not_received", "快递员说放门口了，可我回家啥也没看到，邻居也没代收，你们会怎么处理？",
+     ["investigation", "replacement"]),
+    ("zh", "cancel_before_ship", "刚拍下的单还没出库，我反悔了，撤单之后付的款几天能返还？", ["refund_days"]),
+    ("zh", "cancel_after_ship", "东西已经交给快递在路上了，我突然用不上了，现在能怎么办？", ["refuse", "return_window"]),
+    ("zh", "damaged", "拆开快递发现电热水壶外壳凹了一大块，这种情况要在多长时间内跟你们说？", ["damage_hours"]),
+    ("zh", "missing_item", "订了三样东西，箱子里只有两样，少了的那件要在多长时间内反映？", ["damage_hours"]),
+    ("zh", "warranty_claim", "运动手表戴了半年突然不能充电，你们家电子产品保修多长时间？", ["warranty"]),
+    ("zh", "warranty_expired", "两年前入手的蓝牙音箱坏掉了，现在还能免费修吗？", ["warranty", "paid_repair"]),
+    ("zh", "presale_size", "我平时穿M和L都可以，这件衬衫应该挑哪个码？", ["size_up"]),
+    ("zh", "presale_restock", "想要的颜色卖光了，能告诉我哪天会再上架吗？", ["notify_me"]),
+    ("zh", "coupon_combine", "手上有两张满减券，结账时可以一块儿用上吗？", ["one_coupon"]),
+    ("zh", "points", "会员积分攒多少分能当一块钱花？一单最多能抵掉多少？", ["points_per_yuan", "points_cap"]),
+    ("zh", "price_drop", "上周四买的毛衣今天打折了，已经过了5天，差价还能退给我吗？", ["price_days"]),
+    ("zh", "invoice_company", "我们单位报销要开公司抬头，电子发票几天能发到邮箱？", ["invoice_days"]),
+    ("zh", "contact_hours", "想直接打电话找人说，你们的号码是多少？", ["hotline"]),
+]
+
+
+def fact_normalise(text):
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).lower())
+
+
+def facts_present(answer, facts):
+    a = fact_normalise(answer)
+    return [any(fact_normalise(s) in a for s in spellings) for spellings in facts]
+
+
+def word_ngrams(text, lang, n):
+    t = fact_normalise(text)
+    toks = re.findall(r"[a-z0-9]+(?:'[a-z]+)?", t) if lang == "en" else re.findall(r"[a-z0-9]|[\u4e00-\u9fff]", t)
+    return {tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)}
+
+
+NGRAM = {"en": 5, "zh": 6}  # no fact question shares a run this long with a user turn of the other files
+
+
+def build_fact_questions(users):
+    r = random.Random(SEED + 1)  # its own stream: the other files do not move
+    by_name = {sc["name"]: sc for sc in SCENARIOS}
+    seen = {lang: set() for lang in NGRAM}
+    for u in users:
+        lang = "zh" if count_cjk(u) else "en"
+        seen[lang] |= word_ngrams(u, lang, NGRAM[lang])
+    out = []
+    for i, (lang, name, question, keys, *slots) in enumerate(FACT_QUESTIONS):
+        sc, slots = by_name[name], (slots or [{}])[0]
+        shared = word_ngrams(question, lang, NGRAM[lang]) & seen[lang]
+        if shared:
+            raise SystemExit(f"fact question {question!r} shares {sorted(shared)[0]} with a dataset user turn")
+        given = "".join("{" + k + "}" for k in slots)
+        body = answers_for(sc, lang, given)[0].format(**FIXED_SLOTS, **slots)
+        ref = voice(r, lang, body, OPEN)
+        facts = [FACT[k] for k in keys]
+        if not all(facts_present(ref, facts)):
+            raise SystemExit(f"{name} ({lang}): the reference answer lacks a fact of {keys}: {ref}")
+        n = sum(1 for q in FACT_QUESTIONS[:i] if q[0] == lang) + 1
+        out.append({"id": f"{lang}-{n:02d}", "language": lang, "topic": sc["topic"], "scenario": name,
+                    "system": SYSTEM[lang], "question": question, "required_facts": facts,
+                    "fact_names": keys, "reference_answer": ref})
     return out
 
 
@@ -1417,6 +1848,11 @@ def jsonl(rows):
 
 
 def main(argv):
+    plus = None
+    if "--train-plus" in argv:  # write train.jsonl + the EXTRA_USER rows to this file too
+        i = argv.index("--train-plus")
+        plus = Path(argv[i + 1])
+        argv = argv[:i] + argv[i + 2:]
     out = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent
     out.mkdir(parents=True, exist_ok=True)
     r = random.Random(SEED)
@@ -1425,6 +1861,9 @@ def main(argv):
     val_users = {u for d in val for u in user_texts(d)} | {h["question"] for h in heldout}
     pref, pref_val = build_preferences(r, val_users)
     corpus = build_corpus(r)
+    extra = build_extra(set(seen) | val_users)
+    fact_qs = build_fact_questions([u for d in train + val + extra for u in user_texts(d)] +
+                                   [p["input"]["messages"][1]["content"] for p in pref + pref_val])
     files = {
         "policy.md": render_policy(),
         "train.jsonl": jsonl({"messages": d} for d in train),
@@ -1433,9 +1872,13 @@ def main(argv):
         "preference_validation.jsonl": jsonl(pref_val),
         "heldout_questions.json": json.dumps(heldout, ensure_ascii=False, indent=2) + "\n",
         "corpus.txt": corpus,
+        "heldout_facts.json": json.dumps(fact_qs, ensure_ascii=False, indent=2) + "\n",
     }
     for name, text in files.items():
         (out / name).write_bytes(text.encode("utf-8"))
+    if plus:
+        plus.write_bytes(jsonl({"messages": d} for d in train + extra).encode("utf-8"))
+        print(f"{plus}: {len(train) + len(extra)} dialogues (train.jsonl + {len(extra)} more phrasings)")
     for name, rows in (("train", train), ("validation", val)):
         zh = sum(1 for d in rows if count_cjk(d[1]["content"]))
         multi = sum(1 for d in rows if len(d) > 3)

@@ -1,11 +1,13 @@
 /*
  * store.c - the backend-independent half of the artifact store: hashing
- * while writing, the size cap and the sha256/ab/cdef... keys.
+ * while writing, the size cap, the sha256/ab/cdef... keys, and choosing a
+ * backend from the configuration.
  */
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-#include "ft/registry.h"
+#include "registry_int.h"
 
 struct ft_store_writer {
 	struct ft_store *store;
@@ -19,6 +21,65 @@ void ft_store_free(struct ft_store *s)
 {
 	if (s)
 		s->ops->free(s);
+}
+
+const char *ft_store_backend(const struct ft_store *s)
+{
+	return s->ops->name;
+}
+
+void ft_store_counters_get(const struct ft_store *s, struct ft_store_counters *out)
+{
+	out->requests = __atomic_load_n(&s->counters.requests, __ATOMIC_RELAXED);
+	out->retries = __atomic_load_n(&s->counters.retries, __ATOMIC_RELAXED);
+	out->parts = __atomic_load_n(&s->counters.parts, __ATOMIC_RELAXED);
+	out->resumes = __atomic_load_n(&s->counters.resumes, __ATOMIC_RELAXED);
+}
+
+static struct ft_store *open_local(const struct ft_config *cfg, struct ft_err *err)
+{
+	return ft_store_local_new(ft_config_str(cfg, "store_dir"), err);
+}
+
+static struct ft_store *open_s3(const struct ft_config *cfg, struct ft_err *err)
+{
+	char spool[PATH_MAX];
+	const char *dir = ft_config_str(cfg, "store_dir");
+	snprintf(spool, sizeof(spool), "%s/tmp", dir ? dir : "");
+	struct ft_store_s3_opts o = {
+		.endpoint = ft_config_str(cfg, "s3_endpoint"),
+		.bucket = ft_config_str(cfg, "s3_bucket"),
+		.region = ft_config_str(cfg, "s3_region"),
+		.access_key = ft_config_str(cfg, "s3_access_key"),
+		.secret_key = ft_config_str(cfg, "s3_secret_key"),
+		.prefix = ft_config_str(cfg, "s3_prefix"),
+		.spool_dir = dir && *dir ? spool : NULL,
+		.multipart_bytes = (uint64_t)ft_config_int(cfg, "s3_multipart_mb") << 20,
+		.attempts = (int)ft_config_int(cfg, "s3_attempts"),
+		.backoff_ms = ft_config_int(cfg, "s3_backoff_ms"),
+		.sweep_min_age_s = ft_config_int(cfg, "s3_sweep_min_age_s"),
+	};
+	return ft_store_s3_new(&o, err);
+}
+
+/* store_backend values. */
+static const struct {
+	const char *name;
+	struct ft_store *(*open)(const struct ft_config *cfg, struct ft_err *err);
+} backends[] = {
+	{ "local", open_local },
+	{ "s3", open_s3 },
+};
+
+struct ft_store *ft_store_open_config(const struct ft_config *cfg, struct ft_err *err)
+{
+	const char *b = ft_config_str(cfg, "store_backend");
+	for (size_t i = 0; i < FT_ARRAY_LEN(backends); i++)
+		if (b && strcmp(b, backends[i].name) == 0)
+			return backends[i].open(cfg, err);
+	ft_failf(err, FT_EINVAL, "invalid_config",
+		 "store_backend must be \"local\" or \"s3\" (got \"%s\")", b ? b : "");
+	return NULL;
 }
 
 void ft_store_key_for(const char *sha_hex, char key[FT_STORE_KEY_MAX])
@@ -115,6 +176,28 @@ int ft_store_open_read(struct ft_store *s, const char *key, uint64_t *size, stru
 int ft_store_sweep_tmp(struct ft_store *s, long max_age_s)
 {
 	return s->ops->sweep_tmp(s, max_age_s);
+}
+
+enum ft_rc ft_store_list(struct ft_store *s,
+			 int (*fn)(const char *hex, uint64_t bytes, int64_t mtime_s, void *ud),
+			 void *ud, struct ft_err *err)
+{
+	if (!s->ops->list)
+		return ft_failf(err, FT_EUNAVAIL, "unsupported",
+				"the %s store cannot list its blobs", s->ops->name);
+	return s->ops->list(s, fn, ud, err);
+}
+
+enum ft_rc ft_store_remove_stale(struct ft_store *s, const char *key, long min_age_s, bool *removed,
+				 uint64_t *bytes, struct ft_err *err)
+{
+	*removed = false;
+	if (!ft_store_key_valid(key))
+		return ft_failf(err, FT_EINVAL, "invalid_key", "\"%s\" is not a store key", key);
+	if (!s->ops->remove_stale)
+		return ft_failf(err, FT_EUNAVAIL, "unsupported", "the %s store cannot remove blobs",
+				s->ops->name);
+	return s->ops->remove_stale(s, key, min_age_s, removed, bytes, err);
 }
 
 enum ft_rc ft_store_put_file(struct ft_store *s, const char *path,

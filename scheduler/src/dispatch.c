@@ -13,6 +13,10 @@
  *   free CPU slot (workers without GPUs offer `slots` of them).
  *   Jobs that fit nowhere wait; smaller jobs behind them may still go
  *   (backfill).
+ * Exports and evaluations (sched_kinds) are candidates too: CPU work that
+ * does not count against the team's max_concurrent_jobs, placed on a CPU
+ * worker's free slot, or on a GPU worker running fewer of them than its CPU
+ * slots.
  * Dispatch is a guarded UPDATE (status queued -> dispatched, attempt + 1 as
  * the fencing token, lease) committed before the assignment is pushed to
  * the worker's inbox: if the push is lost, the lease expires and the job is
@@ -20,6 +24,7 @@
  */
 #include <jansson.h>
 
+#include "ft/webhook.h"
 #include "sched_int.h"
 
 #define ACTIVE "('dispatched', 'running', 'cancelling')"
@@ -124,18 +129,20 @@ enum ft_rc sched_renew_leases(struct sched *s, struct ft_err *err)
 	}
 	if (json_array_size(rows)) {
 		char *text = json_dumps(rows, JSON_COMPACT);
-		char lease[32];
+		char lease[32], sql[512];
 		snprintf(lease, sizeof(lease), "%d", s->o->lease_ms);
 		const char *p[] = { text, lease };
-		rc = ft_pg_command(
-			s->pg, err,
-			"UPDATE jobs j SET lease_expires_at = now() + $2::int * interval '1 "
-			"millisecond'"
-			" FROM jsonb_to_recordset($1::jsonb) AS h(job text, attempt int, worker "
-			"text)"
-			" WHERE j.id = h.job AND j.attempt = h.attempt AND j.worker_id = h.worker"
-			" AND j.status IN " ACTIVE,
-			2, p);
+		for (size_t k = 0; k < FT_ARRAY_LEN(sched_kinds) && !rc; k++) {
+			snprintf(sql, sizeof(sql),
+				 "UPDATE %s j SET lease_expires_at = now() + $2::int * interval '1 "
+				 "millisecond'"
+				 " FROM jsonb_to_recordset($1::jsonb) AS h(job text, attempt int, "
+				 "worker text)"
+				 " WHERE j.id = h.job AND j.attempt = h.attempt AND j.worker_id = "
+				 "h.worker AND j.status IN " ACTIVE,
+				 sched_kinds[k].table);
+			rc = ft_pg_command(s->pg, err, sql, 2, p);
+		}
 		free(text);
 	}
 out:
@@ -143,20 +150,18 @@ out:
 	return rc;
 }
 
-/* Jobs whose lease ran out: their worker stopped heartbeating. */
-enum ft_rc sched_reap(struct sched *s, struct ft_err *err)
+/* Work whose lease ran out: its worker stopped heartbeating. */
+static enum ft_rc reap_kind(struct sched *s, const struct sched_kind *k, struct ft_err *err)
 {
-	PGresult *r;
-	if (sched_tx(s, "BEGIN", err))
-		return err->rc;
-	r = sched_q(
-		s, err,
+	char sql[2400];
+	snprintf(
+		sql, sizeof(sql),
 		"WITH lost AS ("
-		"  SELECT id, status AS old_status, attempt, max_attempts, worker_id FROM jobs"
+		"  SELECT id, status AS old_status, attempt, max_attempts, worker_id FROM %s"
 		"  WHERE (status IN " ACTIVE " AND lease_expires_at < now())"
 		"     OR (status = 'cancelling' AND worker_id IS NULL)"
 		"  FOR UPDATE SKIP LOCKED)"
-		" UPDATE jobs j SET"
+		" UPDATE %s j SET"
 		"  status = CASE WHEN l.old_status = 'cancelling' THEN 'cancelled'"
 		"                WHEN l.attempt >= l.max_attempts THEN 'failed' ELSE 'queued' END,"
 		"  worker_id = NULL, lease_expires_at = NULL,"
@@ -168,13 +173,17 @@ enum ft_rc sched_reap(struct sched *s, struct ft_err *err)
 		"                     THEN now() END,"
 		"  error = CASE WHEN l.old_status <> 'cancelling' AND l.attempt >= l.max_attempts"
 		"          THEN jsonb_build_object('code', 'worker_lost', 'message',"
-		"               format('worker %s stopped responding; gave up after %s attempts',"
+		"               format('worker %%s stopped responding; gave up after %%s attempts',"
 		"                      l.worker_id, l.attempt), 'param', NULL)"
 		"          ELSE j.error END,"
 		"  updated_at = now()"
 		" FROM lost l WHERE j.id = l.id"
-		" RETURNING j.id, l.old_status, j.status, j.attempt, coalesce(l.worker_id, '')",
-		0, NULL);
+		" RETURNING j.id, l.old_status, j.status, j.attempt, coalesce(l.worker_id, ''),"
+		" j.team_id",
+		k->table, k->table);
+	if (sched_tx(s, "BEGIN", err))
+		return err->rc;
+	PGresult *r = sched_q(s, err, sql, 0, NULL);
 	if (!r)
 		goto fail;
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -186,8 +195,13 @@ enum ft_rc sched_reap(struct sched *s, struct ft_err *err)
 			snprintf(reason, sizeof(reason),
 				 "worker %s stopped responding (attempt %s)", PQgetvalue(r, i, 4),
 				 PQgetvalue(r, i, 3));
-		if (sched_note_transition(s, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), to,
-					  atoi(PQgetvalue(r, i, 3)), reason, err)) {
+		char evid[FT_ID_MAX];
+		ft_id_new(FT_ID_EVENT, evid);
+		if (sched_note_transition(s, k, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), to,
+					  atoi(PQgetvalue(r, i, 3)), reason, err) ||
+		    (k->work != FT_WORK_JOB && strcmp(to, "failed") == 0 &&
+		     sched_work_webhook(s, k, PQgetvalue(r, i, 0), PQgetvalue(r, i, 5),
+					FT_EV_FAILED, evid, err))) {
 			PQclear(r);
 			goto fail;
 		}
@@ -203,12 +217,24 @@ fail:
 	return err->rc;
 }
 
+enum ft_rc sched_reap(struct sched *s, struct ft_err *err)
+{
+	for (size_t k = 0; k < FT_ARRAY_LEN(sched_kinds); k++)
+		if (reap_kind(s, &sched_kinds[k], err))
+			return err->rc;
+	return FT_OK;
+}
+
 enum ft_rc sched_push_cancels(struct sched *s, struct ft_err *err)
 {
-	PGresult *r = sched_q(s, err,
-			      "SELECT id, attempt, worker_id FROM jobs"
-			      " WHERE status = 'cancelling' AND worker_id IS NOT NULL",
-			      0, NULL);
+	char sql[1024];
+	size_t off = 0;
+	for (size_t k = 0; k < FT_ARRAY_LEN(sched_kinds); k++)
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+					"%sSELECT id, attempt, worker_id FROM %s"
+					" WHERE status = 'cancelling' AND worker_id IS NOT NULL",
+					k ? " UNION ALL " : "", sched_kinds[k].table);
+	PGresult *r = sched_q(s, err, sql, 0, NULL);
 	if (!r)
 		return err->rc;
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -239,6 +265,7 @@ enum ft_rc sched_push_cancels(struct sched *s, struct ft_err *err)
 }
 
 struct cand {
+	const struct sched_kind *kind;
 	char id[FT_ID_MAX];
 	char team[FT_ID_MAX];
 	int gpus;
@@ -273,6 +300,21 @@ static struct sched_worker *worker_of(struct sched *s, const char *id)
 static struct sched_worker *place(struct sched *s, const struct cand *c)
 {
 	struct sched_worker *best = NULL;
+	if (c->kind->cpu && c->gpus == 0) {
+		/* an export or an evaluation is CPU work: a CPU worker's free
+		 * slot, else a GPU worker with fewer such running than its CPU
+		 * slots */
+		for (size_t i = 0; i < s->n_workers; i++) {
+			struct sched_worker *w = &s->workers[i];
+			bool fits = w->gpus == 0 ? w->used_jobs < FT_MAX(w->slots, 1)
+						 : w->used_cpu_work < FT_MAX(w->slots, 1);
+			if (!w->draining && fits &&
+			    (!best || (best->gpus > 0 && w->gpus == 0) ||
+			     (best->gpus == w->gpus && w->used_jobs < best->used_jobs)))
+				best = w;
+		}
+		return best;
+	}
 	for (size_t i = 0; i < s->n_workers; i++) {
 		struct sched_worker *w = &s->workers[i];
 		if (w->draining)
@@ -286,7 +328,9 @@ static struct sched_worker *place(struct sched *s, const struct cand *c)
 		int free_gpus = w->gpus - w->used_gpus;
 		if (free_gpus < c->gpus)
 			continue;
-		if (c->mem > 0 && w->gpu_mem > 0 && w->gpu_mem * (int64_t)c->gpus < c->mem)
+		/* est_gpu_mem_bytes is the trainer's estimate (ft_train_job_mem) of
+		 * the bytes the job needs on EACH of its GPUs */
+		if (c->mem > 0 && w->gpu_mem > 0 && w->gpu_mem < c->mem)
 			continue;
 		if (!best || free_gpus < best->gpus - best->used_gpus)
 			best = w;
@@ -295,7 +339,7 @@ static struct sched_worker *place(struct sched *s, const struct cand *c)
 }
 
 /* Build the assignment for a job just dispatched (inside the transaction). */
-static json_t *assignment(struct sched *s, const char *job, int attempt, struct ft_err *err)
+static json_t *job_assignment(struct sched *s, const char *job, int attempt, struct ft_err *err)
 {
 	const char *p[] = { job };
 	PGresult *r = sched_q(
@@ -306,7 +350,10 @@ static json_t *assignment(struct sched *s, const char *job, int attempt, struct 
 		"   WHERE c.job_id = j.id ORDER BY c.step DESC LIMIT 1),"
 		" (SELECT c.step FROM checkpoints c WHERE c.job_id = j.id ORDER BY c.step DESC "
 		"LIMIT 1),"
-		" j.team_id, j.requested_gpus"
+		" j.team_id, j.requested_gpus, b.name,"
+		" (SELECT pa.sha256 FROM model_versions pv JOIN artifacts pa ON pa.id = "
+		"pv.artifact_id"
+		"   WHERE pv.id = j.parent_version_id AND pv.kind = 'adapter')"
 		" FROM jobs j JOIN base_models b ON b.id = j.base_model_id"
 		" JOIN files tf ON tf.id = j.training_file_id"
 		" LEFT JOIN files vf ON vf.id = j.validation_file_id WHERE j.id = $1",
@@ -320,16 +367,20 @@ static json_t *assignment(struct sched *s, const char *job, int attempt, struct 
 	}
 	json_t *hp = json_loads(PQgetvalue(r, 0, 2), 0, NULL);
 	json_t *meta = json_loads(PQgetvalue(r, 0, 9), 0, NULL);
+	/* "model" is the base model's name: the fine-tuned model is named after
+	 * it (ft/modelref.h), whatever reference the job gave ("bot@prod") */
 	json_t *cfg = json_pack("{s:s, s:s, s:s, s:o, s:I, s:s, s:s, s:s?, s:o, s:i}", "job", job,
 				"method", PQgetvalue(r, 0, 0), "adapter", PQgetvalue(r, 0, 1),
 				"hyperparameters", hp ? hp : json_object(), "seed",
 				(json_int_t)strtoll(PQgetvalue(r, 0, 3), NULL, 10), "model",
-				PQgetvalue(r, 0, 5), "model_path", PQgetvalue(r, 0, 6), "suffix",
+				PQgetvalue(r, 0, 14), "model_path", PQgetvalue(r, 0, 6), "suffix",
 				PQgetisnull(r, 0, 4) ? NULL : PQgetvalue(r, 0, 4), "metadata",
 				meta ? meta : json_object(), "gpus", atoi(PQgetvalue(r, 0, 13)));
+	/* continued training: the parent version's adapter, from the store */
 	json_t *inputs =
-		json_pack("{s:s, s:s?}", "training_file", PQgetvalue(r, 0, 7), "validation_file",
-			  PQgetisnull(r, 0, 8) ? NULL : PQgetvalue(r, 0, 8));
+		json_pack("{s:s, s:s?, s:s?}", "training_file", PQgetvalue(r, 0, 7),
+			  "validation_file", PQgetisnull(r, 0, 8) ? NULL : PQgetvalue(r, 0, 8),
+			  "init_adapter", PQgetisnull(r, 0, 15) ? NULL : PQgetvalue(r, 0, 15));
 	json_t *resume = PQgetisnull(r, 0, 10)
 				 ? json_null()
 				 : json_pack("{s:s, s:i}", "checkpoint", PQgetvalue(r, 0, 10),
@@ -341,6 +392,102 @@ static json_t *assignment(struct sched *s, const char *job, int attempt, struct 
 	return m;
 }
 
+/* The assignment of an export just dispatched: the version's folders (an
+ * adapter on its base, or a whole model) and the format's options
+ * (ft/wire.h, ft/exports.h). */
+static json_t *export_assignment(struct sched *s, const char *id, int attempt, struct ft_err *err)
+{
+	PGresult *r =
+		sched_q(s, err,
+			"SELECT e.format, e.options::text, e.team_id, v.kind, a.sha256, b.name,"
+			" coalesce(b.source_path, ''), v.name, v.version"
+			" FROM exports e JOIN model_versions v ON v.id = e.model_version_id"
+			" JOIN artifacts a ON a.id = v.artifact_id JOIN base_models b ON b.id = "
+			"v.base_model_id"
+			" WHERE e.id = $1",
+			1, (const char *[]){ id });
+	if (!r)
+		return NULL;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		ft_failf(err, FT_ENOTFOUND, NULL, "export %s vanished during dispatch", id);
+		return NULL;
+	}
+	bool adapter = strcmp(PQgetvalue(r, 0, 3), "adapter") == 0;
+	json_t *opts = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
+	json_t *m = json_pack("{s:s, s:s, s:s, s:i, s:s, s:{s:s, s:o, s:s, s:s, s:s, s:i},"
+			      " s:{s:s?, s:s?}, s:n}",
+			      "type", "assign", "kind", "export", "job", id, "attempt", attempt,
+			      "team", PQgetvalue(r, 0, 2), "config", "format", PQgetvalue(r, 0, 0),
+			      "options", opts ? opts : json_object(), "model", PQgetvalue(r, 0, 5),
+			      "model_path", PQgetvalue(r, 0, 6), "registered_model",
+			      PQgetvalue(r, 0, 7), "version", atoi(PQgetvalue(r, 0, 8)), "inputs",
+			      "adapter", adapter ? PQgetvalue(r, 0, 4) : NULL, "model",
+			      adapter ? NULL : PQgetvalue(r, 0, 4), "resume");
+	PQclear(r);
+	return m;
+}
+
+/* The evaluation just dispatched: its file, options and models, each a
+ * base model's folder, or a version's folder from the store (an adapter on
+ * its base, or a whole model) (ft/wire.h). */
+static json_t *eval_assignment(struct sched *s, const char *id, int attempt, struct ft_err *err)
+{
+	PGresult *r = sched_q(s, err,
+			      "SELECT e.team_id, e.options::text, f.sha256 FROM evals e"
+			      " JOIN files f ON f.id = e.file_id WHERE e.id = $1",
+			      1, (const char *[]){ id });
+	if (!r)
+		return NULL;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		ft_failf(err, FT_ENOTFOUND, NULL, "evaluation %s vanished during dispatch", id);
+		return NULL;
+	}
+	json_t *opts = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
+	json_t *m =
+		json_pack("{s:s, s:s, s:s, s:i, s:s, s:{s:o, s:[]}, s:{s:s, s:[]}, s:n}", "type",
+			  "assign", "kind", "eval", "job", id, "attempt", attempt, "team",
+			  PQgetvalue(r, 0, 0), "config", "options", opts ? opts : json_object(),
+			  "models", "inputs", "file", PQgetvalue(r, 0, 2), "models", "resume");
+	PQclear(r);
+	r = sched_q(s, err,
+		    "SELECT m.position, m.model, b.name, coalesce(b.source_path, ''), v.kind,"
+		    " a.sha256 FROM eval_models m JOIN base_models b ON b.id = m.base_model_id"
+		    " LEFT JOIN model_versions v ON v.id = m.model_version_id"
+		    " LEFT JOIN artifacts a ON a.id = v.artifact_id"
+		    " WHERE m.eval_id = $1 ORDER BY m.position",
+		    1, (const char *[]){ id });
+	if (!r) {
+		json_decref(m);
+		return NULL;
+	}
+	json_t *cm = json_object_get(json_object_get(m, "config"), "models");
+	json_t *im = json_object_get(json_object_get(m, "inputs"), "models");
+	for (int i = 0; i < PQntuples(r); i++) {
+		bool version = !PQgetisnull(r, i, 4),
+		     adapter = version && strcmp(PQgetvalue(r, i, 4), "adapter") == 0;
+		json_array_append_new(
+			cm, json_pack("{s:i, s:s, s:s, s:s}", "position", atoi(PQgetvalue(r, i, 0)),
+				      "name", PQgetvalue(r, i, 1), "model", PQgetvalue(r, i, 2),
+				      "model_path", PQgetvalue(r, i, 3)));
+		json_array_append_new(im,
+				      json_pack("{s:s?, s:s?}", "adapter",
+						adapter ? PQgetvalue(r, i, 5) : NULL, "model",
+						version && !adapter ? PQgetvalue(r, i, 5) : NULL));
+	}
+	PQclear(r);
+	return m;
+}
+
+/* The assignment of each kind of work (enum ft_work). */
+static json_t *(*const assignments[FT_WORK_COUNT])(struct sched *, const char *, int,
+						   struct ft_err *) = {
+	[FT_WORK_JOB] = job_assignment,
+	[FT_WORK_EXPORT] = export_assignment,
+	[FT_WORK_EVAL] = eval_assignment,
+};
+
 static enum ft_rc dispatch_one(struct sched *s, struct cand *c, struct sched_worker *w,
 			       struct ft_err *err)
 {
@@ -351,14 +498,16 @@ static enum ft_rc dispatch_one(struct sched *s, struct cand *c, struct sched_wor
 	char *text = NULL;
 	int attempt;
 
+	char sql[512];
+	snprintf(sql, sizeof(sql),
+		 "UPDATE %s SET status = 'dispatched', worker_id = $2, attempt = attempt + 1,"
+		 " lease_expires_at = now() + $3::int * interval '1 millisecond', updated_at = "
+		 "now() WHERE id = $1 AND status = 'queued' AND attempt < max_attempts"
+		 " RETURNING attempt, extract(epoch from now() - queued_at)",
+		 c->kind->table);
 	if (sched_tx(s, "BEGIN", err))
 		return err->rc;
-	PGresult *r = sched_q(
-		s, err,
-		"UPDATE jobs SET status = 'dispatched', worker_id = $2, attempt = attempt + 1,"
-		" lease_expires_at = now() + $3::int * interval '1 millisecond', updated_at = now()"
-		" WHERE id = $1 AND status = 'queued' AND attempt < max_attempts RETURNING attempt",
-		3, p);
+	PGresult *r = sched_q(s, err, sql, 3, p);
 	if (!r)
 		goto fail;
 	if (PQntuples(r) != 1) { /* someone else moved it: fine */
@@ -371,9 +520,9 @@ static enum ft_rc dispatch_one(struct sched *s, struct cand *c, struct sched_wor
 	PQclear(r);
 	char reason[160];
 	snprintf(reason, sizeof(reason), "dispatched to worker %s (attempt %d)", w->id, attempt);
-	if (sched_note_transition(s, c->id, "queued", "dispatched", attempt, reason, err))
+	if (sched_note_transition(s, c->kind, c->id, "queued", "dispatched", attempt, reason, err))
 		goto fail;
-	msg = assignment(s, c->id, attempt, err);
+	msg = assignments[c->kind->work](s, c->id, attempt, err);
 	if (!msg)
 		goto fail;
 	if (sched_tx(s, "COMMIT", err))
@@ -406,10 +555,19 @@ enum ft_rc sched_dispatch(struct sched *s, struct ft_err *err)
 
 	if (s->n_workers == 0)
 		return FT_OK;
-	used = sched_q(s, err,
-		       "SELECT worker_id, sum(requested_gpus), count(*) FROM jobs"
-		       " WHERE status IN " ACTIVE " AND worker_id IS NOT NULL GROUP BY worker_id",
-		       0, NULL);
+	char sql[4096];
+	size_t off = (size_t)snprintf(sql, sizeof(sql),
+				      "SELECT worker_id, sum(requested_gpus), count(*),"
+				      " count(*) FILTER (WHERE cpu) FROM (");
+	for (size_t k = 0; k < FT_ARRAY_LEN(sched_kinds); k++)
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+					"%sSELECT worker_id, requested_gpus, %s AS cpu FROM %s"
+					" WHERE status IN " ACTIVE " AND worker_id IS NOT NULL",
+					k ? " UNION ALL " : "",
+					sched_kinds[k].cpu ? "true" : "false",
+					sched_kinds[k].table);
+	snprintf(sql + off, sizeof(sql) - off, ") u GROUP BY worker_id");
+	used = sched_q(s, err, sql, 0, NULL);
 	if (!used)
 		return err->rc;
 	for (int i = 0; i < PQntuples(used); i++) {
@@ -417,18 +575,26 @@ enum ft_rc sched_dispatch(struct sched *s, struct ft_err *err)
 		if (w) {
 			w->used_gpus = atoi(PQgetvalue(used, i, 1));
 			w->used_jobs = atoi(PQgetvalue(used, i, 2));
+			w->used_cpu_work = atoi(PQgetvalue(used, i, 3));
 		}
 	}
-	q = sched_q(
-		s, err,
-		"SELECT j.id, j.team_id, j.requested_gpus, coalesce(j.est_gpu_mem_bytes, 0), "
-		"j.priority,"
-		" t.max_concurrent_jobs, t.fair_share_weight,"
-		" (SELECT count(*) FROM jobs a WHERE a.team_id = j.team_id AND a.status IN " ACTIVE
-		")"
-		" FROM jobs j JOIN teams t ON t.id = j.team_id WHERE j.status = 'queued'"
-		" ORDER BY j.priority DESC, j.queued_at, j.id LIMIT 1000",
-		0, NULL);
+	/* Queued work of every kind; CPU work (exports, evaluations) does not
+	 * count against its team's max_concurrent_jobs (it is short) but takes
+	 * a worker slot. Column 10 is the kind (enum ft_work). */
+	off = 0;
+	for (size_t k = 0; k < FT_ARRAY_LEN(sched_kinds); k++)
+		off += (size_t)snprintf(
+			sql + off, sizeof(sql) - off,
+			"%sSELECT e.id, e.team_id, e.requested_gpus, %s, e.priority,"
+			" t.max_concurrent_jobs, t.fair_share_weight,"
+			" (SELECT count(*) FROM jobs a WHERE a.team_id = e.team_id"
+			"  AND a.status IN " ACTIVE "), e.queued_at, %d"
+			" FROM %s e JOIN teams t ON t.id = e.team_id WHERE e.status = 'queued'",
+			k ? " UNION ALL " : "",
+			k == FT_WORK_JOB ? "coalesce(e.est_gpu_mem_bytes, 0)" : "0", (int)k,
+			sched_kinds[k].table);
+	snprintf(sql + off, sizeof(sql) - off, " ORDER BY 5 DESC, 9, 1 LIMIT 1000");
+	q = sched_q(s, err, sql, 0, NULL);
 	if (!q) {
 		rc = err->rc;
 		goto out;
@@ -442,6 +608,7 @@ enum ft_rc sched_dispatch(struct sched *s, struct ft_err *err)
 		c[i].gpus = atoi(PQgetvalue(q, (int)i, 2));
 		c[i].mem = strtoll(PQgetvalue(q, (int)i, 3), NULL, 10);
 		c[i].priority = atoi(PQgetvalue(q, (int)i, 4));
+		c[i].kind = &sched_kinds[atoi(PQgetvalue(q, (int)i, 9)) % FT_WORK_COUNT];
 		if (!team_of(teams, nt, c[i].team)) {
 			struct team_use *t = &teams[nt++];
 			ft_strlcpy(t->team, c[i].team, sizeof(t->team));
@@ -459,7 +626,7 @@ enum ft_rc sched_dispatch(struct sched *s, struct ft_err *err)
 			if (c[i].done)
 				continue;
 			struct team_use *t = team_of(teams, nt, c[i].team);
-			if (t->active >= t->limit) {
+			if (!c[i].kind->cpu && t->active >= t->limit) {
 				c[i].done = true;
 				continue;
 			}
@@ -481,7 +648,10 @@ enum ft_rc sched_dispatch(struct sched *s, struct ft_err *err)
 			break;
 		w->used_gpus += best->gpus;
 		w->used_jobs++;
-		team_of(teams, nt, best->team)->active++;
+		if (best->kind->cpu)
+			w->used_cpu_work++;
+		else
+			team_of(teams, nt, best->team)->active++;
 	}
 out:
 	free(c);

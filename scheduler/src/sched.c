@@ -10,11 +10,19 @@
  *
  * One tick of the leader:
  *   1. persist events from the stream   (persist.c)
- *   2. read worker heartbeats            (dispatch.c)
- *   3. renew leases of what they run
- *   4. requeue the jobs of lost workers (lease expired)
- *   5. push cancels for cancelling jobs
- *   6. dispatch queued jobs
+ *   2. persist ft-serve's request log    (reqlog.c)
+ *   3. read worker heartbeats            (dispatch.c)
+ *   4. renew leases of what they run
+ *   5. requeue the jobs of lost workers (lease expired)
+ *   6. push cancels for cancelling jobs
+ *   7. dispatch queued jobs and exports
+ *   8. every gc_interval_s: collect the blobs nothing references (gc.c)
+ *   9. every experiment_interval_ms: A/B experiments' results (experiments.c)
+ *  10. every drift_interval_ms: drift windows of monitored deployments (drift.c)
+ * Jobs and exports go through the same steps (sched_kinds: their tables).
+ * Beside the tick, on threads of their own: webhook deliveries (every
+ * instance, webhooks.c) and the deployment controller (the leader only,
+ * deploy.c), whose calls to inference servers must not hold up the tick.
  */
 #include "ft/metrics.h"
 #include "sched_int.h"
@@ -32,28 +40,70 @@ enum ft_rc sched_tx(struct sched *s, const char *what, struct ft_err *err)
 	return ft_pg_command(s->pg, err, what, 0, NULL);
 }
 
-enum ft_rc sched_note_transition(struct sched *s, const char *job, const char *from, const char *to,
-				 int attempt, const char *reason, struct ft_err *err)
+const struct sched_kind sched_kinds[FT_WORK_COUNT] = {
+	[FT_WORK_JOB] = { FT_WORK_JOB,
+			  "job",
+			  "Job",
+			  FT_ID_JOB,
+			  "jobs",
+			  "job_events",
+			  "job_transitions",
+			  "job_id",
+			  false,
+			  { "training_failed", "invalid_training" } },
+	[FT_WORK_EXPORT] = { FT_WORK_EXPORT,
+			     "export",
+			     "Export",
+			     FT_ID_EXPORT,
+			     "exports",
+			     "export_events",
+			     "export_transitions",
+			     "export_id",
+			     true,
+			     { "export_failed", "invalid_export" } },
+	[FT_WORK_EVAL] = { FT_WORK_EVAL,
+			   "evaluation",
+			   "Evaluation",
+			   FT_ID_EVAL,
+			   "evals",
+			   "eval_events",
+			   "eval_transitions",
+			   "eval_id",
+			   true,
+			   { "eval_failed", "invalid_eval" } },
+};
+
+const struct sched_kind *sched_kind_of(const char *id)
 {
-	char att[16], evid[FT_ID_MAX], msg[512];
+	for (size_t i = 0; id && i < FT_ARRAY_LEN(sched_kinds); i++)
+		if (ft_id_valid(sched_kinds[i].prefix, id))
+			return &sched_kinds[i];
+	return NULL;
+}
+
+enum ft_rc sched_note_transition(struct sched *s, const struct sched_kind *k, const char *id,
+				 const char *from, const char *to, int attempt, const char *reason,
+				 struct ft_err *err)
+{
+	char att[16], evid[FT_ID_MAX], msg[512], sql[512];
 	snprintf(att, sizeof(att), "%d", attempt);
-	const char *p1[] = { job, from, to, att, reason };
-	if (ft_pg_command(
-		    s->pg, err,
-		    "INSERT INTO job_transitions (job_id, from_status, to_status, attempt, reason)"
-		    " VALUES ($1, $2, $3, $4::int, $5)",
-		    5, p1))
+	const char *p1[] = { id, from, to, att, reason };
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO %s (%s, from_status, to_status, attempt, reason)"
+		 " VALUES ($1, $2, $3, $4::int, $5)",
+		 k->transitions, k->fk);
+	if (ft_pg_command(s->pg, err, sql, 5, p1))
 		return FT_EDB;
 	ft_id_new(FT_ID_EVENT, evid);
-	snprintf(msg, sizeof(msg), "Job %s%s%s", to, reason && *reason ? ": " : "",
+	snprintf(msg, sizeof(msg), "%s %s%s%s", k->title, to, reason && *reason ? ": " : "",
 		 reason ? reason : "");
-	const char *p2[] = { evid, job, att, msg, to };
-	return ft_pg_command(
-		s->pg, err,
-		"INSERT INTO job_events (id, job_id, attempt, level, type, message, data)"
-		" VALUES ($1, $2, $3::int, CASE WHEN $5 = 'failed' THEN 'error' ELSE 'info' END,"
-		" 'status', $4, jsonb_build_object('status', $5::text))",
-		5, p2);
+	const char *p2[] = { evid, id, att, msg, to };
+	snprintf(sql, sizeof(sql),
+		 "INSERT INTO %s (id, %s, attempt, level, type, message, data)"
+		 " VALUES ($1, $2, $3::int, CASE WHEN $5 = 'failed' THEN 'error' ELSE 'info' END,"
+		 " 'status', $4, jsonb_build_object('status', $5::text))",
+		 k->events, k->fk);
+	return ft_pg_command(s->pg, err, sql, 5, p2);
 }
 
 const double sched_lat_bounds[11] = { 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60 };
@@ -81,6 +131,52 @@ static void counts_by_status(struct ft_buf *out, PGconn *pg, const char *sql, co
 	PQclear(r);
 }
 
+/* Drift monitors: whether each alerts, and its latest hourly window's PSI
+ * and refusal rate (labels: the deployment, the metric). */
+static void drift_metrics(struct ft_buf *out, PGconn *pg)
+{
+	PGresult *r = PQexec(
+		pg, "SELECT m.deployment_id, m.status = 'alert',"
+		    " w.metrics->'prompt_tokens'->>'psi', w.metrics->'completion_tokens'->>'psi',"
+		    " w.metrics->'refusals'->>'rate'"
+		    " FROM drift_monitors m LEFT JOIN LATERAL (SELECT metrics FROM drift_windows"
+		    "   WHERE deployment_id = m.deployment_id AND granularity = 'hour'"
+		    "   ORDER BY window_start DESC LIMIT 1) w ON true ORDER BY 1 LIMIT 1000");
+	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	ft_metrics_help(out, "ft_drift_alert", "gauge",
+			"1 while a deployment's drift monitor alerts (monitor.drift.detected)");
+	for (int i = 0; ok && i < PQntuples(r); i++) {
+		char labels[96];
+		snprintf(labels, sizeof(labels), "deployment=\"%s\"", PQgetvalue(r, i, 0));
+		ft_metrics_value(out, "ft_drift_alert", labels, PQgetvalue(r, i, 1)[0] == 't');
+	}
+	static const struct {
+		const char *name, *metric, *help;
+		int col;
+	} gauges[] = {
+		{ "ft_drift_psi", "prompt_tokens", "PSI of the latest hourly drift window", 2 },
+		{ "ft_drift_psi", "completion_tokens", NULL, 3 },
+		{ "ft_drift_refusal_rate", NULL, "refusal rate of the latest hourly drift window",
+		  4 },
+	};
+	for (size_t g = 0; g < FT_ARRAY_LEN(gauges); g++) {
+		if (gauges[g].help)
+			ft_metrics_help(out, gauges[g].name, "gauge", gauges[g].help);
+		for (int i = 0; ok && i < PQntuples(r); i++) {
+			char labels[128];
+			if (PQgetisnull(r, i, gauges[g].col))
+				continue;
+			snprintf(labels, sizeof(labels), "deployment=\"%s\"%s%s%s",
+				 PQgetvalue(r, i, 0), gauges[g].metric ? ",metric=\"" : "",
+				 gauges[g].metric ? gauges[g].metric : "",
+				 gauges[g].metric ? "\"" : "");
+			ft_metrics_value(out, gauges[g].name, labels,
+					 strtod(PQgetvalue(r, i, gauges[g].col), NULL));
+		}
+	}
+	PQclear(r);
+}
+
 /* Runs on the metrics server's thread; reads PostgreSQL on its own connection. */
 static void metrics(struct ft_buf *out, void *ud)
 {
@@ -92,6 +188,9 @@ static void metrics(struct ft_buf *out, void *ud)
 		counts_by_status(out, pg,
 				 "SELECT status, count(*) FROM webhook_deliveries GROUP BY 1",
 				 "ft_webhook_deliveries", "webhook deliveries by status");
+		counts_by_status(out, pg, "SELECT status, count(*) FROM exports GROUP BY 1",
+				 "ft_exports", "exports by status");
+		drift_metrics(out, pg);
 		PGresult *r = PQexec(pg, "SELECT count(*) FROM jobs WHERE status = 'queued'");
 		ft_metrics_help(out, "ft_queue_depth", "gauge", "jobs waiting for a worker");
 		if (PQresultStatus(r) == PGRES_TUPLES_OK)
@@ -113,6 +212,33 @@ static void metrics(struct ft_buf *out, void *ud)
 	ft_metrics_help(out, "ft_events_persisted_total", "counter", "worker events persisted");
 	ft_metrics_value(out, "ft_events_persisted_total", NULL,
 			 (double)__atomic_load_n(&s->persisted, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_model_versions_created_total", "counter",
+			"model versions created from succeeded jobs by this instance");
+	ft_metrics_value(out, "ft_model_versions_created_total", NULL,
+			 (double)__atomic_load_n(&s->versions, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_gc_runs_total", "counter", "collections of unreferenced blobs");
+	ft_metrics_value(out, "ft_gc_runs_total", NULL,
+			 (double)__atomic_load_n(&s->gc_runs, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_gc_blobs_deleted_total", "counter",
+			"unreferenced blobs removed from the store");
+	ft_metrics_value(out, "ft_gc_blobs_deleted_total", NULL,
+			 (double)__atomic_load_n(&s->gc_blobs, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_gc_bytes_deleted_total", "counter",
+			"bytes of the blobs removed from the store");
+	ft_metrics_value(out, "ft_gc_bytes_deleted_total", NULL,
+			 (double)__atomic_load_n(&s->gc_bytes, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_request_log_persisted_total", "counter",
+			"request log records this instance stored in request_log");
+	ft_metrics_value(out, "ft_request_log_persisted_total", NULL,
+			 (double)__atomic_load_n(&s->rl_persisted, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_request_log_duplicates_total", "counter",
+			"request log records read again and found stored already (no row added)");
+	ft_metrics_value(out, "ft_request_log_duplicates_total", NULL,
+			 (double)__atomic_load_n(&s->rl_duplicates, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_request_log_malformed_total", "counter",
+			"request log entries dropped because they break ft/reqlog.h's table");
+	ft_metrics_value(out, "ft_request_log_malformed_total", NULL,
+			 (double)__atomic_load_n(&s->rl_malformed, __ATOMIC_RELAXED));
 	ft_metrics_help(out, "ft_dispatch_latency_seconds", "histogram",
 			"time from queued to dispatched");
 	uint64_t cum = 0;
@@ -137,7 +263,7 @@ static void drop_pg(struct sched *s)
 	s->pg = NULL;
 	if (s->leader)
 		ft_warn("lost the PostgreSQL session: no longer leader");
-	s->leader = false;
+	__atomic_store_n(&s->leader, false, __ATOMIC_RELEASE); /* deploy.c reads it */
 }
 
 static bool ensure_pg(struct sched *s, struct ft_err *err)
@@ -164,8 +290,9 @@ static void try_lead(struct sched *s)
 	if (!r)
 		return;
 	if (PQgetvalue(r, 0, 0)[0] == 't') {
-		s->leader = true;
+		__atomic_store_n(&s->leader, true, __ATOMIC_RELEASE);
 		s->group_ready = false;
+		s->rl_group_ready = false;
 		ft_info("%s is now the leader", s->o->name);
 	}
 	PQclear(r);
@@ -177,11 +304,15 @@ static void tick(struct sched *s)
 	/* Each step reports its own failure and the tick goes on: a broken
 	 * step must not starve the others (persisting events especially). */
 	enum ft_rc (*const steps[])(struct sched *, struct ft_err *) = {
-		sched_persist_events, sched_read_workers, sched_renew_leases,
-		sched_reap,	      sched_push_cancels, sched_dispatch,
+		sched_persist_events, sched_persist_requests,
+		sched_read_workers,   sched_renew_leases,
+		sched_reap,	      sched_push_cancels,
+		sched_dispatch,	      sched_gc,
+		sched_experiments,    sched_drift,
 	};
-	static const char *const names[] = { "persist", "workers", "renew",
-					     "reap",	"cancel",  "dispatch" };
+	static const char *const names[] = { "persist",	 "request log", "workers",
+					     "renew",	 "reap",	"cancel",
+					     "dispatch", "gc",		"experiments" };
 	for (size_t i = 0; i < FT_ARRAY_LEN(steps); i++) {
 		ft_err_clear(&err);
 		if (steps[i](s, &err)) {
@@ -200,6 +331,8 @@ enum ft_rc ft_sched_run(const struct ft_sched_opts *o, struct ft_err *err)
 	struct sched s = { 0 };
 	struct ft_metrics_server *ms = NULL;
 	s.o = o;
+	s.store = o->store;
+	s.gc_last_ms = ft_time_mono_ms();
 	if (o->metrics_port >= 0) {
 		ms = ft_metrics_server_new(o->metrics_addr, o->metrics_port, metrics, &s, err);
 		if (!ms)
@@ -208,9 +341,12 @@ enum ft_rc ft_sched_run(const struct ft_sched_opts *o, struct ft_err *err)
 			ft_metrics_server_port(ms));
 	}
 	sched_webhooks_start(o);
+	sched_deploy_start(&s);
+	sched_judge_start(o);
 	while (!*o->stop) {
 		struct ft_err e;
 		ft_err_clear(&e);
+		ft_metrics_server_beat(ms);
 		if (!ensure_pg(&s, &e)) {
 			ft_warn("%s", e.msg);
 			ft_sleep_ms(500);
@@ -233,7 +369,9 @@ enum ft_rc ft_sched_run(const struct ft_sched_opts *o, struct ft_err *err)
 	if (s.leader)
 		ft_info("%s stops leading", o->name);
 	drop_pg(&s);
+	sched_deploy_stop();
 	sched_webhooks_stop();
+	sched_judge_stop();
 	ft_metrics_server_free(ms);
 	ft_redis_free(s.redis);
 	free(s.workers);

@@ -5,7 +5,7 @@
  * pair whose micro-batch (chosen rows, then rejected rows) stays inside the
  * vocabulary with the prompt never trained.
  */
-#include "../../trainer/src/dpo_int.h"
+#include "../../trainer/train/dpo_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

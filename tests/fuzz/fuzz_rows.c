@@ -4,7 +4,7 @@
  * file always says why and on which line, and an accepted one builds
  * batches whose ids are all inside the vocabulary.
  */
-#include "../../trainer/src/rows_int.h"
+#include "../../trainer/data/rows_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

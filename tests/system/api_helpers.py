@@ -57,3 +57,18 @@ def wait_status(srv, job_id, want, key=None, timeout=20):
                 return j
             assert time.time() < deadline, f"job stayed {j['status']}, wanted {want}"
             time.sleep(0.05)
+
+
+def ftctl(srv, build_dir, *args, key=None, check=0, home=None):
+    """Run ftctl against srv (FT_API_URL / FT_API_KEY); asserts the exit code
+    unless check is None. Returns the CompletedProcess."""
+    import os
+    import subprocess
+    env = dict(os.environ, FT_API_URL=srv.url, FT_API_KEY=key or srv.key)
+    if home:
+        env["HOME"] = str(home)
+    p = subprocess.run([str(build_dir / "cli" / "ftctl"), *args], capture_output=True, text=True,
+                       env=env, timeout=600)
+    if check is not None:
+        assert p.returncode == check, (args, p.returncode, p.stdout, p.stderr)
+    return p

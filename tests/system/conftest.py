@@ -172,10 +172,12 @@ def _api_server(build_dir, database_url, redis_url, tmp_path_factory, **config):
 
 @pytest.fixture(scope="module")
 def api_server(build_dir, database_url, redis_url, tmp_path_factory):
-    """ft-api on a fresh, migrated database with a temp store; .url, .key (admin of
-    team .team), .db_url, .store_dir, .make_team(name) -> (team, key). Killed after."""
+    """ft-api on a fresh, migrated database with a temp store, a secret_key
+    (endpoint credentials) and endpoints allowed on http://127.0.0.1; .url, .key (admin of team .team), .db_url, .store_dir,
+    .make_team(name) -> (team, key). Killed after."""
     srv, name = _api_server(build_dir, database_url, redis_url, tmp_path_factory,
-                            max_upload_bytes=1 << 20)
+                            max_upload_bytes=1 << 20, secret_key=secrets.token_hex(32),
+                            endpoint_allow_http="true", endpoint_allow_cidrs="127.0.0.1/32")
     yield srv
     rc = srv.stop()
     with psycopg.connect(database_url, autocommit=True) as c:

@@ -14,8 +14,8 @@ from api_helpers import SFT_LINES, client, jsonl, register_tiny_model, upload, w
 
 @pytest.fixture(scope="module")
 def world(api_server, tmp_path_factory):
-    """Team acme with a file, a job, a dataset, a model and a key; team
-    rival with its own admin key."""
+    """Team acme with a file, a job, a dataset, a model, a key and an endpoint
+    (with a credential); team rival with its own admin key."""
     srv = api_server
     model = register_tiny_model(srv, tmp_path_factory.mktemp("m"), name="acme-model")
     f = upload(srv, jsonl(SFT_LINES))
@@ -23,8 +23,10 @@ def world(api_server, tmp_path_factory):
         job = c.post("/v1/fine_tuning/jobs", json={"model": "acme-model", "training_file": f["id"]}).json()
         ds = c.post("/v1/datasets", json={"file_id": f["id"], "name": "d"}).json()
         key = c.post("/v1/keys", json={"name": "ci", "role": "viewer"}).json()
+        ep = c.post("/v1/endpoints", json={"name": "acme-ep", "kind": "vllm", "api_key": "tok",
+                                           "url": "http://127.0.0.1:9"}).json()
     rival_team, rival_key = srv.make_team("rival")
-    return dict(model=model, file=f, job=job, ds=ds, key=key, rival_key=rival_key,
+    return dict(model=model, file=f, job=job, ds=ds, key=key, ep=ep, rival_key=rival_key,
                 rival_team=rival_team)
 
 
@@ -37,6 +39,7 @@ def object_routes(w, srv):
         ("GET", f"/v1/fine_tuning/jobs/{j}", None),
         ("POST", f"/v1/fine_tuning/jobs/{j}/cancel", None),
         ("GET", f"/v1/fine_tuning/jobs/{j}/events", None),
+        ("GET", f"/v1/fine_tuning/jobs/{j}/events?stream=true", None),
         ("GET", f"/v1/fine_tuning/jobs/{j}/checkpoints", None),
         ("GET", f"/v1/datasets/{w['ds']['id']}", None),
         ("GET", f"/v1/models/{w['model']['id']}", None),
@@ -44,6 +47,11 @@ def object_routes(w, srv):
         ("GET", f"/v1/teams/{srv.team}", None),
         ("GET", f"/v1/keys/{w['key']['id']}", None),
         ("DELETE", f"/v1/keys/{w['key']['id']}", None),
+        ("GET", f"/v1/endpoints/{w['ep']['id']}", None),
+        ("GET", "/v1/endpoints/acme-ep", None),
+        ("POST", f"/v1/endpoints/{w['ep']['id']}", {"name": "taken"}),
+        ("DELETE", f"/v1/endpoints/{w['ep']['id']}", None),
+        ("GET", "/v1/deployments?endpoint=acme-ep", None),
     ]
 
 
@@ -64,17 +72,29 @@ def test_other_team_gets_404_on_every_object_route(world, api_server):
         assert r.json()["error"]["message"].replace(world["file"]["id"], "X") == \
             missing.json()["error"]["message"].replace("file-" + "Z" * 24, "X")
         # Lists show nothing of acme.
+        r = rival.post("/v1/fine_tuning/jobs/estimate", json={"model": "acme-model",
+                                                               "training_file": world["file"]["id"]})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "model"
+        r = rival.post("/v1/deployments", json={"endpoint": world["ep"]["id"], "model": "x/1"})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "endpoint"
         for path in ("/v1/files", "/v1/fine_tuning/jobs", "/v1/datasets", "/v1/models", "/v1/keys",
-                     "/v1/teams"):
+                     "/v1/teams", "/v1/me", "/v1/endpoints", "/v1/deployments"):
             body = rival.get(path).json()
             text = json.dumps(body)
             for needle in (world["file"]["id"], world["job"]["id"], world["ds"]["id"],
-                           world["model"]["model_id"], world["key"]["id"], api_server.team):
+                           world["model"]["model_id"], world["key"]["id"], api_server.team,
+                           world["ep"]["id"]):
                 assert needle not in text, (path, needle)
+        # The rival's audit log is its own requests (the ids it probed
+        # included), never a row of acme's keys.
+        with client(api_server) as c:
+            acme_keys = {c.get("/v1/me").json()["key_id"], world["key"]["id"]}
+        rows = rival.get("/v1/audit_log", params={"limit": 100}).json()["data"]
+        assert rows and not {r["key_id"] for r in rows} & acme_keys
     # And acme still sees all of it (the 404s above changed nothing).
     with client(api_server) as c:
         for method, path, _ in object_routes(world, api_server):
-            if method == "GET":
+            if method == "GET" and "stream=true" not in path:   # a stream lasts as long as its job
                 assert c.get(path).status_code == 200, path
 
 
@@ -85,10 +105,17 @@ def test_roles(world, api_server):
         r = c.post("/v1/datasets", json={"file_id": world["file"]["id"]})
         assert r.status_code == 403 and r.json()["error"]["code"] == "insufficient_role"
         assert c.get("/v1/keys").status_code == 403
+        assert c.get("/v1/audit_log").status_code == 403
+        assert c.get("/v1/endpoints").status_code == 200
+        r = c.post("/v1/endpoints", json={"name": "v", "kind": "vllm", "url": "http://127.0.0.1:9"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "insufficient_role"
+        assert c.get("/v1/me").json()["role"] == "viewer"
     member = api_server.make_key(api_server.team, "member")
     with client(api_server, member) as c:
         assert c.post("/v1/datasets", json={"file_id": world["file"]["id"]}).status_code == 200
         assert c.post("/v1/keys", json={"role": "admin"}).status_code == 403
+        assert c.post("/v1/endpoints", json={"name": "m", "kind": "vllm",
+                                             "url": "http://127.0.0.1:9"}).status_code == 403
 
 
 def test_keys_are_stored_hashed_and_shown_once(world, api_server):
@@ -119,7 +146,14 @@ def test_revoked_and_expired_keys(api_server):
         with client(api_server, soon["key"]) as sc:
             r = sc.get("/v1/files")
             assert r.status_code == 401 and r.json()["error"]["code"] == "key_expired"
-        got = c.get(f"/v1/keys/{k['id']}").json()
+        # last_used_at is written in the background, within about a second
+        # of a key's first use (docs/api.md).
+        deadline = time.time() + 5
+        while True:
+            got = c.get(f"/v1/keys/{k['id']}").json()
+            if got["last_used_at"] is not None or time.time() > deadline:
+                break
+            time.sleep(0.1)
         assert got["revoked_at"] is not None and got["last_used_at"] is not None
 
 
@@ -161,7 +195,9 @@ def test_audit_rows_for_writes_and_denials(world, api_server):
                and team != api_server.team for a, o, s, team, obj in rows)
 
 
-def test_rate_limiter_fails_open_when_redis_is_down(build_dir, database_url, tmp_path_factory):
+def test_rate_limiter_limits_locally_when_redis_is_down(build_dir, database_url, tmp_path_factory):
+    """Without Redis each ft-api still counts its own requests: the limit holds
+    (per process), nothing fails, and the outage is logged, not per request."""
     from conftest import _api_server, free_port
     import psycopg as _pg
     dead = f"redis://127.0.0.1:{free_port()}/0"   # nothing listens there
@@ -169,9 +205,21 @@ def test_rate_limiter_fails_open_when_redis_is_down(build_dir, database_url, tmp
     try:
         with client(srv) as c:
             assert [c.get("/v1/teams").status_code for _ in range(3)] == [200] * 3
+            for _ in range(2):   # a run straddling two minutes restarts the count
+                k = c.post("/v1/keys", json={"role": "viewer", "rate_limit_per_min": 3}).json()
+                t0 = time.time()
+                with client(srv, k["key"]) as kc:
+                    codes = [kc.get("/v1/teams").status_code for _ in range(5)]
+                if int(t0 // 60) == int(time.time() // 60):
+                    break
+            assert codes == [200] * 3 + [429] * 2
+        deadline = time.time() + 10
+        while "rate limiter: Redis unavailable" not in srv.log_path.read_text():
+            assert time.time() < deadline, srv.log_path.read_text()
+            time.sleep(0.1)
         log = srv.log_path.read_text()
-        assert "rate limiter: Redis unavailable, letting requests through" in log
-        # Logged at most every 10 s, not once per request.
+        assert "each ft-api limits on its own count meanwhile" in log
+        # Logged at most every 10 s, not once per request or per retry.
         assert log.count("rate limiter: Redis unavailable") == 1
     finally:
         rc = srv.stop()

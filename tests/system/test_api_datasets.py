@@ -59,7 +59,8 @@ def test_job_with_bad_lines_fails_with_line_numbered_error(api_server, tmp_path)
     assert j["status"] == "failed" and j["finished_at"] is not None
     e = j["error"]
     assert e["code"] == "invalid_training_file" and e["param"] == "training_file" and e["line"] == 3
-    assert e["message"] == 'training file line 3: "messages" has no assistant message to learn from'
+    assert e["message"] == 'training file line 3: "messages" has no assistant message: nothing to train on'
+    assert e["report"]["errors"][0]["code"] == "no_assistant_turn"
     assert e["report"]["n_examples"] == 2
 
 
@@ -70,8 +71,10 @@ def test_format_that_does_not_fit_the_method_is_refused_at_once(api_server, tmp_
         r = c.post("/v1/fine_tuning/jobs", json={"model": "tiny-m", "training_file": pref["id"]})
     assert r.status_code == 400
     err = r.json()["error"]
-    assert err["code"] == "invalid_file_format" and err["param"] == "training_file" and err["line"] == 1
-    assert '"preference"' in err["message"] and '"supervised"' in err["message"]
+    # the validator's own words for that line (ft-train validate --method sft)
+    assert err["code"] == "wrong_method" and err["param"] == "training_file" and err["line"] == 1
+    assert err["message"] == (f'training_file "{pref["id"]}" line 1: rows in the "preference" format '
+                              'are for dpo training, but the method is sft')
 
 
 def test_model_parameter_count_matches_transformers(api_server, tmp_path):
@@ -110,5 +113,10 @@ def test_bad_validation_file_fails_the_job_naming_it(api_server, tmp_path):
     assert j["validation_file"] == val["id"]
     j = wait_status(api_server, j["id"], {"failed", "queued"})
     e = j["error"]
-    assert j["status"] == "failed" and e["param"] == "validation_file" and e["line"] == 4
-    assert e["message"] == 'validation file line 4: messages[0]: "content" is required'
+    # a blank line is an error too (as the trainer and OpenAI say), and the first one
+    assert j["status"] == "failed" and e["param"] == "validation_file" and e["line"] == 3
+    assert e["message"] == ("validation file line 3: blank line: every line must hold one JSON object "
+                            "(remove it) (and 1 more errors)")
+    assert [(x["line"], x["code"], x["message"]) for x in e["report"]["errors"]] == [
+        (3, "blank_line", "line 3: blank line: every line must hold one JSON object (remove it)"),
+        (4, "missing_field", 'line 4: "messages[0].content" is required')]

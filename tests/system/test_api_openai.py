@@ -125,4 +125,6 @@ def test_checkpoints_written_by_the_scheduler_read_through_the_sdk(oai, api_serv
     assert [c.step_number for c in cks] == [20, 10]
     assert cks[0].metrics.train_loss == 1.5 and cks[0].metrics.step == 20
     assert cks[0].fine_tuning_job_id == j.id
-    assert cks[0].fine_tuned_model_checkpoint == f"ft:tiny-llama:{api_server.team}:ck:ckpt-step-20"
+    # the job's fine-tuned model's name and the step (ft/modelref.h): unique per
+    # job, so that GET /v1/models/{name} finds it
+    assert cks[0].fine_tuned_model_checkpoint == f"ft:tiny-llama:{j.id}:ckpt-step-20"

@@ -103,13 +103,13 @@ def test_bad_upload_forms(api_server):
     with client(api_server) as c:
         r = c.post("/v1/files", data={"purpose": "batch"}, files={"file": ("a.jsonl", b"{}\n")})
         assert r.status_code == 400 and r.json()["error"]["param"] == "purpose"
-        r = c.post("/v1/files", data={"purpose": "fine-tune"})
-        assert r.status_code == 400
+        r = c.post("/v1/files", data={"purpose": "fine-tune"})   # urlencoded, not multipart
+        assert r.status_code == 415 and r.json()["error"]["code"] == "invalid_content_type"
         r = c.post("/v1/files", data={"purpose": "fine-tune", "colour": "red"},
                    files={"file": ("a.jsonl", b"{}\n")})
         assert r.status_code == 400 and r.json()["error"]["param"] == "colour"
         r = c.post("/v1/files", json={"purpose": "fine-tune"})
-        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_content_type"
+        assert r.status_code == 415 and r.json()["error"]["code"] == "invalid_content_type"
         big = c.post("/v1/datasets", content=b'{"file_id": "' + b"a" * (2 << 20) + b'"}')
         assert big.status_code == 413 and big.json()["error"]["code"] == "body_too_large"
 

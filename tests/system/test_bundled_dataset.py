@@ -7,17 +7,20 @@ key-facts table of policy.md, so the check is against the document, not against
 constants repeated here; and the same checker must find the numbers broken in the
 DPO rejected answers, which shows it can fail.
 """
+import importlib.util
 import json
 import re
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "customer-service"
 GENERATED = ["policy.md", "train.jsonl", "validation.jsonl", "preference.jsonl",
-             "preference_validation.jsonl", "heldout_questions.json", "corpus.txt"]
+             "preference_validation.jsonl", "heldout_questions.json", "corpus.txt",
+             "heldout_facts.json"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 CJK_COUNTED = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
@@ -115,6 +118,79 @@ def test_heldout_questions(sft):
         assert set(h) == {"language", "topic", "system", "question", "reference_answer"}
         assert lang_of(h["question"]) == lang_of(h["reference_answer"]) == h["language"]
         assert h["system"] == system[h["language"]]
+
+
+def load_eval_facts():
+    """deploy/eval_facts.py: the matching rule the quickstart applies."""
+    spec = importlib.util.spec_from_file_location("eval_facts", DATA.parents[1] / "deploy" / "eval_facts.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_fact_matching_rule(build_dir, monkeypatch):
+    # README.md "heldout_facts.json": fteval's matcher (full-width folding,
+    # case, whitespace runs, no match inside a longer number or word),
+    # reached through ft-eval-stats; every fact must be present
+    monkeypatch.setenv("FT_EVAL_STATS_PATH", str(build_dir / "eval" / "ft-eval-stats"))
+    monkeypatch.setenv("FT_TRAINER_PATH", str(build_dir / "trainer" / "ft-train"))
+    ev = load_eval_facts()
+    facts = [["¥99", "99元"], ["5-7", "5到7"]]
+    assert ev.missing_facts("Free over ￥99; refunds in 5-7 days", facts) == []  # full-width yen
+    assert ev.missing_facts("满９９元包邮，退款５到７个工作日", facts) == []  # full-width digits
+    assert ev.missing_facts("free over ¥99", facts) == [1]
+    assert ev.missing_facts("FREE OVER ¥99, 5-7", [["free over ¥99"], ["5-7"]]) == []  # case
+    assert ev.missing_facts("within 30\n\t days", [["30 days"]]) == []  # whitespace runs
+    assert ev.missing_facts("within 30days", [["30 days"]]) == [0]  # no space is not a space
+    assert ev.missing_facts("5 - 7 days", [["5-7"]]) == [0]
+    assert ev.missing_facts("", [["a"], ["b"]]) == [0, 1]
+    assert ev.missing_facts("refunds within 130 days", [["30 days"]]) == [0]  # not inside a number
+
+
+def ngrams(text, lang, n):
+    t = re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).lower())
+    toks = re.findall(r"[a-z0-9]+(?:'[a-z]+)?", t) if lang == "en" else re.findall(r"[a-z0-9]|[\u4e00-\u9fff]", t)
+    return {tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)}
+
+
+def test_heldout_facts(sft, dpo, build_dir, monkeypatch):
+    monkeypatch.setenv("FT_EVAL_STATS_PATH", str(build_dir / "eval" / "ft-eval-stats"))
+    monkeypatch.setenv("FT_TRAINER_PATH", str(build_dir / "trainer" / "ft-train"))
+    qs = json.loads((DATA / "heldout_facts.json").read_text(encoding="utf-8"))
+    system = {lang_of(msgs[0]["content"]): msgs[0]["content"] for msgs in sft["train"]}
+    topics = {"returns", "exchanges", "refunds", "shipping", "tracking", "cancellations", "damaged_wrong",
+              "warranty", "presale", "promotions", "price_adjustment", "invoices", "contact"}
+    for lang in ("en", "zh"):
+        mine = [q for q in qs if q["language"] == lang]
+        assert len(mine) >= 24
+        assert {q["topic"] for q in mine} == topics
+    assert len({q["id"] for q in qs}) == len(qs) and len({q["question"] for q in qs}) == len(qs)
+    ev = load_eval_facts()
+    users = [m["content"] for split in sft.values() for msgs in split for m in msgs if m["role"] == "user"]
+    users += [m["content"] for split in dpo.values() for p in split for m in p["input"]["messages"]
+              if m["role"] == "user"]
+    seen = {"en": set(), "zh": set()}
+    for u in users:
+        lang = lang_of(u)
+        seen[lang] |= ngrams(u, lang, 5 if lang == "en" else 6)
+    for q in qs:
+        assert set(q) == {"id", "language", "topic", "scenario", "system", "question", "required_facts",
+                          "fact_names", "reference_answer"}
+        assert lang_of(q["question"]) == lang_of(q["reference_answer"]) == q["language"], q["id"]
+        assert q["system"] == system[q["language"]]
+        assert q["required_facts"] and len(q["fact_names"]) == len(q["required_facts"])
+        assert all(f and all(isinstance(s, str) and s.strip() for s in f) for f in q["required_facts"])
+        # worded unlike every user turn of the other files
+        shared = ngrams(q["question"], q["language"], 5 if q["language"] == "en" else 6) & seen[q["language"]]
+        assert not shared, f"{q['id']} shares {sorted(shared)[0]} with a dataset user turn"
+        # the policy answer has every fact, and an answer about another topic lacks one
+        assert ev.missing_facts(q["reference_answer"], q["required_facts"]) == [], q["id"]
+    wrong = 0
+    for q in qs:
+        other = next(o for o in qs if o["language"] == q["language"] and o["topic"] != q["topic"]
+                     and o["fact_names"] != q["fact_names"])
+        wrong += bool(ev.missing_facts(other["reference_answer"], q["required_facts"]))
+    assert wrong >= 40, f"only {wrong} of {len(qs)} off-topic answers are judged wrong"
 
 
 def test_dpo_lines_have_the_openai_shape(dpo):

@@ -1,6 +1,6 @@
 """Whole training jobs on the CUDA backend's own kernels, run by the CPU
 simulator of tests/gpu/sim/ (ft-train-sim: ft-train linked with the
-simulated trainer/cuda/*.cu), against the CPU backend on the same job.
+simulated engine/backends/cuda/*.cu), against the CPU backend on the same job.
 
 This is issue 5's "a whole training step matches" and "20 LoRA SFT steps
 within 1% of the CPU reference", checked without a GPU: the model, the loop

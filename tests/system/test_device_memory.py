@@ -1,4 +1,4 @@
-"""The model obeys the device-memory discipline (trainer/include/ft/backend.h).
+"""The model obeys the device-memory discipline (engine/include/ft/backend.h).
 
 Every job runs twice: on the CPU backend and on the guarded CPU backend
 (FT_BACKEND=cpu-guarded), whose memory is mprotect'ed PROT_NONE except while
@@ -8,7 +8,7 @@ run must give BIT-IDENTICAL results: the step losses, grad norms, learning
 rates and eval metrics compare with ==, the written adapters and merged
 models byte for byte, and generation gives the same ids. The peer is the
 plain CPU run, itself checked against PyTorch by test_engine_peer /
-test_qlora_peer / test_dpo_peer. tests/unit/trainer/test_device_memory.c
+test_qlora_peer / test_dpo_peer. tests/unit/engine/test_device_memory.c
 proves the guard traps (so these cannot pass vacuously).
 """
 import json

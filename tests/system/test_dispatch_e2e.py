@@ -90,6 +90,14 @@ def test_lora_job_runs_end_to_end(api_server, platform):
     h = files["adapter_model.safetensors"]
     tensors = load_file(str(store / "sha256" / h[:2] / h[2:]))
     assert "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" in tensors
+    # One estimate (ft_train_job_mem): what ft-api stored when it accepted the job
+    # is what the trainer computes from the job file the worker wrote for it.
+    with psycopg.connect(api_server.db_url) as db:
+        stored = db.execute("SELECT est_gpu_mem_bytes FROM jobs WHERE id = %s", (job,)).fetchone()[0]
+    jobfile = platform["tmp"] / "work" / f"{job}-1" / "job.json"
+    est = subprocess.run([platform["env"]["FT_TRAINER_PATH"], "estimate", "--config", str(jobfile),
+                          "--json"], capture_output=True, text=True, check=True)
+    assert stored == json.loads(est.stdout)["total_bytes"] > 0
 
 
 def test_cancel_latency(api_server, platform):
@@ -156,3 +164,26 @@ def test_worker_drain_hands_the_job_back_and_it_resumes(api_server, platform, bu
     with client(api_server) as c:
         c.post(f"/v1/fine_tuning/jobs/{job}/cancel")
     assert wait_status(api_server, job, ("cancelled",), timeout=60)["status"] == "cancelled"
+
+
+def test_trainer_errors_reach_the_user_without_server_paths(api_server, platform, tmp_path):
+    """A job the trainer fails on (here its model folder vanished after it was
+    registered) fails with the trainer's message, where this worker's paths
+    read as what they are: the model by its name, never the folder."""
+    import shutil
+    copy = tmp_path / "vanishing-model"
+    shutil.copytree(MODEL, copy)
+    with client(api_server) as c:
+        r = c.post("/v1/models", json={"name": "vanishing", "path": str(copy)})
+        assert r.status_code == 200, r.text
+        shutil.rmtree(copy)
+        r = c.post("/v1/fine_tuning/jobs", json={
+            "model": "vanishing", "training_file": platform["train"],
+            "hyperparameters": {"max_steps": 1}})
+        assert r.status_code == 200, r.text
+        job = r.json()["id"]
+    j = wait_status(api_server, job, ("succeeded", "failed", "cancelled"), timeout=120)
+    assert j["status"] == "failed", j
+    msg = j["error"]["message"]
+    assert "vanishing" in msg and str(copy) not in msg and str(tmp_path) not in msg, msg
+    assert str(api_server.store_dir) not in msg and "/work" not in msg, msg

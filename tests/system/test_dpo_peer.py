@@ -394,8 +394,8 @@ def test_sft_rows_are_refused_for_dpo(case, build_dir, tmp_path):
      '"beta" is a DPO hyperparameter'),
     ({"hyperparameters": {"label_smoothing": 0.7}},
      '"label_smoothing" must be between 0 and 0.5 (got 0.7)'),
-    ({"hyperparameters": {"beta": 0}}, '"beta" must be between 1e-06 and 1000 (got 0)'),
-    ({"hyperparameters": {"packing": True}}, "does not go with objective \"dpo\""),
+    ({"hyperparameters": {"beta": 0}}, '"beta" must be between 1e-06 and 2 (got 0)'),
+    ({"hyperparameters": {"packing": True}}, '"packing" does not go with DPO'),
 ])
 def test_dpo_job_errors(case, build_dir, tmp_path, patch, needle):
     d, _, _ = case

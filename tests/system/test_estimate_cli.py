@@ -55,7 +55,7 @@ def test_estimate_llama8b_lora(build_dir, tmp_path):
     ft = str(build_dir / "trainer" / "ft-train")
     job = write_job(tmp_path, LLAMA_8B, "lora", 4, 2048,
                     {"r": 16, "alpha": 32, "dropout": 0, "target_modules": "all-linear"})
-    p = run([ft, "estimate", "--config", str(job), "--json", "--gpu-mem-gib", "80"])
+    p = run([ft, "estimate", "--config", str(job), "--bf16", "--json", "--gpu-mem-gib", "80"])
     e = json.loads(p.stdout)
     params, trainable = peer_counts(LLAMA_8B, 16)
     assert e["params"] == params == 8030261248
@@ -63,14 +63,14 @@ def test_estimate_llama8b_lora(build_dir, tmp_path):
     assert e["total_bytes"] == 59565940736  # hand computation, test_mem_estimate.c
     assert e["fits"] is True and e["free_bytes"] == 80 * 2**30
 
-    p = run([ft, "estimate", "--config", str(job), "--gpu-mem-gib", "40"], check=False)
+    p = run([ft, "estimate", "--config", str(job), "--bf16", "--gpu-mem-gib", "40"], check=False)
     assert p.returncode == 1
     assert p.stdout.strip().startswith("job needs 55.5 GiB on each GPU (weights 15.0,")
     assert ("but the GPU has 40.0 GiB free; enable gradient_checkpointing or lower batch_size"
             in p.stderr)
     # with checkpointing on every layer it fits: activations 3,291,283,456 instead of
     # 36,601,593,856 bytes
-    p = run([ft, "estimate", "--config", str(job), "--json", "--gpu-mem-gib", "40",
+    p = run([ft, "estimate", "--config", str(job), "--bf16", "--json", "--gpu-mem-gib", "40",
              "--gradient-checkpointing", "1"])
     assert json.loads(p.stdout)["activations_bytes"] == 3291283456
 
@@ -78,7 +78,7 @@ def test_estimate_llama8b_lora(build_dir, tmp_path):
 def test_estimate_llama1b_full_zero1(build_dir, tmp_path):
     ft = str(build_dir / "trainer" / "ft-train")
     job = write_job(tmp_path, LLAMA_1B, "full", 8, 1024)
-    p = run([ft, "estimate", "--config", str(job), "--json", "--gpus", "2", "--zero1",
+    p = run([ft, "estimate", "--config", str(job), "--bf16", "--json", "--gpus", "2", "--zero1",
              "--gradient-checkpointing", "1", "--gpu-mem-gib", "80"])
     e = json.loads(p.stdout)
     params, _ = peer_counts(LLAMA_1B)

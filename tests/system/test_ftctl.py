@@ -88,6 +88,14 @@ def test_jobs_create_list_get_events_cancel_wait(ctl, api_server, files, tmp_pat
             "--hp", "colour=red", check=1)
     assert "colour" in p.stderr
     assert ctl("jobs", "create", "--hp", "novalue", check=2).returncode == 2
+    # the adapter's shape: --lora-* become the API's "lora" object
+    lj = json.loads(ctl("--json", "jobs", "create", "--model", "ctl-model", "--training-file",
+                        str(files / "train.jsonl"), "--lora-r", "8", "--lora-alpha", "16",
+                        "--lora-dropout", "0", "--lora-targets", "q_proj,k_proj,down_proj",
+                        check=0).stdout)
+    assert lj["lora"] == {"r": 8, "alpha": 16.0, "dropout": 0.0,
+                          "target_modules": ["q_proj", "k_proj", "down_proj"]}
+    ctl("jobs", "cancel", lj["id"], check=0)
 
 
 def test_models_keys_webhooks(ctl, api_server, tmp_path):

@@ -36,6 +36,14 @@ EXPECTED_TABLES = {
     "job_events", "job_metrics", "checkpoints", "artifacts", "model_versions", "endpoints",
     "deployments", "experiments", "judgments", "drift_windows", "webhooks",
     "webhook_deliveries", "audit_log", "idempotency_keys", "schema_migrations",
+    # 0005_registry
+    "registered_models", "model_aliases", "model_alias_history", "exports", "export_transitions",
+    "export_events", "artifact_files",
+    # 0006_request_log
+    "request_log",
+    # 0008_evaluation (experiments, judgments, drift_windows made again)
+    "evals", "eval_models", "eval_transitions", "eval_events", "experiment_arms", "feedback",
+    "experiment_results", "drift_monitors",
 }
 
 

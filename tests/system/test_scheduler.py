@@ -378,3 +378,53 @@ def test_metrics_endpoint(build_dir, migrated_db, rurl, tmp_path):
     finally:
         p.terminate()
         p.wait(10)
+
+
+def test_gpu_jobs_are_placed_by_the_trainers_memory_estimate(sched, migrated_db, rurl, build_dir,
+                                                             tmp_path):
+    """est_gpu_mem_bytes is the trainer's estimate of the bytes a job needs on
+    each GPU (ft_train_job_mem: what `train` checks before allocating, what
+    ft-api stores; `ft-train estimate` prints it). A Llama-3.1-8B-shaped LoRA
+    job: the scheduler never places it on a worker whose GPUs have less, even
+    when that worker is free and the other busy, and it waits when no worker
+    has enough."""
+    mdir = tmp_path / "llama8b"
+    mdir.mkdir()
+    (mdir / "config.json").write_text(json.dumps({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 128256,
+        "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+        "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 131072,
+        "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": False}))
+    job = tmp_path / "job.json"
+    job.write_text(json.dumps({"model": str(mdir), "train_file": "t.jsonl", "output_dir": "o",
+                               "method": "lora", "lora": {"r": 16, "target_modules": "all-linear"},
+                               "hyperparameters": {"batch_size": 4, "max_seq_length": 2048}}))
+    p = run([str(build_dir / "trainer" / "ft-train"), "estimate", "--config", str(job), "--json"])
+    need = json.loads(p.stdout)["total_bytes"]
+    assert need > 40 << 30  # the fp32 path of an 8B model at 4 x 2048 tokens
+
+    team, (a, b) = seed(migrated_db, n_jobs=2, gpus=2)
+    with psycopg.connect(migrated_db, autocommit=True) as c:
+        c.execute("UPDATE jobs SET est_gpu_mem_bytes = %s WHERE id = ANY(%s)", (need, [a, b]))
+    # per GPU: 4 free GPUs 1 MiB short each (8 GPUs' worth in all, which is not
+    # what a data-parallel job needs), and 2 GPUs of exactly enough
+    small = SimWorker(rurl, gpus=4, gpu_mem=need - (1 << 20))
+    big = SimWorker(rurl, gpus=2, gpu_mem=need)
+    for w in (small, big):
+        w.beat()
+    sched.start()
+    wait_for(lambda: job_row(migrated_db, a)[0] == "dispatched"
+             or job_row(migrated_db, b)[0] == "dispatched", what="a dispatch")
+    rows = {j: job_row(migrated_db, j) for j in (a, b)}
+    placed = [j for j, r in rows.items() if r[0] == "dispatched"]
+    assert len(placed) == 1 and rows[placed[0]][2] == big.id
+    msg = big.take()
+    big.running = [(msg["job"], msg["attempt"])]   # the lease stays renewed
+    # the other job waits: the free 4-GPU worker is short by 1 MiB on each GPU
+    waiting = b if placed[0] == a else a
+    for _ in range(20):
+        small.beat()
+        big.beat()
+        time.sleep(0.1)
+    assert job_row(migrated_db, waiting)[0] == "queued"
+    assert small.r.llen(f"ft:inbox:{small.id}") == 0

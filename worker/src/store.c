@@ -1,7 +1,7 @@
 /*
  * store.c - the worker's side of the content-addressed store (ft/registry.h):
  * put a file, put a folder as a manifest, and materialise a manifest back
- * into a folder (for resume).
+ * into a folder (for resume; ft_store_get_dir, registry/src/manifest.c).
  *
  * Manifest (itself a blob):
  *   { "format": "ftplat-manifest-1", "files": [ { "path": "adapter_model.safetensors",
@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "ft/fs.h"
 #include "ft/registry.h"
 #include "worker_int.h"
 
@@ -24,25 +25,6 @@ static void blob_path(const char *root, const char *hex, char *out, size_t n)
 	char key[FT_STORE_KEY_MAX];
 	ft_store_key_for(hex, key);
 	snprintf(out, n, "%s/%s", root, key);
-}
-
-static enum ft_rc mkdirs(const char *path, struct ft_err *err)
-{
-	char tmp[PATH_MAX];
-	ft_strlcpy(tmp, path, sizeof(tmp));
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-			return ft_failf(err, FT_EIO, NULL, "cannot create \"%s\": %s", tmp,
-					strerror(errno));
-		*p = '/';
-	}
-	if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-		return ft_failf(err, FT_EIO, NULL, "cannot create \"%s\": %s", tmp,
-				strerror(errno));
-	return FT_OK;
 }
 
 /* Stream a file into the store (ft/registry.h: hashed as it goes, fsynced,
@@ -115,7 +97,7 @@ static enum ft_rc list_files(const char *base, const char *rel, char ***out, siz
 }
 
 enum ft_rc wk_store_put_dir(struct ft_store *st, const char *dir, char hex[65], uint64_t *total,
-			    struct ft_err *err)
+			    json_t **files_out, struct ft_err *err)
 {
 	char **files = NULL;
 	size_t n = 0, cap = 0;
@@ -146,6 +128,8 @@ enum ft_rc wk_store_put_dir(struct ft_store *st, const char *dir, char hex[65], 
 		unlink(mpath);
 	}
 	json_decref(m);
+	if (!rc && files_out)
+		*files_out = json_incref(arr);
 out:
 	json_decref(arr);
 	for (size_t i = 0; i < n; i++)
@@ -154,83 +138,13 @@ out:
 	return rc;
 }
 
-static bool safe_rel(const char *p)
-{
-	if (!*p || p[0] == '/')
-		return false;
-	for (const char *s = p; *s; s++)
-		if ((s == p || s[-1] == '/') && s[0] == '.' && s[1] == '.' &&
-		    (s[2] == '/' || !s[2]))
-			return false;
-	return true;
-}
-
-/* Copy blob hex out of the store into a file. */
-static enum ft_rc copy_blob(struct ft_store *st, const char *hex, const char *to,
-			    struct ft_err *err)
-{
-	char key[FT_STORE_KEY_MAX], buf[1 << 16];
-	uint64_t size;
-	ssize_t n;
-	ft_store_key_for(hex, key);
-	int in = ft_store_open_read(st, key, &size, err);
-	if (in < 0)
-		return err->rc;
-	int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (out < 0) {
-		close(in);
-		return ft_failf(err, FT_EIO, NULL, "cannot write %s: %s", to, strerror(errno));
-	}
-	while ((n = read(in, buf, sizeof(buf))) > 0)
-		if (write(out, buf, (size_t)n) != n) {
-			n = -1;
-			break;
-		}
-	close(in);
-	close(out);
-	return n < 0 ? ft_failf(err, FT_EIO, NULL, "copying blob %s to %s failed", hex, to) : FT_OK;
-}
-
+/* Unpacking is the registry's (ft_store_get_dir: the manifest read with its
+ * path rules, each file checked against its size and SHA-256), shared with
+ * the deployment controller and ft-serve. */
 enum ft_rc wk_store_get_dir(struct ft_store *st, const char *manifest_hex, const char *dir,
 			    struct ft_err *err)
 {
-	char mpath[PATH_MAX];
-	json_error_t je;
-	enum ft_rc rc = mkdirs(dir, err);
-	if (rc)
-		return rc;
-	snprintf(mpath, sizeof(mpath), "%s/.manifest.json", dir);
-	if ((rc = copy_blob(st, manifest_hex, mpath, err)))
-		return rc;
-	json_t *m = json_load_file(mpath, 0, &je);
-	unlink(mpath);
-	if (!m)
-		return ft_failf(err, FT_EFORMAT, NULL, "manifest %s: %s", manifest_hex, je.text);
-	size_t i;
-	json_t *f;
-	json_array_foreach(json_object_get(m, "files"), i, f)
-	{
-		const char *p = json_string_value(json_object_get(f, "path"));
-		const char *h = json_string_value(json_object_get(f, "sha256"));
-		char to[PATH_MAX], sub[PATH_MAX];
-		if (!p || !h || !safe_rel(p) || strlen(h) != 64) {
-			rc = ft_failf(err, FT_EFORMAT, NULL, "manifest %s: bad entry %zu",
-				      manifest_hex, i);
-			break;
-		}
-		snprintf(to, sizeof(to), "%s/%s", dir, p);
-		ft_strlcpy(sub, to, sizeof(sub));
-		char *slash = strrchr(sub, '/');
-		if (slash) {
-			*slash = '\0';
-			if ((rc = mkdirs(sub, err)))
-				break;
-		}
-		if ((rc = copy_blob(st, h, to, err)))
-			break;
-	}
-	json_decref(m);
-	return rc;
+	return ft_store_get_dir(st, manifest_hex, dir, err);
 }
 
 const char *wk_store_blob_path(const char *root, const char *hex, char *out, size_t n)

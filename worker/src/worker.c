@@ -31,9 +31,17 @@
 
 #include "ft/metrics.h"
 #include "ft/registry.h"
+#include "ft/train.h"
+#include "ft/events.h"
+#include "ft/exports.h"
+#include "ft/fs.h"
+#include "ft/modelref.h"
 #include "worker_int.h"
 
 #define MAX_JOBS 64
+/* A progress line longer than this is dropped with a warning (the trainer's
+ * longest, a DPO step line, is under 1 KB; paths can make one longer). */
+#define WK_MAX_LINE (16u << 20)
 #define SPOOL_MAX 100000
 #define RESEND_MS 5000
 
@@ -51,16 +59,26 @@ struct job {
 	pid_t pid;
 	int fd;
 	struct ft_buf line;
+	bool line_dropped; /* the rest of an over-long line is skipped */
 	char dir[PATH_MAX];
 	long seq;
 	struct spooled *spool;
 	size_t nspool, capspool;
 	bool cancel_req, drain_req, exited, final_sent;
 	bool interrupted, done; /* from the trainer's "interrupted" / "done" lines */
+	bool store_failed; /* an output folder could not be stored */
 	char output[65]; /* manifest of the last artifact */
+	/* paths on this host, replaced by what they are in messages users read */
+	char train_path[PATH_MAX], val_path[PATH_MAX], model_path[PATH_MAX];
 	int status;
 	long trained_tokens;
 	uint64_t started_ms;
+	enum ft_work work; /* a job, an export (ftexp- id) or an evaluation (fteval-) */
+	/* an export: its format's row */
+	const struct ft_export_format *export_fmt;
+	json_t *subs; /* more [path, name] pairs for user_text (an evaluation's models) */
+	json_t *done_line; /* the "done" line: final metrics, trainer version */
+	json_t *metrics; /* the current step's metrics, for its checkpoint (keep_metrics) */
 };
 
 struct inbox_q {
@@ -174,8 +192,13 @@ static void spool_check(struct worker *w, struct job *j)
 
 /* ---- jobs ------------------------------------------------------------- */
 
+static void user_text(const struct job *j, const char *in, char *out, size_t n);
+
 static void job_free(struct job *j)
 {
+	json_decref(j->subs);
+	json_decref(j->done_line);
+	json_decref(j->metrics);
 	if (j->fd >= 0)
 		close(j->fd);
 	ft_buf_release(&j->line);
@@ -204,7 +227,7 @@ static int active_jobs(struct worker *w)
 
 static void fail_early(struct worker *w, struct job *j, const char *msg, bool user)
 {
-	emit(w, j, "failed",
+	emit(w, j, ft_ev_kind(FT_EV_FAILED),
 	     json_pack("{s:s, s:b, s:i}", "message", msg, "user_error", user, "exit_code", -1));
 	j->final_sent = true;
 	j->exited = true;
@@ -219,14 +242,15 @@ static void fail_early(struct worker *w, struct job *j, const char *msg, bool us
  *   objective        <- "dpo" for method dpo (supervised is the trainer's default)
  *   seed, lora, hyperparameters <- as the API stored them (lora moved out of
  *                                   hyperparameters, where the API keeps it) */
+/* The job's ft-train file: the assignment's config through the trainer's
+ * own mapping (ft/train.h ft_train_job_from_spec, which ft-api also parses
+ * when it accepts the job), with this worker's paths. */
 static json_t *trainer_config(struct worker *w, json_t *m, struct job *j, struct ft_err *err)
 {
 	json_t *cfg = json_object_get(m, "config"), *in = json_object_get(m, "inputs");
 	const char *train = json_string_value(json_object_get(in, "training_file"));
 	const char *val = json_string_value(json_object_get(in, "validation_file"));
 	const char *model = json_string_value(json_object_get(cfg, "model_path"));
-	const char *adapter = json_string_value(json_object_get(cfg, "adapter"));
-	const char *method = json_string_value(json_object_get(cfg, "method"));
 	char tpath[PATH_MAX], vpath[PATH_MAX], out[PATH_MAX + 16];
 	if (!train || strlen(train) != 64 || !model || !*model) {
 		ft_failf(err, FT_EINVAL, NULL, "assignment lacks a training file or a model path");
@@ -236,49 +260,220 @@ static json_t *trainer_config(struct worker *w, json_t *m, struct job *j, struct
 	if (val)
 		wk_store_blob_path(w->o->store_dir, val, vpath, sizeof(vpath));
 	snprintf(out, sizeof(out), "%s/out", j->dir);
-	json_t *hp = json_deep_copy(json_object_get(cfg, "hyperparameters"));
-	if (!json_is_object(hp)) {
-		json_decref(hp);
-		hp = json_object();
+	ft_strlcpy(j->train_path, tpath, sizeof(j->train_path));
+	ft_strlcpy(j->val_path, val ? vpath : "", sizeof(j->val_path));
+	ft_strlcpy(j->model_path, model, sizeof(j->model_path));
+	/* continued training from a model version: its adapter, from the store */
+	char init[PATH_MAX + 16];
+	const char *init_m = json_string_value(json_object_get(in, "init_adapter"));
+	if (init_m) {
+		snprintf(init, sizeof(init), "%s/init_adapter", j->dir);
+		if (wk_store_get_dir(w->store, init_m, init, err))
+			return NULL;
 	}
-	/* Periodic checkpoints are what a job resumes from when its worker is lost. */
-	if (!json_object_get(hp, "save_steps") && w->o->checkpoint_steps > 0)
-		json_object_set_new(hp, "save_steps", json_integer(w->o->checkpoint_steps));
-	json_t *lora = json_incref(json_object_get(hp, "lora"));
-	json_object_del(hp, "lora");
-	json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o}", "model", model, "train_file", tpath,
-			      "output_dir", out, "method",
-			      adapter && strcmp(adapter, "none") == 0 ? "full"
-			      : adapter				      ? adapter
-								      : "lora",
-			      "seed", json_object_get(cfg, "seed"), "hyperparameters", hp);
-	if (!t) {
-		json_decref(lora);
-		ft_failf(err, FT_EINVAL, NULL, "assignment config has fields of the wrong type");
-		return NULL;
-	}
-	if (val) {
-		json_object_set_new(t, "validation_file", json_string(vpath));
-		/* The platform always shows the held-out loss before training too. */
-		if (!json_object_get(hp, "eval_on_start"))
-			json_object_set_new(hp, "eval_on_start", json_true());
-	}
-	if (json_is_object(lora))
-		json_object_set(t, "lora", lora);
-	json_decref(lora);
-	if (method && strcmp(method, "dpo") == 0)
-		json_object_set_new(t, "objective", json_string("dpo"));
-	return t;
+	struct ft_job_spec spec = {
+		.model_dir = model,
+		.train_file = tpath,
+		.validation_file = val ? vpath : NULL,
+		.output_dir = out,
+		.adapter = json_string_value(json_object_get(cfg, "adapter")),
+		.method = json_string_value(json_object_get(cfg, "method")),
+		.seed = json_object_get(cfg, "seed"),
+		.hyperparameters = json_object_get(cfg, "hyperparameters"),
+		.save_steps = w->o->checkpoint_steps,
+		.eval_on_start = true,
+		.init_adapter = init_m ? init : NULL,
+	};
+	return ft_train_job_from_spec(&spec, err);
 }
+
+/* The ft-train command line of a job: train --config job.json (--resume);
+ * argv's strings live in j or in the static names. */
+struct child_argv {
+	char *v[64];
+	int n;
+	char buf[8192];
+	size_t used;
+};
+
+static void argv_add(struct child_argv *a, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	if (a->n + 1 >= (int)FT_ARRAY_LEN(a->v) || a->used + n > sizeof(a->buf))
+		return; /* cannot happen with our tables; the trainer says what is missing */
+	memcpy(a->buf + a->used, s, n);
+	a->v[a->n++] = a->buf + a->used;
+	a->v[a->n] = NULL;
+	a->used += n;
+}
+
+/* A training job: its job file (and the checkpoint to resume from). */
+static enum ft_rc train_argv(struct worker *w, json_t *m, struct job *j, struct child_argv *a,
+			     struct ft_err *err)
+{
+	char cfgpath[PATH_MAX + 16], resume[PATH_MAX + 16];
+	json_t *cfg = trainer_config(w, m, j, err);
+	snprintf(cfgpath, sizeof(cfgpath), "%s/job.json", j->dir);
+	if (!cfg || json_dump_file(cfg, cfgpath, JSON_INDENT(2)) != 0) {
+		json_decref(cfg);
+		if (!ft_err_is_set(err))
+			ft_failf(err, FT_EIO, NULL, "cannot write job.json");
+		return err->rc;
+	}
+	json_decref(cfg);
+	argv_add(a, "train");
+	argv_add(a, "--config");
+	argv_add(a, cfgpath);
+	argv_add(a, "--progress-fd");
+	argv_add(a, "3");
+	const char *ck =
+		json_string_value(json_object_get(json_object_get(m, "resume"), "checkpoint"));
+	if (ck) {
+		snprintf(resume, sizeof(resume), "%s/resume", j->dir);
+		if (wk_store_get_dir(w->store, ck, resume, err))
+			return err->rc;
+		argv_add(a, "--resume");
+		argv_add(a, resume);
+	}
+	return FT_OK;
+}
+
+/* An export (ft/exports.h): the version's folders from the store, then the
+ * format's ft-train command line with its options. */
+static enum ft_rc export_argv(struct worker *w, json_t *m, struct job *j, struct child_argv *a,
+			      struct ft_err *err)
+{
+	json_t *cfg = json_object_get(m, "config"), *in = json_object_get(m, "inputs");
+	const char *fmt = json_string_value(json_object_get(cfg, "format"));
+	const char *base = json_string_value(json_object_get(cfg, "model_path"));
+	const char *model_m = json_string_value(json_object_get(in, "model"));
+	const char *adapter_m = json_string_value(json_object_get(in, "adapter"));
+	json_t *options = json_object_get(cfg, "options");
+	char model[PATH_MAX + 16], adapter[PATH_MAX + 16], out[PATH_MAX + 16], v[64];
+	j->export_fmt = ft_export_format_find(fmt);
+	if (!j->export_fmt)
+		return ft_failf(err, FT_EINVAL, NULL,
+				"this worker cannot make exports in format \"%s\"", fmt ? fmt : "");
+	if (!model_m && (!base || !*base))
+		return ft_failf(err, FT_EINVAL, NULL, "assignment lacks a model");
+	ft_strlcpy(model, base ? base : "", sizeof(model));
+	if (model_m) { /* a whole fine-tuned model */
+		snprintf(model, sizeof(model), "%s/model", j->dir);
+		if (wk_store_get_dir(w->store, model_m, model, err))
+			return err->rc;
+	}
+	ft_strlcpy(j->model_path, model, sizeof(j->model_path));
+	for (const char *const *p = j->export_fmt->argv; *p; p++)
+		argv_add(a, *p);
+	argv_add(a, "--model");
+	argv_add(a, model);
+	if (adapter_m) {
+		snprintf(adapter, sizeof(adapter), "%s/adapter", j->dir);
+		if (wk_store_get_dir(w->store, adapter_m, adapter, err))
+			return err->rc;
+		argv_add(a, "--adapter");
+		argv_add(a, adapter);
+	}
+	snprintf(out, sizeof(out), "%s/out", j->dir);
+	argv_add(a, "--out");
+	argv_add(a, out);
+	argv_add(a, "--progress-fd");
+	argv_add(a, "3");
+	for (size_t i = 0; i < FT_EXPORT_MAX_OPTS && j->export_fmt->opts[i].name; i++)
+		if (ft_export_option_text(&j->export_fmt->opts[i], options, v, sizeof(v))) {
+			argv_add(a, j->export_fmt->opts[i].flag);
+			argv_add(a, v);
+		}
+	return FT_OK;
+}
+
+/* An evaluation (ft/evaluate.h): the file's blob, each model's folders
+ * (a base model's folder, or a version's from the store: an adapter on its
+ * base, or a whole model), the spec file, then ft-train eval. */
+static enum ft_rc eval_argv(struct worker *w, json_t *m, struct job *j, struct child_argv *a,
+			    struct ft_err *err)
+{
+	json_t *cfg = json_object_get(m, "config"), *in = json_object_get(m, "inputs");
+	json_t *cm = json_object_get(cfg, "models"), *im = json_object_get(in, "models");
+	const char *file = json_string_value(json_object_get(in, "file"));
+	char path[PATH_MAX + 32], spec_path[PATH_MAX + 16];
+	if (!file || strlen(file) != 64 || !json_is_array(cm) || !json_array_size(cm) ||
+	    json_array_size(cm) != json_array_size(im))
+		return ft_failf(err, FT_EINVAL, NULL,
+				"assignment lacks the evaluation file or its models");
+	wk_store_blob_path(w->o->store_dir, file, j->train_path, sizeof(j->train_path));
+	json_t *models = json_array();
+	json_t *spec = json_pack("{s:s, s:O, s:o}", "data", j->train_path, "options",
+				 json_object_get(cfg, "options"), "models", models);
+	j->subs = json_array();
+	enum ft_rc rc = FT_OK;
+	for (size_t i = 0; i < json_array_size(cm) && !rc; i++) {
+		json_t *c = json_array_get(cm, i), *x = json_array_get(im, i);
+		const char *name = json_string_value(json_object_get(c, "name"));
+		const char *base = json_string_value(json_object_get(c, "model_path"));
+		const char *whole = json_string_value(json_object_get(x, "model"));
+		const char *adapter = json_string_value(json_object_get(x, "adapter"));
+		char model_dir[PATH_MAX + 32] = "", adapter_dir[PATH_MAX + 32] = "";
+		ft_strlcpy(model_dir, base ? base : "", sizeof(model_dir));
+		if (whole) { /* a whole fine-tuned model */
+			snprintf(model_dir, sizeof(model_dir), "%s/model-%zu", j->dir, i);
+			rc = wk_store_get_dir(w->store, whole, model_dir, err);
+		} else if (!*model_dir) {
+			rc = ft_failf(err, FT_EINVAL, NULL, "assignment lacks a model path");
+		}
+		if (!rc && adapter) {
+			snprintf(adapter_dir, sizeof(adapter_dir), "%s/adapter-%zu", j->dir, i);
+			rc = wk_store_get_dir(w->store, adapter, adapter_dir, err);
+		}
+		json_array_append_new(models, json_pack("{s:s, s:s, s:s?}", "name",
+							name ? name : "model", "model", model_dir,
+							"adapter", adapter ? adapter_dir : NULL));
+		if (!whole && base && json_is_string(json_object_get(c, "model")))
+			json_array_append_new(
+				j->subs, json_pack("[s, s]", base,
+						   json_string_value(json_object_get(c, "model"))));
+	}
+	snprintf(spec_path, sizeof(spec_path), "%s/eval.json", j->dir);
+	if (!rc && json_dump_file(spec, spec_path, JSON_INDENT(2)) != 0)
+		rc = ft_failf(err, FT_EIO, NULL, "cannot write eval.json");
+	json_decref(spec);
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s", spec_path);
+	argv_add(a, "eval");
+	argv_add(a, "--config");
+	argv_add(a, path);
+	argv_add(a, "--progress-fd");
+	argv_add(a, "3");
+	return FT_OK;
+}
+
+/* The kinds of work (enum ft_work): the assignment's "kind", the id's
+ * prefix, and the ft-train command line. */
+static const struct {
+	const char *kind; /* NULL: a job's assignment has no "kind" */
+	const char *prefix;
+	enum ft_rc (*argv)(struct worker *, json_t *, struct job *, struct child_argv *,
+			   struct ft_err *);
+} works[FT_WORK_COUNT] = {
+	[FT_WORK_JOB] = { NULL, FT_ID_JOB, train_argv },
+	[FT_WORK_EXPORT] = { "export", FT_ID_EXPORT, export_argv },
+	[FT_WORK_EVAL] = { "eval", FT_ID_EVAL, eval_argv },
+};
 
 static void start_job(struct worker *w, json_t *m)
 {
 	const char *id = json_string_value(json_object_get(m, "job"));
+	const char *kind = json_string_value(json_object_get(m, "kind"));
 	int attempt = (int)json_integer_value(json_object_get(m, "attempt"));
 	struct ft_err err;
 	int pfd[2] = { -1, -1 };
+	int work = FT_WORK_COUNT;
+	for (int k = 0; k < FT_WORK_COUNT && work == FT_WORK_COUNT; k++)
+		if (kind ? works[k].kind && strcmp(works[k].kind, kind) == 0 : !works[k].kind)
+			work = k;
 
-	if (!id || attempt < 1 || !ft_id_valid(FT_ID_JOB, id)) {
+	if (!id || attempt < 1 || work == FT_WORK_COUNT || !ft_id_valid(works[work].prefix, id)) {
 		ft_warn("ignoring a malformed assignment");
 		return;
 	}
@@ -291,11 +486,12 @@ static void start_job(struct worker *w, json_t *m)
 	}
 	struct job *j = ft_xcalloc(1, sizeof(*j));
 	ft_strlcpy(j->id, id, sizeof(j->id));
+	j->work = (enum ft_work)work;
 	j->attempt = attempt;
 	j->fd = -1;
 	j->pid = -1;
 	j->started_ms = ft_time_mono_ms();
-	ft_buf_init(&j->line, 1 << 20);
+	ft_buf_init(&j->line, WK_MAX_LINE);
 	const char *team = json_string_value(json_object_get(m, "team"));
 	ft_strlcpy(j->team, team ? team : "", sizeof(j->team));
 	const char *model =
@@ -305,31 +501,25 @@ static void start_job(struct worker *w, json_t *m)
 	w->jobs[w->njobs++] = j;
 
 	ft_err_clear(&err);
-	mkdir(w->o->work_dir, 0755);
-	if (mkdir(j->dir, 0755) != 0 && errno != EEXIST) {
+	if (ft_mkdir_p(j->dir, &err)) {
 		fail_early(w, j, "worker could not create its job folder", false);
 		return;
 	}
-	json_t *cfg = trainer_config(w, m, j, &err);
-	char cfgpath[PATH_MAX + 16], resume[PATH_MAX + 16] = "", logpath[PATH_MAX + 16];
-	snprintf(cfgpath, sizeof(cfgpath), "%s/job.json", j->dir);
+	char logpath[PATH_MAX + 16];
 	snprintf(logpath, sizeof(logpath), "%s/trainer.log", j->dir);
-	if (!cfg || json_dump_file(cfg, cfgpath, JSON_INDENT(2)) != 0) {
-		json_decref(cfg);
-		fail_early(w, j, err.msg[0] ? err.msg : "cannot write job.json", true);
+	struct child_argv *av = ft_xcalloc(1, sizeof(*av));
+	argv_add(av, w->o->trainer);
+	if (works[work].argv(w, m, j, av, &err)) {
+		char msg[600];
+		user_text(j, err.msg[0] ? err.msg : "cannot prepare the job", msg, sizeof(msg));
+		free(av);
+		/* a job file the trainer's mapping refuses is the job's own fault; a
+		 * store that fails is this worker's */
+		fail_early(w, j, msg, err.rc == FT_EINVAL);
 		return;
 	}
-	json_decref(cfg);
-	json_t *res = json_object_get(m, "resume");
-	const char *ck = json_string_value(json_object_get(res, "checkpoint"));
-	if (ck) {
-		snprintf(resume, sizeof(resume), "%s/resume", j->dir);
-		if (wk_store_get_dir(w->store, ck, resume, &err)) {
-			fail_early(w, j, err.msg, false);
-			return;
-		}
-	}
 	if (pipe(pfd) != 0) {
+		free(av);
 		fail_early(w, j, "pipe failed", false);
 		return;
 	}
@@ -351,18 +541,11 @@ static void start_job(struct worker *w, json_t *m)
 			close(fd);
 		setpgid(0, 0);
 		signal(SIGPIPE, SIG_DFL);
-		/* execv wants writable strings. */
-		char prog[PATH_MAX], a_train[] = "train", a_cfg[] = "--config",
-				     a_fd[] = "--progress-fd", a_3[] = "3", a_res[] = "--resume";
-		ft_strlcpy(prog, w->o->trainer, sizeof(prog));
-		char *argv[] = {
-			prog,	a_train, a_cfg, cfgpath, a_fd, a_3, resume[0] ? a_res : NULL,
-			resume, NULL
-		};
-		execv(prog, argv);
+		execv(av->v[0], av->v);
 		fprintf(stderr, "ft-worker: cannot run %s: %s\n", w->o->trainer, strerror(errno));
 		_exit(127);
 	}
+	free(av);
 	close(pfd[1]);
 	if (pid < 0) {
 		close(pfd[0]);
@@ -373,56 +556,111 @@ static void start_job(struct worker *w, json_t *m)
 	fcntl(pfd[0], F_SETFD, FD_CLOEXEC);
 	j->pid = pid;
 	j->fd = pfd[0];
-	emit(w, j, "started", json_pack("{s:i}", "pid", (int)pid));
+	emit(w, j, ft_ev_kind(FT_EV_STARTED), json_pack("{s:i}", "pid", (int)pid));
 	ft_logf(FT_LOG_INFO, NULL, id, "attempt %d started (pid %d)%s", attempt, (int)pid,
-		ck ? " from a checkpoint" : "");
+		json_is_string(json_object_get(json_object_get(m, "resume"), "checkpoint"))
+			? " from a checkpoint"
+			: "");
 }
 
-/* One line from the trainer (docs/trainer.md, "Progress lines"). */
+/* A checkpoint or artifact line: store its folder, relay its manifest and
+ * its files (the scheduler lists them in artifact_files). An output that
+ * cannot be stored fails the attempt (it is retried): an export or a job
+ * never succeeds without its output in the store. */
+static void relay_stored(struct worker *w, struct job *j, const struct ft_line_def *d, json_t *v)
+{
+	const char *path = json_string_value(json_object_get(v, "path"));
+	char hex[65];
+	uint64_t bytes;
+	json_t *files = NULL;
+	struct ft_err err;
+	ft_err_clear(&err);
+	if (!path || wk_store_put_dir(w->store, path, hex, &bytes, &files, &err)) {
+		ft_logf(FT_LOG_WARN, NULL, j->id, "%s not stored: %s", d->type,
+			path ? err.msg : "no path");
+		if (d != &ft_lines[FT_LINE_CHECKPOINT])
+			j->store_failed = true;
+		return;
+	}
+	if (d == &ft_lines[FT_LINE_CHECKPOINT]) {
+		json_t *at = json_object_get(v, "step");
+		json_t *m = j->metrics && json_equal(json_object_get(j->metrics, "step"), at)
+				    ? json_incref(j->metrics)
+				    : json_object();
+		emit(w, j, d->kind,
+		     json_pack("{s:O, s:s, s:I, s:o, s:o}", "step", at, "manifest", hex, "bytes",
+			       (json_int_t)bytes, "files", files, "metrics", m));
+		return;
+	}
+	/* artifacts.kind: an export's is its format's; a job's output is its
+	 * adapter, or a whole model ("model" lines) */
+	const char *kind = json_string_value(json_object_get(v, "kind"));
+	const char *akind = j->export_fmt			 ? j->export_fmt->artifact_kind
+			    : kind && strcmp(kind, "model") == 0 ? "merged"
+								 : "adapter";
+	emit(w, j, d->kind,
+	     json_pack("{s:s, s:s, s:I, s:o}", "kind", akind, "manifest", hex, "bytes",
+		       (json_int_t)bytes, "files", files));
+	ft_strlcpy(j->output, hex, sizeof(j->output));
+}
+
+/* The metrics a checkpoint is stored with: the train_loss (and DPO's
+ * rewards/, logps/) of the last step line, the eval_* of the last eval line
+ * of the same step; its "step". */
+static void keep_metrics(struct job *j, const struct ft_line_def *d, json_t *v)
+{
+	static const char *const step_keys[] = { "train_loss", "rewards/", "logps/", NULL };
+	static const char *const eval_keys[] = { "eval_", NULL };
+	bool step = d == &ft_lines[FT_LINE_STEP], eval = d == &ft_lines[FT_LINE_EVAL];
+	if (!step && !eval)
+		return;
+	json_t *at = json_object_get(v, "step");
+	if (!j->metrics || !json_equal(json_object_get(j->metrics, "step"), at)) {
+		json_decref(j->metrics);
+		j->metrics = json_pack("{s:O}", "step", at ? at : json_null());
+	}
+	const char *k;
+	json_t *x;
+	json_object_foreach(v, k, x)
+	{
+		for (const char *const *p = step ? step_keys : eval_keys; *p; p++)
+			if (strncmp(k, *p, strlen(*p)) == 0)
+				json_object_set(j->metrics, k, x);
+	}
+}
+
+/* One line from the trainer, relayed as ft/events.h's first table says. */
 static void on_line(struct worker *w, struct job *j, const char *line)
 {
 	json_t *v = json_loads(line, 0, NULL);
-	struct ft_err err;
-	if (!json_is_object(v)) {
+	const struct ft_line_def *d =
+		json_is_object(v) ? ft_line_find(json_string_value(json_object_get(v, "type")))
+				  : NULL;
+	if (!d) {
 		json_decref(v);
-		return; /* the trainer only writes JSON here; ignore noise */
+		return; /* the trainer only writes its lines here; ignore noise */
 	}
-	const char *type = json_string_value(json_object_get(v, "type"));
-	if (!type)
-		type = "";
-	if (strcmp(type, "step") == 0 || strcmp(type, "eval") == 0) {
-		emit(w, j, strcmp(type, "step") == 0 ? "progress" : "eval", json_incref(v));
-	} else if (strcmp(type, "checkpoint") == 0 || strcmp(type, "artifact") == 0) {
-		const char *path = json_string_value(json_object_get(v, "path"));
-		char hex[65];
-		uint64_t bytes;
-		ft_err_clear(&err);
-		if (!path || wk_store_put_dir(w->store, path, hex, &bytes, &err)) {
-			ft_logf(FT_LOG_WARN, NULL, j->id, "%s not stored: %s", type,
-				path ? err.msg : "no path");
-		} else if (type[0] == 'c') {
-			emit(w, j, "checkpoint",
-			     json_pack("{s:O, s:s, s:I}", "step", json_object_get(v, "step"),
-				       "manifest", hex, "bytes", (json_int_t)bytes));
+	switch (d->relay) {
+	case FT_RELAY_DATA:
+		keep_metrics(j, d, v);
+		emit(w, j, d->kind, json_incref(v));
+		break;
+	case FT_RELAY_STORE: relay_stored(w, j, d, v); break;
+	case FT_RELAY_LOG:
+		emit(w, j, d->kind, json_pack("{s:s, s:O}", "message", d->message, "detail", v));
+		break;
+	case FT_RELAY_REMEMBER:
+		if (d == &ft_lines[FT_LINE_INTERRUPTED]) {
+			j->interrupted = true;
 		} else {
-			const char *kind = json_string_value(json_object_get(v, "kind"));
-			emit(w, j, "artifact",
-			     json_pack("{s:s, s:s, s:I}", "kind",
-				       kind && strcmp(kind, "model") == 0 ? "merged" : "adapter",
-				       "manifest", hex, "bytes", (json_int_t)bytes));
-			ft_strlcpy(j->output, hex, sizeof(j->output));
+			j->done = true;
+			if (json_is_integer(json_object_get(v, "tokens_seen")))
+				j->trained_tokens =
+					(long)json_integer_value(json_object_get(v, "tokens_seen"));
+			json_decref(j->done_line);
+			j->done_line = json_incref(v);
 		}
-	} else if (strcmp(type, "interrupted") == 0) {
-		j->interrupted = true;
-	} else if (strcmp(type, "done") == 0) {
-		j->done = true;
-		if (json_is_integer(json_object_get(v, "tokens_seen")))
-			j->trained_tokens =
-				(long)json_integer_value(json_object_get(v, "tokens_seen"));
-	} else if (strcmp(type, "start") == 0 || strcmp(type, "early_stop") == 0) {
-		emit(w, j, "log",
-		     json_pack("{s:s, s:O}", "message",
-			       type[0] == 's' ? "trainer started" : "early stopping", "detail", v));
+		break;
 	}
 	json_decref(v);
 }
@@ -441,13 +679,59 @@ static void read_progress(struct worker *w, struct job *j)
 			return; /* EAGAIN */
 		for (ssize_t i = 0; i < n; i++) {
 			if (buf[i] == '\n') {
-				on_line(w, j, ft_buf_str(&j->line));
+				if (!j->line_dropped)
+					on_line(w, j, ft_buf_str(&j->line));
+				j->line_dropped = false;
 				ft_buf_reset(&j->line);
-			} else if (ft_buf_addch(&j->line, buf[i])) {
-				ft_buf_reset(&j->line); /* over 1 MiB: not a progress line */
+			} else if (!j->line_dropped && ft_buf_addch(&j->line, buf[i])) {
+				ft_logf(FT_LOG_WARN, NULL, j->id,
+					"a progress line longer than %u bytes was dropped",
+					WK_MAX_LINE);
+				j->line_dropped = true;
+				ft_buf_reset(&j->line);
 			}
 		}
 	}
+}
+
+/* A trainer message as its user may read it: this host's paths (the
+ * store's blob of the training file, the model folder, the job's folder)
+ * become what they are ("training file", the model's name, "the job's
+ * folder"); a user never sees where the server keeps things. */
+static void user_text(const struct job *j, const char *in, char *out, size_t n)
+{
+	struct {
+		const char *path, *name;
+	} subs[4 + 8] = {
+		{ j->train_path, j->work == FT_WORK_EVAL ? "evaluation file" : "training file" },
+		{ j->val_path, "validation file" },
+		{ j->model_path, j->model },
+		{ j->dir, "the job's folder" },
+	};
+	size_t n_subs = 4;
+	for (size_t i = 0; i < json_array_size(j->subs) && n_subs < FT_ARRAY_LEN(subs); i++) {
+		subs[n_subs].path =
+			json_string_value(json_array_get(json_array_get(j->subs, i), 0));
+		subs[n_subs++].name =
+			json_string_value(json_array_get(json_array_get(j->subs, i), 1));
+	}
+	size_t o = 0;
+	while (*in && o + 1 < n) {
+		size_t k, len = 0;
+		for (k = 0; k < n_subs; k++) {
+			len = strlen(subs[k].path);
+			if (len && strncmp(in, subs[k].path, len) == 0)
+				break;
+		}
+		if (k == n_subs) {
+			out[o++] = *in++;
+			continue;
+		}
+		for (const char *s = subs[k].name; *s && o + 1 < n;)
+			out[o++] = *s++;
+		in += len;
+	}
+	out[o] = '\0';
 }
 
 /* Last non-empty line of the trainer's log, for failure messages. */
@@ -480,26 +764,52 @@ static void finish_job(struct worker *w, struct job *j)
 {
 	int code = WIFEXITED(j->status) ? WEXITSTATUS(j->status) : 128 + WTERMSIG(j->status);
 	char msg[600];
-	if (j->cancel_req && (code == 0 || j->interrupted)) {
-		emit(w, j, "cancelled", json_pack("{s:i}", "exit_code", code));
-	} else if (j->drain_req && (code == 0 || j->interrupted)) {
-		emit(w, j, "handback", json_pack("{s:s}", "reason", "worker draining"));
+	/* an export has no checkpoint: stopped by a cancel or a drain, it simply
+	 * ends, and a drained one runs again elsewhere from the start */
+	bool stopped = code == 0 || j->interrupted || j->work != FT_WORK_JOB;
+	if (j->cancel_req && stopped) {
+		emit(w, j, ft_ev_kind(FT_EV_CANCELLED), json_pack("{s:i}", "exit_code", code));
+	} else if (j->drain_req && stopped) {
+		emit(w, j, ft_ev_kind(FT_EV_HANDBACK),
+		     json_pack("{s:s}", "reason", "worker draining"));
+	} else if (code == 0 && j->done && !j->store_failed &&
+		   (j->output[0] || j->work == FT_WORK_EVAL)) {
+		/* an evaluation stores nothing: its results went as "result" lines */
+		json_t *data =
+			j->output[0] ? json_pack("{s:s}", "output", j->output) : json_object();
+		json_t *tv = json_object_get(j->done_line, "trainer_version");
+		if (json_is_string(tv))
+			json_object_set(data, "trainer_version", tv);
+		if (j->work == FT_WORK_JOB) {
+			char model[512];
+			ft_model_ref_ft_name(j->model, j->id, model, sizeof(model));
+			json_object_set_new(data, "fine_tuned_model", json_string(model));
+			json_object_set_new(data, "trained_tokens",
+					    json_integer((json_int_t)j->trained_tokens));
+			json_t *metrics = json_object_get(j->done_line, "metrics");
+			json_t *hp = json_object_get(j->done_line, "hyperparameters");
+			if (json_is_object(metrics))
+				json_object_set(data, "metrics", metrics);
+			if (json_is_object(hp))
+				json_object_set(data, "hyperparameters", hp);
+		}
+		emit(w, j, ft_ev_kind(FT_EV_SUCCEEDED), data);
 	} else if (code == 0 && j->done) {
-		char model[512];
-		snprintf(model, sizeof(model), "ft:%s:%s", j->model, j->id);
-		emit(w, j, "succeeded",
-		     json_pack("{s:s, s:I, s:s}", "fine_tuned_model", model, "trained_tokens",
-			       (json_int_t)j->trained_tokens, "output", j->output));
+		emit(w, j, ft_ev_kind(FT_EV_FAILED),
+		     json_pack("{s:s, s:b, s:i}", "message",
+			       "the worker could not store the output in the artifact store",
+			       "user_error", false, "exit_code", code));
 	} else {
-		char last[512];
-		last_log_line(j, last, sizeof(last));
+		char raw[512], last[512];
+		last_log_line(j, raw, sizeof(raw));
+		user_text(j, raw, last, sizeof(last));
 		if (code == 0)
 			snprintf(msg, sizeof(msg), "trainer stopped before finishing%s%s",
 				 last[0] ? ": " : "", last);
 		else
 			snprintf(msg, sizeof(msg), "trainer exited with %d%s%s", code,
 				 last[0] ? ": " : "", last);
-		emit(w, j, "failed",
+		emit(w, j, ft_ev_kind(FT_EV_FAILED),
 		     json_pack("{s:s, s:b, s:i}", "message", msg, "user_error", code == 3,
 			       "exit_code", code));
 	}
@@ -675,6 +985,7 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 		o->trainer);
 
 	for (;;) {
+		ft_metrics_server_beat(ms);
 		if (*o->stop && !w.draining) {
 			w.draining = true;
 			ft_info("draining: checkpointing and handing back %d job(s)",

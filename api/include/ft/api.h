@@ -1,48 +1,53 @@
 /*
- * ft/api.h - what ft-api offers outside api/: the dataset validator (one
- * function, so it can later be switched to the trainer's validator).
+ * ft/api.h - what ft-api offers outside api/: its view of a data file's
+ * validation. There is one validator, ftdata's (ft/dataset.h, the one
+ * `ft-train validate` and the training loop run): every verdict, code,
+ * message and line number below is ftdata's, and this adapter only gives
+ * the report the shape the API documents (docs/api.md, "Datasets").
  *
  * Report (a new JSON object, owned by the caller):
- *   format     detected format ("messages", "preference", ...) or null
- *   valid      true when no line had an error
- *   n_lines    lines read (blank lines count but are skipped)
- *   n_examples examples that passed
- *   errors     [{ "line": N, "code": "...", "message": "line N: ..." }], at most 100
- *   n_errors   total number of errors (errors[] may be cut)
- *   stats      { "total_chars", "max_chars", "mean_chars", "n_messages", "roles": {...} }
- *   preview    up to 3 examples rendered as plain text
+ *   format      the file's format (that of its first valid row), or null
+ *   method      "supervised" or "dpo": what the rows train with, or null
+ *   template    the chat template rows were rendered with, or null
+ *   valid       true when no line had an error
+ *   n_lines     lines read (a blank line is an error, "blank_line")
+ *   n_examples  rows that passed
+ *   n_errors    every error; errors[] holds the first 100
+ *   errors      [{ "line": N or null, "code": "...", "message": "line N: ..." }]
+ *               (line null: about the file, such as "empty_file")
+ *   stats       { "total_chars", "max_chars", "mean_chars" (characters of
+ *                 the rows' texts), "n_messages", "roles": {"system",
+ *                 "user", "assistant"}, and with a tokenizer (else null)
+ *                 "tokens_total", "tokens_trained", "max_len", "mean_len",
+ *                 "max_seq_len" }
+ *   preview     up to 3 valid rows rendered as text ("role: content" lines)
  */
 #ifndef FT_API_H
 #define FT_API_H
 
+#include <stdio.h>
+
 #include <jansson.h>
 
+#include "ft/dataset.h"
 #include "ft/err.h"
 
-/* Dataset formats, as stored in datasets.format. */
-enum ft_ds_format {
-	FT_DS_UNKNOWN = 0,
-	FT_DS_TEXT,
-	FT_DS_PROMPT_COMPLETION,
-	FT_DS_INSTRUCTION,
-	FT_DS_MESSAGES,
-	FT_DS_SHAREGPT,
-	FT_DS_PREFERENCE,
-	FT_DS_OPENAI_DPO,
+struct ft_api_validate_opts {
+	enum ft_data_method method; /* FT_METHOD_AUTO: any format (a dataset) */
+	const struct ft_tokenizer *tok; /* the base model's; NULL: structure only */
+	const char *template_name; /* with tok: NULL for the tokenizer's own template */
+	size_t max_seq_len; /* with tok: a longer row is "too_long" (0: no limit) */
+	bool truncate_long; /* ... or counted in rows_truncated (a job's files) */
 };
 
-const char *ft_ds_format_name(enum ft_ds_format f);
-/* True when a format can train with method "supervised" or "dpo". */
-bool ft_ds_format_fits(enum ft_ds_format f, const char *method);
-/* Guess the format of one parsed example; FT_DS_UNKNOWN when none fits. */
-enum ft_ds_format ft_ds_format_detect(const json_t *example);
-
-/* Validate a JSONL file. method may be NULL (any format), "supervised" or
- * "dpo". Returns FT_OK with a report whether or not the data is valid; an
- * error only when the file cannot be read. */
-enum ft_rc ft_api_validate_dataset(const char *path, const char *method, json_t **report,
-				   struct ft_err *err);
-/* Same over a file descriptor (read from its current offset). */
-enum ft_rc ft_api_validate_fd(int fd, const char *method, json_t **report, struct ft_err *err);
+/* Validate a JSONL stream from its current offset. FT_OK with a report
+ * whether or not the data is valid; an error only when it cannot be read. */
+enum ft_rc ft_api_validate_file(FILE *f, const struct ft_api_validate_opts *o, json_t **report,
+				struct ft_err *err);
+/* The API's report of ftdata's. */
+json_t *ft_api_report_json(const struct ft_data_report *r);
+/* "supervised" or "dpo" (the API's method names) to ftdata's method;
+ * false for another name. */
+bool ft_api_method_parse(const char *name, enum ft_data_method *out);
 
 #endif

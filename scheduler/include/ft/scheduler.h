@@ -10,6 +10,8 @@
 
 #include "ft/common.h"
 
+struct ft_store;
+
 struct ft_sched_opts {
 	const char *database_url;
 	const char *redis_url;
@@ -23,6 +25,28 @@ struct ft_sched_opts {
 	int webhook_max_age_hours; /* then a delivery is abandoned */
 	const char *metrics_addr;
 	int metrics_port; /* -1: no /metrics; 0: any free port */
+	struct ft_store *store; /* the artifact store (may be NULL: no collection) */
+	int gc_interval_s; /* collect unreferenced blobs this often (0: never) */
+	int gc_grace_s; /* a blob younger than this is never collected */
+	volatile int
+		*gc_now; /* set non-zero: collect at the next tick (then cleared); may be NULL */
+	/* the deployment controller (deploy.c, docs/deployments.md) */
+	int deploy_interval_ms; /* its period (a notification wakes it sooner) */
+	int deploy_timeout_ms; /* one load or unload */
+	int deploy_probe_timeout_ms; /* one health check */
+	const char *deploy_dir; /* adapters unpacked for vllm endpoints; NULL: none */
+	bool endpoint_allow_http;
+	const char *endpoint_allow_cidrs;
+	const unsigned char *secret_key; /* 32 bytes (secret_key), NULL when unset */
+	int export_max_attempts; /* of the exports it queues (job_max_attempts) */
+	int experiment_interval_ms; /* the leader computes experiments' results this often */
+	int drift_interval_ms; /* and drift windows */
+	int drift_grace_s; /* a window is computed this long after it ends */
+	bool judge_allow_http; /* the LLM judge: plain http URLs */
+	const char *judge_allow_cidrs; /* special addresses the judge may be at */
+	int judge_timeout_ms; /* one call's time limit */
+	int judge_backoff_ms; /* first retry delay; doubles per attempt up to 1 h */
+	int judge_max_attempts; /* then the judgment fails */
 	volatile int *stop; /* set non-zero to stop the loop */
 };
 

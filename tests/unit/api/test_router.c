@@ -25,6 +25,18 @@ FT_TEST(router_matches_params_and_methods)
 	FT_CHECK(api_route_find("GET", "/v1/files/", &r, &wrong) == NULL);
 	FT_CHECK(api_route_find("GET", "/v1/files/a/b", &r, &wrong) == NULL);
 	FT_CHECK(api_route_find("GET", "/v1/files/a/content/", &r, &wrong) == NULL);
+	/* four placeholders (the registry's deepest routes) */
+	rt = api_route_find("GET", "/v1/registry/artifacts/art-x/files/config.json", &r, &wrong);
+	FT_CHECK(rt != NULL);
+	FT_CHECK_STR(rt->action, "artifacts.file");
+	FT_CHECK_STR(r.params[1], "config.json");
+	rt = api_route_find("DELETE", "/v1/registry/models/bot/aliases/prod", &r, &wrong);
+	FT_CHECK(rt != NULL && rt->role == ROLE_MEMBER && (rt->flags & RT_WRITE));
+	FT_CHECK_STR(r.params[0], "bot");
+	FT_CHECK_STR(r.params[1], "prod");
+	rt = api_route_find("GET", "/v1/models/ft:tiny:ftjob-x:ckpt-step-2", &r, &wrong);
+	FT_CHECK(rt != NULL);
+	FT_CHECK_STR(r.params[0], "ft:tiny:ftjob-x:ckpt-step-2");
 	rt = api_route_find("GET", "/v1/openapi.json", &r, &wrong);
 	FT_CHECK(rt != NULL && (rt->flags & RT_PUBLIC));
 	api_arena_free(r.arena);

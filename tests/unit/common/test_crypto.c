@@ -1,6 +1,7 @@
 /*
  * test_crypto.c - SHA-256 against FIPS 180-2 examples, HMAC-SHA256 against
- * all seven RFC 4231 test cases, base64 against RFC 4648 section 10.
+ * all seven RFC 4231 test cases, base64 against RFC 4648 section 10, the
+ * secret box against the GCM specification's AES-256 test cases 14 and 16.
  */
 #include "ft/crypto.h"
 #include "ftest.h"
@@ -124,6 +125,117 @@ FT_TEST(ct_equal_and_random)
 	/* Two 32-byte draws colliding would mean a broken RNG. */
 	ft_random_bytes(b, sizeof(b));
 	FT_CHECK(!ft_ct_equal(a, b, sizeof(a)));
+}
+
+/* ---- secret box ---- */
+
+static void unhex(const char *h, unsigned char *out)
+{
+	for (size_t i = 0; h[2 * i]; i++) {
+		unsigned v;
+		sscanf(h + 2 * i, "%2x", &v);
+		out[i] = (unsigned char)v;
+	}
+}
+
+/* "fts1." + base64(nonce | ciphertext | tag) of a known vector. */
+static void boxed(const char *iv, const char *ct, const char *tag, char *out)
+{
+	unsigned char raw[256];
+	size_t n = 0;
+	unhex(iv, raw);
+	n += strlen(iv) / 2;
+	unhex(ct, raw + n);
+	n += strlen(ct) / 2;
+	unhex(tag, raw + n);
+	n += strlen(tag) / 2;
+	memcpy(out, "fts1.", 5);
+	ft_base64_encode(raw, n, out + 5);
+}
+
+FT_TEST(secretbox_opens_the_gcm_spec_vectors)
+{
+	/* McGrew & Viega, "The Galois/Counter Mode of Operation", test case 16
+	 * (AES-256, 96-bit IV, 20 bytes of associated data) */
+	unsigned char key[32], want[60];
+	char sealed[512], *plain;
+	size_t n;
+	struct ft_err e;
+	ft_err_clear(&e);
+	unhex("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", key);
+	unhex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532f"
+	      "cf0e2449a6b525b16aedf5aa0de657ba637b39",
+	      want);
+	boxed("cafebabefacedbaddecaf888",
+	      "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7"
+	      "b08b1056828838c5f61e6393ba7a0abcc9f662",
+	      "76fc6ece0f4e1768cddf8853bb2d551b", sealed);
+	unsigned char aad[21] = { 0 };
+	unhex("feedfacedeadbeeffeedfacedeadbeefabaddad2", aad);
+	FT_CHECK(ft_secretbox_open(key, (const char *)aad, sealed, &plain, &n, &e) == FT_OK);
+	FT_CHECK(n == 60 && memcmp(plain, want, 60) == 0);
+	ft_secretbox_free(plain);
+	/* test case 14: the zero key and nonce, 16 zero bytes, no associated data */
+	memset(key, 0, sizeof key);
+	boxed("000000000000000000000000", "cea7403d4d606b6e074ec5d3baf39d18",
+	      "d0d1c8a799996bf0265b98b5d48ab919", sealed);
+	FT_CHECK(ft_secretbox_open(key, "", sealed, &plain, &n, &e) == FT_OK);
+	unsigned char zeros[16] = { 0 };
+	FT_CHECK(n == 16 && memcmp(plain, zeros, 16) == 0);
+	free(plain); /* holds NULs: ft_secretbox_free wipes up to the first */
+}
+
+FT_TEST(secretbox_round_trip_and_refusals)
+{
+	unsigned char key[32], other[32];
+	struct ft_err e;
+	char *sealed, *again, *plain;
+	size_t n;
+	ft_err_clear(&e);
+	FT_CHECK(ft_secretbox_key_parse(
+			 "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", key,
+			 &e) == FT_OK);
+	FT_CHECK(key[0] == 0 && key[31] == 0x1f);
+	memcpy(other, key, 32);
+	other[5] ^= 1;
+	const char *secret = "vllm-token-123";
+	FT_CHECK(ft_secretbox_seal(key, "ep-AAAAAAAAAAAAAAAAAAAAAAAA", secret, strlen(secret),
+				   &sealed, &e) == FT_OK);
+	FT_CHECK(strncmp(sealed, "fts1.", 5) == 0 && !strstr(sealed, secret));
+	/* 12 + 14 + 16 bytes in base64 */
+	FT_CHECK(strlen(sealed) == 5 + 4 * ((12 + 14 + 16 + 2) / 3));
+	FT_CHECK(ft_secretbox_seal(key, "ep-AAAAAAAAAAAAAAAAAAAAAAAA", secret, strlen(secret),
+				   &again, &e) == FT_OK);
+	FT_CHECK(strcmp(sealed, again) != 0); /* a fresh nonce each time */
+	FT_CHECK(ft_secretbox_open(key, "ep-AAAAAAAAAAAAAAAAAAAAAAAA", sealed, &plain, &n, &e) ==
+		 FT_OK);
+	FT_CHECK_STR(plain, secret);
+	FT_CHECK(n == strlen(secret));
+	ft_secretbox_free(plain);
+	/* another key, another row, a changed byte, garbage: refused, nothing out */
+	FT_CHECK(ft_secretbox_open(other, "ep-AAAAAAAAAAAAAAAAAAAAAAAA", sealed, &plain, &n, &e) ==
+		 FT_EFORMAT);
+	FT_CHECK(plain == NULL && n == 0);
+	FT_CHECK_STR(e.code, "secret_unreadable");
+	ft_err_clear(&e);
+	FT_CHECK(ft_secretbox_open(key, "ep-BBBBBBBBBBBBBBBBBBBBBBBB", sealed, &plain, &n, &e) ==
+		 FT_EFORMAT);
+	ft_err_clear(&e);
+	sealed[10] = sealed[10] == 'A' ? 'B' : 'A';
+	FT_CHECK(ft_secretbox_open(key, "ep-AAAAAAAAAAAAAAAAAAAAAAAA", sealed, &plain, &n, &e) ==
+		 FT_EFORMAT);
+	ft_err_clear(&e);
+	FT_CHECK(ft_secretbox_open(key, "x", "fts1.AAAA", &plain, &n, &e) == FT_EFORMAT);
+	ft_err_clear(&e);
+	FT_CHECK(ft_secretbox_open(key, "x", "plain-token", &plain, &n, &e) == FT_EFORMAT);
+	ft_err_clear(&e);
+	FT_CHECK(ft_secretbox_key_parse("abc", key, &e) == FT_EINVAL);
+	ft_err_clear(&e);
+	FT_CHECK(ft_secretbox_key_parse(
+			 "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", key,
+			 &e) == FT_EINVAL);
+	free(sealed);
+	free(again);
 }
 
 FT_TEST_MAIN()

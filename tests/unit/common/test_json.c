@@ -94,6 +94,41 @@ FT_TEST(json_parse_errors_have_position)
 	FT_CHECK(strstr(e.msg, "duplicate") != NULL);
 }
 
+FT_TEST(json_config_reads_integers_beyond_64_bits)
+{
+	/* transformers' tokenizer_config.json for a tokenizer without a limit */
+	static const char text[] =
+		"{\"model_max_length\": 1000000000000000019884624838656, \"small\": 42,"
+		" \"max\": 9223372036854775807, \"min\": -9223372036854775808,"
+		" \"neg\": -99999999999999999999, \"real\": 1.5e300,"
+		" \"s\": \"123456789012345678901234567890 \\\" 99999999999999999999\","
+		" \"list\": [18446744073709551616, 7]}";
+	struct ft_err err;
+	ft_err_clear(&err);
+	FT_CHECK(ft_json_parse(text, strlen(text), &err) == NULL);
+	FT_CHECK(strstr(err.msg, "too big integer") != NULL);
+	ft_err_clear(&err);
+	json_t *v = ft_json_parse_config(text, strlen(text), &err);
+	FT_CHECK(v != NULL);
+	json_t *big = json_object_get(v, "model_max_length");
+	FT_CHECK(json_is_real(big) && json_real_value(big) == 1e30);
+	FT_CHECK(json_is_integer(json_object_get(v, "small")) &&
+		 json_integer_value(json_object_get(v, "small")) == 42);
+	FT_CHECK(json_integer_value(json_object_get(v, "max")) == INT64_MAX);
+	FT_CHECK(json_integer_value(json_object_get(v, "min")) == INT64_MIN);
+	FT_CHECK(json_real_value(json_object_get(v, "neg")) == -1e20);
+	FT_CHECK(json_real_value(json_object_get(v, "real")) == 1.5e300);
+	FT_CHECK_STR(json_string_value(json_object_get(v, "s")),
+		     "123456789012345678901234567890 \" 99999999999999999999");
+	FT_CHECK(json_real_value(json_array_get(json_object_get(v, "list"), 0)) ==
+		 18446744073709551616.0);
+	FT_CHECK(json_integer_value(json_array_get(json_object_get(v, "list"), 1)) == 7);
+	json_decref(v);
+	/* other errors stay errors, with their position */
+	FT_CHECK(ft_json_parse_config("{\"a\": 1,}", 9, &err) == NULL);
+	FT_CHECK(strstr(err.msg, "line 1") != NULL);
+}
+
 FT_TEST(json_dump_to_capped_buffer)
 {
 	json_t *o = json_pack("{s:s, s:i}", "id", "ftjob-1", "n", 3);

@@ -228,6 +228,28 @@ FT_TEST(reader_lines_crlf_last_line_and_cap)
 	free(data);
 }
 
+FT_TEST(reader_skips_a_byte_order_mark_at_the_start_only)
+{
+	/* "\xef\xbb\xbf" (a UTF-8 BOM, as Notepad saves) before the first row is
+	 * not part of it; the same bytes at the start of a later line are kept
+	 * (there they are a character of the row, which JSON then refuses) */
+	static const char data[] = "\xef\xbb\xbf{\"text\":\"a\"}\n\xef\xbb\xbf{}";
+	FILE *f = fmemopen((void *)(uintptr_t)data, sizeof data - 1, "rb");
+	FT_CHECK(f);
+	struct ft_jsonl_reader r;
+	struct ft_err err;
+	bool eof;
+	ft_err_clear(&err);
+	FT_CHECK(ft_jsonl_reader_from_file(&r, f, &err) == FT_OK);
+	FT_CHECK(ft_jsonl_reader_next(&r, &eof, &err) == FT_OK && !eof);
+	FT_CHECK_INT(r.line.len, 12);
+	FT_CHECK(memcmp(r.line.ptr, "{\"text\":\"a\"}", 12) == 0);
+	FT_CHECK(ft_jsonl_reader_next(&r, &eof, &err) == FT_OK && !eof);
+	FT_CHECK_INT(r.line.len, 5);
+	ft_jsonl_reader_close(&r);
+	fclose(f);
+}
+
 static void validate_text(const char *text, struct ft_data_report *rep, enum ft_data_method m)
 {
 	struct ft_data_opts o;
@@ -303,6 +325,194 @@ FT_TEST(validator_caps_the_list_not_the_count)
 	ft_buf_release(&t);
 	ft_buf_release(&b);
 	free(rep);
+}
+
+/* Characters are code points, counted by hand: "café" 4, "日本" 2, "hé" 2. */
+FT_TEST(validator_counts_characters_and_renders_a_preview)
+{
+	static const struct {
+		const char *line, *preview;
+		long chars;
+	} cases[] = {
+		{ "{\"text\":\"caf\xc3\xa9\"}", "text: café\n", 4 },
+		{ "{\"prompt\":\"2+2=\",\"completion\":\"4\"}", "prompt: 2+2=\ncompletion: 4\n",
+		  5 },
+		{ "{\"instruction\":\"add\",\"output\":\"4\"}", "instruction: add\noutput: 4\n",
+		  4 },
+		{ "{\"instruction\":\"add\",\"input\":\"2 2\",\"output\":\"4\"}",
+		  "instruction: add\ninput: 2 2\noutput: 4\n", 7 },
+		{ "{\"messages\":[{\"role\":\"system\",\"content\":\"\xe6\x97\xa5\xe6\x9c\xac\"},"
+		  "{\"role\":\"user\",\"content\":\"h\\u00e9\"},{\"role\":\"assistant\","
+		  "\"content\":\"a\"}]}",
+		  "system: 日本\nuser: hé\nassistant: a\n", 5 },
+		{ "{\"conversations\":[{\"from\":\"human\",\"value\":\"u\"},{\"from\":\"gpt\","
+		  "\"value\":\"a\"}]}",
+		  "user: u\nassistant: a\n", 2 },
+		{ "{\"prompt\":\"q\",\"chosen\":\"good\",\"rejected\":\"bad\"}",
+		  "prompt: q\nchosen: good\nrejected: bad\n", 8 },
+		{ "{\"input\":{\"messages\":[{\"role\":\"user\",\"content\":\"q\"}]},"
+		  "\"preferred_output\":[{\"role\":\"assistant\",\"content\":\"good\"}],"
+		  "\"non_preferred_output\":[{\"role\":\"assistant\",\"content\":\"bad\"}]}",
+		  "user: q\nchosen: good\nrejected: bad\n", 8 },
+	};
+	struct ft_data_report *rep = ft_xcalloc(1, sizeof(*rep));
+	for (size_t i = 0; i < FT_ARRAY_LEN(cases); i++) {
+		char text[1024];
+		snprintf(text, sizeof(text), "%s\n%s\n", cases[i].line, cases[i].line);
+		validate_text(text, rep, FT_METHOD_AUTO);
+		FT_CHECK_INT(rep->n_errors, 0);
+		FT_CHECK_INT(rep->chars_total, 2 * cases[i].chars);
+		FT_CHECK_INT(rep->chars_max, cases[i].chars);
+		FT_CHECK(ft_data_report_mean_chars(rep) == (double)cases[i].chars);
+		FT_CHECK_INT(rep->n_preview, 2);
+		FT_CHECK_STR(rep->preview[0], cases[i].preview);
+	}
+	free(rep);
+}
+
+/* A content is cut at 300 bytes and a row at 1023, both on a character
+ * boundary, "..." marking the cut; only the first three valid rows. */
+FT_TEST(validator_preview_is_bounded_and_stays_utf8)
+{
+	struct ft_buf b = FT_BUF_INIT(1 << 20);
+	struct ft_data_report *rep = ft_xcalloc(1, sizeof(*rep));
+	/* "a" then 200 x "é" (2 bytes): byte 300 is the second byte of an "é" */
+	bool ok = ft_buf_addstr(&b, "{\"text\":\"a") == FT_OK;
+	for (int i = 0; i < 200; i++)
+		ok = ok && ft_buf_addstr(&b, "\xc3\xa9") == FT_OK;
+	ok = ok && ft_buf_addstr(&b, "\"}\n{\"text\":1}\n{\"text\":\"c\"}\n{\"text\":\"d\"}\n"
+				     "{\"text\":\"e\"}\n") == FT_OK;
+	validate_text(ft_buf_str(&b), rep, FT_METHOD_AUTO);
+	ft_buf_reset(&b);
+	FT_CHECK(ok);
+	FT_CHECK_INT(rep->rows_ok, 4);
+	FT_CHECK_INT(rep->n_preview, 3);
+	/* "text: " + "a" + 149 x "é" (299 bytes) + "..." + "\n" */
+	FT_CHECK_INT(strlen(rep->preview[0]), 6 + 299 + 3 + 1);
+	FT_CHECK(strcmp(rep->preview[0] + 6 + 299, "...\n") == 0);
+	FT_CHECK_INT(ft_data_utf8_invalid_at(rep->preview[0], strlen(rep->preview[0])),
+		     strlen(rep->preview[0]));
+	FT_CHECK_STR(rep->preview[1], "text: c\n"); /* the row after the bad one */
+	FT_CHECK_STR(rep->preview[2], "text: d\n");
+	FT_CHECK_INT(rep->chars_max, 201);
+	FT_CHECK_INT(rep->chars_total, 201 + 3);
+
+	ok = ft_buf_addstr(&b, "{\"messages\":[") == FT_OK;
+	for (int i = 0; i < 8; i++)
+		ok = ok && ft_buf_addf(&b,
+				       "%s{\"role\":\"user\",\"content\":\"%0200d\"},"
+				       "{\"role\":\"assistant\",\"content\":\"x\"}",
+				       i ? "," : "", i) == FT_OK;
+	ok = ok && ft_buf_addstr(&b, "]}\n") == FT_OK;
+	validate_text(ft_buf_str(&b), rep, FT_METHOD_AUTO);
+	ft_buf_release(&b);
+	FT_CHECK(ok);
+	FT_CHECK_INT(rep->rows_ok, 1);
+	/* a user turn is "user: " + 200 digits + "\n" = 207 bytes, an assistant
+	 * turn "assistant: x\n" 13: four pairs are 880 bytes, and the fifth user
+	 * turn is cut at 1023 - 3 bytes, "..." making 1023 */
+	FT_CHECK_INT(strlen(rep->preview[0]), FT_VALIDATE_PREVIEW_BYTES - 1);
+	FT_CHECK_STR(rep->preview[0] + FT_VALIDATE_PREVIEW_BYTES - 4, "...");
+	FT_CHECK(strncmp(rep->preview[0] + 880, "user: 0000", 10) == 0);
+	FT_CHECK_INT(rep->chars_max, 8 * 201);
+	free(rep);
+}
+
+/* A message that quotes data and is cut inside a character (a role is quoted
+ * to 40 bytes) is made valid UTF-8 again, so the JSON report can hold it. */
+FT_TEST(validator_messages_are_utf8)
+{
+	struct ft_data_report *rep = ft_xcalloc(1, sizeof(*rep));
+	validate_text(
+		"{\"messages\":[{\"role\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9\","
+		"\"content\":\"x\"}]}\n",
+		rep, FT_METHOD_AUTO);
+	FT_CHECK_STR(rep->issues[0].code, "unknown_role");
+	FT_CHECK_STR(
+		rep->issues[0].msg,
+		"line 1: \"messages[0].role\" is \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa?\": "
+		"must be one of system, user, assistant");
+	json_t *j = ft_data_report_json(rep);
+	FT_CHECK(j != NULL);
+	json_decref(j);
+	free(rep);
+}
+
+static enum ft_rc first_row(const char *text, enum ft_data_method m, enum ft_data_format *fmt,
+			    struct ft_err *err)
+{
+	FILE *f = fmemopen((void *)(uintptr_t)text, strlen(text), "rb");
+	FT_ASSERT(f);
+	ft_err_clear(err);
+	enum ft_rc rc = ft_data_check_first_row(f, m, fmt, err);
+	fclose(f);
+	return rc;
+}
+
+FT_TEST(first_row_check_is_the_validators_method_check)
+{
+	const char *pref = "\n \r\n{\"prompt\":\"q\",\"chosen\":\"g\",\"rejected\":\"b\"}\n"
+			   "{\"text\":\"t\"}\n";
+	enum ft_data_format fmt;
+	struct ft_err err;
+	FT_CHECK(first_row(pref, FT_METHOD_SFT, &fmt, &err) == FT_EINVAL);
+	FT_CHECK_INT(fmt, FT_FMT_PREFERENCE);
+	FT_CHECK_STR(err.code, "wrong_method");
+	FT_CHECK_INT(err.line, 3);
+	/* the same words as the validator gives that line */
+	struct ft_data_report *rep = ft_xcalloc(1, sizeof(*rep));
+	validate_text(pref, rep, FT_METHOD_SFT);
+	FT_CHECK_INT(rep->issues[2].line, 3);
+	FT_CHECK_STR(rep->issues[2].msg, err.msg);
+	FT_CHECK_STR(err.msg, "line 3: rows in the \"preference\" format are for dpo training, "
+			      "but the method is sft");
+	free(rep);
+	FT_CHECK(first_row(pref, FT_METHOD_DPO, &fmt, &err) == FT_OK);
+	FT_CHECK_INT(fmt, FT_FMT_PREFERENCE);
+	/* a first row that is not valid is the validator's to report */
+	FT_CHECK(first_row("{\"prompt\":\"q\",\"chosen\":1}\n", FT_METHOD_SFT, &fmt, &err) ==
+		 FT_OK);
+	FT_CHECK_INT(fmt, FT_FMT_UNKNOWN);
+	FT_CHECK(first_row("", FT_METHOD_SFT, &fmt, &err) == FT_OK);
+	FT_CHECK_INT(fmt, FT_FMT_UNKNOWN);
+	/* past 100 blank lines the file is left to the validator */
+	char many[256 + 64];
+	memset(many, '\n', 150);
+	snprintf(many + 150, sizeof(many) - 150,
+		 "{\"prompt\":\"q\",\"chosen\":\"g\",\"rejected\":\"b\"}\n");
+	FT_CHECK(first_row(many, FT_METHOD_SFT, &fmt, &err) == FT_OK);
+	FT_CHECK_INT(fmt, FT_FMT_UNKNOWN);
+	FT_CHECK(first_row(many + 60, FT_METHOD_SFT, &fmt, &err) == FT_EINVAL);
+	FT_CHECK_INT(err.line, 91);
+	/* a UTF-8 byte order mark starts the file, not the row */
+	FT_CHECK(first_row("\xef\xbb\xbf{\"text\":\"t\"}\n", FT_METHOD_DPO, &fmt, &err) ==
+		 FT_EINVAL);
+	FT_CHECK_INT(err.line, 1);
+	FT_CHECK_INT(fmt, FT_FMT_TEXT);
+}
+
+FT_TEST(format_table)
+{
+	FT_CHECK_INT(ft_data_format_method(FT_FMT_TEXT), FT_METHOD_SFT);
+	FT_CHECK_INT(ft_data_format_method(FT_FMT_OPENAI_DPO), FT_METHOD_DPO);
+	FT_CHECK_INT(ft_data_format_method(FT_FMT_UNKNOWN), FT_METHOD_AUTO);
+	FT_CHECK(!ft_data_format_is_preference(FT_FMT_SHAREGPT));
+	json_t *row = json_loads("{\"prompt\":\"p\"}", 0, NULL);
+	FT_CHECK_INT(ft_data_format_detect(row), FT_FMT_PROMPT_COMPLETION);
+	json_decref(row);
+	row = json_loads("[1]", 0, NULL);
+	FT_CHECK_INT(ft_data_format_detect(row), FT_FMT_UNKNOWN);
+	json_decref(row);
+	struct ft_err err;
+	ft_err_clear(&err);
+	FT_CHECK(ft_data_method_check(FT_FMT_MESSAGES, FT_METHOD_AUTO, 1, &err) == FT_OK);
+	FT_CHECK(ft_data_method_check(FT_FMT_MESSAGES, FT_METHOD_DPO, 7, &err) == FT_EINVAL);
+	FT_CHECK_INT(err.line, 7);
+	FT_CHECK_STR(err.msg, "line 7: rows in the \"messages\" format are for sft training, but "
+			      "the method is dpo");
+	/* a NUL byte is not blank */
+	FT_CHECK(!ft_jsonl_blank(" \0", 2));
+	FT_CHECK(ft_jsonl_blank(" \t\r\n", 4));
 }
 
 FT_TEST_MAIN()

@@ -302,7 +302,9 @@ FT_TEST(validate_too_long_and_stats)
 	FT_CHECK(ft_data_validate(chat, t, NULL, &o, rep, &err) == FT_OK);
 	FT_CHECK_INT(rep->n_errors, 1);
 	FT_CHECK_STR(rep->issues[0].code, "unknown_template");
-	FT_CHECK_STR(rep->issues[0].msg, "the model has no chat_template in tokenizer_config.json");
+	FT_CHECK_STR(rep->issues[0].msg,
+		     "the model has no chat template (tokenizer_config.json, "
+		     "chat_template.jinja or a GGUF's tokenizer.chat_template)");
 	free(chat);
 	free(rep);
 	free(path);

@@ -24,7 +24,7 @@
 #include "ftest.h"
 #include "ft/model.h"
 #include "ft/train.h"
-#include "../../../trainer/src/dpo_int.h"
+#include "../../../trainer/train/dpo_int.h"
 
 #include <math.h>
 
@@ -192,9 +192,9 @@ FT_TEST(job_objective_beta_and_label_smoothing)
 		{ "{\"label_smoothing\":0.6}", "dpo",
 		  "\"label_smoothing\" must be between 0 and 0.5",
 		  "hyperparameters.label_smoothing" },
-		{ "{\"beta\":\"big\"}", "dpo", "\"beta\" must be a number",
+		{ "{\"beta\":\"big\"}", "dpo", "\"beta\" must be \"auto\" or a number",
 		  "hyperparameters.beta" },
-		{ "{\"packing\":true}", "dpo", "\"hyperparameters.packing\" does not go with",
+		{ "{\"packing\":true}", "dpo", "\"packing\" does not go with DPO",
 		  "hyperparameters.packing" },
 		{ "{}", "kto", "\"objective\" must be \"supervised\" or \"dpo\" (got \"kto\")",
 		  "objective" },

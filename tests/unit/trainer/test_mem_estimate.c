@@ -1,6 +1,6 @@
 /*
  * test_mem_estimate.c - the GPU memory estimate against hand computations
- * (formulas at the top of trainer/src/mem_estimate.c), for a
+ * (formulas at the top of trainer/plan/mem_estimate.c), for a
  * Llama-3.1-8B shape and a Llama-3.2-1B shape.
  *
  * Llama-3.1-8B: V 128256, C 4096, I 14336, L 32, 32 heads, 8 kv heads,

@@ -6,7 +6,7 @@
  */
 #include "ftest.h"
 #include "ft/train.h"
-#include "../../../trainer/src/rows_int.h"
+#include "../../../trainer/data/rows_int.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -50,6 +50,25 @@ FT_TEST(job_defaults_and_openai_names)
 	FT_CHECK_INT(j.grad_ckpt, 3);
 }
 
+FT_TEST(job_chat_template_field)
+{
+	struct ft_train_job j;
+	struct ft_err e;
+	FT_CHECK(parse("{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\","
+		       "\"chat_template\":\"chatml\"}",
+		       &j, &e) == FT_OK);
+	FT_CHECK_STR(j.chat_template, "chatml");
+	FT_CHECK(parse("{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\"}", &j, &e) ==
+		 FT_OK);
+	FT_CHECK_STR(j.chat_template, "");
+	FT_CHECK(parse("{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\","
+		       "\"chat_template\":\"gemma\"}",
+		       &j, &e) == FT_EINVAL);
+	FT_CHECK_STR(e.msg, "\"chat_template\" \"gemma\" is not a template ftplat renders");
+	FT_CHECK_STR(e.param, "chat_template");
+	FT_CHECK(strstr(e.hint, "chatml") != NULL);
+}
+
 FT_TEST(job_qlora)
 {
 	struct ft_train_job j;
@@ -85,16 +104,16 @@ FT_TEST(job_errors_name_the_field)
 		  "\"batch_size\" must be", "hyperparameters.batch_size" },
 		{ "{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\",\"hyperparameters\":"
 		  "{\"lr_scheduler_type\":\"cyclic\"}}",
-		  "\"lr_scheduler_type\" must be linear, cosine or constant",
+		  "\"lr_scheduler_type\" must be one of linear, cosine, constant, "
+		  "constant_with_warmup (got \"cyclic\")",
 		  "hyperparameters.lr_scheduler_type" },
 		{ "{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\",\"lora\":{\"r\":"
 		  "\"8\"}}",
 		  "\"r\" must be an integer (got string)", "lora.r" },
 		{ "{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\",\"hyperparameters\":"
 		  "{\"gradient_checkpointing\":\"yes\"}}",
-		  "\"hyperparameters.gradient_checkpointing\" must be true, false or a layer "
-		  "interval "
-		  "(got string)",
+		  "\"gradient_checkpointing\" must be true, false or a layer interval (got "
+		  "string)",
 		  "hyperparameters.gradient_checkpointing" },
 		{ "{\"model\":\"m\",\"train_file\":\"t\",\"output_dir\":\"o\",\"epochs\":3}",
 		  "unknown field \"epochs\"", NULL },

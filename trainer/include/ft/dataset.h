@@ -42,13 +42,12 @@
  *   bool eof;
  *   if (ft_dataset_open(path, tok, NULL, &opts, &ds, &err)) goto fail;
  *   while (!(rc = ft_dataset_next(ds, FT_SPLIT_TRAIN, &ex, &eof, &err)) && !eof)
- *       ... copy ex.ids / ex.labels into a buffer of struct ft_pack_doc ...
- *   ft_pack_bfd(docs, n, max_seq_len, pad_id, FT_PACK_TRUNCATE, &packed, &err);
+ *       ... append ex.ids / ex.labels to the rows (rows_dataset.c) ...
  *   ft_dataset_rewind(ds, &err);  // next epoch
  *
  * (ft_dataset_next reuses ex's arrays; release it once at the end.)
  *
- * Ownership: struct ft_data_row / ft_example / ft_pref_example / ft_packed
+ * Ownership: struct ft_data_row / ft_example / ft_pref_example
  * own their arrays and are emptied by their _release. A struct ft_dataset
  * borrows the tokenizer and template it was opened with.
  */
@@ -56,7 +55,10 @@
 #define FT_DATASET_H
 
 #include "ft/chat.h"
-#include "ft/common.h"
+#include "ft/base.h"
+#include "ft/buf.h"
+#include "ft/err.h"
+#include "ft/json.h"
 #include "ft/tokenizer.h"
 
 #define FT_DATA_MAX_LINE ((size_t)16 << 20) /* bytes per JSONL line */
@@ -75,9 +77,18 @@ enum ft_data_format {
 };
 const char *ft_data_format_name(enum ft_data_format f); /* "messages", ... */
 bool ft_data_format_is_preference(enum ft_data_format f);
+/* The format of a parsed row by the detection table (dataset.c); FT_FMT_UNKNOWN
+ * when it is not an object or has none of the keys. */
+enum ft_data_format ft_data_format_detect(const json_t *row);
 
 enum ft_data_method { FT_METHOD_AUTO = 0, FT_METHOD_SFT, FT_METHOD_DPO };
 const char *ft_data_method_name(enum ft_data_method m); /* "auto", "sft", "dpo" */
+/* The method a format's rows train with (AUTO for FT_FMT_UNKNOWN). */
+enum ft_data_method ft_data_format_method(enum ft_data_format f);
+/* Rows of format f at line `lineno` under method m (AUTO fits any):
+ * "wrong_method" with the line when they do not fit. */
+enum ft_rc ft_data_method_check(enum ft_data_format f, enum ft_data_method m, long lineno,
+				struct ft_err *err);
 
 /* ---- reading lines ---- */
 
@@ -92,15 +103,26 @@ struct ft_jsonl_reader {
 	bool at_eof;
 };
 
+/* Every reader of JSONL files (datasets, pre-tokenized rows, preference
+ * pairs, the API's upload check) reads through this one: lines of at most
+ * FT_DATA_MAX_LINE bytes, "\r\n" or "\n" endings, a UTF-8 byte order mark
+ * at the start of the file skipped. */
 enum ft_rc ft_jsonl_reader_open(struct ft_jsonl_reader *r, const char *path, struct ft_err *err);
 enum ft_rc ft_jsonl_reader_from_file(struct ft_jsonl_reader *r, FILE *f,
 				     struct ft_err *err); /* borrows f */
 enum ft_rc ft_jsonl_reader_rewind(struct ft_jsonl_reader *r, struct ft_err *err);
 void ft_jsonl_reader_close(struct ft_jsonl_reader *r);
+/* Only spaces, tabs and line ends (a blank line, skipped by every reader). */
+bool ft_jsonl_blank(const char *s, size_t n);
 /* Next line into r->line. *eof = true at the end. A line over
  * FT_DATA_MAX_LINE: FT_ELIMIT "line_too_long" with err->line set; the next
  * call goes on with the following line. A read error: FT_EIO. */
 enum ft_rc ft_jsonl_reader_next(struct ft_jsonl_reader *r, bool *eof, struct ft_err *err);
+
+/* Offset of the first byte of text that does not start or continue valid
+ * UTF-8 (overlong forms, surrogates and code points past U+10FFFF are
+ * invalid), or len when all is valid. */
+size_t ft_data_utf8_invalid_at(const char *text, size_t len);
 
 /* ---- one row ---- */
 
@@ -131,12 +153,25 @@ void ft_data_row_release(struct ft_data_row *row);
 enum ft_rc ft_data_row_parse(const char *line, size_t len, long lineno, enum ft_data_format *format,
 			     struct ft_data_row *row, struct ft_err *err);
 
+/* The quick check ft-api makes when a job is created, before the whole file
+ * is validated: the first line that is not blank is parsed as
+ * ft_data_row_parse does, and its format must fit the method (the
+ * validator's "wrong_method" error, word for word, with *format set). FT_OK
+ * when it fits, or when that line is not a valid row (the validator will say
+ * why, as it does past 100 blank lines); FT_EIO when the stream cannot be
+ * read. Reads no further than that line. */
+enum ft_rc ft_data_check_first_row(FILE *f, enum ft_data_method method, enum ft_data_format *format,
+				   struct ft_err *err);
+
 /* ---- tokenized examples ---- */
 
 struct ft_data_opts {
 	const char *template_name; /* NULL: from the tokenizer's chat_template */
 	enum ft_data_method method;
 	size_t max_seq_len; /* 0: no limit */
+	/* a row longer than max_seq_len is counted in rows_truncated (the
+	 * trainer cuts it to max_seq_len) instead of being a too_long error */
+	bool truncate_long;
 	bool train_on_inputs;
 	double val_fraction; /* 0..1: share of rows in the validation split */
 	uint64_t seed;
@@ -193,7 +228,6 @@ enum ft_split { FT_SPLIT_TRAIN = 0, FT_SPLIT_VAL = 1 };
  *   h = splitmix64(seed ^ splitmix64(index)); val iff (h >> 11) * 2^-53 < fraction
  * so the same seed gives the same split whatever the order rows are read. */
 enum ft_split ft_data_split(uint64_t seed, uint64_t index, double val_fraction);
-uint64_t ft_splitmix64(uint64_t x);
 
 struct ft_dataset;
 
@@ -210,48 +244,32 @@ enum ft_rc ft_dataset_next_pref(struct ft_dataset *ds, enum ft_split split,
 /* Start again from the first row (next epoch). */
 enum ft_rc ft_dataset_rewind(struct ft_dataset *ds, struct ft_err *err);
 
-/* ---- packing ---- */
-
-enum ft_pack_overflow { FT_PACK_TRUNCATE = 0, FT_PACK_REJECT };
-
-#define FT_PACK_MAX_ROW ((size_t)1 << 20) /* tokens per packed row */
-
-struct ft_pack_doc {
-	const int32_t *ids;
-	const int32_t *labels; /* NULL: every token trained */
-	size_t len;
-	long line; /* for reports */
-};
-
-/* n_rows x row_len arrays, row-major. Padding: input pad_id, label -100,
- * position 0, doc id -1. Within a row, documents get doc ids 0, 1, ... in
- * the order placed; positions restart at 0 per document; the first label of
- * every document is -100 (nothing predicts across a boundary, as
- * transformers' DataCollatorWithFlattening). */
-struct ft_packed {
-	size_t n_rows, row_len;
-	int32_t *input_ids, *labels, *position_ids, *doc_ids;
-	size_t n_truncated; /* documents cut to row_len */
-	size_t tokens_dropped; /* tokens cut off */
-	size_t n_pad; /* padding tokens */
-};
-void ft_packed_release(struct ft_packed *p);
-
-/* Best-fit decreasing: documents by length, longest first (ties: input
- * order); each goes into the open row with the least room that still fits
- * it (ties: the earliest row), or a new row. A document longer than row_len
- * is cut to its first row_len tokens (FT_PACK_TRUNCATE) or fails with
- * "too_long" naming its line (FT_PACK_REJECT). */
-enum ft_rc ft_pack_bfd(const struct ft_pack_doc *docs, size_t n_docs, size_t row_len,
-		       int32_t pad_id, enum ft_pack_overflow overflow, struct ft_packed *out,
-		       struct ft_err *err);
-
 /* ---- validation (ft-train validate, and the API's file check) ---- */
 
 #define FT_VALIDATE_MAX_ISSUES 100
+#define FT_VALIDATE_PREVIEW_ROWS 3 /* valid rows rendered as text in the report */
+#define FT_VALIDATE_PREVIEW_BYTES 1024 /* per row, with its NUL */
+#define FT_VALIDATE_PREVIEW_TURNS 12 /* turns of a preview row kept as turns */
+#define FT_VALIDATE_TURN_BYTES 300 /* of a turn's content (cut at a character) */
+
+/* One turn of a preview row: its label (the role, or the field of a raw
+ * format; "chosen" / "rejected" for a preference row's answers) and the
+ * start of its text. */
+struct ft_data_turn {
+	char label[16];
+	char content[FT_VALIDATE_TURN_BYTES + 1];
+	bool truncated;
+};
+
+/* A rough token count for figures made before any tokenizer runs (a
+ * dataset's estimate of training cost): ASCII at 4 bytes per token, every
+ * other character at 1.5 per token (CJK text in Llama-3- and Qwen-style
+ * vocabularies). On the bundled customer-service data it is within 10 % of
+ * the bundled model's tokenizer (tests/system/test_api_estimate.py). */
+double ft_data_approx_tokens(const char *s, size_t n);
 
 struct ft_data_issue {
-	long line;
+	long line; /* 0: about the file, not a line */
 	char code[32];
 	char msg[512];
 };
@@ -271,7 +289,24 @@ struct ft_data_report {
 	size_t max_len;
 	long role_counts[FT_CHAT_ROLE_COUNT];
 	long n_train, n_val;
+	long rows_truncated; /* longer than max_seq_len, with opts->truncate_long */
 	bool tokenized; /* token statistics present */
+	/* characters (Unicode code points) of every text of a row: contents,
+	 * text, prompt, completion, instruction, input, output, answers */
+	uint64_t chars_total;
+	size_t chars_max; /* of the longest row */
+	/* the first valid rows as text, a "label: content" line per message or
+	 * field (labels: the role, or the field of a raw format; a preference
+	 * row's answers "chosen" and "rejected"); contents cut at 300 bytes and
+	 * the row at FT_VALIDATE_PREVIEW_BYTES, on character boundaries, "..."
+	 * marking a cut */
+	char preview[FT_VALIDATE_PREVIEW_ROWS][FT_VALIDATE_PREVIEW_BYTES];
+	size_t n_preview;
+	/* the same rows as turns (n_turns[i] of preview row i) */
+	struct ft_data_turn turns[FT_VALIDATE_PREVIEW_ROWS][FT_VALIDATE_PREVIEW_TURNS];
+	size_t n_turns[FT_VALIDATE_PREVIEW_ROWS];
+	/* ft_data_approx_tokens over every text of the valid rows */
+	double approx_tokens;
 };
 
 /* Validate a file. tok may be NULL: then only the structure is checked (no
@@ -287,6 +322,7 @@ enum ft_rc ft_data_validate_file(FILE *f, const struct ft_tokenizer *tok,
 				 struct ft_err *err);
 
 double ft_data_report_mean_len(const struct ft_data_report *r);
+double ft_data_report_mean_chars(const struct ft_data_report *r);
 /* Human text and JSON renderings of a report. */
 enum ft_rc ft_data_report_text(const struct ft_data_report *r, struct ft_buf *out) FT_WARN_UNUSED;
 json_t *ft_data_report_json(const struct ft_data_report *r);

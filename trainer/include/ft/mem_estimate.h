@@ -3,7 +3,7 @@
  *
  * Plain C (runs everywhere): from the model's config.json shape, the method
  * and the run's shape it adds up what the CUDA backend keeps on each GPU.
- * The formulas are written out at the top of trainer/src/mem_estimate.c;
+ * The formulas are written out at the top of trainer/plan/mem_estimate.c;
  * `ft-train estimate --config job.json` prints the result. The breakdown:
  *
  *   weights      bf16 base weights (QLoRA: linear weights in NF4 with

@@ -1,6 +1,6 @@
 /*
  * nccl.h stand-in for the CUDA simulator (tests/gpu/sim/README.md): the
- * NCCL calls trainer/cuda/dp_nccl.c makes, with ranks as threads of one
+ * NCCL calls trainer/plan/dp_nccl.c makes, with ranks as threads of one
  * process (cuda_sim_nccl.cpp). Plain C, like the real header.
  */
 #ifndef FT_SIM_NCCL_H

@@ -1,0 +1,1 @@
+ALTER TABLE base_models DROP COLUMN description;

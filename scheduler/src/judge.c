@@ -1,0 +1,252 @@
+/*
+ * judge.c - the LLM judge thread: pending LLM judgments (POST
+ * /v1/experiments/{id}/judge) decided by the experiment's judge, any
+ * OpenAI-compatible endpoint, asked in both orders (ft/judge.h says what is
+ * sent, read and combined).
+ *
+ * Every ft-scheduler process runs one judge thread with its own PostgreSQL
+ * connection, as webhooks.c does. A judgment is claimed by moving its
+ * next_attempt_at past the time two calls can take and counting the
+ * attempt (FOR UPDATE SKIP LOCKED: two threads never take the same one);
+ * the calls are made with no transaction open; the result is written only
+ * if the judgment is still pending at that attempt (a claim that outlived
+ * its lease is superseded, never doubled). The URL is checked by the SSRF
+ * guard of webhooks (ft/webhook.h) against judge_allow_http and
+ * judge_allow_cidrs, and the connection pinned to the checked address.
+ * A call that fails (network, HTTP status, a reply without a verdict) is
+ * retried after judge_backoff_ms * 2^(attempt - 1), up to
+ * judge_max_attempts; then the judgment fails with the last error.
+ */
+#include <pthread.h>
+
+#include <curl/curl.h>
+
+#include "ft/judge.h"
+#include "ft/webhook.h"
+#include "sched_int.h"
+
+static size_t collect(char *p, size_t size, size_t n, void *ud)
+{
+	struct ft_buf *b = ud;
+	return ft_buf_add(b, p, size * n) ? 0 : size * n; /* over the cap: the transfer stops */
+}
+
+/* One call: the reply's content into out, or an error message into why. */
+static bool ask(const struct ft_sched_opts *o, const char *url, const char *api_key,
+		const char *body, struct ft_buf *out, char *why, size_t n)
+{
+	struct ft_err err;
+	char pin[320], full[2200], auth[1100];
+	struct curl_slist *hdrs = NULL, *resolve = NULL;
+	struct ft_buf reply = FT_BUF_INIT(FT_JUDGE_REPLY_MAX);
+	bool ok = false;
+	ft_err_clear(&err);
+	why[0] = '\0';
+	size_t l = strlen(url);
+	snprintf(full, sizeof(full), "%.*s/chat/completions",
+		 (int)(l && url[l - 1] == '/' ? l - 1 : l), url);
+	if (ft_webhook_check_url(full, o->judge_allow_http, o->judge_allow_cidrs, pin, &err)) {
+		snprintf(why, n, "the judge's URL is refused: %s", err.msg);
+		return false;
+	}
+	hdrs = curl_slist_append(hdrs, "content-type: application/json");
+	hdrs = curl_slist_append(hdrs, "user-agent: ftplat-judge/1");
+	if (api_key) {
+		snprintf(auth, sizeof(auth), "authorization: Bearer %s", api_key);
+		hdrs = curl_slist_append(hdrs, auth);
+	}
+	resolve = curl_slist_append(resolve, pin);
+	CURL *c = curl_easy_init();
+	if (!c || !hdrs || !resolve) {
+		snprintf(why, n, "out of memory");
+		goto out;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, full);
+	curl_easy_setopt(c, CURLOPT_RESOLVE, resolve);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, o->judge_allow_http ? "http,https" : "https");
+	curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)o->judge_timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)FT_MIN(o->judge_timeout_ms, 5000));
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply);
+	CURLcode cr = curl_easy_perform(c);
+	long status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	if (cr != CURLE_OK) {
+		snprintf(why, n, "the judge did not answer: %s", curl_easy_strerror(cr));
+		goto out;
+	}
+	if (status < 200 || status > 299) {
+		snprintf(why, n, "the judge answered HTTP %ld", status);
+		goto out;
+	}
+	ft_buf_reset(out);
+	if (ft_judge_reply_content(ft_buf_str(&reply), reply.len, out, &err)) {
+		snprintf(why, n, "%s", err.msg);
+		goto out;
+	}
+	ok = true;
+out:
+	if (c)
+		curl_easy_cleanup(c);
+	curl_slist_free_all(hdrs);
+	curl_slist_free_all(resolve);
+	ft_buf_release(&reply);
+	return ok;
+}
+
+/* Ask both orders; the outcome, or why not. verdicts gets both replies'
+ * verdicts and texts. */
+static const char *judge_both(const struct ft_sched_opts *o, const PGresult *r, json_t *verdicts,
+			      bool *consistent, char *why, size_t n)
+{
+	const char *url = PQgetvalue(r, 0, 5), *model = PQgetvalue(r, 0, 6);
+	const char *tmpl = PQgetvalue(r, 0, 7),
+		   *key = PQgetisnull(r, 0, 9) ? NULL : PQgetvalue(r, 0, 9);
+	int max_tokens = atoi(PQgetvalue(r, 0, 8));
+	const char *q = PQgetvalue(r, 0, 2), *a = PQgetvalue(r, 0, 3), *b = PQgetvalue(r, 0, 4);
+	struct ft_buf prompt = FT_BUF_INIT(4u << 20), reply = FT_BUF_INIT(FT_JUDGE_REPLY_MAX);
+	enum ft_judge_verdict v[2] = { FT_JUDGE_NONE, FT_JUDGE_NONE };
+	const char *outcome = NULL;
+	for (int order = 0; order < 2; order++) {
+		if (ft_judge_prompt_render(tmpl, q, order ? b : a, order ? a : b, &prompt)) {
+			snprintf(why, n, "the judge's prompt is too long");
+			goto out;
+		}
+		json_t *req = ft_judge_request(model, ft_buf_str(&prompt), max_tokens);
+		char *body = json_dumps(req, JSON_COMPACT);
+		json_decref(req);
+		bool ok = body && ask(o, url, key, body, &reply, why, n);
+		free(body);
+		if (!ok)
+			goto out;
+		v[order] = ft_judge_verdict_parse(ft_buf_str(&reply), reply.len);
+		static const char *const names[] = { "A", "B", "C" };
+		json_array_append_new(
+			verdicts,
+			json_pack("{s:s, s:o, s:s#}", "first", order ? "arm_b" : "arm_a", "verdict",
+				  v[order] == FT_JUDGE_NONE ? json_null()
+							    : json_string(names[v[order]]),
+				  "reply", ft_buf_str(&reply), FT_MIN(reply.len, 4096)));
+		if (v[order] == FT_JUDGE_NONE) {
+			snprintf(why, n,
+				 "the judge's answer holds no verdict ([[A]], [[B]] or [[C]])");
+			goto out;
+		}
+	}
+	outcome = ft_judge_combine(v[0], v[1], consistent);
+out:
+	ft_buf_release(&prompt);
+	ft_buf_release(&reply);
+	return outcome;
+}
+
+static long long backoff_ms(const struct ft_sched_opts *o, int attempts)
+{
+	long long d = o->judge_backoff_ms;
+	for (int i = 1; i < attempts && d < 3600 * 1000; i++)
+		d *= 2;
+	return FT_MIN(d, 3600LL * 1000);
+}
+
+/* Claim and decide one due judgment; false when none was due. */
+static bool judge_next(const struct ft_sched_opts *o, PGconn *pg)
+{
+	struct ft_err err;
+	char lease[32];
+	ft_err_clear(&err);
+	snprintf(lease, sizeof(lease), "%d", 2 * o->judge_timeout_ms + 30000);
+	PGresult *r = ft_pg_exec(
+		pg, &err,
+		"WITH due AS (SELECT j.id FROM judgments j WHERE j.status = 'pending'"
+		"   AND j.next_attempt_at <= now() ORDER BY j.next_attempt_at"
+		"   LIMIT 1 FOR UPDATE SKIP LOCKED)"
+		" UPDATE judgments j SET attempts = j.attempts + 1,"
+		"   next_attempt_at = now() + $1::int * interval '1 millisecond'"
+		" FROM due, experiments x WHERE j.id = due.id AND x.id = j.experiment_id"
+		" RETURNING j.id, j.attempts, coalesce(j.prompt, ''), coalesce(j.answer_a, ''),"
+		"   coalesce(j.answer_b, ''), x.judge->>'url', x.judge->>'model',"
+		"   x.judge->>'prompt', coalesce(x.judge->>'max_tokens', '512'), x.judge_api_key,"
+		"   x.judge IS NOT NULL",
+		1, (const char *[]){ lease });
+	if (!r || PQntuples(r) == 0) {
+		PQclear(r);
+		return false;
+	}
+	const char *id = PQgetvalue(r, 0, 0);
+	int attempt = atoi(PQgetvalue(r, 0, 1));
+	char why[600] = "", att[16], delay[32];
+	bool consistent = false;
+	json_t *verdicts = json_array();
+	const char *outcome =
+		PQgetvalue(r, 0, 10)[0] == 't'
+			? judge_both(o, r, verdicts, &consistent, why, sizeof(why))
+			: (snprintf(why, sizeof(why), "the experiment has no judge"), NULL);
+	snprintf(att, sizeof(att), "%d", attempt);
+	snprintf(delay, sizeof(delay), "%lld", backoff_ms(o, attempt));
+	json_t *vd = json_pack("{s:o, s:b}", "orders", verdicts, "consistent", consistent);
+	char *vtext = json_dumps(vd, JSON_COMPACT);
+	json_decref(vd);
+	if (outcome)
+		ft_pg_command(
+			pg, &err,
+			"UPDATE judgments SET status = 'done', outcome = $3, verdicts = $4::jsonb,"
+			" error = NULL, decided_at = now(), next_attempt_at = NULL"
+			" WHERE id = $1 AND status = 'pending' AND attempts = $2::int",
+			4, (const char *[]){ id, att, outcome, vtext });
+	else
+		ft_pg_command(pg, &err,
+			      "UPDATE judgments SET verdicts = $3::jsonb, error = $4,"
+			      " status = CASE WHEN $6::boolean THEN 'failed' ELSE 'pending' END,"
+			      " next_attempt_at = CASE WHEN $6::boolean THEN NULL"
+			      "   ELSE now() + $5::bigint * interval '1 millisecond' END"
+			      " WHERE id = $1 AND status = 'pending' AND attempts = $2::int",
+			      6,
+			      (const char *[]){ id, att, vtext, why, delay,
+						attempt >= o->judge_max_attempts ? "t" : "f" });
+	if (!outcome)
+		ft_warn("judgment %s, attempt %d: %s", id, attempt, why);
+	if (err.rc) /* not recorded: the claim's lease runs out and it is asked again */
+		ft_warn("judgment %s: %s", id, err.msg);
+	free(vtext);
+	PQclear(r);
+	return true;
+}
+
+static void *judge_thread(void *arg)
+{
+	const struct ft_sched_opts *o = arg;
+	PGconn *pg = NULL;
+	while (!*o->stop) {
+		if (!pg || PQstatus(pg) != CONNECTION_OK) {
+			if (pg)
+				PQfinish(pg);
+			pg = PQconnectdb(o->database_url);
+			if (PQstatus(pg) != CONNECTION_OK) {
+				ft_sleep_ms(500);
+				continue;
+			}
+		}
+		if (!judge_next(o, pg))
+			ft_sleep_ms(200);
+	}
+	if (pg)
+		PQfinish(pg);
+	return NULL;
+}
+
+static pthread_t th;
+
+void sched_judge_start(const struct ft_sched_opts *o)
+{
+	pthread_create(&th, NULL, judge_thread, (void *)(uintptr_t)o);
+}
+
+void sched_judge_stop(void)
+{
+	pthread_join(th, NULL);
+}

@@ -1437,6 +1437,18 @@ static void eval_print(json_t *e, bool rows)
 		       dig(met, "perplexity", NULL), dig(met, "rouge_l", "fmeasure"),
 		       dig(met, "bleu", "score"), facts,
 		       (long long)json_integer_value(json_object_get(met, "rows")));
+		json_t *j = json_object_get(m, "judge");
+		if (json_is_object(j))
+			printf("  judge vs the references: win rate %.3f [%.3f, %.3f] (%lld wins, "
+			       "%lld ties, %lld losses; %lld pending, %lld failed)\n",
+			       dig(j, "win_rate", NULL),
+			       json_real_value(json_array_get(json_object_get(j, "ci95"), 0)),
+			       json_real_value(json_array_get(json_object_get(j, "ci95"), 1)),
+			       (long long)json_integer_value(json_object_get(j, "wins")),
+			       (long long)json_integer_value(json_object_get(j, "ties")),
+			       (long long)json_integer_value(json_object_get(j, "losses")),
+			       (long long)json_integer_value(json_object_get(j, "pending")),
+			       (long long)json_integer_value(json_object_get(j, "failed")));
 	}
 	json_t *r;
 	json_array_foreach(rows ? json_object_get(e, "rows") : NULL, i, r)
@@ -1476,6 +1488,10 @@ static int evals_create(struct ctx *x)
 		json_object_set_new(b, "name", json_string(x->o.name));
 	if (x->o.priority)
 		json_object_set_new(b, "priority", json_integer(x->o.priority));
+	if (x->o.judge_url || x->o.judge_model) /* the answers against the references */
+		json_object_set_new(b, "judge",
+				    json_pack("{s:s?, s:s?}", "url", x->o.judge_url, "model",
+					      x->o.judge_model));
 	json_t *e = NULL;
 	rc = call(x, "POST", "/v1/evals", b, &e);
 	json_decref(b);
@@ -1911,9 +1927,11 @@ static const struct command commands[] = {
 	  "prompt; /exit or end of input ends)",
 	  NULL, NULL },
 	{ "evals", "create", evals_create, -2,
-	  "evals create FILE|FILE_ID MODEL [MODEL...] [--name N] [--option KEY=VALUE]... [--wait]",
+	  "evals create FILE|FILE_ID MODEL [MODEL...] [--name N] [--option KEY=VALUE]... "
+	  "[--judge-url URL --judge-model M] [--wait]",
 	  "evaluate models (base models or versions) on a chat JSONL file: perplexity, ROUGE-L, "
-	  "BLEU, required facts (--wait: until it ends; exit 4 failed)",
+	  "BLEU, required facts, an LLM judge's win rate against the references (--wait: until "
+	  "it ends; exit 4 failed)",
 	  NULL, NULL },
 	{ "evals", "show", evals_show, 1, "evals show EVAL_ID [--rows]",
 	  "an evaluation's models side by side (--rows: every answer)", NULL, NULL },

@@ -8,6 +8,7 @@ DROP TABLE judgments;
 DROP TABLE experiment_arms;
 DROP TABLE experiments;
 DROP TABLE eval_events;
+DROP TABLE eval_judgments;
 DROP TABLE eval_transitions;
 DROP TABLE eval_models;
 DROP TABLE evals;

@@ -29,6 +29,11 @@ CREATE TABLE evals (
     name             text NOT NULL DEFAULT '' CHECK (length(name) <= 256),
     file_id          text NOT NULL REFERENCES files (id),
     options          jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(options) = 'object'),
+    -- an optional LLM judge of every answer against its reference
+    -- ({url, model, prompt, max_tokens}, as an experiment's), its api_key
+    -- sealed as experiments.judge_api_key_sealed
+    judge            jsonb CHECK (judge IS NULL OR jsonb_typeof(judge) = 'object'),
+    judge_api_key_sealed text,
     status           text NOT NULL DEFAULT 'queued'
                      CHECK (status IN ('queued', 'dispatched', 'running', 'cancelling',
                                        'succeeded', 'failed', 'cancelled')),
@@ -73,6 +78,30 @@ CREATE TABLE eval_models (
 );
 CREATE INDEX eval_models_version_idx ON eval_models (model_version_id)
     WHERE model_version_id IS NOT NULL;
+
+-- The LLM judge's verdict on one answer (eval_models.rows[row_index])
+-- against its reference, asked in both orders (ft/judge.h): win (the
+-- answer is better), tie, loss. Created pending when the model's result
+-- arrives (a retried attempt's result sets them pending again); ft-
+-- scheduler's judge thread decides them as it decides experiments'.
+CREATE TABLE eval_judgments (
+    eval_id         text NOT NULL,
+    position        integer NOT NULL,
+    row_index       integer NOT NULL CHECK (row_index >= 0),
+    status          text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'done', 'failed')),
+    outcome         text CHECK (outcome IN ('win', 'tie', 'loss')),
+    verdicts        jsonb,
+    attempts        integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at timestamptz,
+    error           text,
+    decided_at      timestamptz,
+    PRIMARY KEY (eval_id, position, row_index),
+    FOREIGN KEY (eval_id, position) REFERENCES eval_models (eval_id, position) ON DELETE CASCADE,
+    CHECK ((status = 'done') = (outcome IS NOT NULL)),
+    CHECK (status <> 'pending' OR next_attempt_at IS NOT NULL)
+);
+CREATE INDEX eval_judgments_pending_idx ON eval_judgments (next_attempt_at)
+    WHERE status = 'pending';
 
 CREATE TABLE eval_transitions (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -120,7 +149,9 @@ CREATE TABLE experiments (
     seed             bigint NOT NULL DEFAULT 0,
     guardrails       jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(guardrails) = 'object'),
     judge            jsonb CHECK (judge IS NULL OR jsonb_typeof(judge) = 'object'),
-    judge_api_key    text,
+    -- the judge's bearer token, sealed with secret_key for this id (as
+    -- endpoints.api_key_sealed; ft/crypto.h): never kept in clear
+    judge_api_key_sealed text,
     created_at       timestamptz NOT NULL DEFAULT now(),
     started_at       timestamptz,
     ended_at         timestamptz,

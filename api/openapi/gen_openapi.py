@@ -40,6 +40,17 @@ def const(v):
     return {"type": "string", "const": v}
 
 
+# an LLM judge, as experiments and evaluations take it (api/src/experiments.c api_judge_parse)
+JUDGE_IN = {"type": ["object", "null"], "additionalProperties": False,
+            "required": ["url", "model"], "properties": {
+                "url": {"type": "string", "minLength": 1, "maxLength": 2048},
+                "model": {"type": "string", "minLength": 1, "maxLength": 256},
+                "prompt": {"type": ["string", "null"], "minLength": 1},
+                "max_tokens": {"type": ["integer", "null"], "minimum": 16, "maximum": 4096},
+                "api_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024,
+                            "description": "the judge's bearer token; stored sealed, never returned"}}}
+
+
 def list_of(name):
     return obj({
         "object": const("list"),
@@ -448,7 +459,17 @@ schemas = {
                       "model_version_id": nullable(S), "base_model": {"type": S},
                       "metrics": {"type": ["object", "null"],
                                   "description": "perplexity, nll, tokens, rouge_l, bleu, facts, "
-                                                 "rows, answer_tokens (docs/evaluation.md)"}}),
+                                                 "rows, answer_tokens (docs/evaluation.md)"},
+                      "judge": {"type": ["object", "null"],
+                                "description": "with a judge: the answers against the references "
+                                               "(pending, failed, wins, ties, losses, win_rate, "
+                                               "ci95)",
+                                "properties": {"pending": {"type": I}, "failed": {"type": I},
+                                               "wins": {"type": I}, "ties": {"type": I},
+                                               "losses": {"type": I},
+                                               "win_rate": {"type": ["number", "null"]},
+                                               "ci95": {"type": ["array", "null"],
+                                                        "items": {"type": "number"}}}}}),
     "Eval": obj({
         "id": {"type": S}, "object": const("evaluation"), "name": {"type": S}, "file": {"type": S},
         "options": {"type": "object"},
@@ -458,11 +479,13 @@ schemas = {
         "progress": {"type": ["object", "null"]}, "error": {"type": ["object", "null"]},
         "created_at": {"type": I}, "started_at": nullable(I), "finished_at": nullable(I),
         "priority": {"type": I}, "models": {"type": "array", "items": ref("EvalModel")},
+        "judge": {"type": ["object", "null"],
+                  "description": "the LLM judge (url, model, prompt, max_tokens, api_key_set)"},
         "rows": {"type": "array", "items": {"type": "object"},
                  "description": "with ?rows=true: [{line, reference, answers: [...]}]"}},
         required=["id", "object", "name", "file", "options", "status", "attempt", "max_attempts",
                   "worker", "progress", "error", "created_at", "started_at", "finished_at",
-                  "priority", "models"]),
+                  "priority", "models", "judge"]),
     "EvalList": list_of("Eval"),
     "EvalCreate": obj({
         "file": {"type": S, "minLength": 1},
@@ -474,7 +497,8 @@ schemas = {
             "rouge_tokenizer": {"type": ["string", "null"], "enum": ["default", "cjk", None]},
             "bleu_tokenizer": {"type": ["string", "null"], "enum": ["13a", "zh", None]},
             "max_rows": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000}}},
-        "priority": {"type": ["integer", "null"], "minimum": -100, "maximum": 100}},
+        "priority": {"type": ["integer", "null"], "minimum": -100, "maximum": 100},
+        "judge": JUDGE_IN},
         required=["file", "models"], extra=False),
     "EvalEvent": obj({
         "id": {"type": S}, "object": const("evaluation.event"), "created_at": {"type": I},
@@ -515,13 +539,7 @@ schemas = {
             "max_error_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             "max_p95_latency_ms": {"type": ["number", "null"], "minimum": 1, "maximum": 3600000},
             "min_requests": {"type": ["integer", "null"], "minimum": 10, "maximum": 1000000000}}},
-        "judge": {"type": ["object", "null"], "additionalProperties": False,
-                  "required": ["url", "model"], "properties": {
-                      "url": {"type": S, "minLength": 1, "maxLength": 2048},
-                      "model": {"type": S, "minLength": 1, "maxLength": 256},
-                      "prompt": {"type": ["string", "null"], "minLength": 1},
-                      "max_tokens": {"type": ["integer", "null"], "minimum": 16, "maximum": 4096},
-                      "api_key": {"type": ["string", "null"], "minLength": 1, "maxLength": 1024}}}},
+        "judge": JUDGE_IN},
         required=["name", "arms"], extra=False),
     "ExperimentStop": obj({"reason": {"type": ["string", "null"], "maxLength": 1024}},
                           required=[], extra=False),

@@ -233,6 +233,13 @@ enum ft_rc api_not_found(struct api_req *r, const char *what, const char *id);
  * answer, errors included. */
 void api_resp_header(struct api_req *r, const char *name, const char *value);
 bool api_valid_text(const char *s, size_t max); /* UTF-8, no control chars, <= max bytes */
+/* An LLM judge object ({url, model, prompt, max_tokens, api_key}; NULL or
+ * null: none) checked into *out (without the key) and *api_key
+ * (experiments.c; experiments and evaluations take the same). */
+enum ft_rc api_judge_parse(struct api_req *r, json_t *j, json_t **out, const char **api_key);
+/* plain sealed under secret_key for the row id (util.c); 503 without one */
+enum ft_rc api_seal_secret(struct api_req *r, const char *id, const char *plain, const char *param,
+			   const char **sealed);
 void api_audit(struct api_req *r, const char *outcome);
 
 /* ---- auth.c (keys themselves: ft/apikey.h) ----------------------------- */

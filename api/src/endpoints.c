@@ -150,19 +150,7 @@ static enum ft_rc check_key(struct api_req *r, json_t *b, const char *id, const 
 		return bad(r, "api_key", "invalid_value",
 			   "\"api_key\" must be printable text of 1 to %d bytes, or null",
 			   FT_SECRETBOX_MAX);
-	if (!r->ctx->has_secret_key) {
-		ft_failf(&r->err, FT_EUNAVAIL, "secret_key_unset",
-			 "endpoint credentials cannot be stored: this server has no secret_key "
-			 "(docs/configuration.md)");
-		ft_err_param(&r->err, "api_key");
-		return FT_EUNAVAIL;
-	}
-	char *box;
-	if (ft_secretbox_seal(r->ctx->secret_key, id, k, strlen(k), &box, &r->err))
-		return r->err.rc;
-	*sealed = api_strdup(r->arena, box);
-	free(box);
-	return FT_OK;
+	return api_seal_secret(r, id, k, "api_key", sealed);
 }
 
 enum ft_rc h_endpoints_create(struct api_req *r)

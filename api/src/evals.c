@@ -21,6 +21,7 @@
  */
 #include "api_int.h"
 #include "ft/evaluate.h"
+#include "ft/stats.h"
 
 #define EVAL_COLS                                                                                  \
 	"e.id, e.name, e.file_id, e.options::text, e.status, e.attempt, e.max_attempts,"           \
@@ -29,8 +30,39 @@
 	" e.priority,"                                                                             \
 	" (SELECT coalesce(jsonb_agg(jsonb_build_object('position', m.position, 'model',"          \
 	"   m.model, 'model_version_id', m.model_version_id, 'base_model', b.name,"                \
-	"   'metrics', m.result) ORDER BY m.position), '[]')::text FROM eval_models m"             \
-	"   JOIN base_models b ON b.id = m.base_model_id WHERE m.eval_id = e.id)"
+	"   'metrics', m.result, 'judge', (SELECT jsonb_build_object("                             \
+	"     'pending', count(*) FILTER (WHERE j.status = 'pending'),"                            \
+	"     'failed', count(*) FILTER (WHERE j.status = 'failed'),"                              \
+	"     'wins', count(*) FILTER (WHERE j.outcome = 'win'),"                                  \
+	"     'ties', count(*) FILTER (WHERE j.outcome = 'tie'),"                                  \
+	"     'losses', count(*) FILTER (WHERE j.outcome = 'loss'))"                               \
+	"     FROM eval_judgments j WHERE j.eval_id = m.eval_id AND j.position = m.position))"     \
+	"   ORDER BY m.position), '[]')::text FROM eval_models m"                                  \
+	"   JOIN base_models b ON b.id = m.base_model_id WHERE m.eval_id = e.id),"                 \
+	" e.judge::text, e.judge_api_key_sealed IS NOT NULL"
+
+/* A model's judge counts (the query's) with its win rate against the
+ * references: (wins + ties / 2) / decided, and that rate's 95% Wilson
+ * interval (ft/stats.h; a tie counts half a success, as AlpacaEval and
+ * Chatbot Arena count it). null without a judge; the rate and interval
+ * null until a verdict is in. */
+static void judge_summary(json_t *m, bool has_judge)
+{
+	json_t *j = json_object_get(m, "judge");
+	if (!has_judge || !json_is_object(j)) {
+		json_object_set_new(m, "judge", json_null());
+		return;
+	}
+	double w = (double)json_integer_value(json_object_get(j, "wins")),
+	       t = (double)json_integer_value(json_object_get(j, "ties")),
+	       l = (double)json_integer_value(json_object_get(j, "losses"));
+	double n = w + t + l, lo, hi;
+	struct ft_err err;
+	ft_err_clear(&err);
+	bool ok = n > 0 && ft_stats_wilson(w + t / 2, n, 0.95, &lo, &hi, &err) == FT_OK;
+	json_object_set_new(j, "win_rate", ok ? json_real((w + t / 2) / n) : json_null());
+	json_object_set_new(j, "ci95", ok ? json_pack("[f, f]", lo, hi) : json_null());
+}
 
 static json_t *eval_json(const PGresult *res, int i)
 {
@@ -50,11 +82,19 @@ static json_t *eval_json(const PGresult *res, int i)
 	json_object_set_new(e, "started_at", api_epoch(res, i, 11));
 	json_object_set_new(e, "finished_at", api_epoch(res, i, 12));
 	json_object_set_new(e, "priority", json_integer(atoi(PQgetvalue(res, i, 13))));
-	json_object_set_new(e, "models", api_jsonb(res, i, 14));
+	json_t *models = api_jsonb(res, i, 14), *m;
+	size_t k;
+	json_array_foreach(models, k, m) judge_summary(m, !PQgetisnull(res, i, 15));
+	json_object_set_new(e, "models", models);
+	json_t *judge = api_jsonb(res, i, 15);
+	if (json_is_object(judge))
+		json_object_set_new(judge, "api_key_set",
+				    json_boolean(PQgetvalue(res, i, 16)[0] == 't'));
+	json_object_set_new(e, "judge", judge);
 	return e;
 }
 
-/* The rows side by side: [{line, reference, answers: [{model, answer,
+/* The rows side by side: [{line, question, reference, answers: [{model, answer,
  * rouge_l, facts_found, all_facts, nll, tokens}, ...]}], in file order. */
 static enum ft_rc add_rows(struct api_req *r, const char *id, json_t *e)
 {
@@ -75,11 +115,13 @@ static enum ft_rc add_rows(struct api_req *r, const char *id, json_t *e)
 			if (k >= json_array_size(out))
 				json_array_append_new(
 					out,
-					json_pack("{s:O, s:O, s:[]}", "line",
-						  json_object_get(row, "line"), "reference",
+					json_pack("{s:O, s:O?, s:O, s:[]}", "line",
+						  json_object_get(row, "line"), "question",
+						  json_object_get(row, "question"), "reference",
 						  json_object_get(row, "reference"), "answers"));
 			json_t *a = json_deep_copy(row);
 			json_object_del(a, "line");
+			json_object_del(a, "question");
 			json_object_del(a, "reference");
 			json_object_set_new(a, "model", json_string(PQgetvalue(res, m, 0)));
 			json_array_append_new(json_object_get(json_array_get(out, k), "answers"),
@@ -168,9 +210,10 @@ static enum ft_rc check_file(struct api_req *r, const char *id)
 
 enum ft_rc h_evals_create(struct api_req *r)
 {
-	static const char *const keys[] = { "file", "models", "name", "options", "priority", NULL };
-	json_t *b, *models;
-	const char *file, *name = "";
+	static const char *const keys[] = { "file",	"models", "name", "options",
+					    "priority", "judge",  NULL };
+	json_t *b, *models, *judge = NULL;
+	const char *file, *name = "", *api_key = NULL;
 	long long priority = 0;
 	if (api_body_object(r, false, &b) || api_check_keys(r, b, NULL, keys) ||
 	    ft_json_get_str(b, "file", FT_JSON_REQUIRED | FT_JSON_NONEMPTY, &file, &r->err) ||
@@ -186,8 +229,10 @@ enum ft_rc h_evals_create(struct api_req *r)
 	}
 	struct ft_eval_opts eo;
 	json_t *options = json_object_get(b, "options");
-	if (ft_eval_opts_parse(options, &eo, &r->err))
+	if (ft_eval_opts_parse(options, &eo, &r->err) ||
+	    api_judge_parse(r, json_object_get(b, "judge"), &judge, &api_key))
 		return FT_EINVAL;
+	api_own(r, judge);
 	size_t n = json_array_size(models);
 	if (n == 0 || n > FT_EVAL_MAX_MODELS) {
 		ft_failf(&r->err, FT_EINVAL, "invalid_value",
@@ -234,6 +279,10 @@ enum ft_rc h_evals_create(struct api_req *r)
 	char id[FT_ID_MAX], prio[16], att[16], evid[FT_ID_MAX];
 	ft_id_new(FT_ID_EVAL, id);
 	ft_id_new(FT_ID_EVENT, evid);
+	if (api_key && api_seal_secret(r, id, api_key, "judge.api_key", &api_key))
+		return r->err.rc;
+	char *jtext = judge ? json_dumps(judge, JSON_COMPACT) : NULL;
+	api_defer(r->arena, free, jtext);
 	snprintf(prio, sizeof(prio), "%lld", priority);
 	snprintf(att, sizeof(att), "%d", r->ctx->job_max_attempts);
 	json_t *norm = api_own(r, ft_eval_opts_json(&eo));
@@ -244,8 +293,11 @@ enum ft_rc h_evals_create(struct api_req *r)
 	if (api_db_begin(r) ||
 	    api_db_cmd(r,
 		       "INSERT INTO evals (id, team_id, name, file_id, options, priority,"
-		       " max_attempts) VALUES ($1, $2, $3, $4, $5::jsonb, $6::int, $7::int)",
-		       7, (const char *[]){ id, r->team_id, name, file, opts, prio, att }))
+		       " max_attempts, judge, judge_api_key_sealed) VALUES ($1, $2, $3, $4,"
+		       " $5::jsonb, $6::int, $7::int, $8::jsonb, $9)",
+		       9,
+		       (const char *[]){ id, r->team_id, name, file, opts, prio, att, jtext,
+					 api_key }))
 		return r->err.rc;
 	for (size_t i = 0; i < n; i++) {
 		char pos[16];

@@ -36,7 +36,7 @@
 #define EXP_COLS                                                                                 \
 	"x.id, x.name, x.description, x.endpoint_id, x.assignment, x.status, x.stop_reason,"     \
 	" x.alpha, x.power, x.bootstrap_rounds, x.seed, x.guardrails::text,"                     \
-	" x.judge::text, x.judge_api_key IS NOT NULL,"                                           \
+	" x.judge::text, x.judge_api_key_sealed IS NOT NULL,"                                    \
 	" extract(epoch from x.created_at)::bigint, extract(epoch from x.started_at)::bigint,"   \
 	" extract(epoch from x.ended_at)::bigint,"                                               \
 	" (SELECT coalesce(jsonb_agg(jsonb_build_object('position', a.position, 'name', a.name," \
@@ -199,9 +199,10 @@ static enum ft_rc parse_guardrails(struct api_req *r, json_t *g, json_t **out)
 	return FT_OK;
 }
 
-/* judge: {url, model, prompt, max_tokens, api_key}; the stored object
- * keeps the prompt used (the default when none is given), never the key. */
-static enum ft_rc parse_judge(struct api_req *r, json_t *j, json_t **out, const char **api_key)
+/* judge: {url, model, prompt, max_tokens, api_key} of an experiment or an
+ * evaluation (api_int.h); the stored object keeps the prompt used (the
+ * default when none is given), never the key. */
+enum ft_rc api_judge_parse(struct api_req *r, json_t *j, json_t **out, const char **api_key)
 {
 	static const char *const keys[] = {
 		"url", "model", "prompt", "max_tokens", "api_key", NULL
@@ -281,7 +282,7 @@ enum ft_rc h_experiments_create(struct api_req *r)
 	    parse_guardrails(r, json_object_get(b, "guardrails"), &guard))
 		return FT_EINVAL;
 	api_own(r, guard);
-	if (parse_judge(r, json_object_get(b, "judge"), &judge, &api_key))
+	if (api_judge_parse(r, json_object_get(b, "judge"), &judge, &api_key))
 		return FT_EINVAL;
 	api_own(r, judge);
 	if (endpoint) {
@@ -299,6 +300,8 @@ enum ft_rc h_experiments_create(struct api_req *r)
 	}
 	char id[FT_ID_MAX], al[32], pw[32], rd[16], sd[24];
 	ft_id_new(FT_ID_EXPERIMENT, id);
+	if (api_key && api_seal_secret(r, id, api_key, "judge.api_key", &api_key))
+		return r->err.rc;
 	snprintf(al, sizeof(al), "%.17g", alpha);
 	snprintf(pw, sizeof(pw), "%.17g", power);
 	snprintf(rd, sizeof(rd), "%lld", rounds);
@@ -310,12 +313,13 @@ enum ft_rc h_experiments_create(struct api_req *r)
 	const char *p[] = { id, r->team_id, name, desc,	 endpoint, assignment, al,
 			    pw, rd,	    sd,	  gtext, jtext,	   api_key };
 	if (api_db_begin(r) ||
-	    api_db_cmd(r,
-		       "INSERT INTO experiments (id, team_id, name, description, endpoint_id,"
-		       " assignment, alpha, power, bootstrap_rounds, seed, guardrails, judge,"
-		       " judge_api_key) VALUES ($1, $2, $3, $4, $5, $6, $7::float8, $8::float8,"
-		       " $9::int, $10::bigint, $11::jsonb, $12::jsonb, $13)",
-		       13, p))
+	    api_db_cmd(
+		    r,
+		    "INSERT INTO experiments (id, team_id, name, description, endpoint_id,"
+		    " assignment, alpha, power, bootstrap_rounds, seed, guardrails, judge,"
+		    " judge_api_key_sealed) VALUES ($1, $2, $3, $4, $5, $6, $7::float8, $8::float8,"
+		    " $9::int, $10::bigint, $11::jsonb, $12::jsonb, $13)",
+		    13, p))
 		return r->err.rc;
 	for (int i = 0; i < n; i++) {
 		char pos[8], w[32];

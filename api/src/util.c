@@ -404,3 +404,25 @@ enum ft_rc h_openapi(struct api_req *r)
 				"the OpenAPI document is broken");
 	return FT_OK;
 }
+
+/* A credential sealed for storage (ft/crypto.h's secret box under the
+ * server's secret_key, bound to the id of the row that keeps it): the
+ * endpoints' api_key and an experiment judge's. Without a secret_key it is
+ * refused (503 secret_key_unset, naming param): nothing is kept in clear. */
+enum ft_rc api_seal_secret(struct api_req *r, const char *id, const char *plain, const char *param,
+			   const char **sealed)
+{
+	if (!r->ctx->has_secret_key) {
+		ft_failf(&r->err, FT_EUNAVAIL, "secret_key_unset",
+			 "credentials cannot be stored: this server has no secret_key "
+			 "(docs/configuration.md)");
+		ft_err_param(&r->err, param);
+		return FT_EUNAVAIL;
+	}
+	char *box;
+	if (ft_secretbox_seal(r->ctx->secret_key, id, plain, strlen(plain), &box, &r->err))
+		return r->err.rc;
+	*sealed = api_strdup(r->arena, box);
+	free(box);
+	return FT_OK;
+}

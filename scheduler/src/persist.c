@@ -516,11 +516,21 @@ static enum ft_rc on_eval_result(struct sched *s, const struct applied *a, struc
 	if (!json_is_integer(pos) || !json_is_object(json_object_get(a->data, "metrics")) ||
 	    !json_is_array(json_object_get(a->data, "rows")))
 		return ft_failf(err, FT_EINVAL, NULL, "result event without model, metrics, rows");
-	return ft_pg_command(s->pg, err,
-			     "UPDATE eval_models SET result = $2::jsonb->'metrics',"
-			     " rows = $2::jsonb->'rows', completed_at = now()"
-			     " WHERE eval_id = $1 AND position = ($2::jsonb->>'model')::int",
-			     2, (const char *[]){ a->job, a->datatext });
+	/* With a judge, one pending judgment per row (judge.c decides them);
+	 * a retried attempt's result sets them pending again. */
+	return ft_pg_command(
+		s->pg, err,
+		"WITH m AS (UPDATE eval_models SET result = $2::jsonb->'metrics',"
+		"   rows = $2::jsonb->'rows', completed_at = now()"
+		"   WHERE eval_id = $1 AND position = ($2::jsonb->>'model')::int"
+		"   RETURNING eval_id, position, jsonb_array_length(rows) AS n)"
+		" INSERT INTO eval_judgments (eval_id, position, row_index, next_attempt_at)"
+		" SELECT m.eval_id, m.position, g, now() FROM m JOIN evals e ON e.id = m.eval_id"
+		"   CROSS JOIN generate_series(0, m.n - 1) g WHERE e.judge IS NOT NULL"
+		" ON CONFLICT (eval_id, position, row_index) DO UPDATE SET status = 'pending',"
+		"   outcome = NULL, verdicts = NULL, attempts = 0, next_attempt_at = now(),"
+		"   error = NULL, decided_at = NULL",
+		2, (const char *[]){ a->job, a->datatext });
 }
 
 /* succeeded: done when every model has its result (the result lines come

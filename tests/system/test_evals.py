@@ -19,9 +19,12 @@ Peers and tolerances:
 The ids come from `ft-train eval --with-ids` run here on the same file and
 model folders (the adapter's from the store); its rows must equal the
 platform's (same answers, nll within 1e-9 relative)."""
+import http.server
 import json
 import math
+import secrets
 import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,7 @@ from conftest import _api_server
 from registry_platform import (DATA, MODEL, Platform, Receiver, data_lines,
                                register_bundled_model, run_job, store_blob, upload_data)
 
+SECRET_KEY = secrets.token_hex(32)   # seals the judge's api_key
 HP = {"n_epochs": 1, "batch_size": 4, "learning_rate_multiplier": 5, "max_steps": 4,
       "eval_steps": 2, "warmup_steps": 1}
 MAX_NEW = 24
@@ -76,9 +80,11 @@ def wait_eval(srv, eid, key=None, timeout=600):
 def world(build_dir, database_url, redis_url, tmp_path_factory):
     srv, name = _api_server(build_dir, database_url, redis_url, tmp_path_factory,
                             max_upload_bytes=1 << 22, webhook_allow_http="true",
-                            webhook_allow_cidrs="127.0.0.1/32")
+                            webhook_allow_cidrs="127.0.0.1/32", secret_key=SECRET_KEY)
     tmp = tmp_path_factory.mktemp("evals")
-    plat = Platform(srv, build_dir, redis_url, tmp)
+    plat = Platform(srv, build_dir, redis_url, tmp, FT_SECRET_KEY=SECRET_KEY,
+                    FT_JUDGE_ALLOW_HTTP="true", FT_JUDGE_ALLOW_CIDRS="127.0.0.1/32",
+                    FT_JUDGE_BACKOFF_MS="100", FT_JUDGE_MAX_ATTEMPTS="2")
     rec = Receiver()
     register_bundled_model(srv)
     with client(srv) as c:
@@ -410,3 +416,106 @@ def test_ftctl_evals(world):
     assert e["options"]["max_new_tokens"] == 4
     p = ftctl(srv, bd, "evals", "create", world["ef"]["id"], "nope/1", check=1)
     assert "models[0]" in p.stderr
+
+
+# ---- the LLM judge ----------------------------------------------------------
+
+class LengthJudge:
+    """An OpenAI-compatible chat completions server whose verdict a hand can
+    compute: the longer answer (in characters) is better, equal lengths tie.
+    Records each request."""
+
+    def __init__(self):
+        self.requests = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                outer.requests.append((dict(self.headers), body))
+                p = body["messages"][1]["content"]
+                a = p.split("[The start of assistant A's answer]\n")[1].split(
+                    "\n[The end of assistant A's answer]")[0]
+                b = p.split("[The start of assistant B's answer]\n")[1].split(
+                    "\n[The end of assistant B's answer]")[0]
+                v = "[[A]]" if len(a) > len(b) else "[[B]]" if len(b) > len(a) else "[[C]]"
+                out = json.dumps({"id": "x", "object": "chat.completion", "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": "So: " + v},
+                     "finish_reason": "stop"}]}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/v1"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+
+def wilson(k, n, z):
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def test_llm_judge_scores_every_answer_against_its_reference(world):
+    import base64
+    import time
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    srv, judge = world["srv"], LengthJudge()
+    try:
+        with client(srv) as c:
+            r = c.post("/v1/evals", json={
+                "file": world["ef"]["id"], "models": ["ftplat-tiny-cs", "support-bot@latest"],
+                "options": {"max_new_tokens": MAX_NEW},
+                "judge": {"url": judge.url, "model": "judge-m", "api_key": "sk-eval-judge"}})
+            assert r.status_code == 200, r.text
+            e = r.json()
+            assert e["judge"]["api_key_set"] is True and "api_key" not in e["judge"]
+            assert e["judge"]["model"] == "judge-m" and "{question}" in e["judge"]["prompt"]
+            assert wait_eval(srv, e["id"])["status"] == "succeeded"
+            deadline = time.time() + 120
+            while True:
+                got = c.get(f"/v1/evals/{e['id']}", params={"rows": "true"}).json()
+                if all(m["judge"]["pending"] == 0 for m in got["models"]):
+                    break
+                assert time.time() < deadline, got["models"]
+                time.sleep(0.2)
+        z = stats.norm.ppf(0.975)
+        for m, model in enumerate(got["models"]):
+            want = {"win": 0, "tie": 0, "loss": 0}
+            for row in got["rows"]:
+                a, ref = row["answers"][m]["answer"], row["reference"]
+                want["win" if len(a) > len(ref) else "loss" if len(a) < len(ref) else "tie"] += 1
+            j = model["judge"]
+            assert (j["wins"], j["ties"], j["losses"], j["failed"]) == \
+                (want["win"], want["tie"], want["loss"], 0), (j, want)
+            n = len(got["rows"])
+            k = want["win"] + want["tie"] / 2
+            assert j["win_rate"] == pytest.approx(k / n, abs=1e-12)
+            lo, hi = wilson(k, n, z)
+            assert j["ci95"] == pytest.approx([lo, hi], abs=1e-9)
+        # both orders of every answer, each with the row's question, the key as sent
+        assert len(judge.requests) == 2 * 2 * len(world["rows"])
+        prompts = [b["messages"][1]["content"] for _, b in judge.requests]
+        for row in world["rows"]:
+            q = row["messages"][-2]["content"]
+            assert sum(q in p for p in prompts) >= 4
+        assert {h.get("Authorization") or h.get("authorization") for h, _ in judge.requests} == \
+            {"Bearer sk-eval-judge"}
+        # kept sealed: the peer opens it with the evaluation's id as AAD; nowhere in clear
+        with psycopg.connect(srv.db_url) as db:
+            sealed = db.execute("SELECT judge_api_key_sealed FROM evals WHERE id = %s",
+                                (e["id"],)).fetchone()[0]
+            dump = db.execute("SELECT string_agg(t::text, '') FROM evals t").fetchone()[0]
+        raw = base64.b64decode(sealed.removeprefix("fts1."))
+        assert AESGCM(bytes.fromhex(SECRET_KEY)).decrypt(raw[:12], raw[12:], e["id"].encode()) \
+            == b"sk-eval-judge"
+        assert "sk-eval-judge" not in dump
+    finally:
+        judge.srv.shutdown()

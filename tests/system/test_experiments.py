@@ -23,8 +23,10 @@ exactly what ft-serve writes, and persisted by the real scheduler."""
 import hashlib
 import http.server
 import json
+import base64
 import random
 import re
+import secrets
 import threading
 import time
 
@@ -38,7 +40,7 @@ from scipy import stats
 
 import stats_peer
 from api_helpers import client
-from conftest import _api_server
+from conftest import ApiServer, _api_server
 from registry_platform import Platform, Receiver, register_bundled_model, run_job, upload_data
 from test_serve import Server
 
@@ -85,13 +87,17 @@ class Judge:
         threading.Thread(target=self.srv.serve_forever, daemon=True).start()
 
 
+SECRET_KEY = secrets.token_hex(32)   # seals the judge's api_key (ft-api), opened by ft-scheduler
+
+
 @pytest.fixture(scope="module")
 def world(build_dir, database_url, redis_url, tmp_path_factory):
     srv, name = _api_server(build_dir, database_url, redis_url, tmp_path_factory,
                             max_upload_bytes=1 << 22, webhook_allow_http="true",
-                            webhook_allow_cidrs="127.0.0.1/32")
+                            webhook_allow_cidrs="127.0.0.1/32", secret_key=SECRET_KEY)
     tmp = tmp_path_factory.mktemp("experiments")
     plat = Platform(srv, build_dir, redis_url, tmp, FT_EXPERIMENT_INTERVAL_MS="200",
+                    FT_SECRET_KEY=SECRET_KEY,
                     FT_JUDGE_ALLOW_HTTP="true", FT_JUDGE_ALLOW_CIDRS="127.0.0.1/32",
                     FT_JUDGE_BACKOFF_MS="100", FT_JUDGE_MAX_ATTEMPTS="2")
     rec, judge = Receiver(), Judge()
@@ -185,7 +191,37 @@ def test_created_as_draft_with_arms_pinned_to_versions(world):
                                "min_requests": 100}
     assert e["judge"]["api_key_set"] is True and "api_key" not in e["judge"]
     assert "{question}" in e["judge"]["prompt"] and e["judge"]["max_tokens"] == 512
+    # the key is kept sealed: the peer (AES-256-GCM, nonce | ciphertext | tag, the
+    # experiment's id as AAD) opens it, and it is nowhere in clear
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    with psycopg.connect(world["srv"].db_url) as c:
+        sealed = c.execute("SELECT judge_api_key_sealed FROM experiments WHERE id = %s",
+                           (e["id"],)).fetchone()[0]
+        dump = c.execute("SELECT string_agg(t::text, '') FROM experiments t").fetchone()[0]
+        audit = c.execute("SELECT coalesce(string_agg(t::text, ''), '') FROM audit_log t").fetchone()[0]
+    raw = base64.b64decode(sealed.removeprefix("fts1."))
+    assert AESGCM(bytes.fromhex(SECRET_KEY)).decrypt(raw[:12], raw[12:], e["id"].encode()) == b"sk-x"
+    assert "sk-x" not in dump and "sk-x" not in audit
     assert e["alpha"] == 0.05 and e["power"] == 0.8 and e["seed"] == 7
+
+
+def test_a_judge_key_without_a_secret_key_is_refused_and_nothing_is_kept(world, tmp_path):
+    srv = world["srv"]
+    bare = ApiServer(srv.build_dir, srv.db_url, srv.redis_url, tmp_path).start()   # no secret_key
+    try:
+        with psycopg.connect(srv.db_url) as c:
+            before = c.execute("SELECT count(*) FROM experiments").fetchone()[0]
+        with httpx.Client(base_url=bare.url, headers={"Authorization": f"Bearer {srv.key}"}) as c:
+            r = c.post("/v1/experiments", json={
+                "name": "clear", "arms": TWO,
+                "judge": {"url": world["judge"].url, "model": "m", "api_key": "sk-clear"}})
+        assert r.status_code == 503, r.text
+        err = r.json()["error"]
+        assert err["code"] == "secret_key_unset" and err["param"] == "judge.api_key"
+        with psycopg.connect(srv.db_url) as c:
+            assert c.execute("SELECT count(*) FROM experiments").fetchone()[0] == before
+    finally:
+        assert bare.stop() == 0
 
 
 def test_bad_input_names_the_field(world):

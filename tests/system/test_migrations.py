@@ -42,7 +42,7 @@ EXPECTED_TABLES = {
     # 0006_request_log
     "request_log",
     # 0008_evaluation (experiments, judgments, drift_windows made again)
-    "evals", "eval_models", "eval_transitions", "eval_events", "experiment_arms", "feedback",
+    "evals", "eval_models", "eval_transitions", "eval_judgments", "eval_events", "experiment_arms", "feedback",
     "experiment_results", "drift_monitors",
 }
 

@@ -489,6 +489,9 @@ static enum ft_rc score_row(struct scorer *sc, const struct ft_eval_row *r, stru
 	t->rouge_r += rg.recall;
 	t->rouge_f += rg.fmeasure;
 	json_object_set_new(row, "line", json_integer(r->row.line));
+	/* the last prompt turn (what an LLM judge reads as the question) */
+	const struct ft_chat_msg *q = &r->row.msgs[r->n_prompt - 1];
+	json_object_set_new(row, "question", json_stringn(q->content, q->len));
 	json_object_set_new(row, "reference", json_string(reference));
 	json_object_set_new(row, "answer", json_string(answer));
 	json_object_set_new(row, "answer_tokens", json_integer(answer_tokens));

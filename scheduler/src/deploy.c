@@ -465,15 +465,15 @@ static void drive_lora(struct ctl *c, const struct endpoint *ep, struct dep *v, 
 /* How long a stopped experiment stays on its endpoint (answering 409). */
 #define EXP_STOPPED_KEEP "7 days"
 
-#define EXP_SELECT                                                                             \
-	"SELECT json_build_object('id', x.id, 'team_id', x.team_id, 'name', x.name,"           \
-	" 'assignment', x.assignment, 'status', x.status, 'arms', (SELECT"                     \
-	"   coalesce(json_agg(json_build_object('name', a.name, 'model',"                      \
-	"   ft_version_served_name(a.model_version_id), 'weight', a.weight, 'status',"         \
-	"   a.status) ORDER BY a.position), '[]') FROM experiment_arms a"                      \
-	"   WHERE a.experiment_id = x.id))::text FROM experiments x"                           \
-	" WHERE x.endpoint_id = $1 AND (x.status <> 'stopped'"                                 \
-	"   OR x.ended_at > now() - interval '" EXP_STOPPED_KEEP "')"                          \
+#define EXP_SELECT                                                                     \
+	"SELECT json_build_object('id', x.id, 'team_id', x.team_id, 'name', x.name,"   \
+	" 'assignment', x.assignment, 'status', x.status, 'arms', (SELECT"             \
+	"   coalesce(json_agg(json_build_object('name', a.name, 'model',"              \
+	"   ft_version_served_name(a.model_version_id), 'weight', a.weight, 'status'," \
+	"   a.status) ORDER BY a.position), '[]') FROM experiment_arms a"              \
+	"   WHERE a.experiment_id = x.id))::text FROM experiments x"                   \
+	" WHERE x.endpoint_id = $1 AND (x.status <> 'stopped'"                         \
+	"   OR x.ended_at > now() - interval '" EXP_STOPPED_KEEP "')"                  \
 	" ORDER BY x.created_at, x.id"
 
 /* The experiments the endpoint should hold, each in the canonical JSON
@@ -525,8 +525,8 @@ static void drive_experiments(struct ctl *c, const struct endpoint *ep)
 		return;
 	struct ft_endpoint_answer a = { .body = FT_BUF_INIT(MAX_ANSWER) };
 	call(c->o, ep, "GET", "/v1/experiments", NULL, c->o->deploy_probe_timeout_ms, &a);
-	json_t *listed = ok(&a) ? json_loadb(a.body.ptr ? a.body.ptr : "", a.body.len, 0, NULL)
-				: NULL;
+	json_t *listed =
+		ok(&a) ? json_loadb(a.body.ptr ? a.body.ptr : "", a.body.len, 0, NULL) : NULL;
 	json_t *data = json_object_get(listed, "data");
 	if (!json_is_array(data)) {
 		ft_warn("endpoint %s: GET /v1/experiments: %s", ep->id,

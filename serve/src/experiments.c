@@ -179,9 +179,10 @@ enum ft_rc srv_experiment_route(struct srv_req *r, const char *user, const char 
 		r->rec->arm[0] = '\0';
 	pthread_mutex_unlock(&r->rec->mu);
 	if (!a->model[0])
-		return ft_failf(&r->err, FT_EUNAVAIL, "arm_unavailable",
-				"arm \"%s\" of experiment \"%s\" (%s) has no model version any more",
-				a->name, x.name, x.id);
+		return ft_failf(
+			&r->err, FT_EUNAVAIL, "arm_unavailable",
+			"arm \"%s\" of experiment \"%s\" (%s) has no model version any more",
+			a->name, x.name, x.id);
 	*model = ft_arena_strdup(r->arena, a->model);
 	return FT_OK;
 }

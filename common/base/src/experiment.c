@@ -189,8 +189,8 @@ static enum ft_rc spec_arm(const json_t *o, int i, struct ft_exp_arm *a, struct 
 
 enum ft_rc ft_experiment_spec_parse(const json_t *o, struct ft_exp_spec *out, struct ft_err *err)
 {
-	static const char *const keys[] = { "id",	  "team_id", "name", "assignment",
-					    "status", "arms",	     NULL };
+	static const char *const keys[] = { "id",     "team_id", "name", "assignment",
+					    "status", "arms",	 NULL };
 	const char *id, *team, *name, *assignment, *status;
 	json_t *arms;
 	memset(out, 0, sizeof(*out));
@@ -254,12 +254,10 @@ json_t *ft_experiment_spec_json(const struct ft_exp_spec *s)
 	json_t *arms = json_array();
 	for (int i = 0; i < s->n; i++) {
 		const struct ft_exp_arm *a = &s->arms[i];
-		json_array_append_new(arms, json_pack("{s:s, s:o, s:f, s:s}", "name", a->name,
-						      "model",
-						      a->model[0] ? json_string(a->model)
-								  : json_null(),
-						      "weight", a->weight, "status",
-						      a->active ? "active" : "stopped"));
+		json_array_append_new(
+			arms, json_pack("{s:s, s:o, s:f, s:s}", "name", a->name, "model",
+					a->model[0] ? json_string(a->model) : json_null(), "weight",
+					a->weight, "status", a->active ? "active" : "stopped"));
 	}
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "id", s->id, "team_id", s->team, "name",
 			 s->name, "assignment", s->sticky ? "user" : "request", "status",

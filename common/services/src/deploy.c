@@ -13,7 +13,8 @@ const struct ft_endpoint_kind ft_endpoint_kinds[] = {
 	  "ft-serve: adapters loaded from the platform's store by reference", true },
 	{ "vllm", FT_DRIVE_LORA_ROUTES, false, "/v1/models",
 	  "vLLM (--enable-lora, VLLM_ALLOW_RUNTIME_LORA_UPDATING): adapters unpacked into "
-	  "deploy_dir", false },
+	  "deploy_dir",
+	  false },
 	{ "llamacpp", FT_DRIVE_GGUF_EXPORTS, false, "/health",
 	  "llama.cpp's llama-server: the GGUF exports and the command that serves them", false },
 };

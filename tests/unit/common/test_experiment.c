@@ -163,15 +163,14 @@ FT_TEST(judge_replies)
 	ft_buf_release(&b);
 }
 
-#define SPEC                                                                                    \
-	"{\"id\":\"" EXP "\",\"team_id\":\"team-BBBBBBBBBBBBBBBBBBBBBBBB\",\"name\":\"x\","       \
-	"\"assignment\":\"user\",\"status\":\"running\",\"arms\":["                               \
-	"{\"name\":\"a\",\"model\":\"ft:m:1\",\"weight\":0.5,\"status\":\"active\"},"                 \
-	"{\"name\":\"b\",\"model\":null,\"weight\":0.3,\"status\":\"active\"},"                     \
+#define SPEC                                                                                \
+	"{\"id\":\"" EXP "\",\"team_id\":\"team-BBBBBBBBBBBBBBBBBBBBBBBB\",\"name\":\"x\"," \
+	"\"assignment\":\"user\",\"status\":\"running\",\"arms\":["                         \
+	"{\"name\":\"a\",\"model\":\"ft:m:1\",\"weight\":0.5,\"status\":\"active\"},"       \
+	"{\"name\":\"b\",\"model\":null,\"weight\":0.3,\"status\":\"active\"},"             \
 	"{\"name\":\"c\",\"model\":\"m/2\",\"weight\":0.2,\"status\":\"active\"}]}"
 
-static enum ft_rc parse_with(const char *key, json_t *v, struct ft_exp_spec *s,
-			     struct ft_err *err)
+static enum ft_rc parse_with(const char *key, json_t *v, struct ft_exp_spec *s, struct ft_err *err)
 {
 	json_t *o = json_loads(SPEC, 0, NULL);
 	FT_ASSERT(o != NULL);
@@ -201,20 +200,23 @@ FT_TEST(routing_spec_round_trip_and_refusals)
 	FT_CHECK(parse_with("id", json_string("exp-1"), &s, &err) == FT_EINVAL);
 	FT_CHECK_STR(err.param, "id");
 	FT_CHECK(parse_with("more", json_true(), &s, &err) == FT_EINVAL);
-	FT_CHECK(parse_with("arms", json_pack("[{s:s, s:f, s:s}, {s:s, s:f, s:s}]", "name", "a",
-					      "weight", 0.5, "status", "active", "name", "b",
-					      "weight", 0.4, "status", "active"),
+	FT_CHECK(parse_with("arms",
+			    json_pack("[{s:s, s:f, s:s}, {s:s, s:f, s:s}]", "name", "a", "weight",
+				      0.5, "status", "active", "name", "b", "weight", 0.4, "status",
+				      "active"),
 			    &s, &err) == FT_EINVAL);
 	FT_CHECK_STR(err.param, "arms");
 	FT_CHECK_STR(err.code, "invalid_weights");
-	FT_CHECK(parse_with("arms", json_pack("[{s:s, s:f, s:s}, {s:s, s:f, s:s}]", "name", "a",
-					      "weight", 0.5, "status", "active", "name", "b",
-					      "weight", 0.5, "status", "gone"),
+	FT_CHECK(parse_with("arms",
+			    json_pack("[{s:s, s:f, s:s}, {s:s, s:f, s:s}]", "name", "a", "weight",
+				      0.5, "status", "active", "name", "b", "weight", 0.5, "status",
+				      "gone"),
 			    &s, &err) == FT_EINVAL);
 	FT_CHECK_STR(err.param, "arms[1].status");
-	FT_CHECK(parse_with("arms", json_pack("[{s:s, s:f, s:s}, {s:s, s:f, s:s}]", "name", "a",
-					      "weight", 0.5, "status", "active", "name", "a",
-					      "weight", 0.5, "status", "active"),
+	FT_CHECK(parse_with("arms",
+			    json_pack("[{s:s, s:f, s:s}, {s:s, s:f, s:s}]", "name", "a", "weight",
+				      0.5, "status", "active", "name", "a", "weight", 0.5, "status",
+				      "active"),
 			    &s, &err) == FT_EINVAL);
 	FT_CHECK_STR(err.param, "arms[1].name");
 }

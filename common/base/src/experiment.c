@@ -223,7 +223,7 @@ enum ft_rc ft_experiment_spec_parse(const json_t *o, struct ft_exp_spec *out, st
 		return spec_bad(err, "status",
 				"\"status\" must be draft, running, paused or stopped");
 	int n = (int)json_array_size(arms);
-	double w[FT_EXP_MAX_ARMS];
+	double w[FT_EXP_MAX_ARMS] = { 0 }; /* the count check reads none; gcc cannot tell */
 	if (n < 2 || n > FT_EXP_MAX_ARMS)
 		return ft_experiment_weights_check(w, n, err);
 	for (int i = 0; i < n; i++) {

@@ -33,7 +33,17 @@
  *      must read at the same path). An unreachable endpoint makes every live
  *      deployment on it failed with the reason; the next pass that reaches
  *      it loads what is missing, and they are ready again.
- *   4. llamacpp: nothing is loaded remotely. For T the controller queues
+ *   4. ftserve (the kinds with ft/deploy.h's experiments): the endpoint's
+ *      experiments (drafts, running, paused, and those stopped within
+ *      EXP_STOPPED_KEEP, so that a request naming one gets a 409 that
+ *      says so, not a 404) in ft/experiment.h's JSON, each arm's model the
+ *      name its version is served under: GET /v1/experiments lists what
+ *      the endpoint holds; one that differs or is missing is pushed (POST
+ *      /v1/load_experiment), one no longer wanted is dropped (POST
+ *      /v1/unload_experiment). Start, pause, stop and a guardrail's stop of
+ *      an arm wake the thread (migration 0009's triggers); a restarted
+ *      endpoint gets them all again on the next pass.
+ *   5. llamacpp: nothing is loaded remotely. For T the controller queues
  *      (or reuses) two exports, the base's GGUF (format gguf, lora none,
  *      type gguf_type) and the adapter's (gguf-lora), and once both succeed
  *      writes the files and the llama-server command into the deployment.
@@ -50,6 +60,7 @@
 #include <curl/curl.h>
 
 #include "ft/deploy.h"
+#include "ft/experiment.h"
 #include "ft/fs.h"
 #include "ft/webhook.h"
 #include "sched_int.h"
@@ -449,6 +460,108 @@ static void drive_lora(struct ctl *c, const struct endpoint *ep, struct dep *v, 
 	names_release(&wanted);
 }
 
+/* ---- experiments (ftserve) ------------------------------------------------------ */
+
+/* How long a stopped experiment stays on its endpoint (answering 409). */
+#define EXP_STOPPED_KEEP "7 days"
+
+#define EXP_SELECT                                                                     \
+	"SELECT json_build_object('id', x.id, 'team_id', x.team_id, 'name', x.name,"   \
+	" 'assignment', x.assignment, 'status', x.status, 'arms', (SELECT"             \
+	"   coalesce(json_agg(json_build_object('name', a.name, 'model',"              \
+	"   ft_version_served_name(a.model_version_id), 'weight', a.weight, 'status'," \
+	"   a.status) ORDER BY a.position), '[]') FROM experiment_arms a"              \
+	"   WHERE a.experiment_id = x.id))::text FROM experiments x"                   \
+	" WHERE x.endpoint_id = $1 AND (x.status <> 'stopped'"                         \
+	"   OR x.ended_at > now() - interval '" EXP_STOPPED_KEEP "')"                  \
+	" ORDER BY x.created_at, x.id"
+
+/* The experiments the endpoint should hold, each in the canonical JSON
+ * (ft_experiment_spec_json), as an object by id. */
+static json_t *wanted_experiments(struct ctl *c, const struct endpoint *ep)
+{
+	struct ft_err err;
+	ft_err_clear(&err);
+	const char *p[] = { ep->id };
+	PGresult *r = ft_pg_exec(c->pg, &err, EXP_SELECT, 1, p);
+	if (!r) {
+		ft_warn("experiments of %s: %s", ep->id, err.detail[0] ? err.detail : err.msg);
+		return NULL;
+	}
+	json_t *want = json_object();
+	for (int i = 0; i < PQntuples(r); i++) {
+		json_t *o = json_loads(PQgetvalue(r, i, 0), 0, NULL);
+		struct ft_exp_spec spec;
+		ft_err_clear(&err);
+		if (ft_experiment_spec_parse(o, &spec, &err)) /* an arm's name too long, say */
+			ft_warn("experiment %s cannot be routed by %s: %s",
+				json_string_value(json_object_get(o, "id")), ep->id, err.msg);
+		else
+			json_object_set_new(want, spec.id, ft_experiment_spec_json(&spec));
+		json_decref(o);
+	}
+	PQclear(r);
+	return want;
+}
+
+static bool push(struct ctl *c, const struct endpoint *ep, const char *path, json_t *body)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	struct ft_endpoint_answer a = { .body = FT_BUF_INIT(MAX_ANSWER) };
+	call(c->o, ep, "POST", path, text, c->o->deploy_timeout_ms, &a);
+	free(text);
+	bool good = ok(&a) || (a.status == 404 && strcmp(path, "/v1/unload_experiment") == 0);
+	if (!good)
+		ft_warn("endpoint %s: POST %s %s: %s", ep->id, path,
+			json_string_value(json_object_get(body, "id")), a.error);
+	ft_buf_release(&a.body);
+	return good;
+}
+
+static void drive_experiments(struct ctl *c, const struct endpoint *ep)
+{
+	json_t *want = wanted_experiments(c, ep);
+	if (!want)
+		return;
+	struct ft_endpoint_answer a = { .body = FT_BUF_INIT(MAX_ANSWER) };
+	call(c->o, ep, "GET", "/v1/experiments", NULL, c->o->deploy_probe_timeout_ms, &a);
+	json_t *listed =
+		ok(&a) ? json_loadb(a.body.ptr ? a.body.ptr : "", a.body.len, 0, NULL) : NULL;
+	json_t *data = json_object_get(listed, "data");
+	if (!json_is_array(data)) {
+		ft_warn("endpoint %s: GET /v1/experiments: %s", ep->id,
+			a.error[0] ? a.error : "not a list of experiments");
+		goto out;
+	}
+	json_t *have = json_object(), *e;
+	size_t i;
+	json_array_foreach(data, i, e)
+	{
+		const char *id = json_string_value(json_object_get(e, "id"));
+		if (id)
+			json_object_set(have, id, e);
+	}
+	const char *id;
+	json_object_foreach(want, id, e)
+	{
+		if (!json_equal(json_object_get(have, id), e))
+			push(c, ep, "/v1/load_experiment", e);
+	}
+	json_object_foreach(have, id, e)
+	{
+		if (!json_object_get(want, id)) {
+			json_t *b = json_pack("{s:s}", "id", id);
+			push(c, ep, "/v1/unload_experiment", b);
+			json_decref(b);
+		}
+	}
+	json_decref(have);
+out:
+	json_decref(listed);
+	json_decref(want);
+	ft_buf_release(&a.body);
+}
+
 /* ---- llamacpp ------------------------------------------------------------------ */
 
 /* The export of version in format with options, reused when one exists
@@ -775,6 +888,8 @@ static void one_endpoint(struct ctl *c, struct endpoint *ep, bool callable)
 		drive_llamacpp(c, ep, v, n); /* the platform does not call llama-server */
 	} else if (reached) {
 		drive_lora(c, ep, v, n, &listed);
+		if (ep->kind->experiments)
+			drive_experiments(c, ep);
 	} else {
 		char reason[1400];
 		snprintf(reason, sizeof(reason), "the endpoint is unreachable: %s", why);

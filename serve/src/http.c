@@ -38,6 +38,9 @@ static const struct route {
 	{ "GET", "/v1/models", srv_models, 0 },
 	{ "POST", "/v1/load_lora_adapter", srv_load_adapter, RT_BODY | RT_OPERATOR },
 	{ "POST", "/v1/unload_lora_adapter", srv_unload_adapter, RT_BODY | RT_OPERATOR },
+	{ "GET", "/v1/experiments", srv_experiments_list, RT_OPERATOR },
+	{ "POST", "/v1/load_experiment", srv_experiment_load, RT_BODY | RT_OPERATOR },
+	{ "POST", "/v1/unload_experiment", srv_experiment_unload, RT_BODY | RT_OPERATOR },
 	{ "GET", "/health", srv_health, RT_PUBLIC },
 	{ "GET", "/metrics", srv_metrics_route, RT_PUBLIC },
 };
@@ -80,9 +83,14 @@ enum ft_rc srv_body(struct srv_req *r, json_t **out)
 }
 
 /* Queue resp with status; a generation's answer carries its record's id
- * as x-request-id, and its record learns the status. */
+ * as x-request-id (and, routed by an experiment, the experiment and its
+ * arm), and its record learns the status. */
 static enum MHD_Result queue(struct srv_req *r, int status, struct MHD_Response *resp)
 {
+	if (r->exp_arm[0]) {
+		MHD_add_response_header(resp, "X-Ft-Experiment", r->exp_id);
+		MHD_add_response_header(resp, "X-Ft-Experiment-Arm", r->exp_arm);
+	}
 	if (r->rec) {
 		MHD_add_response_header(resp, "x-request-id", r->rec->id);
 		pthread_mutex_lock(&r->rec->mu);

@@ -96,6 +96,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&ctx.mu, NULL);
 	pthread_mutex_init(&ctx.meta_mu, NULL);
 	pthread_mutex_init(&ctx.load_mu, NULL);
+	pthread_mutex_init(&ctx.exp_mu, NULL);
 	ctx.max_body = (size_t)ft_config_int(&cfg, "serve_max_body_bytes");
 	ctx.started_ms = (uint64_t)ft_time_wall_ms();
 	base_name(&cfg, model, ctx.model_name, sizeof ctx.model_name);
@@ -193,6 +194,8 @@ release_cfg:
 	srv_auth_free(ctx.auth);
 	ft_store_free(ctx.store);
 	free(ctx.metas);
+	free(ctx.exps);
+	pthread_mutex_destroy(&ctx.exp_mu);
 	pthread_mutex_destroy(&ctx.load_mu);
 	pthread_mutex_destroy(&ctx.meta_mu);
 	pthread_mutex_destroy(&ctx.mu);

@@ -391,7 +391,9 @@ enum ft_rc srv_adapter_add(struct srv_ctx *c, const struct srv_meta *m, const ch
 }
 
 /* The model a request names: the base (NULL adapter) or a resident adapter
- * the caller may use; its metadata goes into the request log's record. */
+ * the caller may use, directly or as the arm an experiment routes it to
+ * ("experiment:<id or name>", experiments.c); its metadata goes into the
+ * request log's record. *name stays the name the request gave. */
 static enum ft_rc pick_model(struct srv_req *r, json_t *b, const char **adapter, const char **name)
 {
 	const char *m = NULL;
@@ -404,16 +406,25 @@ static enum ft_rc pick_model(struct srv_req *r, json_t *b, const char **adapter,
 	pthread_mutex_lock(&r->rec->mu);
 	r->rec->model = ft_xstrdup(m);
 	pthread_mutex_unlock(&r->rec->mu);
-	if (!srv_meta_find(r->ctx, m, scope(r), &meta, &is_adapter)) {
-		ft_failf(&r->err, FT_ENOTFOUND, "model_not_found",
-			 "the model \"%.100s\" does not exist on this server; GET /v1/models "
-			 "lists them",
-			 m);
+	const char *serve = m; /* an experiment's arm: its model */
+	if (srv_experiment_route(r, json_string_value(json_object_get(b, "user")), &serve))
+		return r->err.rc;
+	if (!srv_meta_find(r->ctx, serve, scope(r), &meta, &is_adapter)) {
+		if (r->exp_arm[0])
+			ft_failf(&r->err, FT_EUNAVAIL, "arm_unavailable",
+				 "arm \"%s\" of experiment %s is served by \"%.100s\", which this "
+				 "server has not loaded: deploy that version on this endpoint",
+				 r->exp_arm, r->exp_id, serve);
+		else
+			ft_failf(&r->err, FT_ENOTFOUND, "model_not_found",
+				 "the model \"%.100s\" does not exist on this server; GET "
+				 "/v1/models lists them",
+				 m);
 		ft_err_param(&r->err, "model");
-		return FT_ENOTFOUND;
+		return r->err.rc;
 	}
 	if (is_adapter)
-		*adapter = m;
+		*adapter = serve;
 	pthread_mutex_lock(&r->rec->mu);
 	r->rec->meta = meta;
 	r->rec->adapter = is_adapter;

@@ -12,6 +12,7 @@
 #include <pthread.h>
 
 #include "ft/apikey.h"
+#include "ft/experiment.h"
 #include "ft/http.h"
 #include "ft/id.h"
 #include "ft/serve.h"
@@ -59,6 +60,10 @@ struct srv_ctx {
 	struct srv_meta base;
 	struct srv_meta *metas;
 	size_t n_metas;
+	/* A/B experiments pushed by the deployment controller (experiments.c) */
+	pthread_mutex_t exp_mu;
+	struct ft_exp_spec *exps;
+	size_t n_exps;
 };
 
 /* The request log's record of one request while it is answered
@@ -108,6 +113,9 @@ struct srv_req {
 	bool privileged; /* the endpoint's token, or no authentication configured */
 	char team[FT_ID_MAX]; /* a platform key's team ("" otherwise) */
 	struct srv_rec *rec; /* generation routes: the request log's record */
+	/* routed by an experiment (experiments.c): the answer's headers */
+	char exp_id[FT_ID_MAX];
+	char exp_arm[FT_EXP_ARM_NAME_MAX + 1];
 };
 
 /* Appends whose failure (the buffer's cap) can only cut a long answer
@@ -189,6 +197,16 @@ enum ft_rc srv_adapter_add(struct srv_ctx *c, const struct srv_meta *m, const ch
  * adapter); false when there is none or it belongs to another team. */
 bool srv_meta_find(struct srv_ctx *c, const char *name, const char *team, struct srv_meta *out,
 		   bool *adapter);
+
+/* experiments.c: routing by A/B experiment (ft/experiment.h) */
+#define SRV_MAX_EXPERIMENTS 1024
+enum ft_rc srv_experiments_list(struct srv_req *r);
+enum ft_rc srv_experiment_load(struct srv_req *r);
+enum ft_rc srv_experiment_unload(struct srv_req *r);
+/* model "experiment:<id or name>": the arm's model into *model (the
+ * arena's), the headers and the request log's arm set; other models are
+ * left as they are (*model unchanged). */
+enum ft_rc srv_experiment_route(struct srv_req *r, const char *user, const char **model);
 
 /* http.c */
 struct MHD_Daemon *srv_http_start(struct srv_ctx *ctx, const char *addr, int port,

@@ -10,12 +10,13 @@
 
 const struct ft_endpoint_kind ft_endpoint_kinds[] = {
 	{ "ftserve", FT_DRIVE_LORA_ROUTES, true, "/v1/models",
-	  "ft-serve: adapters loaded from the platform's store by reference" },
+	  "ft-serve: adapters loaded from the platform's store by reference", true },
 	{ "vllm", FT_DRIVE_LORA_ROUTES, false, "/v1/models",
 	  "vLLM (--enable-lora, VLLM_ALLOW_RUNTIME_LORA_UPDATING): adapters unpacked into "
-	  "deploy_dir" },
+	  "deploy_dir",
+	  false },
 	{ "llamacpp", FT_DRIVE_GGUF_EXPORTS, false, "/health",
-	  "llama.cpp's llama-server: the GGUF exports and the command that serves them" },
+	  "llama.cpp's llama-server: the GGUF exports and the command that serves them", false },
 };
 const size_t ft_n_endpoint_kinds = FT_ARRAY_LEN(ft_endpoint_kinds);
 

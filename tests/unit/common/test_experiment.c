@@ -4,7 +4,9 @@
  * key)[:8], "big") >> 11) * 2**-53, printed as hex floats), the arms a key
  * lands on with and without a stopped arm, the weights' rule with its
  * messages, and the request log's arm label; ft/judge.h: prompts, verdicts
- * and the two orders' table.
+ * and the two orders' table; the routing object an endpoint is pushed
+ * (parsed, written back the same, refused by field) and the arm it routes
+ * a request to in each state.
  */
 #include "ft/experiment.h"
 #include "ft/judge.h"
@@ -159,6 +161,95 @@ FT_TEST(judge_replies)
 	free(s);
 	json_decref(req);
 	ft_buf_release(&b);
+}
+
+#define SPEC                                                                                \
+	"{\"id\":\"" EXP "\",\"team_id\":\"team-BBBBBBBBBBBBBBBBBBBBBBBB\",\"name\":\"x\"," \
+	"\"assignment\":\"user\",\"status\":\"running\",\"arms\":["                         \
+	"{\"name\":\"a\",\"model\":\"ft:m:1\",\"weight\":0.5,\"status\":\"active\"},"       \
+	"{\"name\":\"b\",\"model\":null,\"weight\":0.3,\"status\":\"active\"},"             \
+	"{\"name\":\"c\",\"model\":\"m/2\",\"weight\":0.2,\"status\":\"active\"}]}"
+
+static enum ft_rc parse_with(const char *key, json_t *v, struct ft_exp_spec *s, struct ft_err *err)
+{
+	json_t *o = json_loads(SPEC, 0, NULL);
+	FT_ASSERT(o != NULL);
+	if (key)
+		json_object_set_new(o, key, v);
+	ft_err_clear(err);
+	enum ft_rc rc = ft_experiment_spec_parse(o, s, err);
+	json_decref(o);
+	return rc;
+}
+
+FT_TEST(routing_spec_round_trip_and_refusals)
+{
+	struct ft_exp_spec s;
+	struct ft_err err;
+	FT_CHECK(parse_with(NULL, NULL, &s, &err) == FT_OK);
+	FT_CHECK_STR(s.id, EXP);
+	FT_CHECK(s.sticky && s.status == FT_EXP_RUNNING && s.n == 3);
+	FT_CHECK_STR(s.arms[0].model, "ft:m:1");
+	FT_CHECK_STR(s.arms[1].model, "");
+	json_t *back = ft_experiment_spec_json(&s), *orig = json_loads(SPEC, 0, NULL);
+	FT_CHECK(json_equal(back, orig));
+	json_decref(back);
+	json_decref(orig);
+	FT_CHECK(parse_with("status", json_string("done"), &s, &err) == FT_EINVAL);
+	FT_CHECK_STR(err.param, "status");
+	FT_CHECK(parse_with("id", json_string("exp-1"), &s, &err) == FT_EINVAL);
+	FT_CHECK_STR(err.param, "id");
+	FT_CHECK(parse_with("more", json_true(), &s, &err) == FT_EINVAL);
+	FT_CHECK(parse_with("arms",
+			    json_pack("[{s:s, s:f, s:s}, {s:s, s:f, s:s}]", "name", "a", "weight",
+				      0.5, "status", "active", "name", "b", "weight", 0.4, "status",
+				      "active"),
+			    &s, &err) == FT_EINVAL);
+	FT_CHECK_STR(err.param, "arms");
+	FT_CHECK_STR(err.code, "invalid_weights");
+	FT_CHECK(parse_with("arms",
+			    json_pack("[{s:s, s:f, s:s}, {s:s, s:f, s:s}]", "name", "a", "weight",
+				      0.5, "status", "active", "name", "b", "weight", 0.5, "status",
+				      "gone"),
+			    &s, &err) == FT_EINVAL);
+	FT_CHECK_STR(err.param, "arms[1].status");
+	FT_CHECK(parse_with("arms",
+			    json_pack("[{s:s, s:f, s:s}, {s:s, s:f, s:s}]", "name", "a", "weight",
+				      0.5, "status", "active", "name", "a", "weight", 0.5, "status",
+				      "active"),
+			    &s, &err) == FT_EINVAL);
+	FT_CHECK_STR(err.param, "arms[1].name");
+}
+
+FT_TEST(routing_by_state)
+{
+	struct ft_exp_spec s;
+	struct ft_err err;
+	bool counted;
+	FT_CHECK(parse_with(NULL, NULL, &s, &err) == FT_OK);
+	/* sticky: dave's arm (1, as above) whatever the request's id */
+	FT_CHECK_INT(ft_experiment_spec_route(&s, "dave", "chatcmpl-1", &counted), 1);
+	FT_CHECK(counted);
+	/* no user: the request's id is the key */
+	FT_CHECK_INT(ft_experiment_spec_route(&s, NULL, "alice", &counted), 0);
+	FT_CHECK_INT(ft_experiment_spec_route(&s, "", "u6", &counted), 1);
+	/* per request: the user is not the key */
+	s.sticky = false;
+	FT_CHECK_INT(ft_experiment_spec_route(&s, "dave", "alice", &counted), 0);
+	/* a stopped arm: its users move as ft_experiment_assign says */
+	s.sticky = true;
+	s.arms[1].active = false;
+	FT_CHECK_INT(ft_experiment_spec_route(&s, "u6", "r", &counted), 2);
+	/* paused: the first active arm, not the experiment's traffic */
+	s.status = FT_EXP_PAUSED;
+	s.arms[0].active = false;
+	FT_CHECK_INT(ft_experiment_spec_route(&s, "dave", "r", &counted), 2);
+	FT_CHECK(!counted);
+	s.status = FT_EXP_STOPPED;
+	FT_CHECK_INT(ft_experiment_spec_route(&s, "dave", "r", &counted), -1);
+	s.status = FT_EXP_DRAFT;
+	FT_CHECK_INT(ft_experiment_spec_route(&s, "dave", "r", &counted), -1);
+	FT_CHECK(!counted);
 }
 
 FT_TEST_MAIN()

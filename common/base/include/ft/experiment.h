@@ -22,9 +22,37 @@
  *
  * The request log (ft/reqlog.h's experiment_arm) records the arm as
  * "<experiment id>:<arm name>", so one column names both.
+ *
+ * Routing. The deployment controller (scheduler/src/deploy.c) pushes each
+ * experiment of an ftserve endpoint to it (POST /v1/load_experiment; GET
+ * /v1/experiments lists them back; POST /v1/unload_experiment {"id"}) as
+ * one JSON object, written and read only by the functions below:
+ *
+ * | key          | type         | what                                          |
+ * |--------------|--------------|-----------------------------------------------|
+ * | id           | string       | "exp-…"                                       |
+ * | team_id      | string       | "team-…": only its keys (and the endpoint's   |
+ * |              |              | token) may route by it                        |
+ * | name         | string       | 1..256 printable bytes (not unique)           |
+ * | assignment   | string       | "user" (sticky) or "request"                  |
+ * | status       | string       | draft, running, paused, stopped               |
+ * | arms         | list         | 2..16 arms in position order (0 the control)  |
+ * | arms[].name  | string       | ft_experiment_arm_name_ok                     |
+ * | arms[].model | string, null | the name the endpoint serves the arm's        |
+ * |              |              | version under (null: the version is gone)     |
+ * | arms[].weight| number       | ft_experiment_weights_check over all arms     |
+ * | arms[].status| string       | "active" or "stopped" (by hand or guardrail)  |
+ *
+ * A request names an experiment as model "experiment:<id or name>"
+ * (FT_EXP_MODEL_PREFIX). Running: the arm of ft_experiment_assign, keyed
+ * as above. Paused: the first active arm (the control unless a guardrail
+ * stopped it), not counted as the experiment's traffic. Draft and stopped:
+ * refused (409), naming the experiment.
  */
 #ifndef FT_EXPERIMENT_H
 #define FT_EXPERIMENT_H
+
+#include <jansson.h>
 
 #include "ft/err.h"
 #include "ft/id.h"
@@ -57,5 +85,42 @@ bool ft_experiment_arm_label(const char *experiment_id, const char *arm, char *o
 /* The reverse; false unless label is an experiment id, ':' and an arm name. */
 bool ft_experiment_arm_label_parse(const char *label, char *experiment_id, size_t n_id, char *arm,
 				   size_t n_arm);
+
+/* ---- the experiment as an endpoint routes by it ---- */
+
+#define FT_EXP_MODEL_PREFIX "experiment:"
+#define FT_EXP_NAME_MAX 256
+#define FT_EXP_MODEL_MAX 128 /* an arm's served name (ft-serve's model names) */
+
+enum ft_exp_status { FT_EXP_DRAFT = 0, FT_EXP_RUNNING, FT_EXP_PAUSED, FT_EXP_STOPPED };
+extern const char *const ft_exp_status_names[]; /* by enum ft_exp_status */
+
+struct ft_exp_arm {
+	char name[FT_EXP_ARM_NAME_MAX + 1];
+	char model[FT_EXP_MODEL_MAX]; /* "": none */
+	double weight;
+	bool active;
+};
+
+struct ft_exp_spec {
+	char id[FT_ID_MAX], team[FT_ID_MAX];
+	char name[FT_EXP_NAME_MAX + 1];
+	bool sticky; /* assignment "user" */
+	enum ft_exp_status status;
+	int n;
+	struct ft_exp_arm arms[FT_EXP_MAX_ARMS];
+};
+
+/* The table above from o; FT_EINVAL naming the key ("arms[1].weight"). */
+enum ft_rc ft_experiment_spec_parse(const json_t *o, struct ft_exp_spec *out, struct ft_err *err);
+/* The same object back (new reference): parse(json(s)) == s. */
+json_t *ft_experiment_spec_json(const struct ft_exp_spec *s);
+
+/* The arm a request is served by: running, ft_experiment_assign on key
+ * (the request's user when sticky and given, else its id); paused, the
+ * first active arm. -1 when none (or draft, stopped). *counted: the
+ * request is the experiment's traffic (running). */
+int ft_experiment_spec_route(const struct ft_exp_spec *s, const char *user, const char *request_id,
+			     bool *counted);
 
 #endif

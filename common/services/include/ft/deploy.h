@@ -26,6 +26,10 @@
  * |         | why; the controller tries again every period                         |
  * | stopped | deleted by a user; the controller unloads its names (unloaded)      |
  *
+ * An ftserve endpoint also gets the experiments on it (ft/experiment.h's
+ * table: POST /v1/load_experiment, /v1/unload_experiment, listed by GET
+ * /v1/experiments) and routes requests for "experiment:<id or name>".
+ *
  * Both ftserve and vllm endpoints get vLLM's body {lora_name, lora_path}
  * and, for the request log, ft-serve's team_id, version_id, deployment_id
  * and log_texts (vLLM ignores fields it does not know).
@@ -47,6 +51,7 @@ struct ft_endpoint_kind {
 	bool store_refs; /* lora_path "store:sha256:<manifest>" (else a folder in deploy_dir) */
 	const char *probe; /* the health check's path */
 	const char *help;
+	bool experiments; /* routes by A/B experiment (POST /v1/load_experiment, ft/experiment.h) */
 };
 
 extern const struct ft_endpoint_kind ft_endpoint_kinds[];

@@ -102,6 +102,7 @@ int main(int argc, char **argv)
 	base_name(&cfg, model, ctx.model_name, sizeof ctx.model_name);
 	ft_strlcpy(ctx.base.name, ctx.model_name, sizeof ctx.base.name);
 	ctx.base.log_texts = ft_config_bool(&cfg, "serve_log_texts");
+	ctx.embed_percent = (int)ft_config_int(&cfg, "serve_embed_percent");
 	rc = 1;
 	if (!id_key(&cfg, "serve_version_id", FT_ID_VERSION, ctx.base.version,
 		    sizeof ctx.base.version) ||

@@ -72,6 +72,9 @@ static const struct ft_config_key keys[] = {
 	{ "serve_log_texts", FT_CFG_BOOL, "false", 0, 0,
 	  "ft-serve: the request log keeps the prompt and completion texts of the base model's "
 	  "requests" },
+	{ "serve_embed_percent", FT_CFG_INT, "25", 0, 100,
+	  "ft-serve: share of requests (by a hash of their id) whose prompt embedding the "
+	  "request log keeps, for embedding drift" },
 	{ "serve_version_id", FT_CFG_STR, NULL, 0, 0,
 	  "ft-serve: the registry version (mv-...) the base model's requests are logged under" },
 	{ "serve_deployment_id", FT_CFG_STR, NULL, 0, 0,

@@ -359,6 +359,8 @@ enum ft_rc wk_cache_get(struct wk_cache *c, enum wk_cache_kind k, const char *he
 	ft_fsync_dir(parent);
 	__atomic_add_fetch(&c->counters.fetches, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&c->counters.fetched_bytes, bytes, __ATOMIC_RELAXED);
+	ft_logf(FT_LOG_INFO, NULL, NULL, "cache: fetched %s %.12s from the %s store (%llu bytes)",
+		kind_dir[k], hex, ft_store_backend(c->st), (unsigned long long)bytes);
 	e = add(c, k, hex, bytes);
 	e->pins = 1;
 	e->used = ++c->clock;

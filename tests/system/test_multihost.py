@@ -1,12 +1,14 @@
 """Hosts with no shared disk (network namespaces, netns.py): host a runs
 PostgreSQL, Redis, ft-api and ft-scheduler; hosts b and c run a worker each,
 with folders of their own; host d runs the S3-compatible store (SeaweedFS,
-deploy/dev/s3.sh). Every process reaches the others only over the network,
+deploy/dev/s3.sh) and ft-serve. Every process reaches the others only over the network,
 at the hosts' addresses. A reference job runs uninterrupted on b; the same job
 runs again, b's link is cut after it stored a checkpoint, and the job resumes
 on c from b's last uploaded checkpoint and succeeds: every step either attempt
 trained has exactly the reference's loss, the job succeeds once, and when b's
-link comes back nothing b still says about its attempt changes the job.
+link comes back nothing b still says about its attempt changes the job. The
+job's version is then deployed to ft-serve on d, which loads its adapter from
+the store and answers as ft-train generate does with that adapter.
 
 The programs share this machine's file system (namespaces separate networks,
 not disks), so each process is given folders under its own host's folder and
@@ -15,8 +17,11 @@ is installed on each (docs/deploy.md). The test itself talks to ft-api and
 PostgreSQL from inside host a (setns on its own thread)."""
 import contextlib
 import ctypes
+import hashlib
+import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -32,10 +37,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 DATA = os.path.join(ROOT, "data", "customer-service")
 MODEL = os.path.join(ROOT, "data", "models", "ftplat-tiny-cs")
 # 48 rows, batch 4, 3 epochs: 36 steps; a checkpoint every 4
-JOB = {"model": "ftplat-tiny-cs", "seed": 3,
+JOB = {"model": "ftplat-tiny-cs", "seed": 3, "registered_model": "support-bot",
        "hyperparameters": {"n_epochs": 3, "batch_size": 4, "learning_rate_multiplier": 5},
        "lora": {"r": 4, "alpha": 8}}
-API_PORT, REDIS_PORT = 8080, 6379
+API_PORT, REDIS_PORT, SERVE_PORT = 8080, 6379, 8090
+SERVE_TOKEN = "ep-token-" + secrets.token_hex(12)      # ft-serve's own credential
+PROMPTS = ["How long do refunds take?", "Hi, my parcel arrived damaged."]
+N_TOKENS = 16
 
 _libc = ctypes.CDLL(None, use_errno=True)
 CLONE_NEWNET = 0x40000000
@@ -84,9 +92,13 @@ class Cluster:
                      stdout=subprocess.DEVNULL)
         self.common = dict(os.environ, FT_REDIS_URL=f"redis://{self.a.addr}:{REDIS_PORT}/0",
                            FT_STORE_BACKEND="s3", FT_LOG_LEVEL="info", **self.s3)
+        # endpoints (ft-serve on d) are on the hosts' subnet, over http
+        self.control = dict(FT_DATABASE_URL=self.db_url, FT_SECRET_KEY=secrets.token_hex(32),
+                            FT_ENDPOINT_ALLOW_HTTP="true",
+                            FT_ENDPOINT_ALLOW_CIDRS=f"{net.subnet}.0/24")
         self.a.run([build_dir / "migrations" / "ft-migrate", "--database-url", self.db_url, "up"],
                    env=self.common)
-        self.api_env = dict(self.common, FT_DATABASE_URL=self.db_url, FT_LISTEN_ADDR=self.a.addr,
+        self.api_env = dict(self.common, **self.control, FT_LISTEN_ADDR=self.a.addr,
                             FT_LISTEN_PORT=str(API_PORT), FT_STORE_DIR=str(self.a.dir / "api-stage"),
                             FT_API_THREADS="4")
         team = self.a.run([build_dir / "api" / "ft-api", "admin", "create-team", "acme"],
@@ -95,8 +107,17 @@ class Cluster:
                                "--role", "admin"], env=self.api_env).stdout.split()[-1]
         self.start(self.a, "api", [build_dir / "api" / "ft-api", "serve"], self.api_env)
         self.start(self.a, "scheduler", [build_dir / "scheduler" / "ft-scheduler"],
-                   dict(self.common, FT_DATABASE_URL=self.db_url, FT_SCHED_TICK_MS="50",
-                        FT_LEASE_MS="3000", FT_STORE_DIR=str(self.a.dir / "sched-stage")))
+                   dict(self.common, **self.control, FT_SCHED_TICK_MS="50", FT_LEASE_MS="3000",
+                        FT_STORE_DIR=str(self.a.dir / "sched-stage"), FT_DEPLOY_INTERVAL_MS="400",
+                        FT_DEPLOY_DIR=str(self.a.dir / "deploy")))
+        # d: ft-serve on the base model, taking adapters from the store
+        (self.d.dir / "serve-cache").mkdir()
+        self.start(self.d, "serve", [build_dir / "serve" / "ft-serve"],
+                   dict(self.common, FT_SERVE_MODEL=MODEL, FT_SERVE_ADDR=self.d.addr,
+                        FT_SERVE_PORT=str(SERVE_PORT), FT_SERVE_TOKEN=SERVE_TOKEN,
+                        FT_SERVE_STORE="true", FT_STORE_DIR=str(self.d.dir / "serve-stage"),
+                        FT_SERVE_CACHE_DIR=str(self.d.dir / "serve-cache"), FT_NUM_THREADS="2"))
+        self.serve_url = f"http://{self.d.addr}:{SERVE_PORT}"
         self.url = f"http://{self.a.addr}:{API_PORT}"
         deadline = time.time() + 60
         while True:
@@ -200,7 +221,6 @@ def test_a_job_cut_off_on_b_resumes_on_c_from_the_store(cluster):
     assert not wrong, f"step losses differ from the uninterrupted run's: {wrong}"
     assert max(s for s, _ in losses) == 36
     # c's cache holds the training file; b's and c's folders are their own.
-    import hashlib
     sha = hashlib.sha256(train).hexdigest()
     assert hashlib.sha256((c.dir / "cache" / "files" / sha).read_bytes()).hexdigest() == sha
     assert not (c.dir / "work" / f"{ref}-1").exists()
@@ -216,3 +236,42 @@ def test_a_job_cut_off_on_b_resumes_on_c_from_the_store(cluster):
         adapters = db.execute("SELECT count(*) FROM artifacts WHERE job_id = %s AND kind = 'adapter'",
                               (job,)).fetchone()[0]
     assert (done, status, adapters) == (1, "succeeded", 1)
+
+    # Its version, deployed to ft-serve on d (the scheduler's controller has
+    # it load the adapter from the store), answers as ft-train generate does
+    # with the adapter downloaded through the registry (greedy, the peer of
+    # test_deployments.py).
+    with inside(cl.a), cl.client() as h:
+        ver = h.get("/v1/registry/models/support-bot/versions/2").json()
+        assert ver["lineage"]["job"]["id"] == job, ver
+        r = h.post("/v1/endpoints", json=dict(name="serve-d", kind="ftserve", url=cl.serve_url,
+                                              api_key=SERVE_TOKEN))
+        assert r.status_code == 200, r.text
+        r = h.post("/v1/deployments", json=dict(endpoint="serve-d", model="support-bot/2"))
+        assert r.status_code == 200, r.text
+        dep = r.json()["id"]
+        deadline = time.time() + 120
+        while True:
+            d = h.get(f"/v1/deployments/{dep}").json()
+            if d["status"] == "ready" and d["loaded_version_id"] == ver["id"]:
+                break
+            assert time.time() < deadline, (d, (cl.d.dir / "serve.log").read_text()[-2000:])
+            time.sleep(0.3)
+        adapter = cl.a.dir / "v2"
+        adapter.mkdir()
+        for f in ver["artifact"]["files"]:
+            got = h.get(f["url"])
+            assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == f["sha256"]
+            (adapter / f["path"]).write_bytes(got.content)
+    for p in PROMPTS:
+        with inside(cl.a):
+            r = httpx.post(cl.serve_url + "/v1/completions", timeout=60,
+                           headers={"Authorization": f"Bearer {SERVE_TOKEN}"},
+                           json={"model": j["fine_tuned_model"], "prompt": p,
+                                 "max_tokens": N_TOKENS, "temperature": 0})
+        assert r.status_code == 200, r.text
+        out = subprocess.run([cl.build / "trainer" / "ft-train", "generate", "--model", MODEL,
+                              "--adapter", adapter, "--prompt", p, "--max-new-tokens", str(N_TOKENS)],
+                             capture_output=True, text=True, check=True,
+                             env=dict(os.environ, FT_NUM_THREADS="2")).stdout
+        assert r.json()["choices"][0]["text"] == json.loads(out)["text"]

@@ -147,6 +147,11 @@ static const struct ft_config_key keys[] = {
 	{ "trainer_path", FT_CFG_STR, NULL, 0, 0,
 	  "the ft-train program a worker runs (default: next to ft-worker)" },
 	{ "work_dir", FT_CFG_STR, "./ftplat-work", 0, 0, "a worker's scratch folder for jobs" },
+	{ "cache_dir", FT_CFG_STR, "./ftplat-cache", 0, 0,
+	  "a worker's cache of job inputs fetched from the store (one worker per folder)" },
+	{ "cache_max_mb", FT_CFG_INT, "20480", 1, 1073741824,
+	  "a worker's cache size cap in MiB (least recently used inputs go first; inputs of "
+	  "running jobs stay)" },
 	{ "checkpoint_steps", FT_CFG_INT, "50", 1, 1000000,
 	  "a worker's jobs checkpoint every this many steps unless the job says otherwise" },
 	{ "webhook_allow_http", FT_CFG_BOOL, "false", 0, 0,

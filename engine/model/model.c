@@ -629,12 +629,11 @@ void ft_model_linear_base(struct ft_model *m, int l, enum ft_linear k, float *ou
 		m->be->matmul_fwd(out, in, L->w[k], L->b[k], N, IC, OC, false);
 }
 
-/* out[N,OC] = in W^T + b (+ each row's adapter path) for linear k of layer l. */
-static void linear_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in,
-		       const struct ft_layer_run *run)
+/* out[N,OC] += each row's adapter path for linear k of layer l. */
+static void linear_lora(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in,
+			const struct ft_layer_run *run)
 {
 	int N = run->N;
-	ft_model_linear_base(m, l, k, out, in, N);
 	if (!run->row_ad) {
 		const struct ft_adapter *ad = m->lora_on ? ft_model_own(m) : NULL;
 		if (ad && ft_adapter_a(ad, l, k))
@@ -656,6 +655,42 @@ static void linear_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, 
 		ft_lora_fwd(m, ad, l, k, out + (size_t)i0 * OC, in + (size_t)i0 * IC, i1 - i0,
 			    run->lora_u, NULL, 0);
 	}
+}
+
+/* out[N,OC] = in W^T + b (+ each row's adapter path) for linear k of layer l. */
+static void linear_fwd(struct ft_model *m, int l, enum ft_linear k, float *out, const float *in,
+		       const struct ft_layer_run *run)
+{
+	ft_model_linear_base(m, l, k, out, in, run->N);
+	linear_lora(m, l, k, out, in, run);
+}
+
+/* linear_fwd of n linears that read the same input (q, k, v; gate, up):
+ * packed inference weights go to the backend together (matmul_pw_fwd_multi:
+ * one pass over the input, one hand-off to the threads, the same bits). */
+static void linears_fwd(struct ft_model *m, int l, const enum ft_linear *k, float *const *out,
+			int n, const float *in, const struct ft_layer_run *run)
+{
+	struct ft_layer *L = &m->layers[l];
+	bool together = m->be->matmul_pw_fwd_multi && n <= FT_PW_MULTI_MAX;
+	for (int i = 0; i < n && together; i++)
+		together = L->pw[k[i]] != NULL;
+	if (!together) {
+		for (int i = 0; i < n; i++)
+			linear_fwd(m, l, k[i], out[i], in, run);
+		return;
+	}
+	const struct ft_pw *w[FT_PW_MULTI_MAX];
+	const float *b[FT_PW_MULTI_MAX];
+	int IC, OC;
+	ft_model_linear_dims(&m->cfg, k[0], &IC, &OC);
+	for (int i = 0; i < n; i++) {
+		w[i] = L->pw[k[i]];
+		b[i] = L->b[k[i]];
+	}
+	m->be->matmul_pw_fwd_multi(out, in, w, b, n, run->N, IC);
+	for (int i = 0; i < n; i++)
+		linear_lora(m, l, k[i], out[i], in, run);
 }
 
 static void linear_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, const float *dout,
@@ -690,9 +725,8 @@ void ft_model_layer_fwd(struct ft_model *m, int l, const struct ft_layer_run *ru
 	struct ft_layer *L = &m->layers[l];
 	struct ft_layer_act *a = run->a;
 	be->rmsnorm_fwd(a->ln1, a->rstd1, a->res, L->ln1, N, C, (float)c->rms_norm_eps);
-	linear_fwd(m, l, FT_LIN_Q, a->q, a->ln1, run);
-	linear_fwd(m, l, FT_LIN_K, a->k, a->ln1, run);
-	linear_fwd(m, l, FT_LIN_V, a->v, a->ln1, run);
+	linears_fwd(m, l, (const enum ft_linear[]){ FT_LIN_Q, FT_LIN_K, FT_LIN_V },
+		    (float *const[]){ a->q, a->k, a->v }, 3, a->ln1, run);
 	be->rope_fwd(a->q, m->rope_cos, m->rope_sin, run->pos, N, nh, hd);
 	be->rope_fwd(a->k, m->rope_cos, m->rope_sin, run->pos, N, nkv, hd);
 	if (run->kv)
@@ -703,8 +737,8 @@ void ft_model_layer_fwd(struct ft_model *m, int l, const struct ft_layer_run *ru
 	linear_fwd(m, l, FT_LIN_O, a->mid, a->att, run);
 	be->add(a->mid, a->res, (size_t)N * C);
 	be->rmsnorm_fwd(a->ln2, a->rstd2, a->mid, L->ln2, N, C, (float)c->rms_norm_eps);
-	linear_fwd(m, l, FT_LIN_GATE, a->gate, a->ln2, run);
-	linear_fwd(m, l, FT_LIN_UP, a->up, a->ln2, run);
+	linears_fwd(m, l, (const enum ft_linear[]){ FT_LIN_GATE, FT_LIN_UP },
+		    (float *const[]){ a->gate, a->up }, 2, a->ln2, run);
 	be->swiglu_fwd(a->h, a->gate, a->up, (size_t)N * I);
 	if (!run->next) {
 		/* the down projection's LoRA path saves u (and its dropout

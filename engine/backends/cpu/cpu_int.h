@@ -38,11 +38,15 @@ struct ft_pw {
 bool ft_cpu_q8_pack(struct ft_pw *w, const uint8_t *src);
 /* out[N, OC] = inp[N, IC] w^T (no bias) */
 void ft_cpu_matmul_q8_fwd(float *out, const float *inp, const struct ft_pw *w, int N);
+void ft_cpu_matmul_q8_fwd_multi(float *const *out, const float *inp, const struct ft_pw *const *w,
+				int n, int N);
 
 /* matmul.c: inference weights (ft/backend.h's pw_*) */
 struct ft_pw *ft_cpu_pw_pack(enum ft_pw_fmt fmt, const void *w, int OC, int IC);
 void ft_cpu_pw_free(struct ft_pw *w);
 size_t ft_cpu_pw_bytes(const struct ft_pw *w);
+void ft_cpu_matmul_pw_fwd_multi(float *const *out, const float *inp, const struct ft_pw *const *w,
+				const float *const *bias, int n, int N, int IC);
 void ft_cpu_matmul_pw_fwd(float *out, const float *inp, const struct ft_pw *w, const float *bias,
 			  int N, int IC, int OC);
 

@@ -403,3 +403,26 @@ bias:
 			for (int o = 0; o < OC; o++)
 				out[(size_t)n * OC + o] += bias[o];
 }
+
+/* q8_0 weights of one input in one hand-off (matmul_q8.c); anything else,
+ * one call each: the same bits either way (each output row depends on its
+ * input row and the weights only). */
+void ft_cpu_matmul_pw_fwd_multi(float *const *out, const float *inp, const struct ft_pw *const *w,
+				const float *const *bias, int n, int N, int IC)
+{
+	FT_ASSERT(n >= 1 && n <= FT_PW_MULTI_MAX);
+	bool q8 = true;
+	for (int i = 0; i < n; i++)
+		q8 &= w[i]->fmt == FT_PW_Q8_0 && w[i]->ic == IC;
+	if (!q8 || N <= 0) {
+		for (int i = 0; i < n; i++)
+			ft_cpu_matmul_pw_fwd(out[i], inp, w[i], bias[i], N, IC, w[i]->oc);
+		return;
+	}
+	ft_cpu_matmul_q8_fwd_multi(out, inp, w, n, N);
+	for (int i = 0; i < n; i++)
+		if (bias[i])
+			for (int r = 0; r < N; r++)
+				for (int o = 0; o < w[i]->oc; o++)
+					out[i][(size_t)r * w[i]->oc + o] += bias[i][o];
+}

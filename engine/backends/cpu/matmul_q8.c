@@ -259,18 +259,65 @@ static struct q8_act *act_buffers(size_t need_q, size_t need_d)
 	return a;
 }
 
-void ft_cpu_matmul_q8_fwd(float *out, const float *inp, const struct ft_pw *w, int N)
+/* The N input rows quantised into the calling thread's buffers. */
+static struct q8_act *quantise_input(const float *inp, int N, int IC)
 {
-	size_t need_q = (size_t)N * w->ic;
+	size_t need_q = (size_t)N * IC;
 	struct q8_act *a = act_buffers(need_q, need_q / 32);
 	if (N <= RB) {
 		for (int n = 0; n < N; n++)
-			quantise_row(a, inp, n, w->ic);
+			quantise_row(a, inp, n, IC);
 	} else {
-		struct quant_job qj = { a, inp, N, w->ic };
+		struct quant_job qj = { a, inp, N, IC };
 		ft_pool_run(quant_task, &qj, N);
 	}
+	return a;
+}
+
+void ft_cpu_matmul_q8_fwd(float *out, const float *inp, const struct ft_pw *w, int N)
+{
+	struct q8_act *a = quantise_input(inp, N, w->ic);
 	int tasks = 4 * ft_pool_threads();
 	struct q8_job j = { out, w, a, N, FT_MAX(1, (w->panels + tasks - 1) / tasks) };
 	ft_pool_run(q8_task, &j, (w->panels + j.panels_per_task - 1) / j.panels_per_task);
+}
+
+/* Several weights of one input: the panels of all of them, in order, are
+ * one list that the tasks split (a decode step's q, k and v are ~25 small
+ * matrices' worth of hand-offs otherwise: each costs a futex wake-up and a
+ * wait, comparable to the work itself at one row). */
+struct q8_multi {
+	struct q8_job j[FT_PW_MULTI_MAX];
+	int start[FT_PW_MULTI_MAX + 1]; /* first panel of each weight in the list */
+	int n, panels_per_task;
+};
+
+static void q8_multi_task(void *ctx, int t)
+{
+	const struct q8_multi *m = ctx;
+	int g0 = t * m->panels_per_task, g1 = FT_MIN(m->start[m->n], g0 + m->panels_per_task);
+	int i = 0;
+	for (int g = g0; g < g1; g++) {
+		while (g >= m->start[i + 1])
+			i++;
+		const struct q8_job *j = &m->j[i];
+		for (int r0 = 0; r0 < j->N; r0 += RB)
+			panel_rows(j, g - m->start[i], r0, FT_MIN(RB, j->N - r0));
+	}
+}
+
+void ft_cpu_matmul_q8_fwd_multi(float *const *out, const float *inp, const struct ft_pw *const *w,
+				int n, int N)
+{
+	FT_ASSERT(n >= 1 && n <= FT_PW_MULTI_MAX);
+	struct q8_act *a = quantise_input(inp, N, w[0]->ic);
+	struct q8_multi m = { .n = n };
+	for (int i = 0; i < n; i++) {
+		FT_ASSERT(w[i]->ic == w[0]->ic);
+		m.j[i] = (struct q8_job){ out[i], w[i], a, N, 0 };
+		m.start[i + 1] = m.start[i] + w[i]->panels;
+	}
+	int tasks = 4 * ft_pool_threads(), total = m.start[n];
+	m.panels_per_task = FT_MAX(1, (total + tasks - 1) / tasks);
+	ft_pool_run(q8_multi_task, &m, (total + m.panels_per_task - 1) / m.panels_per_task);
 }

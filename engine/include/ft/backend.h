@@ -52,6 +52,7 @@
 
 struct ft_nf4; /* ft/nf4.h: a 4-bit NF4 weight (QLoRA's frozen base) */
 struct ft_pw; /* a frozen weight packed for inference (pw_pack); opaque */
+#define FT_PW_MULTI_MAX 4 /* weights matmul_pw_fwd_multi takes at once */
 
 /* Formats of an inference weight (pw_pack's input):
  *   F32   float [OC][IC], the weight as the model holds it; the packed
@@ -141,6 +142,13 @@ struct ft_backend {
 	size_t (*pw_bytes)(const struct ft_pw *w);
 	void (*matmul_pw_fwd)(float *out, const float *inp, const struct ft_pw *w,
 			      const float *bias, int N, int IC, int OC);
+	/* n (<= FT_PW_MULTI_MAX) matmul_pw_fwd of one input: out[i] = inp
+	 * w[i]^T + bias[i] (bias[i] may be NULL), the bits n calls give, in
+	 * one pass over the input and one hand-off to the threads (a decode
+	 * step's q/k/v and gate/up). NULL: the caller makes n calls. */
+	void (*matmul_pw_fwd_multi)(float *const *out, const float *inp,
+				    const struct ft_pw *const *w, const float *const *bias, int n,
+				    int N, int IC);
 
 	/* out = inp * rsqrt(mean(inp^2) + eps) * w; rstd[N] saved for backward */
 	void (*rmsnorm_fwd)(float *out, float *rstd, const float *inp, const float *w, int N, int C,

@@ -246,6 +246,59 @@ FT_TEST(q8_0_matmul_equals_the_integer_sums)
 	free(blk);
 }
 
+/* Three q8_0 weights of one input (q, k, v) in one call: each output has
+ * the bits of its own call, biases added; a mix with an f32 weight falls
+ * back to one call each, the same bits too. */
+FT_TEST(q8_0_multi_equals_one_call_each)
+{
+	const struct ft_backend *be = ft_backend_cpu();
+	enum { IC = 96, NMAX = 11 };
+	static const int oc[3] = { 45, 16, 33 };
+	float *x = ft_xcalloc((size_t)NMAX * IC, sizeof(float));
+	rs = 5;
+	for (int i = 0; i < NMAX * IC; i++)
+		x[i] = frand();
+	struct ft_pw *pw[3], *f32 = NULL;
+	float *bias[3], *one[3], *many[3];
+	for (int k = 0; k < 3; k++) {
+		float *w = ft_xcalloc((size_t)oc[k] * IC, sizeof(float));
+		uint8_t *blk = ft_xcalloc((size_t)oc[k] * IC / 32, 34);
+		for (int i = 0; i < oc[k] * IC; i++)
+			w[i] = frand();
+		FT_ASSERT(ft_ggml_quant(FT_GGML_Q8_0, w, (uint64_t)oc[k] * IC, blk));
+		pw[k] = be->pw_pack(FT_PW_Q8_0, blk, oc[k], IC);
+		if (k == 1)
+			f32 = be->pw_pack(FT_PW_F32, w, oc[k], IC);
+		FT_ASSERT(pw[k]);
+		bias[k] = k == 1 ? NULL : ft_xcalloc((size_t)oc[k], sizeof(float));
+		for (int o = 0; bias[k] && o < oc[k]; o++)
+			bias[k][o] = frand();
+		one[k] = ft_xcalloc((size_t)NMAX * oc[k], sizeof(float));
+		many[k] = ft_xcalloc((size_t)NMAX * oc[k], sizeof(float));
+		free(w);
+		free(blk);
+	}
+	for (int N = 1; N <= NMAX; N += 5) {
+		for (int round = 0; round < 2; round++) {
+			const struct ft_pw *use[3] = { pw[0], round ? f32 : pw[1], pw[2] };
+			for (int k = 0; k < 3; k++)
+				be->matmul_pw_fwd(one[k], x, use[k], bias[k], N, IC, oc[k]);
+			be->matmul_pw_fwd_multi(many, x, use, (const float *const *)bias, 3, N, IC);
+			for (int k = 0; k < 3; k++)
+				FT_CHECK(memcmp(one[k], many[k],
+						sizeof(float) * (size_t)N * oc[k]) == 0);
+		}
+	}
+	for (int k = 0; k < 3; k++) {
+		be->pw_free(pw[k]);
+		free(bias[k]);
+		free(one[k]);
+		free(many[k]);
+	}
+	be->pw_free(f32);
+	free(x);
+}
+
 FT_TEST(packed_matmul_matches_a_triple_loop)
 {
 	const struct ft_backend *be = ft_backend_cpu();

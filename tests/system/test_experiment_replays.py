@@ -262,3 +262,22 @@ def test_other_teams_see_nothing(world):
     with client(w["srv"]) as c:
         assert c.get(f"/v1/experiments/{other}/replays/{rid}").status_code == 404
     wait_replay(w, eid, rid)
+
+
+def test_ftctl_experiments_replay(world, build_dir, tmp_path):
+    from api_helpers import ftctl
+    w = world
+    eid = experiment(w, name="cli")["id"]
+    local = tmp_path / "prompts.jsonl"
+    local.write_bytes(w["content"])   # a local file: uploaded first
+    p = ftctl(w["srv"], build_dir, "--json", "experiments", "replay", eid, str(local),
+              "--max-rows", "2", "--max-tokens", str(MAX_TOKENS), "--wait")
+    rp = json.loads(p.stdout)
+    assert rp["status"] == "succeeded" and rp["rows_sent"] == 2 and rp["max_tokens"] == MAX_TOKENS
+    p = ftctl(w["srv"], build_dir, "experiments", "replay", eid, w["file"], "--max-rows", "1",
+              "--wait")
+    assert "succeeded  rows 1 of 1  judgments 0" in p.stdout
+    assert "control                  1 answers" in p.stdout
+    p = ftctl(w["srv"], build_dir, "experiments", "replay", eid, w["file"], "--max-rows", "2001",
+              check=1)
+    assert "(param: max_rows)" in p.stderr

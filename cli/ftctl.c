@@ -1738,7 +1738,8 @@ static int experiments_replay(struct ctx *x)
 		return rc;
 	if (x->o.wait) {
 		char id[128];
-		snprintf(id, sizeof(id), "%s", str_or(json_string_value(json_object_get(e, "id")), ""));
+		snprintf(id, sizeof(id), "%s",
+			 str_or(json_string_value(json_object_get(e, "id")), ""));
 		json_decref(e);
 		e = NULL;
 		if (!x->o.json)

@@ -22,16 +22,16 @@
 #define REPLAY_ROWS_MAX 2000
 #define REPLAY_TOKENS_DEFAULT 256
 
-#define RPL_COLS                                                                          \
-	"id, experiment_id, file_id, max_rows, max_tokens, status, rows_sent,"            \
-	" jsonb_array_length(prompts), judgments_created, error, attempts,"               \
+#define RPL_COLS                                                                           \
+	"id, experiment_id, file_id, max_rows, max_tokens, status, rows_sent,"             \
+	" jsonb_array_length(prompts), judgments_created, error, attempts,"                \
 	" extract(epoch from created_at)::bigint, extract(epoch from started_at)::bigint," \
-	" extract(epoch from finished_at)::bigint,"                                       \
-	" (SELECT coalesce(jsonb_agg(jsonb_build_object('arm', a.name, 'position',"       \
+	" extract(epoch from finished_at)::bigint,"                                        \
+	" (SELECT coalesce(jsonb_agg(jsonb_build_object('arm', a.name, 'position',"        \
 	"   a.position, 'answers', (SELECT count(*) FROM experiment_replay_answers ra"     \
-	"   WHERE ra.replay_id = experiment_replays.id AND ra.position = a.position))"    \
-	"   ORDER BY a.position), '[]')::text FROM experiment_arms a"                     \
-	"   WHERE a.experiment_id = experiment_replays.experiment_id"                     \
+	"   WHERE ra.replay_id = experiment_replays.id AND ra.position = a.position))"     \
+	"   ORDER BY a.position), '[]')::text FROM experiment_arms a"                      \
+	"   WHERE a.experiment_id = experiment_replays.experiment_id"                      \
 	"   AND a.position = ANY(experiment_replays.arms))"
 
 static json_t *replay_json(const PGresult *res, int i)
@@ -271,8 +271,8 @@ enum ft_rc h_replays_list(struct api_req *r)
 	const char *id = r->params[0];
 	if (own_experiment(r, id))
 		return r->err.rc;
-	return api_list_newest(r, FT_ID_REPLAY, "experiment_replays", "experiment_id", id,
-			       RPL_COLS, replay_json);
+	return api_list_newest(r, FT_ID_REPLAY, "experiment_replays", "experiment_id", id, RPL_COLS,
+			       replay_json);
 }
 
 enum ft_rc h_replays_get(struct api_req *r)

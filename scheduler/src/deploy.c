@@ -70,7 +70,6 @@
 
 /* ---- HTTP to an endpoint ------------------------------------------------------ */
 
-
 /* The one way the controller calls an endpoint (ft/deploy.h). */
 static void call(const struct ft_sched_opts *o, const struct sched_endpoint *ep, const char *method,
 		 const char *path, const char *body, long timeout_ms, struct ft_endpoint_answer *a)
@@ -213,8 +212,8 @@ static void set_unloaded(struct ctl *c, struct dep *d, const char *reason)
 
 /* lora_path of a version for this endpoint: a store reference (ftserve), or
  * a folder unpacked into deploy_dir (vllm). */
-static bool lora_path(struct ctl *c, const struct sched_endpoint *ep, const char *manifest, char *out,
-		      size_t n, char *why, size_t why_n)
+static bool lora_path(struct ctl *c, const struct sched_endpoint *ep, const char *manifest,
+		      char *out, size_t n, char *why, size_t why_n)
 {
 	if (ep->kind->store_refs) {
 		snprintf(out, n, FT_STORE_REF_PREFIX "%s", manifest);
@@ -251,8 +250,8 @@ static bool lora_path(struct ctl *c, const struct sched_endpoint *ep, const char
 	return true;
 }
 
-static bool load(struct ctl *c, const struct sched_endpoint *ep, const struct dep *d, const char *name,
-		 char *why, size_t why_n)
+static bool load(struct ctl *c, const struct sched_endpoint *ep, const struct dep *d,
+		 const char *name, char *why, size_t why_n)
 {
 	char path[4200];
 	if (!lora_path(c, ep, d->target_manifest, path, sizeof(path), why, why_n))
@@ -829,8 +828,8 @@ bool sched_endpoint_prepare(const struct ft_sched_opts *o, struct sched_endpoint
 				 "ft-scheduler has no secret_key to open the endpoint's api_key");
 			return false;
 		}
-		if (ft_secretbox_open(o->secret_key, ep->id, PQgetvalue(r, i, 4), &ep->api_key,
-				      &n, &err)) {
+		if (ft_secretbox_open(o->secret_key, ep->id, PQgetvalue(r, i, 4), &ep->api_key, &n,
+				      &err)) {
 			snprintf(ep->why_not, sizeof(ep->why_not),
 				 "the endpoint's api_key does not open with ft-scheduler's "
 				 "secret_key (set it again, or give the same secret_key "
@@ -838,8 +837,8 @@ bool sched_endpoint_prepare(const struct ft_sched_opts *o, struct sched_endpoint
 			return false;
 		}
 	}
-	if (ft_webhook_check_url(ep->url, o->endpoint_allow_http, o->endpoint_allow_cidrs,
-				 ep->pin, &err)) {
+	if (ft_webhook_check_url(ep->url, o->endpoint_allow_http, o->endpoint_allow_cidrs, ep->pin,
+				 &err)) {
 		snprintf(ep->why_not, sizeof(ep->why_not), "the endpoint's URL is refused: %s",
 			 strncmp(err.msg, "webhook ", 8) == 0 ? err.msg + 8 : err.msg);
 		return false;

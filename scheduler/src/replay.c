@@ -102,9 +102,9 @@ static void finish(struct attempt *t, const char *why, bool final)
 			" finished_at = CASE WHEN $5::boolean THEN now() END, updated_at = now()"
 			" WHERE id = $1 AND attempts = $2::int AND status = 'running'",
 			5,
-			(const char *[]){ t->id, t->att, why, delay,
-					  final || atoi(t->att) >= t->o->replay_max_attempts ? "t"
-											     : "f" });
+			(const char *[]){
+				t->id, t->att, why, delay,
+				final || atoi(t->att) >= t->o->replay_max_attempts ? "t" : "f" });
 	if (why)
 		ft_warn("replay %s, attempt %s: %s", t->id, t->att, why);
 	if (err.rc) /* not recorded: the lease runs out and it is taken again */
@@ -120,13 +120,15 @@ static char *question_text(json_t *msgs)
 	json_t *m;
 	bool ok = true;
 	if (json_array_size(msgs) == 1)
-		return strdup(json_string_value(json_object_get(json_array_get(msgs, 0), "content")));
+		return strdup(
+			json_string_value(json_object_get(json_array_get(msgs, 0), "content")));
 	json_array_foreach(msgs, i, m)
 	{
 		const char *role = json_string_value(json_object_get(m, "role"));
 		const char *c = json_string_value(json_object_get(m, "content"));
-		ok = ok && !(i && ft_buf_add(&b, "\n\n", 2)) && !ft_buf_add(&b, role, strlen(role)) &&
-		     !ft_buf_add(&b, ": ", 2) && !ft_buf_add(&b, c, strlen(c));
+		ok = ok && !(i && ft_buf_add(&b, "\n\n", 2)) &&
+		     !ft_buf_add(&b, role, strlen(role)) && !ft_buf_add(&b, ": ", 2) &&
+		     !ft_buf_add(&b, c, strlen(c));
 	}
 	char *s = strdup(ft_buf_str(&b)); /* cut at the cap when too long */
 	ft_buf_release(&b);
@@ -161,9 +163,8 @@ static bool answer(struct attempt *t, const struct arm *a, json_t *msgs, struct 
 		snprintf(why, n, "arm \"%s\" (%s): %s", a->name, a->served, err.msg);
 	} else {
 		json_t *o = json_loadb(ft_buf_str(&ans.body), ans.body.len, 0, NULL);
-		const char *fr = json_string_value(
-			json_object_get(json_array_get(json_object_get(o, "choices"), 0),
-					"finish_reason"));
+		const char *fr = json_string_value(json_object_get(
+			json_array_get(json_object_get(o, "choices"), 0), "finish_reason"));
 		*finish_reason = fr ? strdup(fr) : NULL;
 		json_decref(o);
 		ok = true;
@@ -219,13 +220,14 @@ static bool answer_row(struct attempt *t, int i, char **answers, char *why, size
 		}
 		snprintf(pos, sizeof(pos), "%d", t->arms[a].position);
 		answers[a] = strdup(ft_buf_str(&out));
-		ft_pg_command(t->pg, &err,
-			      "INSERT INTO experiment_replay_answers (replay_id, row_index,"
-			      " position, answer, finish_reason) SELECT $1, $3::int, $4::int, $5, $6"
-			      " WHERE EXISTS (SELECT 1 FROM experiment_replays WHERE id = $1"
-			      "   AND attempts = $2::int AND status = 'running')"
-			      " ON CONFLICT DO NOTHING",
-			      6, (const char *[]){ t->id, t->att, row, pos, answers[a], fr });
+		ft_pg_command(
+			t->pg, &err,
+			"INSERT INTO experiment_replay_answers (replay_id, row_index,"
+			" position, answer, finish_reason) SELECT $1, $3::int, $4::int, $5, $6"
+			" WHERE EXISTS (SELECT 1 FROM experiment_replays WHERE id = $1"
+			"   AND attempts = $2::int AND status = 'running')"
+			" ON CONFLICT DO NOTHING",
+			6, (const char *[]){ t->id, t->att, row, pos, answers[a], fr });
 		free(fr);
 		if (err.rc) {
 			snprintf(why, n, "%s", err.msg);
@@ -312,13 +314,13 @@ static bool load(struct attempt *t, const char *endpoint, char *why, size_t n, b
 	struct ft_err err;
 	ft_err_clear(&err);
 	*final = true;
-	PGresult *r = ft_pg_exec(
-		t->pg, &err,
-		"SELECT a.position, a.name, ft_version_served_name(a.model_version_id)"
-		" FROM experiment_replays rp JOIN experiment_arms a ON a.experiment_id ="
-		" rp.experiment_id AND a.position = ANY(rp.arms) WHERE rp.id = $1"
-		" ORDER BY a.position",
-		1, (const char *[]){ t->id });
+	PGresult *r =
+		ft_pg_exec(t->pg, &err,
+			   "SELECT a.position, a.name, ft_version_served_name(a.model_version_id)"
+			   " FROM experiment_replays rp JOIN experiment_arms a ON a.experiment_id ="
+			   " rp.experiment_id AND a.position = ANY(rp.arms) WHERE rp.id = $1"
+			   " ORDER BY a.position",
+			   1, (const char *[]){ t->id });
 	if (!r) {
 		*final = false;
 		snprintf(why, n, "%s", err.msg);

@@ -281,3 +281,23 @@ def test_ftctl_experiments_replay(world, build_dir, tmp_path):
     p = ftctl(w["srv"], build_dir, "experiments", "replay", eid, w["file"], "--max-rows", "2001",
               check=1)
     assert "(param: max_rows)" in p.stderr
+
+
+def test_an_endpoint_away_is_retried_then_the_replay_fails_naming_the_arm(world):
+    """replay_max_attempts = 2 (the fixture): two attempts, then failed with the error."""
+    w = world
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()   # nothing listens there now
+    r = post(w, "/v1/endpoints", name="away", kind="ftserve", url=f"http://127.0.0.1:{port}",
+             api_key=TOKEN)
+    assert r.status_code == 200, r.text
+    eid = experiment(w, name="away", endpoint_id=r.json()["id"])["id"]
+    r = post(w, f"/v1/experiments/{eid}/replays", file=w["file"], max_rows=1)
+    assert r.status_code == 202, r.text
+    rp = wait_replay(w, eid, r.json()["id"])
+    assert rp["status"] == "failed" and rp["attempts"] == 2 and rp["rows_sent"] == 0, rp
+    assert 'arm "control"' in rp["error"] and "did not answer" in rp["error"], rp
+    assert rp["finished_at"] is not None

@@ -72,7 +72,9 @@ def world(build_dir, database_url, redis_url, tmp_path_factory):
         for d in deps:
             wait(lambda: api_get(srv, f"/v1/deployments/{d['id']}")["status"] == "ready",
                  "the arms' versions deployed")
-        rows = [json.loads(x) for x in (DATA / "validation.jsonl").read_text().splitlines()[:N]]
+        rows = [json.loads(x) for x in (DATA / "validation.jsonl").read_text().splitlines()[:N - 1]]
+        rows.append({"messages": [{"role": "user", "content": "Where is my parcel?"},   # one turn
+                                  {"role": "assistant", "content": "On its way."}]})
         content = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
         f = upload(srv, content, name="replay.jsonl")
         yield dict(srv=srv, plat=plat, serve=serve, judge=judge, ep=ep.json()["id"],
@@ -168,9 +170,10 @@ def test_a_replay_answers_every_row_on_both_arms_and_the_judge_decides(world):
     def decided():
         js = api_get(w["srv"], f"/v1/experiments/{eid}/judgments")["data"]
         return js if len(js) == N and all(j["status"] == "done" for j in js) else None
-    # the judge reads a conversation as "role: content" paragraphs
+    # the judge reads a single user turn as it is, a conversation as "role: content" paragraphs
     question = ["\n\n".join(f"{m['role']}: {m['content']}" for m in prompt(row))
-                for row in w["rows"]]
+                if len(prompt(row)) > 1 else prompt(row)[0]["content"] for row in w["rows"]]
+    assert question[-1] == "Where is my parcel?"
     assert len(set(question)) == N
     js = sorted(wait(decided, "the judge decided the replay's judgments"),
                 key=lambda j: question.index(j["prompt"]))
@@ -301,3 +304,75 @@ def test_an_endpoint_away_is_retried_then_the_replay_fails_naming_the_arm(world)
     assert rp["status"] == "failed" and rp["attempts"] == 2 and rp["rows_sent"] == 0, rp
     assert 'arm "control"' in rp["error"] and "did not answer" in rp["error"], rp
     assert rp["finished_at"] is not None
+
+
+class FlakyProxy:
+    """Forwards POST /v1/chat/completions to the real ft-serve, except the
+    requests whose number (from 1) is in fail, answered 503: a fault injector
+    in front of the real server. Anything else is 404."""
+
+    def __init__(self, target, fail):
+        import http.server
+        import threading
+        self.target, self.fail, self.seen = target, set(fail), []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                outer.seen.append(json.loads(body))
+                if self.path != "/v1/chat/completions" or len(outer.seen) in outer.fail:
+                    code, out = (503 if self.path == "/v1/chat/completions" else 404), \
+                        b'{"error": {"message": "injected"}}'
+                else:
+                    r = httpx.post(outer.target + self.path, content=body, timeout=120,
+                                   headers={"Authorization": self.headers["authorization"],
+                                            "Content-Type": "application/json"})
+                    code, out = r.status_code, r.content
+                self.send_response(code)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def do_GET(self):
+                self.send_response(404)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+
+def test_a_retry_resumes_where_the_failed_attempt_stopped(world):
+    """The third call (row 1, the control) fails: attempt 2 starts at row 1,
+    row 0's answers are kept and not asked again, and no judgment is doubled."""
+    w = world
+    proxy = FlakyProxy(w["serve"].url, fail={3})
+    try:
+        r = post(w, "/v1/endpoints", name="flaky", kind="ftserve", url=proxy.url, api_key=TOKEN)
+        assert r.status_code == 200, r.text
+        eid = experiment(w, name="flaky", endpoint_id=r.json()["id"],
+                         judge={"url": w["judge"].url, "model": "judge-m"})["id"]
+        r = post(w, f"/v1/experiments/{eid}/replays", file=w["file"], max_tokens=MAX_TOKENS)
+        assert r.status_code == 202, r.text
+        rp = wait_replay(w, eid, r.json()["id"])
+        assert rp["status"] == "succeeded" and rp["attempts"] == 2, rp
+        assert rp["rows_sent"] == N and rp["judgments_created"] == N
+        # 2 calls per row, plus the failed one asked again
+        asked = [(b["model"], b["messages"]) for b in proxy.seen]
+        assert len(asked) == 2 * N + 1 and asked[2] == asked[3]
+        assert asked[2] == (w["names"][0], prompt(w["rows"][1]))
+        assert all(b["temperature"] == 0 and b["max_tokens"] == MAX_TOKENS for b in proxy.seen)
+        full = api_get(w["srv"], f"/v1/experiments/{eid}/replays/{rp['id']}?rows=true")
+        assert [d["answers"] for d in full["data"]] == [
+            {"control": direct(w, w["names"][0], prompt(row)),
+             "candidate": direct(w, w["names"][1], prompt(row))} for row in w["rows"]]
+        js = api_get(w["srv"], f"/v1/experiments/{eid}/judgments")["data"]
+        assert len(js) == N and len({j["prompt"] for j in js}) == N
+    finally:
+        proxy.srv.shutdown()

@@ -30,6 +30,9 @@ CREATE TABLE request_log (
     error_code        text,
     prompt            text,
     completion        text,
+    prompt_byte_tokens     integer CHECK (prompt_byte_tokens >= 0),
+    completion_byte_tokens integer CHECK (completion_byte_tokens >= 0),
+    embedding         text,
     persisted_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX request_log_deployment_idx ON request_log (deployment_id, created_at)

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "ft/registry.h"
 #include "ft/worker.h"
 
 static volatile int stop;
@@ -42,14 +43,12 @@ int main(int argc, char **argv)
 		if (access(trainer, X_OK) != 0)
 			snprintf(trainer, sizeof(trainer), "%s/../trainer/ft-train", dir);
 	}
-	/* Jobs read their training files in place from a local store; fetching
-	 * inputs from an object store into a local cache is issue 20, item 2. */
-	if (strcmp(ft_config_str(&cfg, "store_backend"), "local") != 0) {
-		fprintf(stderr,
-			"ft-worker: store_backend = \"%s\" is not supported by workers yet; "
-			"run workers with store_backend = local on a store_dir shared with "
-			"ft-api\n",
-			ft_config_str(&cfg, "store_backend"));
+	/* The same store as ft-api's (store_backend: a local folder, or an S3
+	 * bucket with store_dir as this host's staging folder); inputs are
+	 * fetched from it into this host's cache_dir. */
+	struct ft_store *store = ft_store_open_config(&cfg, &err);
+	if (!store) {
+		fprintf(stderr, "ft-worker: %s\n", err.msg);
 		ft_config_release(&cfg);
 		return 1;
 	}
@@ -62,7 +61,9 @@ int main(int argc, char **argv)
 	struct ft_worker_opts o = {
 		.id = id,
 		.redis_url = ft_config_str(&cfg, "redis_url"),
-		.store_dir = ft_config_str(&cfg, "store_dir"),
+		.store = store,
+		.cache_dir = ft_config_str(&cfg, "cache_dir"),
+		.cache_max_bytes = (uint64_t)ft_config_int(&cfg, "cache_max_mb") << 20,
 		.work_dir = ft_config_str(&cfg, "work_dir"),
 		.trainer = trainer,
 		.gpus = (int)ft_config_int(&cfg, "worker_gpus"),
@@ -76,6 +77,7 @@ int main(int argc, char **argv)
 	enum ft_rc rc = ft_worker_run(&o, &err);
 	if (rc)
 		fprintf(stderr, "ft-worker: %s\n", err.msg);
+	ft_store_free(store);
 	ft_config_release(&cfg);
 	return rc ? 1 : 0;
 }

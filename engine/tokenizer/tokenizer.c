@@ -585,3 +585,24 @@ enum ft_rc ft_tokenizer_decode(const struct ft_tokenizer *t, const int32_t *ids,
 	}
 	return FT_OK;
 }
+
+bool *ft_tokenizer_byte_pieces(const struct ft_tokenizer *t)
+{
+	size_t n = ft_tokenizer_vocab_size(t);
+	bool *out = calloc(n ? n : 1, sizeof(bool));
+	struct ft_buf b = FT_BUF_INIT(1u << 16);
+	for (size_t i = 0; out && i < n; i++) {
+		int32_t id = (int32_t)i;
+		struct ft_err err;
+		ft_err_clear(&err);
+		ft_buf_reset(&b);
+		if (ft_tokenizer_is_special(t, id) || ft_tokenizer_decode(t, &id, 1, 0, &b, &err))
+			continue;
+		const char *piece = ft_tokenizer_id_to_token(t, id);
+		/* (a vocabulary may spell U+FFFD itself as a token: not a byte piece) */
+		out[i] = memmem(b.ptr ? b.ptr : "", b.len, "\xef\xbf\xbd", 3) != NULL &&
+			 !(piece && strstr(piece, "\xef\xbf\xbd"));
+	}
+	ft_buf_release(&b);
+	return out;
+}

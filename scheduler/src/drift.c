@@ -30,11 +30,17 @@
  *   alerts      a window whose check alerts queues monitor.drift.detected
  *               (signed by the outbox); the monitor is "alert" while the
  *               latest window of either granularity alerts.
- * Not computed: embedding drift (ft-serve does not send hidden states yet)
- * and the byte-fallback rate (the log holds no token ids).
+ *               The share of byte pieces among the prompts' and completions'
+ *               tokens (ft_tokenizer_byte_pieces: text the vocabulary
+ *               covers poorly) against the reference's (a rate check), and
+ *               the sampled prompt embeddings (ft-serve's
+ *               serve_embed_percent) against the reference's: centroid
+ *               cosine distance and a domain classifier's AUC with its
+ *               permutation threshold (ft_drift_embedding_check).
  */
 #include <math.h>
 
+#include "ft/crypto.h"
 #include "ft/stats.h"
 #include "ft/textmetrics.h"
 #include "ft/webhook.h"
@@ -50,12 +56,17 @@ struct sample {
 	double truncated, finished; /* finish_reason "length", any finish_reason */
 	double lang[FT_LANG_COUNT]; /* prompts by language */
 	double refusals, answers; /* completions that refuse, completions with text */
+	double byte_tokens, tokens; /* byte pieces of prompts and completions, all their tokens */
+	double *emb; /* [ne][dim] the sampled prompt embeddings */
+	size_t ne;
+	int dim;
 };
 
 static void sample_release(struct sample *s)
 {
 	free(s->prompt);
 	free(s->completion);
+	free(s->emb);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -83,8 +94,41 @@ static bool refuses(const json_t *patterns, const char *text)
 	return n && ft_text_refusal_match(text, phrases, n, &hit, NULL) == FT_OK && hit;
 }
 
+/* A logged embedding (base64 of float32 little-endian, ft/reqlog.h) into
+ * s->emb; one of another width than the first is skipped (the served
+ * model changed). */
+static void emb_add(struct sample *s, const char *b64, size_t len, size_t cap)
+{
+	size_t nb = len / 4 * 3;
+	unsigned char *raw = ft_xmalloc(nb + 3);
+	long got = ft_base64_decode(b64, len, raw, nb + 3);
+	int dim = got > 0 && got % 4 == 0 ? (int)(got / 4) : 0;
+	if (dim && (!s->dim || dim == s->dim)) {
+		if (!s->emb) {
+			s->dim = dim;
+			s->emb = ft_xcalloc(cap ? cap : 1, sizeof(double) * (size_t)dim);
+		}
+		for (int k = 0; k < dim; k++) {
+			uint32_t u = (uint32_t)raw[4 * k] | (uint32_t)raw[4 * k + 1] << 8 |
+				     (uint32_t)raw[4 * k + 2] << 16 |
+				     (uint32_t)raw[4 * k + 3] << 24;
+			float f;
+			memcpy(&f, &u, 4);
+			s->emb[s->ne * (size_t)dim + (size_t)k] = f;
+		}
+		s->ne++;
+	}
+	free(raw);
+}
+
 /* Rows (prompt_tokens, completion_tokens, finish_reason, prompt,
- * completion) into a sample. */
+ * completion, prompt_byte_tokens + completion_byte_tokens, the tokens
+ * those count, embedding) into a sample. */
+#define SAMPLE_COLS                                                                             \
+	"prompt_tokens, completion_tokens, finish_reason, left(prompt, " TEXT_BYTES "),"        \
+	" left(completion, " TEXT_BYTES "), prompt_byte_tokens + completion_byte_tokens,"       \
+	" CASE WHEN prompt_byte_tokens IS NOT NULL THEN prompt_tokens + completion_tokens END," \
+	" embedding"
 static void sample_fill(struct sample *s, const PGresult *r, const json_t *patterns)
 {
 	int n = PQntuples(r);
@@ -107,6 +151,12 @@ static void sample_fill(struct sample *s, const PGresult *r, const json_t *patte
 			s->answers++;
 			s->refusals += refuses(patterns, PQgetvalue(r, i, 4));
 		}
+		if (!PQgetisnull(r, i, 5) && !PQgetisnull(r, i, 6)) {
+			s->byte_tokens += strtod(PQgetvalue(r, i, 5), NULL);
+			s->tokens += strtod(PQgetvalue(r, i, 6), NULL);
+		}
+		if (!PQgetisnull(r, i, 7))
+			emb_add(s, PQgetvalue(r, i, 7), (size_t)PQgetlength(r, i, 7), (size_t)n);
 	}
 }
 
@@ -127,11 +177,13 @@ static json_t *sample_json(const struct sample *s, long n)
 		mp += s->prompt[i] / (double)s->np;
 	for (size_t i = 0; i < s->nc; i++)
 		mc += s->completion[i] / (double)s->nc;
-	return json_pack("{s:o, s:o, s:{s:I, s:o, s:o, s:f, s:f, s:f, s:f, s:o}}", "prompt_tokens",
-			 p, "completion_tokens", c, "summary", "requests", (json_int_t)n,
-			 "prompt_tokens_mean", num(s->np ? mp : NAN), "completion_tokens_mean",
-			 num(s->nc ? mc : NAN), "truncated", s->truncated, "finished", s->finished,
-			 "refusals", s->refusals, "answers", s->answers, "languages", langs);
+	return json_pack("{s:o, s:o, s:{s:I, s:o, s:o, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:o}}",
+			 "prompt_tokens", p, "completion_tokens", c, "summary", "requests",
+			 (json_int_t)n, "prompt_tokens_mean", num(s->np ? mp : NAN),
+			 "completion_tokens_mean", num(s->nc ? mc : NAN), "truncated", s->truncated,
+			 "finished", s->finished, "refusals", s->refusals, "answers", s->answers,
+			 "byte_tokens", s->byte_tokens, "tokens", s->tokens, "embeddings",
+			 (json_int_t)s->ne, "languages", langs);
 }
 
 static void sample_from_json(struct sample *s, const json_t *ref)
@@ -150,6 +202,8 @@ static void sample_from_json(struct sample *s, const json_t *ref)
 	s->finished = json_number_value(json_object_get(sum, "finished"));
 	s->refusals = json_number_value(json_object_get(sum, "refusals"));
 	s->answers = json_number_value(json_object_get(sum, "answers"));
+	s->byte_tokens = json_number_value(json_object_get(sum, "byte_tokens"));
+	s->tokens = json_number_value(json_object_get(sum, "tokens"));
 	for (int l = 0; l < FT_LANG_COUNT; l++)
 		s->lang[l] =
 			json_number_value(json_object_get(json_object_get(sum, "languages"),
@@ -220,6 +274,40 @@ static json_t *languages(const struct sample *ref, const struct sample *cur,
 			 m.chi2.dof, "alert", m.alert);
 }
 
+/* The window's sampled prompt embeddings against the reference's: the
+ * cosine distance between the centroids and the domain classifier's AUC
+ * with its permutation threshold (ft_drift_embedding_check), seeded by
+ * the deployment and the window's start so a recomputation agrees: the
+ * first 8 bytes (big-endian) of SHA-256("<deployment id>|<start, unix s>"). */
+#define EMB_MIN 10 /* embeddings each side needs */
+static json_t *embeddings(const struct sample *ref, const struct sample *cur, const char *dep,
+			  const char *start_epoch, const struct ft_drift_thresholds *t)
+{
+	if (ref->ne < EMB_MIN || cur->ne < EMB_MIN)
+		return json_pack("{s:I, s:I, s:b}", "n", (json_int_t)cur->ne, "reference_n",
+				 (json_int_t)ref->ne, "too_few", true);
+	if (ref->dim != cur->dim)
+		return json_pack("{s:s}", "error",
+				 "the reference's embeddings and the window's differ in width");
+	unsigned char d[FT_SHA256_LEN];
+	char key[256];
+	snprintf(key, sizeof(key), "%s|%s", dep, start_epoch); /* "dep-…|1767225600" */
+	ft_sha256_digest(key, strlen(key), d);
+	uint64_t seed = 0;
+	for (int i = 0; i < 8; i++)
+		seed = seed << 8 | d[i];
+	struct ft_drift_embedding m;
+	struct ft_err e;
+	ft_err_clear(&e);
+	if (ft_drift_embedding_check(ref->emb, ref->ne, cur->emb, cur->ne, cur->dim, seed, t, &m,
+				     &e))
+		return json_pack("{s:s}", "error", e.msg);
+	return json_pack("{s:I, s:I, s:i, s:o, s:o, s:o, s:o, s:b}", "n", (json_int_t)cur->ne,
+			 "reference_n", (json_int_t)ref->ne, "dim", cur->dim, "cosine",
+			 num(m.cosine), "auc", num(m.domain.auc), "threshold",
+			 num(m.domain.threshold), "pvalue", num(m.domain.pvalue), "alert", m.alert);
+}
+
 struct monitor {
 	const char *dep, *team;
 	json_t *thresholds, *patterns, *reference;
@@ -231,8 +319,8 @@ struct monitor {
 /* One window: its metrics and alerts, the row, the webhook. *alerted
  * says whether it alerted. */
 static enum ft_rc window(struct sched *s, struct monitor *m, const struct sample *ref,
-			 const char *gran, const char *start, const char *end, bool *alerted,
-			 struct ft_err *err)
+			 const char *gran, const char *start, const char *end,
+			 const char *start_epoch, bool *alerted, struct ft_err *err)
 {
 	const char *p[] = { m->dep, start, end, m->ref_end };
 	PGresult *c = sched_q(s, err,
@@ -251,9 +339,7 @@ static enum ft_rc window(struct sched *s, struct monitor *m, const struct sample
 	} else {
 		PGresult *r = sched_q(
 			s, err,
-			"SELECT prompt_tokens, completion_tokens, finish_reason, "
-			"left(prompt, " TEXT_BYTES "), left(completion, " TEXT_BYTES
-			") FROM request_log WHERE deployment_id = $1"
+			"SELECT " SAMPLE_COLS " FROM request_log WHERE deployment_id = $1"
 			" AND created_at >= $2::timestamptz AND created_at < $3::timestamptz"
 			" AND created_at > $4::timestamptz ORDER BY id LIMIT " WINDOW_MAX_TEXT,
 			4, p);
@@ -266,13 +352,17 @@ static enum ft_rc window(struct sched *s, struct monitor *m, const struct sample
 		sample_fill(&cur, r, m->patterns);
 		PQclear(r);
 		static const char *const names[] = { "prompt_tokens", "completion_tokens",
-						     "truncated", "refusals", "languages" };
+						     "truncated",     "refusals",
+						     "languages",     "byte_pieces",
+						     "embeddings" };
 		json_t *vals[] = {
 			numeric(ref->prompt, ref->np, cur.prompt, cur.np, &m->t),
 			numeric(ref->completion, ref->nc, cur.completion, cur.nc, &m->t),
 			rate(ref->truncated, ref->finished, cur.truncated, cur.finished, &m->t),
 			rate(ref->refusals, ref->answers, cur.refusals, cur.answers, &m->t),
 			languages(ref, &cur, &m->t),
+			rate(ref->byte_tokens, ref->tokens, cur.byte_tokens, cur.tokens, &m->t),
+			embeddings(ref, &cur, m->dep, start_epoch, &m->t),
 		};
 		for (size_t i = 0; i < FT_ARRAY_LEN(names); i++) {
 			if (json_is_true(json_object_get(vals[i], "alert")))
@@ -281,7 +371,6 @@ static enum ft_rc window(struct sched *s, struct monitor *m, const struct sample
 		}
 		json_object_set_new(metrics, "sampled",
 				    json_integer((json_int_t)FT_MIN(n, WINDOW_MAX)));
-		json_object_set_new(metrics, "embeddings", json_null());
 		sample_release(&cur);
 		*alerted = json_array_size(alerts) > 0;
 	}
@@ -331,12 +420,10 @@ static enum ft_rc take_reference(struct sched *s, struct monitor *m, int n_ref, 
 {
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%d", n_ref);
-	PGresult *r = sched_q(
-		s, err,
-		"SELECT prompt_tokens, completion_tokens, finish_reason, left(prompt, " TEXT_BYTES
-		"), left(completion, " TEXT_BYTES "), created_at FROM request_log"
-		" WHERE deployment_id = $1 ORDER BY created_at, id LIMIT $2::int",
-		2, (const char *[]){ m->dep, lim });
+	PGresult *r = sched_q(s, err,
+			      "SELECT " SAMPLE_COLS ", created_at FROM request_log"
+			      " WHERE deployment_id = $1 ORDER BY created_at, id LIMIT $2::int",
+			      2, (const char *[]){ m->dep, lim });
 	if (!r)
 		return err->rc;
 	if (PQntuples(r) < n_ref) {
@@ -347,7 +434,7 @@ static enum ft_rc take_reference(struct sched *s, struct monitor *m, int n_ref, 
 	sample_fill(&ref, r, m->patterns);
 	json_t *j = sample_json(&ref, n_ref);
 	char *text = json_dumps(j, JSON_COMPACT);
-	const char *p[] = { m->dep, PQgetvalue(r, n_ref - 1, 5), text };
+	const char *p[] = { m->dep, PQgetvalue(r, n_ref - 1, 8), text };
 	enum ft_rc rc = ft_pg_command(s->pg, err,
 				      "UPDATE drift_monitors SET status = 'ok', reference_end = $2,"
 				      " reference = $3::jsonb, updated_at = now()"
@@ -367,6 +454,26 @@ static enum ft_rc windows(struct sched *s, struct monitor *m, struct ft_err *err
 	static const char *const grans[] = { "hour", "day" };
 	struct sample ref;
 	sample_from_json(&ref, m->reference);
+	/* the reference's embeddings: its requests' (the first ones, as
+	 * take_reference chose them), read again rather than kept in the row */
+	json_t *sum = json_object_get(m->reference, "summary");
+	char lim[24];
+	snprintf(lim, sizeof(lim), "%lld",
+		 (long long)json_integer_value(json_object_get(sum, "requests")));
+	PGresult *er = sched_q(s, err,
+			       "SELECT embedding FROM request_log WHERE deployment_id = $1"
+			       " AND created_at <= $2::timestamptz ORDER BY created_at, id"
+			       " LIMIT $3::int",
+			       3, (const char *[]){ m->dep, m->ref_end, lim });
+	if (!er) {
+		sample_release(&ref);
+		return err->rc;
+	}
+	for (int i = 0; i < PQntuples(er); i++)
+		if (!PQgetisnull(er, i, 0))
+			emb_add(&ref, PQgetvalue(er, i, 0), (size_t)PQgetlength(er, i, 0),
+				(size_t)PQntuples(er));
+	PQclear(er);
 	enum ft_rc rc = FT_OK;
 	bool any = false;
 	char grace[16];
@@ -378,7 +485,8 @@ static enum ft_rc windows(struct sched *s, struct monitor *m, struct ft_err *err
 			"WITH b AS (SELECT coalesce((SELECT max(window_end) FROM drift_windows"
 			"   WHERE deployment_id = $1 AND granularity = $2),"
 			"   date_trunc($2, $3::timestamptz, 'UTC')) AS s)"
-			" SELECT gs::text, (gs + ('1 ' || $2)::interval)::text FROM b,"
+			" SELECT gs::text, (gs + ('1 ' || $2)::interval)::text,"
+			" extract(epoch from gs)::bigint FROM b,"
 			" generate_series(b.s, now() - $4::int * interval '1 second'"
 			"   - ('1 ' || $2)::interval, ('1 ' || $2)::interval) gs"
 			" ORDER BY gs LIMIT 48",
@@ -390,7 +498,7 @@ static enum ft_rc windows(struct sched *s, struct monitor *m, struct ft_err *err
 		for (int i = 0; i < PQntuples(r) && !rc; i++) {
 			bool a = false;
 			rc = window(s, m, &ref, grans[g], PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-				    &a, err);
+				    PQgetvalue(r, i, 2), &a, err);
 			any = true;
 		}
 		PQclear(r);

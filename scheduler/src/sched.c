@@ -303,22 +303,27 @@ static void tick(struct sched *s)
 	struct ft_err err;
 	/* Each step reports its own failure and the tick goes on: a broken
 	 * step must not starve the others (persisting events especially). */
-	enum ft_rc (*const steps[])(struct sched *, struct ft_err *) = {
-		sched_persist_events, sched_persist_requests,
-		sched_read_workers,   sched_renew_leases,
-		sched_reap,	      sched_push_cancels,
-		sched_dispatch,	      sched_gc,
-		sched_experiments,    sched_drift,
+	static const struct {
+		enum ft_rc (*fn)(struct sched *, struct ft_err *);
+		const char *name; /* in the warning of a failed step */
+	} steps[] = {
+		{ sched_persist_events, "persist" },
+		{ sched_persist_requests, "request log" },
+		{ sched_read_workers, "workers" },
+		{ sched_renew_leases, "renew" },
+		{ sched_reap, "reap" },
+		{ sched_push_cancels, "cancel" },
+		{ sched_dispatch, "dispatch" },
+		{ sched_gc, "gc" },
+		{ sched_experiments, "experiments" },
+		{ sched_drift, "drift" },
 	};
-	static const char *const names[] = { "persist",	 "request log", "workers",
-					     "renew",	 "reap",	"cancel",
-					     "dispatch", "gc",		"experiments" };
 	for (size_t i = 0; i < FT_ARRAY_LEN(steps); i++) {
 		ft_err_clear(&err);
-		if (steps[i](s, &err)) {
+		if (steps[i].fn(s, &err)) {
 			if (PQtransactionStatus(s->pg) != PQTRANS_IDLE)
 				PQclear(PQexec(s->pg, "ROLLBACK"));
-			ft_warn("%s: %s%s%s", names[i], err.msg, err.detail[0] ? ": " : "",
+			ft_warn("%s: %s%s%s", steps[i].name, err.msg, err.detail[0] ? ": " : "",
 				err.detail);
 			if (err.rc == FT_EUNAVAIL && PQstatus(s->pg) != CONNECTION_OK)
 				return;

@@ -33,6 +33,9 @@ struct seq {
 	struct ft_sampler sampler;
 	uint64_t t_submit, t_first;
 	bool started; /* left the queue */
+	int prompt_bytes, completion_bytes; /* byte pieces */
+	double *emb_sum; /* req.embed: sum of the prompt rows' hidden states */
+	float *emb; /* their mean, once the prompt is in */
 };
 
 struct ft_srv {
@@ -59,6 +62,11 @@ struct ft_srv {
 	int n_ads;
 	struct ft_srv_stats st;
 	uint64_t step_no;
+
+	bool *byte_piece; /* [vocab]: ft_tokenizer_byte_pieces */
+	size_t n_byte_piece;
+	int C; /* hidden size */
+	float *hidden_h; /* host copy of a hidden row (non-host backends) */
 
 	/* the step being built (loop thread only) */
 	int32_t *ids, *pos, *slot, *adx, *want;
@@ -93,6 +101,10 @@ static void finish(struct ft_srv *s, struct seq *q, enum ft_srv_finish f, const 
 	struct ft_srv_done d = { .finish = f,
 				 .prompt_tokens = (int)q->n_prompt,
 				 .completion_tokens = q->generated,
+				 .prompt_byte_tokens = q->prompt_bytes,
+				 .completion_byte_tokens = q->completion_bytes,
+				 .embedding = q->emb,
+				 .embedding_dim = q->emb ? s->C : 0,
 				 .total_ms = ms_since(q->t_submit) };
 	d.ttft_ms = q->t_first ? (double)(q->t_first - q->t_submit) * 1e-6 : d.total_ms;
 	if (error)
@@ -118,6 +130,8 @@ static void drop_inactive(struct ft_srv *s)
 		}
 		ft_sampler_release(&q->sampler);
 		free(q->prompt);
+		free(q->emb_sum);
+		free(q->emb);
 		free(q);
 	}
 	s->n_seqs = n;
@@ -247,13 +261,27 @@ static void group_by_adapter(struct ft_srv *s, int n, int n_want)
 
 /* After the model ran: prompts advance, and every wanted row's sequence
  * samples its next token. mu held. */
-static void publish(struct ft_srv *s, int n, int n_want, const float *logits)
+static void publish(struct ft_srv *s, int n, int n_want, const float *logits, const float *hidden)
 {
 	const struct ft_backend *be = ft_model_backend(s->model);
 	for (int r = 0; r < n; r++) {
 		struct seq *q = s->row_seq[r];
-		if (q->prefilled < q->n_prompt)
-			q->prefilled++;
+		if (q->prefilled >= q->n_prompt)
+			continue;
+		if (q->emb_sum) { /* a prompt row of a sequence that wants its embedding */
+			const float *h = hidden + (size_t)r * (size_t)s->C;
+			if (!be->host_memory) {
+				be->download(s->hidden_h, h, sizeof(float) * (size_t)s->C);
+				h = s->hidden_h;
+			}
+			for (int k = 0; k < s->C; k++)
+				q->emb_sum[k] += h[k];
+		}
+		if (++q->prefilled == q->n_prompt && q->emb_sum) {
+			q->emb = ft_xmalloc(sizeof(float) * (size_t)s->C);
+			for (int k = 0; k < s->C; k++)
+				q->emb[k] = (float)(q->emb_sum[k] / (double)q->n_prompt);
+		}
 	}
 	for (int w = 0; w < n_want; w++) {
 		struct seq *q = s->row_seq[s->want[w]];
@@ -274,6 +302,8 @@ static void publish(struct ft_srv *s, int n, int n_want, const float *logits)
 			q->t_first = ft_time_mono_ns();
 		q->generated++;
 		q->next = so.id;
+		if ((size_t)so.id < s->n_byte_piece && s->byte_piece[so.id])
+			q->completion_bytes++;
 		s->st.tokens_generated++;
 		bool eos = false;
 		const struct ft_model_config *c = ft_model_config(s->model);
@@ -328,7 +358,8 @@ static void *loop(void *arg)
 					finish(s, s->row_seq[r], FT_FINISH_ERROR, err.msg);
 			continue;
 		}
-		publish(s, n, n_want, ft_model_step_logits(s->model));
+		publish(s, n, n_want, ft_model_step_logits(s->model),
+			ft_model_step_hidden(s->model));
 	}
 	for (int i = 0; i < s->n_seqs; i++)
 		if (s->seqs[i]->active)
@@ -394,8 +425,12 @@ enum ft_rc ft_srv_new(const struct ft_srv_opts *o, struct ft_srv **out, struct f
 	s->slot_busy = calloc((size_t)s->o.max_seqs, sizeof(bool));
 	s->ads = calloc((size_t)s->o.max_adapters, sizeof(*s->ads));
 	s->logits_h = be->host_memory ? NULL : malloc(sizeof(float) * (size_t)s->V);
+	s->C = c->hidden_size;
+	s->hidden_h = be->host_memory ? NULL : malloc(sizeof(float) * (size_t)s->C);
+	s->byte_piece = ft_tokenizer_byte_pieces(s->tok);
+	s->n_byte_piece = s->byte_piece ? ft_tokenizer_vocab_size(s->tok) : 0;
 	if (!s->ids || !s->pos || !s->slot || !s->adx || !s->want || !s->row_seq || !s->slot_busy ||
-	    !s->ads || (!be->host_memory && !s->logits_h)) {
+	    !s->ads || (!be->host_memory && (!s->logits_h || !s->hidden_h)) || !s->byte_piece) {
 		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory");
 		goto fail;
 	}
@@ -420,6 +455,7 @@ fail:
 	ft_model_free(s->model);
 	free(s->ids), free(s->pos), free(s->slot), free(s->adx), free(s->want);
 	free(s->row_seq), free(s->slot_busy), free(s->ads), free(s->logits_h);
+	free(s->hidden_h), free(s->byte_piece);
 	free(s);
 	return rc;
 }
@@ -443,6 +479,7 @@ void ft_srv_free(struct ft_srv *s)
 	ft_model_free(s->model);
 	free(s->ids), free(s->pos), free(s->slot), free(s->adx), free(s->want);
 	free(s->row_seq), free(s->slot_busy), free(s->ads), free(s->logits_h);
+	free(s->hidden_h), free(s->byte_piece);
 	free(s);
 }
 
@@ -530,6 +567,11 @@ enum ft_rc ft_srv_submit(struct ft_srv *s, const struct ft_srv_req *r, uint64_t 
 	}
 	memcpy(q->prompt, r->prompt, sizeof(int32_t) * r->n_prompt);
 	q->n_prompt = r->n_prompt;
+	for (size_t i = 0; i < r->n_prompt; i++)
+		q->prompt_bytes +=
+			(size_t)r->prompt[i] < s->n_byte_piece && s->byte_piece[r->prompt[i]];
+	if (r->embed)
+		q->emb_sum = ft_xcalloc((size_t)s->C, sizeof(double));
 	q->req = *r;
 	q->req.prompt = q->prompt;
 	q->req.adapter = NULL;
@@ -571,6 +613,7 @@ enum ft_rc ft_srv_submit(struct ft_srv *s, const struct ft_srv_req *r, uint64_t 
 	}
 	ft_sampler_release(&q->sampler);
 	free(q->prompt);
+	free(q->emb_sum);
 	free(q);
 	return rc;
 }

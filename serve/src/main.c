@@ -17,6 +17,7 @@
 #include "ft/clock.h"
 #include "ft/config.h"
 #include "ft/crypto.h"
+#include "ft/fs.h"
 #include "ft/log.h"
 #include "ft/registry.h"
 #include "serve_int.h"
@@ -102,6 +103,7 @@ int main(int argc, char **argv)
 	base_name(&cfg, model, ctx.model_name, sizeof ctx.model_name);
 	ft_strlcpy(ctx.base.name, ctx.model_name, sizeof ctx.base.name);
 	ctx.base.log_texts = ft_config_bool(&cfg, "serve_log_texts");
+	ctx.embed_percent = (int)ft_config_int(&cfg, "serve_embed_percent");
 	rc = 1;
 	if (!id_key(&cfg, "serve_version_id", FT_ID_VERSION, ctx.base.version,
 		    sizeof ctx.base.version) ||
@@ -135,6 +137,10 @@ int main(int argc, char **argv)
 	if (!cache || !*cache)
 		cache = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
 	ft_strlcpy(ctx.cache_dir, cache, sizeof ctx.cache_dir);
+	if (ctx.store && ft_mkdir_p(ctx.cache_dir, &err)) { /* made as the workers' cache_dir is */
+		fprintf(stderr, "ft-serve: serve_cache_dir: %s\n", err.msg);
+		goto release_cfg;
+	}
 	struct ft_srv_opts o;
 	ft_srv_opts_default(&o);
 	o.model_dir = model;

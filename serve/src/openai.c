@@ -44,6 +44,7 @@
 #include "ft/json.h"
 #include "ft/log.h"
 #include "ft/registry.h"
+#include "ft/reqlog.h"
 #include "serve_int.h"
 
 struct gen {
@@ -256,6 +257,22 @@ static void on_done(void *ctx, const struct ft_srv_done *d)
 	g->rec->admitted = true;
 	g->rec->prompt_tokens = d->prompt_tokens;
 	g->rec->completion_tokens = d->completion_tokens;
+	g->rec->prompt_byte_tokens = d->prompt_byte_tokens;
+	g->rec->completion_byte_tokens = d->completion_byte_tokens;
+	if (d->embedding && !g->rec->embedding &&
+	    d->embedding_dim <= FT_RL_EMBEDDING_MAX) { /* float32 little-endian, base64 */
+		size_t nb = sizeof(float) * (size_t)d->embedding_dim;
+		unsigned char *raw = ft_xmalloc(nb);
+		for (int k = 0; k < d->embedding_dim; k++) {
+			uint32_t u;
+			memcpy(&u, &d->embedding[k], 4);
+			for (int b = 0; b < 4; b++)
+				raw[4 * k + b] = (unsigned char)(u >> (8 * b));
+		}
+		g->rec->embedding = ft_xmalloc(4 * ((nb + 2) / 3) + 1);
+		ft_base64_encode(raw, nb, g->rec->embedding);
+		free(raw);
+	}
 	g->rec->finish = ft_srv_finish_name(d->finish);
 	g->rec->end_ns = ft_time_mono_ns();
 	pthread_mutex_unlock(&g->rec->mu);
@@ -833,9 +850,11 @@ static enum ft_rc generate(struct srv_req *r, bool chat)
 	srv_rec_ref(rec);
 	g->rec = rec;
 	g->created = (long)(rec->created_ms / 1000);
-	struct ft_srv_req q = {
-		.adapter = adapter, .on_token = on_token, .on_done = on_done, .ctx = g
-	};
+	struct ft_srv_req q = { .adapter = adapter,
+				.on_token = on_token,
+				.on_done = on_done,
+				.ctx = g,
+				.embed = srv_rec_embed(rec) };
 	struct ft_ids ids = { 0 };
 	enum ft_rc rc = common_params(r, b, g, &q);
 	char *text = NULL, **want = rec->meta.log_texts ? &text : NULL;

@@ -23,6 +23,7 @@
  * sender gets a few seconds to empty the queue.
  */
 #include "ft/clock.h"
+#include "ft/crypto.h"
 #include "ft/log.h"
 #include "ft/redis.h"
 #include "ft/reqlog.h"
@@ -243,6 +244,15 @@ struct srv_rec *srv_rec_new(struct srv_req *r, bool chat)
 	return rec;
 }
 
+bool srv_rec_embed(const struct srv_rec *rec)
+{
+	if (!rec->ctx->log || rec->ctx->embed_percent <= 0)
+		return false;
+	unsigned char d[FT_SHA256_LEN];
+	ft_sha256_digest(rec->id, strlen(rec->id), d);
+	return (unsigned)(d[0] | d[1] << 8) % 100u < (unsigned)rec->ctx->embed_percent;
+}
+
 void srv_rec_ref(struct srv_rec *rec)
 {
 	pthread_mutex_lock(&rec->mu);
@@ -288,6 +298,11 @@ static void send_rec(struct srv_rec *rec)
 		ft_reqlog_set_str(&l, FT_RL_PROMPT, rec->prompt);
 		ft_reqlog_set_str(&l, FT_RL_COMPLETION, rec->completion);
 	}
+	if (rec->admitted) {
+		ft_reqlog_set_int(&l, FT_RL_PROMPT_BYTE_TOKENS, rec->prompt_byte_tokens);
+		ft_reqlog_set_int(&l, FT_RL_COMPLETION_BYTE_TOKENS, rec->completion_byte_tokens);
+	}
+	ft_reqlog_set_str(&l, FT_RL_EMBEDDING, rec->embedding);
 	struct ft_err err;
 	ft_err_clear(&err);
 	char *s = ft_reqlog_encode(&l, &err);
@@ -311,6 +326,7 @@ void srv_rec_unref(struct srv_rec *rec)
 	free(rec->model);
 	free(rec->prompt);
 	free(rec->completion);
+	free(rec->embedding);
 	pthread_mutex_destroy(&rec->mu);
 	free(rec);
 }

@@ -50,6 +50,7 @@ struct srv_ctx {
 	struct ft_store *store; /* the platform's artifact store (serve_store); NULL: off */
 	char cache_dir[2048]; /* where store adapters are unpacked while they load */
 	size_t max_body;
+	int embed_percent; /* serve_embed_percent */
 	uint64_t started_ms;
 	pthread_mutex_t mu; /* the metrics below */
 	struct srv_hist ttft, itl, e2e;
@@ -87,6 +88,8 @@ struct srv_rec {
 	char *prompt, *completion; /* texts, when meta.log_texts */
 	bool admitted;
 	int prompt_tokens, completion_tokens;
+	int prompt_byte_tokens, completion_byte_tokens;
+	char *embedding; /* base64 float32, when sampled (srv_rec_embed) */
 	double ttft_ms; /* < 0: no token */
 	const char *finish; /* NULL: no generation */
 	int status; /* 0: none sent */
@@ -188,6 +191,9 @@ void srv_reqlog_stats(struct srv_reqlog *q, struct srv_reqlog_stats *out);
 struct srv_rec *srv_rec_new(struct srv_req *r, bool chat);
 void srv_rec_ref(struct srv_rec *rec);
 void srv_rec_unref(struct srv_rec *rec); /* the last one sends it */
+/* Is this request's prompt embedding logged? serve_embed_percent of the
+ * ids, by a hash of the id (reqlog.c). */
+bool srv_rec_embed(const struct srv_rec *rec);
 
 /* openai.c: models' metadata */
 /* Load an adapter (m->name from dir) with its metadata. */

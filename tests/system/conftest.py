@@ -183,3 +183,27 @@ def api_server(build_dir, database_url, redis_url, tmp_path_factory):
     with psycopg.connect(database_url, autocommit=True) as c:
         c.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     assert rc == 0, f"ft-api exited {rc} (sanitizer report?):\n{srv.log_path.read_text()[-4000:]}"
+
+
+# ---- the S3-compatible server (deploy/dev/s3.sh) -------------------------
+
+S3_VARS = ("FT_S3_ENDPOINT", "FT_S3_BUCKET", "FT_S3_ACCESS_KEY", "FT_S3_SECRET_KEY")
+
+
+def s3_or_skip():
+    missing = [v for v in S3_VARS if not os.environ.get(v)]
+    if missing:
+        pytest.skip(f"no S3 server in the environment ({', '.join(missing)}): deploy/dev/s3.sh")
+
+
+def s3_bucket():
+    """A boto3 client on the test server (AWS's own SDK: another SigV4
+    implementation than libcurl's) and the bucket's name."""
+    import boto3
+    import botocore.config
+    s3 = boto3.client("s3", endpoint_url=os.environ["FT_S3_ENDPOINT"],
+                      aws_access_key_id=os.environ["FT_S3_ACCESS_KEY"],
+                      aws_secret_access_key=os.environ["FT_S3_SECRET_KEY"],
+                      region_name=os.environ.get("FT_S3_REGION", "us-east-1"),
+                      config=botocore.config.Config(s3={"addressing_style": "path"}))
+    return s3, os.environ["FT_S3_BUCKET"]

@@ -98,6 +98,7 @@ class Platform:
                                 stdout=open(self.tmp / log, "a"), stderr=subprocess.STDOUT)
 
     def start_worker(self, wid, **env):
+        env = dict({"FT_CACHE_DIR": str(self.tmp / f"cache-{wid}")}, **env)
         self.workers[wid] = self._start("worker", "ft-worker", f"{wid}.log", FT_WORKER_ID=wid, **env)
         return self.workers[wid]
 

@@ -89,6 +89,7 @@ def platform(api_server, build_dir, redis_url, tmp_path_factory):
     redis.Redis.from_url(rdb).flushdb()
     env = dict(os.environ, FT_DATABASE_URL=api_server.db_url, FT_REDIS_URL=rdb,
                FT_STORE_DIR=str(api_server.store_dir), FT_WORK_DIR=str(tmp / "work"),
+               FT_CACHE_DIR=str(tmp / "cache"),
                FT_TRAINER_PATH=str(build_dir / "trainer" / "ft-train"), FT_SCHED_TICK_MS="50",
                FT_HEARTBEAT_MS="500", FT_LEASE_MS="10000", FT_WORKER_ID="wrk-sdk", FT_LOG_LEVEL="info",
                FT_NUM_THREADS="2", FT_CHECKPOINT_STEPS="2")

@@ -32,7 +32,7 @@ class Fleet:
         self.workers, self.scheds = {}, []
 
     def worker(self, wid):
-        env = dict(self.env, FT_WORKER_ID=wid)
+        env = dict(self.env, FT_WORKER_ID=wid, FT_CACHE_DIR=str(self.tmp / f"cache-{wid}"))
         log = open(self.tmp / f"{wid}.log", "a")
         self.workers[wid] = subprocess.Popen([str(self.build_dir / "worker" / "ft-worker")], env=env,
                                              stdout=log, stderr=subprocess.STDOUT)

@@ -116,6 +116,7 @@ def stack(build_dir, database_url, redis_url, tmp_path_factory):
     redis.Redis.from_url(rdb).flushdb()
     env = dict(os.environ, FT_DATABASE_URL=srv.db_url, FT_REDIS_URL=rdb,
                FT_STORE_DIR=str(srv.store_dir), FT_WORK_DIR=str(tmp / "work"),
+               FT_CACHE_DIR=str(tmp / "cache"),
                FT_TRAINER_PATH=str(build_dir / "trainer" / "ft-train"), FT_SCHED_TICK_MS="50",
                FT_HEARTBEAT_MS="500", FT_LEASE_MS="10000", FT_WORKER_ID="wrk-console",
                FT_NUM_THREADS="2", FT_CHECKPOINT_STEPS="4", FT_WEBHOOK_ALLOW_HTTP="true",

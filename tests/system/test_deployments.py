@@ -392,8 +392,8 @@ def test_llama_cpp_answers_with_the_deployment_files_as_ft_train(world, build_di
                           "--max-new-tokens", str(N_TOKENS)], capture_output=True, text=True,
                          check=True, env=dict(os.environ, FT_NUM_THREADS="2")).stdout
     want = json.loads(out)["ids"]
-    llm = llama_cpp.Llama(model_path=str(f["base"]), lora_path=str(f["lora"]), n_ctx=256,
-                          n_threads=2, verbose=False)
+    from test_llamacpp_peer import llama   # (without AMX: see there)
+    llm = llama(f["base"], lora_path=str(f["lora"]), n_ctx=256, logits_all=False)
     got = []
     for t in llm.generate(llm.tokenize(PROMPTS[0].encode(), add_bos=True), temp=0.0, top_k=1):
         got.append(t)

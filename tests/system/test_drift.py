@@ -26,6 +26,8 @@ reference this same seed gives one false alarm (hour 1, the language mix,
 chi-square p = 5.7e-5 after the reference drew 20.9% Chinese against 25%);
 the replay in Python of the same checks gives the same, so the platform
 agrees with the rule there too."""
+import base64
+import hashlib
 import json
 import math
 import re
@@ -44,6 +46,8 @@ from conftest import _api_server
 from registry_platform import Platform, Receiver, register_bundled_model, run_job, upload_data
 
 HOUR = 3600_000
+BYTE_RATE = {"en": 0.0, "zh": 0.4, "ja": 0.35, "other": 0.02}
+EMB_DIM = 16
 LANGS = ["en", "zh", "ja", "other"]
 BASE_MIX = [0.65, 0.25, 0.07, 0.03]
 PROMPTS = {"en": "Where is my order, please? It has not arrived yet.",
@@ -65,17 +69,28 @@ def traffic(seed, t0, n_ref=2000, hours=48, per_hour=300, dep=None):
     rng = np.random.default_rng(seed)
     out = []
 
-    def hour(h, n, mu=4.0, mix=BASE_MIX, refusal=0.02, first=0):
+    def hour(h, n, mu=4.0, mix=BASE_MIX, refusal=0.02, first=0, topic=0.0):
         ts = np.sort(rng.uniform(0, HOUR - 1000, n)).astype(int)
         for i in range(n):
             lang = LANGS[rng.choice(4, p=mix)]
             refused = rng.random() < refusal
             cut = rng.random() < 0.05
+            pt = int(max(1, round(math.exp(mu + 0.6 * rng.standard_normal()))))
+            ct = int(max(1, round(math.exp(3.5 + 0.5 * rng.standard_normal()))))
+            # byte pieces as a byte-level vocabulary spells each language; every
+            # fourth request carries a prompt embedding (dim 16), its first 8
+            # coordinates moved by `topic` in a shifted hour
+            extra = {"prompt_byte_tokens": int(rng.binomial(pt, BYTE_RATE[lang])),
+                     "completion_byte_tokens": int(rng.binomial(ct, BYTE_RATE[lang]))}
+            if i % 4 == 0:
+                e = rng.standard_normal(EMB_DIM)
+                e[:8] += topic
+                extra["embedding"] = base64.b64encode(
+                    np.asarray(e, dtype="<f4").tobytes()).decode()
             out.append((h, {
                 "id": f"chatcmpl-d{h:02d}x{first + i:05d}", "created_at": t0 + h * HOUR + int(ts[i]),
                 "kind": "chat", "stream": False, "model": "bot", "base_model": "ftplat-tiny-cs",
-                "deployment_id": dep, "prompt_tokens": int(max(1, round(math.exp(mu + 0.6 * rng.standard_normal())))),
-                "completion_tokens": int(max(1, round(math.exp(3.5 + 0.5 * rng.standard_normal())))),
+                "deployment_id": dep, "prompt_tokens": pt, "completion_tokens": ct, **extra,
                 "latency_ms": 100.0, "status": 200, "finish_reason": "length" if cut else "stop",
                 "prompt": PROMPTS[lang], "completion": ANSWERS[lang][refused], "lang": lang,
                 "refused": refused}))
@@ -83,7 +98,7 @@ def traffic(seed, t0, n_ref=2000, hours=48, per_hour=300, dep=None):
     hour(0, n_ref)
     for h in range(1, hours + 1):
         hour(h, per_hour)
-    hour(hours + 1, per_hour, mu=4.0 + math.log(1.5))
+    hour(hours + 1, per_hour, mu=4.0 + math.log(1.5), topic=0.5)
     hour(hours + 2, per_hour, mix=[0.45, 0.45, 0.07, 0.03])
     hour(hours + 3, per_hour, refusal=0.20)
     return out
@@ -210,8 +225,8 @@ def test_shifts_alert_in_their_hour_and_nowhere_else(world, hourly):
     assert hourly[0]["metrics"] == {"too_few_requests": True} and not hourly[0]["alert"]
     first = min(h for h, x in hourly.items() if x["alert"])
     assert first == 49
-    assert "prompt_tokens" in hourly[49]["alerts"]
-    assert hourly[50]["alerts"] == ["languages"]
+    assert sorted(hourly[49]["alerts"]) == ["embeddings", "prompt_tokens"]
+    assert hourly[50]["alerts"] == ["languages", "byte_pieces"]
     assert hourly[51]["alerts"] == ["refusals"]
     assert all(x["n_requests"] == 300 for x in unshifted)
 
@@ -251,6 +266,33 @@ def test_window_numbers_equal_the_python_peers(world, hourly):
             assert got["reference_rate"] == pytest.approx(k0 / len(ref), abs=1e-15)
             assert got["chi2"] == pytest.approx(t.statistic, rel=1e-9)
             assert got["pvalue"] == pytest.approx(t.pvalue, rel=1e-9, abs=1e-300)
+        # byte pieces: a rate over the tokens of prompts and completions
+        k0 = sum(r["prompt_byte_tokens"] + r["completion_byte_tokens"] for r in ref)
+        n0 = sum(r["prompt_tokens"] + r["completion_tokens"] for r in ref)
+        k1 = sum(r["prompt_byte_tokens"] + r["completion_byte_tokens"] for r in cur)
+        n1 = sum(r["prompt_tokens"] + r["completion_tokens"] for r in cur)
+        t = stats.chi2_contingency([[k0, n0 - k0], [k1, n1 - k1]], correction=False)
+        got = m["byte_pieces"]
+        assert got["rate"] == pytest.approx(k1 / n1, abs=1e-15)
+        assert got["reference_rate"] == pytest.approx(k0 / n0, abs=1e-15)
+        assert got["chi2"] == pytest.approx(t.statistic, rel=1e-9)
+        # embeddings: the reference's in (created_at, id) order, the window's by id,
+        # the seed from the deployment and the window's start (docs/evaluation.md)
+        def emb(rows_):
+            return [np.frombuffer(base64.b64decode(r["embedding"]), "<f4").astype(float)
+                    for r in rows_ if "embedding" in r]
+        start = hourly[h]["window_start"]
+        seed = int.from_bytes(hashlib.sha256(f"{DEP}|{start}".encode()).digest()[:8], "big")
+        peer = stats_peer.embedding({
+            "ref": emb(sorted(ref, key=lambda r: (r["created_at"], r["id"]))),
+            "cur": emb(sorted(cur, key=lambda r: r["id"])), "seed": seed,
+            "permutations": 1999})   # B + 1 >= 2 / perm_alpha (ft_drift_embedding_check)
+        got = m["embeddings"]
+        assert (got["n"], got["reference_n"], got["dim"]) == (len(emb(cur)), len(emb(ref)), EMB_DIM)
+        assert got["cosine"] == pytest.approx(peer["cosine"], abs=1e-9)
+        assert got["auc"] == pytest.approx(peer["auc"], abs=1e-9)
+        assert got["threshold"] == pytest.approx(peer["threshold"], abs=1e-9)
+        assert got["pvalue"] == pytest.approx(peer["pvalue"], abs=1e-12)
 
 
 def test_state_webhooks_and_gauge(world, hourly):
@@ -300,7 +342,7 @@ def test_settings_and_reset_recompute(world, hourly):
     # the same traffic under the new settings: no length alert, no refusals counted
     assert "prompt_tokens" not in ws[49]["alerts"]
     assert ws[51]["metrics"]["refusals"]["rate"] == 0 and not ws[51]["alert"]
-    assert ws[50]["alerts"] == ["languages"]
+    assert ws[50]["alerts"] == ["languages", "byte_pieces"]
     with client(world["srv"]) as c:     # back as before, for the other tests' sake
         c.post(f"/v1/drift/{DEP}", json={"thresholds": {"psi_min": 0.25}, "reset": True,
                                          "refusal_patterns": {}})

@@ -55,7 +55,7 @@ def test_metrics_port_answers_health(prog, build_dir, database_url, redis_url, t
     port = free_port()
     env = dict(os.environ, FT_DATABASE_URL=database_url, FT_REDIS_URL=redis_url,
                FT_METRICS_PORT=str(port), FT_STORE_DIR=str(tmp_path / "store"),
-               FT_WORK_DIR=str(tmp_path / "work"), FT_WORKER_GPUS="0", FT_LOG_LEVEL="info")
+               FT_WORK_DIR=str(tmp_path / "work"), FT_CACHE_DIR=str(tmp_path / "cache"), FT_WORKER_GPUS="0", FT_LOG_LEVEL="info")
     log = tmp_path / "log"
     with open(log, "w") as lf:
         p = subprocess.Popen([str(build_dir / prog)], env=env, stdout=lf, stderr=lf)

@@ -120,8 +120,24 @@ def model_param(name):
 
 
 def llama(path, **kw):
-    return llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=2, logits_all=True, verbose=False,
-                           **kw)
+    """llama.cpp on path, without its extra buffer types (weight repacking, AMX).
+    llama.cpp 0.3.36's AMX matmul (ggml_backend_amx_mul_mat, chosen on CPUs with
+    AMX-INT8 such as Sapphire Rapids when the build is native) dies with SIGSEGV on
+    the tiny model's Q8_0 (its small matrices); the plain kernels compute the same
+    products, so the peer's numbers are llama.cpp's either way."""
+    import llama_cpp.llama_cpp as lib
+    defaults = lib.llama_model_default_params
+
+    def no_extra():
+        p = defaults()
+        p.use_extra_bufts = False
+        return p
+    lib.llama_model_default_params = no_extra
+    try:
+        kw = {"n_ctx": 512, "n_threads": 2, "logits_all": True, "verbose": False, **kw}
+        return llama_cpp.Llama(model_path=str(path), **kw)
+    finally:
+        lib.llama_model_default_params = defaults
 
 
 def prompts():

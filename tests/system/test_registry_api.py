@@ -277,6 +277,11 @@ def test_bad_input_is_a_4xx_naming_the_field(w):
             assert r.status_code == 400, (body, r.text)
             err = r.json()["error"]
             assert (err["param"], err["code"]) == (param, code), (body, err)
+        # a message quoting the value cuts it at 64 bytes, inside the 22nd letter here:
+        # the message is still there, valid UTF-8 (schemathesis found it missing)
+        r = c.post("/v1/registry/exports", json={"model": "bot/1", "format": "\u092a" * 30})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["message"].startswith('format "' + "\u092a" * 21 + "\ufffd\"")
         r = c.post("/v1/fine_tuning/jobs", json={"model": "ftplat-tiny-cs", "training_file": w["tf"],
                                                   "registered_model": "no spaces"})
         assert r.status_code == 400 and r.json()["error"]["param"] == "registered_model"

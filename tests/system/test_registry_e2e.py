@@ -370,7 +370,13 @@ def test_training_continues_from_name_at_alias(world):
     assert job["model"] == "support-bot@production" and job["parent_version"] == "support-bot/1"
     assert job["registered_model"] == "support-bot"
     jobfile = json.loads((world["tmp"] / "work" / f"{job['id']}-1" / "job.json").read_text())
-    assert jobfile["init_adapter"].endswith("/init_adapter")
+    # version 1's adapter, fetched into the worker's cache under its manifest's
+    # digest, which the folder's content hashes to (computed here alone)
+    with db(srv) as conn:
+        v1_adapter = conn.execute("SELECT sha256 FROM artifacts WHERE job_id = %s AND kind = 'adapter'",
+                                  (world["job"]["id"],)).fetchone()[0]
+    assert jobfile["init_adapter"] == str(world["tmp"] / "cache-wrk-reg-1" / "dirs" / v1_adapter)
+    assert manifest_digest(jobfile["init_adapter"]) == v1_adapter
     evals = sorted((e["data"]["step"], e["data"]["eval_loss"]) for e in events_of(srv, job["id"])
                    if isinstance(e["data"], dict) and e["data"].get("type") == "eval")
     v1 = world_version(srv, 1)

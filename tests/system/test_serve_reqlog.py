@@ -387,3 +387,42 @@ def test_a_full_queue_drops_the_oldest_and_counts_them(build_dir, tmp_path):
     finally:
         srv.stop()
         rs.stop()
+
+
+def test_byte_pieces_and_sampled_embeddings_equal_transformers(world):
+    """serve_embed_percent (25, the default) of the requests, chosen by the
+    id's hash, carry the mean of the final normed hidden states over the
+    prompt: equal to transformers' hidden_states[-1] averaged over the same
+    tokens (fp32, 1e-4 absolute); every row counts the prompt's byte pieces
+    (tokens that decode alone to U+FFFD) as the tokenizers package decodes."""
+    import base64
+    import hashlib
+
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    clear(world)
+    c = client(world)
+    prompts = [f"Order {i}: where is it? \U0001f642 \u2603 \U0001d11e {i * 7}" for i in range(40)]
+    ids = [c.completions.create(model=BASE, prompt=p, max_tokens=3, temperature=0).id
+           for p in prompts]
+    got = {r["id"]: r for r in wait_rows(world["db"], len(ids))}
+    tok = AutoTokenizer.from_pretrained(str(MODEL))
+    model = AutoModelForCausalLM.from_pretrained(str(MODEL), torch_dtype=torch.float32).eval()
+    embedded = 0
+    for rid, p in zip(ids, prompts):
+        r = got[rid]
+        d = hashlib.sha256(rid.encode()).digest()
+        assert (r["embedding"] is not None) == ((d[0] | d[1] << 8) % 100 < 25), rid
+        pid = tok(p)["input_ids"]
+        assert r["prompt_tokens"] == len(pid)
+        assert r["prompt_byte_tokens"] == sum("\ufffd" in tok.decode([i]) for i in pid)
+        assert 0 <= r["completion_byte_tokens"] <= r["completion_tokens"]
+        if r["embedding"] is None:
+            continue
+        embedded += 1
+        mine = np.frombuffer(base64.b64decode(r["embedding"]), "<f4")
+        with torch.no_grad():
+            h = model(torch.tensor([pid]), output_hidden_states=True).hidden_states[-1][0]
+        assert np.abs(mine - h.mean(0).numpy()).max() < 1e-4, rid
+    assert embedded >= 3 and sum(r["prompt_byte_tokens"] for r in got.values()) > 0

@@ -10,21 +10,15 @@ import json
 import os
 import secrets
 
-import boto3
-import botocore.config
 import pytest
 
 from api_helpers import SFT_LINES, client, register_tiny_model, upload, wait_status
-from conftest import _api_server
-
-S3_VARS = ("FT_S3_ENDPOINT", "FT_S3_BUCKET", "FT_S3_ACCESS_KEY", "FT_S3_SECRET_KEY")
+from conftest import _api_server, s3_bucket, s3_or_skip
 
 
 @pytest.fixture(scope="module")
 def s3_api(build_dir, database_url, redis_url, tmp_path_factory):
-    missing = [v for v in S3_VARS if not os.environ.get(v)]
-    if missing:
-        pytest.skip(f"no S3 server in the environment ({', '.join(missing)}): deploy/dev/s3.sh")
+    s3_or_skip()
     prefix = f"systest-{secrets.token_hex(6)}/"
     srv, name = _api_server(build_dir, database_url, redis_url, tmp_path_factory,
                             store_backend="s3", s3_prefix=prefix, s3_multipart_mb=5,
@@ -38,15 +32,6 @@ def s3_api(build_dir, database_url, redis_url, tmp_path_factory):
     assert rc == 0, f"ft-api exited {rc}:\n{srv.log_path.read_text()[-4000:]}"
 
 
-def bucket():
-    s3 = boto3.client("s3", endpoint_url=os.environ["FT_S3_ENDPOINT"],
-                      aws_access_key_id=os.environ["FT_S3_ACCESS_KEY"],
-                      aws_secret_access_key=os.environ["FT_S3_SECRET_KEY"],
-                      region_name=os.environ.get("FT_S3_REGION", "us-east-1"),
-                      config=botocore.config.Config(s3={"addressing_style": "path"}))
-    return s3, os.environ["FT_S3_BUCKET"]
-
-
 def test_upload_lands_in_the_bucket_and_reads_back(s3_api, tmp_path):
     # About 6 MiB of valid rows: above s3_multipart_mb = 5, so two parts.
     row = json.dumps(SFT_LINES[0]) + "\n"
@@ -55,7 +40,7 @@ def test_upload_lands_in_the_bucket_and_reads_back(s3_api, tmp_path):
     f = upload(s3_api, data)
     assert f["bytes"] == len(data)
 
-    s3, b = bucket()
+    s3, b = s3_bucket()
     key = f"{s3_api.prefix}sha256/{sha[:2]}/{sha[2:]}"
     head = s3.head_object(Bucket=b, Key=key)
     assert head["ContentLength"] == len(data)
@@ -83,12 +68,15 @@ def test_upload_lands_in_the_bucket_and_reads_back(s3_api, tmp_path):
     assert list((store / "tmp").iterdir()) == []
 
 
-def test_worker_refuses_s3_until_it_can_fetch_inputs(build_dir, tmp_path):
-    # Workers read training files in place (issue 20 item 2 lifts this).
+def test_worker_names_the_missing_s3_setting(build_dir, tmp_path):
+    # A worker opens the store as ft-api does (store_backend and the s3_* keys);
+    # the jobs it runs on S3 are in test_worker_s3.py.
     import subprocess
-    env = dict(os.environ, FT_STORE_BACKEND="s3", FT_STORE_DIR=str(tmp_path / "s"),
-               FT_WORK_DIR=str(tmp_path / "w"), FT_WORKER_GPUS="0")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FT_S3_")}
+    env.update(FT_STORE_BACKEND="s3", FT_STORE_DIR=str(tmp_path / "s"),
+               FT_WORK_DIR=str(tmp_path / "w"), FT_CACHE_DIR=str(tmp_path / "c"),
+               FT_WORKER_GPUS="0")
     p = subprocess.run([str(build_dir / "worker" / "ft-worker")], env=env, capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 1
-    assert 'store_backend = "s3" is not supported by workers yet' in p.stderr
+    assert "ft-worker: store_backend = s3 needs s3_endpoint to be set" in p.stderr

@@ -18,15 +18,6 @@
 #include "ft/registry.h"
 #include "worker_int.h"
 
-/* The worker's local path of a blob (local-directory store only: jobs read
- * their training files in place). */
-static void blob_path(const char *root, const char *hex, char *out, size_t n)
-{
-	char key[FT_STORE_KEY_MAX];
-	ft_store_key_for(hex, key);
-	snprintf(out, n, "%s/%s", root, key);
-}
-
 /* Stream a file into the store (ft/registry.h: hashed as it goes, fsynced,
  * renamed; the same content is kept once). */
 enum ft_rc wk_store_put_file(struct ft_store *st, const char *path, char hex[65], uint64_t *bytes,
@@ -145,10 +136,4 @@ enum ft_rc wk_store_get_dir(struct ft_store *st, const char *manifest_hex, const
 			    struct ft_err *err)
 {
 	return ft_store_get_dir(st, manifest_hex, dir, err);
-}
-
-const char *wk_store_blob_path(const char *root, const char *hex, char *out, size_t n)
-{
-	blob_path(root, hex, out, n);
-	return out;
 }

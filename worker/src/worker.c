@@ -79,6 +79,12 @@ struct job {
 	json_t *subs; /* more [path, name] pairs for user_text (an evaluation's models) */
 	json_t *done_line; /* the "done" line: final metrics, trainer version */
 	json_t *metrics; /* the current step's metrics, for its checkpoint (keep_metrics) */
+	/* cache entries this attempt reads (unpinned when it is forgotten) */
+	struct pin {
+		enum wk_cache_kind kind;
+		char hex[65];
+	} * pins;
+	size_t npins;
 };
 
 struct inbox_q {
@@ -91,7 +97,8 @@ struct inbox_q {
 struct worker {
 	const struct ft_worker_opts *o;
 	struct ft_redis *redis;
-	struct ft_store *store;
+	struct ft_store *store; /* borrowed from the caller */
+	struct wk_cache *cache;
 	struct job *jobs[MAX_JOBS];
 	int njobs;
 	int gpus;
@@ -192,10 +199,14 @@ static void spool_check(struct worker *w, struct job *j)
 
 /* ---- jobs ------------------------------------------------------------- */
 
-static void user_text(const struct job *j, const char *in, char *out, size_t n);
+static void user_text(const struct worker *w, const struct job *j, const char *in, char *out,
+		      size_t n);
 
-static void job_free(struct job *j)
+static void job_free(struct worker *w, struct job *j)
 {
+	for (size_t i = 0; i < j->npins; i++)
+		wk_cache_unpin(w->cache, j->pins[i].kind, j->pins[i].hex);
+	free(j->pins);
 	json_decref(j->subs);
 	json_decref(j->done_line);
 	json_decref(j->metrics);
@@ -225,6 +236,20 @@ static int active_jobs(struct worker *w)
 	return n;
 }
 
+/* A job input from the store: its path in this host's cache (fetched and
+ * checked there first when absent), held until the attempt is forgotten. */
+static enum ft_rc job_input(struct worker *w, struct job *j, enum wk_cache_kind kind,
+			    const char *hex, char *path, size_t n, struct ft_err *err)
+{
+	if (wk_cache_get(w->cache, kind, hex, path, n, err))
+		return err->rc;
+	j->pins = realloc(j->pins, (j->npins + 1) * sizeof(*j->pins));
+	FT_ASSERT(j->pins);
+	j->pins[j->npins].kind = kind;
+	ft_strlcpy(j->pins[j->npins++].hex, hex, sizeof(j->pins[0].hex));
+	return FT_OK;
+}
+
 static void fail_early(struct worker *w, struct job *j, const char *msg, bool user)
 {
 	emit(w, j, ft_ev_kind(FT_EV_FAILED),
@@ -235,7 +260,7 @@ static void fail_early(struct worker *w, struct job *j, const char *msg, bool us
 
 /* Translate the assignment into the trainer's job file (docs/trainer.md):
  *   model            <- config.model_path
- *   train_file       <- the training file's blob in the store
+ *   train_file       <- the training file's blob, in this host's cache
  *   validation_file  <- the validation file's blob, when there is one
  *   output_dir       <- <job folder>/out
  *   method           <- "full" when adapter = none, else the adapter ("lora", "qlora")
@@ -256,21 +281,18 @@ static json_t *trainer_config(struct worker *w, json_t *m, struct job *j, struct
 		ft_failf(err, FT_EINVAL, NULL, "assignment lacks a training file or a model path");
 		return NULL;
 	}
-	wk_store_blob_path(w->o->store_dir, train, tpath, sizeof(tpath));
-	if (val)
-		wk_store_blob_path(w->o->store_dir, val, vpath, sizeof(vpath));
+	if (job_input(w, j, WK_CACHE_FILE, train, tpath, sizeof(tpath), err) ||
+	    (val && job_input(w, j, WK_CACHE_FILE, val, vpath, sizeof(vpath), err)))
+		return NULL;
 	snprintf(out, sizeof(out), "%s/out", j->dir);
 	ft_strlcpy(j->train_path, tpath, sizeof(j->train_path));
 	ft_strlcpy(j->val_path, val ? vpath : "", sizeof(j->val_path));
 	ft_strlcpy(j->model_path, model, sizeof(j->model_path));
-	/* continued training from a model version: its adapter, from the store */
+	/* continued training from a model version: its adapter, from the cache */
 	char init[PATH_MAX + 16];
 	const char *init_m = json_string_value(json_object_get(in, "init_adapter"));
-	if (init_m) {
-		snprintf(init, sizeof(init), "%s/init_adapter", j->dir);
-		if (wk_store_get_dir(w->store, init_m, init, err))
-			return NULL;
-	}
+	if (init_m && job_input(w, j, WK_CACHE_DIR, init_m, init, sizeof(init), err))
+		return NULL;
 	struct ft_job_spec spec = {
 		.model_dir = model,
 		.train_file = tpath,
@@ -357,19 +379,15 @@ static enum ft_rc export_argv(struct worker *w, json_t *m, struct job *j, struct
 	if (!model_m && (!base || !*base))
 		return ft_failf(err, FT_EINVAL, NULL, "assignment lacks a model");
 	ft_strlcpy(model, base ? base : "", sizeof(model));
-	if (model_m) { /* a whole fine-tuned model */
-		snprintf(model, sizeof(model), "%s/model", j->dir);
-		if (wk_store_get_dir(w->store, model_m, model, err))
-			return err->rc;
-	}
+	if (model_m && job_input(w, j, WK_CACHE_DIR, model_m, model, sizeof(model), err))
+		return err->rc; /* a whole fine-tuned model */
 	ft_strlcpy(j->model_path, model, sizeof(j->model_path));
 	for (const char *const *p = j->export_fmt->argv; *p; p++)
 		argv_add(a, *p);
 	argv_add(a, "--model");
 	argv_add(a, model);
 	if (adapter_m) {
-		snprintf(adapter, sizeof(adapter), "%s/adapter", j->dir);
-		if (wk_store_get_dir(w->store, adapter_m, adapter, err))
+		if (job_input(w, j, WK_CACHE_DIR, adapter_m, adapter, sizeof(adapter), err))
 			return err->rc;
 		argv_add(a, "--adapter");
 		argv_add(a, adapter);
@@ -401,7 +419,8 @@ static enum ft_rc eval_argv(struct worker *w, json_t *m, struct job *j, struct c
 	    json_array_size(cm) != json_array_size(im))
 		return ft_failf(err, FT_EINVAL, NULL,
 				"assignment lacks the evaluation file or its models");
-	wk_store_blob_path(w->o->store_dir, file, j->train_path, sizeof(j->train_path));
+	if (job_input(w, j, WK_CACHE_FILE, file, j->train_path, sizeof(j->train_path), err))
+		return err->rc;
 	json_t *models = json_array();
 	json_t *spec = json_pack("{s:s, s:O, s:o}", "data", j->train_path, "options",
 				 json_object_get(cfg, "options"), "models", models);
@@ -416,14 +435,14 @@ static enum ft_rc eval_argv(struct worker *w, json_t *m, struct job *j, struct c
 		char model_dir[PATH_MAX + 32] = "", adapter_dir[PATH_MAX + 32] = "";
 		ft_strlcpy(model_dir, base ? base : "", sizeof(model_dir));
 		if (whole) { /* a whole fine-tuned model */
-			snprintf(model_dir, sizeof(model_dir), "%s/model-%zu", j->dir, i);
-			rc = wk_store_get_dir(w->store, whole, model_dir, err);
+			rc = job_input(w, j, WK_CACHE_DIR, whole, model_dir, sizeof(model_dir),
+				       err);
 		} else if (!*model_dir) {
 			rc = ft_failf(err, FT_EINVAL, NULL, "assignment lacks a model path");
 		}
 		if (!rc && adapter) {
-			snprintf(adapter_dir, sizeof(adapter_dir), "%s/adapter-%zu", j->dir, i);
-			rc = wk_store_get_dir(w->store, adapter, adapter_dir, err);
+			rc = job_input(w, j, WK_CACHE_DIR, adapter, adapter_dir,
+				       sizeof(adapter_dir), err);
 		}
 		json_array_append_new(models, json_pack("{s:s, s:s, s:s?}", "name",
 							name ? name : "model", "model", model_dir,
@@ -511,7 +530,7 @@ static void start_job(struct worker *w, json_t *m)
 	argv_add(av, w->o->trainer);
 	if (works[work].argv(w, m, j, av, &err)) {
 		char msg[600];
-		user_text(j, err.msg[0] ? err.msg : "cannot prepare the job", msg, sizeof(msg));
+		user_text(w, j, err.msg[0] ? err.msg : "cannot prepare the job", msg, sizeof(msg));
 		free(av);
 		/* a job file the trainer's mapping refuses is the job's own fault; a
 		 * store that fails is this worker's */
@@ -695,20 +714,23 @@ static void read_progress(struct worker *w, struct job *j)
 }
 
 /* A trainer message as its user may read it: this host's paths (the
- * store's blob of the training file, the model folder, the job's folder)
+ * cached training file, the model folder, the job's folder, the cache)
  * become what they are ("training file", the model's name, "the job's
- * folder"); a user never sees where the server keeps things. */
-static void user_text(const struct job *j, const char *in, char *out, size_t n)
+ * folder", "the worker's cache"); a user never sees where the server keeps
+ * things. */
+static void user_text(const struct worker *w, const struct job *j, const char *in, char *out,
+		      size_t n)
 {
 	struct {
 		const char *path, *name;
-	} subs[4 + 8] = {
+	} subs[5 + 8] = {
 		{ j->train_path, j->work == FT_WORK_EVAL ? "evaluation file" : "training file" },
 		{ j->val_path, "validation file" },
 		{ j->model_path, j->model },
 		{ j->dir, "the job's folder" },
+		{ w->o->cache_dir, "the worker's cache" },
 	};
-	size_t n_subs = 4;
+	size_t n_subs = 5;
 	for (size_t i = 0; i < json_array_size(j->subs) && n_subs < FT_ARRAY_LEN(subs); i++) {
 		subs[n_subs].path =
 			json_string_value(json_array_get(json_array_get(j->subs, i), 0));
@@ -802,7 +824,7 @@ static void finish_job(struct worker *w, struct job *j)
 	} else {
 		char raw[512], last[512];
 		last_log_line(j, raw, sizeof(raw));
-		user_text(j, raw, last, sizeof(last));
+		user_text(w, j, raw, last, sizeof(last));
 		if (code == 0)
 			snprintf(msg, sizeof(msg), "trainer stopped before finishing%s%s",
 				 last[0] ? ": " : "", last);
@@ -947,6 +969,19 @@ static void metrics(struct ft_buf *out, void *ud)
 			 (double)__atomic_load_n(&w->jobs_now, __ATOMIC_RELAXED));
 	ft_metrics_help(out, "ft_worker_gpus", "gauge", "GPUs this worker offers");
 	ft_metrics_value(out, "ft_worker_gpus", labels, w->gpus);
+	struct wk_cache_counters cc;
+	wk_cache_counters_get(w->cache, &cc);
+	ft_metrics_help(out, "ft_worker_cache_bytes", "gauge", "bytes of inputs in the cache");
+	ft_metrics_value(out, "ft_worker_cache_bytes", labels, (double)wk_cache_bytes(w->cache));
+	ft_metrics_help(out, "ft_worker_cache_hits_total", "counter",
+			"job inputs found in the cache");
+	ft_metrics_value(out, "ft_worker_cache_hits_total", labels, (double)cc.hits);
+	ft_metrics_help(out, "ft_worker_cache_fetches_total", "counter",
+			"job inputs fetched from the store into the cache");
+	ft_metrics_value(out, "ft_worker_cache_fetches_total", labels, (double)cc.fetches);
+	ft_metrics_help(out, "ft_worker_cache_evictions_total", "counter",
+			"cache entries removed to stay under cache_max_mb");
+	ft_metrics_value(out, "ft_worker_cache_evictions_total", labels, (double)cc.evictions);
 }
 
 /* ---- main loop ----------------------------------------------------------- */
@@ -960,12 +995,13 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 	w.o = o;
 	w.started_ms = (uint64_t)ft_time_wall_ms();
 	w.gpus = o->gpus >= 0 ? o->gpus : ft_worker_detect_gpus(&w.gpu_mem, w.gpu_names, 16);
-	w.store = ft_store_local_new(o->store_dir, err);
-	if (!w.store)
+	w.store = o->store;
+	w.cache = wk_cache_new(w.store, o->cache_dir, o->cache_max_bytes, err);
+	if (!w.cache)
 		return err->rc;
 	w.redis = ft_redis_new(o->redis_url, 3000, err);
 	if (!w.redis) {
-		ft_store_free(w.store);
+		wk_cache_free(w.cache);
 		return err->rc;
 	}
 	pthread_mutex_init(&w.q.mu, NULL);
@@ -981,8 +1017,11 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 			ft_metrics_server_port(ms));
 	}
 	pthread_create(&th, NULL, inbox_thread, &w);
-	ft_info("worker %s up: %d GPU(s), %d CPU slot(s), trainer %s", o->id, w.gpus, o->slots,
-		o->trainer);
+	ft_info("worker %s up: %d GPU(s), %d CPU slot(s), trainer %s, %s store, cache %s "
+		"(%llu MiB cap, %llu MiB held)",
+		o->id, w.gpus, o->slots, o->trainer, ft_store_backend(w.store), o->cache_dir,
+		(unsigned long long)(o->cache_max_bytes >> 20),
+		(unsigned long long)(wk_cache_bytes(w.cache) >> 20));
 
 	for (;;) {
 		ft_metrics_server_beat(ms);
@@ -1057,7 +1096,7 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 			/* Forget attempts whose every event is acknowledged. */
 			for (int i = 0; i < w.njobs;) {
 				if (w.jobs[i]->final_sent && w.jobs[i]->nspool == 0) {
-					job_free(w.jobs[i]);
+					job_free(&w, w.jobs[i]);
 					w.jobs[i] = w.jobs[--w.njobs];
 				} else {
 					i++;
@@ -1074,7 +1113,9 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 	if (r)
 		freeReplyObject(r);
 	ft_redis_free(w.redis);
-	ft_store_free(w.store);
+	for (int i = 0; i < w.njobs; i++)
+		job_free(&w, w.jobs[i]);
+	wk_cache_free(w.cache);
 	close(w.q.wake[0]);
 	close(w.q.wake[1]);
 	ft_info("worker %s stopped", o->id);

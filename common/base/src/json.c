@@ -268,3 +268,51 @@ void ft_json_err_nest(struct ft_err *err, const char *prefix)
 	snprintf(p, sizeof(p), "%s.%s", prefix, err->param);
 	ft_strlcpy(err->param, p, sizeof(err->param));
 }
+
+size_t ft_utf8_char_len(const unsigned char *p, size_t n)
+{
+	unsigned c = p[0];
+	size_t len;
+	unsigned cp;
+	if (c < 0x80)
+		return c ? 1 : 0;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+json_t *ft_json_string_clean(const char *s, size_t max)
+{
+	static const char repl[] = "\xef\xbf\xbd";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	struct ft_buf b;
+	ft_buf_init(&b, max);
+	for (size_t i = 0; i < n;) {
+		size_t l = ft_utf8_char_len(p + i, n - i);
+		const void *piece = l ? (const void *)(p + i) : (const void *)repl;
+		size_t pl = l ? l : 3;
+		if (b.len + pl > max || ft_buf_add(&b, piece, pl))
+			break;
+		i += l ? l : 1;
+	}
+	json_t *v = json_stringn(b.ptr ? b.ptr : "", b.len);
+	ft_buf_release(&b);
+	return v ? v : json_string(""); /* (out of memory) */
+}

@@ -3,6 +3,7 @@
  * of errors to HTTP (ft/http.h).
  */
 #include "ft/http.h"
+#include "ft/json.h"
 
 #include <strings.h>
 
@@ -130,8 +131,12 @@ json_t *ft_http_error_json(const struct ft_err *e, int status)
 	json_t *err = json_object();
 	json_object_set_new(err, "type", json_string(ft_http_error_type(status)));
 	json_object_set_new(err, "code", json_string(e->code[0] ? e->code : ft_rc_name(e->rc)));
-	json_object_set_new(err, "message", json_string(e->msg));
-	json_object_set_new(err, "param", e->param[0] ? json_string(e->param) : json_null());
+	/* a message quoting what a caller sent may hold a character cut by
+	 * its length cap: made valid so that the field is never lost */
+	json_object_set_new(err, "message", ft_json_string_clean(e->msg, sizeof(e->msg)));
+	json_object_set_new(err, "param",
+			    e->param[0] ? ft_json_string_clean(e->param, sizeof(e->param))
+					: json_null());
 	json_object_set_new(err, "line", e->line ? json_integer(e->line) : json_null());
 	return json_pack("{s:o}", "error", err);
 }

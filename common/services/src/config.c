@@ -72,6 +72,9 @@ static const struct ft_config_key keys[] = {
 	{ "serve_log_texts", FT_CFG_BOOL, "false", 0, 0,
 	  "ft-serve: the request log keeps the prompt and completion texts of the base model's "
 	  "requests" },
+	{ "serve_embed_percent", FT_CFG_INT, "25", 0, 100,
+	  "ft-serve: share of requests (by a hash of their id) whose prompt embedding the "
+	  "request log keeps, for embedding drift" },
 	{ "serve_version_id", FT_CFG_STR, NULL, 0, 0,
 	  "ft-serve: the registry version (mv-...) the base model's requests are logged under" },
 	{ "serve_deployment_id", FT_CFG_STR, NULL, 0, 0,
@@ -144,6 +147,11 @@ static const struct ft_config_key keys[] = {
 	{ "trainer_path", FT_CFG_STR, NULL, 0, 0,
 	  "the ft-train program a worker runs (default: next to ft-worker)" },
 	{ "work_dir", FT_CFG_STR, "./ftplat-work", 0, 0, "a worker's scratch folder for jobs" },
+	{ "cache_dir", FT_CFG_STR, "./ftplat-cache", 0, 0,
+	  "a worker's cache of job inputs fetched from the store (one worker per folder)" },
+	{ "cache_max_mb", FT_CFG_INT, "20480", 1, 1073741824,
+	  "a worker's cache size cap in MiB (least recently used inputs go first; inputs of "
+	  "running jobs stay)" },
 	{ "checkpoint_steps", FT_CFG_INT, "50", 1, 1000000,
 	  "a worker's jobs checkpoint every this many steps unless the job says otherwise" },
 	{ "webhook_allow_http", FT_CFG_BOOL, "false", 0, 0,

@@ -5,7 +5,10 @@
  */
 #include "ft/reqlog.h"
 
+#include <ctype.h>
+
 #include "ft/id.h"
+#include "ft/json.h"
 
 #define TEXT 256 /* names */
 #define MS_MAX 10000000000LL /* ~115 days: a longer latency is a broken clock */
@@ -39,6 +42,12 @@ const struct ft_rl_field_def ft_reqlog_fields[FT_RL_COUNT] = {
 	[FT_RL_PROMPT] = { "prompt", FT_RL_TEXT, false, FT_RL_CHECK_ANY, NULL, 0, FT_RL_TEXT_MAX },
 	[FT_RL_COMPLETION] = { "completion", FT_RL_TEXT, false, FT_RL_CHECK_ANY, NULL, 0,
 			       FT_RL_TEXT_MAX },
+	[FT_RL_PROMPT_BYTE_TOKENS] = { "prompt_byte_tokens", FT_RL_INT, false, 0, NULL, 0,
+				       I32_MAX },
+	[FT_RL_COMPLETION_BYTE_TOKENS] = { "completion_byte_tokens", FT_RL_INT, false, 0, NULL, 0,
+					   I32_MAX },
+	[FT_RL_EMBEDDING] = { "embedding", FT_RL_TEXT, false, FT_RL_CHECK_BASE64, NULL, 0,
+			      4 * ((FT_RL_EMBEDDING_MAX * 4 + 2) / 3) },
 };
 
 void ft_reqlog_init(struct ft_reqlog *r)
@@ -95,6 +104,16 @@ static bool text_ok(const struct ft_rl_field_def *d, const char *s, size_t n)
 				return false;
 		return n > 0;
 	case FT_RL_CHECK_ID: return ft_id_valid(d->id_prefix, s);
+	case FT_RL_CHECK_BASE64:
+		if (n < 4 || n % 4)
+			return false;
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = (unsigned char)s[i];
+			bool pad = c == '=' && i >= n - 2 && (i == n - 1 || s[n - 1] == '=');
+			if (!(isalnum(c) || c == '+' || c == '/' || pad))
+				return false;
+		}
+		return true;
 	}
 	return false;
 }
@@ -112,57 +131,6 @@ static bool num_ok(const struct ft_rl_field_def *d, double x)
 
 /* ---- the writer ---- */
 
-/* Length of the valid UTF-8 character at p (at most n bytes), 0 if none. */
-static size_t utf8_char(const unsigned char *p, size_t n)
-{
-	unsigned c = p[0];
-	size_t len;
-	unsigned cp;
-	if (c < 0x80)
-		return c ? 1 : 0;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4, cp = c & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3f);
-	}
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
-/* s made valid UTF-8 without NUL (each bad byte becomes U+FFFD), cut at a
- * character boundary to at most max bytes. */
-static json_t *clean_text(const char *s, size_t max)
-{
-	static const char repl[] = "\xef\xbf\xbd";
-	const unsigned char *p = (const unsigned char *)s;
-	size_t n = strlen(s);
-	struct ft_buf b;
-	ft_buf_init(&b, max);
-	for (size_t i = 0; i < n;) {
-		size_t l = utf8_char(p + i, n - i);
-		const void *piece = l ? (const void *)(p + i) : (const void *)repl;
-		size_t pl = l ? l : 3;
-		if (b.len + pl > max || ft_buf_add(&b, piece, pl))
-			break;
-		i += l ? l : 1;
-	}
-	json_t *v = json_stringn(b.ptr ? b.ptr : "", b.len);
-	ft_buf_release(&b);
-	return v;
-}
-
 char *ft_reqlog_encode(const struct ft_reqlog *r, struct ft_err *err)
 {
 	json_t *o = json_object();
@@ -173,7 +141,7 @@ char *ft_reqlog_encode(const struct ft_reqlog *r, struct ft_err *err)
 			switch (d->type) {
 			case FT_RL_TEXT:
 				if (d->check == FT_RL_CHECK_ANY)
-					v = clean_text(r->v[f].s, (size_t)d->max);
+					v = ft_json_string_clean(r->v[f].s, (size_t)d->max);
 				else if (text_ok(d, r->v[f].s, strlen(r->v[f].s)))
 					v = json_string(r->v[f].s);
 				break;

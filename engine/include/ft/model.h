@@ -274,5 +274,9 @@ struct ft_step {
 enum ft_rc ft_model_step(struct ft_model *m, struct ft_kv_cache *kv, const struct ft_step *s,
 			 struct ft_err *err);
 const float *ft_model_step_logits(const struct ft_model *m);
+/* The last step's final hidden states, after the final norm (what the
+ * lm_head multiplies; Hugging Face's hidden_states[-1]), [n, hidden] for
+ * every row of the step in its order, in backend memory. */
+const float *ft_model_step_hidden(const struct ft_model *m);
 
 #endif

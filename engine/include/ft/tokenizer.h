@@ -63,6 +63,15 @@ enum ft_rc ft_tokenizer_decode(const struct ft_tokenizer *t, const int32_t *ids,
 			       unsigned flags, struct ft_buf *out, struct ft_err *err);
 
 size_t ft_tokenizer_vocab_size(const struct ft_tokenizer *t); /* incl. added tokens */
+
+/* Byte pieces: the tokens that hold part of a character, so that decoded
+ * alone they give U+FFFD (a byte-level BPE split of a character, or a
+ * SentencePiece <0xNN> byte-fallback token of a byte >= 0x80). Text the
+ * vocabulary covers poorly (a new script, emoji, binary) is spelled in
+ * them: the request log counts them (ft/reqlog.h) and the drift monitor
+ * watches their share. A malloc'd table of ft_tokenizer_vocab_size flags,
+ * or NULL when out of memory. */
+bool *ft_tokenizer_byte_pieces(const struct ft_tokenizer *t);
 int32_t ft_tokenizer_token_to_id(const struct ft_tokenizer *t, const char *token); /* -1: none */
 const char *ft_tokenizer_id_to_token(const struct ft_tokenizer *t, int32_t id); /* NULL: none */
 bool ft_tokenizer_is_special(const struct ft_tokenizer *t, int32_t id);

@@ -56,6 +56,12 @@ const char *ft_srv_finish_name(enum ft_srv_finish f); /* "stop", "length", ... *
 struct ft_srv_done {
 	enum ft_srv_finish finish;
 	int prompt_tokens, completion_tokens;
+	/* of those, byte pieces (ft_tokenizer_byte_pieces) */
+	int prompt_byte_tokens, completion_byte_tokens;
+	/* req.embed: the prompt's mean final hidden state ([embedding_dim]
+	 * floats, valid during on_done), NULL when not asked or not reached */
+	const float *embedding;
+	int embedding_dim;
 	double queue_ms, ttft_ms, total_ms; /* from submit */
 	char error[256]; /* FT_FINISH_ERROR */
 };
@@ -66,6 +72,7 @@ struct ft_srv_req {
 	size_t n_prompt;
 	int max_tokens;
 	bool ignore_eos; /* generate past end-of-sequence tokens (benchmarks; vLLM's) */
+	bool embed; /* average the final hidden states of the prompt's tokens (drift) */
 	struct ft_sampling sampling;
 	uint64_t seed;
 	/* a token was generated: false ends the sequence (finish "stop") */

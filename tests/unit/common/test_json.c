@@ -142,4 +142,31 @@ FT_TEST(json_dump_to_capped_buffer)
 	json_decref(o);
 }
 
+FT_TEST(string_clean_never_loses_a_cut_message)
+{
+	/* "%.64s" of 30 Devanagari letters (3 bytes each) stops one byte into
+	 * the 22nd: json_string refuses it, the clean string ends with U+FFFD
+	 * for the lone lead byte */
+	char letters[91], msg[128];
+	for (int i = 0; i < 30; i++)
+		memcpy(letters + 3 * i, "\xe0\xa4\xaa", 3); /* U+092A */
+	letters[90] = 0;
+	snprintf(msg, sizeof msg, "format \"%.64s\"", letters);
+	FT_CHECK(json_string(msg) == NULL);
+	json_t *v = ft_json_string_clean(msg, sizeof msg);
+	FT_CHECK(v != NULL);
+	const char *t = json_string_value(v);
+	FT_CHECK_INT(strlen(t), 8 + 63 + 3 + 1); /* 21 letters, U+FFFD, the quote */
+	FT_CHECK(memcmp(t + 8 + 63, "\xef\xbf\xbd\"", 4) == 0);
+	json_decref(v);
+	/* cut at a character boundary to max bytes; NUL-free valid text kept */
+	v = ft_json_string_clean("\xc3\xa9\xc3\xa9\xc3\xa9", 5);
+	FT_CHECK_STR(json_string_value(v), "\xc3\xa9\xc3\xa9");
+	json_decref(v);
+	/* overlong and surrogate forms are not characters */
+	FT_CHECK_INT(ft_utf8_char_len((const unsigned char *)"\xc0\xaf", 2), 0);
+	FT_CHECK_INT(ft_utf8_char_len((const unsigned char *)"\xed\xa0\x80", 3), 0);
+	FT_CHECK_INT(ft_utf8_char_len((const unsigned char *)"\xf0\x9f\x98\x80", 4), 4);
+}
+
 FT_TEST_MAIN()

@@ -34,6 +34,9 @@ static void full_record(struct ft_reqlog *r, char *team)
 	ft_reqlog_set_int(r, FT_RL_STATUS, 200);
 	ft_reqlog_set_str(r, FT_RL_PROMPT, "你好，退货要多久？");
 	ft_reqlog_set_str(r, FT_RL_COMPLETION, "Seven days.");
+	ft_reqlog_set_int(r, FT_RL_PROMPT_BYTE_TOKENS, 6);
+	ft_reqlog_set_int(r, FT_RL_COMPLETION_BYTE_TOKENS, 0);
+	ft_reqlog_set_str(r, FT_RL_EMBEDDING, "AACAPwAAAEA="); /* 1.0f, 2.0f */
 }
 
 FT_TEST(round_trip_keeps_every_value)
@@ -121,6 +124,13 @@ FT_TEST(writer_cuts_and_cleans_texts)
 	ft_reqlog_set_int(&r, FT_RL_STATUS, 99);
 	FT_CHECK(ft_reqlog_encode(&r, &e) == NULL);
 	FT_CHECK(strstr(e.msg, "\"status\"") != NULL);
+	/* an embedding is base64 with its padding, nothing else */
+	FT_CHECK(ft_reqlog_text_ok(FT_RL_EMBEDDING, "AACAPwAAAEA="));
+	FT_CHECK(ft_reqlog_text_ok(FT_RL_EMBEDDING, "AACAPw=="));
+	FT_CHECK(!ft_reqlog_text_ok(FT_RL_EMBEDDING, "AACAPw="));
+	FT_CHECK(!ft_reqlog_text_ok(FT_RL_EMBEDDING, "AA=APw=="));
+	FT_CHECK(!ft_reqlog_text_ok(FT_RL_EMBEDDING, "AACA Pw="));
+	FT_CHECK(!ft_reqlog_text_ok(FT_RL_EMBEDDING, ""));
 	FT_CHECK(ft_reqlog_text_ok(FT_RL_EXPERIMENT_ARM, "treatment-2"));
 	FT_CHECK(!ft_reqlog_text_ok(FT_RL_EXPERIMENT_ARM, ""));
 	FT_CHECK(!ft_reqlog_text_ok(FT_RL_STATUS, "200"));

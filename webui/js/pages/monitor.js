@@ -11,7 +11,7 @@ import { fmtInt, fmtNum, fmtTime, t } from '../i18n.js';
 import { badge, confirmButton, errorBox, facts, field, loading, notice, table, toast } from '../ui.js';
 
 const POLL_MS = 5000;
-const METRICS = ['prompt_tokens', 'completion_tokens', 'truncated', 'refusals', 'languages'];
+const METRICS = ['prompt_tokens', 'completion_tokens', 'truncated', 'refusals', 'languages', 'byte_pieces', 'embeddings'];
 
 const pct = (x) => (Number.isFinite(Number(x)) && x !== null ? `${fmtNum(100 * x, 1)} %` : '—');
 // a p-value: three decimals, or two significant digits once below 0.001
@@ -24,6 +24,8 @@ function metricRow(name, m) {
   if (!m) return { id: name, name, now: '—', ref: '—', stat: '—', alert: false };
   if (m.error) return { id: name, name, now: m.error, ref: '—', stat: '—', alert: false };
   if ('mean' in m) return { id: name, name, now: fmtNum(m.mean, 3), ref: fmtNum(m.reference_mean, 3), stat: `PSI ${fmtNum(m.psi, 3)} · KS p ${fmtP(m.ks_pvalue)}`, alert: m.alert };
+  if (m.too_few) return { id: name, name, now: fmtInt(m.n), ref: fmtInt(m.reference_n), stat: t('drift.too_few_embeddings'), alert: false };
+  if ('auc' in m) return { id: name, name, now: `cos ${fmtNum(m.cosine, 3)}`, ref: '—', stat: `AUC ${fmtNum(m.auc, 3)} · p ${fmtP(m.pvalue)}`, alert: m.alert };
   if ('rate' in m) return { id: name, name, now: pct(m.rate), ref: pct(m.reference_rate), stat: `p ${fmtP(m.pvalue)}`, alert: m.alert };
   const mix = (x) => Object.entries(x || {}).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${pct(v)}`).join(' · ') || '—';
   return { id: name, name, now: mix(m.mix), ref: mix(m.reference_mix), stat: `JS ${fmtNum(m.js, 3)} · p ${fmtP(m.pvalue)}`, alert: m.alert };

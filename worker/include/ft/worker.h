@@ -10,10 +10,16 @@
 
 #include "ft/common.h"
 
+struct ft_store;
+
 struct ft_worker_opts {
 	const char *id;
 	const char *redis_url;
-	const char *store_dir; /* local content-addressed store root */
+	/* the artifact store (ft/registry.h: local or s3), borrowed: inputs are
+	 * fetched from it into cache_dir, checkpoints and outputs put into it */
+	struct ft_store *store;
+	const char *cache_dir; /* this host's input cache (worker/src/cache.c) */
+	uint64_t cache_max_bytes;
 	const char *work_dir; /* scratch: one folder per job attempt */
 	const char *trainer; /* path of ft-train */
 	int gpus; /* -1: detect */

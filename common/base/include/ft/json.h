@@ -56,6 +56,15 @@ json_t *ft_json_parse_config(const char *text, size_t len, struct ft_err *err);
 /* Append the compact serialisation of v to b. */
 enum ft_rc ft_json_dump_buf(const json_t *v, struct ft_buf *b) FT_WARN_UNUSED;
 
+/* A JSON string of s made valid UTF-8 without NUL (each byte that starts
+ * no valid character becomes U+FFFD), cut at a character boundary to at
+ * most max bytes; never NULL (jansson's json_string refuses invalid UTF-8,
+ * and a message cut with "%.64s" in the middle of a character is that). */
+json_t *ft_json_string_clean(const char *s, size_t max);
+/* Length of the valid UTF-8 character at p (at most n bytes), 0 if none
+ * (overlong forms, surrogates and NUL are not valid). */
+size_t ft_utf8_char_len(const unsigned char *p, size_t n);
+
 /* Error-path prefix for nested objects: sets err->param to
  * "<prefix>.<param>" when err->param is set and prefix non-NULL. */
 void ft_json_err_nest(struct ft_err *err, const char *prefix);

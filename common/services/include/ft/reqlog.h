@@ -33,6 +33,14 @@
  * | prompt            | text    | yes  | the prompt text (chat: rendered), only when       |
  * |                   |         |      | logging texts is on for the model                 |
  * | completion        | text    | yes  | the completion text, likewise                     |
+ * | prompt_byte_tokens     | integer | yes | prompt tokens that are byte pieces (ft/       |
+ * |                   |         |      | tokenizer.h ft_tokenizer_byte_pieces): part of a  |
+ * |                   |         |      | character, as text the vocabulary does not cover  |
+ * | completion_byte_tokens | integer | yes | the same in the completion                    |
+ * | embedding         | text    | yes  | a sampled request's prompt embedding: the mean of |
+ * |                   |         |      | the final (normed) hidden states over its prompt  |
+ * |                   |         |      | tokens, float32 little-endian, base64; the drift  |
+ * |                   |         |      | monitor's embedding statistics read it            |
  *
  * On the stream (ft/wire.h FT_WIRE_REQUESTS) a record is one field "r"
  * holding a JSON object with these keys; null fields are left out; keys
@@ -74,6 +82,9 @@ enum ft_rl_field {
 	FT_RL_ERROR_CODE,
 	FT_RL_PROMPT,
 	FT_RL_COMPLETION,
+	FT_RL_PROMPT_BYTE_TOKENS,
+	FT_RL_COMPLETION_BYTE_TOKENS,
+	FT_RL_EMBEDDING,
 	FT_RL_COUNT
 };
 
@@ -84,6 +95,7 @@ enum ft_rl_check {
 	FT_RL_CHECK_ANY = 0, /* any text up to max bytes (cut by the writer) */
 	FT_RL_CHECK_WORD, /* 1..max of [A-Za-z0-9._:@/+-] */
 	FT_RL_CHECK_ID, /* an ftplat id with the field's prefix (ft/id.h) */
+	FT_RL_CHECK_BASE64, /* standard base64 with padding, 4..max bytes */
 };
 
 struct ft_rl_field_def {
@@ -99,6 +111,8 @@ extern const struct ft_rl_field_def ft_reqlog_fields[FT_RL_COUNT];
 
 /* Longest prompt or completion text kept (bytes). */
 #define FT_RL_TEXT_MAX (256u << 10)
+/* Widest embedding logged (floats; base64 of 4 bytes each). */
+#define FT_RL_EMBEDDING_MAX 16384
 
 union ft_rl_value {
 	const char *s;

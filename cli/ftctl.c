@@ -39,6 +39,7 @@ struct opts {
 	const char *response_a, *response_b, *comment, *prompt, *answer_a, *answer_b; /* judge */
 	const char *granularity; /* drift show */
 	long long reference; /* drift set --reference N */
+	long long max_rows; /* experiments replay --max-rows N */
 	const char *options[16]; /* --option KEY=VALUE (an export's options) */
 	int n_options;
 	bool wait, protect;
@@ -1695,6 +1696,66 @@ static int experiments_list(struct ctx *x)
 	return print_list(x, "/v1/experiments", cols);
 }
 
+/* A replay: its status, the rows sent, each arm's answers, the judgments. */
+static void replay_print(json_t *e)
+{
+	printf("replay %s  %s  rows %lld of %lld  judgments %lld\n",
+	       str_or(json_string_value(json_object_get(e, "id")), "?"),
+	       str_or(json_string_value(json_object_get(e, "status")), "?"),
+	       (long long)json_integer_value(json_object_get(e, "rows_sent")),
+	       (long long)json_integer_value(json_object_get(e, "rows")),
+	       (long long)json_integer_value(json_object_get(e, "judgments_created")));
+	size_t i;
+	json_t *a;
+	json_array_foreach(json_object_get(e, "arms"), i, a)
+	{
+		printf("  %-24s %lld answers\n",
+		       str_or(json_string_value(json_object_get(a, "arm")), "?"),
+		       (long long)json_integer_value(json_object_get(a, "answers")));
+	}
+	const char *err = json_string_value(json_object_get(e, "error"));
+	if (err)
+		printf("  error: %s\n", err);
+}
+
+/* experiments replay EXP_ID FILE|FILE_ID [--max-rows N] [--max-tokens N] [--wait] */
+static int experiments_replay(struct ctx *x)
+{
+	char fid[128], path[256];
+	int rc = file_arg(x, x->argv[1], fid, sizeof(fid));
+	if (rc)
+		return rc;
+	json_t *b = json_pack("{s:s}", "file", fid);
+	if (x->o.max_rows)
+		json_object_set_new(b, "max_rows", json_integer(x->o.max_rows));
+	if (x->o.max_tokens)
+		json_object_set_new(b, "max_tokens", json_integer(x->o.max_tokens));
+	snprintf(path, sizeof(path), "/v1/experiments/%s/replays", x->argv[0]);
+	json_t *e = NULL;
+	rc = call(x, "POST", path, b, &e);
+	json_decref(b);
+	if (rc)
+		return rc;
+	if (x->o.wait) {
+		char id[128];
+		snprintf(id, sizeof(id), "%s",
+			 str_or(json_string_value(json_object_get(e, "id")), ""));
+		json_decref(e);
+		e = NULL;
+		if (!x->o.json)
+			fprintf(stderr, "replay %s queued; waiting\n", id);
+		rc = wait_object(x, path, "replay", id, &e);
+		if (rc && rc != EX_FAILED && rc != EX_CANCELLED)
+			return rc;
+	}
+	if (x->o.json)
+		print_json(e);
+	else
+		replay_print(e);
+	json_decref(e);
+	return rc;
+}
+
 /* experiments judge EXP ARM_A ARM_B a|b|tie|both_bad|llm: a person's
  * judgment, or (llm) one the experiment's LLM judge makes in both orders. */
 static int experiments_judge(struct ctx *x)
@@ -1960,6 +2021,11 @@ static const struct command commands[] = {
 	  "        [--prompt TEXT --answer-a TEXT --answer-b TEXT] [--comment TEXT]",
 	  "record a pairwise judgment, or (llm) ask the experiment's LLM judge in both orders",
 	  NULL, NULL },
+	{ "experiments", "replay", experiments_replay, 2,
+	  "experiments replay EXP_ID FILE|FILE_ID [--max-rows N] [--max-tokens N] [--wait]",
+	  "send a chat JSONL file's prompts to every active arm (greedy); with an LLM judge, one "
+	  "judgment per row per arm against the control (--wait: until it ends; exit 4 failed)",
+	  NULL, NULL },
 	{ "drift", "show", drift_show, 1,
 	  "drift show DEPLOYMENT [--granularity hour|day] [--limit N]",
 	  "a deployment's drift state and its latest windows", NULL, NULL },
@@ -2157,6 +2223,7 @@ static const struct opt_def opt_defs[] = {
 	STR("answer-b", answer_b),
 	STR("granularity", granularity),
 	INT("reference", reference),
+	INT("max-rows", max_rows),
 	{ "option", OPT_OPTION, 0, SIZE_MAX },
 	{ "event", OPT_EVENT, 0, SIZE_MAX },
 	{ "hp", OPT_HP, 0, SIZE_MAX },

@@ -89,6 +89,9 @@ int main(int argc, char **argv)
 		.judge_timeout_ms = (int)ft_config_int(&cfg, "judge_timeout_ms"),
 		.judge_backoff_ms = (int)ft_config_int(&cfg, "judge_backoff_ms"),
 		.judge_max_attempts = (int)ft_config_int(&cfg, "judge_max_attempts"),
+		.replay_timeout_ms = (int)ft_config_int(&cfg, "replay_timeout_ms"),
+		.replay_backoff_ms = (int)ft_config_int(&cfg, "replay_backoff_ms"),
+		.replay_max_attempts = (int)ft_config_int(&cfg, "replay_max_attempts"),
 		.stop = &stop,
 	};
 	ft_info("ft-scheduler %s starting", name);

@@ -581,6 +581,31 @@ schemas = {
         "prompt": {"type": ["string", "null"]}, "answer_a": {"type": ["string", "null"]},
         "answer_b": {"type": ["string", "null"]}},
         required=["arm_a", "arm_b"], extra=False),
+    "ReplayArm": obj({"arm": {"type": S}, "position": {"type": I},
+                      "answers": {"type": I, "description": "rows this arm has answered"}}),
+    "Replay": obj({
+        "id": {"type": S}, "object": const("experiment.replay"), "experiment": {"type": S},
+        "file": {"type": S}, "max_rows": {"type": I}, "max_tokens": {"type": I},
+        "status": {"type": S, "enum": ["queued", "running", "succeeded", "failed"]},
+        "rows": {"type": I, "description": "prompts read from the file"},
+        "rows_sent": {"type": I, "description": "rows every arm has answered"},
+        "judgments_created": {"type": I,
+                              "description": "pending LLM judgments made (0 without a judge)"},
+        "error": nullable(S), "attempts": {"type": I}, "created_at": {"type": I},
+        "started_at": nullable(I), "finished_at": nullable(I),
+        "arms": {"type": "array", "items": ref("ReplayArm")},
+        "data": {"type": "array", "items": {"type": "object"},
+                 "description": "with ?rows=true: [{index, line, prompt, answers: {arm: text}}]"}},
+        required=["id", "object", "experiment", "file", "max_rows", "max_tokens", "status",
+                  "rows", "rows_sent", "judgments_created", "error", "attempts", "created_at",
+                  "started_at", "finished_at", "arms"]),
+    "ReplayList": list_of("Replay"),
+    "ReplayCreate": obj({
+        "file": {"type": S, "minLength": 1,
+                 "description": "a chat JSONL file of the team (the evaluation row format)"},
+        "max_rows": {"type": ["integer", "null"], "minimum": 1, "maximum": 2000},
+        "max_tokens": {"type": ["integer", "null"], "minimum": 1, "maximum": 4096}},
+        required=["file"], extra=False),
     "Feedback": obj({
         "object": const("feedback"), "response_id": {"type": S},
         "thumbs": {"type": ["string", "null"], "enum": ["up", "down", None]},
@@ -1080,6 +1105,24 @@ paths = {
                    "(pending until ft-scheduler's judge thread has)",
                    accepted(ref("Judgment"), "the judgment, pending"), [XP_ID, IDEM],
                    body("JudgeRequest"), ["experiments"]),
+    },
+    "/v1/experiments/{id}/replays": {
+        "post": op("createReplay", "send a chat JSONL file's prompts to every active arm on the "
+                   "experiment's endpoint (greedy); with an LLM judge, one pending judgment per "
+                   "row per arm against the control (docs/evaluation.md \"Replays\")",
+                   accepted(ref("Replay"), "the replay, queued"), [XP_ID, IDEM],
+                   body("ReplayCreate"), ["experiments"]),
+        "get": op("listReplays", "an experiment's replays, newest first",
+                  ok(ref("ReplayList")), [XP_ID] + PAGE, tags=["experiments"]),
+    },
+    "/v1/experiments/{id}/replays/{replay}": {
+        "get": op("getReplay", "a replay: status, rows sent, answers per arm, judgments made",
+                  ok(ref("Replay")),
+                  [XP_ID, path_param("replay", "replay id", "rpl"),
+                   {"name": "rows", "in": "query", "required": False,
+                    "schema": {"type": S, "enum": ["true", "false"]},
+                    "description": "true: every row's prompt and answers"}],
+                  tags=["experiments"]),
     },
     "/v1/feedback": {
         "post": op("createFeedback", "feedback on an answer (request log id): thumbs, resolved, "

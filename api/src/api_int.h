@@ -466,6 +466,10 @@ enum ft_rc h_judgments_llm(struct api_req *r);
 enum ft_rc h_judgments_list(struct api_req *r);
 enum ft_rc h_feedback_create(struct api_req *r);
 enum ft_rc h_feedback_get(struct api_req *r);
+/* replays.c */
+enum ft_rc h_replays_create(struct api_req *r);
+enum ft_rc h_replays_list(struct api_req *r);
+enum ft_rc h_replays_get(struct api_req *r);
 /* drift.c */
 enum ft_rc h_drift_list(struct api_req *r);
 enum ft_rc h_drift_set(struct api_req *r);

@@ -14,6 +14,7 @@
  *                                           ft-scheduler (pending until then)
  *   GET  /v1/experiments/{id}/judgments
  *   GET  /v1/experiments/{id}/results       what the scheduler's leader last computed
+ *   .../{id}/replays[/{rid}]                a prompt set sent through the arms (replays.c)
  *   POST /v1/feedback                       {"response_id", "thumbs", "resolved", "escalated"}
  *   GET  /v1/feedback/{response_id}
  *

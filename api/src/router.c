@@ -130,6 +130,12 @@ static const struct api_route routes[] = {
 	  "judgments.list" },
 	{ "POST", "/v1/experiments/{id}/judge", h_judgments_llm, RT_WRITE, ROLE_MEMBER,
 	  "judgments.llm" },
+	/* replays of a prompt set through an experiment's arms (replays.c) */
+	{ "POST", "/v1/experiments/{id}/replays", h_replays_create, RT_WRITE, ROLE_MEMBER,
+	  "replays.create" },
+	{ "GET", "/v1/experiments/{id}/replays", h_replays_list, 0, ROLE_VIEWER, "replays.list" },
+	{ "GET", "/v1/experiments/{id}/replays/{replay}", h_replays_get, 0, ROLE_VIEWER,
+	  "replays.get" },
 	{ "POST", "/v1/feedback", h_feedback_create, RT_WRITE, ROLE_MEMBER, "feedback.create" },
 	{ "GET", "/v1/feedback/{id}", h_feedback_get, 0, ROLE_VIEWER, "feedback.get" },
 	/* drift monitors of deployments (drift.c) */

@@ -70,16 +70,8 @@
 
 /* ---- HTTP to an endpoint ------------------------------------------------------ */
 
-struct endpoint {
-	char id[FT_ID_MAX], team[FT_ID_MAX], kind_name[16], url[2100];
-	const struct ft_endpoint_kind *kind;
-	char pin[320];
-	char *api_key; /* opened; wiped and freed after the pass */
-	char why_not[600]; /* set: the endpoint cannot be called (key, URL) */
-};
-
 /* The one way the controller calls an endpoint (ft/deploy.h). */
-static void call(const struct ft_sched_opts *o, const struct endpoint *ep, const char *method,
+static void call(const struct ft_sched_opts *o, const struct sched_endpoint *ep, const char *method,
 		 const char *path, const char *body, long timeout_ms, struct ft_endpoint_answer *a)
 {
 	const struct ft_endpoint_target t = { ep->url, ep->pin, ep->api_key,
@@ -220,8 +212,8 @@ static void set_unloaded(struct ctl *c, struct dep *d, const char *reason)
 
 /* lora_path of a version for this endpoint: a store reference (ftserve), or
  * a folder unpacked into deploy_dir (vllm). */
-static bool lora_path(struct ctl *c, const struct endpoint *ep, const char *manifest, char *out,
-		      size_t n, char *why, size_t why_n)
+static bool lora_path(struct ctl *c, const struct sched_endpoint *ep, const char *manifest,
+		      char *out, size_t n, char *why, size_t why_n)
 {
 	if (ep->kind->store_refs) {
 		snprintf(out, n, FT_STORE_REF_PREFIX "%s", manifest);
@@ -258,8 +250,8 @@ static bool lora_path(struct ctl *c, const struct endpoint *ep, const char *mani
 	return true;
 }
 
-static bool load(struct ctl *c, const struct endpoint *ep, const struct dep *d, const char *name,
-		 char *why, size_t why_n)
+static bool load(struct ctl *c, const struct sched_endpoint *ep, const struct dep *d,
+		 const char *name, char *why, size_t why_n)
 {
 	char path[4200];
 	if (!lora_path(c, ep, d->target_manifest, path, sizeof(path), why, why_n))
@@ -279,7 +271,7 @@ static bool load(struct ctl *c, const struct endpoint *ep, const struct dep *d, 
 	return good;
 }
 
-static bool unload(struct ctl *c, const struct endpoint *ep, const char *name, char *why,
+static bool unload(struct ctl *c, const struct sched_endpoint *ep, const char *name, char *why,
 		   size_t why_n)
 {
 	json_t *b = json_pack("{s:s}", "lora_name", name);
@@ -376,7 +368,7 @@ static void free_deps(struct dep *v, size_t n)
 
 /* Unload names (those the endpoint lists and no live deployment wants);
  * false with why on the first failure. */
-static bool unload_names(struct ctl *c, const struct endpoint *ep, struct names *listed,
+static bool unload_names(struct ctl *c, const struct sched_endpoint *ep, struct names *listed,
 			 const struct names *wanted, const char *const *names, size_t k, bool force,
 			 char *why, size_t why_n)
 {
@@ -391,7 +383,7 @@ static bool unload_names(struct ctl *c, const struct endpoint *ep, struct names 
 	return true;
 }
 
-static void drive_lora(struct ctl *c, const struct endpoint *ep, struct dep *v, size_t n,
+static void drive_lora(struct ctl *c, const struct sched_endpoint *ep, struct dep *v, size_t n,
 		       struct names *listed)
 {
 	char why[1200];
@@ -478,7 +470,7 @@ static void drive_lora(struct ctl *c, const struct endpoint *ep, struct dep *v, 
 
 /* The experiments the endpoint should hold, each in the canonical JSON
  * (ft_experiment_spec_json), as an object by id. */
-static json_t *wanted_experiments(struct ctl *c, const struct endpoint *ep)
+static json_t *wanted_experiments(struct ctl *c, const struct sched_endpoint *ep)
 {
 	struct ft_err err;
 	ft_err_clear(&err);
@@ -504,7 +496,7 @@ static json_t *wanted_experiments(struct ctl *c, const struct endpoint *ep)
 	return want;
 }
 
-static bool push(struct ctl *c, const struct endpoint *ep, const char *path, json_t *body)
+static bool push(struct ctl *c, const struct sched_endpoint *ep, const char *path, json_t *body)
 {
 	char *text = json_dumps(body, JSON_COMPACT);
 	struct ft_endpoint_answer a = { .body = FT_BUF_INIT(MAX_ANSWER) };
@@ -518,7 +510,7 @@ static bool push(struct ctl *c, const struct endpoint *ep, const char *path, jso
 	return good;
 }
 
-static void drive_experiments(struct ctl *c, const struct endpoint *ep)
+static void drive_experiments(struct ctl *c, const struct sched_endpoint *ep)
 {
 	json_t *want = wanted_experiments(c, ep);
 	if (!want)
@@ -684,7 +676,7 @@ static long url_port(const char *url)
 	return port;
 }
 
-static void drive_llamacpp(struct ctl *c, const struct endpoint *ep, struct dep *v, size_t n)
+static void drive_llamacpp(struct ctl *c, const struct sched_endpoint *ep, struct dep *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		struct dep *d = &v[i];
@@ -798,7 +790,7 @@ static void drive_llamacpp(struct ctl *c, const struct endpoint *ep, struct dep 
 
 /* ---- one endpoint ------------------------------------------------------------- */
 
-static void set_health(struct ctl *c, const struct endpoint *ep, const char *health,
+static void set_health(struct ctl *c, const struct sched_endpoint *ep, const char *health,
 		       const char *reason)
 {
 	struct ft_err err;
@@ -810,8 +802,10 @@ static void set_health(struct ctl *c, const struct endpoint *ep, const char *hea
 		      3, p);
 }
 
-/* The endpoint can be called: its key opened, its URL checked and pinned. */
-static bool prepare(struct ctl *c, struct endpoint *ep, const PGresult *r, int i)
+/* The endpoint can be called: its key opened, its URL checked and pinned
+ * (sched_int.h). */
+bool sched_endpoint_prepare(const struct ft_sched_opts *o, struct sched_endpoint *ep,
+			    const PGresult *r, int i)
 {
 	ft_strlcpy(ep->id, PQgetvalue(r, i, 0), sizeof(ep->id));
 	ft_strlcpy(ep->team, PQgetvalue(r, i, 1), sizeof(ep->team));
@@ -829,13 +823,13 @@ static bool prepare(struct ctl *c, struct endpoint *ep, const PGresult *r, int i
 	}
 	if (!PQgetisnull(r, i, 4)) {
 		size_t n;
-		if (!c->o->secret_key) {
+		if (!o->secret_key) {
 			snprintf(ep->why_not, sizeof(ep->why_not),
 				 "ft-scheduler has no secret_key to open the endpoint's api_key");
 			return false;
 		}
-		if (ft_secretbox_open(c->o->secret_key, ep->id, PQgetvalue(r, i, 4), &ep->api_key,
-				      &n, &err)) {
+		if (ft_secretbox_open(o->secret_key, ep->id, PQgetvalue(r, i, 4), &ep->api_key, &n,
+				      &err)) {
 			snprintf(ep->why_not, sizeof(ep->why_not),
 				 "the endpoint's api_key does not open with ft-scheduler's "
 				 "secret_key (set it again, or give the same secret_key "
@@ -843,8 +837,8 @@ static bool prepare(struct ctl *c, struct endpoint *ep, const PGresult *r, int i
 			return false;
 		}
 	}
-	if (ft_webhook_check_url(ep->url, c->o->endpoint_allow_http, c->o->endpoint_allow_cidrs,
-				 ep->pin, &err)) {
+	if (ft_webhook_check_url(ep->url, o->endpoint_allow_http, o->endpoint_allow_cidrs, ep->pin,
+				 &err)) {
 		snprintf(ep->why_not, sizeof(ep->why_not), "the endpoint's URL is refused: %s",
 			 strncmp(err.msg, "webhook ", 8) == 0 ? err.msg + 8 : err.msg);
 		return false;
@@ -852,7 +846,7 @@ static bool prepare(struct ctl *c, struct endpoint *ep, const PGresult *r, int i
 	return true;
 }
 
-static void one_endpoint(struct ctl *c, struct endpoint *ep, bool callable)
+static void one_endpoint(struct ctl *c, struct sched_endpoint *ep, bool callable)
 {
 	size_t n;
 	struct dep *v = read_deps(c, ep->id, &n);
@@ -962,8 +956,8 @@ static void pass(struct ctl *c)
 		return;
 	}
 	for (int i = 0; i < PQntuples(r) && !*c->o->stop; i++) {
-		struct endpoint ep;
-		bool callable = prepare(c, &ep, r, i);
+		struct sched_endpoint ep;
+		bool callable = sched_endpoint_prepare(c->o, &ep, r, i);
 		one_endpoint(c, &ep, callable);
 		ft_secretbox_free(ep.api_key);
 	}

@@ -348,6 +348,7 @@ enum ft_rc ft_sched_run(const struct ft_sched_opts *o, struct ft_err *err)
 	sched_webhooks_start(o);
 	sched_deploy_start(&s);
 	sched_judge_start(o);
+	sched_replay_start(o);
 	while (!*o->stop) {
 		struct ft_err e;
 		ft_err_clear(&e);
@@ -377,6 +378,7 @@ enum ft_rc ft_sched_run(const struct ft_sched_opts *o, struct ft_err *err)
 	sched_deploy_stop();
 	sched_webhooks_stop();
 	sched_judge_stop();
+	sched_replay_stop();
 	ft_metrics_server_free(ms);
 	ft_redis_free(s.redis);
 	free(s.workers);

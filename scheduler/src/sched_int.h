@@ -87,6 +87,9 @@ void sched_webhooks_stop(void);
 /* judge.c: the LLM judge thread */
 void sched_judge_start(const struct ft_sched_opts *o);
 void sched_judge_stop(void);
+/* replay.c: the replay thread (prompt sets sent through experiments' arms) */
+void sched_replay_start(const struct ft_sched_opts *o);
+void sched_replay_stop(void);
 /* experiments.c: the leader's periodic results of A/B experiments */
 enum ft_rc sched_experiments(struct sched *s, struct ft_err *err);
 /* drift.c: the leader's periodic drift windows of monitored deployments */
@@ -94,6 +97,20 @@ enum ft_rc sched_drift(struct sched *s, struct ft_err *err);
 
 /* deploy.c: the deployment controller's thread (it acts while s->leader) */
 void sched_deploy_start(struct sched *s);
+/* An endpoint as ft-scheduler calls it (the controller, replays). */
+struct sched_endpoint {
+	char id[FT_ID_MAX], team[FT_ID_MAX], kind_name[16], url[2100];
+	const struct ft_endpoint_kind *kind;
+	char pin[320];
+	char *api_key; /* opened; the caller wipes it with ft_secretbox_free */
+	char why_not[600]; /* set: the endpoint cannot be called (key, URL) */
+};
+/* Fill ep from row i of r, the columns (id, team_id, kind, url,
+ * api_key_sealed) of endpoints: its key opened with secret_key, its URL
+ * checked by the SSRF guard (endpoint_allow_http, endpoint_allow_cidrs) and
+ * pinned. False with ep->why_not when it cannot be called. */
+bool sched_endpoint_prepare(const struct ft_sched_opts *o, struct sched_endpoint *ep,
+			    const PGresult *r, int i);
 void sched_deploy_stop(void);
 
 /* persist.c */

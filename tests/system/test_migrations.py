@@ -44,6 +44,8 @@ EXPECTED_TABLES = {
     # 0008_evaluation (experiments, judgments, drift_windows made again)
     "evals", "eval_models", "eval_transitions", "eval_judgments", "eval_events", "experiment_arms", "feedback",
     "experiment_results", "drift_monitors",
+    # 0010_replays
+    "experiment_replays", "experiment_replay_answers",
 }
 
 

@@ -191,6 +191,12 @@ static const struct ft_config_key keys[] = {
 	  "first retry delay of an LLM judgment; doubles per attempt up to 1 h" },
 	{ "judge_max_attempts", FT_CFG_INT, "5", 1, 100,
 	  "attempts an LLM judgment gets before it fails" },
+	{ "replay_timeout_ms", FT_CFG_INT, "120000", 100, 3600000,
+	  "one answer of an arm to a replayed prompt: its time limit" },
+	{ "replay_backoff_ms", FT_CFG_INT, "10000", 1, 3600000,
+	  "first retry delay of a replay whose call failed; doubles per attempt up to 1 h" },
+	{ "replay_max_attempts", FT_CFG_INT, "5", 1, 100,
+	  "attempts a replay gets before it fails with the last error" },
 	{ "storage_quota_bytes", FT_CFG_INT, "0", 0, 1L << 60,
 	  "stored bytes a team may have (files, checkpoints, models, exports); 0: no quota; "
 	  "a team's own quota replaces it" },

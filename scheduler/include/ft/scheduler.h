@@ -47,6 +47,9 @@ struct ft_sched_opts {
 	int judge_timeout_ms; /* one call's time limit */
 	int judge_backoff_ms; /* first retry delay; doubles per attempt up to 1 h */
 	int judge_max_attempts; /* then the judgment fails */
+	int replay_timeout_ms; /* replays (replay.c): one arm's answer's time limit */
+	int replay_backoff_ms; /* first retry delay; doubles per attempt up to 1 h */
+	int replay_max_attempts; /* then the replay fails */
 	volatile int *stop; /* set non-zero to stop the loop */
 };
 

@@ -31,6 +31,7 @@
 #define FT_ID_REGMODEL "rm"
 #define FT_ID_EXPORT "ftexp"
 #define FT_ID_EVAL "fteval"
+#define FT_ID_REPLAY "rpl"
 
 /* Write "<prefix>-<24 base62>" into out (FT_ID_MAX bytes). prefix must be
  * 1..32 lower-case letters. */

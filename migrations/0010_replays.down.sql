@@ -1,0 +1,2 @@
+DROP TABLE experiment_replay_answers;
+DROP TABLE experiment_replays;

@@ -157,7 +157,7 @@ CREATE TABLE experiments (
     ended_at         timestamptz,
     updated_at       timestamptz NOT NULL DEFAULT now(),
     CHECK ((status = 'stopped') = (ended_at IS NOT NULL)),
-    CHECK (status = 'draft' OR started_at IS NOT NULL)
+    CHECK (status IN ('draft', 'stopped') OR started_at IS NOT NULL)  -- a draft may be stopped unstarted
 );
 CREATE INDEX experiments_team_idx ON experiments (team_id, created_at DESC, id DESC);
 CREATE INDEX experiments_live_idx ON experiments (id) WHERE status IN ('running', 'paused');

@@ -292,6 +292,11 @@ def test_life_cycle(world):
     r = post(world, f"/v1/experiments/{eid}/start")
     assert r.status_code == 409 and "stopped" in r.json()["error"]["message"]
     assert post(world, f"/v1/experiments/{eid}/stop").status_code == 409
+    # a draft may be stopped without ever starting (a check constraint refused it)
+    d = create(world)
+    r = post(world, f"/v1/experiments/{d['id']}/stop")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "stopped" and r.json()["started_at"] is None
 
 
 # ---- assignment ------------------------------------------------------------

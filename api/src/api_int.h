@@ -237,6 +237,10 @@ bool api_valid_text(const char *s, size_t max); /* UTF-8, no control chars, <= m
  * null: none) checked into *out (without the key) and *api_key
  * (experiments.c; experiments and evaluations take the same). */
 enum ft_rc api_judge_parse(struct api_req *r, json_t *j, json_t **out, const char **api_key);
+/* A 400 (FT_EINVAL) naming param (NULL: none) with code and the message
+ * (util.c); every handler's field refusals go through it. */
+enum ft_rc api_bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
+	FT_PRINTF(4, 5);
 /* plain sealed under secret_key for the row id (util.c); 503 without one */
 enum ft_rc api_seal_secret(struct api_req *r, const char *id, const char *plain, const char *param,
 			   const char **sealed);

@@ -27,13 +27,6 @@ static json_t *entry_json(const PGresult *res, int i)
 	return e;
 }
 
-static enum ft_rc bad(struct api_req *r, const char *param, const char *msg)
-{
-	ft_failf(&r->err, FT_EINVAL, "invalid_value", "%s", msg);
-	ft_err_param(&r->err, param);
-	return FT_EINVAL;
-}
-
 enum ft_rc h_audit_list(struct api_req *r)
 {
 	const char *l = api_query(r, "limit"), *after = api_query(r, "after");
@@ -44,19 +37,23 @@ enum ft_rc h_audit_list(struct api_req *r)
 		errno = 0;
 		limit = strtol(l, &end, 10);
 		if (errno || end == l || *end || limit < 1 || limit > 100)
-			return bad(r, "limit", "\"limit\" must be an integer from 1 to 100");
+			return api_bad(r, "limit", "invalid_value", "%s",
+				       "\"limit\" must be an integer from 1 to 100");
 	}
 	if (after) {
 		errno = 0;
 		long long a = strtoll(after, &end, 10);
 		if (errno || end == after || *end || a < 1)
-			return bad(r, "after",
-				   "\"after\" must be the id of the last entry of a previous page");
+			return api_bad(
+				r, "after", "invalid_value", "%s",
+				"\"after\" must be the id of the last entry of a previous page");
 	}
 	if (action && (!*action || strlen(action) > 64 || !api_valid_text(action, 64)))
-		return bad(r, "action", "\"action\" must be an action name such as jobs.create");
+		return api_bad(r, "action", "invalid_value", "%s",
+			       "\"action\" must be an action name such as jobs.create");
 	if (outcome && strcmp(outcome, "allowed") && strcmp(outcome, "denied"))
-		return bad(r, "outcome", "\"outcome\" must be \"allowed\" or \"denied\"");
+		return api_bad(r, "outcome", "invalid_value", "%s",
+			       "\"outcome\" must be \"allowed\" or \"denied\"");
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
 	const char *p[] = { r->team_id, after, action, outcome, lim };

@@ -99,31 +99,20 @@ static enum ft_rc answer(struct api_req *r, const char *id)
 	return FT_OK;
 }
 
-static enum ft_rc bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
-	FT_PRINTF(4, 5);
-static enum ft_rc bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	ft_vfailf(&r->err, FT_EINVAL, code, fmt, ap);
-	va_end(ap);
-	ft_err_param(&r->err, param);
-	return FT_EINVAL;
-}
-
 /* gguf_type: one of ft/deploy.h's, for llamacpp endpoints only. */
 static enum ft_rc check_gguf_type(struct api_req *r, const char *t, bool llamacpp)
 {
 	if (!t)
 		return FT_OK;
 	if (!llamacpp)
-		return bad(r, "gguf_type", "invalid_value",
-			   "\"gguf_type\" is for llamacpp endpoints (the base's GGUF type)");
+		return api_bad(r, "gguf_type", "invalid_value",
+			       "\"gguf_type\" is for llamacpp endpoints (the base's GGUF type)");
 	for (const char *const *g = ft_deploy_gguf_types; *g; g++)
 		if (strcmp(*g, t) == 0)
 			return FT_OK;
-	return bad(r, "gguf_type", "invalid_value",
-		   "\"gguf_type\" must be one of F32, F16, Q8_0, Q4_0, Q4_K_M (got \"%.32s\")", t);
+	return api_bad(r, "gguf_type", "invalid_value",
+		       "\"gguf_type\" must be one of F32, F16, Q8_0, Q4_0, Q4_K_M (got \"%.32s\")",
+		       t);
 }
 
 enum ft_rc h_deployments_create(struct api_req *r)
@@ -144,9 +133,9 @@ enum ft_rc h_deployments_create(struct api_req *r)
 			return r->err.rc;
 		ft_err_clear(&r->err);
 		r->not_found = false;
-		return bad(r, "endpoint", "endpoint_not_found",
-			   "endpoint \"%.64s\" does not exist (GET /v1/endpoints lists them)",
-			   api_valid_text(ep_ref, 64) ? ep_ref : "?");
+		return api_bad(r, "endpoint", "endpoint_not_found",
+			       "endpoint \"%.64s\" does not exist (GET /v1/endpoints lists them)",
+			       api_valid_text(ep_ref, 64) ? ep_ref : "?");
 	}
 	const struct ft_endpoint_kind *k = ft_endpoint_kind_find(kind);
 	bool llamacpp = k->drive == FT_DRIVE_GGUF_EXPORTS;
@@ -158,19 +147,21 @@ enum ft_rc h_deployments_create(struct api_req *r)
 		return FT_EINVAL;
 	}
 	if (t->kind != TARGET_VERSION)
-		return bad(r, "model", "not_a_version",
-			   t->kind == TARGET_BASE
-				   ? "\"%s\" is a base model: an endpoint serves its base itself; "
-				     "deploy model versions (NAME@ALIAS, NAME/N, ft:BASE:JOB)"
-				   : "\"%s\" is a checkpoint: promote it to a version first (POST "
-				     "/v1/registry/models/{name}/versions)",
-			   model);
+		return api_bad(
+			r, "model", "not_a_version",
+			t->kind == TARGET_BASE
+				? "\"%s\" is a base model: an endpoint serves its base itself; "
+				  "deploy model versions (NAME@ALIAS, NAME/N, ft:BASE:JOB)"
+				: "\"%s\" is a checkpoint: promote it to a version first (POST "
+				  "/v1/registry/models/{name}/versions)",
+			model);
 	if (!llamacpp && strcmp(t->version_kind, "adapter") != 0)
-		return bad(r, "model", "not_an_adapter",
-			   "%s/%d is a whole model (full fine-tuning): a %s endpoint loads LoRA "
-			   "adapters over its base; deploy it to a llamacpp endpoint, or serve its "
-			   "merged export as a base",
-			   t->model, t->version, kind);
+		return api_bad(
+			r, "model", "not_an_adapter",
+			"%s/%d is a whole model (full fine-tuning): a %s endpoint loads LoRA "
+			"adapters over its base; deploy it to a llamacpp endpoint, or serve its "
+			"merged export as a base",
+			t->model, t->version, kind);
 	struct ft_model_ref ref;
 	bool malformed;
 	ft_model_ref_parse(model, &ref, &malformed);
@@ -182,8 +173,8 @@ enum ft_rc h_deployments_create(struct api_req *r)
 		return r->err.rc;
 	if (strlen(PQgetvalue(res, 0, 0)) > 127 ||
 	    (alias && strlen(t->model) + 1 + strlen(alias) > 127))
-		return bad(r, "model", "name_too_long",
-			   "\"%s\" would be served under a name longer than 127 bytes", model);
+		return api_bad(r, "model", "name_too_long",
+			       "\"%s\" would be served under a name longer than 127 bytes", model);
 	char id[FT_ID_MAX];
 	ft_id_new(FT_ID_DEPLOYMENT, id);
 	const char *p[] = { id,
@@ -222,8 +213,9 @@ enum ft_rc h_deployments_list(struct api_req *r)
 	if (api_page_args(r, FT_ID_DEPLOYMENT, &limit, &after))
 		return FT_EINVAL;
 	if (status && !ft_deployment_state_valid(status))
-		return bad(r, "status", "invalid_value",
-			   "\"status\" must be one of pending, loading, ready, failed, stopped");
+		return api_bad(
+			r, "status", "invalid_value",
+			"\"status\" must be one of pending, loading, ready, failed, stopped");
 	if (ep_ref && api_endpoint_find(r, ep_ref, ep, NULL))
 		return r->err.rc;
 	char lim[16];
@@ -292,12 +284,12 @@ enum ft_rc h_deployments_chat(struct api_req *r)
 		return r->err.rc;
 	if (!json_is_array(json_object_get(b, "messages")) ||
 	    json_array_size(json_object_get(b, "messages")) == 0)
-		return bad(r, "messages", "invalid_value",
-			   "\"messages\" must be a non-empty list of chat messages");
+		return api_bad(r, "messages", "invalid_value",
+			       "\"messages\" must be a non-empty list of chat messages");
 	const json_t *stream = json_object_get(b, "stream");
 	if (stream && !json_is_true(stream) && !json_is_null(stream))
-		return bad(r, "stream", "invalid_value",
-			   "this route streams its answer: \"stream\" must be true or absent");
+		return api_bad(r, "stream", "invalid_value",
+			       "this route streams its answer: \"stream\" must be true or absent");
 	json_object_set_new(b, "stream", json_true());
 	const char *p[] = { id, r->team_id };
 	PGresult *res = api_db(r,
@@ -322,9 +314,10 @@ enum ft_rc h_deployments_chat(struct api_req *r)
 		for (size_t i = 0; json_is_string(model) && i < json_array_size(names); i++)
 			served = served || json_equal(model, json_array_get(names, i));
 		if (!served)
-			return bad(r, "model", "model_not_served",
-				   "\"model\" must be one of the names deployment %s answers under",
-				   id);
+			return api_bad(
+				r, "model", "model_not_served",
+				"\"model\" must be one of the names deployment %s answers under",
+				id);
 	} else if (json_array_size(names) > 0) {
 		json_object_set(b, "model", json_array_get(names, 0));
 	} else {

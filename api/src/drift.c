@@ -93,17 +93,6 @@ static enum ft_rc monitor_answer(struct api_req *r, const char *dep)
 	return FT_OK;
 }
 
-static enum ft_rc bad(struct api_req *r, const char *param, const char *fmt, ...) FT_PRINTF(3, 4);
-static enum ft_rc bad(struct api_req *r, const char *param, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	ft_vfailf(&r->err, FT_EINVAL, "invalid_value", fmt, ap);
-	va_end(ap);
-	ft_err_param(&r->err, param);
-	return FT_EINVAL;
-}
-
 /* The deployment: one of the team's (by id; the deployments work's table). */
 static enum ft_rc own_deployment(struct api_req *r, const char *dep)
 {
@@ -126,8 +115,9 @@ static enum ft_rc parse_thresholds(struct api_req *r, json_t *v, json_t *old, js
 		if (!srcs[s] || json_is_null(srcs[s]))
 			continue;
 		if (!json_is_object(srcs[s]))
-			return bad(r, "thresholds", "\"thresholds\" must be an object (got %s)",
-				   ft_json_type_name(srcs[s]));
+			return api_bad(r, "thresholds", "invalid_value",
+				       "\"thresholds\" must be an object (got %s)",
+				       ft_json_type_name(srcs[s]));
 		const char *key;
 		json_t *x;
 		json_object_foreach(srcs[s], key, x)
@@ -136,8 +126,9 @@ static enum ft_rc parse_thresholds(struct api_req *r, json_t *v, json_t *old, js
 			struct ft_err e;
 			ft_err_clear(&e);
 			if (!json_is_number(x))
-				return bad(r, p, "\"%s\" must be a number (got %s)", p,
-					   ft_json_type_name(x));
+				return api_bad(r, p, "invalid_value",
+					       "\"%s\" must be a number (got %s)", p,
+					       ft_json_type_name(x));
 			if (ft_drift_thresholds_set(&t, key, json_number_value(x), &e)) {
 				ft_failf(&r->err, FT_EINVAL, "invalid_value", "%s", e.msg);
 				if (e.hint[0])
@@ -160,8 +151,9 @@ static enum ft_rc parse_patterns(struct api_req *r, json_t *v)
 	if (!v || json_is_null(v))
 		return FT_OK;
 	if (!json_is_object(v))
-		return bad(r, "refusal_patterns", "\"refusal_patterns\" must be an object (got %s)",
-			   ft_json_type_name(v));
+		return api_bad(r, "refusal_patterns", "invalid_value",
+			       "\"refusal_patterns\" must be an object (got %s)",
+			       ft_json_type_name(v));
 	const char *key;
 	json_t *x;
 	json_object_foreach(v, key, x)
@@ -169,21 +161,24 @@ static enum ft_rc parse_patterns(struct api_req *r, json_t *v)
 		const char *p = api_printf(r->arena, "refusal_patterns.%.16s", key);
 		enum ft_text_lang l;
 		if (!ft_text_lang_parse(key, &l))
-			return bad(r, p,
-				   "\"%s\": languages are en, zh, ja, ko, ru, ar, other (scripts: "
-				   "docs/evaluation.md)",
-				   p);
+			return api_bad(
+				r, p, "invalid_value",
+				"\"%s\": languages are en, zh, ja, ko, ru, ar, other (scripts: "
+				"docs/evaluation.md)",
+				p);
 		size_t n = json_array_size(x);
 		if (!json_is_array(x) || n > 64)
-			return bad(r, p, "\"%s\" must be a list of at most 64 phrases", p);
+			return api_bad(r, p, "invalid_value",
+				       "\"%s\" must be a list of at most 64 phrases", p);
 		for (size_t i = 0; i < n; i++) {
 			const char *s = json_string_value(json_array_get(x, i));
 			if (!s || !*s || strlen(s) > 256 ||
 			    strlen(s) != json_string_length(json_array_get(x, i)))
-				return bad(r, p,
-					   "\"%s\"[%zu] must be a phrase of 1 to 256 bytes without "
-					   "NUL",
-					   p, i);
+				return api_bad(
+					r, p, "invalid_value",
+					"\"%s\"[%zu] must be a phrase of 1 to 256 bytes without "
+					"NUL",
+					p, i);
 		}
 	}
 	return FT_OK;
@@ -314,14 +309,17 @@ enum ft_rc h_drift_windows(struct api_req *r)
 	if (!gran)
 		gran = "hour";
 	if (strcmp(gran, "hour") != 0 && strcmp(gran, "day") != 0)
-		return bad(r, "granularity", "\"granularity\" must be \"hour\" or \"day\"");
+		return api_bad(r, "granularity", "invalid_value",
+			       "\"granularity\" must be \"hour\" or \"day\"");
 	char *end = NULL;
 	long limit = lim ? strtol(lim, &end, 10) : 48;
 	if (lim && (!*lim || *end || limit < 1 || limit > 1000))
-		return bad(r, "limit", "\"limit\" must be an integer from 1 to 1000");
+		return api_bad(r, "limit", "invalid_value",
+			       "\"limit\" must be an integer from 1 to 1000");
 	long long bt = before ? strtoll(before, &end, 10) : 0;
 	if (before && (!*before || *end || bt < 0))
-		return bad(r, "before", "\"before\" must be a time in unix seconds");
+		return api_bad(r, "before", "invalid_value",
+			       "\"before\" must be a time in unix seconds");
 	if (!ft_id_valid(FT_ID_DEPLOYMENT, dep))
 		return api_not_found(r, "drift monitor for deployment", dep);
 	PGresult *res =

@@ -59,18 +59,6 @@ static bool name_valid(const char *s)
 	return true;
 }
 
-static enum ft_rc bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
-	FT_PRINTF(4, 5);
-static enum ft_rc bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	ft_vfailf(&r->err, FT_EINVAL, code, fmt, ap);
-	va_end(ap);
-	ft_err_param(&r->err, param);
-	return FT_EINVAL;
-}
-
 enum ft_rc api_endpoint_find(struct api_req *r, const char *ref, char id[FT_ID_MAX], char kind[16])
 {
 	if (!ref || !(ft_id_valid(FT_ID_ENDPOINT, ref) || name_valid(ref)))
@@ -109,24 +97,25 @@ static enum ft_rc answer(struct api_req *r, const char *id)
 static enum ft_rc check_url(struct api_req *r, const char *url, const char **out)
 {
 	if (!api_valid_text(url, 2048))
-		return bad(r, "url", "invalid_url",
-			   "\"url\" must be printable text of at most 2048 bytes");
+		return api_bad(r, "url", "invalid_url",
+			       "\"url\" must be printable text of at most 2048 bytes");
 	size_t n = strlen(url);
 	char *u = api_strdup(r->arena, url);
 	while (n > 0 && u[n - 1] == '/')
 		u[--n] = '\0';
 	if (strchr(u, '?') || strchr(u, '#') || (n >= 3 && strcmp(u + n - 3, "/v1") == 0))
-		return bad(r, "url", "invalid_url",
-			   "\"url\" is the server's base URL, without /v1, a query or a fragment "
-			   "(http://host:8000)");
+		return api_bad(
+			r, "url", "invalid_url",
+			"\"url\" is the server's base URL, without /v1, a query or a fragment "
+			"(http://host:8000)");
 	char pin[320];
 	struct ft_err e;
 	ft_err_clear(&e);
 	if (ft_webhook_check_url(u, r->ctx->endpoint_allow_http, r->ctx->endpoint_allow_cidrs, pin,
 				 &e))
-		return bad(r, "url", "invalid_url", "\"url\": %s",
-			   strncmp(e.msg, "webhook ", 8) == 0 ? e.msg + 8
-							      : e.msg); /* shared words */
+		return api_bad(r, "url", "invalid_url", "\"url\": %s",
+			       strncmp(e.msg, "webhook ", 8) == 0 ? e.msg + 8
+								  : e.msg); /* shared words */
 	*out = u;
 	return FT_OK;
 }
@@ -147,9 +136,9 @@ static enum ft_rc check_key(struct api_req *r, json_t *b, const char *id, const 
 	}
 	const char *k = json_string_value(v);
 	if (!k || !*k || !api_valid_text(k, FT_SECRETBOX_MAX))
-		return bad(r, "api_key", "invalid_value",
-			   "\"api_key\" must be printable text of 1 to %d bytes, or null",
-			   FT_SECRETBOX_MAX);
+		return api_bad(r, "api_key", "invalid_value",
+			       "\"api_key\" must be printable text of 1 to %d bytes, or null",
+			       FT_SECRETBOX_MAX);
 	return api_seal_secret(r, id, k, "api_key", sealed);
 }
 
@@ -165,12 +154,13 @@ enum ft_rc h_endpoints_create(struct api_req *r)
 	    ft_json_get_str(b, "url", FT_JSON_REQUIRED | FT_JSON_NONEMPTY, &url, &r->err))
 		return r->err.rc ? r->err.rc : FT_EINVAL;
 	if (!name_valid(name))
-		return bad(r, "name", "invalid_value",
-			   "\"name\" must be 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter "
-			   "or a digit");
+		return api_bad(
+			r, "name", "invalid_value",
+			"\"name\" must be 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter "
+			"or a digit");
 	if (!ft_endpoint_kind_find(kind))
-		return bad(r, "kind", "invalid_value",
-			   "\"kind\" must be one of \"ftserve\", \"vllm\", \"llamacpp\"");
+		return api_bad(r, "kind", "invalid_value",
+			       "\"kind\" must be one of \"ftserve\", \"vllm\", \"llamacpp\"");
 	char id[FT_ID_MAX];
 	ft_id_new(FT_ID_ENDPOINT, id);
 	if (check_url(r, url, &url) || check_key(r, b, id, &sealed, &clear))
@@ -222,12 +212,13 @@ enum ft_rc h_endpoints_update(struct api_req *r)
 	if (api_endpoint_find(r, r->params[0], id, kind))
 		return r->err.rc;
 	if (new_kind && strcmp(new_kind, kind) != 0)
-		return bad(r, "kind", "invalid_value",
-			   "an endpoint's \"kind\" cannot change; create another endpoint");
+		return api_bad(r, "kind", "invalid_value",
+			       "an endpoint's \"kind\" cannot change; create another endpoint");
 	if (name && !name_valid(name))
-		return bad(r, "name", "invalid_value",
-			   "\"name\" must be 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter "
-			   "or a digit");
+		return api_bad(
+			r, "name", "invalid_value",
+			"\"name\" must be 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter "
+			"or a digit");
 	if ((url && check_url(r, url, &url)) || check_key(r, b, id, &sealed, &clear))
 		return r->err.rc;
 	const char *p[] = { id, name, url, sealed, clear ? "t" : "f" };

@@ -90,18 +90,6 @@ static enum ft_rc experiment_answer(struct api_req *r, const char *id)
 	return FT_OK;
 }
 
-static enum ft_rc bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
-	FT_PRINTF(4, 5);
-static enum ft_rc bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	ft_vfailf(&r->err, FT_EINVAL, code, fmt, ap);
-	va_end(ap);
-	ft_err_param(&r->err, param);
-	return FT_EINVAL;
-}
-
 /* ---- create ---- */
 
 struct arm_spec {
@@ -119,10 +107,10 @@ static enum ft_rc resolve_arm(struct api_req *r, const char *model, const char *
 		return FT_EINVAL;
 	}
 	if (t->kind != TARGET_VERSION)
-		return bad(r, param, "not_a_version",
-			   "\"%s\" is %s: an arm is a model version (NAME/N, NAME@ALIAS, "
-			   "ft:BASE:JOB)",
-			   model, t->kind == TARGET_BASE ? "a base model" : "a checkpoint");
+		return api_bad(r, param, "not_a_version",
+			       "\"%s\" is %s: an arm is a model version (NAME/N, NAME@ALIAS, "
+			       "ft:BASE:JOB)",
+			       model, t->kind == TARGET_BASE ? "a base model" : "a checkpoint");
 	return FT_OK;
 }
 
@@ -138,8 +126,8 @@ static enum ft_rc parse_arms(struct api_req *r, json_t *arms, struct arm_spec **
 		json_t *o = json_array_get(arms, (size_t)i);
 		const char *p = api_printf(r->arena, "arms[%d]", i);
 		if (!json_is_object(o))
-			return bad(r, p, "invalid_type", "\"%s\" must be an object (got %s)", p,
-				   ft_json_type_name(o));
+			return api_bad(r, p, "invalid_type", "\"%s\" must be an object (got %s)", p,
+				       ft_json_type_name(o));
 		if (api_check_keys(r, o, p, keys))
 			return FT_EINVAL;
 		if (ft_json_get_str(o, "name", FT_JSON_REQUIRED, &a[i].name, &r->err) ||
@@ -151,15 +139,16 @@ static enum ft_rc parse_arms(struct api_req *r, json_t *arms, struct arm_spec **
 			return FT_EINVAL;
 		}
 		if (!ft_experiment_arm_name_ok(a[i].name))
-			return bad(
+			return api_bad(
 				r, api_printf(r->arena, "%s.name", p), "invalid_value",
 				"\"%s.name\" must be 1 to 32 of A-Z a-z 0-9 . _ - (starting with "
 				"a letter or digit)",
 				p);
 		for (int k = 0; k < i; k++)
 			if (strcmp(a[k].name, a[i].name) == 0)
-				return bad(r, api_printf(r->arena, "%s.name", p), "duplicate_arm",
-					   "arms %d and %d are both named \"%s\"", k, i, a[i].name);
+				return api_bad(
+					r, api_printf(r->arena, "%s.name", p), "duplicate_arm",
+					"arms %d and %d are both named \"%s\"", k, i, a[i].name);
 		w[i] = a[i].weight;
 	}
 	if (ft_experiment_weights_check(w, n, &r->err))
@@ -181,8 +170,8 @@ static enum ft_rc parse_guardrails(struct api_req *r, json_t *g, json_t **out)
 	double err_rate = -1, p95 = -1;
 	long long min_req = 100;
 	if (g && !json_is_null(g) && !json_is_object(g))
-		return bad(r, "guardrails", "invalid_type",
-			   "\"guardrails\" must be an object (got %s)", ft_json_type_name(g));
+		return api_bad(r, "guardrails", "invalid_type",
+			       "\"guardrails\" must be an object (got %s)", ft_json_type_name(g));
 	if (json_is_object(g) && api_check_keys(r, g, "guardrails", keys))
 		return FT_EINVAL;
 	if (json_is_object(g) &&
@@ -215,8 +204,8 @@ enum ft_rc api_judge_parse(struct api_req *r, json_t *j, json_t **out, const cha
 	if (!j || json_is_null(j))
 		return FT_OK;
 	if (!json_is_object(j))
-		return bad(r, "judge", "invalid_type", "\"judge\" must be an object (got %s)",
-			   ft_json_type_name(j));
+		return api_bad(r, "judge", "invalid_type", "\"judge\" must be an object (got %s)",
+			       ft_json_type_name(j));
 	if (api_check_keys(r, j, "judge", keys))
 		return FT_EINVAL;
 	if (ft_json_get_str(j, "url", FT_JSON_REQUIRED | FT_JSON_NONEMPTY, &url, &r->err) ||
@@ -229,15 +218,15 @@ enum ft_rc api_judge_parse(struct api_req *r, json_t *j, json_t **out, const cha
 	}
 	if ((strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) ||
 	    !api_valid_text(url, 2048) || strchr(url, ' '))
-		return bad(r, "judge.url", "invalid_value",
-			   "\"judge.url\" must be an http:// or https:// URL (the API's base, "
-			   "such as https://host/v1)");
+		return api_bad(r, "judge.url", "invalid_value",
+			       "\"judge.url\" must be an http:// or https:// URL (the API's base, "
+			       "such as https://host/v1)");
 	if (!api_valid_text(model, 256))
-		return bad(r, "judge.model", "invalid_value",
-			   "\"judge.model\" must be printable text of at most 256 bytes");
+		return api_bad(r, "judge.model", "invalid_value",
+			       "\"judge.model\" must be printable text of at most 256 bytes");
 	if (*api_key && !api_valid_text(*api_key, 1024))
-		return bad(r, "judge.api_key", "invalid_value",
-			   "\"judge.api_key\" must be printable text of at most 1024 bytes");
+		return api_bad(r, "judge.api_key", "invalid_value",
+			       "\"judge.api_key\" must be printable text of at most 1024 bytes");
 	if (ft_judge_prompt_check(prompt, &r->err) || api_json_clean(r, j, "judge"))
 		return FT_EINVAL;
 	*out = json_pack("{s:s, s:s, s:s, s:I}", "url", url, "model", model, "prompt", prompt,
@@ -269,16 +258,16 @@ enum ft_rc h_experiments_create(struct api_req *r)
 	    ft_json_get_int(b, "seed", FT_JSON_NULL_OK, 0, INT64_MAX, &seed, &r->err))
 		return FT_EINVAL;
 	if (!api_valid_text(name, 256))
-		return bad(r, "name", "invalid_value",
-			   "\"name\" must be printable text of at most 256 bytes");
+		return api_bad(r, "name", "invalid_value",
+			       "\"name\" must be printable text of at most 256 bytes");
 	if (strlen(desc) > 4096 ||
 	    api_json_clean(r, json_object_get(b, "description"), "description"))
-		return bad(r, "description", "invalid_value",
-			   "\"description\" must be at most 4096 bytes without NUL");
+		return api_bad(r, "description", "invalid_value",
+			       "\"description\" must be at most 4096 bytes without NUL");
 	if (strcmp(assignment, "user") != 0 && strcmp(assignment, "request") != 0)
-		return bad(r, "assignment", "invalid_value",
-			   "\"assignment\" must be \"user\" (sticky by the request's user) or "
-			   "\"request\"");
+		return api_bad(r, "assignment", "invalid_value",
+			       "\"assignment\" must be \"user\" (sticky by the request's user) or "
+			       "\"request\"");
 	if (parse_arms(r, arms, &a, &n) ||
 	    parse_guardrails(r, json_object_get(b, "guardrails"), &guard))
 		return FT_EINVAL;
@@ -296,8 +285,8 @@ enum ft_rc h_experiments_create(struct api_req *r)
 		if (ft_id_valid(FT_ID_ENDPOINT, endpoint) && !res)
 			return r->err.rc;
 		if (!res || PQntuples(res) == 0)
-			return bad(r, "endpoint_id", "endpoint_not_found",
-				   "endpoint \"%.64s\" does not exist", endpoint);
+			return api_bad(r, "endpoint_id", "endpoint_not_found",
+				       "endpoint \"%.64s\" does not exist", endpoint);
 	}
 	char id[FT_ID_MAX], al[32], pw[32], rd[16], sd[24];
 	ft_id_new(FT_ID_EXPERIMENT, id);
@@ -446,8 +435,8 @@ static enum ft_rc move(struct api_req *r, const struct transition *t)
 	    ft_json_get_str(b, "reason", FT_JSON_NULL_OK, &reason, &r->err))
 		return FT_EINVAL;
 	if (reason && !api_valid_text(reason, 1024))
-		return bad(r, "reason", "invalid_value",
-			   "\"reason\" must be printable text of at most 1024 bytes");
+		return api_bad(r, "reason", "invalid_value",
+			       "\"reason\" must be printable text of at most 1024 bytes");
 	if (lock_experiment(r, id, &status))
 		return r->err.rc;
 	bool ok = false;
@@ -513,12 +502,13 @@ enum ft_rc h_experiments_assignment(struct api_req *r)
 	const char *key = sticky ? user : request;
 	const char *param = sticky && !request ? "user" : "request";
 	if (!key || !*key || !api_valid_text(key, 512))
-		return bad(r, param, "invalid_value",
-			   strcmp(PQgetvalue(res, 0, 0), "user") == 0
-				   ? "give ?user= (the request's user: sticky) or ?request= (its "
-				     "id), printable, at most 512 bytes"
-				   : "this experiment assigns each request on its own: give "
-				     "?request= (the request's id), printable, at most 512 bytes");
+		return api_bad(
+			r, param, "invalid_value",
+			strcmp(PQgetvalue(res, 0, 0), "user") == 0
+				? "give ?user= (the request's user: sticky) or ?request= (its "
+				  "id), printable, at most 512 bytes"
+				: "this experiment assigns each request on its own: give "
+				  "?request= (the request's id), printable, at most 512 bytes");
 	double w[FT_EXP_MAX_ARMS];
 	bool active[FT_EXP_MAX_ARMS];
 	for (int i = 0; i < n && i < FT_EXP_MAX_ARMS; i++) {
@@ -585,7 +575,8 @@ static enum ft_rc arm_position(struct api_req *r, const char *id, const char *na
 	if (!res)
 		return r->err.rc;
 	if (PQntuples(res) == 0)
-		return bad(r, param, "arm_not_found", "the experiment has no arm \"%.64s\"", name);
+		return api_bad(r, param, "arm_not_found", "the experiment has no arm \"%.64s\"",
+			       name);
 	*pos = atoi(PQgetvalue(res, 0, 0));
 	return FT_OK;
 }
@@ -599,7 +590,7 @@ static enum ft_rc check_response(struct api_req *r, const char *exp, const char 
 				 const char **completion)
 {
 	if (!api_valid_text(id, 128))
-		return bad(r, param, "invalid_value", "\"%s\" must be a response id", param);
+		return api_bad(r, param, "invalid_value", "\"%s\" must be a response id", param);
 	PGresult *res =
 		api_db(r,
 		       "SELECT experiment_arm, prompt, completion FROM request_log WHERE id = $1"
@@ -616,10 +607,10 @@ static enum ft_rc check_response(struct api_req *r, const char *exp, const char 
 	char want[FT_EXP_LABEL_MAX];
 	ft_experiment_arm_label(exp, arm, want, sizeof(want));
 	if (!PQgetisnull(res, 0, 0) && strcmp(PQgetvalue(res, 0, 0), want) != 0)
-		return bad(r, param, "wrong_arm",
-			   "response \"%s\" was answered by \"%s\", not by arm \"%s\" of this "
-			   "experiment",
-			   id, PQgetvalue(res, 0, 0), arm);
+		return api_bad(r, param, "wrong_arm",
+			       "response \"%s\" was answered by \"%s\", not by arm \"%s\" of this "
+			       "experiment",
+			       id, PQgetvalue(res, 0, 0), arm);
 	if (prompt)
 		*prompt =
 			PQgetisnull(res, 0, 1) ? NULL : api_strdup(r->arena, PQgetvalue(res, 0, 1));
@@ -641,8 +632,8 @@ static enum ft_rc text_field(struct api_req *r, json_t *b, const char *key, size
 	if (ft_json_get_str(b, key, FT_JSON_NULL_OK, out, &r->err))
 		return FT_EINVAL;
 	if (*out && (strlen(*out) > max || api_json_clean(r, json_object_get(b, key), key)))
-		return bad(r, key, "invalid_value", "\"%s\" must be at most %zu bytes without NUL",
-			   key, max);
+		return api_bad(r, key, "invalid_value",
+			       "\"%s\" must be at most %zu bytes without NUL", key, max);
 	return FT_OK;
 }
 
@@ -671,8 +662,8 @@ static enum ft_rc judgment_parse(struct api_req *r, json_t *b, const char *id, b
 	for (size_t i = 0; !llm && i < FT_ARRAY_LEN(outcomes); i++)
 		known |= strcmp(outcomes[i], in->winner) == 0;
 	if (!known)
-		return bad(r, "winner", "invalid_value",
-			   "\"winner\" must be \"a\", \"b\", \"tie\" or \"both_bad\"");
+		return api_bad(r, "winner", "invalid_value",
+			       "\"winner\" must be \"a\", \"b\", \"tie\" or \"both_bad\"");
 	PGresult *res = api_db(r, "SELECT status FROM experiments WHERE id = $1 AND team_id = $2",
 			       2, (const char *[]){ id, r->team_id });
 	if (!res)
@@ -689,7 +680,8 @@ static enum ft_rc judgment_parse(struct api_req *r, json_t *b, const char *id, b
 	    arm_position(r, id, in->arm_b, "arm_b", &in->b))
 		return r->err.rc;
 	if (in->a == in->b)
-		return bad(r, "arm_b", "invalid_value", "\"arm_a\" and \"arm_b\" are the same arm");
+		return api_bad(r, "arm_b", "invalid_value",
+			       "\"arm_a\" and \"arm_b\" are the same arm");
 	const char *pa = NULL, *ca = NULL, *cb = NULL;
 	if ((in->response_a &&
 	     check_response(r, id, in->response_a, "response_a", in->arm_a, &pa, &ca)) ||
@@ -697,8 +689,8 @@ static enum ft_rc judgment_parse(struct api_req *r, json_t *b, const char *id, b
 	     check_response(r, id, in->response_b, "response_b", in->arm_b, NULL, &cb)))
 		return r->err.rc;
 	if (in->response_a && in->response_b && strcmp(in->response_a, in->response_b) == 0)
-		return bad(r, "response_b", "invalid_value",
-			   "\"response_a\" and \"response_b\" are the same response");
+		return api_bad(r, "response_b", "invalid_value",
+			       "\"response_a\" and \"response_b\" are the same response");
 	/* texts not given: the logged ones, when the log kept them */
 	if (!in->prompt)
 		in->prompt = pa;
@@ -789,9 +781,9 @@ enum ft_rc h_judgments_llm(struct api_req *r)
 	const char *have[] = { in.prompt, in.answer_a, in.answer_b };
 	for (size_t i = 0; i < FT_ARRAY_LEN(need); i++)
 		if (!have[i])
-			return bad(r, need[i], "missing_field",
-				   "\"%s\" is required (or a response whose text was logged)",
-				   need[i]);
+			return api_bad(r, need[i], "missing_field",
+				       "\"%s\" is required (or a response whose text was logged)",
+				       need[i]);
 	char jid[FT_ID_MAX], a[8], bb[8];
 	ft_id_new(FT_ID_JUDGMENT, jid);
 	snprintf(a, sizeof(a), "%d", in.a);
@@ -928,21 +920,22 @@ enum ft_rc h_feedback_create(struct api_req *r)
 	for (int i = 0; i < 2; i++) {
 		json_t *v = json_object_get(b, flags[i]);
 		if (v && !json_is_null(v) && !json_is_boolean(v))
-			return bad(r, flags[i], "invalid_type",
-				   "\"%s\" must be true or false (got %s)", flags[i],
-				   ft_json_type_name(v));
+			return api_bad(r, flags[i], "invalid_type",
+				       "\"%s\" must be true or false (got %s)", flags[i],
+				       ft_json_type_name(v));
 		if (json_is_boolean(v))
 			fv[i] = json_is_true(v) ? "true" : "false";
 	}
 	if (thumbs && strcmp(thumbs, "up") != 0 && strcmp(thumbs, "down") != 0)
-		return bad(r, "thumbs", "invalid_value", "\"thumbs\" must be \"up\" or \"down\"");
+		return api_bad(r, "thumbs", "invalid_value",
+			       "\"thumbs\" must be \"up\" or \"down\"");
 	if (!thumbs && !fv[0] && !fv[1] && !comment)
-		return bad(r, "thumbs", "missing_field",
-			   "give at least one of \"thumbs\", \"resolved\", \"escalated\", "
-			   "\"comment\"");
+		return api_bad(r, "thumbs", "missing_field",
+			       "give at least one of \"thumbs\", \"resolved\", \"escalated\", "
+			       "\"comment\"");
 	if (!api_valid_text(response, 128))
-		return bad(r, "response_id", "invalid_value",
-			   "\"response_id\" must be a response id");
+		return api_bad(r, "response_id", "invalid_value",
+			       "\"response_id\" must be a response id");
 	PGresult *res = api_db(
 		r,
 		"SELECT 1 FROM request_log WHERE id = $1 AND (team_id = $2 OR (team_id IS NULL"

@@ -35,19 +35,6 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static enum ft_rc bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
-	FT_PRINTF(4, 5);
-static enum ft_rc bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	ft_vfailf(&r->err, FT_EINVAL, code, fmt, ap);
-	va_end(ap);
-	if (param)
-		ft_err_param(&r->err, param);
-	return FT_EINVAL;
-}
-
 static enum ft_rc conflict(struct api_req *r, const char *code, const char *fmt, ...)
 	FT_PRINTF(3, 4);
 static enum ft_rc conflict(struct api_req *r, const char *code, const char *fmt, ...)
@@ -71,11 +58,12 @@ static enum ft_rc check_desc_tags(struct api_req *r, json_t *b, const char **des
 		/* newlines are allowed in a description */
 		for (const char *p = *desc; *p; p++)
 			if ((unsigned char)*p < 0x20 && *p != '\n' && *p != '\t')
-				return bad(r, "description", "invalid_value",
-					   "\"description\" must be at most 4096 bytes of text");
+				return api_bad(
+					r, "description", "invalid_value",
+					"\"description\" must be at most 4096 bytes of text");
 		if (strlen(*desc) > 4096)
-			return bad(r, "description", "invalid_value",
-				   "\"description\" must be at most 4096 bytes of text");
+			return api_bad(r, "description", "invalid_value",
+				       "\"description\" must be at most 4096 bytes of text");
 	}
 	json_t *t = json_object_get(b, "tags");
 	if (!t || json_is_null(t))
@@ -83,15 +71,16 @@ static enum ft_rc check_desc_tags(struct api_req *r, json_t *b, const char **des
 	const char *k;
 	json_t *v;
 	if (!json_is_object(t) || json_object_size(t) > 32)
-		return bad(r, "tags", "invalid_type",
-			   "\"tags\" must be an object of at most 32 string values");
+		return api_bad(r, "tags", "invalid_type",
+			       "\"tags\" must be an object of at most 32 string values");
 	json_object_foreach(t, k, v)
 	{
 		if (!*k || !api_valid_text(k, 64) || !json_is_string(v) ||
 		    !api_valid_text(json_string_value(v), 256))
-			return bad(r, "tags", "invalid_value",
-				   "\"tags\" keys must be 1 to 64 characters and values strings of "
-				   "at most 256");
+			return api_bad(
+				r, "tags", "invalid_value",
+				"\"tags\" keys must be 1 to 64 characters and values strings of "
+				"at most 256");
 	}
 	*tags = t;
 	return FT_OK;
@@ -364,9 +353,10 @@ enum ft_rc h_reg_models_create(struct api_req *r)
 	    check_desc_tags(r, b, &desc, &tags))
 		return FT_EINVAL;
 	if (!ft_registered_name_valid(name))
-		return bad(r, "name", "invalid_value",
-			   "a registered model's name is 1 to 128 of A-Z a-z 0-9 . _ - (starting "
-			   "with a letter or digit)");
+		return api_bad(
+			r, "name", "invalid_value",
+			"a registered model's name is 1 to 128 of A-Z a-z 0-9 . _ - (starting "
+			"with a letter or digit)");
 	char id[FT_ID_MAX];
 	ft_id_new(FT_ID_REGMODEL, id);
 	char *tags_s = tags ? json_dumps(tags, JSON_COMPACT) : NULL;
@@ -643,9 +633,10 @@ static enum ft_rc adapter_manifest(struct api_req *r, const char *ckpt_art, cons
 	if (!res)
 		return r->err.rc;
 	if (PQntuples(res) == 0)
-		return bad(r, "checkpoint", "checkpoint_not_promotable",
-			   "the checkpoint holds no adapter folder (it is from a full fine-tuning "
-			   "job, or from a trainer that did not write one)");
+		return api_bad(
+			r, "checkpoint", "checkpoint_not_promotable",
+			"the checkpoint holds no adapter folder (it is from a full fine-tuning "
+			"job, or from a trainer that did not write one)");
 	json_t *files = json_array();
 	uint64_t total = 0;
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -747,9 +738,10 @@ enum ft_rc h_reg_versions_create(struct api_req *r)
 			return FT_EINVAL;
 		}
 		if (t->kind != TARGET_CHECKPOINT)
-			return bad(r, "checkpoint", "invalid_value",
-				   "\"checkpoint\" must be a checkpoint id (ftckpt-...) or name "
-				   "(ft:BASE:JOB:ckpt-step-N)");
+			return api_bad(
+				r, "checkpoint", "invalid_value",
+				"\"checkpoint\" must be a checkpoint id (ftckpt-...) or name "
+				"(ft:BASE:JOB:ckpt-step-N)");
 		ckpt_id = api_strdup(r->arena, t->checkpoint_id);
 	}
 	const char *p[] = { ckpt_id, r->team_id };
@@ -762,13 +754,14 @@ enum ft_rc h_reg_versions_create(struct api_req *r)
 	if (!res)
 		return r->err.rc;
 	if (PQntuples(res) == 0)
-		return bad(r, "checkpoint", "checkpoint_not_found",
-			   "checkpoint \"%s\" does not exist", ck);
+		return api_bad(r, "checkpoint", "checkpoint_not_found",
+			       "checkpoint \"%s\" does not exist", ck);
 	if (strcmp(PQgetvalue(res, 0, 2), "none") == 0)
-		return bad(r, "checkpoint", "checkpoint_not_promotable",
-			   "checkpoint \"%s\" is from a full fine-tuning job: only LoRA and QLoRA "
-			   "checkpoints can be promoted",
-			   ck);
+		return api_bad(
+			r, "checkpoint", "checkpoint_not_promotable",
+			"checkpoint \"%s\" is from a full fine-tuning job: only LoRA and QLoRA "
+			"checkpoints can be promoted",
+			ck);
 	const char *ckpt_art = api_strdup(r->arena, PQgetvalue(res, 0, 0));
 	const char *job = api_strdup(r->arena, PQgetvalue(res, 0, 1));
 	const char *attempt = api_strdup(r->arena, PQgetvalue(res, 0, 3));
@@ -917,12 +910,13 @@ enum ft_rc h_reg_aliases_list(struct api_req *r)
 static enum ft_rc check_alias_name(struct api_req *r, const char *alias)
 {
 	if (strcmp(alias, "latest") == 0)
-		return bad(r, "alias", "reserved_alias",
-			   "\"latest\" is the highest version and moves by itself; it cannot be "
-			   "set or removed");
+		return api_bad(
+			r, "alias", "reserved_alias",
+			"\"latest\" is the highest version and moves by itself; it cannot be "
+			"set or removed");
 	if (!ft_alias_valid(alias))
-		return bad(r, "alias", "invalid_value",
-			   "an alias is 1 to 64 of a-z 0-9 _ - starting with a letter");
+		return api_bad(r, "alias", "invalid_value",
+			       "an alias is 1 to 64 of a-z 0-9 _ - starting with a letter");
 	return FT_OK;
 }
 
@@ -980,9 +974,9 @@ enum ft_rc h_reg_aliases_set(struct api_req *r)
 	json_t *pj = json_object_get(b, "protected");
 	if (pj && !json_is_null(pj)) {
 		if (!json_is_boolean(pj))
-			return bad(r, "protected", "invalid_type",
-				   "\"protected\" must be true or false (got %s)",
-				   ft_json_type_name(pj));
+			return api_bad(r, "protected", "invalid_type",
+				       "\"protected\" must be true or false (got %s)",
+				       ft_json_type_name(pj));
 		prot = json_is_true(pj);
 	}
 	if (!ft_registered_name_valid(r->params[0]))
@@ -1003,8 +997,8 @@ enum ft_rc h_reg_aliases_set(struct api_req *r)
 	if (!res)
 		return r->err.rc;
 	if (PQntuples(res) == 0)
-		return bad(r, "version", "version_not_found", "\"%s\" has no version %lld",
-			   r->params[0], want);
+		return api_bad(r, "version", "version_not_found", "\"%s\" has no version %lld",
+			       r->params[0], want);
 	const char *vid = api_strdup(r->arena, PQgetvalue(res, 0, 0));
 	res = api_db(r,
 		     "SELECT v.version, a.protected FROM model_aliases a"
@@ -1102,21 +1096,21 @@ enum ft_rc h_reg_alias_history(struct api_req *r)
 		errno = 0;
 		limit = strtol(l, &end, 10);
 		if (errno || end == l || *end || limit < 1 || limit > 100)
-			return bad(r, "limit", "invalid_value",
-				   "\"limit\" must be an integer from 1 to 100");
+			return api_bad(r, "limit", "invalid_value",
+				       "\"limit\" must be an integer from 1 to 100");
 	}
 	if (after) {
 		bool ok = *after && strlen(after) < 19;
 		for (const char *c = after; ok && *c; c++)
 			ok = *c >= '0' && *c <= '9';
 		if (!ok)
-			return bad(
+			return api_bad(
 				r, "after", "invalid_cursor",
 				"\"after\" must be the id of a history entry of a previous page");
 	}
 	if (alias && !ft_alias_valid(alias))
-		return bad(r, "alias", "invalid_value",
-			   "an alias is 1 to 64 of a-z 0-9 _ - starting with a letter");
+		return api_bad(r, "alias", "invalid_value",
+			       "an alias is 1 to 64 of a-z 0-9 _ - starting with a letter");
 	const char *rm = model_row(r, r->params[0], false);
 	if (!rm)
 		return r->err.rc;

@@ -56,18 +56,6 @@ static json_t *replay_json(const PGresult *res, int i)
 	return o;
 }
 
-static enum ft_rc bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
-	FT_PRINTF(4, 5);
-static enum ft_rc bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	ft_vfailf(&r->err, FT_EINVAL, code, fmt, ap);
-	va_end(ap);
-	ft_err_param(&r->err, param);
-	return FT_EINVAL;
-}
-
 /* The experiment of the caller's team, or not found. */
 static enum ft_rc own_experiment(struct api_req *r, const char *id)
 {
@@ -89,7 +77,7 @@ static enum ft_rc read_prompts(struct api_req *r, const char *id, long max_rows,
 			       json_t *lines)
 {
 	if (!ft_id_valid(FT_ID_FILE, id))
-		return bad(r, "file", "invalid_file", "\"file\" must be a file id (file-...)");
+		return api_bad(r, "file", "invalid_file", "\"file\" must be a file id (file-...)");
 	PGresult *res = api_db(r,
 			       "SELECT sha256 FROM files WHERE id = $1 AND team_id = $2"
 			       " AND deleted_at IS NULL AND purpose = 'fine-tune'",
@@ -279,7 +267,7 @@ enum ft_rc h_replays_get(struct api_req *r)
 {
 	const char *id = r->params[0], *rid = r->params[1], *rows = api_query(r, "rows");
 	if (rows && strcmp(rows, "true") != 0 && strcmp(rows, "false") != 0)
-		return bad(r, "rows", "invalid_value", "\"rows\" must be true or false");
+		return api_bad(r, "rows", "invalid_value", "\"rows\" must be true or false");
 	if (own_experiment(r, id))
 		return r->err.rc;
 	if (!ft_id_valid(FT_ID_REPLAY, rid))

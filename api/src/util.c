@@ -426,3 +426,15 @@ enum ft_rc api_seal_secret(struct api_req *r, const char *id, const char *plain,
 	free(box);
 	return FT_OK;
 }
+
+/* 400: err names param (when not NULL) and carries code and the message. */
+enum ft_rc api_bad(struct api_req *r, const char *param, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	ft_vfailf(&r->err, FT_EINVAL, code, fmt, ap);
+	va_end(ap);
+	if (param)
+		ft_err_param(&r->err, param);
+	return FT_EINVAL;
+}

@@ -246,6 +246,30 @@ enum ft_rc api_seal_secret(struct api_req *r, const char *id, const char *plain,
 			   const char **sealed);
 void api_audit(struct api_req *r, const char *outcome);
 
+/* The team's fine-tune file `id` (the body's "file") opened from the
+ * store into *fp (util.c). A malformed id is a 400 and an unknown one
+ * `missing` (FT_EINVAL: 400, FT_ENOTFOUND: 404), both naming "file";
+ * FT_OK with *fp NULL: the store cannot be read now (the caller decides). */
+enum ft_rc api_team_file_open(struct api_req *r, const char *id, enum ft_rc missing, FILE **fp);
+
+/* A kind of queued work with the same states as evaluations and exports
+ * (queued, dispatched, running, cancelling, then an end), for the one
+ * cancel both take (util.c). Names are the code's, never a caller's. */
+struct api_work_kind {
+	const char *what; /* in messages: "evaluation", "export" */
+	const char *id_prefix; /* FT_ID_EVAL, FT_ID_EXPORT */
+	const char *table; /* evals, exports */
+	const char *transitions; /* eval_transitions: (<fk>, from_status, ...) */
+	const char *fk; /* eval_id */
+	const char *not_cancellable; /* the 409's code */
+};
+/* POST .../{id}/cancel's first half: the (empty) body checked, a
+ * transaction begun, the row locked; queued -> cancelled at once,
+ * dispatched or running -> cancelling (the worker stops ft-train, the
+ * scheduler pushes the cancel), cancelling stays; an ended one is a 409.
+ * The caller answers with the row and commits. */
+enum ft_rc api_work_cancel(struct api_req *r, const struct api_work_kind *k, const char *id);
+
 /* ---- auth.c (keys themselves: ft/apikey.h) ----------------------------- */
 enum ft_rc api_authenticate(struct api_req *r);
 /* Make a new key: writes the full key (shown once) and stores its hash. */

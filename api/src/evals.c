@@ -150,34 +150,13 @@ static enum ft_rc eval_answer(struct api_req *r, const char *id, bool rows)
  * evaluation naming the line). */
 static enum ft_rc check_file(struct api_req *r, const char *id)
 {
-	if (!ft_id_valid(FT_ID_FILE, id)) {
-		ft_failf(&r->err, FT_EINVAL, "invalid_file",
-			 "\"file\" must be a file id (file-...)");
-		ft_err_param(&r->err, "file");
-		return FT_EINVAL;
-	}
-	PGresult *res = api_db(r,
-			       "SELECT sha256 FROM files WHERE id = $1 AND team_id = $2"
-			       " AND deleted_at IS NULL AND purpose = 'fine-tune'",
-			       2, (const char *[]){ id, r->team_id });
-	if (!res)
+	FILE *fp;
+	if (api_team_file_open(r, id, FT_EINVAL, &fp))
 		return r->err.rc;
-	if (PQntuples(res) == 0) {
-		ft_failf(&r->err, FT_EINVAL, "file_not_found", "file \"%s\" does not exist", id);
-		ft_err_param(&r->err, "file");
-		return FT_EINVAL;
-	}
-	char key[FT_STORE_KEY_MAX];
+	if (!fp)
+		return FT_OK; /* the store is away: ft-train will say */
 	struct ft_err e;
 	ft_err_clear(&e);
-	ft_store_key_for(PQgetvalue(res, 0, 0), key);
-	int fd = ft_store_open_read(r->ctx->store, key, NULL, &e);
-	FILE *fp = fd >= 0 ? fdopen(fd, "rb") : NULL;
-	if (!fp) {
-		if (fd >= 0)
-			close(fd);
-		return FT_OK; /* the store is away: ft-train will say */
-	}
 	struct ft_jsonl_reader rd;
 	struct ft_eval_row row;
 	enum ft_data_format fmt = FT_FMT_UNKNOWN;
@@ -363,51 +342,14 @@ enum ft_rc h_evals_get(struct api_req *r)
 	return eval_answer(r, r->params[0], rows && strcmp(rows, "true") == 0);
 }
 
-/* queued: cancelled at once; dispatched or running: cancelling (the worker
- * stops ft-train, the scheduler pushes the cancel); already over: 409. */
+static const struct api_work_kind eval_work = { "evaluation", FT_ID_EVAL,
+						"evals",      "eval_transitions",
+						"eval_id",    "eval_not_cancellable" };
+
 enum ft_rc h_evals_cancel(struct api_req *r)
 {
 	const char *id = r->params[0];
-	json_t *b;
-	if (api_body_object(r, true, &b) ||
-	    api_check_keys(r, b, NULL, (const char *const[]){ NULL }))
-		return FT_EINVAL;
-	if (!ft_id_valid(FT_ID_EVAL, id))
-		return api_not_found(r, "evaluation", id);
-	if (api_db_begin(r))
-		return r->err.rc;
-	PGresult *res = api_db(r,
-			       "SELECT status, attempt FROM evals WHERE id = $1 AND team_id = $2"
-			       " FOR UPDATE",
-			       2, (const char *[]){ id, r->team_id });
-	if (!res)
-		return r->err.rc;
-	if (PQntuples(res) == 0)
-		return api_not_found(r, "evaluation", id);
-	const char *from = api_strdup(r->arena, PQgetvalue(res, 0, 0));
-	const char *att = api_strdup(r->arena, PQgetvalue(res, 0, 1));
-	const char *to = strcmp(from, "queued") == 0 ? "cancelled"
-			 : strcmp(from, "dispatched") == 0 || strcmp(from, "running") == 0
-				 ? "cancelling"
-				 : NULL;
-	if (!to && strcmp(from, "cancelling") != 0)
-		return ft_failf(&r->err, FT_ECONFLICT, "eval_not_cancellable",
-				"evaluation \"%s\" has already %s", id, from);
-	if (to) {
-		const char *q[] = { id, from, to, att };
-		if (api_db_cmd(r,
-			       "UPDATE evals SET status = $3, updated_at = now(),"
-			       " finished_at = CASE WHEN $3 = 'cancelled' THEN now() END"
-			       " WHERE id = $1 AND status = $2",
-			       3, q) ||
-		    api_db_cmd(r,
-			       "INSERT INTO eval_transitions (eval_id, from_status, to_status,"
-			       " attempt, reason) VALUES ($1, $2, $3, $4::int, 'cancelled by the "
-			       "user')",
-			       4, q))
-			return r->err.rc;
-	}
-	if (eval_answer(r, id, false) || api_db_commit(r))
+	if (api_work_cancel(r, &eval_work, id) || eval_answer(r, id, false) || api_db_commit(r))
 		return r->err.rc;
 	r->obj_type = "evaluation";
 	r->obj_id = id;

@@ -232,51 +232,14 @@ enum ft_rc h_exports_get(struct api_req *r)
 	return export_answer(r, r->params[0]);
 }
 
-/* queued: cancelled at once; dispatched or running: cancelling (the worker
- * stops ft-train, the scheduler pushes the cancel); already over: 409. */
+static const struct api_work_kind export_work = { "export",    FT_ID_EXPORT,
+						  "exports",   "export_transitions",
+						  "export_id", "export_not_cancellable" };
+
 enum ft_rc h_exports_cancel(struct api_req *r)
 {
 	const char *id = r->params[0];
-	json_t *b;
-	if (api_body_object(r, true, &b) ||
-	    api_check_keys(r, b, NULL, (const char *const[]){ NULL }))
-		return FT_EINVAL;
-	if (!ft_id_valid(FT_ID_EXPORT, id))
-		return api_not_found(r, "export", id);
-	if (api_db_begin(r))
-		return r->err.rc;
-	PGresult *res = api_db(r,
-			       "SELECT status, attempt FROM exports WHERE id = $1 AND team_id = $2"
-			       " FOR UPDATE",
-			       2, (const char *[]){ id, r->team_id });
-	if (!res)
-		return r->err.rc;
-	if (PQntuples(res) == 0)
-		return api_not_found(r, "export", id);
-	const char *from = api_strdup(r->arena, PQgetvalue(res, 0, 0));
-	const char *att = api_strdup(r->arena, PQgetvalue(res, 0, 1));
-	const char *to = strcmp(from, "queued") == 0 ? "cancelled"
-			 : strcmp(from, "dispatched") == 0 || strcmp(from, "running") == 0
-				 ? "cancelling"
-				 : NULL;
-	if (!to && strcmp(from, "cancelling") != 0)
-		return ft_failf(&r->err, FT_ECONFLICT, "export_not_cancellable",
-				"export \"%s\" has already %s", id, from);
-	if (to) {
-		const char *q[] = { id, from, to, att };
-		if (api_db_cmd(r,
-			       "UPDATE exports SET status = $3, updated_at = now(),"
-			       " finished_at = CASE WHEN $3 = 'cancelled' THEN now() END"
-			       " WHERE id = $1 AND status = $2",
-			       3, q) ||
-		    api_db_cmd(r,
-			       "INSERT INTO export_transitions (export_id, from_status, to_status,"
-			       " attempt, reason) VALUES ($1, $2, $3, $4::int, 'cancelled by the "
-			       "user')",
-			       4, q))
-			return r->err.rc;
-	}
-	if (export_answer(r, id) || api_db_commit(r))
+	if (api_work_cancel(r, &export_work, id) || export_answer(r, id) || api_db_commit(r))
 		return r->err.rc;
 	r->obj_type = "model.export";
 	r->obj_id = id;

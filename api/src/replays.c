@@ -76,31 +76,14 @@ static enum ft_rc own_experiment(struct api_req *r, const char *id)
 static enum ft_rc read_prompts(struct api_req *r, const char *id, long max_rows, json_t *prompts,
 			       json_t *lines)
 {
-	if (!ft_id_valid(FT_ID_FILE, id))
-		return api_bad(r, "file", "invalid_file", "\"file\" must be a file id (file-...)");
-	PGresult *res = api_db(r,
-			       "SELECT sha256 FROM files WHERE id = $1 AND team_id = $2"
-			       " AND deleted_at IS NULL AND purpose = 'fine-tune'",
-			       2, (const char *[]){ id, r->team_id });
-	if (!res)
+	FILE *fp;
+	if (api_team_file_open(r, id, FT_ENOTFOUND, &fp))
 		return r->err.rc;
-	if (PQntuples(res) == 0) {
-		ft_failf(&r->err, FT_ENOTFOUND, "file_not_found", "file \"%s\" does not exist", id);
-		ft_err_param(&r->err, "file");
-		return FT_ENOTFOUND;
-	}
-	char key[FT_STORE_KEY_MAX];
-	struct ft_err e;
-	ft_err_clear(&e);
-	ft_store_key_for(PQgetvalue(res, 0, 0), key);
-	int fd = ft_store_open_read(r->ctx->store, key, NULL, &e);
-	FILE *fp = fd >= 0 ? fdopen(fd, "rb") : NULL;
-	if (!fp) {
-		if (fd >= 0)
-			close(fd);
+	if (!fp)
 		return ft_failf(&r->err, FT_EUNAVAIL, "store_unavailable",
 				"file \"%s\" cannot be read from the store now: try again", id);
-	}
+	struct ft_err e;
+	ft_err_clear(&e);
 	struct ft_jsonl_reader rd;
 	struct ft_eval_row row;
 	enum ft_data_format fmt = FT_FMT_UNKNOWN;

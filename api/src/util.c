@@ -438,3 +438,75 @@ enum ft_rc api_bad(struct api_req *r, const char *param, const char *code, const
 		ft_err_param(&r->err, param);
 	return FT_EINVAL;
 }
+
+enum ft_rc api_work_cancel(struct api_req *r, const struct api_work_kind *k, const char *id)
+{
+	json_t *b;
+	if (api_body_object(r, true, &b) ||
+	    api_check_keys(r, b, NULL, (const char *const[]){ NULL }))
+		return FT_EINVAL;
+	if (!ft_id_valid(k->id_prefix, id))
+		return api_not_found(r, k->what, id);
+	if (api_db_begin(r))
+		return r->err.rc;
+	char sql[384];
+	snprintf(sql, sizeof sql,
+		 "SELECT status, attempt FROM %s WHERE id = $1 AND team_id = $2 FOR UPDATE",
+		 k->table);
+	PGresult *res = api_db(r, sql, 2, (const char *[]){ id, r->team_id });
+	if (!res)
+		return r->err.rc;
+	if (PQntuples(res) == 0)
+		return api_not_found(r, k->what, id);
+	const char *from = api_strdup(r->arena, PQgetvalue(res, 0, 0));
+	const char *att = api_strdup(r->arena, PQgetvalue(res, 0, 1));
+	const char *to = strcmp(from, "queued") == 0 ? "cancelled"
+			 : strcmp(from, "dispatched") == 0 || strcmp(from, "running") == 0
+				 ? "cancelling"
+				 : NULL;
+	if (!to && strcmp(from, "cancelling") != 0)
+		return ft_failf(&r->err, FT_ECONFLICT, k->not_cancellable,
+				"%s \"%s\" has already %s", k->what, id, from);
+	if (!to)
+		return FT_OK;
+	const char *q[] = { id, from, to, att };
+	snprintf(sql, sizeof sql,
+		 "UPDATE %s SET status = $3, updated_at = now(),"
+		 " finished_at = CASE WHEN $3 = 'cancelled' THEN now() END"
+		 " WHERE id = $1 AND status = $2",
+		 k->table);
+	if (api_db_cmd(r, sql, 3, q))
+		return r->err.rc;
+	snprintf(sql, sizeof sql,
+		 "INSERT INTO %s (%s, from_status, to_status, attempt, reason)"
+		 " VALUES ($1, $2, $3, $4::int, 'cancelled by the user')",
+		 k->transitions, k->fk);
+	return api_db_cmd(r, sql, 4, q) ? r->err.rc : FT_OK;
+}
+
+enum ft_rc api_team_file_open(struct api_req *r, const char *id, enum ft_rc missing, FILE **fp)
+{
+	*fp = NULL;
+	if (!ft_id_valid(FT_ID_FILE, id))
+		return api_bad(r, "file", "invalid_file", "\"file\" must be a file id (file-...)");
+	PGresult *res = api_db(r,
+			       "SELECT sha256 FROM files WHERE id = $1 AND team_id = $2"
+			       " AND deleted_at IS NULL AND purpose = 'fine-tune'",
+			       2, (const char *[]){ id, r->team_id });
+	if (!res)
+		return r->err.rc;
+	if (PQntuples(res) == 0) {
+		ft_failf(&r->err, missing, "file_not_found", "file \"%s\" does not exist", id);
+		ft_err_param(&r->err, "file");
+		return missing;
+	}
+	char key[FT_STORE_KEY_MAX];
+	struct ft_err e;
+	ft_err_clear(&e);
+	ft_store_key_for(PQgetvalue(res, 0, 0), key);
+	int fd = ft_store_open_read(r->ctx->store, key, NULL, &e);
+	*fp = fd >= 0 ? fdopen(fd, "rb") : NULL;
+	if (!*fp && fd >= 0)
+		close(fd);
+	return FT_OK;
+}

@@ -314,15 +314,10 @@ static bool retryable_status(long st)
 	return st == 408 || st == 429 || (st >= 500 && st <= 599);
 }
 
+/* doubling from s3_backoff_ms up to the cap, between half and all of it */
 static uint64_t backoff_ms(const struct s3_store *s, int attempt)
 {
-	uint64_t d = (uint64_t)s->backoff_ms;
-	for (int i = 1; i < attempt && d < S3_BACKOFF_CAP_MS; i++)
-		d *= 2;
-	d = FT_MIN(d, (uint64_t)S3_BACKOFF_CAP_MS);
-	uint32_t rnd;
-	ft_random_bytes(&rnd, sizeof(rnd));
-	return d / 2 + (d - d / 2) * rnd / UINT32_MAX;
+	return (uint64_t)ft_backoff_ms(s->backoff_ms, attempt, S3_BACKOFF_CAP_MS, 50, 100);
 }
 
 /* Run r with retries. FT_OK means an HTTP answer arrived (r->status says

@@ -171,10 +171,7 @@ out:
 
 static long long backoff_ms(const struct ft_sched_opts *o, int attempts)
 {
-	long long d = o->judge_backoff_ms;
-	for (int i = 1; i < attempts && d < 3600 * 1000; i++)
-		d *= 2;
-	return FT_MIN(d, 3600LL * 1000);
+	return ft_backoff_ms(o->judge_backoff_ms, attempts, 3600LL * 1000, 100, 100);
 }
 
 /* The two kinds of judgment the thread decides. Both claims return the
@@ -289,39 +286,23 @@ static bool judge_next(const struct ft_sched_opts *o, PGconn *pg, const struct k
 	return true;
 }
 
-static void *judge_thread(void *arg)
+/* One judgment of any kind decided; false when none was due. */
+static bool judge_any(const struct ft_sched_opts *o, PGconn *pg)
 {
-	const struct ft_sched_opts *o = arg;
-	PGconn *pg = NULL;
-	while (!*o->stop) {
-		if (!pg || PQstatus(pg) != CONNECTION_OK) {
-			if (pg)
-				PQfinish(pg);
-			pg = PQconnectdb(o->database_url);
-			if (PQstatus(pg) != CONNECTION_OK) {
-				ft_sleep_ms(500);
-				continue;
-			}
-		}
-		bool any = false;
-		for (size_t k = 0; k < FT_ARRAY_LEN(kinds); k++)
-			any |= judge_next(o, pg, &kinds[k]);
-		if (!any)
-			ft_sleep_ms(200);
-	}
-	if (pg)
-		PQfinish(pg);
-	return NULL;
+	bool any = false;
+	for (size_t k = 0; k < FT_ARRAY_LEN(kinds); k++)
+		any |= judge_next(o, pg, &kinds[k]);
+	return any;
 }
 
-static pthread_t th;
+static struct sched_loop loop = { .next = judge_any };
 
 void sched_judge_start(const struct ft_sched_opts *o)
 {
-	pthread_create(&th, NULL, judge_thread, (void *)(uintptr_t)o);
+	sched_loop_start(&loop, o);
 }
 
 void sched_judge_stop(void)
 {
-	pthread_join(th, NULL);
+	sched_loop_stop(&loop);
 }

@@ -82,10 +82,8 @@ static void finish(struct attempt *t, const char *why, bool final)
 	struct ft_err err;
 	ft_err_clear(&err);
 	char delay[32];
-	long long d = t->o->replay_backoff_ms;
-	for (int i = 1; i < atoi(t->att) && d < 3600 * 1000; i++)
-		d *= 2;
-	snprintf(delay, sizeof(delay), "%lld", FT_MIN(d, 3600LL * 1000));
+	snprintf(delay, sizeof(delay), "%lld",
+		 ft_backoff_ms(t->o->replay_backoff_ms, atoi(t->att), 3600LL * 1000, 100, 100));
 	if (!why)
 		ft_pg_command(t->pg, &err,
 			      "UPDATE experiment_replays SET status = 'succeeded', error = NULL,"
@@ -425,36 +423,14 @@ out:
 	return true;
 }
 
-static void *replay_thread(void *arg)
-{
-	const struct ft_sched_opts *o = arg;
-	PGconn *pg = NULL;
-	while (!*o->stop) {
-		if (!pg || PQstatus(pg) != CONNECTION_OK) {
-			if (pg)
-				PQfinish(pg);
-			pg = PQconnectdb(o->database_url);
-			if (PQstatus(pg) != CONNECTION_OK) {
-				ft_sleep_ms(500);
-				continue;
-			}
-		}
-		if (!replay_next(o, pg))
-			ft_sleep_ms(200);
-	}
-	if (pg)
-		PQfinish(pg);
-	return NULL;
-}
-
-static pthread_t th;
+static struct sched_loop loop = { .next = replay_next };
 
 void sched_replay_start(const struct ft_sched_opts *o)
 {
-	pthread_create(&th, NULL, replay_thread, (void *)(uintptr_t)o);
+	sched_loop_start(&loop, o);
 }
 
 void sched_replay_stop(void)
 {
-	pthread_join(th, NULL);
+	sched_loop_stop(&loop);
 }

@@ -384,3 +384,36 @@ enum ft_rc ft_sched_run(const struct ft_sched_opts *o, struct ft_err *err)
 	free(s.workers);
 	return FT_OK;
 }
+
+static void *loop_thread(void *arg)
+{
+	const struct sched_loop *l = arg;
+	PGconn *pg = NULL;
+	while (!*l->o->stop) {
+		if (!pg || PQstatus(pg) != CONNECTION_OK) {
+			if (pg)
+				PQfinish(pg);
+			pg = PQconnectdb(l->o->database_url);
+			if (PQstatus(pg) != CONNECTION_OK) {
+				ft_sleep_ms(500);
+				continue;
+			}
+		}
+		if (!l->next(l->o, pg))
+			ft_sleep_ms(200);
+	}
+	if (pg)
+		PQfinish(pg);
+	return NULL;
+}
+
+void sched_loop_start(struct sched_loop *l, const struct ft_sched_opts *o)
+{
+	l->o = o;
+	pthread_create(&l->th, NULL, loop_thread, l);
+}
+
+void sched_loop_stop(struct sched_loop *l)
+{
+	pthread_join(l->th, NULL);
+}

@@ -5,6 +5,7 @@
 #define FT_SCHED_INT_H
 
 #include <jansson.h>
+#include <pthread.h>
 
 #include "ft/events.h"
 #include "ft/registry.h"
@@ -80,6 +81,18 @@ enum ft_rc sched_renew_leases(struct sched *s, struct ft_err *err);
 enum ft_rc sched_reap(struct sched *s, struct ft_err *err);
 enum ft_rc sched_dispatch(struct sched *s, struct ft_err *err);
 enum ft_rc sched_push_cancels(struct sched *s, struct ft_err *err);
+
+/* sched.c: a side thread of the scheduler (webhook deliveries, the LLM
+ * judge, replays): its own PostgreSQL connection, made again 500 ms after
+ * a failure; next() called while it finds work, then 200 ms of rest;
+ * until *o->stop. */
+struct sched_loop {
+	const struct ft_sched_opts *o;
+	bool (*next)(const struct ft_sched_opts *o, PGconn *pg);
+	pthread_t th;
+};
+void sched_loop_start(struct sched_loop *l, const struct ft_sched_opts *o);
+void sched_loop_stop(struct sched_loop *l);
 
 /* webhooks.c: the delivery thread */
 void sched_webhooks_start(const struct ft_sched_opts *o);

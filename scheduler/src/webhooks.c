@@ -95,16 +95,10 @@ out:
 }
 
 /* Backoff before attempt n+1 (n >= 1 attempts made), with jitter. */
+/* doubling from webhook_backoff_ms up to 12 hours, 80% .. 120% of it */
 static long long backoff_ms(const struct ft_sched_opts *o, int n)
 {
-	long long d = o->webhook_backoff_ms;
-	for (int i = 1; i < n && d < 12LL * 3600 * 1000; i++)
-		d *= 2;
-	if (d > 12LL * 3600 * 1000)
-		d = 12LL * 3600 * 1000;
-	unsigned char r;
-	ft_random_bytes(&r, 1);
-	return d * (80 + (r % 41)) / 100; /* 80% .. 120% */
+	return ft_backoff_ms(o->webhook_backoff_ms, n, 12LL * 3600 * 1000, 80, 120);
 }
 
 /* Claim and send one due delivery; false when none was due. */
@@ -193,37 +187,14 @@ done:
 	return did;
 }
 
-static void *delivery_thread(void *arg)
-{
-	const struct ft_sched_opts *o = arg;
-	PGconn *pg = NULL;
-	while (!*o->stop) {
-		if (!pg || PQstatus(pg) != CONNECTION_OK) {
-			if (pg)
-				PQfinish(pg);
-			pg = PQconnectdb(o->database_url);
-			if (PQstatus(pg) != CONNECTION_OK) {
-				ft_sleep_ms(500);
-				continue;
-			}
-		}
-		if (!deliver_next(o, pg))
-			ft_sleep_ms(200);
-	}
-	if (pg)
-		PQfinish(pg);
-	return NULL;
-}
-
-static pthread_t th;
+static struct sched_loop loop = { .next = deliver_next };
 
 void sched_webhooks_start(const struct ft_sched_opts *o)
 {
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	pthread_create(&th, NULL, delivery_thread, (void *)(uintptr_t)o);
+	sched_loop_start(&loop, o);
 }
 
 void sched_webhooks_stop(void)
 {
-	pthread_join(th, NULL);
+	sched_loop_stop(&loop);
 }

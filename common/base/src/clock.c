@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "ft/clock.h"
+#include "ft/crypto.h"
 
 uint64_t ft_time_mono_ns(void)
 {
@@ -60,4 +61,18 @@ uint64_t ft_deadline_left_ms(struct ft_deadline d)
 {
 	uint64_t now = ft_time_mono_ns();
 	return now >= d.at_ns ? 0 : (d.at_ns - now + 999999ull) / 1000000ull;
+}
+
+long long ft_backoff_ms(long long base_ms, int attempt, long long cap_ms, int lo_pct, int hi_pct)
+{
+	long long d = base_ms > 0 ? base_ms : 0;
+	for (int i = 1; i < attempt && d < cap_ms; i++)
+		d *= 2;
+	d = FT_MIN(d, cap_ms);
+	if (hi_pct > lo_pct) {
+		uint32_t r;
+		ft_random_bytes(&r, sizeof r);
+		return d * (lo_pct + (long long)(r % (uint32_t)(hi_pct - lo_pct + 1))) / 100;
+	}
+	return d * lo_pct / 100;
 }

@@ -26,4 +26,25 @@ FT_TEST(clock_iso8601_and_deadlines)
 	FT_CHECK(ft_time_wall_ms() > 1700000000000LL);
 }
 
+/* The retry delays by hand: 200 ms doubling (200, 400, 800, 1600), capped at
+ * 1000; jitter stays inside its percentages and covers them. */
+FT_TEST(backoff_doubles_caps_and_jitters_within_its_bounds)
+{
+	FT_CHECK(ft_backoff_ms(200, 1, 1000, 100, 100) == 200);
+	FT_CHECK(ft_backoff_ms(200, 2, 1000, 100, 100) == 400);
+	FT_CHECK(ft_backoff_ms(200, 3, 1000, 100, 100) == 800);
+	FT_CHECK(ft_backoff_ms(200, 4, 1000, 100, 100) == 1000);
+	FT_CHECK(ft_backoff_ms(200, 1000000, 1000, 100, 100) == 1000); /* no overflow */
+	FT_CHECK(ft_backoff_ms(200, 0, 1000, 100, 100) == 200); /* a first try */
+	FT_CHECK(ft_backoff_ms(3600000, 30, 43200000, 100, 100) == 43200000);
+	long long lo = 1 << 30, hi = 0;
+	for (int i = 0; i < 2000; i++) {
+		long long d = ft_backoff_ms(1000, 1, 1000, 80, 120);
+		FT_CHECK(d >= 800 && d <= 1200);
+		lo = FT_MIN(lo, d);
+		hi = FT_MAX(hi, d);
+	}
+	FT_CHECK(lo == 800 && hi == 1200); /* 41 values, 2000 draws: every one all but surely */
+}
+
 FT_TEST_MAIN()

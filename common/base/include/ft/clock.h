@@ -23,4 +23,12 @@ struct ft_deadline ft_deadline_in_ms(uint64_t ms);
 bool ft_deadline_passed(struct ft_deadline d);
 uint64_t ft_deadline_left_ms(struct ft_deadline d); /* 0 once passed */
 
+/* The delay before retry number `attempt` (1 = the first retry) of work
+ * that failed: base_ms * 2^(attempt - 1), at most cap_ms, then scaled by a
+ * random whole percentage in [lo_pct, hi_pct] (100, 100: none), so that
+ * clients that failed together do not retry together. Every retry loop of
+ * the platform (webhooks, the LLM judge, replays, the S3 store) takes its
+ * delay here. */
+long long ft_backoff_ms(long long base_ms, int attempt, long long cap_ms, int lo_pct, int hi_pct);
+
 #endif

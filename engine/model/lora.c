@@ -52,6 +52,12 @@ void ft_adapter_free(const struct ft_backend *be, struct ft_adapter *ad)
 {
 	if (!ad)
 		return;
+	for (size_t i = 0; ad->pa && i < ad->n_packed; i++) {
+		be->pw_free(ad->pa[i]);
+		be->pw_free(ad->pb[i]);
+	}
+	free(ad->pa);
+	free(ad->pb);
 	be->free(ad->mem);
 	be->free(ad->grads_mem);
 	free(ad->params);
@@ -224,6 +230,7 @@ void ft_model_lora_merge(struct ft_model *m)
 	 * which aborts here as ft_xcalloc below does) */
 	struct ft_err err;
 	ft_err_clear(&err);
+	ft_model_unpack(m); /* the packed copies would keep the unmerged weights */
 	FT_ASSERT(ft_model_nf4_to_f32(m, &err) == FT_OK);
 	const struct ft_model_config *c = &m->cfg;
 	const struct ft_backend *be = m->be;
@@ -276,6 +283,32 @@ static const uint8_t *drop_mask(struct ft_model *m, float p, uint64_t seed, int 
 	return m->drop_mask;
 }
 
+enum ft_rc ft_adapter_pack(struct ft_model *m, struct ft_adapter *ad, struct ft_err *err)
+{
+	const struct ft_backend *be = m->be;
+	if (!be->pw_pack || !be->matmul_pw_fwd_add || ad->grads_mem || ad->pa)
+		return FT_OK; /* nothing to gain, or it trains */
+	size_t nk = (size_t)m->cfg.num_layers * FT_LIN_COUNT;
+	ad->pa = calloc(nk, sizeof(*ad->pa));
+	ad->pb = calloc(nk, sizeof(*ad->pb));
+	if (!ad->pa || !ad->pb)
+		return ft_failf(err, FT_ENOMEM, NULL, "out of memory packing a LoRA adapter");
+	ad->n_packed = nk;
+	for (size_t at = 0; at < nk; at++) {
+		if (!ad->a[at])
+			continue;
+		int IC, OC, r = ad->cfg.r;
+		ft_model_linear_dims(&m->cfg, (enum ft_linear)(at % FT_LIN_COUNT), &IC, &OC);
+		ad->pa[at] = ft_model_pack_one(m, ad->a[at], r, IC, FT_PW_F32, "a LoRA A", err);
+		if (!ad->pa[at])
+			return err->rc;
+		ad->pb[at] = ft_model_pack_one(m, ad->b[at], OC, r, FT_PW_F32, "a LoRA B", err);
+		if (!ad->pb[at])
+			return err->rc;
+	}
+	return FT_OK;
+}
+
 void ft_lora_fwd(struct ft_model *m, const struct ft_adapter *ad, int l, enum ft_linear k,
 		 float *out, const float *in, int N, float *u, float *lx, uint64_t drop_seed)
 {
@@ -293,6 +326,13 @@ void ft_lora_fwd(struct ft_model *m, const struct ft_adapter *ad, int l, enum ft
 		x = lx;
 	}
 	int r = ad->cfg.r;
+	size_t at = (size_t)l * FT_LIN_COUNT + k;
+	if (ad->pa && ad->pa[at]) { /* the same products, the weights packed once */
+		be->matmul_pw_fwd(u, x, ad->pa[at], NULL, N, IC, r);
+		be->scale(u, (size_t)N * r, ad->s);
+		be->matmul_pw_fwd_add(out, u, ad->pb[at], N, r, OC);
+		return;
+	}
 	be->matmul_fwd(u, x, ft_adapter_a(ad, l, k), NULL, N, IC, r, false);
 	be->scale(u, (size_t)N * r, ad->s);
 	be->matmul_fwd(out, u, ft_adapter_b(ad, l, k), NULL, N, r, OC, true);

@@ -195,6 +195,7 @@ enum ft_rc ft_model_create(const struct ft_model_config *cfg, const struct ft_ba
 	m->be = be;
 	m->nf4 = nf4;
 	m->lora_on = true;
+	m->n_head_rows = -1;
 	enum ft_rc rc = build_base(m, err);
 	if (rc)
 		goto fail_model;
@@ -235,11 +236,9 @@ void ft_model_free(struct ft_model *m)
 	be->free(m->nf4_mem);
 	be->free(m->nf4_map);
 	free(m->nf4_w);
-	for (int l = 0; m->packed && l < m->cfg.num_layers; l++)
-		for (int k = 0; k < FT_LIN_COUNT; k++)
-			be->pw_free(m->layers[l].pw[k]);
-	if (m->packed)
-		be->pw_free(m->lm_head_pw);
+	ft_model_unpack(m);
+	free(m->head_rows);
+	free(m->head_tgt);
 	be->free(m->grads_mem);
 	free(m->params);
 	free(m->layers);
@@ -774,9 +773,10 @@ static struct ft_layer_run batch_run(struct ft_model *m, int l, int B, int T, ui
 	return run;
 }
 
-/* Everything up to the logits; train draws the LoRA dropout masks. */
-static enum ft_rc forward_logits(struct ft_model *m, const struct ft_batch *b, bool train,
-				 uint64_t lora_rng, struct ft_err *err)
+/* Everything up to the final norm (m->lnf); train draws the LoRA dropout
+ * masks. */
+static enum ft_rc forward_body(struct ft_model *m, const struct ft_batch *b, bool train,
+			       uint64_t lora_rng, struct ft_err *err)
 {
 	const struct ft_model_config *c = &m->cfg;
 	const struct ft_backend *be = m->be;
@@ -786,6 +786,7 @@ static enum ft_rc forward_logits(struct ft_model *m, const struct ft_batch *b, b
 	enum ft_rc rc = ensure_acts(m, B, T, err);
 	if (rc)
 		return rc;
+	m->n_head_rows = -1;
 	/* positions and documents: given, or 0..T-1 in one document; filled
 	 * on the host (in place on the CPU), then uploaded */
 	int32_t *pos = be->host_memory ? m->pos : m->pos_h;
@@ -820,8 +821,66 @@ static enum ft_rc forward_logits(struct ft_model *m, const struct ft_batch *b, b
 		ft_model_layer_fwd(m, l, &run);
 	}
 	be->rmsnorm_fwd(m->lnf, m->rstdf, m->res_final, m->norm, N, C, (float)c->rms_norm_eps);
-	be->matmul_fwd(m->logits, m->lnf, m->lm_head, NULL, N, C, c->vocab_size, false);
 	return FT_OK;
+}
+
+/* logits[n] = x[n] W_head^T for n rows */
+static void head_fwd(struct ft_model *m, const float *x, int n)
+{
+	const struct ft_model_config *c = &m->cfg;
+	if (m->lm_head_pw)
+		m->be->matmul_pw_fwd(m->logits, x, m->lm_head_pw, NULL, n, c->hidden_size,
+				     c->vocab_size);
+	else
+		m->be->matmul_fwd(m->logits, x, m->lm_head, NULL, n, c->hidden_size, c->vocab_size,
+				  false);
+}
+
+static enum ft_rc forward_logits(struct ft_model *m, const struct ft_batch *b, bool train,
+				 uint64_t lora_rng, struct ft_err *err)
+{
+	enum ft_rc rc = forward_body(m, b, train, lora_rng, err);
+	if (!rc)
+		head_fwd(m, m->lnf, b->B * b->T);
+	return rc;
+}
+
+void ft_model_set_loss_rows_only(struct ft_model *m, bool on)
+{
+	m->loss_rows_only = on;
+}
+
+/* ft_model_set_loss_rows_only's selection for batch b (N rows): true with
+ * head_rows / head_tgt / n_head_rows set when it applies and leaves rows
+ * out. */
+static bool head_rows_select(struct ft_model *m, const struct ft_batch *b, int N)
+{
+	if (!m->loss_rows_only || !m->be->host_memory || !b->targets || gptr(m, m->lm_head))
+		return false;
+	int n = 0;
+	for (int i = 0; i < N; i++)
+		n += b->targets[i] != FT_IGNORE_INDEX;
+	if (n == N)
+		return false;
+	if (N > m->head_cap) {
+		int32_t *r = realloc(m->head_rows, sizeof(int32_t) * (size_t)N);
+		if (r)
+			m->head_rows = r;
+		int32_t *t = r ? realloc(m->head_tgt, sizeof(int32_t) * (size_t)N) : NULL;
+		if (t)
+			m->head_tgt = t;
+		if (!r || !t)
+			return false; /* (all rows then: the same result) */
+		m->head_cap = N;
+	}
+	n = 0;
+	for (int i = 0; i < N; i++)
+		if (b->targets[i] != FT_IGNORE_INDEX) {
+			m->head_rows[n] = i;
+			m->head_tgt[n++] = b->targets[i];
+		}
+	m->n_head_rows = n;
+	return true;
 }
 
 enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float grad_scale,
@@ -830,12 +889,27 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 	const struct ft_backend *be = m->be;
 	bool train = grad_scale != 0.0f && b->targets;
 	m->fwd_train = false;
-	enum ft_rc rc = forward_logits(m, b, train, lora_rng, err);
+	int N = b->B * b->T, C = m->cfg.hidden_size;
+	enum ft_rc rc = forward_body(m, b, train, lora_rng, err);
 	if (rc)
 		return rc;
+	struct ft_ce_stats local = { 0 };
+	if (head_rows_select(m, b, N)) {
+		/* the rows with a target, gathered into the (idle) dx scratch */
+		int n = m->n_head_rows;
+		for (int i = 0; i < n; i++)
+			memcpy(m->s.dx + (size_t)i * C, m->lnf + (size_t)m->head_rows[i] * C,
+			       sizeof(float) * (size_t)C);
+		head_fwd(m, m->s.dx, n);
+		if (n > 0)
+			be->cross_entropy(m->logits, m->head_tgt, n, m->cfg.vocab_size, grad_scale,
+					  st ? st : &local);
+		m->fwd_train = train;
+		return FT_OK;
+	}
+	head_fwd(m, m->lnf, N);
 	if (b->targets) {
-		struct ft_ce_stats local = { 0 };
-		be->cross_entropy(m->logits, m->tgt, b->B * b->T, m->cfg.vocab_size, grad_scale,
+		be->cross_entropy(m->logits, m->tgt, N, m->cfg.vocab_size, grad_scale,
 				  st ? st : &local);
 		m->fwd_train = train;
 	}
@@ -844,6 +918,7 @@ enum ft_rc ft_model_forward(struct ft_model *m, const struct ft_batch *b, float 
 
 const float *ft_model_logits(const struct ft_model *m)
 {
+	FT_ASSERT(m->n_head_rows < 0); /* every row's, not a compacted few */
 	return m->logits;
 }
 
@@ -873,7 +948,7 @@ enum ft_rc ft_model_forward_keep(struct ft_model *m, const struct ft_batch *b, u
 void ft_model_row_logps(struct ft_model *m, const struct ft_batch *b, double *logp)
 {
 	int T = b->T, V = m->cfg.vocab_size;
-	FT_ASSERT(b->targets && m->act_B == b->B && m->act_T == T);
+	FT_ASSERT(b->targets && m->act_B == b->B && m->act_T == T && m->n_head_rows < 0);
 	/* the forward may have had no targets (logits only): upload them */
 	const int32_t *tgt = ft_model_batch_ints(m, m->tgt_d, b->targets, (size_t)b->B * T);
 	for (int r = 0; r < b->B; r++) {
@@ -887,7 +962,7 @@ void ft_model_row_logps(struct ft_model *m, const struct ft_batch *b, double *lo
 void ft_model_logits_grad_rows(struct ft_model *m, const struct ft_batch *b, const float *scale)
 {
 	int T = b->T, V = m->cfg.vocab_size;
-	FT_ASSERT(b->targets && m->act_B == b->B && m->act_T == T);
+	FT_ASSERT(b->targets && m->act_B == b->B && m->act_T == T && m->n_head_rows < 0);
 	const int32_t *tgt = ft_model_batch_ints(m, m->tgt_d, b->targets, (size_t)b->B * T);
 	for (int r = 0; r < b->B; r++) {
 		float *x = m->logits + (size_t)r * T * V;
@@ -921,8 +996,17 @@ void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 
 	/* logits = lnf W_head^T; the logits buffer holds d loss / d logits */
 	be->zero(s->dln, sizeof(float) * (size_t)N * C);
-	be->matmul_bwd(s->dln, gptr(m, m->lm_head), NULL, m->logits, m->lnf, m->lm_head, N, C,
-		       c->vocab_size);
+	if (m->n_head_rows >= 0) { /* those of the rows with a target (frozen head) */
+		int n = m->n_head_rows;
+		be->zero(s->dx, sizeof(float) * (size_t)n * C);
+		be->matmul_bwd(s->dx, NULL, NULL, m->logits, NULL, m->lm_head, n, C, c->vocab_size);
+		for (int i = 0; i < n; i++)
+			memcpy(s->dln + (size_t)m->head_rows[i] * C, s->dx + (size_t)i * C,
+			       sizeof(float) * (size_t)C);
+	} else {
+		be->matmul_bwd(s->dln, gptr(m, m->lm_head), NULL, m->logits, m->lnf, m->lm_head, N,
+			       C, c->vocab_size);
+	}
 	be->zero(s->dres, sizeof(float) * (size_t)N * C);
 	be->rmsnorm_bwd(s->dres, gptr(m, m->norm), s->dln, m->res_final, m->norm, m->rstdf, N, C);
 

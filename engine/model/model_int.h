@@ -43,6 +43,10 @@ struct ft_adapter {
 	struct ft_param *params;
 	size_t n_params;
 	float **a, **b;
+	/* a served (frozen) adapter's A and B packed once (ft_adapter_pack):
+	 * a decode step repacked them per call, which halved its speed */
+	struct ft_pw **pa, **pb;
+	size_t n_packed; /* entries of pa and pb (layers x linears) */
 };
 static inline float *ft_adapter_a(const struct ft_adapter *ad, int l, enum ft_linear k)
 {
@@ -129,6 +133,12 @@ struct ft_model {
 	int act_B, act_T;
 	struct ft_layer_act *acts;
 	float *res_final, *lnf, *rstdf, *logits;
+	/* ft_model_set_loss_rows_only: the last forward's logits are those of
+	 * the n_head_rows rows head_rows (with targets head_tgt), compacted;
+	 * -1: of every row */
+	bool loss_rows_only;
+	int n_head_rows, head_cap;
+	int32_t *head_rows, *head_tgt;
 	struct ft_scratch s;
 	/* the batch on the backend, [act_B * act_T] each: positions and doc ids
 	 * (filled on the host: pos_h / doc_h staging, NULL on a host-memory
@@ -239,6 +249,12 @@ void ft_lora_fwd(struct ft_model *m, const struct ft_adapter *ad, int l, enum ft
 void ft_lora_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, const float *dout,
 		 const float *in, int N);
 void ft_adapter_free(const struct ft_backend *be, struct ft_adapter *ad);
+/* A frozen adapter's A and B packed as F32 inference weights (the bits of
+ * the unpacked products; nothing when the backend cannot or it trains). */
+enum ft_rc ft_adapter_pack(struct ft_model *m, struct ft_adapter *ad, struct ft_err *err);
+/* pack.c: one [OC, IC] weight (backend memory) packed; NULL with err set */
+struct ft_pw *ft_model_pack_one(const struct ft_model *m, float *w, int OC, int IC,
+				enum ft_pw_fmt fmt, const char *what, struct ft_err *err);
 /* A new adapter with zeroed weights (and gradients when trainable) for the
  * linears lc->targets of every layer. */
 enum ft_rc ft_adapter_new(struct ft_model *m, const struct ft_lora_config *lc, bool trainable,

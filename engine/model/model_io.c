@@ -416,6 +416,10 @@ enum ft_rc ft_model_adapter_load_peft(struct ft_model *m, const char *dir, int *
 	enum ft_rc rc = read_peft(m, dir, false, &ad, err);
 	if (rc)
 		return rc;
+	if (m->packed && (rc = ft_adapter_pack(m, ad, err))) {
+		ft_adapter_free(m->be, ad);
+		return rc;
+	}
 	int s = 1;
 	while (s < m->n_ads && m->ads[s])
 		s++;

@@ -34,8 +34,8 @@ const char *ft_pw_fmt_name(enum ft_pw_fmt fmt)
 }
 
 /* One [OC, IC] weight (backend memory) packed; NULL with err set. */
-static struct ft_pw *pack_one(const struct ft_model *m, float *w, int OC, int IC,
-			      enum ft_pw_fmt fmt, const char *what, struct ft_err *err)
+struct ft_pw *ft_model_pack_one(const struct ft_model *m, float *w, int OC, int IC,
+				enum ft_pw_fmt fmt, const char *what, struct ft_err *err)
 {
 	const struct ft_backend *be = m->be;
 	size_t n = (size_t)OC * IC;
@@ -93,13 +93,28 @@ enum ft_rc ft_model_pack(struct ft_model *m, enum ft_pw_fmt fmt, struct ft_err *
 			ft_model_linear_dims(c, (enum ft_linear)k, &IC, &OC);
 			char what[48];
 			snprintf(what, sizeof(what), "layer %d's linear %d", l, k);
-			m->layers[l].pw[k] = pack_one(m, m->layers[l].w[k], OC, IC, fmt, what, err);
+			m->layers[l].pw[k] =
+				ft_model_pack_one(m, m->layers[l].w[k], OC, IC, fmt, what, err);
 			if (!m->layers[l].pw[k])
 				return err->rc;
 		}
 	}
-	m->lm_head_pw = pack_one(m, m->lm_head, c->vocab_size, c->hidden_size, fmt, "lm_head", err);
+	m->lm_head_pw = ft_model_pack_one(m, m->lm_head, c->vocab_size, c->hidden_size, fmt,
+					  "lm_head", err);
 	return m->lm_head_pw ? FT_OK : err->rc;
+}
+
+void ft_model_unpack(struct ft_model *m)
+{
+	for (int l = 0; m->packed && l < m->cfg.num_layers; l++)
+		for (int k = 0; k < FT_LIN_COUNT; k++) {
+			m->be->pw_free(m->layers[l].pw[k]);
+			m->layers[l].pw[k] = NULL;
+		}
+	if (m->packed)
+		m->be->pw_free(m->lm_head_pw);
+	m->lm_head_pw = NULL;
+	m->packed = false;
 }
 
 size_t ft_model_pack_bytes(const struct ft_model *m)

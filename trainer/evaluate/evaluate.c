@@ -565,6 +565,7 @@ static enum ft_rc scorer_open(struct scorer *sc, const struct ft_eval_model *em,
 		return err->rc;
 	if (em->adapter_dir && ft_model_lora_load_peft(sc->m, em->adapter_dir, err))
 		return err->rc;
+	ft_model_set_loss_rows_only(sc->m, true); /* perplexity: the answers' rows only */
 	sc->max_len = ft_model_config(sc->m)->max_position_embeddings;
 	return FT_OK;
 }

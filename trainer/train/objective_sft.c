@@ -20,8 +20,9 @@ static size_t sft_units(const struct ft_rows *rows)
 
 static enum ft_rc sft_setup(struct run *r, struct ft_err *err)
 {
-	FT_UNUSED(r);
 	FT_UNUSED(err);
+	/* only the loss's rows reach the output layer (when it is frozen) */
+	ft_model_set_loss_rows_only(r->model, true);
 	return FT_OK;
 }
 

@@ -46,6 +46,7 @@
 
 #include <math.h>
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t g_stop;
@@ -407,6 +408,31 @@ static enum ft_rc check_device_memory(const struct ft_train_job *j, const struct
 	return ft_mem_estimate_check(&mj, &e, free_b, err);
 }
 
+/* LoRA on the CPU: the frozen base's weights packed once for the forward's
+ * GEMM (ft_model_pack, f32: the bits of the unpacked product, so losses and
+ * adapters are unchanged), instead of each forward re-packing every weight
+ * it multiplies by (a transposing copy per weight per micro-batch: about 8%
+ * of a SmolLM2-135M step at 250 tokens, docs/performance.md). The copy costs
+ * the base's size again in memory: skipped when that is not free twice over,
+ * and FT_TRAIN_PACK=0 turns it off. */
+static enum ft_rc pack_frozen_base(struct ft_model *m, const struct ft_backend *be,
+				   struct ft_err *err)
+{
+	const char *env = getenv("FT_TRAIN_PACK");
+	if (!be->host_memory || !be->pw_pack || (env && strcmp(env, "0") == 0))
+		return FT_OK;
+	const struct ft_model_config *c = ft_model_config(m);
+	size_t C = (size_t)c->hidden_size, q = (size_t)c->num_heads * (size_t)c->head_dim,
+	       kv = (size_t)c->num_kv_heads * (size_t)c->head_dim;
+	size_t per_layer = 2 * C * q + 2 * C * kv + 3 * C * (size_t)c->intermediate_size;
+	size_t bytes =
+		sizeof(float) * ((size_t)c->vocab_size * C + per_layer * (size_t)c->num_layers);
+	long pages = sysconf(_SC_AVPHYS_PAGES), pg = sysconf(_SC_PAGESIZE);
+	if (pages > 0 && pg > 0 && (size_t)pages * (size_t)pg / 2 < bytes)
+		return FT_OK;
+	return ft_model_pack(m, FT_PW_F32, err);
+}
+
 static enum ft_rc load_rows(const struct ft_train_job *j, const char *path, int vocab, int max_len,
 			    bool packing, struct ft_rows *rows, struct ft_err *err)
 {
@@ -449,6 +475,8 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 	} else {
 		rc = ft_model_train_base(r.model, err);
 	}
+	if (!rc && lora && j->method != FT_METHOD_QLORA)
+		rc = pack_frozen_base(r.model, r.be, err);
 	if (rc)
 		goto free_model;
 	ft_model_set_checkpointing(r.model, j->grad_ckpt);

@@ -71,9 +71,9 @@ static void probs(const struct att_ctx *c, const int32_t *doc, const float *q, c
 		float *pr = P + (size_t)(i - i0) * nk;
 		if (!lse_out) {
 			for (int j = j0; j < i1; j++)
-				pr[j - j0] = allowed(c, doc, i, j)
-						     ? expf(pr[j - j0] * scale - lse_in[i])
-						     : 0.0f;
+				pr[j - j0] = allowed(c, doc, i, j) ? pr[j - j0] * scale - lse_in[i]
+								   : -INFINITY;
+			ft_cpu_expf_n(pr, pr, (size_t)nk); /* e^-inf = 0 */
 			continue;
 		}
 		float mx = -INFINITY;
@@ -82,12 +82,12 @@ static void probs(const struct att_ctx *c, const int32_t *doc, const float *q, c
 			pr[j - j0] = s;
 			mx = s > mx ? s : mx;
 		}
+		for (int j = j0; j < i1; j++)
+			pr[j - j0] -= mx; /* -inf stays -inf, whose e^ is 0 */
+		ft_cpu_expf_n(pr, pr, (size_t)nk);
 		double sum = 0;
-		for (int j = j0; j < i1; j++) {
-			float e = pr[j - j0] == -INFINITY ? 0.0f : expf(pr[j - j0] - mx);
-			pr[j - j0] = e;
-			sum += e;
-		}
+		for (int j = j0; j < i1; j++)
+			sum += pr[j - j0];
 		float inv = (float)(1.0 / sum);
 		for (int j = j0; j < i1; j++)
 			pr[j - j0] *= inv;

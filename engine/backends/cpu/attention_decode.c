@@ -46,11 +46,12 @@ static void decode_heads(float *restrict out, float *restrict scores, const floa
 			scores[j] = s * scale;
 			mx = fmaxf(mx, scores[j]);
 		}
+		for (int j = j0; j <= pos; j++)
+			scores[j] -= mx;
+		ft_cpu_expf_n(scores + j0, scores + j0, (size_t)(pos + 1 - j0));
 		double sum = 0;
-		for (int j = j0; j <= pos; j++) {
-			scores[j] = expf(scores[j] - mx);
+		for (int j = j0; j <= pos; j++)
 			sum += scores[j];
-		}
 		float *o = out + (size_t)h * hd;
 		memset(o, 0, sizeof(float) * (size_t)hd);
 		for (int j = j0; j <= pos; j++) {

@@ -27,6 +27,7 @@ static const struct ft_backend cpu_backend = {
 	.pw_bytes = ft_cpu_pw_bytes,
 	.matmul_pw_fwd = ft_cpu_matmul_pw_fwd,
 	.matmul_pw_fwd_multi = ft_cpu_matmul_pw_fwd_multi,
+	.matmul_pw_fwd_add = ft_cpu_matmul_pw_fwd_add,
 	.rmsnorm_fwd = ft_cpu_rmsnorm_fwd,
 	.rmsnorm_bwd = ft_cpu_rmsnorm_bwd,
 	.rope_fwd = ft_cpu_rope_fwd,

@@ -29,9 +29,8 @@ struct ft_pw {
 	enum ft_pw_fmt fmt;
 	int oc, ic, panels;
 	float *f; /* F32 */
-	int8_t *q; /* Q8_0 */
-	float *d;
-	int32_t *sw;
+	uint8_t *q; /* Q8_0 (matmul_q8.c) */
+	uint16_t *d;
 	size_t bytes;
 };
 /* matmul_q8.c: w's Q8_0 arrays from GGUF Q8_0 rows (false: out of memory) */
@@ -47,6 +46,8 @@ void ft_cpu_pw_free(struct ft_pw *w);
 size_t ft_cpu_pw_bytes(const struct ft_pw *w);
 void ft_cpu_matmul_pw_fwd_multi(float *const *out, const float *inp, const struct ft_pw *const *w,
 				const float *const *bias, int n, int N, int IC);
+void ft_cpu_matmul_pw_fwd_add(float *out, const float *inp, const struct ft_pw *w, int N, int IC,
+			      int OC);
 void ft_cpu_matmul_pw_fwd(float *out, const float *inp, const struct ft_pw *w, const float *bias,
 			  int N, int IC, int OC);
 
@@ -74,6 +75,9 @@ void ft_cpu_attention_fwd(float *out, float *lse, const float *q, const float *k
 void ft_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *lse,
 			  const float *q, const float *k, const float *v, const int32_t *doc,
 			  int window, int B, int T, int nh, int nkv, int hd);
+
+/* vexp.c: y[i] = expf(x[i]) (y may be x), eight at a time where it can */
+void ft_cpu_expf_n(float *y, const float *x, size_t n);
 
 /* swiglu.c */
 void ft_cpu_swiglu_fwd(float *out, const float *gate, const float *up, size_t n);

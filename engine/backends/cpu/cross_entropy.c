@@ -6,7 +6,10 @@
  * The caller passes grad_scale = 1 / (trained tokens of the optimizer step),
  * which gives PyTorch's mean over trained positions (ignore_index -100).
  * Accuracy counts rows whose first maximal logit is the target (torch.argmax).
- * Rows are split into fixed chunks; per-chunk sums are added in chunk order.
+ * Rows are split into fixed chunks for the threads; the losses are then
+ * added row by row in row order, so the sum does not depend on the chunks,
+ * nor on rows without a target being left out (the trainer leaves them out:
+ * ft_model_set_loss_rows_only) or not.
  */
 #include "cpu_int.h"
 
@@ -19,6 +22,7 @@ struct ce_ctx {
 	const int32_t *targets;
 	int N, V;
 	float grad_scale;
+	double *row_loss; /* [N] (rows with a target) */
 	struct ft_ce_stats *part;
 };
 
@@ -46,7 +50,7 @@ static void ce_task(void *p, int t)
 		for (int v = 0; v < c->V; v++)
 			sum += exp((double)x[v] - mx);
 		double lse = mx + log(sum);
-		st->loss_sum += lse - x[tgt];
+		c->row_loss[n] = lse - x[tgt];
 		st->n_tokens++;
 		st->n_correct += arg == tgt;
 		if (c->grad_scale != 0.0f) {
@@ -62,12 +66,16 @@ void ft_cpu_cross_entropy(float *logits, const int32_t *targets, int N, int V, f
 {
 	int ntask = (N + CE_ROWS - 1) / CE_ROWS;
 	struct ft_ce_stats *part = ft_xcalloc((size_t)FT_MAX(ntask, 1), sizeof(*part));
-	struct ce_ctx c = { logits, targets, N, V, grad_scale, part };
+	double *row_loss = ft_xcalloc((size_t)FT_MAX(N, 1), sizeof(double));
+	struct ce_ctx c = { logits, targets, N, V, grad_scale, row_loss, part };
 	ft_pool_run(ce_task, &c, ntask);
 	for (int t = 0; t < ntask; t++) {
-		st->loss_sum += part[t].loss_sum;
 		st->n_tokens += part[t].n_tokens;
 		st->n_correct += part[t].n_correct;
 	}
+	for (int n = 0; n < N; n++)
+		if (targets[n] != FT_IGNORE_INDEX)
+			st->loss_sum += row_loss[n];
+	free(row_loss);
 	free(part);
 }

@@ -142,6 +142,11 @@ struct ft_backend {
 	size_t (*pw_bytes)(const struct ft_pw *w);
 	void (*matmul_pw_fwd)(float *out, const float *inp, const struct ft_pw *w,
 			      const float *bias, int N, int IC, int OC);
+	/* out += inp w^T for an F32 packed weight: the bits of matmul_fwd
+	 * accumulating (a served adapter's B, packed once at load instead of
+	 * per call). NULL: not offered. */
+	void (*matmul_pw_fwd_add)(float *out, const float *inp, const struct ft_pw *w, int N,
+				  int IC, int OC);
 	/* n (<= FT_PW_MULTI_MAX) matmul_pw_fwd of one input: out[i] = inp
 	 * w[i]^T + bias[i] (bias[i] may be NULL), the bits n calls give, in
 	 * one pass over the input and one hand-off to the threads (a decode

@@ -95,12 +95,18 @@ size_t ft_model_f32_bytes(const struct ft_model *m);
 /* Packs the decoder's linears and lm_head for inference in fmt (F32: the
  * same values, laid out for the backend's GEMM, logits bit-identical to
  * the unpacked model's; Q8_0: quantised as GGUF's Q8_0 by llama.cpp's
- * reference rule). The model then runs forward only (ft-serve, generate):
- * training it is a programming error. FT_EINVAL when the backend cannot
+ * reference rule). The packed copies are what the forward multiplies by
+ * (ft-serve, generate, and the CPU trainer's LoRA on an F32-packed frozen
+ * base: the same bits); the base's own weights must not change while packed
+ * (full fine-tuning of a packed model is a programming error; a LoRA merge
+ * unpacks first). FT_EINVAL when the backend cannot
  * pack, the model is NF4 or a Q8_0 row is not a multiple of 32; FT_ENOMEM.
  * ft_model_pack_bytes: the packed weights' bytes (0 when not packed). */
 enum ft_rc ft_model_pack(struct ft_model *m, enum ft_pw_fmt fmt, struct ft_err *err);
 size_t ft_model_pack_bytes(const struct ft_model *m);
+/* Frees the packed copies (the forward multiplies by the fp32 weights
+ * again): before the weights change, as a LoRA merge changes them. */
+void ft_model_unpack(struct ft_model *m);
 /* "f32" / "q8_0" <-> enum ft_pw_fmt; false for another name. */
 bool ft_pw_fmt_parse(const char *name, enum ft_pw_fmt *out);
 const char *ft_pw_fmt_name(enum ft_pw_fmt fmt);
@@ -176,6 +182,14 @@ void ft_model_lora_merge(struct ft_model *m);
  * (1 = every layer, 0 = off). Same gradients, bit for bit; saves that
  * layer's activations for one more forward per step. */
 void ft_model_set_checkpointing(struct ft_model *m, int every);
+/* on: ft_model_forward with targets computes the logits (and backward their
+ * gradient) of the rows that have a target only, when the output layer is
+ * frozen and the backend's memory is the host's: a prompt's positions cost
+ * no vocabulary-wide product (for SFT with answer-only loss, about half the
+ * rows). The same loss and gradients, bit for bit (the backends add the
+ * rows' losses in row order); ft_model_logits is then not available. Off by
+ * default. */
+void ft_model_set_loss_rows_only(struct ft_model *m, bool on);
 /* Bytes of activation memory planned for the last batch shape (0 before
  * the first forward). */
 size_t ft_model_activation_bytes(const struct ft_model *m);

@@ -14,6 +14,8 @@
 #include "../../../engine/model/model_int.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 static uint64_t rs = 0x243f6a8885a308d3ull;
 static float frand(void)
@@ -139,6 +141,59 @@ FT_TEST(lora_gradients_all_linear)
 	bool ok = check_all(m, lp, nl);
 	ft_model_free(m);
 	FT_CHECK(ok);
+}
+
+/* LoRA gradients and loss of one forward/backward of batch; loss and every
+ * adapter gradient copied out. */
+static double lora_pass(struct ft_model *m, float *g, size_t ng)
+{
+	size_t nl, k = 0;
+	struct ft_param *lp = ft_model_lora_params(m, &nl);
+	struct ft_ce_stats st = { 0 };
+	ft_model_zero_grad(m);
+	FT_ASSERT(ft_model_forward(m, &batch, 1.0f / 10.0f, 7, &st, NULL) == FT_OK);
+	FT_ASSERT(st.n_tokens == 10);
+	ft_model_backward(m, &batch);
+	for (size_t t = 0; t < nl; t++)
+		for (size_t i = 0; i < lp[t].n && k < ng; i++)
+			g[k++] = lp[t].grad[i];
+	return st.loss_sum;
+}
+
+/* Training's two shortcuts on a frozen base change no gradient bit: the
+ * output layer on the 10 rows with a target only (ft_model_set_loss_rows_only:
+ * the loss is the same sum: cross_entropy adds the rows in row order), and
+ * the base packed once for the forward (ft_model_pack f32: the same bits). */
+FT_TEST(lora_loss_rows_only_and_packed_base_give_the_same_gradients)
+{
+	struct ft_model_config c = tiny(false, true);
+	struct ft_model *m;
+	FT_CHECK(ft_model_new(&c, ft_backend_cpu(), &m, NULL) == FT_OK);
+	size_t np, nl, ng = 0;
+	struct ft_param *ps = ft_model_params(m, &np);
+	randomize(ps, np, 0.5f);
+	struct ft_lora_config lc = { (1u << FT_LIN_COUNT) - 1, 3, 6.0, 0.0, false };
+	FT_CHECK(ft_model_lora_add(m, &lc, NULL) == FT_OK);
+	struct ft_param *lp = ft_model_lora_params(m, &nl);
+	randomize(lp, nl, 0.5f);
+	for (size_t t = 0; t < nl; t++)
+		ng += lp[t].n;
+	float *g0 = calloc(ng, sizeof(float)), *g1 = calloc(ng, sizeof(float)),
+	      *g2 = calloc(ng, sizeof(float));
+	FT_CHECK(g0 && g1 && g2);
+	double l0 = lora_pass(m, g0, ng);
+	ft_model_set_loss_rows_only(m, true);
+	double l1 = lora_pass(m, g1, ng);
+	FT_CHECK(m->n_head_rows == 10);
+	FT_CHECK(ft_model_pack(m, FT_PW_F32, NULL) == FT_OK);
+	double l2 = lora_pass(m, g2, ng);
+	FT_CHECK(memcmp(g0, g1, ng * sizeof(float)) == 0);
+	FT_CHECK(memcmp(g0, g2, ng * sizeof(float)) == 0);
+	FT_CHECK(l1 == l0 && l2 == l0);
+	free(g0);
+	free(g1);
+	free(g2);
+	ft_model_free(m);
 }
 
 FT_TEST(lora_merge_gives_same_logits)

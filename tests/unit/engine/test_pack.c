@@ -180,11 +180,14 @@ FT_TEST(q8_0_packed_logits_are_close_to_the_dequantised_weights_and_batch_free)
 }
 
 /* The Q8_0 linear's sums in double: GGUF blocks of the weight, the
- * activations quantised as llama.cpp does (d = max|x| / 127, q = round(x / d)). */
+ * activations quantised as llama.cpp does (d = max|x| / 127, q = round(x / d)).
+ * Up to 37 rows, so that AMX's 16-row tiles and the rows after them run
+ * where the CPU has AMX; every row has the bits it has alone. */
 FT_TEST(q8_0_matmul_equals_the_integer_sums)
 {
 	const struct ft_backend *be = ft_backend_cpu();
-	enum { IC = 96, OC = 45, NMAX = 9 };
+	enum { IC = 96, OC = 45, NMAX = 37 };
+	float alone[NMAX][OC];
 	float *w = ft_xcalloc((size_t)OC * IC, sizeof(float));
 	float *x = ft_xcalloc((size_t)NMAX * IC, sizeof(float));
 	float *y = ft_xcalloc((size_t)NMAX * OC, sizeof(float));
@@ -199,8 +202,11 @@ FT_TEST(q8_0_matmul_equals_the_integer_sums)
 	FT_ASSERT(ft_ggml_dequant(FT_GGML_Q8_0, blk, (uint64_t)OC * IC, wd));
 	struct ft_pw *pw = be->pw_pack(FT_PW_Q8_0, blk, OC, IC);
 	FT_ASSERT(pw);
+	for (int n = 0; n < NMAX; n++)
+		be->matmul_pw_fwd(alone[n], x + (size_t)n * IC, pw, NULL, 1, IC, OC);
 	for (int N = 1; N <= NMAX; N += 4) {
 		be->matmul_pw_fwd(y, x, pw, NULL, N, IC, OC);
+		FT_CHECK(memcmp(y, alone, sizeof(float) * N * OC) == 0);
 		double worst = 0, worst_fp = 0;
 		for (int n = 0; n < N; n++)
 			for (int o = 0; o < OC; o++) {

@@ -27,6 +27,13 @@ int main(int argc, char **argv)
 	if (st >= 0)
 		return st;
 	ft_err_clear(&err);
+	/* before anything slow (opening an S3 store): a SIGTERM that comes
+	 * while the worker starts is a drain of nothing, not a kill */
+	struct sigaction sa = { 0 };
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
 	if (ft_config_str(&cfg, "worker_id"))
 		ft_strlcpy(id, ft_config_str(&cfg, "worker_id"), sizeof(id));
 	else
@@ -52,12 +59,6 @@ int main(int argc, char **argv)
 		ft_config_release(&cfg);
 		return 1;
 	}
-	struct sigaction sa = { 0 };
-	sa.sa_handler = on_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
 	struct ft_worker_opts o = {
 		.id = id,
 		.redis_url = ft_config_str(&cfg, "redis_url"),

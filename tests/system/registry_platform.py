@@ -98,9 +98,21 @@ class Platform:
                                 stdout=open(self.tmp / log, "a"), stderr=subprocess.STDOUT)
 
     def start_worker(self, wid, **env):
+        """Starts a worker and waits for its "up" line: a worker stopped while it
+        still starts (ASan's start, before main's SIGTERM handler) would die of the
+        signal, exit -15, and fail the teardown's check (seen with -k selections
+        that end a module right after a start)."""
         env = dict({"FT_CACHE_DIR": str(self.tmp / f"cache-{wid}")}, **env)
-        self.workers[wid] = self._start("worker", "ft-worker", f"{wid}.log", FT_WORKER_ID=wid, **env)
-        return self.workers[wid]
+        log, up = self.tmp / f"{wid}.log", f"worker {wid} up"
+        before = log.read_text().count(up) if log.exists() else 0
+        p = self.workers[wid] = self._start("worker", "ft-worker", f"{wid}.log", FT_WORKER_ID=wid,
+                                            **env)
+        deadline = time.time() + 60
+        while log.read_text().count(up) == before:
+            assert p.poll() is None, f"{wid} exited {p.returncode}:\n{log.read_text()[-3000:]}"
+            assert time.time() < deadline, f"{wid} not up after 60 s:\n{log.read_text()[-3000:]}"
+            time.sleep(0.05)
+        return p
 
     def stop_worker(self, wid, sig=signal.SIGTERM):
         p = self.workers.pop(wid)

@@ -15,6 +15,9 @@ Figures, each side measured in turn (never at once) with the same threads:
   - decode tokens/s of one stream (128 tokens after the first);
   - total tokens/s of 16 concurrent streams (short distinct prompts, 128
     tokens each, end-of-sequence ignored on both sides).
+And, for ft-serve alone, one stream's decode through a LoRA adapter (r 16
+on every linear, random weights) over the same base, beside the base's:
+a fine-tuned model is served that way.
 ft-serve's figures include HTTP, JSON and SSE; llama.cpp's are calls into
 the library (no server), which favours llama.cpp. Printed as ratios; never
 fails on timing.
@@ -76,11 +79,16 @@ def prompts_200(tokenize, n):
 class LlamaCpp:
     """llama.cpp's C API through llama-cpp-python's ctypes bindings."""
 
-    def __init__(self, path, threads, n_seq=16, n_ctx=16 * 512):
+    def __init__(self, path, threads, amx, n_seq=16, n_ctx=16 * 512):
         import llama_cpp as L
         self.L = L
         L.llama_backend_init()
         mp = L.llama_model_default_params()
+        # llama.cpp's AMX matmul (an "extra buffer type") crashes with SIGSEGV
+        # on Sapphire Rapids with these Q8_0 shapes (ggml_backend_amx_mul_mat,
+        # llama-cpp-python 0.3.36): its plain AVX-512 VNNI kernels unless
+        # --llamacpp-amx asks for it.
+        mp.use_extra_bufts = amx
         self.model = L.llama_model_load_from_file(str(path).encode(), mp)
         cp = L.llama_context_default_params()
         cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_seq_max = n_ctx, 512, 512, n_seq
@@ -175,11 +183,17 @@ class FtServe:
         self.p.terminate()
         self.p.wait(30)
 
-    def stream(self, prompt, n):
+    def load_adapter(self, name, path):
+        r = httpx.post(f"http://127.0.0.1:{self.port}/v1/load_lora_adapter",
+                       json={"lora_name": name, "lora_path": str(path)}, timeout=120)
+        if r.status_code != 200:
+            sys.exit(f"ft-serve did not load the adapter: {r.text}")
+
+    def stream(self, prompt, n, model="smollm2"):
         """(seconds to the first token, seconds after it, tokens) of one streamed completion."""
         t0 = time.perf_counter()
         first, k = None, 0
-        for ch in self.c.completions.create(model="smollm2", prompt=prompt, max_tokens=n,
+        for ch in self.c.completions.create(model=model, prompt=prompt, max_tokens=n,
                                             temperature=0, stream=True,
                                             extra_body={"ignore_eos": True}):
             if ch.choices and ch.choices[0].text is not None:
@@ -192,8 +206,8 @@ class FtServe:
     def ttft(self, ids):
         return self.stream(ids, 1)[0]
 
-    def decode_one(self, ids, n):
-        _, after, k = self.stream(ids, n + 1)
+    def decode_one(self, ids, n, model="smollm2"):
+        _, after, k = self.stream(ids, n + 1, model)
         return (k - 1) / after
 
     def streams(self, prompts, n):
@@ -205,6 +219,30 @@ class FtServe:
         for t in th:
             t.join()
         return sum(res) / (time.perf_counter() - t0)
+
+
+def random_adapter(hf, out, r=16):
+    """A PEFT LoRA folder (r 16 on every linear, random A and B) for hf's shape."""
+    from safetensors.numpy import save_file
+    cfg = json.loads((Path(hf) / "config.json").read_text())
+    C, I, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    hd = cfg.get("head_dim") or C // cfg["num_attention_heads"]
+    kvd = cfg["num_key_value_heads"] * hd
+    shapes = {"self_attn.q_proj": (C, C), "self_attn.k_proj": (C, kvd), "self_attn.v_proj": (C, kvd),
+              "self_attn.o_proj": (C, C), "mlp.gate_proj": (C, I), "mlp.up_proj": (C, I),
+              "mlp.down_proj": (I, C)}
+    rng = np.random.default_rng(0)
+    t = {}
+    for layer in range(L):
+        for mod, (fan_in, fan_out) in shapes.items():
+            pre = f"base_model.model.model.layers.{layer}.{mod}"
+            t[pre + ".lora_A.weight"] = (rng.standard_normal((r, fan_in)) * 0.02).astype(np.float32)
+            t[pre + ".lora_B.weight"] = (rng.standard_normal((fan_out, r)) * 0.02).astype(np.float32)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    save_file(t, str(Path(out) / "adapter_model.safetensors"))
+    (Path(out) / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "r": r, "lora_alpha": 2 * r, "lora_dropout": 0.0,
+        "target_modules": [m.split(".")[1] for m in shapes]}))
 
 
 def measure(side, p200, short, n_tok):
@@ -221,6 +259,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ttft-n", type=int, default=20)
     ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--llamacpp-amx", action="store_true",
+                    help="let llama.cpp use its AMX kernels (they crash on some CPUs)")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-serve-")
     hf = Path(tmp) / "smollm2-f32"
@@ -229,16 +269,20 @@ def main():
              "--type", "Q8_0")
     q8 = Path(tmp) / "q8" / "model-Q8_0.gguf"
 
-    lc = LlamaCpp(q8, a.threads)
+    lc = LlamaCpp(q8, a.threads, a.llamacpp_amx)
     p200 = prompts_200(lc.tokenize, a.ttft_n + 1)
     chat = "<|im_start|>user\nTell me about order {} and its refund.<|im_end|>\n<|im_start|>assistant\n"
     short = [lc.tokenize(chat.format(i)) for i in range(16)]
     res = {"llama.cpp q8_0": measure(lc, p200, short, a.tokens)}
     del lc
+    random_adapter(hf, Path(tmp) / "adapter")
     for weights in ("q8_0", "f32"):
         s = FtServe(hf, a.threads, weights, tmp)
         try:
-            res[f"ft-serve {weights}"] = measure(s, p200, short, a.tokens)
+            res[f"ft-serve {weights}"] = r = measure(s, p200, short, a.tokens)
+            # what a fine-tuned model is served as: a LoRA adapter over the base
+            s.load_adapter("adapter", Path(tmp) / "adapter")
+            r["decode_adapter_tok_s"] = s.decode_one(short[0], a.tokens, "adapter")
         finally:
             s.stop()
 
@@ -252,6 +296,8 @@ def main():
     ref = res["llama.cpp q8_0"]
     for name in ("ft-serve q8_0", "ft-serve f32"):
         r = res[name]
+        print(f"{name} with a LoRA adapter (r 16, every linear): decode {r['decode_adapter_tok_s']:.1f} "
+              f"tok/s, {r['decode_adapter_tok_s'] / r['decode_tok_s']:.2f}x its base's")
         print(f"{name} vs llama.cpp: time to first token p50 {ref['ttft_p50_ms'] / r['ttft_p50_ms']:.2f}x "
               f"faster, p99 {ref['ttft_p99_ms'] / r['ttft_p99_ms']:.2f}x; decode "
               f"{r['decode_tok_s'] / ref['decode_tok_s']:.2f}x; 16 streams "

@@ -95,7 +95,7 @@ fi
 export FT_DATABASE_URL FT_REDIS_URL
 "$build/migrations/ft-migrate" --database-url "$FT_DATABASE_URL" up
 
-export FT_STORE_DIR="$state/store" FT_WORK_DIR="$state/work" FT_LOG_LEVEL=${FT_LOG_LEVEL:-warn}
+export FT_STORE_DIR="$state/store" FT_WORK_DIR="$state/work" FT_CACHE_DIR="$state/cache" FT_LOG_LEVEL=${FT_LOG_LEVEL:-warn}
 export FT_TRAINER_PATH="$build/trainer/ft-train"
 # deployments: the key that seals endpoint credentials, ft-serve's own token,
 # and an endpoint on loopback allowed (docs/deployments.md)

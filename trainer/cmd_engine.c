@@ -5,7 +5,7 @@
  *            (--gpus: cmd_gpus.c; N > 0 needs CUDA and says clearly why it cannot run)
  *   generate --model DIR [--adapter DIR] (--prompt TEXT | --prompt-ids 1,2,3)
  *            [--max-new-tokens N] [--temperature T] [--top-p P] [--seed S] [--nf4]
- *            [--device cpu|cuda] [--weights f32|q8_0 (packed as ft-serve packs them)]
+ *            [--device cpu|cuda] [--weights f32|bf16|q8_0 (packed as ft-serve packs them)]
  *            -> {"ids":[...], "text":"..."} on stdout ("text" with --prompt: the
  *            model folder's tokenizer.json encodes the prompt, special tokens
  *            and the post-processor's BOS included, and decodes the answer)
@@ -374,7 +374,7 @@ done:
 	return rc;
 }
 
-/* --weights f32|q8_0: the base packed for inference as ft-serve packs it
+/* --weights f32|bf16|q8_0: the base packed for inference as ft-serve packs it
  * (serve_weights), so its answers can be checked here; none: as loaded. */
 static int pack_weights(struct ft_model *m, const char *name)
 {
@@ -385,7 +385,7 @@ static int pack_weights(struct ft_model *m, const char *name)
 		return 0;
 	if (!ft_pw_fmt_parse(name, &fmt)) {
 		fprintf(stderr,
-			"ft-train generate: \"--weights\" must be f32 or q8_0 (got \"%s\")\n",
+			"ft-train generate: \"--weights\" must be f32, bf16 or q8_0 (got \"%s\")\n",
 			name);
 		return 2;
 	}

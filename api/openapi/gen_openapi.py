@@ -72,7 +72,10 @@ def hparams():
     rows = re.findall(r'FT_HP\("(\w+)", (\w+), ([-\w.]+), ([-\w.]+), ([^,]+), (\w+), "([^"]*)"',
                       text)
     out = {}
-    choices = {"schedulers": ["linear", "cosine", "constant", "constant_with_warmup"]}
+    # the CHOICE rows' value lists, as hparams.c declares them
+    src = (ROOT / "trainer" / "train" / "hparams.c").read_text()
+    choices = {m[0]: re.findall(r'"([^"]*)"', m[1])
+               for m in re.findall(r'static const char \*const (\w+)\[\] = \{([^}]*)\};', src)}
     for name, kind, lo, hi, flags, ch, dflt in rows:
         lo, hi = float(lo), float(hi)
         num = lambda x: int(x) if x == int(x) else x

@@ -701,6 +701,8 @@ static void linear_bwd(struct ft_model *m, int l, enum ft_linear k, float *din, 
 	ft_model_linear_dims(&m->cfg, k, &IC, &OC);
 	if (L->q[k])
 		be->matmul_nf4_bwd_input(din, dout, L->q[k], N, IC, OC); /* frozen: no dW */
+	else if (L->pw[k] && m->pack_fmt == FT_PW_BF16)
+		be->matmul_pw_bwd_input(din, dout, L->pw[k], N, IC, OC); /* a bf16 base: frozen */
 	else
 		be->matmul_bwd(din, gptr(m, L->w[k]), gptr(m, L->b[k]), dout, in, L->w[k], N, IC,
 			       OC);
@@ -999,10 +1001,17 @@ void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 	if (m->n_head_rows >= 0) { /* those of the rows with a target (frozen head) */
 		int n = m->n_head_rows;
 		be->zero(s->dx, sizeof(float) * (size_t)n * C);
-		be->matmul_bwd(s->dx, NULL, NULL, m->logits, NULL, m->lm_head, n, C, c->vocab_size);
+		if (m->lm_head_pw && m->pack_fmt == FT_PW_BF16)
+			be->matmul_pw_bwd_input(s->dx, m->logits, m->lm_head_pw, n, C,
+						c->vocab_size);
+		else
+			be->matmul_bwd(s->dx, NULL, NULL, m->logits, NULL, m->lm_head, n, C,
+				       c->vocab_size);
 		for (int i = 0; i < n; i++)
 			memcpy(s->dln + (size_t)m->head_rows[i] * C, s->dx + (size_t)i * C,
 			       sizeof(float) * (size_t)C);
+	} else if (m->lm_head_pw && m->pack_fmt == FT_PW_BF16 && !gptr(m, m->lm_head)) {
+		be->matmul_pw_bwd_input(s->dln, m->logits, m->lm_head_pw, N, C, c->vocab_size);
 	} else {
 		be->matmul_bwd(s->dln, gptr(m, m->lm_head), NULL, m->logits, m->lnf, m->lm_head, N,
 			       C, c->vocab_size);

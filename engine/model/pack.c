@@ -16,7 +16,9 @@
 #include "ft/gguf.h"
 #include "model_int.h"
 
-static const char *const fmt_names[] = { [FT_PW_F32] = "f32", [FT_PW_Q8_0] = "q8_0" };
+static const char *const fmt_names[] = {
+	[FT_PW_F32] = "f32", [FT_PW_Q8_0] = "q8_0", [FT_PW_BF16] = "bf16"
+};
 
 bool ft_pw_fmt_parse(const char *name, enum ft_pw_fmt *out)
 {
@@ -79,6 +81,11 @@ enum ft_rc ft_model_pack(struct ft_model *m, enum ft_pw_fmt fmt, struct ft_err *
 	if (m->nf4)
 		return ft_failf(err, FT_EINVAL, NULL,
 				"a 4-bit (NF4) model cannot be packed; load it in fp32 to pack it");
+	if (fmt == FT_PW_BF16 && !m->be->pw_bf16)
+		return ft_failf(err, FT_EINVAL, NULL,
+				"bf16 weights need a CPU with AVX512-BF16 (and a build for it); "
+				"this %s backend has none: use f32",
+				m->be->name);
 	if (fmt == FT_PW_Q8_0 &&
 	    (c->hidden_size % 32 || c->intermediate_size % 32 || (c->num_heads * c->head_dim) % 32))
 		return ft_failf(err, FT_EINVAL, NULL,
@@ -126,4 +133,9 @@ size_t ft_model_pack_bytes(const struct ft_model *m)
 		for (int k = 0; k < FT_LIN_COUNT; k++)
 			n += m->be->pw_bytes(m->layers[l].pw[k]);
 	return n;
+}
+
+const char *ft_model_pack_name(const struct ft_model *m)
+{
+	return m->packed ? ft_pw_fmt_name(m->pack_fmt) : NULL;
 }

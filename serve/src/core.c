@@ -380,7 +380,8 @@ static enum ft_rc pack_weights(struct ft_srv *s, const struct ft_backend *be, co
 	enum ft_pw_fmt fmt = FT_PW_F32;
 	if (name && *name && !ft_pw_fmt_parse(name, &fmt))
 		return ft_failf(err, FT_EINVAL, NULL,
-				"serve_weights must be \"f32\" or \"q8_0\" (got \"%s\")", name);
+				"serve_weights must be \"f32\", \"bf16\" or \"q8_0\" (got \"%s\")",
+				name);
 	if (fmt == FT_PW_F32 && !be->pw_pack)
 		return FT_OK;
 	return ft_model_pack(s->model, fmt, err);

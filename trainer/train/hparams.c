@@ -15,6 +15,7 @@
 
 static const char *const schedulers[] = { "linear", "cosine", "constant", "constant_with_warmup",
 					  NULL };
+static const char *const base_dtypes[] = { "fp32", "bf16", NULL };
 
 const struct ft_hparam ft_hparams[] = {
 #define FT_HP(name, kind, min, max, flags, choices, def, help) \

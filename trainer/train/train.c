@@ -415,10 +415,16 @@ static enum ft_rc check_device_memory(const struct ft_train_job *j, const struct
  * of a SmolLM2-135M step at 250 tokens, docs/performance.md). The copy costs
  * the base's size again in memory: skipped when that is not free twice over,
  * and FT_TRAIN_PACK=0 turns it off. */
-static enum ft_rc pack_frozen_base(struct ft_model *m, const struct ft_backend *be,
+static enum ft_rc pack_frozen_base(struct ft_model *m, const struct ft_backend *be, bool bf16,
 				   struct ft_err *err)
 {
 	const char *env = getenv("FT_TRAIN_PACK");
+	if (bf16 && !be->pw_bf16)
+		fprintf(stderr,
+			"ft-train: warning: base_dtype bf16: the %s backend has no bf16 "
+			"weights (a CPU with AVX512-BF16 has); the base stays fp32 (the start "
+			"line's base_dtype)\n",
+			be->name);
 	if (!be->host_memory || !be->pw_pack || (env && strcmp(env, "0") == 0))
 		return FT_OK;
 	const struct ft_model_config *c = ft_model_config(m);
@@ -430,7 +436,7 @@ static enum ft_rc pack_frozen_base(struct ft_model *m, const struct ft_backend *
 	long pages = sysconf(_SC_AVPHYS_PAGES), pg = sysconf(_SC_PAGESIZE);
 	if (pages > 0 && pg > 0 && (size_t)pages * (size_t)pg / 2 < bytes)
 		return FT_OK;
-	return ft_model_pack(m, FT_PW_F32, err);
+	return ft_model_pack(m, bf16 && be->pw_bf16 ? FT_PW_BF16 : FT_PW_F32, err);
 }
 
 static enum ft_rc load_rows(const struct ft_train_job *j, const char *path, int vocab, int max_len,
@@ -476,7 +482,7 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 		rc = ft_model_train_base(r.model, err);
 	}
 	if (!rc && lora && j->method != FT_METHOD_QLORA)
-		rc = pack_frozen_base(r.model, r.be, err);
+		rc = pack_frozen_base(r.model, r.be, j->base_bf16, err);
 	if (rc)
 		goto free_model;
 	ft_model_set_checkpointing(r.model, j->grad_ckpt);
@@ -533,14 +539,16 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 	static const char *const mnames[] = {
 		[FT_METHOD_LORA] = "lora", [FT_METHOD_FULL] = "full", [FT_METHOD_QLORA] = "qlora"
 	};
+	const char *packed = ft_model_pack_name(r.model);
 	emit(r.fd, FT_LINE_START,
-	     json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:I, s:I, s:s}", "method",
+	     json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:i, s:I, s:I, s:s, s:s}", "method",
 		       mnames[j->method], "objective", r.obj->name, "trainable_parameters",
 		       (json_int_t)r.ntrain, "total_steps", (json_int_t)r.total_steps,
 		       "steps_per_epoch", (json_int_t)r.steps_per_epoch, "first_step",
 		       (json_int_t)r.st.step, "threads", ft_pool_threads(), "base_bytes_f32",
 		       (json_int_t)ft_model_f32_bytes(r.model), "base_bytes_nf4",
-		       (json_int_t)ft_model_nf4_bytes(r.model), "device", r.be->name));
+		       (json_int_t)ft_model_nf4_bytes(r.model), "device", r.be->name, "base_dtype",
+		       packed && strcmp(packed, "bf16") == 0 ? "bf16" : "fp32"));
 
 	struct sigaction sa = { 0 }, old_term, old_int;
 	sa.sa_handler = on_signal;

@@ -186,6 +186,9 @@ static enum ft_rc parse_hparams(json_t *o, struct ft_train_job *j, bool *lr_give
 	hp_num(o, "max_grad_norm", &j->max_grad_norm);
 	hp_int(o, "max_seq_length", &sl);
 	hp_bool(o, "packing", &j->packing);
+	const char *bd = json_string_value(json_object_get(o, "base_dtype"));
+	if (bd)
+		j->base_bf16 = strcmp(bd, "bf16") == 0;
 	json_t *gc = json_object_get(o, "gradient_checkpointing");
 	if (json_is_boolean(gc)) /* true: every layer; false: off; k: layers 0, k, 2k, ... */
 		ck = json_is_true(gc) ? 1 : 0;
@@ -450,6 +453,7 @@ json_t *ft_train_job_hparams_json(const struct ft_train_job *j, const struct ft_
 	json_object_set_new(o, "max_grad_norm", json_real(j->max_grad_norm));
 	json_object_set_new(o, "max_seq_length", json_integer(j->max_seq_len));
 	json_object_set_new(o, "packing", json_boolean(j->packing));
+	json_object_set_new(o, "base_dtype", json_string(j->base_bf16 ? "bf16" : "fp32"));
 	json_object_set_new(o, "gradient_checkpointing", json_integer(j->grad_ckpt));
 	json_object_set_new(o, "shuffle", json_boolean(j->shuffle));
 	json_object_set_new(o, "eval_steps", json_integer(j->eval_steps));

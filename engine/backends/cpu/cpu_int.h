@@ -31,8 +31,20 @@ struct ft_pw {
 	float *f; /* F32 */
 	uint8_t *q; /* Q8_0 (matmul_q8.c) */
 	uint16_t *d;
+	uint16_t *bf, *bft; /* BF16 (matmul_bf16.c): as B of the forward and of dinp */
 	size_t bytes;
 };
+/* matmul_bf16.c: FT_PW_BF16 where the build has AVX512-BF16 */
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+#define FT_CPU_BF16 true
+#else
+#define FT_CPU_BF16 false
+#endif
+uint16_t ft_cpu_bf16_round(float f); /* to the nearest even bf16 (NaN stays NaN) */
+bool ft_cpu_bf16_pack(struct ft_pw *w, const float *src); /* false: out of memory or no BF16 */
+void ft_cpu_matmul_bf16_fwd(float *out, const float *inp, const struct ft_pw *w, int N);
+void ft_cpu_matmul_pw_bwd_input(float *dinp, const float *dout, const struct ft_pw *w, int N,
+				int IC, int OC);
 /* matmul_q8.c: w's Q8_0 arrays from GGUF Q8_0 rows (false: out of memory) */
 bool ft_cpu_q8_pack(struct ft_pw *w, const uint8_t *src);
 /* out[N, OC] = inp[N, IC] w^T (no bias) */

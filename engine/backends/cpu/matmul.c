@@ -370,6 +370,13 @@ struct ft_pw *ft_cpu_pw_pack(enum ft_pw_fmt fmt, const void *src, int OC, int IC
 	if (!w)
 		return NULL;
 	*w = (struct ft_pw){ .fmt = fmt, .oc = OC, .ic = IC };
+	if (fmt == FT_PW_BF16) {
+		if (!ft_cpu_bf16_pack(w, src)) {
+			ft_cpu_pw_free(w);
+			return NULL;
+		}
+		return w;
+	}
 	if (fmt == FT_PW_Q8_0) {
 		if (!ft_cpu_q8_pack(w, src)) {
 			ft_cpu_pw_free(w);
@@ -401,6 +408,8 @@ void ft_cpu_pw_free(struct ft_pw *w)
 	free(w->f);
 	free(w->q);
 	free(w->d);
+	free(w->bf);
+	free(w->bft);
 	free(w);
 }
 
@@ -441,6 +450,8 @@ void ft_cpu_matmul_pw_fwd(float *out, const float *inp, const struct ft_pw *w, c
 		return;
 	if (w->fmt == FT_PW_Q8_0)
 		ft_cpu_matmul_q8_fwd(out, inp, w, N);
+	else if (w->fmt == FT_PW_BF16)
+		ft_cpu_matmul_bf16_fwd(out, inp, w, N);
 	else
 		pw_gemm(out, inp, w, N, IC, OC, false);
 	if (bias)

@@ -60,8 +60,12 @@ struct ft_pw; /* a frozen weight packed for inference (pw_pack); opaque */
  *   Q8_0  GGUF's Q8_0 blocks, row after row: per 32 inputs of an output
  *         row an fp16 scale d and 32 int8 q, w = d * q (34 bytes; IC a
  *         multiple of 32). The packed linear gives the same bits as
- *         matmul_fwd on the dequantised weight. */
-enum ft_pw_fmt { FT_PW_F32, FT_PW_Q8_0 };
+ *         matmul_fwd on the dequantised weight;
+ *   BF16  float [OC][IC] as F32, kept rounded to bf16 (nearest even): the
+ *         packed linear multiplies bf16-rounded inputs by it with fp32
+ *         sums (a bf16 base; offered where pw_bf16 is true), and has an
+ *         input gradient (matmul_pw_bwd_input). */
+enum ft_pw_fmt { FT_PW_F32, FT_PW_Q8_0, FT_PW_BF16 };
 
 /* Result of the cross-entropy op over the rows it was given. */
 struct ft_ce_stats {
@@ -147,6 +151,12 @@ struct ft_backend {
 	 * per call). NULL: not offered. */
 	void (*matmul_pw_fwd_add)(float *out, const float *inp, const struct ft_pw *w, int N,
 				  int IC, int OC);
+	/* dinp[N,IC] += dout[N,OC] w for a BF16 packed weight, in its
+	 * arithmetic (dout rounded to bf16, fp32 sums): a frozen bf16 base's
+	 * input gradient. pw_bf16: the backend packs BF16 at all. */
+	void (*matmul_pw_bwd_input)(float *dinp, const float *dout, const struct ft_pw *w, int N,
+				    int IC, int OC);
+	bool pw_bf16;
 	/* n (<= FT_PW_MULTI_MAX) matmul_pw_fwd of one input: out[i] = inp
 	 * w[i]^T + bias[i] (bias[i] may be NULL), the bits n calls give, in
 	 * one pass over the input and one hand-off to the threads (a decode

@@ -97,13 +97,16 @@ size_t ft_model_f32_bytes(const struct ft_model *m);
  * the unpacked model's; Q8_0: quantised as GGUF's Q8_0 by llama.cpp's
  * reference rule). The packed copies are what the forward multiplies by
  * (ft-serve, generate, and the CPU trainer's LoRA on an F32-packed frozen
- * base: the same bits); the base's own weights must not change while packed
+ * base: the same bits; BF16: bf16 arithmetic, the input gradient too, for a
+ * LoRA's base_dtype "bf16"); the base's own weights must not change while packed
  * (full fine-tuning of a packed model is a programming error; a LoRA merge
  * unpacks first). FT_EINVAL when the backend cannot
  * pack, the model is NF4 or a Q8_0 row is not a multiple of 32; FT_ENOMEM.
  * ft_model_pack_bytes: the packed weights' bytes (0 when not packed). */
 enum ft_rc ft_model_pack(struct ft_model *m, enum ft_pw_fmt fmt, struct ft_err *err);
 size_t ft_model_pack_bytes(const struct ft_model *m);
+/* The packed format's name ("f32", "bf16", "q8_0"), or NULL when not packed. */
+const char *ft_model_pack_name(const struct ft_model *m);
 /* Frees the packed copies (the forward multiplies by the fp32 weights
  * again): before the weights change, as a LoRA merge changes them. */
 void ft_model_unpack(struct ft_model *m);

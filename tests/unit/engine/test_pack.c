@@ -16,7 +16,13 @@
  *     sequences decoded in one step get exactly what each gets alone;
  *   - the f32 matmul against a plain triple loop in double, within 1e-5
  *     relative (the GEMM sums in float), for row counts 1..13 and an
- *     output size that leaves a partial panel.
+ *     output size that leaves a partial panel;
+ *   - bf16 (cpu/matmul_bf16.c): the forward and the input gradient against
+ *     the same triple loop over operands rounded to bf16 here (to nearest
+ *     even, worked on the bits by hand), within 1e-5 relative, for an odd
+ *     input size (a padded pair) and a partial panel; the rounding's ties,
+ *     overflow to infinity and NaN seen through the forward exactly; a row's
+ *     result does not depend on the rows beside it (bit for bit).
  */
 #include "ftest.h"
 #include "ft/gguf.h"
@@ -343,9 +349,104 @@ FT_TEST(packed_matmul_matches_a_triple_loop)
 	free(y);
 }
 
+/* fp32 -> bf16 -> fp32, to nearest even, by hand on the bits (NaN aside) */
+static float bf16_value(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	uint32_t low = u & 0xffffu, keep = u >> 16;
+	if (low > 0x8000u || (low == 0x8000u && (keep & 1u)))
+		keep++;
+	u = keep << 16;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+FT_TEST(bf16_matmul_and_input_gradient_match_a_triple_loop_on_rounded_operands)
+{
+	const struct ft_backend *be = ft_backend_cpu();
+	enum { IC = 97, OC = 45, NMAX = 13 };
+	float *w = ft_xcalloc((size_t)OC * IC, sizeof(float));
+	if (!be->pw_bf16) { /* a build without AVX512-BF16 refuses the format */
+		FT_CHECK(be->pw_pack(FT_PW_BF16, w, OC, IC) == NULL);
+		free(w);
+		return;
+	}
+	float *x = ft_xcalloc((size_t)NMAX * IC, sizeof(float));
+	float *dy = ft_xcalloc((size_t)NMAX * OC, sizeof(float));
+	float *y = ft_xcalloc((size_t)NMAX * OC, sizeof(float));
+	float *dx = ft_xcalloc((size_t)NMAX * IC, sizeof(float));
+	float *one = ft_xcalloc((size_t)OC, sizeof(float));
+	rs = 91;
+	for (int i = 0; i < OC * IC; i++)
+		w[i] = frand() * 3;
+	for (int i = 0; i < NMAX * IC; i++)
+		x[i] = frand();
+	for (int i = 0; i < NMAX * OC; i++)
+		dy[i] = frand() * 0.01f;
+	struct ft_pw *pw = be->pw_pack(FT_PW_BF16, w, OC, IC);
+	FT_ASSERT(pw && be->pw_bytes(pw) >= 2 * sizeof(uint16_t) * OC * IC);
+	for (int N = 1; N <= NMAX; N++) {
+		be->matmul_pw_fwd(y, x, pw, NULL, N, IC, OC);
+		for (int i = 0; i < N * IC; i++)
+			dx[i] = 0.5f; /* the gradient is added to what is there */
+		be->matmul_pw_bwd_input(dx, dy, pw, N, IC, OC);
+		double worst_y = 0, worst_dx = 0;
+		for (int n = 0; n < N; n++) {
+			for (int o = 0; o < OC; o++) {
+				double ref = 0, mag = 0;
+				for (int i = 0; i < IC; i++) {
+					double t = (double)bf16_value(x[n * IC + i]) *
+						   bf16_value(w[o * IC + i]);
+					ref += t, mag += fabs(t);
+				}
+				worst_y = fmax(worst_y, fabs(y[n * OC + o] - ref) / (mag + 1e-30));
+			}
+			for (int i = 0; i < IC; i++) {
+				double ref = 0, mag = 0;
+				for (int o = 0; o < OC; o++) {
+					double t = (double)bf16_value(dy[n * OC + o]) *
+						   bf16_value(w[o * IC + i]);
+					ref += t, mag += fabs(t);
+				}
+				worst_dx = fmax(worst_dx,
+						fabs(dx[n * IC + i] - 0.5 - ref) / (mag + 1e-30));
+			}
+		}
+		FT_CHECK(worst_y < 1e-5 && worst_dx < 1e-5);
+		/* the last row alone: the same bits as in the batch */
+		be->matmul_pw_fwd(one, x + (size_t)(N - 1) * IC, pw, NULL, 1, IC, OC);
+		FT_CHECK(memcmp(one, y + (size_t)(N - 1) * OC, sizeof(float) * OC) == 0);
+	}
+	be->pw_free(pw);
+
+	/* the rounding, seen through y = 1 * w: ties to even, the first float
+	 * past a tie, overflow to infinity, NaN */
+	float t[6] = { 1.00390625f,  1.01171875f,   nextafterf(1.00390625f, 2.0f),
+		       -1.00390625f, 3.4028235e38f, NAN };
+	float want[5] = { 1.0f, 1.015625f, 1.0078125f, -1.0f, INFINITY };
+	float in[2] = { 1.0f, 0.0f }, out[6];
+	float wt[12] = { 0 };
+	for (int o = 0; o < 6; o++)
+		wt[o * 2] = t[o];
+	pw = be->pw_pack(FT_PW_BF16, wt, 6, 2);
+	FT_ASSERT(pw);
+	be->matmul_pw_fwd(out, in, pw, NULL, 1, 2, 6);
+	FT_CHECK(memcmp(out, want, sizeof want) == 0);
+	FT_CHECK(isnan(out[5]));
+	be->pw_free(pw);
+	free(w);
+	free(x);
+	free(dy);
+	free(y);
+	free(dx);
+	free(one);
+}
+
 FT_TEST(format_names)
 {
 	enum ft_pw_fmt f;
+	FT_CHECK(ft_pw_fmt_parse("bf16", &f) && f == FT_PW_BF16);
 	FT_CHECK(ft_pw_fmt_parse("q8_0", &f) && f == FT_PW_Q8_0);
 	FT_CHECK(ft_pw_fmt_parse("f32", &f) && f == FT_PW_F32);
 	FT_CHECK(!ft_pw_fmt_parse("q4_0", &f) && !ft_pw_fmt_parse(NULL, &f));

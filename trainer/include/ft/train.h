@@ -39,6 +39,7 @@ struct ft_train_job {
 	double max_grad_norm; /* <= 0: no clipping */
 	int max_seq_len; /* rows are truncated to this */
 	bool packing;
+	bool base_bf16; /* "base_dtype": "bf16": a LoRA's frozen base packed in bf16 (CPU) */
 	int grad_ckpt; /* activation checkpointing: recompute every k-th layer (0: off) */
 	bool shuffle;
 	uint64_t seed;

@@ -9,12 +9,14 @@ random.Random with a fixed seed.  Running it again reproduces the files byte for
 byte (no sets, no dict-order surprises, no clock, no environment).
 
     python3 generate.py [OUTDIR]          # OUTDIR defaults to this folder
-    python3 generate.py --train-plus FILE # also FILE: train.jsonl + 320 more phrasings
+    python3 generate.py --train-plus FILE # also FILE: a copy of train_plus.jsonl
 
 Files written (one JSON object per line, UTF-8, "\\n" line ends):
 
   policy.md                    the shop policy, both languages, with a key-facts table
   train.jsonl                  OpenAI chat fine-tuning format {"messages": [...]}
+  train_plus.jsonl             train.jsonl + 320 single-turn rows of more customer
+                               phrasings (EXTRA_USER): the quickstart trains on it
   validation.jsonl             same; held-out phrasings and held-out scenarios
   preference.jsonl             OpenAI DPO format {input, preferred_output, non_preferred_output}
   preference_validation.jsonl  same, prompts disjoint from preference.jsonl
@@ -1191,11 +1193,11 @@ def n_follow_for(r, sc):
 # More customer phrasings per scenario (train only): the words customers use
 # vary far more than four phrasings show, and a small model answers a question
 # worded in new words with the wrong policy.  Each phrasing here becomes one
-# single-turn dialogue after train.jsonl's rows in the file --train-plus writes
-# (its own random stream, so every other file stays as it was); no committed
-# file holds them: at the quickstart's training budget they did not raise the
-# policy accuracy (docs/quickstart.md, "Choosing the recipe").  The held-out
-# fact questions are checked against them too.  Holdout scenarios get none.
+# single-turn dialogue after train.jsonl's rows in train_plus.jsonl (its own
+# random stream, so every other file stays as it was), the quickstart's
+# training file: with the bf16 base's faster steps they raised its policy
+# accuracy (docs/quickstart.md, "Choosing the recipe").  The held-out fact
+# questions are checked against them too.  Holdout scenarios get none.
 # ---------------------------------------------------------------------------
 EXTRA_USER = {
     "return_basic": {
@@ -1849,7 +1851,7 @@ def jsonl(rows):
 
 def main(argv):
     plus = None
-    if "--train-plus" in argv:  # write train.jsonl + the EXTRA_USER rows to this file too
+    if "--train-plus" in argv:  # train_plus.jsonl's rows to this file too
         i = argv.index("--train-plus")
         plus = Path(argv[i + 1])
         argv = argv[:i] + argv[i + 2:]
@@ -1873,6 +1875,7 @@ def main(argv):
         "heldout_questions.json": json.dumps(heldout, ensure_ascii=False, indent=2) + "\n",
         "corpus.txt": corpus,
         "heldout_facts.json": json.dumps(fact_qs, ensure_ascii=False, indent=2) + "\n",
+        "train_plus.jsonl": jsonl({"messages": d} for d in train + extra),
     }
     for name, text in files.items():
         (out / name).write_bytes(text.encode("utf-8"))

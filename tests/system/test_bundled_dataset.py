@@ -20,7 +20,7 @@ import pytest
 DATA = Path(__file__).resolve().parents[2] / "data" / "customer-service"
 GENERATED = ["policy.md", "train.jsonl", "validation.jsonl", "preference.jsonl",
              "preference_validation.jsonl", "heldout_questions.json", "corpus.txt",
-             "heldout_facts.json"]
+             "heldout_facts.json", "train_plus.jsonl"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 CJK_COUNTED = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
 
@@ -39,7 +39,8 @@ def read_jsonl(name):
 
 @pytest.fixture(scope="module")
 def sft():
-    return {s: [r["messages"] for r in read_jsonl(f"{s}.jsonl")] for s in ("train", "validation")}
+    return {s: [r["messages"] for r in read_jsonl(f"{s}.jsonl")]
+            for s in ("train", "validation", "train_plus")}
 
 
 @pytest.fixture(scope="module")
@@ -291,6 +292,26 @@ def test_corpus_is_bilingual_and_a_few_hundred_kb():
     assert 200_000 <= len(text.encode("utf-8")) <= 1_000_000
     assert "Maple & Pine" in text and "枫松商城" in text
     assert len(CJK.findall(text)) > 30_000
+
+
+def test_train_plus_is_train_and_more_phrasings(sft):
+    """train_plus.jsonl (the quickstart's training file): train.jsonl's rows as
+    they are, then 320 single-turn dialogues, half per language, each with the
+    language's one system prompt, whose questions appear in no other file's
+    user turns (validation, the held-out questions). (Its answers are checked
+    with every other file's: in the shop's voice, quoting the policy.)"""
+    plus = sft["train_plus"]
+    assert plus[:len(sft["train"])] == sft["train"]
+    extra = plus[len(sft["train"]):]
+    assert len(extra) == 320 and all(len(m) == 3 for m in extra)
+    assert sum(1 for m in extra if CJK.search(m[1]["content"])) == 160
+    systems = {m[0]["content"] for m in sft["train"]}
+    assert {m[0]["content"] for m in extra} <= systems
+    users = lambda rows: {m["content"] for msgs in rows for m in msgs if m["role"] == "user"}
+    assert users(extra).isdisjoint(users(sft["train"]) | users(sft["validation"]))
+    heldout = json.loads((DATA / "heldout_questions.json").read_text(encoding="utf-8"))
+    facts = json.loads((DATA / "heldout_facts.json").read_text(encoding="utf-8"))
+    assert users(extra).isdisjoint({h["question"] for h in heldout + facts})
 
 
 def test_generate_reproduces_the_committed_files(tmp_path):

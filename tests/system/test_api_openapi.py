@@ -85,6 +85,21 @@ def test_schemathesis_finds_no_5xx_and_no_nonconforming_response(api_server, roo
         out = p.stdout + p.stderr
         failed = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
         sect = _sections(out)
+    elif p.returncode != 0 and "FAILURES" not in sect and "No issues found" in out:
+        # A phase counted as failed with nothing behind it: no check failed (the
+        # logging check wrote nothing), no ERRORS, no FAILURES, "No issues found"
+        # (CI saw it once, its Fuzzing phase "1 failed" out of 98 operations, and the
+        # test alone passed). Nothing names an operation to run again, so the whole
+        # run is repeated once, reported as above; the repeat must be clean.
+        warnings.warn("schemathesis: a phase failed with no failure, error or operation "
+                      "reported; the whole run again:\n" + sect.get("SUMMARY", "")[:3000])
+        if log.exists():
+            log.rename(tmp_path / "failures-first.jsonl")
+        p = subprocess.run(st, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                           env=env)
+        out = p.stdout + p.stderr
+        failed = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        sect = _sections(out)
     # (WARNINGS lists the operations most fuzzed input is rejected by, 4 KB of names:
     # left out of the message so that what failed is not cut off)
     shown = "".join(f"===== {k} =====\n{v}" for k, v in sect.items() if k != "WARNINGS")

@@ -333,7 +333,7 @@ def test_weights_format_is_checked_at_start(build_dir, tmp_path):
     it does not know. (q8_0 on SmolLM2: tests/unit/engine/test_pack.c holds
     its logits to the dequantised weights bit for bit; tests/bench/bench_serve.py.)"""
     for weights, msg in (("q8_0", "q8_0 needs the layers' input sizes to be multiples of 32"),
-                         ("q5", 'serve_weights must be "f32" or "q8_0" (got "q5")')):
+                         ("q5", 'serve_weights must be "f32", "bf16" or "q8_0" (got "q5")')):
         env = dict(os.environ, FT_SERVE_MODEL=str(MODEL), FT_SERVE_PORT=str(free_port()),
                    FT_SERVE_WEIGHTS=weights)
         p = subprocess.run([str(build_dir / "serve" / "ft-serve")], env=env, capture_output=True,

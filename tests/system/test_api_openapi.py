@@ -54,9 +54,7 @@ def test_schemathesis_finds_no_5xx_and_no_nonconforming_response(api_server, roo
                PYTHONPATH=str(root / "tests/system"))
     # (about 150 s for the deployment and evaluation routes alone on a loaded 2-core
     # machine, as much again for the rest: the limit leaves room for that load)
-    p = subprocess.run(st, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
-    out = p.stdout + p.stderr
-    failed = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    p, out, failed = _run(st, log, tmp_path, env)
     # Two things can fail a run without a failure schemathesis could reproduce:
     # - a check that failed once and passed when Hypothesis replayed the case
     #   (FlakyFailure: "No issues found", exit 1; seen in the whole suite on a loaded
@@ -79,11 +77,7 @@ def test_schemathesis_finds_no_5xx_and_no_nonconforming_response(api_server, roo
         again[again.index("--max-examples") + 1] = "48"
         for name in again_ops:
             again += ["--include-name", name]
-        log.rename(tmp_path / "failures-first.jsonl")
-        p = subprocess.run(again, capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                           env=env)
-        out = p.stdout + p.stderr
-        failed = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        p, out, failed = _run(again, log, tmp_path, env)
         sect = _sections(out)
     elif p.returncode != 0 and "FAILURES" not in sect and "No issues found" in out:
         # A phase counted as failed with nothing behind it: no check failed (the
@@ -93,12 +87,7 @@ def test_schemathesis_finds_no_5xx_and_no_nonconforming_response(api_server, roo
         # run is repeated once, reported as above; the repeat must be clean.
         warnings.warn("schemathesis: a phase failed with no failure, error or operation "
                       "reported; the whole run again:\n" + sect.get("SUMMARY", "")[:3000])
-        if log.exists():
-            log.rename(tmp_path / "failures-first.jsonl")
-        p = subprocess.run(st, capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                           env=env)
-        out = p.stdout + p.stderr
-        failed = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        p, out, failed = _run(st, log, tmp_path, env)
         sect = _sections(out)
     # (WARNINGS lists the operations most fuzzed input is rejected by, 4 KB of names:
     # left out of the message so that what failed is not cut off)
@@ -106,6 +95,17 @@ def test_schemathesis_finds_no_5xx_and_no_nonconforming_response(api_server, roo
     assert p.returncode == 0 and "No issues found" in out, \
         "failed checks:\n" + "\n".join(json.dumps(f, ensure_ascii=False)[:3000] for f in failed) + \
         "\n\n" + shown[-12000:]
+
+
+def _run(cmd, log, tmp_path, env):
+    """One schemathesis run: (process, its stdout + stderr, the failures it logged).
+    A log a previous run left is kept as failures-first.jsonl, so that what the run
+    logs is its own."""
+    if log.exists():
+        log.rename(tmp_path / "failures-first.jsonl")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    failed = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return p, p.stdout + p.stderr, failed
 
 
 def _sections(out):

@@ -71,6 +71,7 @@ int main(int argc, char **argv)
 		.slots = (int)ft_config_int(&cfg, "worker_slots"),
 		.heartbeat_ms = (int)ft_config_int(&cfg, "heartbeat_ms"),
 		.checkpoint_steps = (int)ft_config_int(&cfg, "checkpoint_steps"),
+		.drain_ack_ms = (int)ft_config_int(&cfg, "drain_ack_ms"),
 		.stop = &stop,
 		.metrics_addr = ft_config_str(&cfg, "metrics_addr"),
 		.metrics_port = (int)ft_config_int(&cfg, "metrics_port"),

@@ -167,6 +167,65 @@ def test_worker_drain_hands_the_job_back_and_it_resumes(api_server, platform, bu
     assert wait_status(api_server, job, ("cancelled",), timeout=60)["status"] == "cancelled"
 
 
+def test_a_drain_with_the_scheduler_gone_ends_and_leaves_the_events_on_the_stream(
+        api_server, platform, build_dir):
+    """A whole host stopping: the scheduler and a worker get SIGTERM together
+    (CI's run of 0d3b10f: a worker waited for acknowledgements from a stopped
+    scheduler and never exited). The worker hands its job back, waits
+    drain_ack_ms for the acknowledgements, exits 0 naming the job; the next
+    scheduler reads the hand-back from the stream."""
+    env = platform["env"]
+    old = platform["procs"][1]
+    old.send_signal(signal.SIGTERM)
+    assert old.wait(60) == 0
+    wenv = dict(env, FT_WORKER_ID="wrk-e2e-3", FT_DRAIN_ACK_MS="3000")
+    log3 = platform["tmp"] / "worker3.log"
+    worker = platform["procs"][1] = subprocess.Popen(
+        [str(build_dir / "worker" / "ft-worker")], env=wenv, stdout=open(log3, "w"),
+        stderr=subprocess.STDOUT)
+    with client(api_server) as c:
+        job = c.post("/v1/fine_tuning/jobs", json={
+            "model": "ftplat-tiny-cs", "training_file": platform["train"],
+            "hyperparameters": {"n_epochs": 50, "batch_size": 2}}).json()["id"]
+        deadline = time.time() + 120
+        while not any(e["message"].startswith("Step ")
+                      for e in c.get(f"/v1/fine_tuning/jobs/{job}/events").json()["data"]):
+            assert time.time() < deadline, "the job never started training"
+            time.sleep(0.1)
+    sched = platform["procs"][0]
+    sched.send_signal(signal.SIGTERM)
+    assert sched.wait(60) == 0
+    t0 = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(60) == 0, log3.read_text()[-3000:]
+    took = time.monotonic() - t0
+    text = log3.read_text()
+    # 3 s of waiting for acknowledgements, plus the trainer's checkpoint
+    assert 3.0 <= took < 30, took
+    assert f"exiting with" in text and "unacknowledged after 3000 ms; they are on the Redis stream" in text
+    assert "not on the Redis stream" not in text
+    assert job in [ln for ln in text.splitlines() if "unacknowledged" in ln][0]
+    with psycopg.connect(api_server.db_url) as db:   # nobody has read the hand-back yet
+        assert db.execute("SELECT status FROM jobs WHERE id = %s", (job,)).fetchone()[0] == "running"
+    platform["procs"][0] = subprocess.Popen(
+        [str(build_dir / "scheduler" / "ft-scheduler")], env=env,
+        stdout=open(platform["tmp"] / "sched2.log", "w"), stderr=subprocess.STDOUT)
+    with psycopg.connect(api_server.db_url) as db:
+        deadline = time.time() + 60
+        while db.execute("SELECT status FROM jobs WHERE id = %s", (job,)).fetchone()[0] != "queued":
+            assert time.time() < deadline, "the hand-back on the stream was not read"
+            time.sleep(0.1)
+        reasons = [r for (r,) in db.execute(
+            "SELECT reason FROM job_transitions WHERE job_id = %s ORDER BY id", (job,))]
+        assert "worker draining: handed back" in reasons, reasons
+    platform["procs"][1] = subprocess.Popen(
+        [str(build_dir / "worker" / "ft-worker")], env=dict(env, FT_WORKER_ID="wrk-e2e-4"),
+        stdout=open(platform["tmp"] / "worker4.log", "w"), stderr=subprocess.STDOUT)
+    with client(api_server) as c:
+        c.post(f"/v1/fine_tuning/jobs/{job}/cancel")
+    assert wait_status(api_server, job, ("cancelled",), timeout=60)["status"] == "cancelled"
+
+
 def test_trainer_errors_reach_the_user_without_server_paths(api_server, platform, tmp_path):
     """A job the trainer fails on (here its model folder vanished after it was
     registered) fails with the trainer's message, where this worker's paths

@@ -49,6 +49,7 @@ struct spooled {
 	long seq;
 	char *text;
 	uint64_t sent_ms;
+	bool on_stream; /* an XADD of it succeeded at least once */
 };
 
 struct job {
@@ -139,13 +140,15 @@ static void emit(struct worker *w, struct job *j, const char *kind, json_t *data
 	j->spool[j->nspool].seq = j->seq;
 	j->spool[j->nspool].text = text;
 	j->spool[j->nspool].sent_ms = ft_time_mono_ms();
+	j->spool[j->nspool].on_stream = false;
 	j->nspool++;
 	ft_err_clear(&err);
 	redisReply *r = ft_redis_cmd(w->redis, FT_REDIS_RETRY, &err,
 				     "XADD %s MAXLEN ~ 1000000 * e %s", FT_WIRE_EVENTS, text);
-	if (r)
+	if (r) {
+		j->spool[j->nspool - 1].on_stream = true;
 		freeReplyObject(r);
-	else
+	} else
 		ft_logf(FT_LOG_WARN, NULL, j->id, "event not sent yet (will retry): %s", err.msg);
 }
 
@@ -194,6 +197,47 @@ static void spool_check(struct worker *w, struct job *j)
 		freeReplyObject(r);
 		__atomic_add_fetch(&w->events_resent, 1, __ATOMIC_RELAXED);
 		j->spool[i].sent_ms = now;
+		j->spool[i].on_stream = true;
+	}
+}
+
+/* A draining worker whose jobs have all ended waited drain_ack_ms for the
+ * scheduler's acknowledgements (it may be stopping too: a whole host going
+ * down). Events already on the stream are read when a scheduler is back; any
+ * that never reached Redis get one last try, and the log names what is left. */
+static void drain_give_up(struct worker *w)
+{
+	struct ft_err err;
+	for (int i = 0; i < w->njobs; i++) {
+		struct job *j = w->jobs[i];
+		size_t lost = 0;
+		for (size_t k = 0; k < j->nspool; k++) {
+			if (j->spool[k].on_stream)
+				continue;
+			ft_err_clear(&err);
+			redisReply *r =
+				ft_redis_cmd(w->redis, 0, &err, "XADD %s MAXLEN ~ 1000000 * e %s",
+					     FT_WIRE_EVENTS, j->spool[k].text);
+			if (r) {
+				freeReplyObject(r);
+				j->spool[k].on_stream = true;
+			} else {
+				lost++;
+			}
+		}
+		if (!j->nspool)
+			continue;
+		if (lost)
+			ft_logf(FT_LOG_WARN, NULL, j->id,
+				"exiting with %zu event(s) of attempt %d unacknowledged, %zu of "
+				"them not on the Redis stream (lost: the job's lease decides it)",
+				j->nspool, j->attempt, lost);
+		else
+			ft_logf(FT_LOG_WARN, NULL, j->id,
+				"exiting with %zu event(s) of attempt %d unacknowledged after %d "
+				"ms; "
+				"they are on the Redis stream for the scheduler",
+				j->nspool, j->attempt, w->o->drain_ack_ms);
 	}
 }
 
@@ -990,7 +1034,8 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 {
 	struct worker w = { 0 };
 	pthread_t th;
-	uint64_t last_hb = 0, last_spool = 0;
+	uint64_t last_hb = 0, last_spool = 0, acks_since = 0;
+	bool acks_waiting = false;
 
 	w.o = o;
 	w.started_ms = (uint64_t)ft_time_wall_ms();
@@ -1040,6 +1085,19 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 		}
 		if (w.draining && w.njobs == 0)
 			break;
+		/* Every job ended and only acknowledgements are awaited: bounded, since
+		 * the scheduler may be stopping at the same time. */
+		if (w.draining && active_jobs(&w) == 0) {
+			uint64_t now = ft_time_mono_ms();
+			if (!acks_waiting) {
+				acks_waiting = true;
+				acks_since = now;
+			}
+			if (now - acks_since >= (uint64_t)o->drain_ack_ms) {
+				drain_give_up(&w);
+				break;
+			}
+		}
 
 		struct pollfd pfds[MAX_JOBS + 1];
 		struct job *owners[MAX_JOBS + 1];

@@ -154,6 +154,9 @@ static const struct ft_config_key keys[] = {
 	  "running jobs stay)" },
 	{ "checkpoint_steps", FT_CFG_INT, "50", 1, 1000000,
 	  "a worker's jobs checkpoint every this many steps unless the job says otherwise" },
+	{ "drain_ack_ms", FT_CFG_INT, "15000", 0, 3600000,
+	  "how long a draining worker, its jobs ended, waits for the scheduler to acknowledge "
+	  "their last events before it exits anyway" },
 	{ "webhook_allow_http", FT_CFG_BOOL, "false", 0, 0,
 	  "allow plain-http webhook URLs (development only)" },
 	{ "webhook_allow_cidrs", FT_CFG_STR, "", 0, 0,

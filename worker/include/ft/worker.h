@@ -26,6 +26,7 @@ struct ft_worker_opts {
 	int slots; /* CPU jobs at once when gpus == 0 */
 	int heartbeat_ms;
 	int checkpoint_steps; /* save_steps given to jobs that set none */
+	int drain_ack_ms; /* draining, jobs ended: longest wait for the last acknowledgements */
 	volatile int *stop; /* set: drain (checkpoint, hand back) and exit */
 	const char *metrics_addr;
 	int metrics_port; /* -1: no /metrics; 0: any free port */

@@ -12,6 +12,7 @@
 #include "ftest.h"
 #include "ft/backend.h"
 #include "../../../engine/model/model_int.h"
+#include "../../../engine/backends/cpu/cpu_int.h"
 
 #include <math.h>
 
@@ -263,6 +264,49 @@ FT_TEST(attention_sliding_window_gradients)
 	free(dq), free(dk), free(dv);
 	FT_CHECK(ok);
 	FT_CHECK(hand);
+}
+
+/* ---- vector exp (vexp.c: AVX-512, AVX2 + FMA, or glibc) ---- */
+/* Every result is e^x correctly rounded to float, glibc's exp in double the
+ * reference: equal to (float)exp(x), or, only where e^x lies next to a
+ * rounding boundary, within half an ulp of it (a tie either way); the range
+ * ends and the specials as expf gives them; an element's bits do not depend
+ * on where it sits (tail or vector body). */
+FT_TEST(expf_n_is_correctly_rounded)
+{
+	enum { N = 200003 };
+	float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float));
+	for (int i = 0; i < N; i++) /* -120 .. 110, plus every 97th a tiny value */
+		x[i] = i % 97 ? -120.0f + 230.0f * (float)i / (float)N : (float)(i % 7) * 1e-7f;
+	ft_cpu_expf_n(y, x, N);
+	int bad = 0, ties = 0;
+	for (int i = 0; i < N; i++) {
+		double e = exp((double)x[i]);
+		float want = (float)e;
+		if (y[i] == want)
+			continue;
+		double ulp = (double)nextafterf(want, INFINITY) - (double)want;
+		if (isfinite(want) && fabs((double)y[i] - e) <= 0.5 * ulp * (1 + 1e-6))
+			ties++;
+		else if (bad++ < 5)
+			fprintf(stderr, "exp(%a): %a, want %a\n", (double)x[i], (double)y[i],
+				(double)want);
+	}
+	FT_CHECK(bad == 0);
+	FT_CHECK(ties < 10);
+	float sx[7] = { -INFINITY, INFINITY, NAN, -200.0f, 200.0f, 0.0f, -0.0f }, sy[7];
+	ft_cpu_expf_n(sy, sx, 7);
+	FT_CHECK(sy[0] == 0.0f && isinf(sy[1]) && sy[1] > 0 && isnan(sy[2]));
+	FT_CHECK(sy[3] == 0.0f && isinf(sy[4]) && sy[5] == 1.0f && sy[6] == 1.0f);
+	for (int n = 1; n <= 17; n++) { /* each element alone equals it in a run */
+		float run[17], one;
+		ft_cpu_expf_n(run, x + 1000, (size_t)n);
+		for (int i = 0; i < n; i++) {
+			ft_cpu_expf_n(&one, x + 1000 + i, 1);
+			FT_CHECK(memcmp(&one, &run[i], sizeof one) == 0);
+		}
+	}
+	free(x), free(y);
 }
 
 /* ---- swiglu ---- */

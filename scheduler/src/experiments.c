@@ -517,10 +517,7 @@ enum ft_rc sched_experiments(struct sched *s, struct ft_err *err)
 		"SELECT x.id, x.team_id, x.status, x.alpha, x.power, x.bootstrap_rounds, x.seed,"
 		" x.guardrails::text, er.results::text FROM experiments x"
 		" LEFT JOIN experiment_results er ON er.experiment_id = x.id"
-		" WHERE x.status IN ('running', 'paused')"
-		"    OR (x.status = 'stopped' AND (er.computed_at IS NULL"
-		"        OR er.computed_at < x.ended_at))"
-		" ORDER BY er.computed_at NULLS FIRST LIMIT 50",
+		" WHERE " SCHED_EXPERIMENT_OPEN_SQL " ORDER BY er.computed_at NULLS FIRST LIMIT 50",
 		0, NULL);
 	if (!r)
 		return err->rc;

@@ -244,3 +244,74 @@ enum ft_rc sched_persist_requests(struct sched *s, struct ft_err *err)
 	}
 	return FT_OK;
 }
+
+/*
+ * Retention. Every 10 minutes (at once on a new leader, and on the next
+ * tick while a pass left rows behind) the leader deletes request_log rows
+ * created more than request_log_retention_days ago, RETAIN_BATCH at a time
+ * for at most RETAIN_BUDGET_MS a tick, so that a backlog never holds up
+ * the tick. It keeps, whatever their age:
+ *   - the rows of an experiment whose results may still change
+ *     (SCHED_EXPERIMENT_OPEN_SQL): its traffic and feedback are counted
+ *     from them;
+ *   - a drift monitor's reference (its deployment's rows up to
+ *     reference_end, whose embeddings drift.c reads again) and, while it
+ *     collects one, all its deployment's rows.
+ * Feedback on a deleted response is refused like feedback on an unknown
+ * one; the drift windows and experiment results computed from deleted
+ * rows stay as computed.
+ */
+#define RETAIN_BATCH "5000"
+#define RETAIN_BUDGET_MS 1000
+#define RETAIN_PERIOD_MS (10 * 60 * 1000)
+
+enum ft_rc sched_request_log_retention(struct sched *s, struct ft_err *err)
+{
+	int days = s->o->request_log_retention_days;
+	uint64_t start = ft_time_mono_ms();
+	if (days <= 0)
+		return FT_OK;
+	if (s->rl_retention_last_ms && !s->rl_retention_more &&
+	    start - s->rl_retention_last_ms < RETAIN_PERIOD_MS)
+		return FT_OK;
+	s->rl_retention_last_ms = start;
+	s->rl_retention_more = false;
+	char d[16];
+	snprintf(d, sizeof(d), "%d", days);
+	long total = 0;
+	enum ft_rc rc = FT_OK;
+	for (;;) {
+		PGresult *r = sched_q(
+			s, err,
+			"DELETE FROM request_log WHERE id IN (SELECT r.id FROM request_log r"
+			" WHERE r.created_at < now() - make_interval(days => $1::int)"
+			" AND NOT EXISTS (SELECT 1 FROM drift_monitors m"
+			"  WHERE m.deployment_id = r.deployment_id"
+			"  AND (m.reference_end IS NULL OR r.created_at <= m.reference_end))"
+			" AND NOT (r.experiment_arm IS NOT NULL AND EXISTS (SELECT 1 FROM "
+			"experiments x"
+			"  LEFT JOIN experiment_results er ON er.experiment_id = x.id"
+			"  WHERE x.id = split_part(r.experiment_arm, ':', 1)"
+			"  AND " SCHED_EXPERIMENT_OPEN_SQL "))"
+			" LIMIT " RETAIN_BATCH ")",
+			1, (const char *[]){ d });
+		if (!r) {
+			rc = err->rc;
+			break;
+		}
+		long n = atol(PQcmdTuples(r));
+		PQclear(r);
+		total += n;
+		__atomic_add_fetch(&s->rl_expired, (uint64_t)n, __ATOMIC_RELAXED);
+		if (n < atol(RETAIN_BATCH))
+			break;
+		if (ft_time_mono_ms() - start >= RETAIN_BUDGET_MS) {
+			s->rl_retention_more = true; /* the rest on the next tick */
+			break;
+		}
+	}
+	if (total > 0)
+		ft_info("request log: %ld rows older than %d days deleted%s", total, days,
+			s->rl_retention_more ? " (more next tick)" : "");
+	return rc;
+}

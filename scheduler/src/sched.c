@@ -10,7 +10,8 @@
  *
  * One tick of the leader:
  *   1. persist events from the stream   (persist.c)
- *   2. persist ft-serve's request log    (reqlog.c)
+ *   2. persist ft-serve's request log    (reqlog.c), and every 10 minutes
+ *      delete its rows older than request_log_retention_days
  *   3. read worker heartbeats            (dispatch.c)
  *   4. renew leases of what they run
  *   5. requeue the jobs of lost workers (lease expired)
@@ -239,6 +240,10 @@ static void metrics(struct ft_buf *out, void *ud)
 			"request log entries dropped because they break ft/reqlog.h's table");
 	ft_metrics_value(out, "ft_request_log_malformed_total", NULL,
 			 (double)__atomic_load_n(&s->rl_malformed, __ATOMIC_RELAXED));
+	ft_metrics_help(out, "ft_request_log_expired_total", "counter",
+			"request_log rows deleted for being older than request_log_retention_days");
+	ft_metrics_value(out, "ft_request_log_expired_total", NULL,
+			 (double)__atomic_load_n(&s->rl_expired, __ATOMIC_RELAXED));
 	ft_metrics_help(out, "ft_dispatch_latency_seconds", "histogram",
 			"time from queued to dispatched");
 	uint64_t cum = 0;
@@ -309,6 +314,7 @@ static void tick(struct sched *s)
 	} steps[] = {
 		{ sched_persist_events, "persist" },
 		{ sched_persist_requests, "request log" },
+		{ sched_request_log_retention, "request log retention" },
 		{ sched_read_workers, "workers" },
 		{ sched_renew_leases, "renew" },
 		{ sched_reap, "reap" },

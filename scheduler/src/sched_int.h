@@ -63,6 +63,9 @@ struct sched {
 	uint64_t gc_last_ms; /* monotonic time of the last collection */
 	bool gc_off; /* the store cannot be collected (said once) */
 	uint64_t rl_persisted, rl_duplicates, rl_malformed; /* request log records */
+	uint64_t rl_expired; /* request_log rows deleted by the retention */
+	uint64_t rl_retention_last_ms; /* monotonic time of the last retention pass */
+	bool rl_retention_more; /* the last pass stopped with rows left to delete */
 	uint64_t exp_last_ms; /* monotonic time of the last experiments' results */
 	uint64_t drift_last_ms; /* and of the last drift windows */
 	/* queued -> dispatched latency histogram, seconds */
@@ -149,6 +152,17 @@ enum ft_rc sched_gc(struct sched *s, struct ft_err *err);
 enum ft_rc sched_gc_run(struct sched *s, struct ft_err *err);
 /* reqlog.c: ft-serve's request log (ft:requests) into request_log */
 enum ft_rc sched_persist_requests(struct sched *s, struct ft_err *err);
+/* reqlog.c: the request log's retention (request_log_retention_days) */
+enum ft_rc sched_request_log_retention(struct sched *s, struct ft_err *err);
+
+/* The experiments (x, LEFT JOINed to experiment_results er) whose results
+ * may still change: running or paused, or stopped and not computed since.
+ * experiments.c computes them; the request log's retention keeps their
+ * rows. */
+#define SCHED_EXPERIMENT_OPEN_SQL                               \
+	"(x.status IN ('running', 'paused')"                    \
+	" OR (x.status = 'stopped' AND (er.computed_at IS NULL" \
+	" OR er.computed_at < x.ended_at)))"
 
 /* helpers shared by both */
 PGresult *sched_q(struct sched *s, struct ft_err *err, const char *sql, int n,

@@ -182,6 +182,9 @@ static const struct ft_config_key keys[] = {
 	  "ft-scheduler's leader computes A/B experiments' results this often" },
 	{ "drift_interval_ms", FT_CFG_INT, "60000", 100, 86400000,
 	  "ft-scheduler's leader computes drift windows of monitored deployments this often" },
+	{ "request_log_retention_days", FT_CFG_INT, "30", 0, 36500,
+	  "ft-scheduler's leader deletes request log rows older than this (0: keep them all); "
+	  "it keeps those of experiments whose results are not final and drift references" },
 	{ "drift_grace_s", FT_CFG_INT, "120", 0, 86400,
 	  "a drift window is computed this long after it ends (the request log's delay)" },
 	{ "judge_allow_http", FT_CFG_BOOL, "false", 0, 0,

@@ -42,6 +42,7 @@ struct ft_sched_opts {
 	int experiment_interval_ms; /* the leader computes experiments' results this often */
 	int drift_interval_ms; /* and drift windows */
 	int drift_grace_s; /* a window is computed this long after it ends */
+	int request_log_retention_days; /* older request_log rows are deleted (0: never) */
 	bool judge_allow_http; /* the LLM judge: plain http URLs */
 	const char *judge_allow_cidrs; /* special addresses the judge may be at */
 	int judge_timeout_ms; /* one call's time limit */

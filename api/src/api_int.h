@@ -55,7 +55,7 @@ enum api_role { ROLE_NONE = 0, ROLE_VIEWER = 1, ROLE_MEMBER = 2, ROLE_ADMIN = 3 
 const char *api_role_name(enum api_role r);
 bool api_role_parse(const char *s, enum api_role *out);
 
-struct api_usage;
+struct ft_usage;
 struct api_linger;
 struct api_background;
 struct api_redis_pool;
@@ -66,7 +66,7 @@ struct api_ctx {
 	struct ft_pg_pool *pg;
 	struct ft_store *store;
 	struct ft_apikeys *keys; /* ft/apikey.h: the shared key cache */
-	struct api_usage *usage; /* ratelimit.c: rates, upload slots, last use */
+	struct ft_usage *usage; /* ft/usage.h: rates, upload slots, last use */
 	struct api_linger *linger; /* linger.c: connections closed gracefully */
 	uint64_t max_upload;
 	long upload_max_per_key, upload_max_per_ip;
@@ -278,8 +278,6 @@ enum ft_rc api_key_create(PGconn *db, const char *team_id, const char *name, enu
 			  char key_out[80], struct ft_err *err);
 
 /* ---- ratelimit.c ------------------------------------------------------ */
-struct api_usage *api_usage_new(const char *redis_url); /* redis_url NULL/"": local only */
-void api_usage_free(struct api_usage *u);
 /* FT_OK or FT_ELIMIT (429) with r->retry_after; in memory, no round trip. */
 enum ft_rc api_rate_check(struct api_req *r, long per_min);
 /* A slot of the request's key and of its address for an upload, or

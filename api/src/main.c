@@ -22,6 +22,7 @@
 
 #include "ft/metrics.h"
 #include "api_int.h"
+#include "ft/usage.h"
 
 extern const char ft_api_openapi_json[];
 extern const size_t ft_api_openapi_json_len;
@@ -102,7 +103,7 @@ static int serve(struct ft_config *cfg)
 		ft_logf(FT_LOG_INFO, "api", NULL, "removed %d abandoned temporary uploads", swept);
 	ctx.key_cache_ttl_ms = (uint64_t)ft_config_int(cfg, "key_cache_ttl_s") * 1000;
 	ctx.keys = ft_apikeys_new(ctx.key_cache_ttl_ms, 100000);
-	ctx.usage = api_usage_new(ft_config_str(cfg, "redis_url"));
+	ctx.usage = ft_usage_new(ft_config_str(cfg, "redis_url"), "api");
 	ctx.linger = api_linger_new(LINGER_MAX, 5000);
 	ctx.max_upload = (uint64_t)ft_config_int(cfg, "max_upload_bytes");
 	ctx.upload_max_per_key = ft_config_int(cfg, "upload_max_per_key");
@@ -184,7 +185,7 @@ stop_validators:
 		close(ctx.webui_fd);
 	api_validators_stop(&ctx);
 	api_linger_free(ctx.linger);
-	api_usage_free(ctx.usage);
+	ft_usage_free(ctx.usage);
 	ft_apikeys_free(ctx.keys);
 	ft_store_free(ctx.store);
 free_pg:

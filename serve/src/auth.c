@@ -19,20 +19,30 @@
  * How long a revoked key keeps working: until its NOTIFY arrives (the
  * listener applies it within milliseconds), at most key_cache_ttl_s when
  * notifications are lost.
+ *
+ * A platform key's requests count against its rate_limit_per_min with
+ * ft-api's own code (ft/usage.h): one window per key and minute, shared
+ * through serve_redis_url with ft-api and every other ft-serve on that
+ * Redis (a key's calls to the API and to inference count together); over
+ * it, 429 rate_limit_exceeded with Retry-After. The same thread writes the
+ * keys' last_used_at. The endpoint's token has no limit.
  */
 #include "ft/clock.h"
 #include "ft/crypto.h"
 #include "ft/log.h"
 #include "ft/pg.h"
+#include "ft/usage.h"
 #include "serve_int.h"
 
 #define TICK_MS 250
 #define SWEEP_MS 10000
+#define SYNC_MS 1000
 
 struct srv_auth {
 	struct ft_apikeys *keys;
 	struct ft_pg_pool *pg;
 	struct ft_apikey_listener *listener;
+	struct ft_usage *usage; /* the keys' rate counts and last use */
 	pthread_t thread;
 	bool started;
 	bool stop; /* atomic */
@@ -41,18 +51,25 @@ struct srv_auth {
 static void *watch_main(void *arg)
 {
 	struct srv_auth *a = arg;
-	uint64_t next_sweep = ft_time_mono_ms() + SWEEP_MS;
+	uint64_t next_sweep = ft_time_mono_ms() + SWEEP_MS, next_sync = 0;
 	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
 		ft_apikey_listener_poll(a->listener, TICK_MS);
+		if (ft_time_mono_ms() >= next_sync) {
+			ft_usage_sync(a->usage);
+			ft_usage_flush_last_used(a->usage, a->pg);
+			next_sync = ft_time_mono_ms() + SYNC_MS;
+		}
 		if (ft_time_mono_ms() >= next_sweep) {
 			ft_apikeys_sweep(a->keys);
 			next_sweep = ft_time_mono_ms() + SWEEP_MS;
 		}
 	}
+	ft_usage_flush_last_used(a->usage, a->pg);
 	return NULL;
 }
 
-struct srv_auth *srv_auth_new(const char *database_url, uint64_t ttl_ms, struct ft_err *err)
+struct srv_auth *srv_auth_new(const char *database_url, const char *redis_url, uint64_t ttl_ms,
+			      struct ft_err *err)
 {
 	struct srv_auth *a = ft_xcalloc(1, sizeof(*a));
 	a->pg = ft_pg_pool_new(database_url, 4, err);
@@ -61,6 +78,7 @@ struct srv_auth *srv_auth_new(const char *database_url, uint64_t ttl_ms, struct 
 		return NULL;
 	}
 	a->keys = ft_apikeys_new(ttl_ms, 100000);
+	a->usage = ft_usage_new(redis_url, "serve");
 	a->listener = ft_apikey_listener_new(database_url, a->keys, "ft-serve");
 	if (pthread_create(&a->thread, NULL, watch_main, a) == 0)
 		a->started = true;
@@ -78,6 +96,7 @@ void srv_auth_free(struct srv_auth *a)
 	if (a->started)
 		pthread_join(a->thread, NULL);
 	ft_apikey_listener_free(a->listener);
+	ft_usage_free(a->usage);
 	ft_apikeys_free(a->keys);
 	ft_pg_pool_free(a->pg);
 	free(a);
@@ -132,5 +151,10 @@ enum ft_rc srv_auth_check(struct srv_req *r)
 	if (rc)
 		return rc;
 	ft_strlcpy(r->team, k.team_id, sizeof r->team);
+	if (!ft_usage_rate(c->auth->usage, k.key_id, k.rate_limit_per_min, &r->retry_after))
+		return ft_failf(&r->err, FT_ELIMIT, "rate_limit_exceeded",
+				"rate limit of %ld requests per minute exceeded; retry in %ld s",
+				k.rate_limit_per_min, r->retry_after);
+	r->retry_after = 0;
 	return FT_OK;
 }

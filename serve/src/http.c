@@ -110,6 +110,11 @@ static enum MHD_Result send_json(struct srv_req *r, int status, json_t *o)
 	struct MHD_Response *resp =
 		MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	if (status == 429 && r->retry_after > 0) {
+		char ra[24];
+		snprintf(ra, sizeof ra, "%ld", r->retry_after);
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+	}
 	return queue(r, status, resp);
 }
 

@@ -115,8 +115,9 @@ int main(int argc, char **argv)
 		ft_sha256_hex(token, strlen(token), ctx.token_hash);
 	const char *db = ft_config_str(&cfg, "serve_database_url");
 	if (db && *db) {
-		ctx.auth = srv_auth_new(db, (uint64_t)ft_config_int(&cfg, "key_cache_ttl_s") * 1000,
-					&err);
+		ctx.auth =
+			srv_auth_new(db, ft_config_str(&cfg, "serve_redis_url"),
+				     (uint64_t)ft_config_int(&cfg, "key_cache_ttl_s") * 1000, &err);
 		if (!ctx.auth) {
 			fprintf(stderr, "ft-serve: serve_database_url: %s\n", err.msg);
 			goto release_cfg;

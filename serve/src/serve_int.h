@@ -115,6 +115,7 @@ struct srv_req {
 	/* the caller (auth.c) */
 	bool privileged; /* the endpoint's token, or no authentication configured */
 	char team[FT_ID_MAX]; /* a platform key's team ("" otherwise) */
+	long retry_after; /* a 429's Retry-After, seconds (0: none) */
 	struct srv_rec *rec; /* generation routes: the request log's record */
 	/* routed by an experiment (experiments.c): the answer's headers */
 	char exp_id[FT_ID_MAX];
@@ -173,7 +174,10 @@ void srv_hist_add(struct srv_ctx *c, struct srv_hist *h, double seconds);
 void srv_metrics_text(struct srv_ctx *c, struct ft_buf *out);
 
 /* auth.c: the endpoint's token and the platform's API keys */
-struct srv_auth *srv_auth_new(const char *database_url, uint64_t ttl_ms, struct ft_err *err);
+/* redis_url (NULL or ""): where the keys' rate counts are shared with
+ * ft-api and the other ft-serves (ft/usage.h); else counted here alone. */
+struct srv_auth *srv_auth_new(const char *database_url, const char *redis_url, uint64_t ttl_ms,
+			      struct ft_err *err);
 void srv_auth_free(struct srv_auth *a);
 /* Who is calling: fills r->operator / r->team, or FT_EAUTH in r->err. */
 enum ft_rc srv_auth_check(struct srv_req *r);

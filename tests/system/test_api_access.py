@@ -218,7 +218,7 @@ def test_rate_limiter_limits_locally_when_redis_is_down(build_dir, database_url,
             assert time.time() < deadline, srv.log_path.read_text()
             time.sleep(0.1)
         log = srv.log_path.read_text()
-        assert "each ft-api limits on its own count meanwhile" in log
+        assert "each process limits on its own count meanwhile" in log
         # Logged at most every 10 s, not once per request or per retry.
         assert log.count("rate limiter: Redis unavailable") == 1
     finally:

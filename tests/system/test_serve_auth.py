@@ -10,7 +10,10 @@ a team serve everyone; the request log names each key's team; loading
 adapters needs the endpoint's token (still accepted, for every model); a
 wrong, malformed or missing key is a 401 in OpenAI's error shape; a revoked
 key is refused at once when ft-api's NOTIFY arrives, and within
-key_cache_ttl_s when notifications are off (the cache's stated bound).
+key_cache_ttl_s when notifications are off (the cache's stated bound); a
+key's rate_limit_per_min holds across two ft-serves sharing a Redis (429
+rate_limit_exceeded with Retry-After, what ft-api answers), and ft-serve
+writes the key's last_used_at.
 """
 import json
 import secrets
@@ -196,3 +199,50 @@ def test_a_revoked_key_is_refused_within_the_caches_bound(world):
     print(f"revoked without a notification: refused after {(time.time() - t0):.2f} s"
           f" (key_cache_ttl_s = {TTL_S})")
     assert time.time() - t0 <= TTL_S + 0.5
+
+
+def test_a_keys_rate_limit_holds_across_two_ft_serves(world, build_dir, tmp_path):
+    """ft/usage.h, ft-api's rate code, in ft-serve: a key with
+    rate_limit_per_min 6 makes 3 requests to one ft-serve and 3 to a second
+    on the same Redis (each pushes its count once a second and reads the
+    other's back: the second learns of the first's 3 at its first push); the 7th request, to either, is 429 rate_limit_exceeded
+    with Retry-After the seconds left in the minute, which the openai client
+    raises as RateLimitError. The endpoint's token has no limit."""
+    w = world
+    r = httpx.post(w["api"].url + "/v1/keys", headers={"Authorization": f"Bearer {w['key_a']}"},
+                   json={"name": "rate-test", "role": "member", "rate_limit_per_min": 6})
+    assert r.status_code == 200, r.text
+    kid, key = r.json()["id"], r.json()["key"]
+    srv2 = Server(build_dir, tmp_path, {}, token="op-token", database_url=w["api"].db_url,
+                  redis_url=w["rurl"])
+    try:
+        if time.time() % 60 > 45:  # the six requests and the syncs in one minute
+            time.sleep(61 - time.time() % 60)
+        body = {"model": BASE, "prompt": "x", "max_tokens": 1}
+        for _ in range(3):
+            assert post(w, key, body).status_code == 200
+        time.sleep(2.5)  # both have pushed and read back
+        other = dict(w, srv=srv2)
+        # a process reads the others' count back when it pushes its own, so
+        # within a second of its first request of the minute (the stated slack)
+        assert post(other, key, body).status_code == 200
+        time.sleep(2.5)
+        for _ in range(2):
+            assert post(other, key, body).status_code == 200
+        over = post(other, key, body)
+        assert over.status_code == 429, over.text
+        err = over.json()["error"]
+        assert (err["type"], err["code"]) == ("rate_limit_error", "rate_limit_exceeded")
+        assert "6 requests per minute" in err["message"]
+        left = 60 - int(time.time()) % 60
+        assert abs(int(over.headers["retry-after"]) - left) <= 1, (over.headers, left)
+        time.sleep(2.5)
+        with pytest.raises(openai.RateLimitError):
+            complete(w, key, BASE)   # the first ft-serve counts the second's too
+        op = post(w, "op-token", body)
+        assert op.status_code == 200, op.text
+        with psycopg.connect(w["api"].db_url) as c:  # written by ft-serve: ft-api never saw it
+            used = c.execute("SELECT last_used_at FROM api_keys WHERE id = %s", (kid,)).fetchone()[0]
+        assert used is not None
+    finally:
+        srv2.stop()

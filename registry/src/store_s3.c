@@ -14,8 +14,14 @@
  *                      POST key?uploadId=U  <CompleteMultipartUpload>  200 and no <Code>
  *                      DELETE key?uploadId=U  (after a failure)     -
  *   open_read          GET key  [Range: bytes=H- after a cut]       200 / 206 body
+ *   commit: refresh    PUT key, x-amz-copy-source = itself,        200 (404: upload it)
+ *                      x-amz-metadata-directive: REPLACE  (found already there)
  *   sweep_tmp          GET bucket?prefix=P&uploads=  (paged)        <Upload> Key, UploadId,
  *                      DELETE key?uploadId=U  (initiated too long ago)  Initiated
+ *   list (collection)  GET bucket?list-type=2&prefix=P  (paged by    <Contents> Key, Size,
+ *                      continuation-token)                          LastModified
+ *   remove_stale       HEAD key, then DELETE key if Last-Modified    Last-Modified, 204
+ *                      is older than the grace period
  *   open               HEAD bucket                                  200, 403, 404
  *
  * Writes are staged: a writer appends to an unlinked file in the spool
@@ -38,6 +44,16 @@
  * random point between half and all of it, capped at 30 s. Other answers
  * are final. A transfer that moves less than 1 byte/s for 30 s counts as
  * timed out.
+ *
+ * Collection (the scheduler's gc.c) needs a blob that a commit finds
+ * already there to look new, as the local backend's commit refreshes a
+ * file's time: the commit copies the object onto itself with its metadata
+ * replaced, which gives it a new Last-Modified (objects over 5 GiB, beyond
+ * one CopyObject, are not refreshed: a warning). remove_stale deletes only
+ * an object whose Last-Modified is older than the grace period. S3 has no
+ * conditional DELETE, so a commit that refreshes a blob between the HEAD
+ * and the DELETE of a collection still loses it: the window is one round
+ * trip, for a blob that nothing referenced for the whole grace period.
  *
  * Query strings are written in SigV4 canonical form (parameters sorted by
  * name, "uploads=" with its "="): libcurl 7.88 signs the query as given,
@@ -88,6 +104,7 @@ struct s3_req {
 	size_t body_mem_len;
 	const char *payload_sha; /* hex SHA-256 of the body; NULL: empty body */
 	const char *content_type;
+	const char *copy_source; /* PUT: CopyObject from this "/bucket/key" */
 	/* download: 2xx bodies are appended to out_fd and hashed */
 	int out_fd;
 	struct ft_sha256 *out_sha;
@@ -96,6 +113,7 @@ struct s3_req {
 	long status;
 	struct ft_buf answer; /* non-download bodies (XML), capped */
 	char etag[160];
+	char last_modified[64]; /* the header, as sent */
 	uint64_t length;
 	bool has_length;
 	/* per attempt */
@@ -125,6 +143,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	size_t len = size * n;
 	if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new answer (after 100 Continue) */
 		r->etag[0] = '\0';
+		r->last_modified[0] = '\0';
 		r->has_length = false;
 		return len;
 	}
@@ -141,6 +160,10 @@ static size_t on_header(char *p, size_t size, size_t n, void *arg)
 	if (nl == 4 && strncasecmp(p, "etag", 4) == 0 && vl < sizeof(r->etag)) {
 		memcpy(r->etag, v, vl);
 		r->etag[vl] = '\0';
+	} else if (nl == 13 && strncasecmp(p, "last-modified", 13) == 0 &&
+		   vl < sizeof(r->last_modified)) {
+		memcpy(r->last_modified, v, vl);
+		r->last_modified[vl] = '\0';
 	} else if (nl == 14 && strncasecmp(p, "content-length", 14) == 0 && vl && vl < 21) {
 		char num[24];
 		memcpy(num, v, vl);
@@ -236,6 +259,7 @@ static CURLcode s3_perform(struct s3_store *s, struct s3_req *r, char errbuf[CUR
 	struct ft_buf url = FT_BUF_INIT(4096);
 	struct curl_slist *h = NULL;
 	char sha_h[128], range_h[64], type_h[96];
+	struct ft_buf copy_h = FT_BUF_INIT(4096);
 	CURLcode cc = CURLE_OUT_OF_MEMORY;
 
 	curl_easy_reset(c);
@@ -249,6 +273,12 @@ static CURLcode s3_perform(struct s3_store *s, struct s3_req *r, char errbuf[CUR
 	if (r->content_type) {
 		snprintf(type_h, sizeof(type_h), "content-type: %s", r->content_type);
 		h = curl_slist_append(h, type_h);
+	}
+	if (r->copy_source) {
+		if (ft_buf_addf(&copy_h, "x-amz-copy-source: %s", r->copy_source))
+			goto out;
+		h = curl_slist_append(h, ft_buf_str(&copy_h));
+		h = curl_slist_append(h, "x-amz-metadata-directive: REPLACE");
 	}
 	if (r->out_fd >= 0 && r->out_have > 0) {
 		snprintf(range_h, sizeof(range_h), "range: bytes=%" PRIu64 "-", r->out_have);
@@ -292,6 +322,7 @@ static CURLcode s3_perform(struct s3_store *s, struct s3_req *r, char errbuf[CUR
 	cc = curl_easy_perform(c);
 out:
 	curl_slist_free_all(h);
+	ft_buf_release(&copy_h);
 	ft_buf_release(&url);
 	return cc;
 }
@@ -617,6 +648,37 @@ static enum ft_rc s3_put_multipart(struct s3_store *s, CURL *c, int fd, uint64_t
 	return rc;
 }
 
+#define S3_COPY_MAX (5ull << 30) /* one CopyObject's largest object */
+
+/* A new Last-Modified for key: CopyObject onto itself, metadata replaced.
+ * *gone when the object is not there any more. */
+static enum ft_rc s3_refresh(struct s3_store *s, CURL *c, const char *key, uint64_t size,
+			     bool *gone, struct ft_err *err)
+{
+	if (size > S3_COPY_MAX) {
+		ft_logf(FT_LOG_WARN, "store", NULL,
+			"s3: %s is over 5 GiB: not refreshed, a collection may take it while it "
+			"is being referenced again",
+			key);
+		return FT_OK;
+	}
+	struct ft_buf src = FT_BUF_INIT(4096);
+	struct s3_req r;
+	enum ft_rc rc = ft_buf_addf(&src, "/%s/%s%s", s->bucket, s->prefix, key);
+	if (rc)
+		return ft_failf(err, rc, NULL, "copy source too long");
+	req_init(&r, "PUT", key, NULL);
+	r.copy_source = ft_buf_str(&src);
+	rc = s3_request(s, c, &r, err);
+	if (!rc && r.status == 404)
+		*gone = true;
+	else if (!rc && r.status != 200)
+		rc = s3_fail(s, &r, err);
+	ft_buf_release(&r.answer);
+	ft_buf_release(&src);
+	return rc;
+}
+
 static enum ft_rc s3_tmp_commit(struct ft_store *st, void *tmp, const char *key, struct ft_err *err)
 {
 	struct s3_store *s = (struct s3_store *)st;
@@ -635,7 +697,12 @@ static enum ft_rc s3_tmp_commit(struct ft_store *st, void *tmp, const char *key,
 	rc = s3_request(s, c, &r, err);
 	if (!rc && r.status == 200 && r.has_length && r.length == size) {
 		ft_buf_release(&r.answer);
-		goto out; /* the same content is there already */
+		/* the same content is there already: refreshed for collection;
+		 * gone meanwhile (a collection took it): uploaded again below */
+		bool gone = false;
+		rc = s3_refresh(s, c, key, size, &gone, err);
+		if (rc || !gone)
+			goto out;
 	}
 	/* 404: not there. 403: S3 answers that to a HEAD of a missing key when
 	 * the key may not list the bucket; the PUT below says whether we may
@@ -802,6 +869,133 @@ static int s3_sweep_tmp(struct ft_store *st, long max_age_s)
 	return n;
 }
 
+/* ---- collection ---------------------------------------------------------------- */
+
+/* The blobs under our prefix (ListObjectsV2, 1000 a page), for gc.c. A
+ * listing that fails part way fails: the collection deletes nothing. */
+static enum ft_rc s3_list(struct ft_store *st,
+			  int (*fn)(const char *hex, uint64_t bytes, int64_t mtime_s, void *ud),
+			  void *ud, struct ft_err *err)
+{
+	struct s3_store *s = (struct s3_store *)st;
+	char token[2048] = "";
+	size_t plen = strlen(s->prefix);
+	enum ft_rc rc = FT_OK;
+	CURL *c = s3_curl(err);
+	if (!c)
+		return err->rc;
+	char *pfx = curl_easy_escape(c, s->prefix, 0);
+	if (!pfx)
+		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory");
+	for (int stop = 0; !rc && !stop;) {
+		struct ft_buf q = FT_BUF_INIT(8192);
+		char *tk = curl_easy_escape(c, token, 0);
+		rc = tk ? FT_OK : FT_ENOMEM;
+		if (!rc && token[0])
+			rc = ft_buf_addf(&q, "continuation-token=%s&", tk);
+		if (!rc)
+			rc = ft_buf_addf(&q, "list-type=2&prefix=%ssha256%%2F", pfx);
+		curl_free(tk);
+		if (rc) {
+			ft_buf_release(&q);
+			rc = ft_failf(err, rc, NULL, "listing query too long");
+			break;
+		}
+		struct s3_req r;
+		req_init(&r, "GET", NULL, ft_buf_str(&q));
+		rc = s3_request(s, c, &r, err);
+		if (!rc && r.status != 200)
+			rc = s3_fail(s, &r, err);
+		ft_buf_release(&q);
+		if (rc) {
+			ft_buf_release(&r.answer);
+			break;
+		}
+		char item[4096], key[1100], size[32], when[64], trunc[16] = "";
+		size_t pos = 0;
+		while (!stop && ft_s3_xml_text(r.answer.ptr, r.answer.len, "Contents", &pos, item,
+					       sizeof(item))) {
+			size_t a = 0, b = 0, w = 0;
+			if (!ft_s3_xml_text(item, strlen(item), "Key", &a, key, sizeof(key)) ||
+			    !ft_s3_xml_text(item, strlen(item), "Size", &b, size, sizeof(size)) ||
+			    !ft_s3_xml_text(item, strlen(item), "LastModified", &w, when,
+					    sizeof(when)))
+				continue;
+			const char *k = key + plen; /* sha256/ab/cdef... */
+			long long t = ft_s3_iso8601_parse(when);
+			char *end;
+			unsigned long long bytes = strtoull(size, &end, 10);
+			if (strncmp(key, s->prefix, plen) != 0 || !ft_store_key_valid(k) || t < 0 ||
+			    *end || end == size)
+				continue;
+			char hex[FT_SHA256_HEX_LEN + 1];
+			key_hex(k, hex);
+			stop = fn(hex, bytes, t, ud);
+		}
+		pos = 0;
+		ft_s3_xml_text(r.answer.ptr, r.answer.len, "IsTruncated", &pos, trunc,
+			       sizeof(trunc));
+		pos = 0;
+		if (!stop && strcmp(trunc, "true") == 0) {
+			if (!ft_s3_xml_text(r.answer.ptr, r.answer.len, "NextContinuationToken",
+					    &pos, token, sizeof(token)))
+				rc = ft_failf(err, FT_EIO, "store_error",
+					      "object store listing is truncated without a "
+					      "continuation token");
+		} else {
+			stop = 1;
+		}
+		ft_buf_release(&r.answer);
+	}
+	curl_free(pfx);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
+/* Last-Modified ("Sat, 05 Dec 2026 12:00:00 GMT") as Unix seconds; -1. */
+static long long http_date(const char *v)
+{
+	struct tm tm = { 0 };
+	const char *end = strptime(v, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	return end && *end == '\0' ? (long long)timegm(&tm) : -1;
+}
+
+static enum ft_rc s3_remove_stale(struct ft_store *st, const char *key, long min_age_s,
+				  bool *removed, uint64_t *bytes, struct ft_err *err)
+{
+	struct s3_store *s = (struct s3_store *)st;
+	struct s3_req r;
+	CURL *c = s3_curl(err);
+	if (!c)
+		return err->rc;
+	req_init(&r, "HEAD", key, NULL);
+	enum ft_rc rc = s3_request(s, c, &r, err);
+	if (!rc && r.status != 200 && r.status != 404)
+		rc = s3_fail(s, &r, err);
+	long long t = !rc && r.status == 200 ? http_date(r.last_modified) : -1;
+	uint64_t size = r.length;
+	ft_buf_release(&r.answer);
+	if (rc || r.status == 404 || t < 0 || ft_time_wall_ms() / 1000 - t < min_age_s) {
+		if (!rc && r.status == 200 && t < 0)
+			ft_logf(FT_LOG_WARN, "store", NULL,
+				"s3: %s kept: no Last-Modified date in its HEAD answer", key);
+		curl_easy_cleanup(c);
+		return rc;
+	}
+	req_init(&r, "DELETE", key, NULL);
+	rc = s3_request(s, c, &r, err);
+	if (!rc && r.status != 204 && r.status != 200 && r.status != 404)
+		rc = s3_fail(s, &r, err);
+	if (!rc && r.status != 404) {
+		*removed = true;
+		if (bytes)
+			*bytes = size;
+	}
+	ft_buf_release(&r.answer);
+	curl_easy_cleanup(c);
+	return rc;
+}
+
 /* ---- the store ------------------------------------------------------------------ */
 
 static void s3_free(struct ft_store *st)
@@ -826,6 +1020,8 @@ static const struct ft_store_ops s3_ops = {
 	.open_read = s3_open_read,
 	.sweep_tmp = s3_sweep_tmp,
 	.free = s3_free,
+	.list = s3_list,
+	.remove_stale = s3_remove_stale,
 };
 
 static bool chars_ok(const char *s, const char *extra)

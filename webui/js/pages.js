@@ -29,6 +29,8 @@ export const pages = [
   { path: 'playground', module: './pages/playground.js', title: 'play.title', nav: 'nav.playground', role: 'member' },
   { path: 'experiments', module: './pages/experiments.js', title: 'exp.title', nav: 'nav.experiments', role: 'viewer' },
   { path: 'experiments/:id', module: './pages/experiment.js', title: 'exp.title_one', role: 'viewer', parent: 'experiments' },
+  { path: 'evals', module: './pages/evals.js', title: 'eval.title', nav: 'nav.evals', role: 'viewer' },
+  { path: 'evals/:id', module: './pages/eval.js', title: 'eval.title_one', role: 'viewer', parent: 'evals' },
   { path: 'drift', module: './pages/drift.js', title: 'drift.title', nav: 'nav.drift', role: 'viewer' },
   { path: 'drift/:id', module: './pages/monitor.js', title: 'drift.title_one', role: 'viewer', parent: 'drift' },
   { path: 'team', module: './pages/team.js', title: 'team.title', nav: 'nav.team', role: 'viewer' },

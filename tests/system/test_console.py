@@ -366,7 +366,11 @@ def test_wizard_creates_a_job_and_its_loss_curve_grows(stack):
 def test_cancel_another_job(stack):
     with client(stack["srv"]) as c:
         files = c.get("/v1/files").json()["data"]
-        train = next(f for f in files if f["filename"] == "support.jsonl")
+        train = next((f for f in files if f["filename"] == "support.jsonl"), None)
+        if train is None:   # run without the wizard's test before it (-k): a file of its own
+            body = "\n".join((DATA / "train.jsonl").read_text().splitlines()[:16]) + "\n"
+            train = c.post("/v1/files", data={"purpose": "fine-tune"},
+                           files={"file": ("support.jsonl", body.encode())}).json()
         job = c.post("/v1/fine_tuning/jobs", json={"model": "ftplat-tiny-cs", "training_file": train["id"],
                                                    "suffix": "to-cancel",
                                                    "hyperparameters": {"n_epochs": 50, "batch_size": 2}}).json()
@@ -382,7 +386,8 @@ def test_cancel_another_job(stack):
     page.goto(stack["srv"].url + "/#/jobs")
     page.wait_for_selector(f"tr[data-id='{job['id']}'] .badge[data-state=cancelled]")
     no_xss(page, "jobs list")
-    assert XSS_SUFFIX in page.inner_text("table")
+    if "job" in stack["state"]:   # the wizard's job, its suffix an XSS payload, shown as text
+        assert XSS_SUFFIX in page.inner_text("table")
     stack["state"]["cancelled"] = job["id"]
     watch.check("cancel")
     ctx.close()

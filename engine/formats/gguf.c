@@ -786,20 +786,40 @@ const struct ft_gguf_kv *ft_gguf_kv_at(const struct ft_gguf *g, size_t i)
 	return i < g->n_kv ? &g->kv[i] : NULL;
 }
 
-const struct ft_gguf_kv *ft_gguf_kv_find(const struct ft_gguf *g, const char *key)
+/* The index (into the array that `sorted` orders by name) of the entry
+ * named `name`, found by binary search; -1 when there is none. */
+static ptrdiff_t find_sorted(const uint32_t *sorted, size_t n, const char *name,
+			     const char *(*name_of)(const struct ft_gguf *, uint32_t),
+			     const struct ft_gguf *g)
 {
-	size_t lo = 0, hi = g->n_kv;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(g->kv[g->kv_sorted[mid]].key, key);
+		int c = strcmp(name_of(g, sorted[mid]), name);
 		if (c == 0)
-			return &g->kv[g->kv_sorted[mid]];
+			return (ptrdiff_t)sorted[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	return NULL;
+	return -1;
+}
+
+static const char *kv_key(const struct ft_gguf *g, uint32_t i)
+{
+	return g->kv[i].key;
+}
+
+static const char *tensor_name(const struct ft_gguf *g, uint32_t i)
+{
+	return g->t[i].name;
+}
+
+const struct ft_gguf_kv *ft_gguf_kv_find(const struct ft_gguf *g, const char *key)
+{
+	ptrdiff_t i = find_sorted(g->kv_sorted, g->n_kv, key, kv_key, g);
+	return i < 0 ? NULL : &g->kv[i];
 }
 
 size_t ft_gguf_tensor_count(const struct ft_gguf *g)
@@ -814,18 +834,8 @@ const struct ft_gguf_tensor *ft_gguf_tensor_at(const struct ft_gguf *g, size_t i
 
 const struct ft_gguf_tensor *ft_gguf_tensor_find(const struct ft_gguf *g, const char *name)
 {
-	size_t lo = 0, hi = g->n_t;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(g->t[g->t_sorted[mid]].name, name);
-		if (c == 0)
-			return &g->t[g->t_sorted[mid]];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	ptrdiff_t i = find_sorted(g->t_sorted, g->n_t, name, tensor_name, g);
+	return i < 0 ? NULL : &g->t[i];
 }
 
 const char *ft_gguf_arr_str(const struct ft_gguf_kv *kv, uint64_t i, uint64_t *len)

@@ -25,6 +25,8 @@
  * instance, webhooks.c) and the deployment controller (the leader only,
  * deploy.c), whose calls to inference servers must not hold up the tick.
  */
+#include <stddef.h>
+
 #include "ft/metrics.h"
 #include "sched_int.h"
 
@@ -204,46 +206,45 @@ static void metrics(struct ft_buf *out, void *ud)
 	ft_metrics_value(out, "ft_scheduler_leader", NULL, s->leader ? 1 : 0);
 	ft_metrics_help(out, "ft_workers", "gauge", "workers with a live heartbeat (as last seen)");
 	ft_metrics_value(out, "ft_workers", NULL, (double)s->n_workers);
-	ft_metrics_help(out, "ft_dispatched_total", "counter", "jobs dispatched by this instance");
-	ft_metrics_value(out, "ft_dispatched_total", NULL,
-			 (double)__atomic_load_n(&s->dispatched, __ATOMIC_RELAXED));
-	ft_metrics_help(out, "ft_requeued_total", "counter", "jobs requeued after a lost worker");
-	ft_metrics_value(out, "ft_requeued_total", NULL,
-			 (double)__atomic_load_n(&s->requeued, __ATOMIC_RELAXED));
-	ft_metrics_help(out, "ft_events_persisted_total", "counter", "worker events persisted");
-	ft_metrics_value(out, "ft_events_persisted_total", NULL,
-			 (double)__atomic_load_n(&s->persisted, __ATOMIC_RELAXED));
-	ft_metrics_help(out, "ft_model_versions_created_total", "counter",
-			"model versions created from succeeded jobs by this instance");
-	ft_metrics_value(out, "ft_model_versions_created_total", NULL,
-			 (double)__atomic_load_n(&s->versions, __ATOMIC_RELAXED));
-	ft_metrics_help(out, "ft_gc_runs_total", "counter", "collections of unreferenced blobs");
-	ft_metrics_value(out, "ft_gc_runs_total", NULL,
-			 (double)__atomic_load_n(&s->gc_runs, __ATOMIC_RELAXED));
-	ft_metrics_help(out, "ft_gc_blobs_deleted_total", "counter",
-			"unreferenced blobs removed from the store");
-	ft_metrics_value(out, "ft_gc_blobs_deleted_total", NULL,
-			 (double)__atomic_load_n(&s->gc_blobs, __ATOMIC_RELAXED));
-	ft_metrics_help(out, "ft_gc_bytes_deleted_total", "counter",
-			"bytes of the blobs removed from the store");
-	ft_metrics_value(out, "ft_gc_bytes_deleted_total", NULL,
-			 (double)__atomic_load_n(&s->gc_bytes, __ATOMIC_RELAXED));
-	ft_metrics_help(out, "ft_request_log_persisted_total", "counter",
-			"request log records this instance stored in request_log");
-	ft_metrics_value(out, "ft_request_log_persisted_total", NULL,
-			 (double)__atomic_load_n(&s->rl_persisted, __ATOMIC_RELAXED));
-	ft_metrics_help(out, "ft_request_log_duplicates_total", "counter",
-			"request log records read again and found stored already (no row added)");
-	ft_metrics_value(out, "ft_request_log_duplicates_total", NULL,
-			 (double)__atomic_load_n(&s->rl_duplicates, __ATOMIC_RELAXED));
-	ft_metrics_help(out, "ft_request_log_malformed_total", "counter",
-			"request log entries dropped because they break ft/reqlog.h's table");
-	ft_metrics_value(out, "ft_request_log_malformed_total", NULL,
-			 (double)__atomic_load_n(&s->rl_malformed, __ATOMIC_RELAXED));
-	ft_metrics_help(out, "ft_request_log_expired_total", "counter",
-			"request_log rows deleted for being older than request_log_retention_days");
-	ft_metrics_value(out, "ft_request_log_expired_total", NULL,
-			 (double)__atomic_load_n(&s->rl_expired, __ATOMIC_RELAXED));
+	/* the instance's counters: name, help, field of struct sched */
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} counters[] = {
+		{ "ft_dispatched_total", "jobs dispatched by this instance",
+		  offsetof(struct sched, dispatched) },
+		{ "ft_requeued_total", "jobs requeued after a lost worker",
+		  offsetof(struct sched, requeued) },
+		{ "ft_events_persisted_total", "worker events persisted",
+		  offsetof(struct sched, persisted) },
+		{ "ft_model_versions_created_total",
+		  "model versions created from succeeded jobs by this instance",
+		  offsetof(struct sched, versions) },
+		{ "ft_gc_runs_total", "collections of unreferenced blobs",
+		  offsetof(struct sched, gc_runs) },
+		{ "ft_gc_blobs_deleted_total", "unreferenced blobs removed from the store",
+		  offsetof(struct sched, gc_blobs) },
+		{ "ft_gc_bytes_deleted_total", "bytes of the blobs removed from the store",
+		  offsetof(struct sched, gc_bytes) },
+		{ "ft_request_log_persisted_total",
+		  "request log records this instance stored in request_log",
+		  offsetof(struct sched, rl_persisted) },
+		{ "ft_request_log_duplicates_total",
+		  "request log records read again and found stored already (no row added)",
+		  offsetof(struct sched, rl_duplicates) },
+		{ "ft_request_log_malformed_total",
+		  "request log entries dropped because they break ft/reqlog.h's table",
+		  offsetof(struct sched, rl_malformed) },
+		{ "ft_request_log_expired_total",
+		  "request_log rows deleted for being older than request_log_retention_days",
+		  offsetof(struct sched, rl_expired) },
+	};
+	for (size_t i = 0; i < FT_ARRAY_LEN(counters); i++) {
+		ft_metrics_help(out, counters[i].name, "counter", counters[i].help);
+		ft_metrics_value(out, counters[i].name, NULL,
+				 (double)__atomic_load_n((uint64_t *)((char *)s + counters[i].off),
+							 __ATOMIC_RELAXED));
+	}
 	ft_metrics_help(out, "ft_dispatch_latency_seconds", "histogram",
 			"time from queued to dispatched");
 	uint64_t cum = 0;

@@ -435,6 +435,8 @@ size_t ft_cpu_pw_bytes(const struct ft_pw *w)
 	return w ? w->bytes : 0;
 }
 
+#define PW_SERIAL_MACS (1 << 16)
+
 /* out (+)= inp w^T, w an F32 packed weight */
 static void pw_gemm(float *out, const float *inp, const struct ft_pw *w, int N, int IC, int OC,
 		    bool accumulate)
@@ -448,6 +450,12 @@ static void pw_gemm(float *out, const float *inp, const struct ft_pw *w, int N, 
 	int want = 2 * ft_pool_threads(), panels = w->panels;
 	if ((OC + NC - 1) / NC < want)
 		g.nc = FT_MAX(1, (panels + want - 1) / want) * NR;
+	/* A product this small runs on the calling thread, as one task: the
+	 * hand-off to the pool and back costs more than its multiply-adds (a
+	 * served adapter's B in a decode step: rank x 1536 per row, twice per
+	 * layer and linear with A). Same tiles' sums, so the same bits. */
+	if ((int64_t)N * IC * OC <= PW_SERIAL_MACS)
+		g.nc = panels * NR;
 	run_gemm(&g);
 }
 

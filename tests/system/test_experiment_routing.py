@@ -74,6 +74,11 @@ def world(build_dir, database_url, redis_url, tmp_path_factory):
         for d in deps:
             wait(lambda: api_get(srv, f"/v1/deployments/{d['id']}")["status"] == "ready",
                  "the arms' versions deployed")
+        # the tests send about a thousand chats in a few minutes with the admin key,
+        # which ft-serve limits to its rate_limit_per_min (600 by default): a load
+        # test's key, raised as an admin would (the trigger's NOTIFY reaches ft-serve)
+        with psycopg.connect(srv.db_url, autocommit=True) as c:
+            c.execute("UPDATE api_keys SET rate_limit_per_min = 1000000")
         w = dict(srv=srv, plat=plat, serve=serve, ep=ep.json()["id"],
                  names=[j["fine_tuned_model"] for j in jobs], rurl=plat.env["FT_REDIS_URL"])
         yield w

@@ -285,6 +285,11 @@ schemas = {
         "rate_limit_per_min": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000000},
         "expires_at": {"type": ["integer", "null"], "minimum": 1, "maximum": 253402300799}},
         required=[], extra=False),
+    "ApiKeyUpdate": obj({
+        "name": {"type": ["string", "null"], "maxLength": 128},
+        "rate_limit_per_min": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000000},
+        "expires_at": {"type": ["integer", "null"], "minimum": 0, "maximum": 253402300799}},
+        required=[], extra=False),
     "Webhook": obj({
         "id": {"type": S}, "object": const("webhook"), "url": {"type": S},
         "events": {"type": "array", "items": {"type": S}}, "enabled": {"type": B},
@@ -999,6 +1004,9 @@ paths = {
     "/v1/keys/{id}": {
         "get": op("getKey", "one key (admin)", ok(ref("ApiKey")), [path_param("id", "key id", "key")],
                   tags=["keys"]),
+        "post": op("updateKey", "change a key's name, rate limit or expiry (admin; expires_at 0 removes it)",
+                   ok(ref("ApiKey")), [path_param("id", "key id", "key"), IDEM], body("ApiKeyUpdate"),
+                   ["keys"]),
         "delete": op("revokeKey", "revoke a key (admin)", ok(ref("Deleted")), [path_param("id", "key id", "key")],
                      tags=["keys"]),
     },

@@ -429,6 +429,7 @@ enum ft_rc h_teams_get(struct api_req *r);
 enum ft_rc h_keys_create(struct api_req *r);
 enum ft_rc h_keys_list(struct api_req *r);
 enum ft_rc h_keys_get(struct api_req *r);
+enum ft_rc h_keys_update(struct api_req *r);
 enum ft_rc h_keys_delete(struct api_req *r);
 enum ft_rc h_webhooks_create(struct api_req *r);
 enum ft_rc h_webhooks_list(struct api_req *r);

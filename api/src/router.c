@@ -149,6 +149,7 @@ static const struct api_route routes[] = {
 	{ "POST", "/v1/keys", h_keys_create, RT_WRITE, ROLE_ADMIN, "keys.create" },
 	{ "GET", "/v1/keys", h_keys_list, 0, ROLE_ADMIN, "keys.list" },
 	{ "GET", "/v1/keys/{id}", h_keys_get, 0, ROLE_ADMIN, "keys.get" },
+	{ "POST", "/v1/keys/{id}", h_keys_update, RT_WRITE, ROLE_ADMIN, "keys.update" },
 	{ "DELETE", "/v1/keys/{id}", h_keys_delete, RT_WRITE, ROLE_ADMIN, "keys.delete" },
 	{ "POST", "/v1/webhooks", h_webhooks_create, RT_WRITE, ROLE_ADMIN, "webhooks.create" },
 	{ "GET", "/v1/webhooks", h_webhooks_list, 0, ROLE_VIEWER, "webhooks.list" },

@@ -150,6 +150,64 @@ enum ft_rc h_keys_get(struct api_req *r)
 	return FT_OK;
 }
 
+/* POST /v1/keys/{id} {"name", "rate_limit_per_min", "expires_at"}: what
+ * may change of a key that is not revoked (its role and secret may not:
+ * make a new key). expires_at null keeps it, 0 removes it. Every server
+ * holding the key in its cache drops it at the trigger's NOTIFY, so a new
+ * rate limit holds in ft-api and ft-serve within milliseconds. */
+enum ft_rc h_keys_update(struct api_req *r)
+{
+	static const char *const keys[] = { "name", "rate_limit_per_min", "expires_at", NULL };
+	const char *id = r->params[0];
+	if (!ft_id_valid(FT_ID_KEY, id))
+		return api_not_found(r, "key", id);
+	json_t *b;
+	const char *name = NULL;
+	long long rl = 0, expires = -1;
+	if (api_body_object(r, false, &b) || api_check_keys(r, b, NULL, keys) ||
+	    ft_json_get_str(b, "name", FT_JSON_NULL_OK, &name, &r->err) ||
+	    ft_json_get_int(b, "rate_limit_per_min", FT_JSON_NULL_OK, 1, 1000000, &rl, &r->err) ||
+	    ft_json_get_int(b, "expires_at", FT_JSON_NULL_OK, 0, 253402300799LL, &expires, &r->err))
+		return FT_EINVAL;
+	if (name && !api_valid_text(name, 128)) {
+		ft_failf(&r->err, FT_EINVAL, "invalid_value",
+			 "\"name\" must be at most 128 printable characters");
+		ft_err_param(&r->err, "name");
+		return FT_EINVAL;
+	}
+	char rls[24], exp[24];
+	snprintf(rls, sizeof(rls), "%lld", rl);
+	snprintf(exp, sizeof(exp), "%lld", expires);
+	const char *p[] = { id, r->team_id, name, rl ? rls : NULL, expires >= 0 ? exp : NULL };
+	PGresult *res =
+		api_db(r,
+		       "UPDATE api_keys SET name = coalesce($3, name),"
+		       " rate_limit_per_min = coalesce($4::int, rate_limit_per_min),"
+		       " expires_at = CASE WHEN $5::bigint IS NULL THEN expires_at"
+		       "  WHEN $5::bigint = 0 THEN NULL ELSE to_timestamp($5::bigint) END"
+		       " WHERE id = $1 AND team_id = $2 AND revoked_at IS NULL RETURNING " KEY_COLS,
+		       5, p);
+	if (!res)
+		return r->err.rc;
+	if (PQntuples(res) == 0) {
+		const char *q[] = { id, r->team_id };
+		PGresult *k =
+			api_db(r, "SELECT 1 FROM api_keys WHERE id = $1 AND team_id = $2", 2, q);
+		if (!k)
+			return r->err.rc;
+		if (PQntuples(k) == 0)
+			return api_not_found(r, "key", id);
+		ft_failf(&r->err, FT_ECONFLICT, "key_revoked",
+			 "key %s is revoked: it cannot be changed", id);
+		return FT_ECONFLICT;
+	}
+	ft_apikeys_invalidate(r->ctx->keys, PQgetvalue(res, 0, 3));
+	r->obj_type = "api_key";
+	r->obj_id = id;
+	r->resp = api_own(r, key_json(res, 0));
+	return FT_OK;
+}
+
 enum ft_rc h_keys_delete(struct api_req *r)
 {
 	const char *id = r->params[0];

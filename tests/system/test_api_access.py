@@ -46,6 +46,7 @@ def object_routes(w, srv):
         ("GET", f"/v1/models/{w['model']['model_id']}", None),
         ("GET", f"/v1/teams/{srv.team}", None),
         ("GET", f"/v1/keys/{w['key']['id']}", None),
+        ("POST", f"/v1/keys/{w['key']['id']}", {"rate_limit_per_min": 1}),
         ("DELETE", f"/v1/keys/{w['key']['id']}", None),
         ("GET", f"/v1/endpoints/{w['ep']['id']}", None),
         ("GET", "/v1/endpoints/acme-ep", None),
@@ -172,6 +173,40 @@ def test_rate_limit_gives_429_with_retry_after(api_server):
     assert 1 <= int(rs[-1].headers["Retry-After"]) <= 60
     assert rs[-1].json()["error"]["type"] == "rate_limit_error"
     assert rs[-1].json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_a_keys_rate_limit_name_and_expiry_change_and_hold_at_once(api_server):
+    """POST /v1/keys/{id}: the new limit holds on the key's next request
+    (the cache entry dropped); expires_at 0 removes an expiry; a revoked
+    key cannot be changed (409 key_revoked); a bad value names its field."""
+    for _ in range(2):   # a run across a minute's end starts the count again
+        with client(api_server) as c:
+            k = c.post("/v1/keys", json={"role": "viewer", "name": "app", "rate_limit_per_min": 3,
+                                         "expires_at": int(time.time()) + 3600}).json()
+        with client(api_server, k["key"]) as kc:
+            t0 = time.time()
+            first = [kc.get("/v1/teams").status_code for _ in range(4)]
+            with client(api_server) as c:
+                r = c.post(f"/v1/keys/{k['id']}", json={"rate_limit_per_min": 6, "name": "app2",
+                                                        "expires_at": 0})
+            assert r.status_code == 200, r.text
+            then = [kc.get("/v1/teams").status_code for _ in range(3)]
+            if int(t0 // 60) == int(time.time() // 60):
+                break
+    assert first == [200, 200, 200, 429]
+    assert then == [200, 200, 429]       # 4 counted, then 5 and 6 allowed, the 7th not
+    got = r.json()
+    assert (got["name"], got["rate_limit_per_min"], got["expires_at"], got["role"]) == \
+        ("app2", 6, None, "viewer")
+    with client(api_server) as c:
+        assert c.get(f"/v1/keys/{k['id']}").json()["rate_limit_per_min"] == 6
+        r = c.post(f"/v1/keys/{k['id']}", json={"rate_limit_per_min": 0})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "rate_limit_per_min"
+        r = c.post(f"/v1/keys/{k['id']}", json={"role": "admin"})
+        assert r.status_code == 400 and "role" in r.json()["error"]["message"]
+        assert c.delete(f"/v1/keys/{k['id']}").status_code == 200
+        r = c.post(f"/v1/keys/{k['id']}", json={"name": "x"})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "key_revoked"
 
 
 def test_audit_rows_for_writes_and_denials(world, api_server):

@@ -54,6 +54,7 @@ struct opts {
 	const char *hps[32]; /* --hp KEY=VALUE */
 	int n_hps;
 	long long epochs, batch_size, seed, limit, lora_r, gpus, priority;
+	long long rate_limit; /* keys create|update --rate-limit: requests a minute */
 	double lr_mult, beta, timeout, lora_alpha, lora_dropout;
 	bool has_lr_mult, has_beta, has_lora_alpha, has_lora_dropout;
 	const char *lora_targets; /* comma-separated module names */
@@ -1013,7 +1014,28 @@ static int keys_create(struct ctx *x)
 	json_t *b = json_pack("{s:s}", "role", x->o.role ? x->o.role : "member");
 	if (x->o.name)
 		json_object_set_new(b, "name", json_string(x->o.name));
+	if (x->o.rate_limit)
+		json_object_set_new(b, "rate_limit_per_min", json_integer(x->o.rate_limit));
 	return print_one(x, "POST", "/v1/keys", b);
+}
+
+/* keys update KEY_ID [--name NAME] [--rate-limit N]: what changes of a key
+ * (the API checks the values and names a bad one). */
+static int keys_update(struct ctx *x)
+{
+	char p[256];
+	json_t *b = json_object();
+	if (x->o.name)
+		json_object_set_new(b, "name", json_string(x->o.name));
+	if (x->o.rate_limit)
+		json_object_set_new(b, "rate_limit_per_min", json_integer(x->o.rate_limit));
+	if (!json_object_size(b)) {
+		json_decref(b);
+		fprintf(stderr, "ftctl: keys update needs --name or --rate-limit\n");
+		return EX_USAGE;
+	}
+	snprintf(p, sizeof(p), "/v1/keys/%s", x->argv[0]);
+	return print_one(x, "POST", p, b);
 }
 
 static int webhooks_list(struct ctx *x)
@@ -1939,8 +1961,11 @@ static const struct command commands[] = {
 	  NULL, NULL },
 	{ "keys", "list", keys_list, 0, "keys list", "list API keys (admin)", NULL, NULL },
 	{ "keys", "create", keys_create, 0,
-	  "keys create [--role viewer|member|admin] [--name NAME]",
+	  "keys create [--role viewer|member|admin] [--name NAME] [--rate-limit N]",
 	  "create an API key; the key is shown once", NULL, NULL },
+	{ "keys", "update", keys_update, 1, "keys update KEY_ID [--name NAME] [--rate-limit N]",
+	  "change a key's name or requests-per-minute limit (held at once by ft-api and ft-serve)",
+	  NULL, NULL },
 	{ "keys", "revoke", object_call, 1, "keys revoke KEY_ID", "revoke an API key", "DELETE",
 	  "/v1/keys/{}" },
 	{ "webhooks", "list", webhooks_list, 0, "webhooks list", "list webhook endpoints", NULL,
@@ -2191,6 +2216,7 @@ static const struct opt_def opt_defs[] = {
 	INT("gpus", gpus),
 	INT("priority", priority),
 	INT("limit", limit),
+	INT("rate-limit", rate_limit),
 	STR("after", after),
 	NUM("timeout", timeout, SIZE_MAX),
 	STR("role", role),

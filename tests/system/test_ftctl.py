@@ -101,8 +101,14 @@ def test_jobs_create_list_get_events_cancel_wait(ctl, api_server, files, tmp_pat
 def test_models_keys_webhooks(ctl, api_server, tmp_path):
     register_tiny_model(api_server, tmp_path, name="ctl-model-2")
     assert "ctl-model-2" in ctl("models", "list", check=0).stdout
-    key = json.loads(ctl("--json", "keys", "create", "--role", "viewer", "--name", "ci-bot", check=0).stdout)
+    key = json.loads(ctl("--json", "keys", "create", "--role", "viewer", "--name", "ci-bot",
+                         "--rate-limit", "120", check=0).stdout)
     assert key["key"].startswith("ftk-") and key["role"] == "viewer"
+    assert key["rate_limit_per_min"] == 120
+    up = json.loads(ctl("--json", "keys", "update", key["id"], "--rate-limit", "5000", check=0).stdout)
+    assert (up["id"], up["rate_limit_per_min"], up["name"]) == (key["id"], 5000, "ci-bot")
+    p = ctl("keys", "update", key["id"], "--rate-limit", "2000000", check=1)   # the API's words
+    assert "rate_limit_per_min" in p.stderr
     assert key["id"] in ctl("keys", "list", check=0).stdout
     # The new viewer key works, and may not create keys.
     assert ctl("jobs", "list", key=key["key"]).returncode == 0

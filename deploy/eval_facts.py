@@ -86,11 +86,17 @@ def run(cmd, stdin=None, env=None):
     return p.stdout
 
 
-def render(trainer, model, template, q):
-    row = {"messages": [{"role": "system", "content": q["system"]}, {"role": "user", "content": q["question"]}],
-           "add_generation_prompt": True}
-    cmd = [trainer, "render", "--model", model] + (["--template", template] if template else [])
-    return json.loads(run(cmd, json.dumps(row, ensure_ascii=False)))["ids"]
+def render_all(trainer, model, template, questions):
+    """Each question's prompt ids, one `ft-train render --lines` for all."""
+    rows = "".join(json.dumps({"messages": [{"role": "system", "content": q["system"]},
+                                            {"role": "user", "content": q["question"]}],
+                               "add_generation_prompt": True}, ensure_ascii=False) + "\n"
+                   for q in questions)
+    cmd = [trainer, "render", "--model", model, "--lines"] + (["--template", template] if template else [])
+    out = [json.loads(line)["ids"] for line in run(cmd, rows).splitlines()]
+    if len(out) != len(questions):
+        sys.exit(f"eval_facts: ft-train render answered {len(out)} of {len(questions)} questions")
+    return out
 
 
 def generate_all(args, trainer, prompts, runs):
@@ -180,7 +186,7 @@ def main():
     for q in questions:
         if not q.get("required_facts") or not all(isinstance(f, list) and f for f in q["required_facts"]):
             sys.exit(f"eval_facts: question {q.get('id')} has no usable required_facts")
-    prompts = [render(trainer, args.model, args.template, q) for q in questions]
+    prompts = render_all(trainer, args.model, args.template, questions)
     runs = []
     if args.with_base or not args.adapter:
         runs.append(("base", None))

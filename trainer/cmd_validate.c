@@ -25,6 +25,7 @@ struct args {
 	const char *data, *model, *template_name;
 	struct ft_data_opts opts;
 	bool json;
+	bool lines; /* render: one conversation a line in, one answer a line out */
 };
 
 static int usage_validate(void)
@@ -63,6 +64,8 @@ static bool parse_args(int argc, char **argv, struct args *a, bool want_data)
 		unsigned long long n;
 		if (strcmp(o, "--json") == 0) {
 			a->json = true;
+		} else if (strcmp(o, "--lines") == 0 && !want_data) {
+			a->lines = true;
 		} else if (strcmp(o, "--train-on-inputs") == 0) {
 			a->opts.train_on_inputs = true;
 		} else if (strcmp(o, "--truncate-long") == 0) {
@@ -214,47 +217,29 @@ static json_t *ids_json(const struct ft_ids *ids)
 	return a;
 }
 
-int cmd_render(int argc, char **argv)
+/* One conversation ({"messages", "add_generation_prompt"}) rendered: the
+ * answer printed as one JSON line, or FT_EINVAL with err. */
+static enum ft_rc render_one(const struct args *a, struct ft_tokenizer *tok,
+			     struct ft_chat_template *tmpl, json_t *in, struct ft_err *err)
 {
-	struct args a;
-	struct ft_err err;
-	struct ft_tokenizer *tok = NULL;
-	struct ft_chat_template *tmpl = NULL;
 	struct ft_chat_msg *msgs = NULL;
 	struct ft_chat_render r;
 	struct ft_example ex = { 0 };
-	json_t *in = NULL;
 	size_t n = 0;
-	int status = 1;
-
+	enum ft_rc rc;
 	ft_chat_render_init(&r);
-	ft_err_clear(&err);
-	if (!parse_args(argc, argv, &a, false) || !a.model) {
-		fprintf(stderr, "usage: ft-train render --model MODEL_DIR [--template NAME] "
-				"[--train-on-inputs] < conversation.json\n");
-		return 2;
-	}
-	json_error_t je;
-	in = json_loadf(stdin, JSON_REJECT_DUPLICATES, &je);
-	if (!in) {
-		fprintf(stderr, "ft-train: invalid JSON on stdin at line %d, column %d: %s\n",
-			je.line, je.column, je.text);
-		return 2;
-	}
-	if (ft_tokenizer_load(a.model, &tok, &err) ||
-	    ft_data_template_pick(tok, a.template_name, &tmpl, &err) ||
-	    read_messages(in, &msgs, &n, &err))
-		goto out_print;
-	unsigned flags = (a.opts.train_on_inputs ? FT_CHAT_TRAIN_ON_INPUTS : 0) |
+	if ((rc = read_messages(in, &msgs, &n, err)))
+		goto out;
+	unsigned flags = (a->opts.train_on_inputs ? FT_CHAT_TRAIN_ON_INPUTS : 0) |
 			 (json_is_true(json_object_get(in, "add_generation_prompt"))
 				  ? FT_CHAT_ADD_GENERATION_PROMPT
 				  : 0);
-	if (ft_chat_render_messages(tmpl, msgs, n, flags, &r, &err))
-		goto out_print;
+	if ((rc = ft_chat_render_messages(tmpl, msgs, n, flags, &r, err)))
+		goto out;
 	/* ids: the whole text encoded as apply_chat_template(tokenize=True) does */
-	if (ft_tokenizer_encode(tok, ft_buf_str(&r.text), r.text.len, FT_TOK_SPLIT_SPECIAL, &ex.ids,
-				&err))
-		goto out_print;
+	if ((rc = ft_tokenizer_encode(tok, ft_buf_str(&r.text), r.text.len, FT_TOK_SPLIT_SPECIAL,
+				      &ex.ids, err)))
+		goto out;
 	json_t *segs = json_array();
 	for (size_t i = 0; i < r.n_segs; i++)
 		json_array_append_new(segs,
@@ -272,25 +257,95 @@ int cmd_render(int argc, char **argv)
 	struct ft_err lerr;
 	ft_err_clear(&lerr);
 	if (!(flags & FT_CHAT_ADD_GENERATION_PROMPT) &&
-	    ft_data_row_tokenize(&row, tok, tmpl, a.opts.train_on_inputs, &lab, &lerr) == FT_OK)
+	    ft_data_row_tokenize(&row, tok, tmpl, a->opts.train_on_inputs, &lab, &lerr) == FT_OK)
 		labels = ids_json(&lab.labels);
 	ft_example_release(&lab);
 	json_t *outj = json_pack("{s:s,s:s%,s:o,s:o,s:o}", "template", ft_chat_template_name(tmpl),
 				 "text", ft_buf_str(&r.text), r.text.len, "ids", ids_json(&ex.ids),
 				 "labels", labels, "segments", segs);
-	char *s = json_dumps(outj, JSON_COMPACT | JSON_ENSURE_ASCII);
-	if (s)
-		printf("%s\n", s);
-	free(s);
+	char *text = json_dumps(outj, JSON_COMPACT | JSON_ENSURE_ASCII);
+	if (text)
+		printf("%s\n", text);
+	free(text);
 	json_decref(outj);
-	status = 0;
-	goto out;
-out_print:
-	print_err(&err);
 out:
 	ft_example_release(&ex);
 	ft_chat_render_release(&r);
 	free(msgs);
+	return rc;
+}
+
+int cmd_render(int argc, char **argv)
+{
+	struct args a;
+	struct ft_err err;
+	struct ft_tokenizer *tok = NULL;
+	struct ft_chat_template *tmpl = NULL;
+	json_t *in = NULL;
+	int status = 1;
+
+	ft_err_clear(&err);
+	if (!parse_args(argc, argv, &a, false) || !a.model) {
+		fprintf(stderr, "usage: ft-train render --model MODEL_DIR [--template NAME] "
+				"[--train-on-inputs] [--lines] < conversation.json\n"
+				"  --lines: one conversation a line (JSON Lines) in, one answer a "
+				"line out\n");
+		return 2;
+	}
+	if (ft_tokenizer_load(a.model, &tok, &err) ||
+	    ft_data_template_pick(tok, a.template_name, &tmpl, &err))
+		goto out_print;
+	if (!a.lines) {
+		json_error_t je;
+		in = json_loadf(stdin, JSON_REJECT_DUPLICATES, &je);
+		if (!in) {
+			fprintf(stderr,
+				"ft-train: invalid JSON on stdin at line %d, column %d: %s\n",
+				je.line, je.column, je.text);
+			status = 2;
+			goto out;
+		}
+		if (render_one(&a, tok, tmpl, in, &err))
+			goto out_print;
+		status = 0;
+		goto out;
+	}
+	/* --lines: each answer is printed as soon as its line is read; the
+	 * first bad line stops the run with its number (what came before it
+	 * stays printed) */
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	long no = 0;
+	status = 0;
+	while ((len = getline(&line, &cap, stdin)) >= 0) {
+		no++;
+		if (strspn(line, " \t\r\n") == (size_t)len)
+			continue; /* a blank line (a trailing newline) */
+		json_error_t je;
+		json_t *row = json_loadb(line, (size_t)len, JSON_REJECT_DUPLICATES, &je);
+		if (!row) {
+			fprintf(stderr, "ft-train: line %ld: invalid JSON at column %d: %s\n", no,
+				je.column, je.text);
+			status = 2;
+			break;
+		}
+		enum ft_rc rc = render_one(&a, tok, tmpl, row, &err);
+		json_decref(row);
+		if (rc) {
+			fprintf(stderr, "ft-train: line %ld: %s\n", no, err.msg);
+			if (err.hint[0])
+				fprintf(stderr, "hint: %s\n", err.hint);
+			status = 1;
+			break;
+		}
+		fflush(stdout);
+	}
+	free(line);
+	goto out;
+out_print:
+	print_err(&err);
+out:
 	ft_chat_template_free(tmpl);
 	ft_tokenizer_free(tok);
 	json_decref(in);

@@ -299,3 +299,29 @@ def test_unknown_template_lists_names(build_dir, tmp_path, tokenizer_json):
     assert p.returncode == 1
     assert "the model's chat_template is not one of the known families" in p.stderr
     assert "llama3, chatml (qwen), mistral, llama2, alpaca, plain" in p.stderr
+
+
+def test_render_lines_gives_each_conversation_its_answer_and_names_a_bad_line(build_dir, tmp_path,
+                                                                               tokenizer_json):
+    """ft-train render --lines: every conversation of CONVERSATIONS in one
+    process, each answer what transformers renders (text and ids); a bad
+    line stops the run with its number, the answers before it printed."""
+    template, bos, eos, want_family = FAMILIES["qwen2.5"]
+    mdir = model_dir(tmp_path / "lines", tokenizer_json, template, bos, eos)
+    tok = transformers.AutoTokenizer.from_pretrained(str(mdir))
+    rows = [json.dumps({"messages": m, "add_generation_prompt": g}) for m, g in CONVERSATIONS]
+    cmd = [str(build_dir / "trainer" / "ft-train"), "render", "--model", str(mdir), "--lines"]
+    p = subprocess.run(cmd, input="\n".join(rows) + "\n\n", capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    got = [json.loads(line) for line in p.stdout.splitlines()]
+    assert len(got) == len(CONVERSATIONS)
+    for (messages, gen), g in zip(CONVERSATIONS, got):
+        assert g["text"] == tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
+        assert g["ids"] == peer_ids(tok, messages, gen)
+    bad = rows[:2] + ['{"messages": [{"role": "robot", "content": "x"}]}'] + rows[2:]
+    p = subprocess.run(cmd, input="\n".join(bad) + "\n", capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert p.stderr.startswith('ft-train: line 3: unknown role "robot"'), p.stderr
+    assert [json.loads(line)["text"] for line in p.stdout.splitlines()] == [g["text"] for g in got[:2]]
+    p = subprocess.run(cmd, input=rows[0] + "\n{oops\n", capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and p.stderr.startswith("ft-train: line 2: invalid JSON"), p.stderr

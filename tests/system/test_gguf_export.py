@@ -336,12 +336,25 @@ def render_ours(build_dir, model, msgs, template=None):
     return json.loads(p.stdout)["text"]
 
 
+def render_ours_many(build_dir, model, convs, template=None):
+    """render_ours of each conversation, one ft-train process (render --lines)."""
+    args = [ft(build_dir), "render", "--model", str(model), "--lines"] + \
+        (["--template", template] if template else [])
+    rows = "".join(json.dumps({"messages": m, "add_generation_prompt": True}) + "\n" for m in convs)
+    p = subprocess.run(args, input=rows, capture_output=True, text=True, check=True)
+    return [json.loads(line)["text"] for line in p.stdout.splitlines()]
+
+
 def check_template_renders_heldout(build_dir, model, folder, template=None, strip_bos=""):
     _, one, _ = read_modelfile(folder)
     go = oh.GoTemplate(one["template"])
     n = 0
-    for msgs in heldout_prompts():
-        ours = render_ours(build_dir, model, msgs, template)
+    convs = list(heldout_prompts())
+    rendered = render_ours_many(build_dir, model, convs, template)
+    assert len(rendered) == len(convs)
+    # (one process for all: the same text as one render_ours call each)
+    assert rendered[0] == render_ours(build_dir, model, convs[0], template)
+    for msgs, ours in zip(convs, rendered):
         assert ours.startswith(strip_bos)
         theirs = go.render({"Messages": oh.chat_messages(msgs, one.get("system")), "System": ""})
         assert theirs == ours[len(strip_bos):], msgs

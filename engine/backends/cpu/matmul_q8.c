@@ -12,7 +12,7 @@
  * The inner sums are exact integers; the blocks are added in increasing b
  * with one fused multiply-add each, so a row's result depends on nothing
  * but that row (batching changes no bit), and the AVX-512 VNNI kernel and
- * the portable one give the same bits.
+ * the portable one give the same bits (and so does the AVX2 kernel).
  *
  * VNNI's vpdpbusd multiplies unsigned by signed bytes: the weights are
  * stored as qw + 128 and the activation block's sum times 128 is taken back
@@ -33,11 +33,15 @@
 
 #include "cpu_int.h"
 
-#ifdef __AVX512F__
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 #if defined(__AVX512F__) && defined(__AVX512VNNI__)
 #define Q8_VNNI 1
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+/* AVX2 (no AVX-512 VNNI): the same integer sums with vpmaddubsw, as
+ * llama.cpp's AVX2 Q8_0 dot product does; the same bits */
+#define Q8_AVX2 1
 #endif
 /* AMX (Sapphire Rapids on): 16 rows of a panel in one tile product per
  * block. The integer sums are the same exact integers, so the bits are
@@ -55,7 +59,7 @@
 	8 /* blocks (512 bytes each) the one-row kernel prefetches ahead: measured 4 KB ahead best */
 #endif
 
-#ifndef Q8_VNNI
+#if !defined(Q8_VNNI) && !defined(Q8_AVX2)
 /* fp16 to float, exactly (the VNNI kernel's vcvtph2ps) */
 static float f16_value(uint16_t h)
 {
@@ -284,6 +288,59 @@ static void panel_rows(const struct q8_job *j, int p, int r0, int nr)
 		}
 	}
 	store_rows(j, p, r0, nr, f);
+}
+#elif defined(Q8_AVX2)
+/* One row at a time, the panel's 16 outputs in two 8-lane halves. The
+ * stored byte qw + 128 XOR 0x80 is qw; vpmaddubsw multiplies unsigned by
+ * signed bytes, so |qw| times qx with qw's sign: products of at most
+ * 128 * 127 and pairs of at most 32512, exact in its int16; vpmaddwd then
+ * adds the pairs into an int32 per output and group of four inputs. */
+static void panel_rows(const struct q8_job *j, int p, int r0, int nr)
+{
+	const struct ft_pw *w = j->w;
+	int IC = w->ic, nb = IC / 32, OC = w->oc;
+	const uint8_t *q = w->q + (size_t)p * (IC / 4) * P * 4;
+	const uint16_t *dw = w->d + (size_t)p * nb * P;
+	int valid = FT_MIN(P, OC - p * P);
+	const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+	for (int r = 0; r < nr; r++) {
+		const int8_t *a = j->a->q + (size_t)(r0 + r) * IC;
+		const float *ad = j->a->d + (size_t)(r0 + r) * nb;
+		__m256 f0 = _mm256_setzero_ps(), f1 = _mm256_setzero_ps();
+		for (int b = 0; b < nb; b++) {
+			const uint8_t *qb = q + (size_t)b * 512;
+			__m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+			for (int g = 0; g < 8; g++) {
+				int32_t a4;
+				memcpy(&a4, a + 32 * b + 4 * g, 4);
+				__m256i av = _mm256_set1_epi32(a4);
+				__m256i w0 = _mm256_xor_si256(
+					_mm256_load_si256((const void *)(qb + g * 64)), flip);
+				__m256i w1 = _mm256_xor_si256(
+					_mm256_load_si256((const void *)(qb + g * 64 + 32)), flip);
+				__m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(w0, w0),
+								  _mm256_sign_epi8(av, w0));
+				__m256i p1 = _mm256_maddubs_epi16(_mm256_sign_epi8(w1, w1),
+								  _mm256_sign_epi8(av, w1));
+				s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p0, ones));
+				s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p1, ones));
+			}
+			/* (s * (dw * dx)) + f, one rounding each: the portable
+			 * kernel's fmaf */
+			__m256 dx = _mm256_set1_ps(ad[b]);
+			const uint16_t *db = dw + (size_t)b * P;
+			__m256 sc0 = _mm256_mul_ps(
+				_mm256_cvtph_ps(_mm_loadu_si128((const void *)db)), dx);
+			__m256 sc1 = _mm256_mul_ps(
+				_mm256_cvtph_ps(_mm_loadu_si128((const void *)(db + 8))), dx);
+			f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), sc0, f0);
+			f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), sc1, f1);
+		}
+		float tmp[P];
+		_mm256_storeu_ps(tmp, f0);
+		_mm256_storeu_ps(tmp + 8, f1);
+		memcpy(j->out + (size_t)(r0 + r) * OC + (size_t)p * P, tmp, sizeof(float) * valid);
+	}
 }
 #else
 static void panel_rows(const struct q8_job *j, int p, int r0, int nr)

@@ -189,6 +189,14 @@ FT_TEST(q8_0_packed_logits_are_close_to_the_dequantised_weights_and_batch_free)
  * activations quantised as llama.cpp does (d = max|x| / 127, q = round(x / d)).
  * Up to 37 rows, so that AMX's 16-row tiles and the rows after them run
  * where the CPU has AMX; every row has the bits it has alone. */
+/* fp16 bits to float, exactly (subnormals included) */
+static float f16_exact(uint16_t h)
+{
+	int e = (h >> 10) & 31, m = h & 1023;
+	float v = e == 0 ? ldexpf((float)m, -24) : ldexpf((float)(m | 1024), e - 25);
+	return h >> 15 ? -v : v;
+}
+
 FT_TEST(q8_0_matmul_equals_the_integer_sums)
 {
 	const struct ft_backend *be = ft_backend_cpu();
@@ -249,6 +257,30 @@ FT_TEST(q8_0_matmul_equals_the_integer_sums)
 		       N, worst, worst_fp);
 		FT_CHECK(worst < 1e-6);
 		FT_CHECK(worst_fp < 0.1); /* 8-bit activations: ~0.4% per input */
+		/* and the bits: whichever kernel ran (AVX-512 VNNI, AMX, AVX2 or
+		 * portable), each output is f = fmaf(s_b, dw_b * dx_b, f) over the
+		 * blocks in order, s_b the exact integer sum */
+		int same = 0;
+		for (int n = 0; n < N; n++)
+			for (int o = 0; o < OC; o++) {
+				float f = 0;
+				for (int b = 0; b < IC / 32; b++) {
+					const float *v = x + n * IC + 32 * b;
+					float amax = 0;
+					for (int i = 0; i < 32; i++)
+						amax = fmaxf(amax, fabsf(v[i]));
+					float dx = amax / 127.0f, id = dx > 0 ? 1.0f / dx : 0.0f;
+					const uint8_t *bb = blk + ((size_t)o * (IC / 32) + b) * 34;
+					long sum = 0;
+					for (int i = 0; i < 32; i++)
+						sum += lroundf(v[i] * id) *
+						       (long)(signed char)bb[2 + i];
+					float dw = f16_exact((uint16_t)(bb[0] | bb[1] << 8));
+					f = fmaf((float)sum, dw * dx, f);
+				}
+				same += memcmp(&f, &y[n * OC + o], sizeof f) == 0;
+			}
+		FT_CHECK(same == N * OC);
 	}
 	be->pw_free(pw);
 	free(w);

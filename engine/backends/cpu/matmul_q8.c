@@ -290,12 +290,15 @@ static void panel_rows(const struct q8_job *j, int p, int r0, int nr)
 	store_rows(j, p, r0, nr, f);
 }
 #elif defined(Q8_AVX2)
-/* One row at a time, the panel's 16 outputs in two 8-lane halves. The
- * stored byte qw + 128 XOR 0x80 is qw; vpmaddubsw multiplies unsigned by
- * signed bytes, so |qw| times qx with qw's sign: products of at most
- * 128 * 127 and pairs of at most 32512, exact in its int16; vpmaddwd then
- * adds the pairs into an int32 per output and group of four inputs. */
-static void panel_rows(const struct q8_job *j, int p, int r0, int nr)
+/* R rows at a time (R <= 4), the panel's 16 outputs in two 8-lane halves.
+ * The stored byte qw + 128 XOR 0x80 is qw; vpmaddubsw multiplies unsigned
+ * by signed bytes, so |qw| (computed once, shared by the R rows) times qx
+ * with qw's sign: products of at most 128 * 127 and pairs of at most
+ * 32512, exact in its int16; vpmaddwd then adds the pairs into an int32 per
+ * output and group of four inputs. Each row gets the same integer sums and
+ * the same float operations as it would alone. */
+static inline __attribute__((always_inline)) void rows_avx2(const struct q8_job *j, int p, int r0,
+							    int R)
 {
 	const struct ft_pw *w = j->w;
 	int IC = w->ic, nb = IC / 32, OC = w->oc;
@@ -303,44 +306,65 @@ static void panel_rows(const struct q8_job *j, int p, int r0, int nr)
 	const uint16_t *dw = w->d + (size_t)p * nb * P;
 	int valid = FT_MIN(P, OC - p * P);
 	const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
-	for (int r = 0; r < nr; r++) {
-		const int8_t *a = j->a->q + (size_t)(r0 + r) * IC;
-		const float *ad = j->a->d + (size_t)(r0 + r) * nb;
-		__m256 f0 = _mm256_setzero_ps(), f1 = _mm256_setzero_ps();
-		for (int b = 0; b < nb; b++) {
-			const uint8_t *qb = q + (size_t)b * 512;
-			__m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-			for (int g = 0; g < 8; g++) {
+	const int8_t *a[4];
+	const float *ad[4];
+	__m256 f[4][2];
+	for (int r = 0; r < R; r++) {
+		a[r] = j->a->q + (size_t)(r0 + r) * IC;
+		ad[r] = j->a->d + (size_t)(r0 + r) * nb;
+		f[r][0] = f[r][1] = _mm256_setzero_ps();
+	}
+	for (int b = 0; b < nb; b++) {
+		const uint8_t *qb = q + (size_t)b * 512;
+		__m256i s[4][2];
+		for (int r = 0; r < R; r++)
+			s[r][0] = s[r][1] = _mm256_setzero_si256();
+		for (int g = 0; g < 8; g++) {
+			__m256i w0 = _mm256_xor_si256(
+				_mm256_load_si256((const void *)(qb + g * 64)), flip);
+			__m256i w1 = _mm256_xor_si256(
+				_mm256_load_si256((const void *)(qb + g * 64 + 32)), flip);
+			__m256i u0 = _mm256_sign_epi8(w0, w0), u1 = _mm256_sign_epi8(w1, w1);
+			for (int r = 0; r < R; r++) {
 				int32_t a4;
-				memcpy(&a4, a + 32 * b + 4 * g, 4);
+				memcpy(&a4, a[r] + 32 * b + 4 * g, 4);
 				__m256i av = _mm256_set1_epi32(a4);
-				__m256i w0 = _mm256_xor_si256(
-					_mm256_load_si256((const void *)(qb + g * 64)), flip);
-				__m256i w1 = _mm256_xor_si256(
-					_mm256_load_si256((const void *)(qb + g * 64 + 32)), flip);
-				__m256i p0 = _mm256_maddubs_epi16(_mm256_sign_epi8(w0, w0),
-								  _mm256_sign_epi8(av, w0));
-				__m256i p1 = _mm256_maddubs_epi16(_mm256_sign_epi8(w1, w1),
-								  _mm256_sign_epi8(av, w1));
-				s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p0, ones));
-				s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p1, ones));
+				__m256i p0 = _mm256_maddubs_epi16(u0, _mm256_sign_epi8(av, w0));
+				__m256i p1 = _mm256_maddubs_epi16(u1, _mm256_sign_epi8(av, w1));
+				s[r][0] = _mm256_add_epi32(s[r][0], _mm256_madd_epi16(p0, ones));
+				s[r][1] = _mm256_add_epi32(s[r][1], _mm256_madd_epi16(p1, ones));
 			}
-			/* (s * (dw * dx)) + f, one rounding each: the portable
-			 * kernel's fmaf */
-			__m256 dx = _mm256_set1_ps(ad[b]);
-			const uint16_t *db = dw + (size_t)b * P;
-			__m256 sc0 = _mm256_mul_ps(
-				_mm256_cvtph_ps(_mm_loadu_si128((const void *)db)), dx);
-			__m256 sc1 = _mm256_mul_ps(
-				_mm256_cvtph_ps(_mm_loadu_si128((const void *)(db + 8))), dx);
-			f0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), sc0, f0);
-			f1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), sc1, f1);
 		}
+		/* (s * (dw * dx)) + f, one rounding each: the portable kernel's
+		 * fmaf */
+		const uint16_t *db = dw + (size_t)b * P;
+		__m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const void *)db));
+		__m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const void *)(db + 8)));
+		for (int r = 0; r < R; r++) {
+			__m256 dx = _mm256_set1_ps(ad[r][b]);
+			f[r][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[r][0]),
+						  _mm256_mul_ps(w0, dx), f[r][0]);
+			f[r][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[r][1]),
+						  _mm256_mul_ps(w1, dx), f[r][1]);
+		}
+	}
+	for (int r = 0; r < R; r++) {
 		float tmp[P];
-		_mm256_storeu_ps(tmp, f0);
-		_mm256_storeu_ps(tmp + 8, f1);
+		_mm256_storeu_ps(tmp, f[r][0]);
+		_mm256_storeu_ps(tmp + 8, f[r][1]);
 		memcpy(j->out + (size_t)(r0 + r) * OC + (size_t)p * P, tmp, sizeof(float) * valid);
 	}
+}
+
+static void panel_rows(const struct q8_job *j, int p, int r0, int nr)
+{
+	int r = 0;
+	for (; r + 4 <= nr; r += 4)
+		rows_avx2(j, p, r0 + r, 4);
+	for (; r + 2 <= nr; r += 2)
+		rows_avx2(j, p, r0 + r, 2);
+	if (r < nr)
+		rows_avx2(j, p, r0 + r, 1);
 }
 #else
 static void panel_rows(const struct q8_job *j, int p, int r0, int nr)

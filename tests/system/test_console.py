@@ -414,6 +414,83 @@ def test_webhook_deliveries_and_redelivery(stack):
     ctx.close()
 
 
+def test_change_a_keys_name_rate_limit_and_expiry(stack):
+    """The keys page's edit form is POST /v1/keys/{id}: it shows the key's
+    values, sends what changed, and the new limit holds at once."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    srv = stack["srv"]
+    in_ten_days = int(time.time()) + 10 * 86400
+    with client(srv) as c:
+        k = c.post("/v1/keys", json={"role": "member", "name": "edit-me", "rate_limit_per_min": 600,
+                                     "expires_at": in_ten_days}).json()
+    ctx, page, watch = open_page(stack)
+    page.goto(srv.url + "/#/admin/keys")
+    page.click(f"button[data-write=edit-key][data-id={k['id']}]")
+    form = "form[data-write=update-key]"
+    page.wait_for_selector(form)
+    tz = ZoneInfo(page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone"))
+    assert page.input_value(f"{form} input[type=text]") == "edit-me"
+    assert page.input_value(f"{form} input[type=number]") == "600"
+    assert page.input_value(f"{form} input[type=date]") == \
+        datetime.fromtimestamp(in_ten_days, tz).strftime("%Y-%m-%d")
+    assert k["prefix"] in page.inner_text(f"{form} h2")
+    # a new name and limit, the expiry left alone: it keeps its exact second
+    page.fill(f"{form} input[type=text]", XSS)
+    page.fill(f"{form} input[type=number]", "7")
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector(f"{form}", state="detached")
+    with client(srv) as c:
+        got = next(x for x in c.get("/v1/keys", params={"limit": 100}).json()["data"] if x["id"] == k["id"])
+    assert (got["name"], got["rate_limit_per_min"], got["expires_at"]) == (XSS, 7, in_ten_days)
+    page.wait_for_function(f"""() => [...document.querySelectorAll('tbody tr')].some(tr =>
+        tr.textContent.includes({json.dumps(k['prefix'])}) && tr.cells[3].textContent === '7')""")
+    no_xss(page, "keys")
+    # the limit holds in ft-api now: 7 calls in a minute, the 8th refused
+    while time.time() % 60 > 50:
+        time.sleep(1)
+    with client(srv, k["key"]) as c:
+        codes = [c.get("/v1/fine_tuning/jobs").status_code for _ in range(8)]
+    assert codes == [200] * 7 + [429], codes
+    # another day, then no expiry
+    page.click(f"button[data-write=edit-key][data-id={k['id']}]")
+    page.fill(f"{form} input[type=date]", "2031-05-02")
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector(f"{form}", state="detached")
+    with client(srv) as c:
+        got = next(x for x in c.get("/v1/keys", params={"limit": 100}).json()["data"] if x["id"] == k["id"])
+    assert got["expires_at"] == int(datetime(2031, 5, 2, 23, 59, 59, tzinfo=tz).timestamp())
+    page.click(f"button[data-write=edit-key][data-id={k['id']}]")
+    page.fill(f"{form} input[type=date]", "")
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector(f"{form}", state="detached")
+    with client(srv) as c:
+        got = next(x for x in c.get("/v1/keys", params={"limit": 100}).json()["data"] if x["id"] == k["id"])
+    assert got["expires_at"] is None and got["rate_limit_per_min"] == 7
+    watch.check("keys")
+    # revoked while the form is open: the API's 409 is shown in the form, nothing changes
+    page.click(f"button[data-write=edit-key][data-id={k['id']}]")
+    with client(srv) as c:
+        assert c.delete(f"/v1/keys/{k['id']}").status_code == 200
+    page.fill(f"{form} input[type=number]", "9")
+    page.click(f"{form} button[type=submit]")
+    page.wait_for_selector(f"{form} .notice.bad")
+    assert f"key {k['id']} is revoked" in page.inner_text(f"{form} .notice.bad")
+    with client(srv) as c:
+        got = next(x for x in c.get("/v1/keys", params={"limit": 100}).json()["data"] if x["id"] == k["id"])
+    assert got["rate_limit_per_min"] == 7
+    assert [p for p in watch.problems if not p.startswith("console.error: Failed to load resource")] == \
+        [f"HTTP 409 POST {srv.url}/v1/keys/{k['id']}"]
+    ctx.close()
+    # the button in Chinese
+    ctx, page, watch = open_page(stack, lang="zh")
+    page.goto(srv.url + "/#/admin/keys")
+    page.wait_for_selector("button[data-write=edit-key]")
+    assert page.inner_text("button[data-write=edit-key] >> nth=0") == STRINGS["zh"]["keys.edit"]
+    watch.check("keys zh")
+    ctx.close()
+
+
 def number(text):
     """A number as the console formats it (en-GB: "1,234.5")."""
     return float(text.replace(",", ""))

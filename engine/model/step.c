@@ -88,6 +88,12 @@ void ft_kv_cache_reset(struct ft_kv_cache *kv, int slot)
 		kv->len[slot] = 0;
 }
 
+void ft_kv_cache_truncate(struct ft_kv_cache *kv, int slot, int len)
+{
+	if (slot >= 0 && slot < kv->n_slots && len >= 0 && len < kv->len[slot])
+		kv->len[slot] = len;
+}
+
 int ft_kv_cache_len(const struct ft_kv_cache *kv, int slot)
 {
 	return slot >= 0 && slot < kv->n_slots ? kv->len[slot] : 0;

@@ -28,6 +28,7 @@ struct seq {
 	struct adapter *ad_entry;
 	int kv_slot;
 	size_t prefilled; /* prompt tokens in the cache */
+	int cached; /* of those, found there at admission (the prefix cache) */
 	int32_t next; /* the token to feed (after the prompt) */
 	int generated;
 	struct ft_sampler sampler;
@@ -58,6 +59,13 @@ struct ft_srv {
 	struct seq **seqs;
 	int n_seqs, cap_seqs;
 	bool *slot_busy; /* [max_seqs] */
+	/* what each KV slot holds, kept when its sequence ends (the prefix
+	 * cache): held[k][0 .. ft_kv_cache_len(kv, k)) are its tokens, run
+	 * with the model adapter slot held_ad[k] (-1: the base);
+	 * held_used[k] the step it was last used at (for the LRU) */
+	int32_t *held; /* [max_seqs][max_len] */
+	int *held_ad;
+	uint64_t *held_used;
 	struct adapter *ads; /* [max_adapters]; an entry is in use when its name is set */
 	int n_ads;
 	struct ft_srv_stats st;
@@ -80,7 +88,8 @@ void ft_srv_opts_default(struct ft_srv_opts *o)
 				   .max_len = 2048,
 				   .prefill_chunk = 256,
 				   .max_queue = 256,
-				   .max_adapters = 8 };
+				   .max_adapters = 8,
+				   .prefix_cache = true };
 }
 
 const char *ft_srv_finish_name(enum ft_srv_finish f)
@@ -100,6 +109,7 @@ static void finish(struct ft_srv *s, struct seq *q, enum ft_srv_finish f, const 
 {
 	struct ft_srv_done d = { .finish = f,
 				 .prompt_tokens = (int)q->n_prompt,
+				 .cached_tokens = q->cached,
 				 .completion_tokens = q->generated,
 				 .prompt_byte_tokens = q->prompt_bytes,
 				 .completion_byte_tokens = q->completion_bytes,
@@ -110,7 +120,11 @@ static void finish(struct ft_srv *s, struct seq *q, enum ft_srv_finish f, const 
 	if (error)
 		ft_strlcpy(d.error, error, sizeof d.error);
 	if (q->kv_slot >= 0) {
-		ft_kv_cache_reset(s->kv, q->kv_slot);
+		/* what the slot holds stays for a later prompt that starts with
+		 * it; after an error it may not be what held[] says */
+		if (f == FT_FINISH_ERROR || !s->o.prefix_cache)
+			ft_kv_cache_reset(s->kv, q->kv_slot);
+		s->held_used[q->kv_slot] = s->step_no;
 		s->slot_busy[q->kv_slot] = false;
 	}
 	if (q->ad_entry)
@@ -141,17 +155,52 @@ static void drop_inactive(struct ft_srv *s)
 
 /* Give queued sequences free slots; their adapters are resolved now (an
  * adapter unloaded while they waited ends them). */
+static bool any_free_slot(const struct ft_srv *s)
+{
+	for (int k = 0; k < s->o.max_seqs; k++)
+		if (!s->slot_busy[k])
+			return true;
+	return false;
+}
+
+/* The free slot for q: the one holding the longest start of its prompt
+ * with its adapter, else the least recently used (an empty one first).
+ * *keep: the positions of it that q reuses, at most its prompt less one
+ * token (the last prompt row gives the first token's logits); none for a
+ * request that wants its prompt's embedding (every row's hidden state). */
+static int pick_slot(const struct ft_srv *s, const struct seq *q, int *keep)
+{
+	int best = -1, best_len = -1;
+	for (int k = 0; k < s->o.max_seqs; k++) {
+		if (s->slot_busy[k])
+			continue;
+		int held = ft_kv_cache_len(s->kv, k), len = 0;
+		if (s->o.prefix_cache && !q->emb_sum && held > 0 && s->held_ad[k] == q->ad) {
+			const int32_t *t = s->held + (size_t)k * s->o.max_len;
+			int most = FT_MIN(held, (int)q->n_prompt - 1);
+			while (len < most && t[len] == q->prompt[len])
+				len++;
+		}
+		bool better = len > best_len;
+		if (len == best_len) { /* the least recently used; empty before held */
+			int bh = ft_kv_cache_len(s->kv, best);
+			better = (held == 0) != (bh == 0) ? held == 0
+							  : s->held_used[k] < s->held_used[best];
+		}
+		if (better)
+			best = k, best_len = len;
+	}
+	*keep = FT_MAX(best_len, 0);
+	return best;
+}
+
 static void admit(struct ft_srv *s)
 {
 	for (int i = 0; i < s->n_seqs; i++) {
 		struct seq *q = s->seqs[i];
 		if (!q->active || q->started)
 			continue;
-		int slot = -1;
-		for (int k = 0; k < s->o.max_seqs && slot < 0; k++)
-			if (!s->slot_busy[k])
-				slot = k;
-		if (slot < 0)
+		if (!any_free_slot(s))
 			return;
 		q->ad = -1;
 		if (q->adapter_name[0]) {
@@ -167,10 +216,26 @@ static void admit(struct ft_srv *s)
 			q->ad_entry->users++;
 			q->ad_entry->last_used = s->step_no;
 		}
+		int keep, slot = pick_slot(s, q, &keep);
+		ft_kv_cache_truncate(s->kv, slot, keep);
+		s->held_ad[slot] = q->ad;
 		s->slot_busy[slot] = true;
 		q->kv_slot = slot;
+		q->prefilled = (size_t)keep;
+		q->cached = keep;
+		s->st.prompt_tokens_cached += (uint64_t)keep;
+		s->st.prefix_hits += keep > 0;
 		q->started = true;
 	}
+}
+
+/* An adapter leaves its model slot (which another may take): the KV slots
+ * its sequences left are forgotten. mu held; none of them is running. */
+static void forget_adapter(struct ft_srv *s, int model_slot)
+{
+	for (int k = 0; k < s->o.max_seqs; k++)
+		if (!s->slot_busy[k] && s->held_ad[k] == model_slot)
+			ft_kv_cache_reset(s->kv, k);
 }
 
 /* Rows of this step (mu held: reads the sequences). Returns the row count;
@@ -191,6 +256,8 @@ static int build_rows(struct ft_srv *s, int *n_want)
 				s->ids[n] = q->next;
 				s->pos[n] = (int32_t)(q->n_prompt + (size_t)q->generated - 1);
 				s->slot[n] = q->kv_slot;
+				s->held[(size_t)q->kv_slot * s->o.max_len + (size_t)s->pos[n]] =
+					q->next;
 				s->adx[n] = q->ad;
 				s->row_seq[n] = q;
 				s->want[(*n_want)++] = n;
@@ -201,6 +268,8 @@ static int build_rows(struct ft_srv *s, int *n_want)
 					s->ids[n] = q->prompt[q->prefilled + t];
 					s->pos[n] = (int32_t)(q->prefilled + t);
 					s->slot[n] = q->kv_slot;
+					s->held[(size_t)q->kv_slot * s->o.max_len +
+						(size_t)s->pos[n]] = s->ids[n];
 					s->adx[n] = q->ad;
 					s->row_seq[n] = q;
 				}
@@ -424,6 +493,9 @@ enum ft_rc ft_srv_new(const struct ft_srv_opts *o, struct ft_srv **out, struct f
 	s->want = calloc(rows, sizeof(int32_t));
 	s->row_seq = calloc(rows, sizeof(*s->row_seq));
 	s->slot_busy = calloc((size_t)s->o.max_seqs, sizeof(bool));
+	s->held = malloc(sizeof(int32_t) * (size_t)s->o.max_seqs * (size_t)s->o.max_len);
+	s->held_ad = calloc((size_t)s->o.max_seqs, sizeof(int));
+	s->held_used = calloc((size_t)s->o.max_seqs, sizeof(uint64_t));
 	s->ads = calloc((size_t)s->o.max_adapters, sizeof(*s->ads));
 	s->logits_h = be->host_memory ? NULL : malloc(sizeof(float) * (size_t)s->V);
 	s->C = c->hidden_size;
@@ -431,7 +503,8 @@ enum ft_rc ft_srv_new(const struct ft_srv_opts *o, struct ft_srv **out, struct f
 	s->byte_piece = ft_tokenizer_byte_pieces(s->tok);
 	s->n_byte_piece = s->byte_piece ? ft_tokenizer_vocab_size(s->tok) : 0;
 	if (!s->ids || !s->pos || !s->slot || !s->adx || !s->want || !s->row_seq || !s->slot_busy ||
-	    !s->ads || (!be->host_memory && (!s->logits_h || !s->hidden_h)) || !s->byte_piece) {
+	    !s->held || !s->held_ad || !s->held_used || !s->ads ||
+	    (!be->host_memory && (!s->logits_h || !s->hidden_h)) || !s->byte_piece) {
 		rc = ft_failf(err, FT_ENOMEM, NULL, "out of memory");
 		goto fail;
 	}
@@ -456,6 +529,7 @@ fail:
 	ft_model_free(s->model);
 	free(s->ids), free(s->pos), free(s->slot), free(s->adx), free(s->want);
 	free(s->row_seq), free(s->slot_busy), free(s->ads), free(s->logits_h);
+	free(s->held), free(s->held_ad), free(s->held_used);
 	free(s->hidden_h), free(s->byte_piece);
 	free(s);
 	return rc;
@@ -480,6 +554,7 @@ void ft_srv_free(struct ft_srv *s)
 	ft_model_free(s->model);
 	free(s->ids), free(s->pos), free(s->slot), free(s->adx), free(s->want);
 	free(s->row_seq), free(s->slot_busy), free(s->ads), free(s->logits_h);
+	free(s->held), free(s->held_ad), free(s->held_used);
 	free(s->hidden_h), free(s->byte_piece);
 	free(s);
 }
@@ -663,6 +738,7 @@ enum ft_rc ft_srv_adapter_load(struct ft_srv *s, const char *name, const char *d
 		pthread_mutex_lock(&s->model_mu);
 		ft_model_adapter_unload(s->model, victim->slot);
 		pthread_mutex_unlock(&s->model_mu);
+		forget_adapter(s, victim->slot);
 		memset(victim, 0, sizeof(*victim));
 		s->n_ads--;
 		e = victim;
@@ -698,6 +774,7 @@ enum ft_rc ft_srv_adapter_unload(struct ft_srv *s, const char *name, struct ft_e
 		pthread_mutex_lock(&s->model_mu);
 		ft_model_adapter_unload(s->model, a->slot);
 		pthread_mutex_unlock(&s->model_mu);
+		forget_adapter(s, a->slot);
 		memset(a, 0, sizeof(*a));
 		s->n_ads--;
 	}

@@ -152,6 +152,7 @@ int main(int argc, char **argv)
 	o.prefill_chunk = (int)ft_config_int(&cfg, "serve_prefill_chunk");
 	o.max_queue = (int)ft_config_int(&cfg, "serve_max_queue");
 	o.max_adapters = (int)ft_config_int(&cfg, "serve_max_adapters");
+	o.prefix_cache = ft_config_bool(&cfg, "serve_prefix_cache");
 	if (ft_srv_new(&o, &ctx.srv, &err)) {
 		fprintf(stderr, "ft-serve: %s\n", err.msg);
 		goto release_cfg;

@@ -79,6 +79,13 @@ void srv_metrics_text(struct srv_ctx *c, struct ft_buf *out)
 	ft_metrics_value(out, "ftserve_generated_tokens_total", NULL, (double)st.tokens_generated);
 	ft_metrics_help(out, "ftserve_prompt_tokens_total", "counter", "prompt tokens read");
 	ft_metrics_value(out, "ftserve_prompt_tokens_total", NULL, (double)st.prompt_tokens);
+	ft_metrics_help(out, "ftserve_prompt_tokens_cached_total", "counter",
+			"prompt tokens found in the prefix cache (not computed again)");
+	ft_metrics_value(out, "ftserve_prompt_tokens_cached_total", NULL,
+			 (double)st.prompt_tokens_cached);
+	ft_metrics_help(out, "ftserve_prefix_cache_hits_total", "counter",
+			"requests that found a start of their prompt in the prefix cache");
+	ft_metrics_value(out, "ftserve_prefix_cache_hits_total", NULL, (double)st.prefix_hits);
 	ft_metrics_help(out, "ftserve_tokens_per_second", "gauge",
 			"tokens generated per second of model time, since the start");
 	ft_metrics_value(out, "ftserve_tokens_per_second", NULL,

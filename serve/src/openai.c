@@ -138,9 +138,12 @@ static void sse_chunk(struct gen *g, const char *text, const char *finish, json_
 
 static json_t *usage_json(const struct ft_srv_done *d)
 {
-	return json_pack("{s:i, s:i, s:i}", "prompt_tokens", d->prompt_tokens, "completion_tokens",
-			 d->completion_tokens, "total_tokens",
-			 d->prompt_tokens + d->completion_tokens);
+	/* prompt_tokens_details.cached_tokens: OpenAI's name for the prompt
+	 * tokens read from a cache (here ft-serve's prefix cache, core.c) */
+	return json_pack("{s:i, s:i, s:i, s:{s:i}}", "prompt_tokens", d->prompt_tokens,
+			 "completion_tokens", d->completion_tokens, "total_tokens",
+			 d->prompt_tokens + d->completion_tokens, "prompt_tokens_details",
+			 "cached_tokens", d->cached_tokens);
 }
 
 /* ---- logprobs ---- */

@@ -15,6 +15,14 @@ Figures, each side measured in turn (never at once) with the same threads:
   - decode tokens/s of one stream (128 tokens after the first);
   - total tokens/s of 16 concurrent streams (short distinct prompts, 128
     tokens each, end-of-sequence ignored on both sides).
+  - time to first token of a customer-service chat (p50 over --ttft-n
+    questions after one warm-up): a ~220-token system prompt (the shop's
+    key facts) shared by every request, then a distinct question. ft-serve
+    reuses the system prompt's keys and values (its prefix cache,
+    serve_prefix_cache) and is measured with it and, on a third server,
+    without; llama.cpp once computing every prompt afresh and once keeping
+    the previous prompt's cache from the first token that differs, as
+    llama-server's slots do (cache_prompt).
 And, for ft-serve alone, one stream's decode through a LoRA adapter (r 16
 on every linear, random weights) over the same base, beside the base's:
 a fine-tuned model is served that way.
@@ -74,6 +82,29 @@ def prompts_200(tokenize, n):
     return out
 
 
+def chat_prompts(tokenize, n):
+    """n ChatML prompts: the same system prompt, then distinct questions."""
+    rows = [line.split("|") for line in (ROOT / "data" / "customer-service" / "policy.md").read_text()
+            .splitlines() if line.startswith("| ") and "_" in line.split("|")[1]]
+    facts = [f"- {r[3].strip()}: {r[2].strip()}" for r in rows][:16]
+    system = ("You are the customer service assistant of Maple & Pine. Answer briefly and politely, "
+              "following the shop policy. Key facts:\n" + "\n".join(facts))
+    out = []
+    for i in range(n):
+        q = (f"Hello, about order #MP{20261000 + i}: what is your {WORDS[i % len(WORDS)]} and "
+             f"{WORDS[(i * 5 + 3) % len(WORDS)]} policy?")
+        out.append(tokenize(f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{q}"
+                            "<|im_end|>\n<|im_start|>assistant\n"))
+    return out
+
+
+def common_start(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
 # ------------------------------------------------------------------ llama.cpp
 
 class LlamaCpp:
@@ -130,8 +161,19 @@ class LlamaCpp:
         self.decode([(t, i, 0, i == len(ids) - 1) for i, t in enumerate(ids)])
         return time.perf_counter() - t0
 
+    def ttft_reuse(self, ids):
+        """llama-server's cache_prompt: sequence 0 keeps the previous prompt's
+        cache up to the first token that differs; the rest is decoded."""
+        keep = min(common_start(getattr(self, "held", []), ids), len(ids) - 1)
+        self.L.llama_memory_seq_rm(self.mem, 0, keep, -1)
+        t0 = time.perf_counter()
+        self.decode([(t, keep + i, 0, keep + i == len(ids) - 1) for i, t in enumerate(ids[keep:])])
+        self.held = ids
+        return time.perf_counter() - t0
+
     def decode_one(self, ids, n):
         self.clear()
+        self.held = []
         nxt = self.decode([(t, i, 0, i == len(ids) - 1) for i, t in enumerate(ids)])[0]
         t0, pos = time.perf_counter(), len(ids)
         for _ in range(n):
@@ -141,6 +183,7 @@ class LlamaCpp:
 
     def streams(self, prompts, n):
         self.clear()
+        self.held = []
         t0 = time.perf_counter()
         rows = [(t, i, s, i == len(p) - 1) for s, p in enumerate(prompts) for i, t in enumerate(p)]
         nxt = {}
@@ -157,14 +200,15 @@ class LlamaCpp:
 # ------------------------------------------------------------------ ft-serve
 
 class FtServe:
-    def __init__(self, model, threads, weights, tmp):
+    def __init__(self, model, threads, weights, tmp, prefix_cache=True):
         import socket
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         env = dict(os.environ, FT_SERVE_MODEL=str(model), FT_SERVE_PORT=str(self.port),
                    FT_SERVE_NAME="smollm2", FT_SERVE_WEIGHTS=weights, FT_SERVE_MAX_SEQS="16",
-                   FT_SERVE_MAX_LEN="1024", FT_NUM_THREADS=str(threads), FT_LOG_LEVEL="warn")
+                   FT_SERVE_MAX_LEN="1024", FT_NUM_THREADS=str(threads), FT_LOG_LEVEL="warn",
+                   FT_SERVE_PREFIX_CACHE="true" if prefix_cache else "false")
         self.log = open(Path(tmp) / f"serve-{weights}.log", "w")
         self.p = subprocess.Popen([str(BUILD / "serve" / "ft-serve")], env=env, stdout=self.log,
                                   stderr=subprocess.STDOUT)
@@ -245,6 +289,11 @@ def random_adapter(hf, out, r=16):
         "target_modules": [m.split(".")[1] for m in shapes]}))
 
 
+def chat_ttft(ttft, prompts):
+    ttft(prompts[0])  # warm-up (and the shared start, where it is kept)
+    return 1000 * statistics.median(ttft(p) for p in prompts[1:])
+
+
 def measure(side, p200, short, n_tok):
     side.ttft(p200[0])  # warm-up
     tt = sorted(side.ttft(p) for p in p200[1:])
@@ -273,7 +322,10 @@ def main():
     p200 = prompts_200(lc.tokenize, a.ttft_n + 1)
     chat = "<|im_start|>user\nTell me about order {} and its refund.<|im_end|>\n<|im_start|>assistant\n"
     short = [lc.tokenize(chat.format(i)) for i in range(16)]
+    chats = chat_prompts(lc.tokenize, a.ttft_n + 1)
     res = {"llama.cpp q8_0": measure(lc, p200, short, a.tokens)}
+    res["llama.cpp q8_0"]["chat_ttft_ms"] = chat_ttft(lc.ttft, chats)
+    res["llama.cpp q8_0"]["chat_ttft_reuse_ms"] = chat_ttft(lc.ttft_reuse, chats)
     del lc
     random_adapter(hf, Path(tmp) / "adapter")
     for weights in ("q8_0", "f32"):
@@ -283,8 +335,14 @@ def main():
             # what a fine-tuned model is served as: a LoRA adapter over the base
             s.load_adapter("adapter", Path(tmp) / "adapter")
             r["decode_adapter_tok_s"] = s.decode_one(short[0], a.tokens, "adapter")
+            r["chat_ttft_reuse_ms"] = chat_ttft(s.ttft, chats)
         finally:
             s.stop()
+    s = FtServe(hf, a.threads, "q8_0", tmp, prefix_cache=False)
+    try:
+        res["ft-serve q8_0"]["chat_ttft_ms"] = chat_ttft(s.ttft, chats)
+    finally:
+        s.stop()
 
     keys = ["ttft_p50_ms", "ttft_p99_ms", "decode_tok_s", "streams16_tok_s"]
     print(f"\nSmolLM2-135M-Instruct, {a.threads} threads, {os.cpu_count()} CPUs, load average "
@@ -303,6 +361,16 @@ def main():
               f"{r['decode_tok_s'] / ref['decode_tok_s']:.2f}x; 16 streams "
               f"{r['streams16_tok_s'] / ref['streams16_tok_s']:.2f}x (llama.cpp one stream x"
               f"{r['streams16_tok_s'] / ref['decode_tok_s']:.1f})")
+    print(f"customer-service chat, {len(chats[0])}-token prompts sharing their first "
+          f"{common_start(chats[0], chats[1])}: time to first token p50")
+    print(f"  llama.cpp q8_0: {ref['chat_ttft_ms']:.1f} ms computed afresh, "
+          f"{ref['chat_ttft_reuse_ms']:.1f} ms keeping the previous prompt's cache (llama-server's)")
+    r = res["ft-serve q8_0"]
+    print(f"  ft-serve q8_0: {r['chat_ttft_ms']:.1f} ms without the prefix cache, "
+          f"{r['chat_ttft_reuse_ms']:.1f} ms with it ({r['chat_ttft_ms'] / r['chat_ttft_reuse_ms']:.2f}x); "
+          f"f32 with it {res['ft-serve f32']['chat_ttft_reuse_ms']:.1f} ms")
+    print(f"  ft-serve q8_0 with its cache vs llama.cpp with its: "
+          f"{ref['chat_ttft_reuse_ms'] / r['chat_ttft_reuse_ms']:.2f}x faster")
     print(json.dumps(res))
 
 

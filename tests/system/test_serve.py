@@ -247,6 +247,100 @@ def test_logprobs_equal_transformers(server, build_dir):
             ids.append(nxt)
 
 
+SHOP = ("You are the customer service assistant of Maple & Pine. Answer briefly and politely, "
+        "following the shop policy.")
+
+
+def lcp(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def test_the_prefix_cache_reuses_a_shared_start_and_answers_as_computed_afresh(build_dir, adapters,
+                                                                                tmp_path):
+    """One KV slot, so what each request finds is the previous one's: its
+    prompt and the tokens it fed back (all it generated but the last). The
+    expected cached counts are those common starts, from ft-train render's
+    ids (held to transformers' chat template) and transformers' greedy
+    tokens; every answer's logprobs equal transformers' within 1e-4, and a
+    server without the cache answers the same text with nothing cached."""
+    model = transformers.AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32)
+
+    def greedy(ids, n):
+        out = []
+        with torch.no_grad():
+            while len(out) < n:
+                nxt = int(torch.argmax(model(torch.tensor([ids + out])).logits[0, -1]))
+                out.append(nxt)
+                if nxt == 2:  # eos: sampled, counted, not fed back
+                    break
+        return out
+
+    first = [{"role": "system", "content": SHOP}, {"role": "user", "content": PROMPTS[0]}]
+    second = [{"role": "system", "content": SHOP}, {"role": "user", "content": PROMPTS[1]}]
+    asked = []
+    servers = [Server(build_dir, tmp_path, adapters, max_seqs=1),
+               Server(build_dir, tmp_path, adapters, max_seqs=1, prefix_cache="false")]
+    try:
+        def ask(msgs, adapter=None):
+            got = []
+            for srv in servers:
+                r = srv.client.chat.completions.create(
+                    model=adapter or "ftplat-tiny-cs", messages=msgs, max_tokens=6, temperature=0,
+                    logprobs=True, top_logprobs=1)
+                got.append(r)
+            on, off = got
+            assert on.choices[0].message.content == off.choices[0].message.content
+            assert off.usage.prompt_tokens_details.cached_tokens == 0
+            for a, b in zip(on.choices[0].logprobs.content, off.choices[0].logprobs.content):
+                assert abs(a.logprob - b.logprob) <= 1e-4
+            return on
+
+        held, held_model = [], None
+        cases = [(first, None), (None, None), (second, None), (first, "a1"), (second, "a1")]
+        for msgs, adapter in cases:
+            if msgs is None:  # the first chat's next turn: its answer, then a new question
+                msgs = first + [{"role": "assistant", "content": prev.choices[0].message.content},
+                                {"role": "user", "content": PROMPTS[3]}]
+            ids = rendered_ids(build_dir, msgs)
+            r = ask(msgs, adapter)
+            want = lcp(held, ids) if held_model == adapter else 0
+            want = min(want, len(ids) - 1)
+            assert r.usage.prompt_tokens == len(ids)
+            assert r.usage.prompt_tokens_details.cached_tokens == want, (msgs, adapter)
+            asked.append(want)
+            if adapter is None:  # the base's answer, token for token, by transformers
+                gen = greedy(ids, 6)
+                assert r.usage.completion_tokens == len(gen)
+                with torch.no_grad():
+                    for e, t in zip(r.choices[0].logprobs.content, range(len(gen))):
+                        ref = torch.log_softmax(model(torch.tensor([ids + gen[:t]])).logits[0, -1].double(), -1)
+                        assert abs(e.logprob - float(ref[gen[t]])) <= 1e-4
+                held = ids + gen[:-1]
+            else:
+                held = ids  # and its answer's tokens, past where the next prompt differs
+            held_model = adapter
+            prev = r
+        # a next turn reuses its chat's whole start; a new question the system prompt;
+        # another adapter nothing; the same adapter again the system prompt
+        print("cached per request:", asked)
+        assert asked[0] == 0 and asked[1] > asked[2] > 0 and asked[3] == 0
+        assert asked[4] == asked[2]
+        assert metric(servers[0], "ftserve_prompt_tokens_cached_total") == sum(asked)
+        assert metric(servers[0], "ftserve_prefix_cache_hits_total") == 3
+        assert metric(servers[1], "ftserve_prompt_tokens_cached_total") == 0
+        # streamed, the usage chunk says it too
+        chunks = list(servers[0].client.chat.completions.create(
+            model="a1", messages=second, max_tokens=3, temperature=0, stream=True,
+            stream_options={"include_usage": True}))
+        assert chunks[-1].usage.prompt_tokens_details.cached_tokens == len(rendered_ids(build_dir, second)) - 1
+    finally:
+        for srv in servers:
+            srv.stop()
+
+
 def test_bad_requests_are_400_naming_the_field_and_the_server_lives(server):
     h = {"Content-Type": "application/json"}
     cases = [

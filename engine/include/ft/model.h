@@ -275,6 +275,12 @@ enum ft_rc ft_kv_cache_new(const struct ft_model *m, int n_slots, int max_len,
 void ft_kv_cache_free(struct ft_kv_cache *kv);
 /* Forget a slot's positions (its sequence ended; the slot is free). */
 void ft_kv_cache_reset(struct ft_kv_cache *kv, int slot);
+/* Keep only a slot's first len positions (fewer than it holds; more is a
+ * no-op): the next row of the slot may be at position len. ft-serve reuses
+ * a finished sequence's slot for a prompt that shares those tokens (its
+ * prefix cache): the rows after them attend to the kept keys and values as
+ * a prefill chunk starting at len does. */
+void ft_kv_cache_truncate(struct ft_kv_cache *kv, int slot, int len);
 /* Positions a slot holds; bytes of the cache. */
 int ft_kv_cache_len(const struct ft_kv_cache *kv, int slot);
 size_t ft_kv_cache_bytes(const struct ft_kv_cache *kv);

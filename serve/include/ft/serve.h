@@ -20,6 +20,15 @@
  * gets alone with the same prefill chunks (the engine computes every row
  * independently of the others: test_step.c, test_serve.c).
  *
+ * The prefix cache (opts.prefix_cache): a slot keeps what its finished
+ * sequence left (the keys and values of its prompt and of the tokens it fed
+ * back, with those tokens). Admission gives a request the free slot holding
+ * the longest start of its prompt run with its adapter, cuts the slot back
+ * to that start (at most the prompt less its last token) and prefills the
+ * rest: a first chunk that starts there. Else the least recently used slot
+ * (an empty one first). The done record's cached_tokens says how many
+ * prompt tokens were reused.
+ *
  * Adapters: loaded by name from a PEFT folder into a model slot, at most
  * max_adapters resident; loading another unloads the least recently used
  * one that no running sequence uses (else FT_EBUSY).
@@ -47,6 +56,7 @@ struct ft_srv_opts {
 	int max_queue; /* requests waiting for a slot; more is FT_ELIMIT (429) */
 	int max_adapters; /* resident adapters */
 	const char *weights; /* "f32" (NULL) or "q8_0": the base as packed (ft_model_pack) */
+	bool prefix_cache; /* reuse what a finished sequence left in its KV slot */
 };
 void ft_srv_opts_default(struct ft_srv_opts *o);
 
@@ -56,6 +66,7 @@ const char *ft_srv_finish_name(enum ft_srv_finish f); /* "stop", "length", ... *
 struct ft_srv_done {
 	enum ft_srv_finish finish;
 	int prompt_tokens, completion_tokens;
+	int cached_tokens; /* of the prompt's, found in the prefix cache */
 	/* of those, byte pieces (ft_tokenizer_byte_pieces) */
 	int prompt_byte_tokens, completion_byte_tokens;
 	/* req.embed: the prompt's mean final hidden state ([embedding_dim]
@@ -86,6 +97,7 @@ struct ft_srv_stats {
 	int queued, running, max_seqs;
 	long kv_positions_used, kv_positions; /* over all slots */
 	uint64_t tokens_generated, prompt_tokens, requests, steps;
+	uint64_t prompt_tokens_cached, prefix_hits; /* the prefix cache's */
 	double busy_seconds; /* time the loop spent in steps */
 };
 

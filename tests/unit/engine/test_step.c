@@ -184,6 +184,45 @@ FT_TEST(cached_logits_equal_training_forward_window)
 	ft_model_free(m);
 }
 
+/* A slot that held one prompt, cut back to the 9 tokens another prompt
+ * shares with it: the other prompt's remaining rows, run after the kept
+ * ones, give the logits of that prompt prefilled alone (within the 2e-5 of
+ * a chunked prefill); cutting to more than it holds changes nothing. */
+FT_TEST(a_truncated_slot_continues_another_prompt_with_the_same_prefix)
+{
+	struct ft_model *m = base(0);
+	add_adapter(m, 4, (1u << FT_LIN_Q) | (1u << FT_LIN_UP), 13);
+	int V = ft_model_config(m)->vocab_size;
+	int32_t other[L];
+	memcpy(other, prompt, sizeof other);
+	for (int i = 9; i < L; i++)
+		other[i] = (prompt[i] + 5) % 30;
+	struct ft_kv_cache *kv;
+	FT_ASSERT(ft_kv_cache_new(m, 2, 40, &kv, NULL) == FT_OK);
+	int32_t pos[L], slot[L];
+	for (int i = 0; i < L; i++)
+		pos[i] = i, slot[i] = 1;
+	struct ft_step st = { L, prompt, pos, slot, NULL, NULL, 0 };
+	FT_ASSERT(ft_model_step(m, kv, &st, NULL) == FT_OK);
+	ft_kv_cache_truncate(kv, 1, L + 3);
+	FT_CHECK_INT(ft_kv_cache_len(kv, 1), L);
+	ft_kv_cache_truncate(kv, 1, 9);
+	FT_CHECK_INT(ft_kv_cache_len(kv, 1), 9);
+	struct ft_step rest = { L - 9, other + 9, pos + 9, slot, NULL, NULL, 0 };
+	FT_ASSERT(ft_model_step(m, kv, &rest, NULL) == FT_OK);
+	FT_CHECK_INT(ft_kv_cache_len(kv, 1), L);
+	float *got = ft_xcalloc((size_t)(L - 9) * V, sizeof(float));
+	ft_model_read(m, got, ft_model_step_logits(m), (size_t)(L - 9) * V);
+	float *ref = train_logits(m, other, L);
+	double d = maxdiff(ref + (size_t)9 * V, got, (size_t)(L - 9) * V);
+	printf("max |prefilled alone - after a kept prefix of 9| %.3g\n", d);
+	FT_CHECK(d <= 2e-5);
+	free(got);
+	free(ref);
+	ft_kv_cache_free(kv);
+	ft_model_free(m);
+}
+
 FT_TEST(generate_continues_the_training_forward_greedily)
 {
 	/* each greedy token is the argmax of the training forward's last row */

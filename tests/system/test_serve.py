@@ -325,7 +325,6 @@ def test_the_prefix_cache_reuses_a_shared_start_and_answers_as_computed_afresh(b
             prev = r
         # a next turn reuses its chat's whole start; a new question the system prompt;
         # another adapter nothing; the same adapter again the system prompt
-        print("cached per request:", asked)
         assert asked[0] == 0 and asked[1] > asked[2] > 0 and asked[3] == 0
         assert asked[4] == asked[2]
         assert metric(servers[0], "ftserve_prompt_tokens_cached_total") == sum(asked)

@@ -197,6 +197,22 @@ static float f16_exact(uint16_t h)
 	return h >> 15 ? -v : v;
 }
 
+/* One block of 32 inputs v against GGUF Q8_0 block bb (fp16 scale, 32
+ * int8): the activations quantised as llama.cpp does (*dx = max|v| / 127,
+ * q = round(v / *dx)) and the exact integer sum of q times the weights. */
+static long block_sum(const float *v, const uint8_t *bb, float *dx)
+{
+	float amax = 0;
+	for (int i = 0; i < 32; i++)
+		amax = fmaxf(amax, fabsf(v[i]));
+	*dx = amax / 127.0f;
+	float id = *dx > 0 ? 1.0f / *dx : 0.0f;
+	long s = 0;
+	for (int i = 0; i < 32; i++)
+		s += lroundf(v[i] * id) * (long)(signed char)bb[2 + i];
+	return s;
+}
+
 FT_TEST(q8_0_matmul_equals_the_integer_sums)
 {
 	const struct ft_backend *be = ft_backend_cpu();
@@ -226,16 +242,10 @@ FT_TEST(q8_0_matmul_equals_the_integer_sums)
 			for (int o = 0; o < OC; o++) {
 				double ref = 0, exact = 0;
 				for (int b = 0; b < IC / 32; b++) {
-					const float *v = x + n * IC + 32 * b;
-					float amax = 0;
-					for (int i = 0; i < 32; i++)
-						amax = fmaxf(amax, fabsf(v[i]));
-					float dx = amax / 127.0f, id = dx > 0 ? 1.0f / dx : 0.0f;
-					long s = 0;
-					const uint8_t *bq =
-						blk + ((size_t)o * (IC / 32) + b) * 34 + 2;
-					for (int i = 0; i < 32; i++)
-						s += lroundf(v[i] * id) * (long)(signed char)bq[i];
+					float dx;
+					long s = block_sum(x + n * IC + 32 * b,
+							   blk + ((size_t)o * (IC / 32) + b) * 34,
+							   &dx);
 					/* the block's scale: the dequantised weight over its int8 */
 					float dw = 0;
 					for (int i = 0; i < 32 && dw == 0; i++) {
@@ -265,16 +275,9 @@ FT_TEST(q8_0_matmul_equals_the_integer_sums)
 			for (int o = 0; o < OC; o++) {
 				float f = 0;
 				for (int b = 0; b < IC / 32; b++) {
-					const float *v = x + n * IC + 32 * b;
-					float amax = 0;
-					for (int i = 0; i < 32; i++)
-						amax = fmaxf(amax, fabsf(v[i]));
-					float dx = amax / 127.0f, id = dx > 0 ? 1.0f / dx : 0.0f;
 					const uint8_t *bb = blk + ((size_t)o * (IC / 32) + b) * 34;
-					long sum = 0;
-					for (int i = 0; i < 32; i++)
-						sum += lroundf(v[i] * id) *
-						       (long)(signed char)bb[2 + i];
+					float dx;
+					long sum = block_sum(x + n * IC + 32 * b, bb, &dx);
 					float dw = f16_exact((uint16_t)(bb[0] | bb[1] << 8));
 					f = fmaf((float)sum, dw * dx, f);
 				}

@@ -191,18 +191,22 @@ PY
   steps=$(python3 - "$state/calibrate" "$(( $(date +%s) - t0 ))" "${FT_QUICKSTART_BUDGET_S:-600}" <<'PY'
 import json, sys
 d, spent, budget = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-done = [json.loads(l) for l in open(f"{d}/run.log") if l.startswith('{"type":"done"')][-1]
-tps = done["tokens_seen"] / done["seconds"]                 # training tokens per second here
+lines = [json.loads(l) for l in open(f"{d}/run.log") if l.startswith('{"type":')]
+done = [o for o in lines if o["type"] == "done"][-1]
+tps = done["tokens_seen"] / done["seconds"]   # the whole run's: loading and storing included
+# the steps' own speed, the first (warming up) left out: what the job's steps run at
+later = [o["tokens_per_second"] for o in lines if o["type"] == "step" and o["step"] > 1]
+steady = max(tps, sum(later) / len(later)) if later else tps
 per_step = 2 * json.load(open(f"{d}/train_plus.json"))["stats"]["mean_len"]
 val = json.load(open(f"{d}/validation.json"))["stats"]["tokens_total"]
 evals = 2 * val / (2.2 * tps) + 15     # forward only, ~2.2x training's speed; load and store
 after = 25 + 6000 / tps                # registry, deployment, 96 answers through ft-serve
 left = budget - 30 - spent - evals - after   # 30 s of margin
-steps = max(12, min(300, int(left * tps / per_step)))
+steps = max(12, min(300, int(left * steady / per_step)))
 print(steps)
-print(f"this machine trains {tps:.0f} tokens/s ({done['tokens_seen']} tokens in "
-      f"{done['seconds']:.1f} s): {steps} steps fit ({spent} s spent, about {evals:.0f} s of "
-      f"evaluation and {after:.0f} s after the job)", file=sys.stderr)
+print(f"this machine trains {steady:.0f} tokens/s a step, {tps:.0f} with loading "
+      f"({done['tokens_seen']} tokens in {done['seconds']:.1f} s): {steps} steps fit ({spent} s "
+      f"spent, about {evals:.0f} s of evaluation and {after:.0f} s after the job)", file=sys.stderr)
 PY
 )
 fi

@@ -35,12 +35,13 @@ def test_quickstart_fine_tunes_and_beats_the_base_model(root, tmp_path):
         print(f"quickstart: {took:.0f} s, held-out loss {base:.4f} -> {tuned:.4f}")
         assert tuned < base
         # the plan: the speed measured here, and the budget's fewest steps
-        plan = re.search(r"^this machine trains (\d+) tokens/s \((\d+) tokens in ([0-9.]+) s\): "
-                         r"(\d+) steps fit", out, re.M)
+        plan = re.search(r"^this machine trains (\d+) tokens/s a step, (\d+) with loading "
+                         r"\((\d+) tokens in ([0-9.]+) s\): (\d+) steps fit", out, re.M)
         assert plan, out[-5000:]
-        tps, tokens, secs, steps = plan.groups()
+        steady, tps, tokens, secs, steps = plan.groups()
         assert int(steps) == 12 and int(tokens) > 0
         assert abs(int(tps) - int(tokens) / float(secs)) <= 1
+        assert int(steady) >= int(tps)   # the steps alone, loading and the first step left out
         assert re.search(r"\(after 12 steps\)", out), out[-3000:]
         assert re.search(r"^deployment dep-\S+ ready on http://127\.0\.0\.1:\d+: ft:\S+, "
                          r"support@production$", out, re.M), out[-3000:]

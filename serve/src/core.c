@@ -153,16 +153,6 @@ static void drop_inactive(struct ft_srv *s)
 
 /* ---- one step ---- */
 
-/* Give queued sequences free slots; their adapters are resolved now (an
- * adapter unloaded while they waited ends them). */
-static bool any_free_slot(const struct ft_srv *s)
-{
-	for (int k = 0; k < s->o.max_seqs; k++)
-		if (!s->slot_busy[k])
-			return true;
-	return false;
-}
-
 /* The free slot for q: the one holding the longest start of its prompt
  * with its adapter, else the least recently used (an empty one first).
  * *keep: the positions of it that q reuses, at most its prompt less one
@@ -194,14 +184,17 @@ static int pick_slot(const struct ft_srv *s, const struct seq *q, int *keep)
 	return best;
 }
 
+/* Give queued sequences free slots; their adapters are resolved now (an
+ * adapter unloaded while they waited ends them). */
 static void admit(struct ft_srv *s)
 {
-	for (int i = 0; i < s->n_seqs; i++) {
+	int n_free = 0;
+	for (int k = 0; k < s->o.max_seqs; k++)
+		n_free += !s->slot_busy[k];
+	for (int i = 0; i < s->n_seqs && n_free > 0; i++) {
 		struct seq *q = s->seqs[i];
 		if (!q->active || q->started)
 			continue;
-		if (!any_free_slot(s))
-			return;
 		q->ad = -1;
 		if (q->adapter_name[0]) {
 			for (int a = 0; a < s->o.max_adapters; a++)
@@ -217,6 +210,7 @@ static void admit(struct ft_srv *s)
 			q->ad_entry->last_used = s->step_no;
 		}
 		int keep, slot = pick_slot(s, q, &keep);
+		n_free--;
 		ft_kv_cache_truncate(s->kv, slot, keep);
 		s->held_ad[slot] = q->ad;
 		s->slot_busy[slot] = true;

@@ -12,7 +12,7 @@
  *   model, training_file, validation_file, method {type, supervised|dpo:
  *   {hyperparameters}}, hyperparameters (legacy), suffix, seed, metadata,
  *   integrations (null or []), and ours: adapter (none|lora|qlora),
- *   lora {r, alpha, dropout, target_modules}, gpus, priority, registered_model.
+ *   lora {r, alpha, dropout, target_modules, layers_to_transform}, gpus, priority, registered_model.
  * "model" goes through the one resolver (resolve.c): a base model, or a
  * model version (NAME@ALIAS, NAME/N, ft:BASE:JOB) whose adapter the job
  * continues training from.
@@ -199,7 +199,9 @@ static enum ft_rc check_method(struct api_req *r, json_t *m, const char **type, 
 
 static enum ft_rc check_lora(struct api_req *r, json_t *l, json_t *hp)
 {
-	static const char *const keys[] = { "r", "alpha", "dropout", "target_modules", NULL };
+	static const char *const keys[] = {
+		"r", "alpha", "dropout", "target_modules", "layers_to_transform", NULL
+	};
 	long long rank = 16;
 	double alpha = 32, dropout = 0.05;
 	json_t *out = json_object();
@@ -239,6 +241,14 @@ static enum ft_rc check_lora(struct api_req *r, json_t *l, json_t *hp)
 			}
 			json_object_set(out, "target_modules", t);
 		}
+		/* the trainer's reading (ft/model.h); the layers the base has are
+		 * checked when the job loads it */
+		json_t *lt = json_object_get(l, "layers_to_transform");
+		struct ft_lora_config lc = { 0 };
+		if (ft_lora_layers_parse(lt, "lora.layers_to_transform", &lc, &r->err))
+			return FT_EINVAL;
+		if (lc.some_layers)
+			json_object_set_new(out, "layers_to_transform", ft_lora_layers_json(&lc));
 	}
 	json_object_set_new(out, "r", json_integer(rank));
 	json_object_set_new(out, "alpha", json_real(alpha));

@@ -297,8 +297,8 @@ static enum ft_rc parse_root(const json_t *root, struct ft_model_config *c, stru
 		: get_int(root, "intermediate_size", FT_JSON_REQUIRED, 1, 1 << 22,
 			  &c->intermediate_size, err);
 	rc = rc ? rc
-		: get_int(root, "num_hidden_layers", FT_JSON_REQUIRED, 1, 4096, &c->num_layers,
-			  err);
+		: get_int(root, "num_hidden_layers", FT_JSON_REQUIRED, 1, FT_MAX_LAYERS,
+			  &c->num_layers, err);
 	rc = rc ? rc
 		: get_int(root, "num_attention_heads", FT_JSON_REQUIRED, 1, 4096, &c->num_heads,
 			  err);

@@ -35,7 +35,63 @@ double ft_lora_scale(const struct ft_lora_config *lc)
 	return lc->rslora ? lc->alpha / sqrt((double)lc->r) : lc->alpha / lc->r;
 }
 
-static enum ft_rc check_config(const struct ft_lora_config *lc, struct ft_err *err)
+enum ft_rc ft_lora_layers_parse(const json_t *v, const char *key, struct ft_lora_config *lc,
+				struct ft_err *err)
+{
+	lc->some_layers = false;
+	memset(lc->layers, 0, sizeof lc->layers);
+	if (!v || json_is_null(v))
+		return FT_OK;
+	bool one = json_is_integer(v);
+	size_t n = one ? 1 : json_is_array(v) ? json_array_size(v) : 0;
+	if (!one && (!json_is_array(v) || n == 0)) {
+		ft_failf(err, FT_EINVAL, "invalid_type",
+			 "\"%s\" must be a layer index or a non-empty list of them (got %s)", key,
+			 ft_json_type_name(v));
+		ft_err_param(err, key);
+		return FT_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const json_t *x = one ? v : json_array_get(v, i);
+		json_int_t l = json_is_integer(x) ? json_integer_value(x) : -1;
+		if (l < 0 || l >= FT_MAX_LAYERS) {
+			if (one)
+				ft_failf(err, FT_EINVAL, "invalid_value",
+					 "\"%s\" must be a layer index from 0 to %d", key,
+					 FT_MAX_LAYERS - 1);
+			else
+				ft_failf(err, FT_EINVAL, "invalid_value",
+					 "\"%s\"[%zu] must be a layer index from 0 to %d", key, i,
+					 FT_MAX_LAYERS - 1);
+			ft_err_param(err, key);
+			return FT_EINVAL;
+		}
+		lc->layers[l / 64] |= UINT64_C(1) << (l % 64);
+	}
+	lc->some_layers = true;
+	return FT_OK;
+}
+
+int ft_lora_layer_count(const struct ft_lora_config *lc, int num_layers)
+{
+	int n = 0;
+	for (int l = 0; l < num_layers; l++)
+		n += ft_lora_layer(lc, l);
+	return n;
+}
+
+json_t *ft_lora_layers_json(const struct ft_lora_config *lc)
+{
+	if (!lc->some_layers)
+		return json_null();
+	json_t *a = json_array();
+	for (int l = 0; l < FT_MAX_LAYERS; l++)
+		if (ft_lora_layer(lc, l))
+			json_array_append_new(a, json_integer(l));
+	return a;
+}
+
+static enum ft_rc check_config(const struct ft_lora_config *lc, int num_layers, struct ft_err *err)
 {
 	if (lc->r <= 0 || lc->r > 4096)
 		return ft_failf(err, FT_EINVAL, NULL, "\"r\" must be between 1 and 4096 (got %d)",
@@ -45,7 +101,18 @@ static enum ft_rc check_config(const struct ft_lora_config *lc, struct ft_err *e
 				lc->dropout);
 	if (!(lc->targets & ((1u << FT_LIN_COUNT) - 1)))
 		return ft_failf(err, FT_EINVAL, NULL, "\"target_modules\" names no linear layer");
-	return FT_OK;
+	if (!lc->some_layers)
+		return FT_OK;
+	for (int l = num_layers; l < FT_MAX_LAYERS; l++)
+		if (ft_lora_layer(lc, l))
+			return ft_failf(err, FT_EINVAL, NULL,
+					"\"layers_to_transform\" names layer %d, but the model's "
+					"layers are 0 to %d",
+					l, num_layers - 1);
+	for (int l = 0; l < num_layers; l++)
+		if (ft_lora_layer(lc, l))
+			return FT_OK;
+	return ft_failf(err, FT_EINVAL, NULL, "\"layers_to_transform\" names no layer");
 }
 
 void ft_adapter_free(const struct ft_backend *be, struct ft_adapter *ad)
@@ -70,7 +137,7 @@ enum ft_rc ft_adapter_new(struct ft_model *m, const struct ft_lora_config *lc, b
 			  struct ft_adapter **adp, struct ft_err *err)
 {
 	const struct ft_model_config *c = &m->cfg;
-	enum ft_rc rc = check_config(lc, err);
+	enum ft_rc rc = check_config(lc, c->num_layers, err);
 	if (rc)
 		return rc;
 	size_t nk = (size_t)c->num_layers * FT_LIN_COUNT;
@@ -83,7 +150,7 @@ enum ft_rc ft_adapter_new(struct ft_model *m, const struct ft_lora_config *lc, b
 	struct ft_slotlist l = { 0 };
 	for (int i = 0; i < c->num_layers; i++) {
 		for (int k = 0; k < FT_LIN_COUNT; k++) {
-			if (!(lc->targets & (1u << k)))
+			if (!(lc->targets & (1u << k)) || !ft_lora_layer(lc, i))
 				continue;
 			int in, out;
 			ft_model_linear_dims(c, (enum ft_linear)k, &in, &out);

@@ -986,6 +986,21 @@ void ft_model_zero_grad(struct ft_model *m)
 		m->be->zero(own->grads_mem, own->total * sizeof(float));
 }
 
+/* The lowest layer backward must reach: the first adapted one when only the
+ * own adapter trains (peft's layers_to_transform; below it nothing has a
+ * gradient), else 0. */
+static int backward_stop(const struct ft_model *m)
+{
+	const struct ft_adapter *own = ft_model_own(m);
+	if (m->grads_mem || !own || !own->grads_mem || !m->lora_on)
+		return 0;
+	for (int l = 0; l < m->cfg.num_layers; l++)
+		for (int k = 0; k < FT_LIN_COUNT; k++)
+			if (ft_adapter_a(own, l, (enum ft_linear)k))
+				return l;
+	return 0;
+}
+
 void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 {
 	const struct ft_model_config *c = &m->cfg;
@@ -1019,7 +1034,7 @@ void ft_model_backward(struct ft_model *m, const struct ft_batch *b)
 	be->zero(s->dres, sizeof(float) * (size_t)N * C);
 	be->rmsnorm_bwd(s->dres, gptr(m, m->norm), s->dln, m->res_final, m->norm, m->rstdf, N, C);
 
-	for (int l = c->num_layers - 1; l >= 0; l--) {
+	for (int l = c->num_layers - 1, stop = backward_stop(m); l >= stop; l--) {
 		struct ft_layer *L = &m->layers[l];
 		struct ft_layer_act *a = &m->acts[l];
 		if (ft_model_layer_recomputed(m, l)) {

@@ -24,8 +24,9 @@
  *
  * On loading, the adapted linears are taken from the tensors present (they
  * must be the same in every layer); options we do not implement (DoRA,
- * lora_bias, rank/alpha patterns, layers_to_transform, modules_to_save) are
- * refused with an error naming the field.
+ * lora_bias, rank/alpha patterns, modules_to_save) are refused with an error
+ * naming the field. layers_to_transform (the layer indices adapted; with
+ * layers_pattern null or "layers") is read and written as peft does.
  */
 #include "model_int.h"
 #include "ft/fs.h"
@@ -326,35 +327,54 @@ static enum ft_rc read_peft(struct ft_model *m, const char *dir, bool trainable,
 	    (rc = refuse_if(cfg, "lora_bias", "LoRA biases are not supported", err)) ||
 	    (rc = refuse_if(cfg, "rank_pattern", "per-module ranks are not supported", err)) ||
 	    (rc = refuse_if(cfg, "alpha_pattern", "per-module alphas are not supported", err)) ||
-	    (rc = refuse_if(cfg, "layers_to_transform",
-			    "adapters on some layers only are not "
-			    "supported",
-			    err)) ||
 	    (rc = refuse_if(cfg, "modules_to_save", "extra trained modules are not supported",
 			    err)) ||
 	    (rc = refuse_if(cfg, "fan_in_fan_out", "Conv1D layouts are not supported", err)))
 		goto prefix;
+
+	struct ft_lora_config lc = {
+		.targets = 0, .r = (int)r, .alpha = alpha, .dropout = dropout, .rslora = rslora
+	};
+	if ((rc = ft_lora_layers_parse(json_object_get(cfg, "layers_to_transform"),
+				       "layers_to_transform", &lc, err)))
+		goto prefix;
+	/* peft finds the layer index after a module named layers_pattern
+	 * (by default one of its common names): the Llama family's is "layers" */
+	json_t *pat = json_object_get(cfg, "layers_pattern");
+	if (json_is_array(pat) && json_array_size(pat) == 1)
+		pat = json_array_get(pat, 0);
+	if (pat && !json_is_null(pat) &&
+	    !(json_is_string(pat) && strcmp(json_string_value(pat), "layers") == 0)) {
+		rc = ft_failf(err, FT_EINVAL, "unsupported_adapter",
+			      "\"layers_pattern\" must be \"layers\" (the decoder's layer list) "
+			      "or null");
+		ft_err_param(err, "layers_pattern");
+		goto prefix;
+	}
 
 	snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
 	struct ft_st_file *f = NULL;
 	rc = ft_st_open(path, &f, err);
 	if (rc)
 		goto free_cfg;
-	/* targets: the linears of layer 0 that have a lora_A tensor */
-	struct ft_lora_config lc = { 0, (int)r, alpha, dropout, rslora };
+	/* targets: the linears of the first adapted layer that have a lora_A tensor */
+	int first = 0;
+	while (first < m->cfg.num_layers - 1 && !ft_lora_layer(&lc, first))
+		first++;
 	for (int k = 0; k < FT_LIN_COUNT; k++) {
 		char name[160];
-		snprintf(name, sizeof name, "base_model.model.model.layers.0.%s.%s.lora_A.weight",
-			 k <= FT_LIN_O ? "self_attn" : "mlp", ft_linear_name((enum ft_linear)k));
+		snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_A.weight",
+			 first, k <= FT_LIN_O ? "self_attn" : "mlp",
+			 ft_linear_name((enum ft_linear)k));
 		if (ft_st_find(f, name))
 			lc.targets |= 1u << k;
 	}
 	if (!lc.targets) {
-		rc = ft_failf(
-			err, FT_EFORMAT, "bad_adapter",
-			"%s has no LoRA tensors for layer 0 "
-			"(\"base_model.model.model.layers.0.<module>.<linear>.lora_A.weight\")",
-			path);
+		rc = ft_failf(err, FT_EFORMAT, "bad_adapter",
+			      "%s has no LoRA tensors for layer %d "
+			      "(\"base_model.model.model.layers.%d.<module>.<linear>.lora_A."
+			      "weight\")",
+			      path, first, first);
 		goto close_file;
 	}
 	struct ft_adapter *ad = NULL;
@@ -367,7 +387,7 @@ static enum ft_rc read_peft(struct ft_model *m, const char *dir, bool trainable,
 		if (!t) {
 			rc = ft_failf(err, FT_EFORMAT, "missing_tensor",
 				      "%s has no tensor \"%s\" (adapters must cover the same "
-				      "linears in every layer)",
+				      "linears in every adapted layer)",
 				      path, p->name);
 			break;
 		}
@@ -498,7 +518,7 @@ enum ft_rc ft_model_lora_save_peft(struct ft_model *m, const char *dir, const ch
 	json_object_set_new(cfg, "bias", json_string("none"));
 	json_object_set_new(cfg, "fan_in_fan_out", json_false());
 	json_object_set_new(cfg, "modules_to_save", json_null());
-	json_object_set_new(cfg, "layers_to_transform", json_null());
+	json_object_set_new(cfg, "layers_to_transform", ft_lora_layers_json(lc));
 	json_object_set_new(cfg, "layers_pattern", json_null());
 	json_object_set_new(cfg, "rank_pattern", json_object());
 	json_object_set_new(cfg, "alpha_pattern", json_object());

@@ -204,9 +204,9 @@ def test_full_finetuning_gradients(model_case, build_dir):
         assert_grad_close(name, grads[name], p.grad)
 
 
-def _peft_model(base, targets, r=4, alpha=8.0, rslora=False, seed=5):
+def _peft_model(base, targets, r=4, alpha=8.0, rslora=False, seed=5, layers=None):
     cfg = peft.LoraConfig(r=r, lora_alpha=alpha, target_modules=targets, lora_dropout=0.0,
-                          use_rslora=rslora)
+                          use_rslora=rslora, layers_to_transform=layers)
     torch.manual_seed(seed)  # peft draws lora_A from the global generator: pin it
     pm = peft.get_peft_model(base, cfg)
     g = torch.Generator().manual_seed(seed)
@@ -217,13 +217,17 @@ def _peft_model(base, targets, r=4, alpha=8.0, rslora=False, seed=5):
     return pm
 
 
-@pytest.mark.parametrize("targets,rslora", [("all-linear", False),
-                                            (["q_proj", "v_proj", "down_proj"], True)])
-def test_lora_gradients_and_peft_adapter_loads(model_case, build_dir, targets, rslora):
+@pytest.mark.parametrize("targets,rslora,layers", [
+    ("all-linear", False, None),
+    (["q_proj", "v_proj", "down_proj"], True, None),
+    # peft's layers_to_transform: the upper layer only, so our backward stops
+    # there (nothing below it trains) and must still give peft's gradients
+    (["q_proj", "k_proj", "o_proj", "up_proj"], False, [1])])
+def test_lora_gradients_and_peft_adapter_loads(model_case, build_dir, targets, rslora, layers):
     kind, d, _, rows = model_case
     base = load_hf(d / "model")
-    pm = _peft_model(base, targets, rslora=rslora)
-    adir = d / f"peft_adapter_{rslora}"
+    pm = _peft_model(base, targets, rslora=rslora, layers=layers)
+    adir = d / f"peft_adapter_{rslora}_{layers}"
     pm.save_pretrained(adir)
     ids, labels, mask = pad(rows)
 
@@ -240,8 +244,31 @@ def test_lora_gradients_and_peft_adapter_loads(model_case, build_dir, targets, r
     theirs = {k.replace(".default", ""): p.grad for k, p in pm.named_parameters()
               if p.requires_grad}
     assert set(grads) == set(theirs), set(grads) ^ set(theirs)
+    if layers:
+        assert all(".layers.1." in name for name in theirs), sorted(theirs)
     for name, g in theirs.items():
         assert_grad_close(name, grads[name], g)
+
+
+def test_layers_to_transform_out_of_range_or_malformed_is_refused(model_case, build_dir):
+    kind, d, _, rows = model_case
+    pm = _peft_model(load_hf(d / "model"), ["q_proj"], layers=[1])
+    adir = d / "peft_adapter_layers_bad"
+    pm.save_pretrained(adir)
+    cfg_path = adir / "adapter_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    for value, msg in [([1, 5], "names layer 5, but the model's layers are 0 to 1"),
+                       ("1", '"layers_to_transform" must be a layer index or a non-empty list'),
+                       ([0, -1], '"layers_to_transform"[1] must be a layer index from 0 to')]:
+        cfg_path.write_text(json.dumps(dict(cfg, layers_to_transform=value)))
+        p = run([ft(build_dir), "debug-forward", "--model", str(d / "model"), "--adapter",
+                 str(adir), "--data", str(d / "rows.jsonl"), "--out", str(d / "bad.st")],
+                env=ENV, check=False)
+        assert p.returncode != 0 and msg in p.stderr, p.stderr
+    cfg_path.write_text(json.dumps(dict(cfg, layers_pattern="h")))
+    p = run([ft(build_dir), "debug-forward", "--model", str(d / "model"), "--adapter", str(adir),
+             "--data", str(d / "rows.jsonl"), "--out", str(d / "bad.st")], env=ENV, check=False)
+    assert p.returncode != 0 and '"layers_pattern" must be "layers"' in p.stderr, p.stderr
 
 
 # ---------------------------------------------------------------- training loop
@@ -345,6 +372,57 @@ def test_lora_training_matches_peft_loop(train_case, build_dir):
     with torch.no_grad():
         ref_m = merged(input_ids=ids, attention_mask=mask).logits
     assert_logits_close(logits, ref_m, mask)
+
+
+LINEARS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def test_lora_on_some_layers_trains_as_peft_and_saves_layers_to_transform(train_case, build_dir):
+    """peft's layers_to_transform: an adapter on layer 1 only trains step for
+    step as peft's loop does (our backward stops at layer 1), and a job's
+    lora.layers_to_transform writes an adapter peft loads with our logits."""
+    d, rows = train_case
+    init = d / "init_adapter_l1"
+    base = load_hf(d / "model")
+    peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
+                                              target_modules=LINEARS,
+                                              layers_to_transform=[1])).save_pretrained(init)
+    job = _job(d, "lora", 8)
+    job.update(init_adapter=str(init), output_dir=str(d / "out_l1"), save_merged=False)
+    _, lines = _run_job(build_dir, job, d / "lora_l1.json")
+    ours = [x["train_loss"] for x in lines if x["type"] == "step"]
+    assert len(ours) == 8
+    pm = peft.PeftModel.from_pretrained(load_hf(d / "model"), str(init), is_trainable=True)
+    theirs = _torch_loop(pm, rows, 8, "lora")
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        assert abs(a - b) <= 1e-4 * abs(b), f"step {i + 1}: ours {a} peft {b}"
+
+    job = _job(d, "lora", 2)
+    del job["init_adapter"]
+    job.update(output_dir=str(d / "out_l0"), save_merged=False,
+               lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "down_proj"],
+                     "layers_to_transform": [0]})
+    _run_job(build_dir, job, d / "lora_l0.json")
+    adir = d / "out_l0" / "adapter"
+    cfg = json.loads((adir / "adapter_config.json").read_text())
+    assert cfg["layers_to_transform"] == [0]
+    with safe_open(str(adir / "adapter_model.safetensors"), "pt") as f:
+        assert sorted(f.keys()) == sorted(
+            f"base_model.model.model.layers.0.{m}.lora_{ab}.weight"
+            for m in ("self_attn.q_proj", "mlp.down_proj") for ab in "AB")
+    ids, labels, mask = pad(rows[:4])
+    write_rows(d / "eval4l.jsonl", rows[:4])
+    logits, _ = debug_forward(build_dir, d / "model", d / "eval4l.jsonl", d / "fl.st",
+                              adapter=adir)
+    with torch.no_grad():
+        ref = peft.PeftModel.from_pretrained(load_hf(d / "model"), str(adir))(
+            input_ids=ids, attention_mask=mask).logits
+    assert_logits_close(logits, ref, mask)
+
+    job["lora"]["layers_to_transform"] = [0, 2]
+    p, _ = _run_job(build_dir, job, d / "lora_l2.json", check=False)
+    assert p.returncode != 0
+    assert "\"layers_to_transform\" names layer 2, but the model's layers are 0 to 1" in p.stderr
 
 
 def test_full_training_matches_torch_loop(train_case, build_dir):

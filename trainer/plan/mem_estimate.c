@@ -8,8 +8,8 @@
  * (ft_model_config_param_count), Pt trainable parameters; tokens
  * n = batch_size x seq_len; G GPUs.
  *
- *   Pt          full: P.  LoRA / QLoRA: sum over layers and adapted linears
- *               [OC, IC] of r (IC + OC)
+ *   Pt          full: P.  LoRA / QLoRA: sum over adapted layers (all, or
+ *               layers_to_transform) and adapted linears [OC, IC] of r (IC + OC)
  *   weights     LoRA / full: 2 P (bf16)      + LoRA/QLoRA: 2 Pt (bf16 adapter copies)
  *               QLoRA: every linear of the blocks in NF4 (n/2 bytes), one uint8
  *               scale per 64 weights, one fp32 per 256 scales, one fp32 offset
@@ -26,7 +26,8 @@
  *                 gate, up, silu(gate) * up             3 I
  *                 two rstd + nh lse values, fp32        4 (2 + nh) bytes
  *                 LoRA: per adapted linear its rank-r intermediate, and
- *                 with dropout its dropped input (IC)
+ *                 with dropout its dropped input (IC); counted in every
+ *                 layer (an upper bound under layers_to_transform)
  *               A = 2 (4C + 2qd + 2kvd + 3I + lora) + 4 (2 + nh)
  *               no checkpointing:          n L A
  *               checkpoint every k layers: n (ceil(L / k) 2C + k A)
@@ -120,6 +121,7 @@ void ft_mem_estimate(const struct ft_mem_job *j, struct ft_mem_estimate *e)
 	uint64_t kvd = (uint64_t)c->num_kv_heads * (uint64_t)c->head_dim;
 	uint64_t n = (uint64_t)j->batch_size * (uint64_t)j->seq_len;
 	bool adapters = j->method != FT_MEM_FULL;
+	uint64_t La = j->lora_layers > 0 ? FT_MIN((uint64_t)j->lora_layers, L) : L;
 	uint64_t es = j->fp32 ? 4 : 2; /* bytes per stored weight / activation */
 
 	memset(e, 0, sizeof(*e));
@@ -133,7 +135,7 @@ void ft_mem_estimate(const struct ft_mem_job *j, struct ft_mem_estimate *e)
 		linear_params += oc * ic;
 		nf4 += nf4_bytes(oc * ic);
 		if (adapters && (j->lora_targets & (1u << l))) {
-			e->trainable += L * (uint64_t)j->lora_r * (ic + oc);
+			e->trainable += La * (uint64_t)j->lora_r * (ic + oc);
 			lora_elems += (uint64_t)j->lora_r + (j->lora_dropout ? ic : 0);
 		}
 	}

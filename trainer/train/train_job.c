@@ -9,7 +9,7 @@
  *     "device": "cpu" | "cuda",
  *     "objective": "supervised" (the default) | "dpo",
  *     "lora": { "r": 8, "alpha": 16, "dropout": 0.05, "target_modules": [...] | "all-linear",
- *               "use_rslora": false },
+ *               "use_rslora": false, "layers_to_transform": null | [i, ...] },
  *     "hyperparameters": { "n_epochs": 3, "batch_size": 4, "learning_rate": 2e-4, ...,
  *                          "beta": 0.1, "label_smoothing": 0 (dpo only) }
  *   }
@@ -32,8 +32,11 @@ static void defaults(struct ft_train_job *j)
 	memset(j, 0, sizeof(*j));
 	j->method = FT_METHOD_LORA;
 	j->double_quant = true;
-	j->lora = (struct ft_lora_config){ (1u << FT_LIN_Q) | (1u << FT_LIN_V), 8, 16.0, 0.05,
-					   false };
+	j->lora = (struct ft_lora_config){ .targets = (1u << FT_LIN_Q) | (1u << FT_LIN_V),
+					   .r = 8,
+					   .alpha = 16.0,
+					   .dropout = 0.05,
+					   .rslora = false };
 	j->n_epochs = 3;
 	j->batch_size = 4;
 	j->grad_accum = 1;
@@ -68,10 +71,15 @@ static enum ft_rc get_path(const json_t *o, const char *key, unsigned flags, cha
 
 static enum ft_rc parse_lora(const json_t *o, struct ft_lora_config *lc, struct ft_err *err)
 {
-	static const char *const keys[] = {
-		"r",	      "alpha", "lora_alpha", "dropout", "lora_dropout", "target_modules",
-		"use_rslora", NULL
-	};
+	static const char *const keys[] = { "r",
+					    "alpha",
+					    "lora_alpha",
+					    "dropout",
+					    "lora_dropout",
+					    "target_modules",
+					    "use_rslora",
+					    "layers_to_transform",
+					    NULL };
 	long long r = lc->r;
 	enum ft_rc rc;
 	if ((rc = ft_json_check_keys(o, keys, err)) ||
@@ -81,7 +89,9 @@ static enum ft_rc parse_lora(const json_t *o, struct ft_lora_config *lc, struct 
 	    (rc = ft_json_get_num(o, "dropout", FT_JSON_NULL_OK, 0, 0.99, &lc->dropout, err)) ||
 	    (rc = ft_json_get_num(o, "lora_dropout", FT_JSON_NULL_OK, 0, 0.99, &lc->dropout,
 				  err)) ||
-	    (rc = ft_json_get_bool(o, "use_rslora", FT_JSON_NULL_OK, &lc->rslora, err)))
+	    (rc = ft_json_get_bool(o, "use_rslora", FT_JSON_NULL_OK, &lc->rslora, err)) ||
+	    (rc = ft_lora_layers_parse(json_object_get(o, "layers_to_transform"),
+				       "layers_to_transform", lc, err)))
 		return rc;
 	lc->r = (int)r;
 	json_t *t = json_object_get(o, "target_modules");
@@ -409,6 +419,7 @@ void ft_train_job_mem(const struct ft_train_job *j, const struct ft_model_config
 							 : FT_MEM_LORA,
 		.lora_r = j->lora.r,
 		.lora_targets = j->lora.targets,
+		.lora_layers = ft_lora_layer_count(&j->lora, mc->num_layers),
 		.lora_dropout = j->lora.dropout > 0,
 		/* DPO runs chosen and rejected together: twice the rows */
 		.batch_size = j->batch_size * (j->objective == FT_OBJ_DPO ? 2 : 1),
@@ -471,9 +482,10 @@ json_t *ft_train_job_hparams_json(const struct ft_train_job *j, const struct ft_
 				json_array_append_new(
 					t, json_string(ft_linear_name((enum ft_linear)k)));
 		json_object_set_new(o, "lora",
-				    json_pack("{s:i, s:f, s:f, s:o, s:b}", "r", lc->r, "alpha",
+				    json_pack("{s:i, s:f, s:f, s:o, s:b, s:o}", "r", lc->r, "alpha",
 					      lc->alpha, "dropout", lc->dropout, "target_modules",
-					      t, "use_rslora", lc->rslora));
+					      t, "use_rslora", lc->rslora, "layers_to_transform",
+					      ft_lora_layers_json(lc)));
 	}
 	if (j->method == FT_METHOD_QLORA)
 		json_object_set_new(o, "qlora",

@@ -48,9 +48,29 @@ struct ft_lora_config {
 	double alpha;
 	double dropout;
 	bool rslora; /* scale alpha / sqrt(r) instead of alpha / r */
+	/* peft's layers_to_transform: with some_layers, only the layers whose
+	 * bit is set (ft_lora_layer) are adapted; otherwise every layer */
+	bool some_layers;
+	uint64_t layers[FT_MAX_LAYERS / 64];
 };
 /* alpha / r, or alpha / sqrt(r) with rsLoRA. */
 double ft_lora_scale(const struct ft_lora_config *lc);
+/* Whether layer l is adapted. */
+static inline bool ft_lora_layer(const struct ft_lora_config *lc, int l)
+{
+	return !lc->some_layers ||
+	       (l >= 0 && l < FT_MAX_LAYERS && (lc->layers[l / 64] >> (l % 64) & 1));
+}
+/* How many of the first num_layers layers are adapted. */
+int ft_lora_layer_count(const struct ft_lora_config *lc, int num_layers);
+/* layers_to_transform as peft writes it (an integer or a list of layer
+ * indices, null or absent: every layer) into lc; key names it in errors.
+ * The one reading of that field: the job file, the API and PEFT folders. */
+enum ft_rc ft_lora_layers_parse(const json_t *v, const char *key, struct ft_lora_config *lc,
+				struct ft_err *err);
+/* The adapted layers as peft's layers_to_transform: a sorted list, or null
+ * when every layer is adapted. */
+json_t *ft_lora_layers_json(const struct ft_lora_config *lc);
 
 /* One tensor of the table. grad is NULL when it does not train. */
 struct ft_param {

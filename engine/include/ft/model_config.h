@@ -32,6 +32,8 @@ enum ft_arch { FT_ARCH_LLAMA = 0, FT_ARCH_MISTRAL, FT_ARCH_QWEN2 };
 enum ft_rope_type { FT_ROPE_DEFAULT = 0, FT_ROPE_LINEAR, FT_ROPE_LLAMA3 };
 
 #define FT_MAX_EOS_IDS 8
+/* The most decoder layers a config may have (num_hidden_layers). */
+#define FT_MAX_LAYERS 4096
 
 struct ft_model_config {
 	enum ft_arch arch;

@@ -67,7 +67,11 @@ static struct ft_model *build(bool lora, int every)
 			ps[t].data[i] =
 				strstr(ps[t].name, "norm") ? 1.0f + 0.2f * frand() : 0.5f * frand();
 	if (lora) {
-		struct ft_lora_config lc = { (1u << FT_LIN_COUNT) - 1, 2, 4.0, 0.25, false };
+		struct ft_lora_config lc = { .targets = (1u << FT_LIN_COUNT) - 1,
+					     .r = 2,
+					     .alpha = 4.0,
+					     .dropout = 0.25,
+					     .rslora = false };
 		FT_ASSERT(ft_model_lora_add(m, &lc, NULL) == FT_OK);
 		size_t nl;
 		struct ft_param *lp = ft_model_lora_params(m, &nl);

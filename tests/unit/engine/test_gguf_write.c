@@ -642,8 +642,11 @@ FT_TEST(lora_in_llama_cpp_layout)
 	struct ft_err err;
 	char path[600];
 	ft_err_clear(&err);
-	struct ft_lora_config lc = { 1u << FT_LIN_Q | 1u << FT_LIN_V | 1u << FT_LIN_DOWN, 4, 8.0,
-				     0.0, true };
+	struct ft_lora_config lc = { .targets = 1u << FT_LIN_Q | 1u << FT_LIN_V | 1u << FT_LIN_DOWN,
+				     .r = 4,
+				     .alpha = 8.0,
+				     .dropout = 0.0,
+				     .rslora = true };
 	FT_CHECK(ft_model_lora_add(m, &lc, &err) == FT_OK);
 	size_t n;
 	struct ft_param *lp = ft_model_lora_params(m, &n);

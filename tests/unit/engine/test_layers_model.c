@@ -132,7 +132,11 @@ FT_TEST(lora_gradients_all_linear)
 	size_t np, nl;
 	struct ft_param *ps = ft_model_params(m, &np);
 	randomize(ps, np, 0.5f);
-	struct ft_lora_config lc = { (1u << FT_LIN_COUNT) - 1, 3, 6.0, 0.0, false };
+	struct ft_lora_config lc = { .targets = (1u << FT_LIN_COUNT) - 1,
+				     .r = 3,
+				     .alpha = 6.0,
+				     .dropout = 0.0,
+				     .rslora = false };
 	FT_CHECK(ft_model_lora_add(m, &lc, NULL) == FT_OK);
 	struct ft_param *lp = ft_model_lora_params(m, &nl);
 	FT_CHECK_INT(nl, 2 * 7 * 2);
@@ -172,7 +176,11 @@ FT_TEST(lora_loss_rows_only_and_packed_base_give_the_same_gradients)
 	size_t np, nl, ng = 0;
 	struct ft_param *ps = ft_model_params(m, &np);
 	randomize(ps, np, 0.5f);
-	struct ft_lora_config lc = { (1u << FT_LIN_COUNT) - 1, 3, 6.0, 0.0, false };
+	struct ft_lora_config lc = { .targets = (1u << FT_LIN_COUNT) - 1,
+				     .r = 3,
+				     .alpha = 6.0,
+				     .dropout = 0.0,
+				     .rslora = false };
 	FT_CHECK(ft_model_lora_add(m, &lc, NULL) == FT_OK);
 	struct ft_param *lp = ft_model_lora_params(m, &nl);
 	randomize(lp, nl, 0.5f);
@@ -204,7 +212,11 @@ FT_TEST(lora_merge_gives_same_logits)
 	size_t np, nl;
 	struct ft_param *ps = ft_model_params(m, &np);
 	randomize(ps, np, 0.5f);
-	struct ft_lora_config lc = { (1u << FT_LIN_Q) | (1u << FT_LIN_DOWN), 2, 4.0, 0.0, true };
+	struct ft_lora_config lc = { .targets = (1u << FT_LIN_Q) | (1u << FT_LIN_DOWN),
+				     .r = 2,
+				     .alpha = 4.0,
+				     .dropout = 0.0,
+				     .rslora = true };
 	FT_CHECK(ft_model_lora_add(m, &lc, NULL) == FT_OK);
 	struct ft_param *lps = ft_model_lora_params(m, &nl);
 	randomize(lps, nl, 0.5f);
@@ -233,7 +245,11 @@ FT_TEST(lora_dropout_gradients)
 	size_t np, nl;
 	struct ft_param *ps = ft_model_params(m, &np);
 	randomize(ps, np, 0.5f);
-	struct ft_lora_config lc = { (1u << FT_LIN_V) | (1u << FT_LIN_UP), 2, 4.0, 0.3, false };
+	struct ft_lora_config lc = { .targets = (1u << FT_LIN_V) | (1u << FT_LIN_UP),
+				     .r = 2,
+				     .alpha = 4.0,
+				     .dropout = 0.3,
+				     .rslora = false };
 	FT_CHECK(ft_model_lora_add(m, &lc, NULL) == FT_OK);
 	struct ft_param *lp = ft_model_lora_params(m, &nl);
 	randomize(lp, nl, 0.5f);

@@ -79,7 +79,9 @@ static struct ft_model *base(int window)
 
 static void add_adapter(struct ft_model *m, int r, unsigned targets, uint64_t seed)
 {
-	struct ft_lora_config lc = { targets, r, 2.0 * r, 0.0, false };
+	struct ft_lora_config lc = {
+		.targets = targets, .r = r, .alpha = 2.0 * r, .dropout = 0.0, .rslora = false
+	};
 	FT_ASSERT(ft_model_lora_add(m, &lc, NULL) == FT_OK);
 	size_t n;
 	struct ft_param *ps = ft_model_lora_params(m, &n);

@@ -107,6 +107,12 @@ FT_TEST(llama8b_lora_r16_all_linear)
 	j.lora_dropout = true;
 	ft_mem_estimate(&j, &e);
 	FT_CHECK_INT(e.activations, 36601593856LL + 8192LL * 32 * 77824);
+	/* layers_to_transform on 8 of the 32 layers: 8 * 16 * 81,920 = 10,485,760,
+	 * a quarter of the adapter */
+	j.lora_layers = 8;
+	ft_mem_estimate(&j, &e);
+	FT_CHECK_INT(e.trainable, 10485760LL);
+	FT_CHECK_INT(e.weights, 16060522496LL + 2 * 10485760LL);
 }
 
 FT_TEST(llama8b_qlora_weights)

@@ -29,6 +29,7 @@ struct ft_mem_job {
 	enum ft_mem_method method;
 	int lora_r; /* LoRA / QLoRA rank */
 	unsigned lora_targets; /* bit (1 << enum ft_linear) per adapted linear */
+	int lora_layers; /* adapted layers (layers_to_transform); 0: every layer */
 	bool lora_dropout; /* dropout > 0: each adapter keeps its dropped input */
 	int batch_size; /* rows per micro-batch */
 	int seq_len; /* tokens per row */

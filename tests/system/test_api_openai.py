@@ -42,9 +42,11 @@ def test_supervised_and_dpo_jobs(oai, api_server):
     j2 = oai.fine_tuning.jobs.create(
         model="tiny-llama", training_file=dpo.id,
         method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}},
-        extra_body={"adapter": "qlora", "lora": {"r": 8}, "gpus": 1, "priority": 5})
+        extra_body={"adapter": "qlora", "lora": {"r": 8, "layers_to_transform": [1, 0, 1]},
+                    "gpus": 1, "priority": 5})
     assert j2.method.type == "dpo" and j2.method.dpo.hyperparameters.beta == 0.2
     assert j2.model_extra["adapter"] == "qlora" and j2.model_extra["lora"]["r"] == 8
+    assert j2.model_extra["lora"]["layers_to_transform"] == [0, 1]  # normalised: sorted, each once
     assert j2.model_extra["gpus"] == 1 and j2.model_extra["priority"] == 5
 
     # The validator moves both to queued.

@@ -779,6 +779,17 @@ def test_eval_on_start_reports_the_base_models_heldout_loss(train_case, build_di
     assert abs(evals[0]["eval_loss"] - (s / n).item()) <= 1e-5
     assert evals[-1]["eval_loss"] != evals[0]["eval_loss"]
 
+    # max_eval_samples (transformers' examples' name): the file's first 2 rows only
+    job["hyperparameters"]["max_eval_samples"] = 2
+    job["output_dir"] = str(tmp_path / "out2")
+    _, lines = _run_job(build_dir, job, tmp_path / "job2.json")
+    first = [l for l in lines if l.get("type") == "eval"][0]
+    ids, labels, mask = pad(val[:2])
+    with torch.no_grad():
+        s2, n2 = loss_sum_and_count(base(input_ids=ids, attention_mask=mask).logits, labels)
+    assert abs(first["eval_loss"] - (s2 / n2).item()) <= 1e-5
+    assert abs(first["eval_loss"] - evals[0]["eval_loss"]) > 1e-3
+
 
 class _Bf16Linear(torch.autograd.Function):
     """A frozen linear in the arithmetic of base_dtype "bf16" (ft/backend.h's

@@ -509,6 +509,12 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 		if (rc)
 			goto free_rows;
 		r.has_val = true;
+		/* max_eval_samples: the file's first rows (DPO: pairs, two rows each) */
+		size_t keep = (size_t)j->max_eval_samples;
+		if (keep && j->objective == FT_OBJ_DPO && keep < ft_pairs_count(&r.val))
+			r.val.n = 2 * keep;
+		else if (keep && j->objective != FT_OBJ_DPO && keep < r.val.n_units)
+			r.val.n = r.val.unit_first[r.val.n_units = keep];
 	}
 	r.obj = j->objective == FT_OBJ_DPO ? &ft_objective_dpo : &ft_objective_sft;
 	r.n_units = r.obj->units(&r.train);

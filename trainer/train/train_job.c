@@ -206,6 +206,9 @@ static enum ft_rc parse_hparams(json_t *o, struct ft_train_job *j, bool *lr_give
 	hp_bool(o, "shuffle", &j->shuffle);
 	hp_bool(o, "eval_on_start", &j->eval_on_start);
 	hp_int(o, "eval_steps", &es);
+	long long mes = j->max_eval_samples;
+	hp_int(o, "max_eval_samples", &mes);
+	j->max_eval_samples = mes;
 	hp_int(o, "early_stopping_patience", &pat);
 	hp_int(o, "save_steps", &ss);
 	hp_num(o, "beta", &j->dpo_beta);
@@ -468,6 +471,7 @@ json_t *ft_train_job_hparams_json(const struct ft_train_job *j, const struct ft_
 	json_object_set_new(o, "gradient_checkpointing", json_integer(j->grad_ckpt));
 	json_object_set_new(o, "shuffle", json_boolean(j->shuffle));
 	json_object_set_new(o, "eval_steps", json_integer(j->eval_steps));
+	json_object_set_new(o, "max_eval_samples", json_integer(j->max_eval_samples));
 	json_object_set_new(o, "eval_on_start", json_boolean(j->eval_on_start));
 	json_object_set_new(o, "early_stopping_patience", json_integer(j->early_stopping_patience));
 	json_object_set_new(o, "save_steps", json_integer(j->save_steps));

@@ -44,6 +44,7 @@ struct ft_train_job {
 	bool shuffle;
 	uint64_t seed;
 	long eval_steps; /* 0: evaluate only at the end */
+	long max_eval_samples; /* > 0: evaluate on the first this many rows (DPO: pairs) */
 	bool eval_on_start; /* evaluate before the first step too (the base model's loss) */
 	int early_stopping_patience; /* 0: off */
 	long save_steps; /* 0: checkpoint only on SIGTERM and at the end */

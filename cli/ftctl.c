@@ -58,6 +58,7 @@ struct opts {
 	double lr_mult, beta, timeout, lora_alpha, lora_dropout;
 	bool has_lr_mult, has_beta, has_lora_alpha, has_lora_dropout;
 	const char *lora_targets; /* comma-separated module names */
+	const char *lora_layers; /* layers_to_transform: "10-29", "0,2,4" */
 };
 
 struct command;
@@ -544,6 +545,34 @@ static int jobs_wait(struct ctx *x)
 	return wait_job(x, x->argv[0], !x->o.json);
 }
 
+/* --lora-layers: comma-separated layer indices or ranges A-B (inclusive)
+ * into a list; NULL when malformed. The API checks the indices' range. */
+static json_t *layer_list(const char *spec)
+{
+	json_t *a = json_array();
+	for (const char *p = spec; a;) {
+		char *end;
+		long lo = strtol(p, &end, 10), hi = lo;
+		if (end == p || lo < 0 || lo > 100000)
+			break;
+		if (*end == '-') {
+			const char *q = end + 1;
+			hi = strtol(q, &end, 10);
+			if (end == q || hi < lo || hi > 100000)
+				break;
+		}
+		for (long l = lo; l <= hi; l++)
+			json_array_append_new(a, json_integer(l));
+		if (*end == 0)
+			return a;
+		if (*end != ',')
+			break;
+		p = end + 1;
+	}
+	json_decref(a);
+	return NULL;
+}
+
 static int jobs_create(struct ctx *x)
 {
 	char tf[128], vf[128];
@@ -552,6 +581,15 @@ static int jobs_create(struct ctx *x)
 		fprintf(stderr, "ftctl: jobs create needs --model and --training-file\n");
 		return EX_USAGE;
 	}
+	json_t *layers = o->lora_layers ? layer_list(o->lora_layers) : NULL;
+	if (o->lora_layers && !layers) {
+		fprintf(stderr,
+			"ftctl: --lora-layers takes layer indices and ranges, e.g. 10-29 or "
+			"0,2,4 (got \"%s\")\n",
+			o->lora_layers);
+		return EX_USAGE;
+	}
+	json_decref(layers);
 	int rc = file_arg(x, o->training_file, tf, sizeof(tf));
 	if (!rc && o->validation_file)
 		rc = file_arg(x, o->validation_file, vf, sizeof(vf));
@@ -603,6 +641,8 @@ static int jobs_create(struct ctx *x)
 		}
 		json_object_set_new(lora, "target_modules", t);
 	}
+	if (o->lora_layers)
+		json_object_set_new(lora, "layers_to_transform", layer_list(o->lora_layers));
 	if (json_object_size(lora))
 		json_object_set_new(body, "lora", lora);
 	else
@@ -1917,7 +1957,7 @@ static const struct command commands[] = {
 	  "        [--epochs N] [--batch-size N] [--lr-multiplier X] [--beta X] [--adapter "
 	  "lora|qlora|none]\n"
 	  "        [--lora-r N] [--lora-alpha X] [--lora-dropout X] [--lora-targets "
-	  "q_proj,v_proj,...]\n"
+	  "q_proj,v_proj,...] [--lora-layers 10-29]\n"
 	  "        [--hp KEY=VALUE]... [--suffix S] [--seed N] [--gpus N] [--priority "
 	  "N] [--follow]",
 	  "create a fine-tuning job (--follow: show progress until it ends)", NULL, NULL },
@@ -2211,6 +2251,7 @@ static const struct opt_def opt_defs[] = {
 	NUM("lora-alpha", lora_alpha, offsetof(struct opts, has_lora_alpha)),
 	NUM("lora-dropout", lora_dropout, offsetof(struct opts, has_lora_dropout)),
 	STR("lora-targets", lora_targets),
+	STR("lora-layers", lora_layers),
 	STR("suffix", suffix),
 	INT("seed", seed),
 	INT("gpus", gpus),

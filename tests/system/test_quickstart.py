@@ -34,6 +34,8 @@ def test_quickstart_fine_tunes_and_beats_the_base_model(root, tmp_path):
         tuned = float(re.search(r"^  fine-tuned model +([0-9.]+)", out, re.M).group(1))
         print(f"quickstart: {took:.0f} s, held-out loss {base:.4f} -> {tuned:.4f}")
         assert tuned < base
+        # on the validation file's first 24 dialogues (max_eval_samples)
+        assert "held-out loss on the first 24 dialogues of data/customer-service/validation.jsonl" in out
         # the plan: the speed measured here, and the budget's fewest steps
         plan = re.search(r"^this machine trains (\d+) tokens/s a step, (\d+) with loading "
                          r"\((\d+) tokens in ([0-9.]+) s\): (\d+) steps fit", out, re.M)

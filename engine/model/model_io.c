@@ -291,37 +291,27 @@ static enum ft_rc refuse_if(const json_t *cfg, const char *key, const char *why,
 	return FT_EINVAL;
 }
 
-/* Read a PEFT folder into a new adapter (gradients when trainable). */
-static enum ft_rc read_peft(struct ft_model *m, const char *dir, bool trainable,
-			    struct ft_adapter **out, struct ft_err *err)
+enum ft_rc ft_peft_config_parse(const char *text, size_t len, struct ft_lora_config *lc,
+				struct ft_err *err)
 {
-	char path[4096];
-	snprintf(path, sizeof path, "%s/adapter_config.json", dir);
-	struct ft_buf text;
-	ft_buf_init(&text, 1 << 20);
-	enum ft_rc rc = ft_read_file(path, &text, err);
-	if (rc)
-		goto release_text;
-	json_t *cfg = ft_json_parse(text.ptr, text.len, err);
-	if (!cfg) {
-		ft_err_prefixf(err, "%s: ", path);
-		rc = FT_EFORMAT;
-		goto release_text;
-	}
+	json_t *cfg = ft_json_parse(text, len, err);
+	if (!cfg)
+		return FT_EFORMAT;
 	const char *ptype = "LORA";
 	long long r = 0;
 	double alpha = 0, dropout = 0;
 	bool rslora = false;
+	enum ft_rc rc;
 	if ((rc = ft_json_get_str(cfg, "peft_type", 0, &ptype, err)) ||
 	    (rc = ft_json_get_int(cfg, "r", FT_JSON_REQUIRED, 1, 4096, &r, err)) ||
 	    (rc = ft_json_get_num(cfg, "lora_alpha", FT_JSON_REQUIRED, -1e9, 1e9, &alpha, err)) ||
 	    (rc = ft_json_get_num(cfg, "lora_dropout", FT_JSON_NULL_OK, 0, 0.999, &dropout, err)) ||
 	    (rc = ft_json_get_bool(cfg, "use_rslora", FT_JSON_NULL_OK, &rslora, err)))
-		goto prefix;
+		goto done;
 	if (strcmp(ptype, "LORA") != 0) {
 		rc = ft_failf(err, FT_EINVAL, "unsupported_adapter",
 			      "\"peft_type\" must be \"LORA\" (got \"%s\")", ptype);
-		goto prefix;
+		goto done;
 	}
 	if ((rc = refuse_if(cfg, "use_dora", "DoRA adapters are not supported", err)) ||
 	    (rc = refuse_if(cfg, "lora_bias", "LoRA biases are not supported", err)) ||
@@ -330,14 +320,13 @@ static enum ft_rc read_peft(struct ft_model *m, const char *dir, bool trainable,
 	    (rc = refuse_if(cfg, "modules_to_save", "extra trained modules are not supported",
 			    err)) ||
 	    (rc = refuse_if(cfg, "fan_in_fan_out", "Conv1D layouts are not supported", err)))
-		goto prefix;
-
-	struct ft_lora_config lc = {
+		goto done;
+	*lc = (struct ft_lora_config){
 		.targets = 0, .r = (int)r, .alpha = alpha, .dropout = dropout, .rslora = rslora
 	};
 	if ((rc = ft_lora_layers_parse(json_object_get(cfg, "layers_to_transform"),
-				       "layers_to_transform", &lc, err)))
-		goto prefix;
+				       "layers_to_transform", lc, err)))
+		goto done;
 	/* peft finds the layer index after a module named layers_pattern
 	 * (by default one of its common names): the Llama family's is "layers" */
 	json_t *pat = json_object_get(cfg, "layers_pattern");
@@ -349,14 +338,33 @@ static enum ft_rc read_peft(struct ft_model *m, const char *dir, bool trainable,
 			      "\"layers_pattern\" must be \"layers\" (the decoder's layer list) "
 			      "or null");
 		ft_err_param(err, "layers_pattern");
-		goto prefix;
 	}
+done:
+	json_decref(cfg);
+	return rc;
+}
+
+/* Read a PEFT folder into a new adapter (gradients when trainable). */
+static enum ft_rc read_peft(struct ft_model *m, const char *dir, bool trainable,
+			    struct ft_adapter **out, struct ft_err *err)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+	struct ft_buf text;
+	ft_buf_init(&text, 1 << 20);
+	struct ft_lora_config lc;
+	enum ft_rc rc = ft_read_file(path, &text, err);
+	if (!rc && (rc = ft_peft_config_parse(text.ptr, text.len, &lc, err)))
+		ft_err_prefixf(err, "%s: ", path);
+	ft_buf_release(&text);
+	if (rc)
+		return rc;
 
 	snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
 	struct ft_st_file *f = NULL;
 	rc = ft_st_open(path, &f, err);
 	if (rc)
-		goto free_cfg;
+		return rc;
 	/* targets: the linears of the first adapted layer that have a lora_A tensor */
 	int first = 0;
 	while (first < m->cfg.num_layers - 1 && !ft_lora_layer(&lc, first))
@@ -395,21 +403,14 @@ static enum ft_rc read_peft(struct ft_model *m, const char *dir, bool trainable,
 	}
 	if (!rc && ft_st_count(f) != ad->n_params)
 		rc = ft_failf(err, FT_EFORMAT, "bad_adapter",
-			      "%s has %zu tensors, expected %zu for r=%lld on these linears", path,
-			      ft_st_count(f), ad->n_params, r);
+			      "%s has %zu tensors, expected %zu for r=%d on these linears", path,
+			      ft_st_count(f), ad->n_params, lc.r);
 	if (rc)
 		ft_adapter_free(m->be, ad);
 	else
 		*out = ad;
 close_file:
 	ft_st_close(f);
-	goto free_cfg;
-prefix:
-	ft_err_prefixf(err, "%s/adapter_config.json: ", dir);
-free_cfg:
-	json_decref(cfg);
-release_text:
-	ft_buf_release(&text);
 	return rc;
 }
 

@@ -99,7 +99,8 @@ def test_version_lineage_equals_what_we_compute(world, build_dir):
     assert hp["learning_rate"] == pytest.approx(2e-4 * 5, rel=1e-12)     # default LoRA rate x 5
     assert hp["seed"] == 11 and hp["method"] == "lora" and hp["objective"] == "supervised"
     assert hp["lora"] == {"r": 8, "alpha": 16.0, "dropout": 0.05,
-                          "target_modules": ["q_proj", "v_proj"], "use_rslora": False}
+                          "target_modules": ["q_proj", "v_proj"], "use_rslora": False,
+                          "layers_to_transform": None}   # every layer
     assert (hp["lr_scheduler_type"], hp["weight_decay"], hp["adam_beta1"], hp["adam_beta2"],
             hp["max_seq_length"]) == ("linear", 0.0, 0.9, 0.999, 2048)
     assert lin["method"] == "supervised" and lin["adapter"] == "lora"

@@ -68,6 +68,12 @@ int ft_lora_layer_count(const struct ft_lora_config *lc, int num_layers);
  * The one reading of that field: the job file, the API and PEFT folders. */
 enum ft_rc ft_lora_layers_parse(const json_t *v, const char *key, struct ft_lora_config *lc,
 				struct ft_err *err);
+/* A PEFT adapter_config.json (the fields above; targets are left 0: a
+ * folder's come from its tensors). Refuses what we do not implement (DoRA,
+ * LoRA biases, rank or alpha patterns, modules_to_save, Conv1D layouts,
+ * a layers_pattern other than "layers") naming the field. */
+enum ft_rc ft_peft_config_parse(const char *text, size_t len, struct ft_lora_config *lc,
+				struct ft_err *err);
 /* The adapted layers as peft's layers_to_transform: a sorted list, or null
  * when every layer is adapted. */
 json_t *ft_lora_layers_json(const struct ft_lora_config *lc);

@@ -234,9 +234,10 @@ def smollm2_file():
     return p if p.exists() else None
 
 
-def random_peft_adapter(base_dir, out_dir, seed=0, b_std=0.05):
-    """A PEFT LoRA (every linear, r 8, alpha 16) on base_dir with A as peft
-    draws it and B drawn too (peft starts B at 0), so it changes the model."""
+def random_peft_adapter(base_dir, out_dir, seed=0, b_std=0.05, layers=None):
+    """A PEFT LoRA (every linear, r 8, alpha 16; on the layers listed, peft's
+    layers_to_transform, else every layer) on base_dir with A as peft draws
+    it and B drawn too (peft starts B at 0), so it changes the model."""
     import peft
     import torch
     import transformers
@@ -244,7 +245,7 @@ def random_peft_adapter(base_dir, out_dir, seed=0, b_std=0.05):
     m = transformers.AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
     cfg = peft.LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
                           target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                          "down_proj"])
+                                          "down_proj"], layers_to_transform=layers)
     pm = peft.get_peft_model(m, cfg)
     with torch.no_grad():
         for n, p in pm.named_parameters():

@@ -288,6 +288,26 @@ def test_lora_over_base_generates_the_adapted_model(build_dir, models, lora, tmp
     assert sum(a != b for a, b in zip(ours, plain)) >= 5  # the adapter matters
 
 
+def test_lora_on_some_layers_over_base_generates_as_ours(build_dir, models, tmp_path):
+    """An adapter on layers 2 and 3 of 4 (peft's layers_to_transform) exported
+    to GGUF: llama.cpp applies it as we do, and only those layers' tensors
+    are written."""
+    pytest.importorskip("peft")
+    adapter = gh.random_peft_adapter(TINY, tmp_path / "peft", seed=2, b_std=0.08, layers=[2, 3])
+    run([ft(build_dir), "export", "--format", "gguf-lora", "--model", str(TINY), "--adapter",
+         str(adapter), "--out", str(tmp_path)], env=ENV)
+    lora_gguf = tmp_path / "adapter-F32.gguf"
+    names = [t.name for t in gguf.GGUFReader(str(lora_gguf)).tensors]
+    assert len(names) == 2 * 7 * 2 and all(n.startswith(("blk.2.", "blk.3.")) for n in names), names
+    base = models["tiny"][1] / "model-F16.gguf"
+    llm = llama(base, lora_path=str(lora_gguf))
+    rows = [llm.tokenize(t.encode(), add_bos=True, special=True) for t in prompts()]
+    ours = greedy_ours(build_dir, base, rows, adapter)
+    check_greedy(build_dir, llm, base, rows, ours, tmp_path, adapter)
+    plain = greedy_ours(build_dir, base, rows)
+    assert sum(a != b for a, b in zip(ours, plain)) >= 3  # the adapter matters
+
+
 @pytest.mark.parametrize("ftype,name_", [(15, "Q4_K_M"), (2, "Q4_0"), (7, "Q8_0")])
 @pytest.mark.parametrize("name", ["tiny", "qwen2", model_param("smol")])
 def test_llama_quantize_gives_our_blocks(models, name, ftype, name_, tmp_path):

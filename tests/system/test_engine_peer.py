@@ -482,6 +482,11 @@ def test_exact_resume(train_case, build_dir):
     a = [x["train_loss"] for x in full if x["type"] == "step"]
     b = [x["train_loss"] for x in part1 + part2 if x["type"] == "step"]
     assert len(a) == 12 and a == b  # bit-identical (printed with 17 digits)
+    # the checkpoint is refused to a job on other layers (layers_to_transform)
+    job["lora"]["layers_to_transform"] = [1]
+    p, _ = _run_job(build_dir, job, d / "r3.json", "--resume",
+                    str(d / "resume_part" / "checkpoint"), check=False)
+    assert p.returncode != 0 and "was written by a different job" in p.stderr, p.stderr
 
 
 def test_sigterm_leaves_valid_checkpoint(train_case, build_dir):

@@ -106,6 +106,7 @@ enum ft_rc ft_ckpt_save(const char *dir, const struct ft_backend *be, const stru
 	    (rc = ft_st_writer_meta(w, "method", method_name(st->method), err)) ||
 	    (rc = meta(w, "lora_r", err, "%d", st->lora_r)) ||
 	    (rc = meta(w, "lora_targets", err, "%u", st->lora_targets)) ||
+	    (rc = meta(w, "lora_layers", err, "%" PRIu64, st->lora_layers)) ||
 	    (rc = ft_st_writer_meta(w, "best_eval_loss", best_s, err)) ||
 	    (rc = meta(w, "best_step", err, "%ld", st->best_step)) ||
 	    (rc = meta(w, "bad_evals", err, "%d", st->bad_evals)) ||
@@ -205,11 +206,15 @@ enum ft_rc ft_ckpt_load(const char *dir, const struct ft_backend *be, struct ft_
 	st->method = method_parse(method);
 	st->lora_r = (int)r;
 	st->lora_targets = (unsigned)targets;
+	/* absent before layers_to_transform: every layer */
+	const char *layers = ft_st_metadata(f, "lora_layers");
+	st->lora_layers = layers ? strtoull(layers, NULL, 10) : 0;
 	st->bad_evals = (int)bad;
 	st->best_eval_loss = !bl || strcmp(bl, "inf") == 0 ? INFINITY : strtod(bl, NULL);
 	if (st->seed != want->seed || st->method != want->method ||
 	    (st->method != FT_METHOD_FULL &&
-	     (st->lora_r != want->lora_r || st->lora_targets != want->lora_targets))) {
+	     (st->lora_r != want->lora_r || st->lora_targets != want->lora_targets ||
+	      st->lora_layers != want->lora_layers))) {
 		rc = ft_failf(err, FT_ECONFLICT, "checkpoint_mismatch",
 			      "%s was written by a different job (seed, method or adapter shape "
 			      "differ)",

@@ -39,6 +39,7 @@ struct ft_ckpt_state {
 	int method; /* enum ft_method */
 	int lora_r;
 	unsigned lora_targets;
+	uint64_t lora_layers; /* a digest of layers_to_transform; 0: every layer */
 	double best_eval_loss;
 	long best_step;
 	int bad_evals;

@@ -451,6 +451,19 @@ static enum ft_rc load_rows(const struct ft_train_job *j, const char *path, int 
 				    vocab, max_len, packing, rows, err);
 }
 
+/* A checkpoint's record of layers_to_transform (FNV-1a over the layer
+ * bitmap; 0 for every layer), so a resume with other layers is refused. */
+static uint64_t layers_digest(const struct ft_lora_config *lc)
+{
+	if (!lc->some_layers)
+		return 0;
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	for (size_t i = 0; i < FT_ARRAY_LEN(lc->layers); i++)
+		for (int b = 0; b < 64; b += 8)
+			h = (h ^ ((lc->layers[i] >> b) & 0xff)) * UINT64_C(0x100000001b3);
+	return h ? h : 1;
+}
+
 enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts *opts,
 			struct ft_err *err)
 {
@@ -534,6 +547,7 @@ enum ft_rc ft_train_run(const struct ft_train_job *j, const struct ft_train_opts
 				       .method = j->method,
 				       .lora_r = lora ? j->lora.r : 0,
 				       .lora_targets = lora ? j->lora.targets : 0,
+				       .lora_layers = lora ? layers_digest(&j->lora) : 0,
 				       .best_eval_loss = INFINITY };
 	if (opts->resume_dir) {
 		struct ft_ckpt_state want = r.st;

@@ -538,6 +538,11 @@ static enum ft_rc trainer_verdict(struct api_req *r, struct job_req *q, const ch
 	ft_err_clear(&e);
 	*mem = 0;
 	if (ft_model_config_parse(model_config, strlen(model_config), &mc, &e) == FT_OK) {
+		if (tj->method != FT_METHOD_FULL &&
+		    ft_lora_layers_check(&tj->lora, mc.num_layers, &r->err)) {
+			ft_err_param(&r->err, "lora.layers_to_transform");
+			return FT_EINVAL;
+		}
 		struct ft_mem_job mj;
 		struct ft_mem_estimate est;
 		ft_train_job_mem(tj, &mc, (int)FT_MAX(q->gpus, 1), &mj);

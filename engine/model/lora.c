@@ -101,18 +101,23 @@ static enum ft_rc check_config(const struct ft_lora_config *lc, int num_layers, 
 				lc->dropout);
 	if (!(lc->targets & ((1u << FT_LIN_COUNT) - 1)))
 		return ft_failf(err, FT_EINVAL, NULL, "\"target_modules\" names no linear layer");
+	return ft_lora_layers_check(lc, num_layers, err);
+}
+
+enum ft_rc ft_lora_layers_check(const struct ft_lora_config *lc, int num_layers, struct ft_err *err)
+{
 	if (!lc->some_layers)
 		return FT_OK;
 	for (int l = num_layers; l < FT_MAX_LAYERS; l++)
 		if (ft_lora_layer(lc, l))
-			return ft_failf(err, FT_EINVAL, NULL,
+			return ft_failf(err, FT_EINVAL, "invalid_value",
 					"\"layers_to_transform\" names layer %d, but the model's "
 					"layers are 0 to %d",
 					l, num_layers - 1);
 	for (int l = 0; l < num_layers; l++)
 		if (ft_lora_layer(lc, l))
 			return FT_OK;
-	return ft_failf(err, FT_EINVAL, NULL, "\"layers_to_transform\" names no layer");
+	return ft_failf(err, FT_EINVAL, "invalid_value", "\"layers_to_transform\" names no layer");
 }
 
 void ft_adapter_free(const struct ft_backend *be, struct ft_adapter *ad)

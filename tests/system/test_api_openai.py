@@ -47,6 +47,13 @@ def test_supervised_and_dpo_jobs(oai, api_server):
     assert j2.method.type == "dpo" and j2.method.dpo.hyperparameters.beta == 0.2
     assert j2.model_extra["adapter"] == "qlora" and j2.model_extra["lora"]["r"] == 8
     assert j2.model_extra["lora"]["layers_to_transform"] == [0, 1]  # normalised: sorted, each once
+    # a layer tiny-llama (2 layers) does not have: refused at creation, named
+    with pytest.raises(openai.BadRequestError) as e:
+        oai.fine_tuning.jobs.create(model="tiny-llama", training_file=sft.id,
+                                    extra_body={"lora": {"layers_to_transform": [1, 2]}})
+    assert e.value.body["param"] == "lora.layers_to_transform"
+    assert e.value.body["message"] == ('"layers_to_transform" names layer 2, but the model\'s '
+                                       'layers are 0 to 1')
     assert j2.model_extra["gpus"] == 1 and j2.model_extra["priority"] == 5
 
     # The validator moves both to queued.

@@ -61,6 +61,10 @@ static inline bool ft_lora_layer(const struct ft_lora_config *lc, int l)
 	return !lc->some_layers ||
 	       (l >= 0 && l < FT_MAX_LAYERS && (lc->layers[l / 64] >> (l % 64) & 1));
 }
+/* The layers named exist in a model of num_layers (the adapter's check when
+ * it is built, and ft-api's when a job is created on a known base). */
+enum ft_rc ft_lora_layers_check(const struct ft_lora_config *lc, int num_layers,
+				struct ft_err *err);
 /* How many of the first num_layers layers are adapted. */
 int ft_lora_layer_count(const struct ft_lora_config *lc, int num_layers);
 /* layers_to_transform as peft writes it (an integer or a list of layer

@@ -162,12 +162,39 @@ def show(questions, results, n_show):
             print(f"  {label:<11} [{mark}] {a['answer']}")
 
 
+def training_twins(questions, train_path):
+    """For each question, a question the model trained on with the same facts:
+    the user turn of the first single-turn dialogue of train_path (each used
+    once) under the same system prompt whose assistant answer holds every one
+    of the question's facts (by the same matcher). Scored as the held-out
+    questions are, it tells a model that did not learn its training rows
+    (both low) from one that learned them but not the new wordings."""
+    rows = []
+    for line in Path(train_path).read_text(encoding="utf-8").splitlines():
+        m = json.loads(line)["messages"] if line.strip() else []
+        if [x["role"] for x in m] == ["system", "user", "assistant"]:
+            rows.append(m)
+    used, out = set(), []
+    for q in questions:
+        cands = [i for i, m in enumerate(rows) if i not in used and m[0]["content"] == q["system"]]
+        misses = missing_facts_many([(rows[i][2]["content"], q["required_facts"]) for i in cands])
+        i = next((i for i, miss in zip(cands, misses) if not miss), None)
+        if i is None:
+            sys.exit(f"eval_facts: {train_path} has no dialogue answering {q.get('id')}'s facts")
+        used.add(i)
+        out.append(dict(q, id=f"{q.get('id')}-train", question=rows[i][1]["content"]))
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, help="base model folder")
     ap.add_argument("--adapter", help="LoRA adapter folder (PEFT) to evaluate on the base")
     ap.add_argument("--with-base", action="store_true", help="with --adapter: also evaluate the base alone")
     ap.add_argument("--questions", default=str(DEFAULT_QUESTIONS), help="held-out facts file (JSON list)")
+    ap.add_argument("--training-twins", metavar="TRAIN_JSONL",
+                    help="ask, instead of each question, one from this training file whose answer holds "
+                         "the same facts (did the model learn what it trained on?)")
     ap.add_argument("--language", choices=["en", "zh"], help="only the questions in this language")
     ap.add_argument("--limit", type=int, default=0, help="only the first N questions (per language)")
     ap.add_argument("--template", help="chat template name (default: the model's)")
@@ -186,6 +213,8 @@ def main():
     for q in questions:
         if not q.get("required_facts") or not all(isinstance(f, list) and f for f in q["required_facts"]):
             sys.exit(f"eval_facts: question {q.get('id')} has no usable required_facts")
+    if args.training_twins:
+        questions = training_twins(questions, args.training_twins)
     prompts = render_all(trainer, args.model, args.template, questions)
     runs = []
     if args.with_base or not args.adapter:

@@ -194,6 +194,23 @@ def test_heldout_facts(sft, dpo, build_dir, monkeypatch):
     assert wrong >= 40, f"only {wrong} of {len(qs)} off-topic answers are judged wrong"
 
 
+def test_every_heldout_question_has_a_training_twin(build_dir, monkeypatch):
+    """eval_facts.py --training-twins: for each held-out question, a distinct
+    training dialogue of its language whose answer holds the same facts."""
+    monkeypatch.setenv("FT_EVAL_STATS_PATH", str(build_dir / "eval" / "ft-eval-stats"))
+    ev = load_eval_facts()
+    qs = json.loads((DATA / "heldout_facts.json").read_text(encoding="utf-8"))
+    train = [json.loads(line)["messages"] for line in
+             (DATA / "train_plus.jsonl").read_text(encoding="utf-8").splitlines()]
+    answer_of = {m[1]["content"]: m[2]["content"] for m in train if len(m) == 3}
+    twins = ev.training_twins(qs, DATA / "train_plus.jsonl")
+    assert len(twins) == len(qs) and len({t["question"] for t in twins}) == len(qs)
+    for q, t in zip(qs, twins):
+        assert t["id"] == q["id"] + "-train" and t["required_facts"] == q["required_facts"]
+        assert lang_of(t["question"]) == q["language"] and t["question"] in answer_of
+        assert ev.missing_facts(answer_of[t["question"]], q["required_facts"]) == [], q["id"]
+
+
 def test_dpo_lines_have_the_openai_shape(dpo):
     assert len(dpo["preference"]) >= 60
     assert len(dpo["preference_validation"]) >= 10

@@ -13,6 +13,9 @@
  * probability 1 - p and scale by 1 / (1 - p); its mask is a function of
  * (the forward's seed, layer, linear), so backward redraws it instead of
  * storing it. Evaluation forwards never drop.
+ * peft's layers_to_transform adapts only the layers listed (the others'
+ * a / b pointers stay NULL); with nothing else training, backward stops at
+ * the lowest adapted layer (model.c backward_stop).
  * Init (peft's default): A ~ U(-1/sqrt(in), 1/sqrt(in)), the bound that
  * kaiming_uniform_(a=sqrt(5)) gives; B = 0. Merging folds s B A into W.
  * The adapters' weights and gradients are one allocation each, named as

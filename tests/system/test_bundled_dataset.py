@@ -198,6 +198,7 @@ def test_every_heldout_question_has_a_training_twin(build_dir, monkeypatch):
     """eval_facts.py --training-twins: for each held-out question, a distinct
     training dialogue of its language whose answer holds the same facts."""
     monkeypatch.setenv("FT_EVAL_STATS_PATH", str(build_dir / "eval" / "ft-eval-stats"))
+    monkeypatch.setenv("FT_TRAINER_PATH", str(build_dir / "trainer" / "ft-train"))
     ev = load_eval_facts()
     qs = json.loads((DATA / "heldout_facts.json").read_text(encoding="utf-8"))
     train = [json.loads(line)["messages"] for line in

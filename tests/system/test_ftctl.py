@@ -92,10 +92,10 @@ def test_jobs_create_list_get_events_cancel_wait(ctl, api_server, files, tmp_pat
     lj = json.loads(ctl("--json", "jobs", "create", "--model", "ctl-model", "--training-file",
                         str(files / "train.jsonl"), "--lora-r", "8", "--lora-alpha", "16",
                         "--lora-dropout", "0", "--lora-targets", "q_proj,k_proj,down_proj",
-                        "--lora-layers", "0,5-7", check=0).stdout)
-    assert lj["lora"] == {"r": 8, "alpha": 16.0, "dropout": 0.0,
+                        "--lora-layers", "1,0-1", check=0).stdout)
+    assert lj["lora"] == {"r": 8, "alpha": 16.0, "dropout": 0.0,   # the model has layers 0-1
                           "target_modules": ["q_proj", "k_proj", "down_proj"],
-                          "layers_to_transform": [0, 5, 6, 7]}
+                          "layers_to_transform": [0, 1]}
     ctl("jobs", "cancel", lj["id"], check=0)
     p = ctl("jobs", "create", "--model", "ctl-model", "--training-file", str(files / "train.jsonl"),
             "--lora-layers", "7-5", check=2)

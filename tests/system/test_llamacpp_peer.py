@@ -277,15 +277,21 @@ def lora(build_dir, models, tmp_path_factory):
     return adapter, d / "adapter-F32.gguf"
 
 
-def test_lora_over_base_generates_the_adapted_model(build_dir, models, lora, tmp_path):
-    adapter, lora_gguf = lora
+def check_lora_greedy(build_dir, models, adapter, lora_gguf, tmp_path):
+    """llama.cpp with the GGUF LoRA over the tiny F16 base gives our greedy
+    tokens with the PEFT adapter; returns how many prompts the adapter changes."""
     base = models["tiny"][1] / "model-F16.gguf"
     llm = llama(base, lora_path=str(lora_gguf))
     rows = [llm.tokenize(t.encode(), add_bos=True, special=True) for t in prompts()]
     ours = greedy_ours(build_dir, base, rows, adapter)
     check_greedy(build_dir, llm, base, rows, ours, tmp_path, adapter)
     plain = greedy_ours(build_dir, base, rows)
-    assert sum(a != b for a, b in zip(ours, plain)) >= 5  # the adapter matters
+    return sum(a != b for a, b in zip(ours, plain))
+
+
+def test_lora_over_base_generates_the_adapted_model(build_dir, models, lora, tmp_path):
+    adapter, lora_gguf = lora
+    assert check_lora_greedy(build_dir, models, adapter, lora_gguf, tmp_path) >= 5  # the adapter matters
 
 
 def test_lora_on_some_layers_over_base_generates_as_ours(build_dir, models, tmp_path):
@@ -299,13 +305,7 @@ def test_lora_on_some_layers_over_base_generates_as_ours(build_dir, models, tmp_
     lora_gguf = tmp_path / "adapter-F32.gguf"
     names = [t.name for t in gguf.GGUFReader(str(lora_gguf)).tensors]
     assert len(names) == 2 * 7 * 2 and all(n.startswith(("blk.2.", "blk.3.")) for n in names), names
-    base = models["tiny"][1] / "model-F16.gguf"
-    llm = llama(base, lora_path=str(lora_gguf))
-    rows = [llm.tokenize(t.encode(), add_bos=True, special=True) for t in prompts()]
-    ours = greedy_ours(build_dir, base, rows, adapter)
-    check_greedy(build_dir, llm, base, rows, ours, tmp_path, adapter)
-    plain = greedy_ours(build_dir, base, rows)
-    assert sum(a != b for a, b in zip(ours, plain)) >= 3  # the adapter matters
+    assert check_lora_greedy(build_dir, models, adapter, lora_gguf, tmp_path) >= 3  # the adapter matters
 
 
 @pytest.mark.parametrize("ftype,name_", [(15, "Q4_K_M"), (2, "Q4_0"), (7, "Q8_0")])

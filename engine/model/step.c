@@ -94,6 +94,25 @@ void ft_kv_cache_truncate(struct ft_kv_cache *kv, int slot, int len)
 		kv->len[slot] = len;
 }
 
+/* Start of slot s of layer l in a cache tensor. */
+static float *slot_rows(const struct ft_kv_cache *kv, float *t, int l, int s)
+{
+	return t + ((size_t)l * kv->n_slots + (size_t)s) * kv->max_len * kv->kd;
+}
+
+void ft_kv_cache_copy(struct ft_kv_cache *kv, int dst, int src, int len)
+{
+	if (dst < 0 || dst >= kv->n_slots || src < 0 || src >= kv->n_slots || dst == src ||
+	    len < 0 || len > kv->len[src])
+		return;
+	size_t bytes = (size_t)len * (size_t)kv->kd * sizeof(float);
+	for (int l = 0; l < kv->layers && bytes > 0; l++) {
+		kv->be->copy(slot_rows(kv, kv->k, l, dst), slot_rows(kv, kv->k, l, src), bytes);
+		kv->be->copy(slot_rows(kv, kv->v, l, dst), slot_rows(kv, kv->v, l, src), bytes);
+	}
+	kv->len[dst] = len;
+}
+
 int ft_kv_cache_len(const struct ft_kv_cache *kv, int slot)
 {
 	return slot >= 0 && slot < kv->n_slots ? kv->len[slot] : 0;
@@ -103,12 +122,6 @@ size_t ft_kv_cache_bytes(const struct ft_kv_cache *kv)
 {
 	return 2 * sizeof(float) * (size_t)kv->layers * (size_t)kv->n_slots * (size_t)kv->max_len *
 	       (size_t)kv->kd;
-}
-
-/* Start of slot s of layer l in a cache tensor. */
-static float *slot_rows(const struct ft_kv_cache *kv, float *t, int l, int s)
-{
-	return t + ((size_t)l * kv->n_slots + (size_t)s) * kv->max_len * kv->kd;
 }
 
 void ft_model_attend_cached(struct ft_model *m, int l, const struct ft_layer_run *run)

@@ -153,23 +153,36 @@ static void drop_inactive(struct ft_srv *s)
 
 /* ---- one step ---- */
 
-/* The free slot for q: the one holding the longest start of its prompt
- * with its adapter, else the least recently used (an empty one first).
- * *keep: the positions of it that q reuses, at most its prompt less one
- * token (the last prompt row gives the first token's logits); none for a
- * request that wants its prompt's embedding (every row's hidden state). */
-static int pick_slot(const struct ft_srv *s, const struct seq *q, int *keep)
+/* How many of q's first prompt tokens slot k holds with q's adapter: at
+ * most its prompt less one token (the last prompt row gives the first
+ * token's logits); none for a request that wants its prompt's embedding
+ * (every row's hidden state). */
+static int held_start(const struct ft_srv *s, const struct seq *q, int k)
 {
-	int best = -1, best_len = -1;
+	int held = ft_kv_cache_len(s->kv, k), len = 0;
+	if (s->o.prefix_cache && !q->emb_sum && held > 0 && s->held_ad[k] == q->ad) {
+		const int32_t *t = s->held + (size_t)k * s->o.max_len;
+		int most = FT_MIN(held, (int)q->n_prompt - 1);
+		while (len < most && t[len] == q->prompt[len])
+			len++;
+	}
+	return len;
+}
+
+/* The free slot for q: the one holding the longest start of its prompt,
+ * else the least recently used (an empty one first). *keep: the positions
+ * q starts from. *from: -1 when they are the slot's own, else a busy slot
+ * holding a longer start (a sequence still running with the same system
+ * prompt, or the same conversation), whose positions are copied in. */
+static int pick_slot(const struct ft_srv *s, const struct seq *q, int *keep, int *from)
+{
+	int best = -1, best_len = -1, busy = -1, busy_len = 0;
 	for (int k = 0; k < s->o.max_seqs; k++) {
-		if (s->slot_busy[k])
+		int held = ft_kv_cache_len(s->kv, k), len = held_start(s, q, k);
+		if (s->slot_busy[k]) {
+			if (len > busy_len)
+				busy = k, busy_len = len;
 			continue;
-		int held = ft_kv_cache_len(s->kv, k), len = 0;
-		if (s->o.prefix_cache && !q->emb_sum && held > 0 && s->held_ad[k] == q->ad) {
-			const int32_t *t = s->held + (size_t)k * s->o.max_len;
-			int most = FT_MIN(held, (int)q->n_prompt - 1);
-			while (len < most && t[len] == q->prompt[len])
-				len++;
 		}
 		bool better = len > best_len;
 		if (len == best_len) { /* the least recently used; empty before held */
@@ -181,6 +194,9 @@ static int pick_slot(const struct ft_srv *s, const struct seq *q, int *keep)
 			best = k, best_len = len;
 	}
 	*keep = FT_MAX(best_len, 0);
+	*from = -1;
+	if (busy_len > *keep)
+		*keep = busy_len, *from = busy;
 	return best;
 }
 
@@ -209,9 +225,15 @@ static void admit(struct ft_srv *s)
 			q->ad_entry->users++;
 			q->ad_entry->last_used = s->step_no;
 		}
-		int keep, slot = pick_slot(s, q, &keep);
+		int keep, from, slot = pick_slot(s, q, &keep, &from);
 		n_free--;
-		ft_kv_cache_truncate(s->kv, slot, keep);
+		if (from >= 0) {
+			ft_kv_cache_copy(s->kv, slot, from, keep);
+			memcpy(s->held + (size_t)slot * s->o.max_len,
+			       s->held + (size_t)from * s->o.max_len, sizeof(int32_t) * (size_t)keep);
+		} else {
+			ft_kv_cache_truncate(s->kv, slot, keep);
+		}
 		s->held_ad[slot] = q->ad;
 		s->slot_busy[slot] = true;
 		q->kv_slot = slot;

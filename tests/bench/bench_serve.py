@@ -82,12 +82,15 @@ def prompts_200(tokenize, n):
     return out
 
 
-def chat_prompts(tokenize, n):
-    """n ChatML prompts: the same system prompt, then distinct questions."""
+def chat_prompts(tokenize, n, branch=None):
+    """n ChatML prompts: the same system prompt, then distinct questions
+    (branch: a system prompt of its own, differing from the others' in its
+    first words)."""
     rows = [line.split("|") for line in (ROOT / "data" / "customer-service" / "policy.md").read_text()
             .splitlines() if line.startswith("| ") and "_" in line.split("|")[1]]
     facts = [f"- {r[3].strip()}: {r[2].strip()}" for r in rows][:16]
-    system = ("You are the customer service assistant of Maple & Pine. Answer briefly and politely, "
+    system = ("" if branch is None else f"Branch {branch} of {WORDS[branch % len(WORDS)]}. ") + (
+              "You are the customer service assistant of Maple & Pine. Answer briefly and politely, "
               "following the shop policy. Key facts:\n" + "\n".join(facts))
     out = []
     for i in range(n):
@@ -250,6 +253,28 @@ class FtServe:
     def ttft(self, ids):
         return self.stream(ids, 1)[0]
 
+    def busy_ttft(self, pairs, n_long=200):
+        """Time to first token p50 (ms) of each pair's second prompt, asked while
+        a stream answering its first runs (a second customer arriving during
+        the first one's answer). Each pair has its own system prompt, so no
+        free KV slot holds its start: only the running sequence's slot does."""
+        out = []
+        for first, second in pairs:
+            started = threading.Event()
+
+            def run(ids=first):
+                for _ in self.c.completions.create(model="smollm2", prompt=ids, max_tokens=n_long,
+                                                   temperature=0, stream=True,
+                                                   extra_body={"ignore_eos": True}):
+                    started.set()
+
+            t = threading.Thread(target=run)
+            t.start()
+            started.wait(60)
+            out.append(self.ttft(second))
+            t.join()
+        return 1000 * statistics.median(out)
+
     def decode_one(self, ids, n, model="smollm2"):
         _, after, k = self.stream(ids, n + 1, model)
         return (k - 1) / after
@@ -308,6 +333,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ttft-n", type=int, default=20)
     ap.add_argument("--tokens", type=int, default=128)
+    ap.add_argument("--busy-n", type=int, default=8,
+                    help="questions asked while another answer streams")
     ap.add_argument("--llamacpp-amx", action="store_true",
                     help="let llama.cpp use its AMX kernels (they crash on some CPUs)")
     a = ap.parse_args()
@@ -323,6 +350,7 @@ def main():
     chat = "<|im_start|>user\nTell me about order {} and its refund.<|im_end|>\n<|im_start|>assistant\n"
     short = [lc.tokenize(chat.format(i)) for i in range(16)]
     chats = chat_prompts(lc.tokenize, a.ttft_n + 1)
+    busy = [chat_prompts(lc.tokenize, 2, branch=i) for i in range(a.busy_n)]
     res = {"llama.cpp q8_0": measure(lc, p200, short, a.tokens)}
     res["llama.cpp q8_0"]["chat_ttft_ms"] = chat_ttft(lc.ttft, chats)
     res["llama.cpp q8_0"]["chat_ttft_reuse_ms"] = chat_ttft(lc.ttft_reuse, chats)
@@ -336,11 +364,14 @@ def main():
             s.load_adapter("adapter", Path(tmp) / "adapter")
             r["decode_adapter_tok_s"] = s.decode_one(short[0], a.tokens, "adapter")
             r["chat_ttft_reuse_ms"] = chat_ttft(s.ttft, chats)
+            if weights == "q8_0":
+                r["busy_ttft_reuse_ms"] = s.busy_ttft(busy)
         finally:
             s.stop()
     s = FtServe(hf, a.threads, "q8_0", tmp, prefix_cache=False)
     try:
         res["ft-serve q8_0"]["chat_ttft_ms"] = chat_ttft(s.ttft, chats)
+        res["ft-serve q8_0"]["busy_ttft_ms"] = s.busy_ttft(busy)
     finally:
         s.stop()
 
@@ -371,6 +402,11 @@ def main():
           f"f32 with it {res['ft-serve f32']['chat_ttft_reuse_ms']:.1f} ms")
     print(f"  ft-serve q8_0 with its cache vs llama.cpp with its: "
           f"{ref['chat_ttft_reuse_ms'] / r['chat_ttft_reuse_ms']:.2f}x faster")
+    print(f"the same question while another customer's answer streams (its own system prompt, "
+          f"held only by that running sequence's slot), p50 of {a.busy_n}: ft-serve q8_0 "
+          f"{r['busy_ttft_ms']:.1f} ms without the prefix cache, {r['busy_ttft_reuse_ms']:.1f} ms "
+          f"with it, the running slot's start copied ({r['busy_ttft_ms'] / r['busy_ttft_reuse_ms']:.2f}x;"
+          f" no llama.cpp figure: llama-server reuses an idle slot's cache only)")
     print(json.dumps(res))
 
 

@@ -340,6 +340,69 @@ def test_the_prefix_cache_reuses_a_shared_start_and_answers_as_computed_afresh(b
             srv.stop()
 
 
+def test_a_prompt_starts_from_a_running_sequences_slot(build_dir, adapters, tmp_path):
+    """Two KV slots, both empty: a long answer is being streamed from one when
+    another question under the same system prompt arrives. It takes the
+    other slot with the running sequence's keys and values for their common
+    start copied in (the rendered ids' common prefix: the system prompt and
+    the turn header), and answers as a server without the cache does
+    (same text, logprobs within 1e-4); a request under another adapter
+    finds nothing. The long stream is still running when both answers are
+    back (its last chunk comes after them), so the start came from a busy
+    slot."""
+    first = [{"role": "system", "content": SHOP}, {"role": "user", "content": PROMPTS[0]}]
+    second = [{"role": "system", "content": SHOP}, {"role": "user", "content": PROMPTS[1]}]
+    a_ids, b_ids = rendered_ids(build_dir, first), rendered_ids(build_dir, second)
+    want = lcp(a_ids, b_ids)
+    assert 10 < want < len(b_ids) - 1
+    on = Server(build_dir, tmp_path, adapters, max_seqs=2)
+    off = Server(build_dir, tmp_path, adapters, max_seqs=2, prefix_cache="false")
+    try:
+        started, ended, usage = threading.Event(), [], []
+
+        def long_stream():
+            for c in on.client.chat.completions.create(
+                    model="ftplat-tiny-cs", messages=first, max_tokens=400, temperature=0,
+                    stream=True, stream_options={"include_usage": True},
+                    extra_body={"ignore_eos": True}):
+                started.set()
+                if c.usage:
+                    usage.append(c.usage)
+            ended.append(time.monotonic())
+
+        t = threading.Thread(target=long_stream)
+        t0 = time.monotonic()
+        t.start()
+        assert started.wait(30)
+
+        def ask(srv, model):
+            return srv.client.chat.completions.create(
+                model=model, messages=second, max_tokens=6, temperature=0, logprobs=True,
+                top_logprobs=1)
+
+        b = ask(on, "ftplat-tiny-cs")
+        c = ask(on, "a1")
+        answered = time.monotonic()
+        t.join(120)
+        print(f"answers back {answered - t0:.3f} s after the stream started; it ended at {ended[0] - t0:.3f} s")
+        assert ended and ended[0] > answered, "the long stream ended before the answers came"
+        assert usage[0].completion_tokens == 400
+        assert usage[0].prompt_tokens_details.cached_tokens == 0
+        assert b.usage.prompt_tokens == len(b_ids)
+        assert b.usage.prompt_tokens_details.cached_tokens == want
+        assert c.usage.prompt_tokens_details.cached_tokens == 0  # another adapter
+        for got, model in ((b, "ftplat-tiny-cs"), (c, "a1")):
+            ref = ask(off, model)
+            assert got.choices[0].message.content == ref.choices[0].message.content
+            for x, y in zip(got.choices[0].logprobs.content, ref.choices[0].logprobs.content):
+                assert abs(x.logprob - y.logprob) <= 1e-4
+        assert metric(on, "ftserve_prompt_tokens_cached_total") == want
+        assert metric(on, "ftserve_prefix_cache_hits_total") == 1
+    finally:
+        on.stop()
+        off.stop()
+
+
 def test_bad_requests_are_400_naming_the_field_and_the_server_lives(server):
     h = {"Content-Type": "application/json"}
     cases = [

@@ -57,8 +57,8 @@ static const struct ft_config_key keys[] = {
 	{ "serve_max_adapters", FT_CFG_INT, "8", 1, 1024,
 	  "ft-serve: LoRA adapters resident at once (least recently used unloaded)" },
 	{ "serve_prefix_cache", FT_CFG_BOOL, "true", 0, 0,
-	  "ft-serve: reuse the keys and values a finished request left for a prompt that starts "
-	  "with the same tokens" },
+	  "ft-serve: reuse the keys and values a finished request left, or a running one holds, "
+	  "for a prompt that starts with the same tokens" },
 	{ "serve_token", FT_CFG_STR, NULL, 0, 0,
 	  "ft-serve: the bearer token clients must send (unset: no authentication)" },
 	{ "serve_max_body_bytes", FT_CFG_INT, "8388608", 1024, 1073741824,

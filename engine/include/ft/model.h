@@ -311,6 +311,12 @@ void ft_kv_cache_reset(struct ft_kv_cache *kv, int slot);
  * prefix cache): the rows after them attend to the kept keys and values as
  * a prefill chunk starting at len does. */
 void ft_kv_cache_truncate(struct ft_kv_cache *kv, int slot, int len);
+/* Make slot dst hold the first len positions of slot src (at most what
+ * src holds; dst's own positions are dropped; src is unchanged). ft-serve
+ * starts a prompt from the start another slot holds, busy or free (its
+ * prefix cache): the copied keys and values are the ones src computed, so
+ * dst then continues as a truncated src would. */
+void ft_kv_cache_copy(struct ft_kv_cache *kv, int dst, int src, int len);
 /* Positions a slot holds; bytes of the cache. */
 int ft_kv_cache_len(const struct ft_kv_cache *kv, int slot);
 size_t ft_kv_cache_bytes(const struct ft_kv_cache *kv);

@@ -225,6 +225,65 @@ FT_TEST(a_truncated_slot_continues_another_prompt_with_the_same_prefix)
 	ft_model_free(m);
 }
 
+/* ft-serve's prefix cache across slots: slot 0 runs one prompt; slot 1,
+ * which held other tokens, takes the first 9 positions of slot 0 and runs
+ * the rest of another prompt that shares them: its logits are that prompt's
+ * prefilled alone (the 2e-5 of a chunked prefill), and slot 0 is untouched
+ * (its next token's logits are the training forward's). A copy of more than
+ * the source holds, or onto itself, changes nothing. */
+FT_TEST(a_slot_continues_from_the_prefix_copied_from_another)
+{
+	struct ft_model *m = base(0);
+	add_adapter(m, 4, (1u << FT_LIN_K) | (1u << FT_LIN_DOWN), 17);
+	int V = ft_model_config(m)->vocab_size;
+	int32_t other[L + 1], longer[L + 1];
+	memcpy(other, prompt, sizeof(int32_t) * L);
+	memcpy(longer, prompt, sizeof(int32_t) * L);
+	for (int i = 9; i < L; i++)
+		other[i] = (prompt[i] + 7) % 30;
+	longer[L] = 12;
+	struct ft_kv_cache *kv;
+	FT_ASSERT(ft_kv_cache_new(m, 2, 40, &kv, NULL) == FT_OK);
+	int32_t pos[L + 1], s0[L + 1], s1[L + 1];
+	for (int i = 0; i <= L; i++)
+		pos[i] = i, s0[i] = 0, s1[i] = 1;
+	struct ft_step a = { L, prompt, pos, s0, NULL, NULL, 0 };
+	FT_ASSERT(ft_model_step(m, kv, &a, NULL) == FT_OK);
+	struct ft_step junk = { 5, other + 11, pos, s1, NULL, NULL, 0 };
+	FT_ASSERT(ft_model_step(m, kv, &junk, NULL) == FT_OK);
+	ft_kv_cache_copy(kv, 1, 0, L + 1); /* more than slot 0 holds */
+	ft_kv_cache_copy(kv, 0, 0, 3);     /* onto itself */
+	FT_CHECK_INT(ft_kv_cache_len(kv, 1), 5);
+	FT_CHECK_INT(ft_kv_cache_len(kv, 0), L);
+	ft_kv_cache_copy(kv, 1, 0, 9);
+	FT_CHECK_INT(ft_kv_cache_len(kv, 1), 9);
+	FT_CHECK_INT(ft_kv_cache_len(kv, 0), L);
+	struct ft_step rest = { L - 9, other + 9, pos + 9, s1, NULL, NULL, 0 };
+	FT_ASSERT(ft_model_step(m, kv, &rest, NULL) == FT_OK);
+	float *got = ft_xcalloc((size_t)(L - 9) * V, sizeof(float));
+	ft_model_read(m, got, ft_model_step_logits(m), (size_t)(L - 9) * V);
+	float *ref = train_logits(m, other, L);
+	double d = maxdiff(ref + (size_t)9 * V, got, (size_t)(L - 9) * V);
+	struct ft_step next = { 1, longer + L, pos + L, s0, NULL, NULL, 0 };
+	FT_ASSERT(ft_model_step(m, kv, &next, NULL) == FT_OK);
+	float *got0 = ft_xcalloc((size_t)V, sizeof(float));
+	ft_model_read(m, got0, ft_model_step_logits(m), (size_t)V);
+	float *ref0 = train_logits(m, longer, L + 1);
+	double d0 = maxdiff(ref0 + (size_t)L * V, got0, (size_t)V);
+	printf("max |prefilled alone - after 9 positions copied| %.3g, |source slot's next| %.3g\n",
+	       d, d0);
+	FT_CHECK(d <= 2e-5);
+	FT_CHECK(d0 <= 2e-5);
+	FT_CHECK_INT(ft_kv_cache_len(kv, 1), L);
+	FT_CHECK_INT(ft_kv_cache_len(kv, 0), L + 1);
+	free(got);
+	free(ref);
+	free(got0);
+	free(ref0);
+	ft_kv_cache_free(kv);
+	ft_model_free(m);
+}
+
 FT_TEST(generate_continues_the_training_forward_greedily)
 {
 	/* each greedy token is the argmax of the training forward's last row */

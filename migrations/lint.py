@@ -10,7 +10,15 @@ refused unless the file says, in its leading comment lines,
 
 which means: this release's binaries no longer use what it removes, and the
 release before it already stopped using it (a contract ships one release after
-its expand). Building an index on an existing table without CONCURRENTLY is
+its expand). One more mark, in the same leading comments,
+
+    -- ft:widens TABLE.CONSTRAINT
+
+lets an expand replace that CHECK constraint with a wider one, as one
+statement, `ALTER TABLE TABLE DROP CONSTRAINT CONSTRAINT, ADD CONSTRAINT
+CONSTRAINT CHECK (...)`: the author states that the new check accepts every
+row the old one did (a new value of a status, which old binaries never
+write). It allows nothing else. Building an index on an existing table without CONCURRENTLY is
 refused in every migration: it blocks writes while it builds.
 
     python3 migrations/lint.py [DIR]     exit 0 when clean, 1 with one line per problem
@@ -43,6 +51,8 @@ INDEX = re.compile(r"^CREATE (UNIQUE )?INDEX (?!CONCURRENTLY)(IF NOT EXISTS )?(\
 ALTER_TABLE = re.compile(r"^ALTER TABLE (IF EXISTS )?(ONLY )?(\S+)")
 CREATE_TABLE = re.compile(r"\bCREATE (UNLOGGED )?TABLE (IF NOT EXISTS )?([^\s(]+)")
 MARK = re.compile(r"^--\s*ft:contract\s*$", re.M)
+WIDENS = re.compile(r"^--\s*ft:widens\s+([a-z0-9_]+)\.([a-z0-9_]+)\s*$", re.M)
+WIDENING = re.compile(r"^ALTER TABLE (ONLY )?(\S+) DROP CONSTRAINT (\S+), ADD CONSTRAINT (\S+) CHECK \(")
 
 
 def blank(sql):
@@ -83,10 +93,22 @@ def leading_comments(sql):
     return "\n".join(lines)
 
 
+def check_ends(s, i):
+    """Whether the parenthesis opened just before s[i] closes at the end of s
+    (nothing follows the CHECK's condition)."""
+    depth = 1
+    for j in range(i, len(s)):
+        depth += {"(": 1, ")": -1}.get(s[j], 0)
+        if depth == 0:
+            return s[j + 1:].strip() == ""
+    return False
+
+
 def check_file(path):
     sql = path.read_text()
     text = blank(sql)
     contract = bool(MARK.search(leading_comments(sql)))
+    widens = {(t, c) for t, c in WIDENS.findall(leading_comments(sql))}
     created = {m.group(3).lower().strip('"') for m in CREATE_TABLE.finditer(text.upper())}
     problems, start = [], 0
     for stmt in text.split(";"):
@@ -106,6 +128,10 @@ def check_file(path):
         m = ALTER_TABLE.match(s)
         if m and m.group(3).lower().strip('"') in created:
             continue                      # a table this migration creates: nothing old uses it
+        w = WIDENING.match(s)
+        if w and w.group(3) == w.group(4) and check_ends(s, w.end()) and \
+                (w.group(2).lower().strip('"'), w.group(3).lower().strip('"')) in widens:
+            continue                      # a CHECK replaced by a wider one, as the mark says
         for pattern, why in CONTRACT_RULES:
             if re.search(pattern, s):
                 problems.append(f"{where}: {why}; that is a contract step: put it in its own "

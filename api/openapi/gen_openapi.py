@@ -156,14 +156,15 @@ schemas = {
                                                     required=["type"]),
         "model": {"type": S}, "organization_id": {"type": S},
         "result_files": {"type": "array", "items": {"type": S}}, "seed": {"type": I},
-        "status": {"type": S, "enum": ["validating_files", "queued", "running", "succeeded",
-                                        "failed", "cancelled"]},
+        "status": {"type": S, "enum": ["validating_files", "queued", "running", "pausing", "paused",
+                                        "succeeded", "failed", "cancelled"]},
         "trained_tokens": nullable(I), "training_file": {"type": S}, "validation_file": nullable(S),
         "estimated_finish": nullable(I), "integrations": {"type": "array"},
         "metadata": {"type": "object", "additionalProperties": {"type": S}},
         "user_provided_suffix": nullable(S),
         "state": {"type": S, "enum": ["validating_files", "queued", "dispatched", "running",
-                                       "cancelling", "succeeded", "failed", "cancelled"]},
+                                       "cancelling", "pausing", "paused", "succeeded", "failed",
+                                       "cancelled"]},
         "adapter": {"type": S, "enum": ["none", "lora", "qlora"]},
         "lora": {"type": ["object", "null"]}, "gpus": {"type": I}, "priority": {"type": I},
         "attempt": {"type": I}, "max_attempts": {"type": I}, "worker": nullable(S),
@@ -809,6 +810,14 @@ paths = {
     },
     "/v1/fine_tuning/jobs/{id}/cancel": {
         "post": op("cancelJob", "cancel a job", ok(ref("Job")), [JOB_ID, IDEM], tags=["jobs"]),
+    },
+    "/v1/fine_tuning/jobs/{id}/pause": {
+        "post": op("pauseJob", "pause a job: its trainer checkpoints and stops; it waits, paused, "
+                   "holding no worker", ok(ref("Job")), [JOB_ID, IDEM], tags=["jobs"]),
+    },
+    "/v1/fine_tuning/jobs/{id}/resume": {
+        "post": op("resumeJob", "resume a paused job: queued again, it starts from its last "
+                   "checkpoint", ok(ref("Job")), [JOB_ID, IDEM], tags=["jobs"]),
     },
     "/v1/fine_tuning/jobs/{id}/events": {
         "get": op("listJobEvents",

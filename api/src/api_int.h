@@ -415,6 +415,8 @@ enum ft_rc h_jobs_create(struct api_req *r);
 enum ft_rc h_jobs_list(struct api_req *r);
 enum ft_rc h_jobs_get(struct api_req *r);
 enum ft_rc h_jobs_cancel(struct api_req *r);
+enum ft_rc h_jobs_pause(struct api_req *r);
+enum ft_rc h_jobs_resume(struct api_req *r);
 enum ft_rc h_jobs_events(struct api_req *r);
 enum ft_rc h_jobs_checkpoints(struct api_req *r);
 enum ft_rc h_datasets_create(struct api_req *r);

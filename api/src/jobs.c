@@ -18,7 +18,8 @@
  * continues training from.
  *
  * Status as shown to OpenAI clients: our "dispatched" reads "queued" and
- * "cancelling" reads "running"; the exact state is in "state".
+ * "cancelling" reads "running"; the exact state is in "state". "pausing"
+ * and "paused" are OpenAI's own (POST .../pause and .../resume).
  */
 #include <math.h>
 #include <unistd.h>
@@ -43,6 +44,8 @@ static const struct {
 	{ "dispatched", "queued" },
 	{ "running", "running" },
 	{ "cancelling", "running" },
+	{ "pausing", "pausing" },
+	{ "paused", "paused" },
 	{ "succeeded", "succeeded" },
 	{ "failed", "failed" },
 	{ "cancelled", "cancelled" },
@@ -809,7 +812,61 @@ enum ft_rc h_jobs_get(struct api_req *r)
 	return job_by_id(r, r->params[0]);
 }
 
-enum ft_rc h_jobs_cancel(struct api_req *r)
+/* What cancel, pause and resume do to a job in each state: the state it
+ * moves to (NULL: it stays, and the answer is the job as it is), or a 409
+ * with the message's ending. One table, so the three stay consistent with
+ * the life cycle in docs/architecture.md. */
+enum job_action { JOB_CANCEL = 0, JOB_PAUSE, JOB_RESUME, JOB_ACTIONS };
+
+static const struct {
+	const char *from, *to[JOB_ACTIONS];
+} job_moves[] = {
+	/* { from, { cancel, pause, resume } } */
+	{ "validating_files",
+	  { "cancelled", "!is still validating its files; pause it once it is queued",
+	    "!is not paused (it is validating its files)" } },
+	{ "queued", { "cancelled", "paused", "!is not paused (it is queued)" } },
+	{ "dispatched", { "cancelling", "pausing", "!is not paused (it is being dispatched)" } },
+	{ "running", { "cancelling", "pausing", "!is not paused (it is running)" } },
+	{ "cancelling", { NULL, "!is being cancelled", "!is being cancelled" } },
+	{ "pausing", { "cancelling", NULL, "!is still pausing; resume it once it is paused" } },
+	{ "paused", { "cancelled", NULL, "queued" } },
+};
+
+static const struct {
+	const char *code, *reason;
+} job_action_defs[JOB_ACTIONS] = {
+	[JOB_CANCEL] = { "job_not_cancellable", "cancelled by the user" },
+	[JOB_PAUSE] = { "job_not_pausable", "paused by the user" },
+	[JOB_RESUME] = { "job_not_resumable", "resumed by the user" },
+};
+
+/* The job event of a move. */
+static const char *job_move_message(const char *to)
+{
+	static const struct {
+		const char *to, *message;
+	} m[] = {
+		{ "cancelled", "Job cancelled" },
+		{ "cancelling", "Cancelling job: waiting for the worker to stop" },
+		{ "paused", "Job paused" },
+		{ "pausing",
+		  "Pausing job: waiting for the worker to checkpoint and stop the trainer" },
+		{ "queued", "Job resumed: queued again; it starts from its last checkpoint" },
+	};
+	for (size_t i = 0; i < FT_ARRAY_LEN(m); i++)
+		if (strcmp(m[i].to, to) == 0)
+			return m[i].message;
+	return to;
+}
+
+/* POST /v1/fine_tuning/jobs/{id}/cancel | pause | resume: an empty body;
+ * the row locked, moved by job_moves with its transition and event in one
+ * transaction, and answered as it then is. A worker's trainer is stopped by
+ * the scheduler (cancel and pause messages, dispatch.c); a paused job holds
+ * no worker, and resumed it is queued and dispatched again from its last
+ * checkpoint without using up an attempt (the scheduler's hand-back). */
+static enum ft_rc job_move(struct api_req *r, enum job_action act)
 {
 	const char *id = r->params[0];
 	json_t *b;
@@ -831,32 +888,31 @@ enum ft_rc h_jobs_cancel(struct api_req *r)
 		return api_not_found(r, "fine-tuning job", id);
 	const char *from = api_strdup(r->arena, PQgetvalue(res, 0, 0));
 	const char *attempt = api_strdup(r->arena, PQgetvalue(res, 0, 1));
-	const char *to;
-	if (strcmp(from, "validating_files") == 0 || strcmp(from, "queued") == 0)
-		to = "cancelled";
-	else if (strcmp(from, "dispatched") == 0 || strcmp(from, "running") == 0)
-		to = "cancelling";
-	else if (strcmp(from, "cancelling") == 0)
-		to = NULL;
-	else
-		return ft_failf(&r->err, FT_ECONFLICT, "job_not_cancellable",
+	const char *to = NULL;
+	bool known = false;
+	for (size_t i = 0; i < FT_ARRAY_LEN(job_moves) && !known; i++)
+		if (strcmp(job_moves[i].from, from) == 0)
+			known = true, to = job_moves[i].to[act];
+	if (!known) /* succeeded, failed, cancelled */
+		return ft_failf(&r->err, FT_ECONFLICT, job_action_defs[act].code,
 				"job \"%s\" has already %s", id, from);
+	if (to && to[0] == '!')
+		return ft_failf(&r->err, FT_ECONFLICT, job_action_defs[act].code, "job \"%s\" %s",
+				id, to + 1);
 	if (to) {
-		const char *q[] = { id, from, to, attempt };
+		const char *q[] = { id, from, to, attempt, job_action_defs[act].reason };
 		if (api_db_cmd(r,
 			       "UPDATE jobs SET status = $3, updated_at = now(), "
-			       "finished_at = CASE WHEN $3 = 'cancelled' THEN now() END "
+			       "finished_at = CASE WHEN $3 = 'cancelled' THEN now() END, "
+			       "queued_at = CASE WHEN $3 = 'queued' THEN now() ELSE queued_at END "
 			       "WHERE id = $1 AND status = $2",
 			       3, q) ||
 		    api_db_cmd(r,
 			       "INSERT INTO job_transitions (job_id, from_status, to_status, "
 			       "attempt, reason) "
-			       "VALUES ($1, $2, $3, $4::int, 'cancelled by the user')",
-			       4, q) ||
-		    api_job_event(r->db, id, "info", "status",
-				  strcmp(to, "cancelled") == 0
-					  ? "Job cancelled"
-					  : "Cancelling job: waiting for the worker to stop",
+			       "VALUES ($1, $2, $3, $4::int, $5)",
+			       5, (const char *[]){ q[0], q[1], q[2], q[3], q[4] }) ||
+		    api_job_event(r->db, id, "info", "status", job_move_message(to),
 				  api_printf(r->arena, "{\"status\":\"%s\"}", to), &r->err))
 			return r->err.rc;
 	}
@@ -865,6 +921,21 @@ enum ft_rc h_jobs_cancel(struct api_req *r)
 	r->obj_type = "fine_tuning.job";
 	r->obj_id = id;
 	return FT_OK;
+}
+
+enum ft_rc h_jobs_cancel(struct api_req *r)
+{
+	return job_move(r, JOB_CANCEL);
+}
+
+enum ft_rc h_jobs_pause(struct api_req *r)
+{
+	return job_move(r, JOB_PAUSE);
+}
+
+enum ft_rc h_jobs_resume(struct api_req *r)
+{
+	return job_move(r, JOB_RESUME);
 }
 
 static enum ft_rc job_visible(struct api_req *r, const char *id)

@@ -27,7 +27,7 @@
 #include "ft/webhook.h"
 #include "sched_int.h"
 
-#define ACTIVE "('dispatched', 'running', 'cancelling')"
+#define ACTIVE "('dispatched', 'running', 'cancelling', 'pausing')"
 
 static const char *jstr(json_t *o, const char *k, const char *def)
 {
@@ -159,19 +159,23 @@ static enum ft_rc reap_kind(struct sched *s, const struct sched_kind *k, struct 
 		"WITH lost AS ("
 		"  SELECT id, status AS old_status, attempt, max_attempts, worker_id FROM %s"
 		"  WHERE (status IN " ACTIVE " AND lease_expires_at < now())"
-		"     OR (status = 'cancelling' AND worker_id IS NULL)"
+		"     OR (status IN ('cancelling', 'pausing') AND worker_id IS NULL)"
 		"  FOR UPDATE SKIP LOCKED)"
 		" UPDATE %s j SET"
 		"  status = CASE WHEN l.old_status = 'cancelling' THEN 'cancelled'"
+		"                WHEN l.old_status = 'pausing' THEN 'paused'"
 		"                WHEN l.attempt >= l.max_attempts THEN 'failed' ELSE 'queued' END,"
 		"  worker_id = NULL, lease_expires_at = NULL,"
-		"  queued_at = CASE WHEN l.old_status <> 'cancelling' AND l.attempt < "
+		"  queued_at = CASE WHEN l.old_status NOT IN ('cancelling', 'pausing') AND "
+		"l.attempt < "
 		"l.max_attempts"
 		"                   THEN now() ELSE j.queued_at END,"
-		"  finished_at = CASE WHEN l.old_status = 'cancelling' OR l.attempt >= "
-		"l.max_attempts"
+		"  finished_at = CASE WHEN l.old_status = 'cancelling' OR (l.old_status <> "
+		"'pausing'"
+		"                     AND l.attempt >= l.max_attempts)"
 		"                     THEN now() END,"
-		"  error = CASE WHEN l.old_status <> 'cancelling' AND l.attempt >= l.max_attempts"
+		"  error = CASE WHEN l.old_status NOT IN ('cancelling', 'pausing')"
+		"               AND l.attempt >= l.max_attempts"
 		"          THEN jsonb_build_object('code', 'worker_lost', 'message',"
 		"               format('worker %%s stopped responding; gave up after %%s attempts',"
 		"                      l.worker_id, l.attempt), 'param', NULL)"
@@ -189,8 +193,9 @@ static enum ft_rc reap_kind(struct sched *s, const struct sched_kind *k, struct 
 	for (int i = 0; i < PQntuples(r); i++) {
 		char reason[256];
 		const char *to = PQgetvalue(r, i, 2);
-		if (strcmp(to, "cancelled") == 0)
-			snprintf(reason, sizeof(reason), "cancelled");
+		if (strcmp(to, "cancelled") == 0 || strcmp(to, "paused") == 0)
+			snprintf(reason, sizeof(reason), "%s (worker %s stopped responding)", to,
+				 PQgetvalue(r, i, 4));
 		else
 			snprintf(reason, sizeof(reason),
 				 "worker %s stopped responding (attempt %s)", PQgetvalue(r, i, 4),
@@ -231,8 +236,9 @@ enum ft_rc sched_push_cancels(struct sched *s, struct ft_err *err)
 	size_t off = 0;
 	for (size_t k = 0; k < FT_ARRAY_LEN(sched_kinds); k++)
 		off += (size_t)snprintf(sql + off, sizeof(sql) - off,
-					"%sSELECT id, attempt, worker_id FROM %s"
-					" WHERE status = 'cancelling' AND worker_id IS NOT NULL",
+					"%sSELECT id, attempt, worker_id, status FROM %s"
+					" WHERE status IN ('cancelling', 'pausing')"
+					" AND worker_id IS NOT NULL",
 					k ? " UNION ALL " : "", sched_kinds[k].table);
 	PGresult *r = sched_q(s, err, sql, 0, NULL);
 	if (!r)
@@ -240,16 +246,18 @@ enum ft_rc sched_push_cancels(struct sched *s, struct ft_err *err)
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *job = PQgetvalue(r, i, 0), *att = PQgetvalue(r, i, 1),
 			   *wid = PQgetvalue(r, i, 2);
-		/* At most one cancel message per job attempt every 2 s. */
+		/* cancelling: "cancel"; pausing (jobs only): "pause" */
+		const char *type = strcmp(PQgetvalue(r, i, 3), "pausing") == 0 ? "pause" : "cancel";
+		/* At most one such message per job attempt every 2 s. */
 		redisReply *once = ft_redis_cmd(s->redis, FT_REDIS_RETRY, err,
-						"SET ft:cancelsent:%s:%s 1 NX PX 2000", job, att);
+						"SET ft:%ssent:%s:%s 1 NX PX 2000", type, job, att);
 		if (!once)
 			break;
 		bool send = once->type == REDIS_REPLY_STATUS;
 		freeReplyObject(once);
 		if (!send)
 			continue;
-		json_t *m = json_pack("{s:s, s:s, s:i}", "type", "cancel", "job", job, "attempt",
+		json_t *m = json_pack("{s:s, s:s, s:i}", "type", type, "job", job, "attempt",
 				      atoi(att));
 		char *text = json_dumps(m, JSON_COMPACT);
 		redisReply *p = ft_redis_cmd(s->redis, FT_REDIS_RETRY, err, "LPUSH %s%s %s",

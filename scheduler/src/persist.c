@@ -128,6 +128,10 @@ static void event_message(enum ft_ev ev, const char *kind, const json_t *data, c
 		return;
 	case FT_EV_SUCCEEDED: snprintf(out, n, "The job has successfully completed"); return;
 	case FT_EV_CANCELLED: snprintf(out, n, "The job was cancelled"); return;
+	case FT_EV_HANDBACK:
+		snprintf(out, n, "The trainer stopped after a checkpoint: %s",
+			 jstr(data, "reason") ? jstr(data, "reason") : "handed back");
+		return;
 	case FT_EV_ARTIFACT:
 		snprintf(out, n, "Saved %s", jstr(data, "kind") ? jstr(data, "kind") : "artifact");
 		return;
@@ -378,7 +382,8 @@ static enum ft_rc on_succeeded(struct sched *s, const struct applied *a, struct 
 }
 
 /* A failure ends a cancelling job, fails the job on a user error or its last
- * attempt, and otherwise queues it again. */
+ * attempt, and otherwise queues it again (a pausing one: pauses it; resumed,
+ * it starts from its last checkpoint). */
 static enum ft_rc on_failed(struct sched *s, const struct applied *a, struct ft_err *err)
 {
 	bool user = json_is_true(json_object_get(a->data, "user_error"));
@@ -386,6 +391,9 @@ static enum ft_rc on_failed(struct sched *s, const struct applied *a, struct ft_
 	if (strcmp(a->status, "cancelling") == 0)
 		return set_status(s, a, "cancelled", "finished_at = now(), lease_expires_at = NULL",
 				  0, NULL, "cancelled", err);
+	if (!user && a->attempt < a->max_attempts && strcmp(a->status, "pausing") == 0)
+		return set_status(s, a, "paused", "worker_id = NULL, lease_expires_at = NULL", 0,
+				  NULL, m ? m : "attempt failed while pausing", err);
 	if (!user && a->attempt < a->max_attempts)
 		return set_status(s, a, "queued",
 				  "worker_id = NULL, lease_expires_at = NULL, queued_at = now()", 0,
@@ -413,14 +421,22 @@ static enum ft_rc on_cancelled(struct sched *s, const struct applied *a, struct 
 	return webhook(s, a, err);
 }
 
-/* The worker is draining: requeue without using up an attempt. */
+/* The worker stopped the trainer after a checkpoint (it is draining, or the
+ * user paused the job): requeue, or pause, without using up an attempt. */
 static enum ft_rc on_handback(struct sched *s, const struct applied *a, struct ft_err *err)
 {
-	bool cancel = strcmp(a->status, "cancelling") == 0;
-	return set_status(s, a, cancel ? "cancelled" : "queued",
-			  cancel ? "finished_at = now(), worker_id = NULL, lease_expires_at = NULL"
-				 : "worker_id = NULL, lease_expires_at = NULL, queued_at = now(),"
-				   " max_attempts = max_attempts + 1",
+	if (strcmp(a->status, "cancelling") == 0)
+		return set_status(s, a, "cancelled",
+				  "finished_at = now(), worker_id = NULL, lease_expires_at = NULL",
+				  0, NULL, "worker draining: handed back", err);
+	if (strcmp(a->status, "pausing") == 0)
+		return set_status(s, a, "paused",
+				  "worker_id = NULL, lease_expires_at = NULL,"
+				  " max_attempts = max_attempts + 1",
+				  0, NULL, "paused by the user: handed back", err);
+	return set_status(s, a, "queued",
+			  "worker_id = NULL, lease_expires_at = NULL, queued_at = now(),"
+			  " max_attempts = max_attempts + 1",
 			  0, NULL, "worker draining: handed back", err);
 }
 

@@ -15,7 +15,7 @@
  *   3. read worker heartbeats            (dispatch.c)
  *   4. renew leases of what they run
  *   5. requeue the jobs of lost workers (lease expired)
- *   6. push cancels for cancelling jobs
+ *   6. push cancels for cancelling jobs, pauses for pausing ones
  *   7. dispatch queued jobs and exports
  *   8. every gc_interval_s: collect the blobs nothing references (gc.c)
  *   9. every experiment_interval_ms: A/B experiments' results (experiments.c)

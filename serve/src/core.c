@@ -230,7 +230,8 @@ static void admit(struct ft_srv *s)
 		if (from >= 0) {
 			ft_kv_cache_copy(s->kv, slot, from, keep);
 			memcpy(s->held + (size_t)slot * s->o.max_len,
-			       s->held + (size_t)from * s->o.max_len, sizeof(int32_t) * (size_t)keep);
+			       s->held + (size_t)from * s->o.max_len,
+			       sizeof(int32_t) * (size_t)keep);
 		} else {
 			ft_kv_cache_truncate(s->kv, slot, keep);
 		}

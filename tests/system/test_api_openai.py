@@ -93,6 +93,39 @@ def test_events_page_and_cancel(oai, api_server):
         oai.fine_tuning.jobs.cancel(j.id)
 
 
+def test_pause_resume_and_cancel_a_queued_job(oai, api_server):
+    """No worker here: a queued job pauses at once (nothing to stop), resumes
+    to queued, pauses again and is cancelled from paused. The SDK's own
+    pause() and resume() (OpenAI's routes) read the statuses; each move is an
+    event; what a state does not allow is a 409 naming the state. (A running
+    job: test_dispatch_e2e.py.)"""
+    f = oai.files.create(file=("sft.jsonl", jsonl(SFT_LINES)), purpose="fine-tune")
+    j = oai.fine_tuning.jobs.create(model="tiny-llama", training_file=f.id)
+    wait_status(api_server, j.id, {"queued"})
+    with pytest.raises(openai.ConflictError) as e:
+        oai.fine_tuning.jobs.resume(j.id)
+    assert e.value.body["code"] == "job_not_resumable"
+    assert e.value.body["message"] == f'job "{j.id}" is not paused (it is queued)'
+    p = oai.fine_tuning.jobs.pause(j.id)
+    assert p.status == "paused" and p.finished_at is None and p.model_extra["state"] == "paused"
+    assert oai.fine_tuning.jobs.pause(j.id).status == "paused"          # again: stays
+    r = oai.fine_tuning.jobs.resume(j.id)
+    assert r.status == "queued" and r.model_extra["state"] == "queued"
+    assert oai.fine_tuning.jobs.pause(j.id).status == "paused"
+    c = oai.fine_tuning.jobs.cancel(j.id)
+    assert c.status == "cancelled" and c.finished_at is not None
+    for act in (oai.fine_tuning.jobs.pause, oai.fine_tuning.jobs.resume):
+        with pytest.raises(openai.ConflictError) as e:
+            act(j.id)
+        assert e.value.body["message"] == f'job "{j.id}" has already cancelled'
+    msgs = [e.message for e in oai.fine_tuning.jobs.list_events(j.id, limit=10)]
+    assert msgs[:4] == ["Job cancelled", "Job paused",
+                        "Job resumed: queued again; it starts from its last checkpoint",
+                        "Job paused"]
+    with pytest.raises(openai.NotFoundError):
+        oai.fine_tuning.jobs.pause("ftjob-" + "A" * 24)
+
+
 def test_errors_come_back_as_sdk_exceptions(oai):
     with pytest.raises(openai.NotFoundError):
         oai.fine_tuning.jobs.retrieve("ftjob-" + "A" * 24)

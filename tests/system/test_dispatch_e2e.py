@@ -123,6 +123,72 @@ def test_cancel_latency(api_server, platform):
     print(f"cancel latency (API call -> trainer exited and the job is cancelled): {latency * 1000:.0f} ms")
 
 
+def adapter_sha(api_server, job):
+    """The sha256 of the adapter_model.safetensors a job stored."""
+    with psycopg.connect(api_server.db_url) as db:
+        sha = db.execute("SELECT sha256 FROM artifacts WHERE job_id = %s AND kind = 'adapter'",
+                         (job,)).fetchone()[0]
+    manifest = json.loads((api_server.store_dir / "sha256" / sha[:2] / sha[2:]).read_text())
+    return {f["path"]: f["sha256"] for f in manifest["files"]}["adapter_model.safetensors"]
+
+
+def test_pause_then_resume_continues_from_the_checkpoint_to_the_same_adapter(api_server, platform):
+    """The openai client's pause() on a running job: pausing, then paused once
+    the trainer has checkpointed and stopped (the worker hands it back; no
+    attempt used, no worker held); resume() queues it, the next attempt starts
+    after the step it stopped at, and the job ends with the adapter an
+    uninterrupted run of the same job (same data, seed and hyperparameters)
+    writes, bit for bit (the trainer's exact resume), and the same trained
+    tokens."""
+    import openai
+    oai = openai.OpenAI(api_key=api_server.key, base_url=api_server.url + "/v1", max_retries=0)
+    spec = dict(model="ftplat-tiny-cs", training_file=platform["train"], seed=11,
+                hyperparameters={"n_epochs": 4, "batch_size": 4, "learning_rate_multiplier": 10})
+    ref = oai.fine_tuning.jobs.create(**spec).id
+    ref_j = wait_status(api_server, ref, ("succeeded", "failed", "cancelled"), timeout=300)
+    assert ref_j["status"] == "succeeded", ref_j
+    job = oai.fine_tuning.jobs.create(**spec).id
+    with client(api_server) as c:
+        deadline = time.time() + 120
+        while True:        # running, with a few steps done
+            ev = c.get(f"/v1/fine_tuning/jobs/{job}/events").json()["data"]
+            if any(e["message"].startswith("Step 3/") for e in ev):
+                break
+            assert time.time() < deadline, "the job never started training"
+            time.sleep(0.02)
+    p = oai.fine_tuning.jobs.pause(job)
+    assert p.status == "pausing", p
+    j = wait_status(api_server, job, ("paused", "succeeded", "failed", "cancelled"), timeout=60)
+    assert j["status"] == "paused", j
+    with psycopg.connect(api_server.db_url) as db:
+        worker, att, max_att = db.execute(
+            "SELECT worker_id, attempt, max_attempts FROM jobs WHERE id = %s", (job,)).fetchone()
+        assert worker is None and att == 1 and max_att == 4     # 3 + the hand-back
+        stopped = db.execute("SELECT max(step) FROM job_metrics WHERE job_id = %s AND attempt = 1",
+                             (job,)).fetchone()[0]
+        assert 3 <= stopped < 48
+    time.sleep(1)          # paused stays paused: nothing dispatches it
+    assert oai.fine_tuning.jobs.retrieve(job).status == "paused"
+    assert "pause: sent SIGTERM to the trainer" in (platform["tmp"] / "worker.log").read_text()
+    ck = oai.fine_tuning.jobs.checkpoints.list(job).data
+    assert ck and ck[0].step_number == stopped                 # the trainer's checkpoint at the pause
+    assert oai.fine_tuning.jobs.resume(job).status == "queued"
+    j = wait_status(api_server, job, ("succeeded", "failed", "cancelled"), timeout=300)
+    assert j["status"] == "succeeded", j
+    with psycopg.connect(api_server.db_url) as db:
+        first = db.execute("SELECT min(step) FROM job_metrics WHERE job_id = %s AND attempt = 2",
+                           (job,)).fetchone()[0]
+        assert first == stopped + 1, (first, stopped)
+        print(f"paused after step {stopped} of 48; attempt 2 started at step {first}")
+        moves = db.execute("SELECT from_status, to_status, reason FROM job_transitions"
+                           " WHERE job_id = %s ORDER BY id", (job,)).fetchall()
+    assert ("running", "pausing", "paused by the user") in moves
+    assert ("pausing", "paused", "paused by the user: handed back") in moves
+    assert ("paused", "queued", "resumed by the user") in moves
+    assert j["trained_tokens"] == ref_j["trained_tokens"]
+    assert adapter_sha(api_server, job) == adapter_sha(api_server, ref)
+
+
 def test_worker_drain_hands_the_job_back_and_it_resumes(api_server, platform, build_dir):
     """SIGTERM to a worker: its trainer checkpoints, the job is handed back
     (queued, without using up an attempt) and the worker exits 0; a new worker

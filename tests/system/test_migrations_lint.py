@@ -3,7 +3,8 @@ each kind of breaking statement is refused in an expand migration with its
 file and line, and allowed once the file is marked -- ft:contract; an index
 built on an existing table without CONCURRENTLY is refused in both; what a
 migration does to a table it creates itself is not a contract; comments and
-string literals do not trigger it."""
+string literals do not trigger it; a CHECK replaced by a wider one passes
+only under its -- ft:widens mark, and only as that one statement."""
 import subprocess
 import sys
 
@@ -66,3 +67,24 @@ def test_blocking_index_refused_even_in_a_contract(root, tmp_path):
     (tmp_path / "0005_idx.up.sql").write_text(
         "-- ft:no-transaction\nCREATE INDEX CONCURRENTLY jobs_seed_idx ON jobs (seed);\n")
     assert lint(root, tmp_path).returncode == 0
+
+
+WIDEN = ("ALTER TABLE jobs DROP CONSTRAINT jobs_status_check, ADD CONSTRAINT jobs_status_check"
+         " CHECK (status IN ('queued', 'paused'))")
+
+
+@pytest.mark.parametrize("mark,stmt,ok", [
+    ("-- ft:widens jobs.jobs_status_check", WIDEN, True),
+    ("", WIDEN, False),                                                # no mark
+    ("-- ft:widens jobs.jobs_seed_check", WIDEN, False),               # another constraint
+    ("-- ft:widens files.jobs_status_check", WIDEN, False),            # another table
+    ("-- ft:widens jobs.jobs_status_check", WIDEN + ", DROP COLUMN seed", False),  # more than that
+    ("-- ft:widens jobs.jobs_status_check",
+     "ALTER TABLE jobs DROP CONSTRAINT a, ADD CONSTRAINT jobs_status_check CHECK (seed > 0)", False),
+])
+def test_a_widened_check_passes_only_under_its_mark(root, tmp_path, mark, stmt, ok):
+    (tmp_path / "0011_widen.up.sql").write_text(f"-- 0011_widen: a test\n{mark}\n{stmt};\n")
+    p = lint(root, tmp_path)
+    assert p.returncode == (0 if ok else 1), p.stdout
+    if not ok:
+        assert "0011_widen.up.sql line 3: " in p.stdout

@@ -66,6 +66,7 @@ struct job {
 	struct spooled *spool;
 	size_t nspool, capspool;
 	bool cancel_req, drain_req, exited, final_sent;
+	bool pause_req; /* drain_req set by the user's pause, not the worker's stop */
 	bool interrupted, done; /* from the trainer's "interrupted" / "done" lines */
 	bool store_failed; /* an output folder could not be stored */
 	char output[65]; /* manifest of the last artifact */
@@ -821,7 +822,7 @@ static void last_log_line(struct job *j, char *out, size_t n)
 
 /* The trainer exited: report how the attempt ended.
  *   cancel asked + exit 0 ("interrupted")  -> cancelled
- *   drain + exit 0                         -> handback (checkpoint stored)
+ *   drain or pause + exit 0                -> handback (checkpoint stored)
  *   exit 0 with "done"                     -> succeeded
  *   otherwise                              -> failed (the scheduler retries unless
  *                                             attempts are used up or it is a user error)
@@ -837,7 +838,8 @@ static void finish_job(struct worker *w, struct job *j)
 		emit(w, j, ft_ev_kind(FT_EV_CANCELLED), json_pack("{s:i}", "exit_code", code));
 	} else if (j->drain_req && stopped) {
 		emit(w, j, ft_ev_kind(FT_EV_HANDBACK),
-		     json_pack("{s:s}", "reason", "worker draining"));
+		     json_pack("{s:s}", "reason",
+			       j->pause_req ? "paused by the user" : "worker draining"));
 	} else if (code == 0 && j->done && !j->store_failed &&
 		   (j->output[0] || j->work == FT_WORK_EVAL)) {
 		/* an evaluation stores nothing: its results went as "result" lines */
@@ -938,18 +940,28 @@ static void handle_inbox(struct worker *w)
 					json_string_value(json_object_get(m, "job")));
 			else
 				start_job(w, m);
-		} else if (type && strcmp(type, "cancel") == 0) {
+		} else if (type && (strcmp(type, "cancel") == 0 || strcmp(type, "pause") == 0)) {
+			/* pause: the trainer checkpoints and exits as in a drain, and
+			 * the job is handed back (the scheduler pauses it) */
+			bool pause = type[0] == 'p';
 			const char *id = json_string_value(json_object_get(m, "job"));
 			int att = (int)json_integer_value(json_object_get(m, "attempt"));
 			struct job *j = id ? find_job(w, id, att) : NULL;
-			if (j && !j->exited && j->pid > 0 && !j->cancel_req) {
-				j->cancel_req = true;
+			if (j && !j->exited && j->pid > 0 && !j->cancel_req && !j->pause_req) {
+				if (pause)
+					j->drain_req = j->pause_req = true;
+				else
+					j->cancel_req = true;
 				kill(j->pid, SIGTERM);
-				ft_logf(FT_LOG_INFO, NULL, j->id,
-					"cancel: sent SIGTERM to the trainer");
+				ft_logf(FT_LOG_INFO, NULL, j->id, "%s: sent SIGTERM to the trainer",
+					type);
+			} else if (j && !j->exited && !pause && j->pause_req && !j->cancel_req) {
+				/* cancelled while pausing: the trainer is already stopping;
+				 * its exit ends the job as cancelled (from cancelling) */
+				j->cancel_req = true;
 			} else if (!j && id) {
-				ft_logf(FT_LOG_INFO, NULL, id,
-					"cancel for an attempt not running here");
+				ft_logf(FT_LOG_INFO, NULL, id, "%s for an attempt not running here",
+					type);
 			}
 		}
 		json_decref(m);
@@ -1076,7 +1088,7 @@ enum ft_rc ft_worker_run(const struct ft_worker_opts *o, struct ft_err *err)
 				active_jobs(&w));
 			for (int i = 0; i < w.njobs; i++) {
 				struct job *j = w.jobs[i];
-				if (!j->exited && j->pid > 0 && !j->cancel_req) {
+				if (!j->exited && j->pid > 0 && !j->cancel_req && !j->pause_req) {
 					j->drain_req = true;
 					kill(j->pid, SIGTERM);
 				}

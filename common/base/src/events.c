@@ -71,6 +71,7 @@ unsigned ft_job_state_bit(const char *status)
 		{ "dispatched", FT_JS_DISPATCHED },
 		{ "running", FT_JS_RUNNING },
 		{ "cancelling", FT_JS_CANCELLING },
+		{ "pausing", FT_JS_PAUSING },
 	};
 	for (size_t i = 0; status && i < FT_ARRAY_LEN(states); i++)
 		if (strcmp(states[i].name, status) == 0)

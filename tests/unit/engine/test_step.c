@@ -252,7 +252,7 @@ FT_TEST(a_slot_continues_from_the_prefix_copied_from_another)
 	struct ft_step junk = { 5, other + 11, pos, s1, NULL, NULL, 0 };
 	FT_ASSERT(ft_model_step(m, kv, &junk, NULL) == FT_OK);
 	ft_kv_cache_copy(kv, 1, 0, L + 1); /* more than slot 0 holds */
-	ft_kv_cache_copy(kv, 0, 0, 3);     /* onto itself */
+	ft_kv_cache_copy(kv, 0, 0, 3); /* onto itself */
 	FT_CHECK_INT(ft_kv_cache_len(kv, 1), 5);
 	FT_CHECK_INT(ft_kv_cache_len(kv, 0), L);
 	ft_kv_cache_copy(kv, 1, 0, 9);

@@ -63,14 +63,18 @@
  * | checkpoint | step, manifest, bytes, metrics        | message    | -                         | (artifact + checkpoint rows)      |                           |
  * | artifact   | kind, manifest, bytes                 | message    | -                         | (artifact row)                    |                           |
  * | succeeded  | fine_tuned_model, trained_tokens,     | message    | dispatched, running,      | succeeded (and the job's model    | fine_tuning.job.succeeded |
- * |            | trainer_version, metrics              |            | cancelling                | version: model.version.created)   |                           |
+ * |            | trainer_version, metrics              |            | cancelling, pausing       | version: model.version.created)   |                           |
  * | failed     | message, user_error, exit_code        | message    | dispatched, running,      | failed (user error or last        | fine_tuning.job.failed    |
- * |            |                                       | (error)    | cancelling                | attempt), queued (retry),         |                           |
- * |            |                                       |            |                           | cancelled (from cancelling)       |                           |
+ * |            |                                       | (error)    | cancelling, pausing       | attempt), queued (retry),         |                           |
+ * |            |                                       |            |                           | cancelled (from cancelling),      |                           |
+ * |            |                                       |            |                           | paused (from pausing, retryable)  |                           |
  * | cancelled  |                                       | message    | dispatched, running,      | cancelled                         | fine_tuning.job.cancelled |
- * |            |                                       |            | cancelling                |                                   |                           |
- * | handback   | reason                                | message    | dispatched, running,      | queued (no attempt used), or      |                           |
- * |            |                                       |            | cancelling                | cancelled (from cancelling)       |                           |
+ * |            |                                       |            | cancelling, pausing       |                                   |                           |
+ * | handback   | reason                                | message    | dispatched, running,      | queued (no attempt used),         |                           |
+ * |            |                                       |            | cancelling, pausing       | cancelled (from cancelling), or   |                           |
+ * |            |                                       |            |                           | paused (from pausing; no attempt  |                           |
+ * |            |                                       |            |                           | used): the worker's checkpoint    |                           |
+ * |            |                                       |            |                           | is where the next attempt starts  |                           |
  * | result     | the result line                       | metrics    | -                         | (eval_models row of an evaluation)|                           |
  * Exports' webhooks: succeeded -> model.export.succeeded, failed (for good)
  * -> model.export.failed. Evaluations': succeeded -> eval.succeeded, failed
@@ -147,8 +151,9 @@ enum ft_job_state_bits {
 	FT_JS_DISPATCHED = 1 << 0,
 	FT_JS_RUNNING = 1 << 1,
 	FT_JS_CANCELLING = 1 << 2,
+	FT_JS_PAUSING = 1 << 3,
 };
-#define FT_JS_ACTIVE (FT_JS_DISPATCHED | FT_JS_RUNNING | FT_JS_CANCELLING)
+#define FT_JS_ACTIVE (FT_JS_DISPATCHED | FT_JS_RUNNING | FT_JS_CANCELLING | FT_JS_PAUSING)
 
 struct ft_ev_def {
 	const char *kind;

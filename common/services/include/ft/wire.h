@@ -38,6 +38,8 @@
  *                (a whole-model version)}, "resume": null }
  *     (ft/exports.h: the format's ft-train command line)
  *   { "type": "cancel", "job": id, "attempt": n }
+ *   { "type": "pause", "job": ftjob- id, "attempt": n }  (the user paused it:
+ *     stop the trainer as a drain does, and hand the job back)
  *
  * Stream events (ft:events), one field "e" holding JSON:
  *   { "id": "ftevent-…" (unique, idempotent persistence), "job": id (an ftjob-
@@ -55,7 +57,8 @@
  *   succeeded data:  { "output": sha256 manifest, "trainer_version", and for jobs
  *                      "fine_tuned_model", "trained_tokens", "metrics", "hyperparameters" }
  *   failed data:     { "message": str, "user_error": bool, "exit_code": n }
- *   handback data:   { "reason": str }  (worker draining: requeue without penalty)
+ *   handback data:   { "reason": str }  (worker draining: requeue without penalty;
+ *                      "paused by the user": the job waits, paused, until resumed)
  *
  * Request log (ft:requests): ft-serve queues a record per answered request
  * in memory and a thread of its own XADDs it, so no answer waits on Redis;

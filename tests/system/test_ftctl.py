@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from api_helpers import DPO_LINES, SFT_LINES, jsonl, register_tiny_model
+from api_helpers import DPO_LINES, SFT_LINES, jsonl, register_tiny_model, wait_status
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,12 @@ def test_jobs_create_list_get_events_cancel_wait(ctl, api_server, files, tmp_pat
     assert lj["lora"] == {"r": 8, "alpha": 16.0, "dropout": 0.0,   # the model has layers 0-1
                           "target_modules": ["q_proj", "k_proj", "down_proj"],
                           "layers_to_transform": [0, 1]}
+    # pause and resume: queued (no worker here) -> paused -> queued; resume twice is a 409
+    wait_status(api_server, lj["id"], {"queued"})
+    assert json.loads(ctl("--json", "jobs", "pause", lj["id"], check=0).stdout)["status"] == "paused"
+    assert json.loads(ctl("--json", "jobs", "resume", lj["id"], check=0).stdout)["status"] == "queued"
+    p = ctl("jobs", "resume", lj["id"], check=1)
+    assert f'job "{lj["id"]}" is not paused (it is queued)' in p.stderr
     ctl("jobs", "cancel", lj["id"], check=0)
     p = ctl("jobs", "create", "--model", "ctl-model", "--training-file", str(files / "train.jsonl"),
             "--lora-layers", "7-5", check=2)

@@ -793,7 +793,13 @@ paths = {
     "/v1/fine_tuning/jobs": {
         "post": op("createJob", "create a fine-tuning job", ok(ref("Job")), [IDEM], body("JobCreate"),
                    ["jobs"]),
-        "get": op("listJobs", "list jobs, newest first", ok(ref("JobList")), PAGE, tags=["jobs"]),
+        "get": op("listJobs", "list jobs, newest first", ok(ref("JobList")), PAGE + [
+            {"name": "metadata", "in": "query", "required": False, "style": "deepObject",
+             "explode": True,
+             "description": "metadata[KEY]=VALUE: only jobs whose metadata holds every pair "
+                            "given; metadata=null: only jobs without metadata (OpenAI's filter)",
+             "schema": {"type": "object", "additionalProperties": {"type": S}}}],
+            tags=["jobs"]),
     },
     "/v1/fine_tuning/jobs/estimate": {
         "post": op("estimateJob", "what a job would need: tokens, steps, time and GPU memory; "

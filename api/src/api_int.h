@@ -222,6 +222,12 @@ json_t *api_list(json_t *data, long limit);
 enum ft_rc api_list_newest(struct api_req *r, const char *id_prefix, const char *table,
 			   const char *owner_col, const char *owner, const char *cols,
 			   json_t *(*row_fn)(const PGresult *res, int row));
+/* The same, with one more condition on the rows (the caller's constant SQL,
+ * whose one parameter is $4 = where_arg). */
+enum ft_rc api_list_newest_where(struct api_req *r, const char *id_prefix, const char *table,
+				 const char *owner_col, const char *owner, const char *where,
+				 const char *where_arg, const char *cols,
+				 json_t *(*row_fn)(const PGresult *res, int row));
 /* Unix seconds of a timestamptz column rendered with extract(epoch ...). */
 json_t *api_epoch(const PGresult *res, int row, int col);
 json_t *api_text_or_null(const PGresult *res, int row, int col);

@@ -802,9 +802,61 @@ enum ft_rc h_jobs_estimate(struct api_req *r)
 	return FT_OK;
 }
 
+/* ?metadata[KEY]=VALUE (any number; every pair must be in the job's
+ * metadata) or ?metadata=null (jobs without metadata): OpenAI's filter of
+ * the list, as its client sends it. */
+struct meta_filter {
+	struct api_req *r;
+	json_t *want;
+	bool null, bad;
+};
+
+static enum MHD_Result meta_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				const char *value)
+{
+	(void)kind;
+	struct meta_filter *f = cls;
+	if (strcmp(key, "metadata") == 0) {
+		f->null = true;
+		f->bad |= !value || strcmp(value, "null") != 0;
+	} else if (strncmp(key, "metadata[", 9) == 0) {
+		size_t n = strlen(key);
+		if (n < 11 || key[n - 1] != ']' || !value) {
+			f->bad = true;
+		} else {
+			char *k = api_printf(f->r->arena, "%.*s", (int)(n - 10), key + 9);
+			json_object_set_new(f->want, k, json_string(value));
+		}
+	}
+	return MHD_YES;
+}
+
 enum ft_rc h_jobs_list(struct api_req *r)
 {
-	return api_list_newest(r, FT_ID_JOB, "jobs", "team_id", r->team_id, JOB_COLS, job_json);
+	struct meta_filter f = { .r = r, .want = api_own(r, json_object()) };
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, meta_arg, &f);
+	if (f.bad || (f.null && json_object_size(f.want) > 0)) {
+		ft_failf(&r->err, FT_EINVAL, "invalid_value",
+			 "filter by metadata as metadata[KEY]=VALUE (any number of keys), or "
+			 "metadata=null for jobs without metadata");
+		ft_err_param(&r->err, "metadata");
+		return FT_EINVAL;
+	}
+	if (f.null)
+		return api_list_newest_where(r, FT_ID_JOB, "jobs", "team_id", r->team_id,
+					     "metadata = $4::jsonb", "{}", JOB_COLS, job_json);
+	if (json_object_size(f.want) == 0)
+		return api_list_newest(r, FT_ID_JOB, "jobs", "team_id", r->team_id, JOB_COLS,
+				       job_json);
+	if (check_metadata(r, f.want))
+		return FT_EINVAL;
+	char *dumped = json_dumps(f.want, JSON_COMPACT);
+	const char *want = dumped ? api_strdup(r->arena, dumped) : NULL;
+	free(dumped);
+	if (!want)
+		return ft_failf(&r->err, FT_ENOMEM, NULL, "out of memory");
+	return api_list_newest_where(r, FT_ID_JOB, "jobs", "team_id", r->team_id,
+				     "metadata @> $4::jsonb", want, JOB_COLS, job_json);
 }
 
 enum ft_rc h_jobs_get(struct api_req *r)

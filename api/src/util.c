@@ -180,21 +180,30 @@ enum ft_rc api_list_newest(struct api_req *r, const char *id_prefix, const char 
 			   const char *owner_col, const char *owner, const char *cols,
 			   json_t *(*row_fn)(const PGresult *res, int row))
 {
+	return api_list_newest_where(r, id_prefix, table, owner_col, owner, NULL, NULL, cols,
+				     row_fn);
+}
+
+enum ft_rc api_list_newest_where(struct api_req *r, const char *id_prefix, const char *table,
+				 const char *owner_col, const char *owner, const char *where,
+				 const char *where_arg, const char *cols,
+				 json_t *(*row_fn)(const PGresult *res, int row))
+{
 	long limit;
 	const char *after;
 	if (api_page_args(r, id_prefix, &limit, &after))
 		return FT_EINVAL;
 	char lim[16];
 	snprintf(lim, sizeof(lim), "%ld", limit + 1);
-	const char *p[] = { owner, after, lim };
-	/* table, owner_col and cols are the caller's constants, never input. */
-	const char *sql =
-		api_printf(r->arena,
-			   "SELECT %s FROM %s WHERE %s = $1 AND ($2::text IS NULL OR"
-			   " (created_at, id) < (SELECT created_at, id FROM %s WHERE id = $2"
-			   " AND %s = $1)) ORDER BY created_at DESC, id DESC LIMIT $3::int",
-			   cols, table, owner_col, table, owner_col);
-	PGresult *res = api_db(r, sql, 3, p);
+	const char *p[] = { owner, after, lim, where_arg };
+	/* table, owner_col, where and cols are the caller's constants, never input. */
+	const char *sql = api_printf(
+		r->arena,
+		"SELECT %s FROM %s WHERE %s = $1 AND ($2::text IS NULL OR"
+		" (created_at, id) < (SELECT created_at, id FROM %s WHERE id = $2"
+		" AND %s = $1))%s%s ORDER BY created_at DESC, id DESC LIMIT $3::int",
+		cols, table, owner_col, table, owner_col, where ? " AND " : "", where ? where : "");
+	PGresult *res = api_db(r, sql, where ? 4 : 3, p);
 	if (!res)
 		return r->err.rc;
 	json_t *data = json_array();

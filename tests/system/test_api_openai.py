@@ -126,6 +126,35 @@ def test_pause_resume_and_cancel_a_queued_job(oai, api_server):
         oai.fine_tuning.jobs.pause("ftjob-" + "A" * 24)
 
 
+def test_list_jobs_filtered_by_metadata(oai, api_server):
+    """The client's list(metadata={...}) sends metadata[KEY]=VALUE: only jobs
+    holding every pair come back (paged as usual); metadata=null lists the
+    jobs without metadata; a malformed filter is a 400 naming "metadata"."""
+    f = oai.files.create(file=("sft.jsonl", jsonl(SFT_LINES)), purpose="fine-tune")
+    a = oai.fine_tuning.jobs.create(model="tiny-llama", training_file=f.id,
+                                    metadata={"run": "meta-1", "team": "x"}).id
+    b = oai.fine_tuning.jobs.create(model="tiny-llama", training_file=f.id,
+                                    metadata={"run": "meta-2"}).id
+    c = oai.fine_tuning.jobs.create(model="tiny-llama", training_file=f.id).id
+
+    def ids(**kw):
+        return [j.id for j in oai.fine_tuning.jobs.list(limit=1, **kw)]   # pages of one
+
+    assert ids(metadata={"run": "meta-1"}) == [a]
+    assert ids(metadata={"run": "meta-1", "team": "x"}) == [a]
+    assert ids(metadata={"run": "meta-2"}) == [b]
+    assert ids(metadata={"team": "y"}) == []
+    nulls = ids(extra_query={"metadata": "null"})
+    assert c in nulls and a not in nulls and b not in nulls
+    for q in ({"metadata": "x"}, {"metadata[]": "x"}, {"metadata[" + "k" * 65 + "]": "x"},
+              {"metadata": "null", "metadata[run]": "meta-1"}):
+        with pytest.raises(openai.BadRequestError) as e:
+            oai.fine_tuning.jobs.list(extra_query=q)
+        assert e.value.body["param"] == "metadata", q
+    for j in (a, b, c):
+        oai.fine_tuning.jobs.cancel(j)
+
+
 def test_errors_come_back_as_sdk_exceptions(oai):
     with pytest.raises(openai.NotFoundError):
         oai.fine_tuning.jobs.retrieve("ftjob-" + "A" * 24)

@@ -34,7 +34,7 @@
 	"extract(epoch from estimated_finish)::bigint, extract(epoch from created_at)::bigint, " \
 	"extract(epoch from finished_at)::bigint, team_id, max_attempts, registered_model, "     \
 	"(SELECT mv.name || '/' || mv.version FROM model_versions mv "                           \
-	"WHERE mv.id = jobs.parent_version_id)"
+	"WHERE mv.id = jobs.parent_version_id), result_file_id"
 
 static const struct {
 	const char *state, *openai;
@@ -98,7 +98,11 @@ static json_t *job_json(const PGresult *res, int i)
 	json_decref(pub);
 	json_object_set_new(j, "model", json_string(PQgetvalue(res, i, 1)));
 	json_object_set_new(j, "organization_id", json_string(PQgetvalue(res, i, 22)));
-	json_object_set_new(j, "result_files", json_array());
+	/* step_metrics.csv, written when it succeeded (the scheduler: persist.c) */
+	json_t *rf = json_array();
+	if (!PQgetisnull(res, i, 26))
+		json_array_append_new(rf, json_string(PQgetvalue(res, i, 26)));
+	json_object_set_new(j, "result_files", rf);
 	json_object_set_new(j, "seed", json_integer(strtoll(PQgetvalue(res, i, 8), NULL, 10)));
 	json_object_set_new(j, "status", json_string(openai_status(PQgetvalue(res, i, 10))));
 	json_object_set_new(j, "trained_tokens",

@@ -364,6 +364,67 @@ static enum ft_rc on_stored(struct sched *s, const struct applied *a, struct ft_
 	return rc;
 }
 
+/* A succeeded job's step metrics as OpenAI's results file: step_metrics.csv
+ * (purpose "fine-tune-results"; OpenAI's five columns first, empty where a
+ * step has no value: we compute no training accuracy; then ours), one row
+ * per step, the latest attempt's where a resumed job ran a step twice. The
+ * blob goes to the store, the files row and jobs.result_file_id in the
+ * event's transaction (a blob left by a rolled-back one is collected by
+ * gc.c). No store configured: no file. */
+static enum ft_rc results_file(struct sched *s, const struct applied *a, struct ft_err *err)
+{
+	if (!s->store || a->k->work != FT_WORK_JOB)
+		return FT_OK;
+	PGresult *r =
+		sched_q(s, err,
+			"SELECT DISTINCT ON (step) step, train_loss, eval_loss,"
+			" eval_token_accuracy, learning_rate, grad_norm, tokens_per_second, epoch"
+			" FROM job_metrics WHERE job_id = $1 ORDER BY step, attempt DESC",
+			1, (const char *[]){ a->job });
+	if (!r)
+		return err->rc;
+	struct ft_store_writer *w = NULL;
+	enum ft_rc rc = ft_store_writer_new(s->store, 0, &w, err);
+	static const char head[] = "step,train_loss,train_accuracy,valid_loss,"
+				   "valid_mean_token_accuracy,learning_rate,grad_norm,"
+				   "tokens_per_second,epoch\n";
+	if (!rc)
+		rc = ft_store_writer_write(w, head, sizeof(head) - 1, err);
+	for (int i = 0; !rc && i < PQntuples(r); i++) {
+		char line[512];
+		size_t n = 0;
+		/* columns: step, train_loss, (train_accuracy), eval_loss, ... */
+		static const int col[] = { 0, 1, -1, 2, 3, 4, 5, 6, 7 };
+		for (size_t c = 0; c < FT_ARRAY_LEN(col); c++) {
+			const char *v = col[c] < 0 || PQgetisnull(r, i, col[c])
+						? ""
+						: PQgetvalue(r, i, col[c]);
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", c ? "," : "", v);
+		}
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "\n");
+		rc = ft_store_writer_write(w, line, FT_MIN(n, sizeof(line) - 1), err);
+	}
+	PQclear(r);
+	char sha[FT_SHA256_HEX_LEN + 1], key[FT_STORE_KEY_MAX], id[FT_ID_MAX], bytes[32];
+	uint64_t nb = 0;
+	if (rc) {
+		ft_store_writer_abort(w);
+		return rc;
+	}
+	if (ft_store_writer_commit(w, sha, key, &nb, err))
+		return err->rc;
+	ft_id_new(FT_ID_FILE, id);
+	snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)nb);
+	const char *p[] = { id, a->team, bytes, sha, a->job };
+	return ft_pg_command(
+		s->pg, err,
+		"WITH f AS (INSERT INTO files (id, team_id, filename, purpose, bytes,"
+		" sha256, status) VALUES ($1, $2, 'step_metrics.csv', 'fine-tune-results',"
+		" $3::bigint, $4, 'processed') RETURNING id)"
+		" UPDATE jobs SET result_file_id = (SELECT id FROM f) WHERE id = $5",
+		5, p);
+}
+
 static enum ft_rc on_succeeded(struct sched *s, const struct applied *a, struct ft_err *err)
 {
 	const char *model = jstr(a->data, "fine_tuned_model");
@@ -376,7 +437,7 @@ static enum ft_rc on_succeeded(struct sched *s, const struct applied *a, struct 
 		       "finished_at = now(), lease_expires_at = NULL, fine_tuned_model = $3,"
 		       " trained_tokens = $4::bigint",
 		       2, x, "succeeded", err) ||
-	    sched_version_from_job(s, a->job, a->id, a->data, err))
+	    sched_version_from_job(s, a->job, a->id, a->data, err) || results_file(s, a, err))
 		return err->rc;
 	return webhook(s, a, err);
 }

@@ -54,6 +54,24 @@ def platform(api_server, build_dir, redis_url, tmp_path_factory):
             p.kill()
 
 
+def result_rows(api_server, job):
+    """The rows of a succeeded job's result file, through the openai client:
+    one file, purpose fine-tune-results, listed with that purpose."""
+    import csv
+    import io
+    import openai
+    oai = openai.OpenAI(api_key=api_server.key, base_url=api_server.url + "/v1", max_retries=0)
+    assert len(job["result_files"]) == 1
+    fid = job["result_files"][0]
+    f = oai.files.retrieve(fid)
+    assert f.purpose == "fine-tune-results" and f.filename == "step_metrics.csv"
+    assert fid in [x.id for x in oai.files.list(purpose="fine-tune-results")]
+    text = oai.files.content(fid).read().decode()
+    assert text.startswith("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy,")
+    assert f.bytes == len(text.encode())
+    return list(csv.DictReader(io.StringIO(text)))
+
+
 def test_lora_job_runs_end_to_end(api_server, platform):
     with client(api_server) as c:
         r = c.post("/v1/fine_tuning/jobs", json={
@@ -81,6 +99,19 @@ def test_lora_job_runs_end_to_end(api_server, platform):
         steps = db.execute("SELECT count(*) FROM job_metrics WHERE job_id = %s AND train_loss IS NOT NULL",
                            (job,)).fetchone()[0]
         assert steps == 12
+        stored = db.execute("SELECT step, train_loss, eval_loss, eval_token_accuracy FROM job_metrics"
+                            " WHERE job_id = %s ORDER BY step", (job,)).fetchall()
+    # OpenAI's results file: step_metrics.csv, read back through the openai client
+    rows = result_rows(api_server, j)
+    assert [int(r["step"]) for r in rows] == [s for s, *_ in stored] == list(range(13))
+    for r, (step, loss, eval_loss, eval_acc) in zip(rows, stored):
+        assert (float(r["train_loss"]) if r["train_loss"] else None) == loss
+        assert (float(r["valid_loss"]) if r["valid_loss"] else None) == eval_loss
+        assert (float(r["valid_mean_token_accuracy"]) if r["valid_mean_token_accuracy"] else None) \
+            == eval_acc
+        assert r["train_accuracy"] == ""            # not computed: empty, as OpenAI leaves a gap
+    assert rows[0]["valid_loss"] and rows[12]["valid_loss"] and not rows[5]["valid_loss"]
+    with psycopg.connect(api_server.db_url) as db:
         sha = db.execute("SELECT sha256 FROM artifacts WHERE job_id = %s AND kind = 'adapter'",
                          (job,)).fetchone()[0]
     # The adapter is in the store as a manifest of its files, loadable by safetensors.
@@ -186,6 +217,11 @@ def test_pause_then_resume_continues_from_the_checkpoint_to_the_same_adapter(api
     assert ("pausing", "paused", "paused by the user: handed back") in moves
     assert ("paused", "queued", "resumed by the user") in moves
     assert j["trained_tokens"] == ref_j["trained_tokens"]
+    # its results file has each step once (the second attempt's where both ran it), and the
+    # training losses of the uninterrupted run's, bit for bit as the adapter is
+    steps = [(int(r["step"]), r["train_loss"]) for r in result_rows(api_server, j)]
+    assert steps == [(int(r["step"]), r["train_loss"]) for r in result_rows(api_server, ref_j)]
+    assert [s for s, _ in steps] == list(range(1, 49))
     assert adapter_sha(api_server, job) == adapter_sha(api_server, ref)
 
 

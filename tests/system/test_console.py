@@ -31,7 +31,7 @@ import httpx
 import psycopg
 import pytest
 
-from api_helpers import client, upload
+from api_helpers import client, upload, wait_status
 from test_drift import push_traffic, traffic
 from test_experiments import push_requests, wait_logged
 from test_serve import Server
@@ -393,6 +393,42 @@ def test_cancel_another_job(stack):
     ctx.close()
 
 
+def test_pause_and_resume_a_job(stack):
+    """The job page's Pause: the badge goes to paused (through pausing when a
+    worker runs it: its trainer checkpoints and stops), the API agrees, the
+    list's paused filter shows it, and Resume queues it again."""
+    with client(stack["srv"]) as c:
+        files = c.get("/v1/files").json()["data"]
+        train = next((f for f in files if f["filename"] == "support.jsonl"), None)
+        if train is None:
+            body = "\n".join((DATA / "train.jsonl").read_text().splitlines()[:16]) + "\n"
+            train = c.post("/v1/files", data={"purpose": "fine-tune"},
+                           files={"file": ("support.jsonl", body.encode())}).json()
+        job = c.post("/v1/fine_tuning/jobs", json={"model": "ftplat-tiny-cs", "training_file": train["id"],
+                                                   "suffix": "to-pause",
+                                                   "hyperparameters": {"n_epochs": 50, "batch_size": 2}}).json()
+    wait_status(stack["srv"], job["id"], ("queued", "running"), timeout=60)
+    ctx, page, watch = open_page(stack)
+    page.goto(stack["srv"].url + f"/#/jobs/{job['id']}")
+    page.click("button[data-write=pause]")
+    page.wait_for_selector(".badge[data-state=paused]", timeout=60000)
+    with client(stack["srv"]) as c:
+        got = c.get(f"/v1/fine_tuning/jobs/{job['id']}").json()
+        assert got["state"] == "paused" and got["status"] == "paused" and got["worker"] is None
+    assert page.query_selector("button[data-write=pause]") is None
+    page.goto(stack["srv"].url + "/#/jobs")
+    page.select_option("select:has(option[value=paused])", "paused")
+    page.wait_for_selector(f"tr[data-id='{job['id']}'] .badge[data-state=paused]")
+    page.goto(stack["srv"].url + f"/#/jobs/{job['id']}")
+    page.click("button[data-write=resume]")
+    page.wait_for_selector(".badge:not([data-state=paused])", timeout=30000)
+    with client(stack["srv"]) as c:
+        assert c.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["state"] in ("queued", "dispatched", "running")
+        c.post(f"/v1/fine_tuning/jobs/{job['id']}/cancel")     # 50 epochs: not this test's to finish
+    watch.check("pause")
+    ctx.close()
+
+
 def test_webhook_deliveries_and_redelivery(stack):
     hook = stack["hook"]["id"]
     with client(stack["srv"]) as c:
@@ -723,6 +759,88 @@ def test_continue_training_from_the_version(stack):
         c.post(f"/v1/fine_tuning/jobs/{job_id}/cancel")     # its training is test_registry_e2e's
     page.wait_for_selector("[data-version-ref='support-bot/1']")   # "Continued from" links the version
     watch.check("continue training")
+    ctx.close()
+
+
+def test_wizard_lora_target_modules_and_layers(stack):
+    """The LoRA shape beyond r, alpha and dropout: two of the seven linears
+    checked and layers "0-1" (ftctl's --lora-layers syntax; the tiny model
+    has 2 layers) reach the job exactly, as the API stores them; "7-5", "a"
+    and "-1" each show the field's error, keep the wizard on its step and
+    create nothing; "train again" brings both back."""
+    srv = stack["srv"]
+    rows = "\n".join((DATA / "train.jsonl").read_text().splitlines()[:16]) + "\n"
+    f = upload(srv, rows.encode(), name="lora-shape.jsonl")
+    with client(srv) as c:
+        ds = c.post("/v1/datasets", json={"file_id": f["id"], "name": "lora-shape"}).json()
+        jobs_before = {j["id"] for j in c.get("/v1/fine_tuning/jobs", params={"limit": 100}).json()["data"]}
+    wait_api(f"/v1/datasets/{ds['id']}", lambda d: d["status"] == "valid", srv, what="valid")
+    ctx, page, watch = open_page(stack)
+    posts = []
+    page.on("request", lambda r: r.method == "POST" and r.url.endswith("/v1/fine_tuning/jobs") and posts.append(r.url))
+    # The parser itself, on the cases ftctl's layer_list takes and refuses.
+    got = page.evaluate("""async () => {
+        const { parseLayers } = await import('/console/js/pages/wizard.js');
+        return ['10-12', '0,5-7', '3,1,1-2', '', '4095', '7-5', 'a', '-1', '0,', '1-', '4096']
+            .map((s) => parseLayers(s, 4095));
+    }""")
+    assert got == [[10, 11, 12], [0, 5, 6, 7], [1, 2, 3], [], [4095], None, None, None, None, None, None]
+    page.goto(srv.url + f"/#/new?dataset={ds['id']}")
+    page.wait_for_selector("[data-picker=training] .report[data-status=valid]")
+    page.click("button[data-action=next]")
+    page.select_option("select[required]", "ftplat-tiny-cs")
+    boxes = "[data-field='lora.target_modules'] input[type=checkbox]"
+    assert page.eval_on_selector_all(boxes, "els => els.map(e => e.value)") == [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    assert page.eval_on_selector_all(boxes, "els => els.filter(e => e.checked).length") == 0
+    assert STRINGS["en"]["lora.target_modules"] in page.inner_text("[data-field='lora.target_modules']")
+    page.check(f"{boxes}[value=o_proj]")
+    page.check(f"{boxes}[value=k_proj]")
+    layers = "input[data-field='lora.layers_to_transform']"
+    err = f"#{page.get_attribute(layers, 'id')}-err"
+    for bad in ("7-5", "a", "-1"):
+        page.fill(layers, bad)
+        page.click("button[data-action=next]")
+        assert page.inner_text(err) == STRINGS["en"]["wizard.layers_bad"].replace("{value}", bad).replace("{max}", "4095")
+        assert page.get_attribute(layers, "aria-invalid") == "true"
+        assert page.inner_text("ol.steps li[aria-current=step]") == f"2. {STRINGS['en']['wizard.step_model']}"
+    page.fill(layers, "0-1")
+    assert page.inner_text(err) == "" and page.get_attribute(layers, "aria-invalid") is None
+    page.click("button[data-action=next]")
+    page.fill("input[data-hp=n_epochs]", "1")
+    page.click("button[data-action=next]")
+    page.wait_for_selector("[data-estimate] .cards")
+    body = json.loads(page.inner_text("[data-request]"))
+    assert body["lora"] == {"target_modules": ["k_proj", "o_proj"], "layers_to_transform": [0, 1]}
+    assert not posts    # the malformed layers sent nothing
+    with client(srv) as c:
+        assert {j["id"] for j in c.get("/v1/fine_tuning/jobs", params={"limit": 100}).json()["data"]} == jobs_before
+    page.click("button[data-write=create-job]")
+    page.wait_for_selector("[data-page='jobs/:id'] [data-chart-id=loss]")
+    job_id = page.url.rsplit("/", 1)[1]
+    assert len(posts) == 1
+    with client(srv) as c:
+        job = c.get(f"/v1/fine_tuning/jobs/{job_id}").json()
+    assert job["lora"]["target_modules"] == ["k_proj", "o_proj"]
+    assert job["lora"]["layers_to_transform"] == [0, 1]
+    assert job["lora"] == {"r": 16, "alpha": 32, "dropout": 0.05,
+                           "target_modules": ["k_proj", "o_proj"], "layers_to_transform": [0, 1]}
+    # Train again: the wizard prefilled from the job carries both over.
+    page.goto(srv.url + f"/#/new?from={job_id}")
+    page.wait_for_selector("[data-page=new] [data-from]")
+    page.wait_for_selector("[data-picker=training] .report[data-status=valid]")
+    page.click("button[data-action=next]")
+    assert page.eval_on_selector_all(boxes, "els => els.filter(e => e.checked).map(e => e.value)") == ["k_proj", "o_proj"]
+    assert page.input_value(layers) == "0-1"
+    page.click("button[data-action=next]")
+    page.click("button[data-action=next]")
+    page.wait_for_selector("[data-estimate] .cards")
+    again = json.loads(page.inner_text("[data-request]"))["lora"]
+    assert again == {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": ["k_proj", "o_proj"],
+                     "layers_to_transform": [0, 1]}
+    with client(srv) as c:
+        c.post(f"/v1/fine_tuning/jobs/{job_id}/cancel")     # its shape is checked; its training is not this test's
+    watch.check("wizard LoRA shape")
     ctx.close()
 
 

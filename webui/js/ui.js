@@ -20,7 +20,7 @@ export function table(cols, rows, opts = {}) {
 
 // Job states -> badge colour. The words come from the message tables.
 const STATE_CLASS = {
-  validating_files: 'info', queued: 'idle', dispatched: 'idle', running: 'info', cancelling: 'warn',
+  validating_files: 'info', queued: 'idle', dispatched: 'idle', running: 'info', cancelling: 'warn', pausing: 'warn',
   succeeded: 'ok', failed: 'bad', cancelled: 'idle',
   validating: 'info', valid: 'ok', invalid: 'bad',
   pending: 'idle', delivering: 'info', abandoned: 'bad',
@@ -34,7 +34,11 @@ export function badge(state, prefix = 'state') {
 }
 
 export const TERMINAL = ['succeeded', 'failed', 'cancelled'];
-export const ACTIVE = ['validating_files', 'queued', 'dispatched', 'running', 'cancelling'];
+export const ACTIVE = ['validating_files', 'queued', 'dispatched', 'running', 'cancelling', 'pausing'];
+// what a job's page offers (api/src/jobs.c, job_moves: what each action does in each state)
+export const CANCELLABLE = ['validating_files', 'queued', 'dispatched', 'running', 'pausing', 'paused'];
+export const PAUSABLE = ['queued', 'dispatched', 'running'];
+export const RESUMABLE = ['paused'];
 
 // A job's progress from its latest metrics: {step, total, frac} or null.
 export function jobProgress(job) {

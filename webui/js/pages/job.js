@@ -15,12 +15,11 @@ import { api, streamJobEvents } from '../api.js';
 import { h, replace, uid } from '../dom.js';
 import { fmtClock, fmtDuration, fmtInt, fmtNum, fmtTime, t } from '../i18n.js';
 import { LineChart } from '../chart.js';
-import { ACTIVE, badge, confirmButton, errorBox, facts, field, jobProgress, loading, progressBar, table, toast } from '../ui.js';
+import { ACTIVE, CANCELLABLE, PAUSABLE, RESUMABLE, badge, confirmButton, errorBox, facts, field, jobProgress, loading, progressBar, table, toast } from '../ui.js';
 import { eta, jobName } from './jobs.js';
 import { refLink, versionLink } from '../registry.js';
 
 const MAX_EVENTS = 500;
-const CANCELLABLE = ['validating_files', 'queued', 'dispatched', 'running'];
 
 // Which chart shows which metric, per method.
 function chartsFor(method) {
@@ -95,6 +94,20 @@ export function mount(root, ctx) {
         } catch (e) { replace(err, errorBox(e)); }
       }, { dataset: { write: 'cancel' } });
       actions.push(cancelBtn);
+    }
+    // pause (the trainer checkpoints and stops) and resume (from that checkpoint)
+    for (const [act, states] of [['pause', PAUSABLE], ['resume', RESUMABLE]]) {
+      if (!ctx.can('member') || !states.includes(job.state)) continue;
+      const b = h('button', { type: 'button', dataset: { write: act } }, t(`job.${act}`));
+      b.addEventListener('click', async () => {
+        b.disabled = true;
+        try {
+          job = await api('POST', `/v1/fine_tuning/jobs/${id}/${act}`);
+          toast(t(`job.${act}_sent`));
+          drawAll();
+        } catch (e) { b.disabled = false; replace(err, errorBox(e)); }
+      });
+      actions.push(b);
     }
     if (ctx.can('member')) {
       if (produced && job.adapter !== 'none') {

@@ -24,7 +24,7 @@ export function mount(root, ctx) {
   let more = false;
   let lastId = null;
   const status = h('select', { id: uid('status') },
-    ['all', 'active', ...ACTIVE.filter((s) => s !== 'dispatched'), 'succeeded', 'failed', 'cancelled']
+    ['all', 'active', ...ACTIVE.filter((s) => s !== 'dispatched'), 'paused', 'succeeded', 'failed', 'cancelled']
       .map((s) => h('option', { value: s }, s === 'all' || s === 'active' ? t(`jobs.filter_${s}`) : t(`state.${s}`))));
   const model = h('select', { id: uid('model') }, h('option', { value: '' }, t('jobs.filter_any_model')));
   const search = h('input', { type: 'search', id: uid('search'), placeholder: t('jobs.search_placeholder') });

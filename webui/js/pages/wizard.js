@@ -1,7 +1,8 @@
 // wizard.js - a new fine-tuning job in four steps:
 //   1 data         upload (with progress) or pick a dataset; its validation
 //                  report, line-numbered errors and statistics
-//   2 model        base model, method, adapter and LoRA shape, suffix
+//   2 model        base model, method, adapter and LoRA shape (rank, alpha,
+//                  dropout, target modules, layers to transform), suffix
 //   3 settings     hyperparameters with their defaults, ranges and a line
 //                  of help each
 //   4 review       the request body and the estimate of tokens, steps, time
@@ -27,6 +28,9 @@ import { datasetReport, errorBox, field, filePicker, loading, notice, stat } fro
 const STEPS = ['data', 'model', 'settings', 'review'];
 const BASIC = ['n_epochs', 'batch_size', 'learning_rate_multiplier', 'beta'];
 const DPO_FORMATS = ['preference', 'openai_dpo'];
+// The linears LoRA may adapt: the trainer's table (ft_linear_parse,
+// docs/trainer.md); JobCreate's lora.target_modules lists no enum to read.
+const LINEARS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const POLL_MS = 400;
 
 let specCache = null;
@@ -54,6 +58,37 @@ function describe(s) {
     type: bool ? 'boolean' : alt.type, min: alt.minimum ?? alt.exclusiveMinimum, max: alt.maximum,
     exclusiveMin: alt.exclusiveMinimum !== undefined, enum: alt.enum, auto, def: s.default,
   };
+}
+
+// lora.layers_to_transform in ftctl's --lora-layers syntax (cli/ftctl.c,
+// layer_list): indices and inclusive ranges, comma-separated ("10-29",
+// "0,5-7"), each from 0 to max (the schema's). The layers sorted, each once;
+// [] for an empty text (every layer); null when malformed ("7-5", "a", "-1").
+export function parseLayers(text, max) {
+  if (!text.trim()) return [];
+  const out = new Set();
+  for (const part of text.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) return null;
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (hi < lo || (max !== undefined && hi > max)) return null;
+    for (let l = lo; l <= hi; l += 1) out.add(l);
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+// The list written back as ftctl would take it: [0, 1, 2, 5] as "0-2,5".
+function layersText(v) {
+  const ls = [...new Set(Array.isArray(v) ? v : [v])].sort((a, b) => a - b);
+  const parts = [];
+  for (let i = 0; i < ls.length;) {
+    let j = i;
+    while (j + 1 < ls.length && ls[j + 1] === ls[j] + 1) j += 1;
+    parts.push(j > i ? `${ls[i]}-${ls[j]}` : String(ls[i]));
+    i = j + 1;
+  }
+  return parts.join(',');
 }
 
 async function waitValidated(id) {
@@ -147,6 +182,7 @@ export function mount(root, ctx) {
     train: { file: null, dataset: null, busy: false },
     val: { file: null, dataset: null, busy: false },
     model: '', method: 'supervised', methodTouched: false, adapter: 'lora', lora: {}, suffix: '', registered: '', hp: {},
+    layers: '', // lora.layers_to_transform as typed; st.lora has it parsed
   };
   let doc = null;
   let models = []; // base models
@@ -171,7 +207,7 @@ export function mount(root, ctx) {
     if (st.val.file) b.validation_file = st.val.file;
     if (st.adapter !== 'none' && !isVersion()) {
       const l = {};
-      for (const [k, v] of Object.entries(st.lora)) if (v !== '' && v !== undefined) l[k] = v;
+      for (const [k, v] of Object.entries(st.lora)) if (v !== '' && v !== undefined && !(Array.isArray(v) && !v.length)) l[k] = v;
       if (Object.keys(l).length) b.lora = l;
     }
     if (st.suffix) b.suffix = st.suffix;
@@ -192,6 +228,7 @@ export function mount(root, ctx) {
       const ok = st.step !== 0 || dataOk();
       const next = h('button', { type: 'button', class: 'primary', disabled: !ok, dataset: { action: 'next' } }, t('wizard.next'));
       next.addEventListener('click', () => {
+        if (st.step === 1 && !checkLayers(true, true)) return;
         if (st.step === 2 && !checkSettings()) return;
         st.step += 1;
         draw();
@@ -204,6 +241,30 @@ export function mount(root, ctx) {
   }
 
   // ---- step 2: model, method, adapter -------------------------------------
+  let layersField = null; // {input, errEl, max} while the LoRA shape is shown
+
+  // Parse the layers typed into st.lora; false when they are malformed. The
+  // error shows on change and on Next (which also focuses the field), stays
+  // up to date while shown and goes as soon as the text is good again.
+  function checkLayers(show, focus) {
+    if (!layersField) return true;
+    const { input, errEl, max } = layersField;
+    const v = parseLayers(st.layers, max);
+    if (v) {
+      st.lora.layers_to_transform = v;
+      errEl.textContent = '';
+      input.removeAttribute('aria-invalid');
+      return true;
+    }
+    delete st.lora.layers_to_transform;
+    if (show || errEl.textContent) {
+      errEl.textContent = t('wizard.layers_bad', { value: st.layers.trim(), max: max ?? '…' });
+      input.setAttribute('aria-invalid', 'true');
+    }
+    if (focus) input.focus();
+    return false;
+  }
+
   function modelPane() {
     const vers = versions.some((v) => v.ref === st.model) || !st.model || models.some((m) => m.id === st.model)
       ? versions : versions.concat([{ ref: st.model, ft: null }]);
@@ -236,16 +297,43 @@ export function mount(root, ctx) {
     const loraBox = h('div');
     const adapterRadios = h('div');
     const drawLora = () => {
+      layersField = null;
       if (st.adapter === 'none') { replace(loraBox); return; }
       if (isVersion()) { replace(loraBox, h('p', { class: 'help' }, t('wizard.lora_from_version'))); return; }
       const ls = loraSchema(doc);
-      replace(loraBox, h('div', { class: 'grid2' }, ['r', 'alpha', 'dropout'].map((k) => {
+      const shape = ['r', 'alpha', 'dropout'].map((k) => {
         const d = describe(ls[k]);
         const inp = h('input', { type: 'number', step: d.type === 'integer' ? 1 : 'any', min: d.min, max: d.max,
           placeholder: d.def !== undefined ? String(d.def) : '', value: st.lora[k] ?? '', inputmode: 'decimal' });
         inp.addEventListener('input', () => { st.lora[k] = inp.value === '' ? '' : Number(inp.value); });
         return field(`lora.${k}`, inp, t(`lora.${k}`), uid(`lora-${k}`));
-      })));
+      });
+      // target modules: none checked sends none (the trainer's default);
+      // a job prefilled with other names (dotted paths) shows them too
+      const chosen = new Set(st.lora.target_modules || []);
+      const names = LINEARS.concat([...chosen].filter((m) => !LINEARS.includes(m)));
+      const targets = h('fieldset', { dataset: { field: 'lora.target_modules' } }, h('legend', {}, 'lora.target_modules'),
+        names.map((m) => {
+          const box = h('input', { type: 'checkbox', name: 'target_modules', value: m, checked: chosen.has(m) });
+          box.addEventListener('change', () => {
+            if (box.checked) chosen.add(m); else chosen.delete(m);
+            st.lora.target_modules = names.filter((x) => chosen.has(x));
+          });
+          return h('label', { class: 'inline' }, box, m);
+        }),
+        h('div', { class: 'help' }, t('lora.target_modules')));
+      // layers to transform: checked as typed, refused by Next while malformed
+      const id = uid('lora-layers');
+      const layers = h('input', { type: 'text', id, value: st.layers, placeholder: '10-29', autocomplete: 'off', spellcheck: 'false',
+        dataset: { field: 'lora.layers_to_transform' }, 'aria-describedby': `${id}-help ${id}-err` });
+      const errEl = h('div', { class: 'err', id: `${id}-err`, 'aria-live': 'polite' });
+      layersField = { input: layers, errEl, max: (ls.layers_to_transform.items || {}).maximum };
+      layers.addEventListener('input', () => { st.layers = layers.value; checkLayers(false, false); });
+      layers.addEventListener('change', () => checkLayers(true, false));
+      replace(loraBox, h('div', { class: 'grid2' }, shape), targets,
+        h('div', { class: 'field' }, h('label', { for: id }, 'lora.layers_to_transform'), layers,
+          h('div', { class: 'help', id: `${id}-help` }, t('lora.layers_to_transform')), errEl));
+      if (st.layers) checkLayers(false, false);
     };
     // a version is continued with LoRA or QLoRA only
     const drawAdapters = () => {
@@ -423,6 +511,11 @@ export function mount(root, ctx) {
       st.methodTouched = true;
       st.adapter = from.adapter;
       st.lora = from.lora ? { r: from.lora.r, alpha: from.lora.alpha, dropout: from.lora.dropout } : {};
+      if (from.lora && Array.isArray(from.lora.target_modules)) st.lora.target_modules = [...from.lora.target_modules];
+      if (from.lora && from.lora.layers_to_transform !== undefined && from.lora.layers_to_transform !== null) {
+        st.layers = layersText(from.lora.layers_to_transform);
+        st.lora.layers_to_transform = parseLayers(st.layers);
+      }
       st.suffix = from.user_provided_suffix || '';
       st.registered = from.registered_model || '';
       const hp = (from.method[from.method.type] || {}).hyperparameters || {};

@@ -363,14 +363,21 @@ def test_wizard_creates_a_job_and_its_loss_curve_grows(stack):
     stack["state"]["dpo"] = r.json()["id"]
 
 
+def support_file(c):
+    """The wizard's test's training file (support.jsonl), or, run without it
+    (-k), a file of its own by that name: 16 rows of the bundled data."""
+    files = c.get("/v1/files").json()["data"]
+    train = next((f for f in files if f["filename"] == "support.jsonl"), None)
+    if train is None:
+        body = "\n".join((DATA / "train.jsonl").read_text().splitlines()[:16]) + "\n"
+        train = c.post("/v1/files", data={"purpose": "fine-tune"},
+                       files={"file": ("support.jsonl", body.encode())}).json()
+    return train
+
+
 def test_cancel_another_job(stack):
     with client(stack["srv"]) as c:
-        files = c.get("/v1/files").json()["data"]
-        train = next((f for f in files if f["filename"] == "support.jsonl"), None)
-        if train is None:   # run without the wizard's test before it (-k): a file of its own
-            body = "\n".join((DATA / "train.jsonl").read_text().splitlines()[:16]) + "\n"
-            train = c.post("/v1/files", data={"purpose": "fine-tune"},
-                           files={"file": ("support.jsonl", body.encode())}).json()
+        train = support_file(c)
         job = c.post("/v1/fine_tuning/jobs", json={"model": "ftplat-tiny-cs", "training_file": train["id"],
                                                    "suffix": "to-cancel",
                                                    "hyperparameters": {"n_epochs": 50, "batch_size": 2}}).json()
@@ -398,12 +405,7 @@ def test_pause_and_resume_a_job(stack):
     worker runs it: its trainer checkpoints and stops), the API agrees, the
     list's paused filter shows it, and Resume queues it again."""
     with client(stack["srv"]) as c:
-        files = c.get("/v1/files").json()["data"]
-        train = next((f for f in files if f["filename"] == "support.jsonl"), None)
-        if train is None:
-            body = "\n".join((DATA / "train.jsonl").read_text().splitlines()[:16]) + "\n"
-            train = c.post("/v1/files", data={"purpose": "fine-tune"},
-                           files={"file": ("support.jsonl", body.encode())}).json()
+        train = support_file(c)
         job = c.post("/v1/fine_tuning/jobs", json={"model": "ftplat-tiny-cs", "training_file": train["id"],
                                                    "suffix": "to-pause",
                                                    "hyperparameters": {"n_epochs": 50, "batch_size": 2}}).json()

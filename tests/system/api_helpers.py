@@ -49,14 +49,21 @@ def upload(srv, data, key=None, name="train.jsonl"):
 
 
 def wait_status(srv, job_id, want, key=None, timeout=20):
+    """Poll until the job's status is one of want: every 50 ms at first, then
+    less often (at most every 0.5 s), so a long wait (a job trained under
+    ASan) does not spend the key's 600 requests a minute that the next test
+    needs; a 429 meanwhile waits a second and asks again."""
     with client(srv, key) as c:
         deadline = time.time() + timeout
+        pause = 0.05
         while True:
-            j = c.get(f"/v1/fine_tuning/jobs/{job_id}").json()
+            r = c.get(f"/v1/fine_tuning/jobs/{job_id}")
+            j = r.json() if r.status_code != 429 else {"status": "(rate-limited)"}
             if j["status"] in want:
                 return j
             assert time.time() < deadline, f"job stayed {j['status']}, wanted {want}"
-            time.sleep(0.05)
+            time.sleep(1.0 if r.status_code == 429 else pause)
+            pause = min(pause * 1.25, 0.5)
 
 
 def ftctl(srv, build_dir, *args, key=None, check=0, home=None):

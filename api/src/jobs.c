@@ -967,7 +967,7 @@ static enum ft_rc job_move(struct api_req *r, enum job_action act)
 			       "INSERT INTO job_transitions (job_id, from_status, to_status, "
 			       "attempt, reason) "
 			       "VALUES ($1, $2, $3, $4::int, $5)",
-			       5, (const char *[]){ q[0], q[1], q[2], q[3], q[4] }) ||
+			       5, q) ||
 		    api_job_event(r->db, id, "info", "status", job_move_message(to),
 				  api_printf(r->arena, "{\"status\":\"%s\"}", to), &r->err))
 			return r->err.rc;
